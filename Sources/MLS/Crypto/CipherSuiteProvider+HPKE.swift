@@ -1,0 +1,155 @@
+import Crypto
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension CipherSuiteProvider {
+    var hpkeCiphersuite: HPKE.Ciphersuite {
+        let aead: HPKE.AEAD
+        switch aeadAlgorithm {
+        case .aes128gcm: aead = .AES_GCM_128
+        case .aes256gcm: aead = .AES_GCM_256
+        case .chacha20poly1305: aead = .chaChaPoly
+        }
+        switch kemAlgorithm {
+        case .x25519: return HPKE.Ciphersuite(kem: .Curve25519_HKDF_SHA256, kdf: .HKDF_SHA256, aead: aead)
+        case .p256: return HPKE.Ciphersuite(kem: .P256_HKDF_SHA256, kdf: .HKDF_SHA256, aead: aead)
+        case .p384: return HPKE.Ciphersuite(kem: .P384_HKDF_SHA384, kdf: .HKDF_SHA384, aead: aead)
+        case .p521: return HPKE.Ciphersuite(kem: .P521_HKDF_SHA512, kdf: .HKDF_SHA512, aead: aead)
+        }
+    }
+
+    /// HPKE SealBase (RFC 9180 §6.1). The ephemeral key comes from
+    /// swift-crypto's CSPRNG; nothing in MLS requires it to be replayable.
+    func hpkeSeal(
+        publicKey: HPKEPublicKey, info: [UInt8], aad: [UInt8], plaintext: [UInt8]
+    ) throws(MLSError) -> (kemOutput: [UInt8], ciphertext: [UInt8]) {
+        do {
+            var sender: HPKE.Sender
+            switch kemAlgorithm {
+            case .x25519:
+                let key = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: publicKey.bytes)
+                sender = try HPKE.Sender(recipientKey: key, ciphersuite: hpkeCiphersuite, info: Data(info))
+            case .p256:
+                let key = try P256.KeyAgreement.PublicKey(x963Representation: publicKey.bytes)
+                sender = try HPKE.Sender(recipientKey: key, ciphersuite: hpkeCiphersuite, info: Data(info))
+            case .p384:
+                let key = try P384.KeyAgreement.PublicKey(x963Representation: publicKey.bytes)
+                sender = try HPKE.Sender(recipientKey: key, ciphersuite: hpkeCiphersuite, info: Data(info))
+            case .p521:
+                let key = try P521.KeyAgreement.PublicKey(x963Representation: publicKey.bytes)
+                sender = try HPKE.Sender(recipientKey: key, ciphersuite: hpkeCiphersuite, info: Data(info))
+            }
+            let ciphertext = try sender.seal(plaintext, authenticating: aad)
+            return (Array(sender.encapsulatedKey), Array(ciphertext))
+        } catch {
+            throw MLSError(.invalidKey, "§5.1.3", "HPKE seal failed: invalid public key")
+        }
+    }
+
+    /// HPKE OpenBase (RFC 9180 §6.1).
+    func hpkeOpen(
+        privateKey: HPKEPrivateKey, kemOutput: [UInt8], info: [UInt8], aad: [UInt8], ciphertext: [UInt8]
+    ) throws(MLSError) -> [UInt8] {
+        do {
+            var recipient: HPKE.Recipient
+            let raw = privateKey.secret.bytes
+            switch kemAlgorithm {
+            case .x25519:
+                let key = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw)
+                recipient = try HPKE.Recipient(privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+            case .p256:
+                let key = try P256.KeyAgreement.PrivateKey(rawRepresentation: raw)
+                recipient = try HPKE.Recipient(privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+            case .p384:
+                let key = try P384.KeyAgreement.PrivateKey(rawRepresentation: raw)
+                recipient = try HPKE.Recipient(privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+            case .p521:
+                let key = try P521.KeyAgreement.PrivateKey(rawRepresentation: raw)
+                recipient = try HPKE.Recipient(privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+            }
+            return Array(try recipient.open(ciphertext, authenticating: aad))
+        } catch {
+            throw MLSError(.decryptionFailed, "§5.1.3", "HPKE open failed")
+        }
+    }
+
+    /// The public key of a serialised HPKE private key.
+    public func hpkePublicKey(of privateKey: HPKEPrivateKey) throws(MLSError) -> HPKEPublicKey {
+        let raw = privateKey.secret.bytes
+        do {
+            switch kemAlgorithm {
+            case .x25519: return HPKEPublicKey(Array(try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.rawRepresentation))
+            case .p256: return HPKEPublicKey(Array(try P256.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.x963Representation))
+            case .p384: return HPKEPublicKey(Array(try P384.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.x963Representation))
+            case .p521: return HPKEPublicKey(Array(try P521.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.x963Representation))
+            }
+        } catch {
+            throw MLSError(.invalidKey, "§5.1.1", "invalid HPKE private key")
+        }
+    }
+
+    /// KEM.DeriveKeyPair(ikm) (RFC 9180 §7.1.3), used for path secrets,
+    /// `external_pub` and key generation from injected randomness.
+    public func deriveKeyPair(ikm: [UInt8]) throws(MLSError) -> HPKEKeyPair {
+        let suiteID: [UInt8] = Array("KEM".utf8) + [UInt8(kemIdentifier >> 8), UInt8(kemIdentifier & 0xFF)]
+        let prk = kemLabeledExtract(salt: [], label: "dkp_prk", ikm: ikm, suiteID: suiteID)
+        switch kemAlgorithm {
+        case .x25519:
+            let sk = kemLabeledExpand(prk: prk, label: "sk", info: [], length: kemPrivateKeyLength, suiteID: suiteID)
+            let privateKey = HPKEPrivateKey(sk)
+            return HPKEKeyPair(privateKey: privateKey, publicKey: try hpkePublicKey(of: privateKey))
+        case .p256, .p384, .p521:
+            let bitmask: UInt8 = kemAlgorithm == .p521 ? 0x01 : 0xFF
+            for counter in 0...255 {
+                var candidate = kemLabeledExpand(
+                    prk: prk, label: "candidate", info: [UInt8(counter)], length: kemPrivateKeyLength, suiteID: suiteID)
+                candidate[0] &= bitmask
+                // swift-crypto refuses a zero scalar or one not below the group order.
+                let privateKey = HPKEPrivateKey(candidate)
+                if let publicKey = try? hpkePublicKey(of: privateKey) {
+                    return HPKEKeyPair(privateKey: privateKey, publicKey: publicKey)
+                }
+            }
+            throw MLSError(.invalidKey, "§5.1.1", "DeriveKeyPair found no valid scalar")
+        }
+    }
+
+    /// A fresh HPKE key pair from `random`.
+    public func generateHPKEKeyPair(random: some RandomSource) throws(MLSError) -> HPKEKeyPair {
+        try deriveKeyPair(ikm: random.bytes(count: kemPrivateKeyLength))
+    }
+
+    private var kemIdentifier: UInt16 {
+        switch kemAlgorithm {
+        case .x25519: 0x0020
+        case .p256: 0x0010
+        case .p384: 0x0011
+        case .p521: 0x0012
+        }
+    }
+
+    private func kemLabeledExtract(salt: [UInt8], label: String, ikm: [UInt8], suiteID: [UInt8]) -> [UInt8] {
+        let labeled = Array("HPKE-v1".utf8) + suiteID + Array(label.utf8) + ikm
+        let key = SymmetricKey(data: labeled)
+        switch kemAlgorithm {
+        case .x25519, .p256: return Array(HKDF<SHA256>.extract(inputKeyMaterial: key, salt: salt))
+        case .p384: return Array(HKDF<SHA384>.extract(inputKeyMaterial: key, salt: salt))
+        case .p521: return Array(HKDF<SHA512>.extract(inputKeyMaterial: key, salt: salt))
+        }
+    }
+
+    private func kemLabeledExpand(prk: [UInt8], label: String, info: [UInt8], length: Int, suiteID: [UInt8]) -> [UInt8] {
+        let labeled = [UInt8(length >> 8), UInt8(length & 0xFF)] + Array("HPKE-v1".utf8) + suiteID + Array(label.utf8) + info
+        let key: SymmetricKey
+        switch kemAlgorithm {
+        case .x25519, .p256: key = HKDF<SHA256>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length)
+        case .p384: key = HKDF<SHA384>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length)
+        case .p521: key = HKDF<SHA512>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length)
+        }
+        return key.withUnsafeBytes { Array($0) }
+    }
+}
