@@ -1,9 +1,9 @@
 import Crypto
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 extension CipherSuiteProvider {
@@ -60,16 +60,20 @@ extension CipherSuiteProvider {
             switch kemAlgorithm {
             case .x25519:
                 let key = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw)
-                recipient = try HPKE.Recipient(privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                recipient = try HPKE.Recipient(
+                    privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
             case .p256:
                 let key = try P256.KeyAgreement.PrivateKey(rawRepresentation: raw)
-                recipient = try HPKE.Recipient(privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                recipient = try HPKE.Recipient(
+                    privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
             case .p384:
                 let key = try P384.KeyAgreement.PrivateKey(rawRepresentation: raw)
-                recipient = try HPKE.Recipient(privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                recipient = try HPKE.Recipient(
+                    privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
             case .p521:
                 let key = try P521.KeyAgreement.PrivateKey(rawRepresentation: raw)
-                recipient = try HPKE.Recipient(privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                recipient = try HPKE.Recipient(
+                    privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
             }
             return Array(try recipient.open(ciphertext, authenticating: aad))
         } catch {
@@ -82,7 +86,8 @@ extension CipherSuiteProvider {
         let raw = privateKey.secret.bytes
         do {
             switch kemAlgorithm {
-            case .x25519: return HPKEPublicKey(Array(try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.rawRepresentation))
+            case .x25519:
+                return HPKEPublicKey(Array(try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.rawRepresentation))
             case .p256: return HPKEPublicKey(Array(try P256.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.x963Representation))
             case .p384: return HPKEPublicKey(Array(try P384.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.x963Representation))
             case .p521: return HPKEPublicKey(Array(try P521.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.x963Representation))

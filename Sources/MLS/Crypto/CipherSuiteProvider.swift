@@ -2,9 +2,9 @@ import Crypto
 import MLSCodec
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The primitives of one cipher suite (RFC 9420 §5.1), all from swift-crypto.

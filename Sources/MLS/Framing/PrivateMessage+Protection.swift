@@ -104,7 +104,9 @@ extension PrivateMessage {
         let reuseGuard = random.bytes(count: 4)
         let ciphertext = try provider.seal(
             key: keyAndNonce.key.bytes, nonce: xor(keyAndNonce.nonce.bytes, reuseGuard),
-            aad: contentAAD(groupID: content.groupID, epoch: content.epoch, contentType: content.contentType, authenticatedData: content.authenticatedData),
+            aad: contentAAD(
+                groupID: content.groupID, epoch: content.epoch, contentType: content.contentType,
+                authenticatedData: content.authenticatedData),
             plaintext: plaintext.bytes)
 
         let senderData = SenderData(leafIndex: leaf, generation: keyAndNonce.generation, reuseGuard: reuseGuard)

@@ -80,8 +80,10 @@ public enum KeySchedule {
 
     /// The key and nonce that protect a Welcome's GroupInfo (§12.4.3.1).
     public static func welcomeKeyAndNonce(_ provider: CipherSuiteProvider, welcomeSecret: WelcomeSecret) -> (key: [UInt8], nonce: [UInt8]) {
-        (provider.expandWithLabel(secret: welcomeSecret.bytes, label: "key", context: [], length: provider.aeadKeyLength),
-         provider.expandWithLabel(secret: welcomeSecret.bytes, label: "nonce", context: [], length: provider.aeadNonceLength))
+        (
+            provider.expandWithLabel(secret: welcomeSecret.bytes, label: "key", context: [], length: provider.aeadKeyLength),
+            provider.expandWithLabel(secret: welcomeSecret.bytes, label: "nonce", context: [], length: provider.aeadNonceLength)
+        )
     }
 
     /// The confirmation tag: MAC(confirmation_key, confirmed_transcript_hash) (§8.1, §6.1).

@@ -174,8 +174,10 @@ public struct SecretTree: Sendable {
             secret = childSecret(of: secret, towards: path[index], parent: path[index - 1])
         }
         return LeafRatchets(
-            handshake: HashRatchet(secret: provider.expandWithLabel(secret: secret, label: "handshake", context: [], length: provider.hashLength)),
-            application: HashRatchet(secret: provider.expandWithLabel(secret: secret, label: "application", context: [], length: provider.hashLength)))
+            handshake: HashRatchet(
+                secret: provider.expandWithLabel(secret: secret, label: "handshake", context: [], length: provider.hashLength)),
+            application: HashRatchet(
+                secret: provider.expandWithLabel(secret: secret, label: "application", context: [], length: provider.hashLength)))
     }
 
     /// Stores a leaf's ratchets after use, deleting the node secrets that

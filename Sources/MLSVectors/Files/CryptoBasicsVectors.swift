@@ -3,13 +3,45 @@ import MLS
 /// crypto-basics.json: the labelled primitives of RFC 9420 §5 and §8.
 enum CryptoBasicsVectors: VectorFile {
     struct Entry: Decodable {
-        struct RefHash: Decodable { let label: String; let value: Hex; let out: Hex }
-        struct ExpandWithLabel: Decodable { let secret: Hex; let label: String; let context: Hex; let length: Int; let out: Hex }
-        struct DeriveSecret: Decodable { let secret: Hex; let label: String; let out: Hex }
-        struct DeriveTreeSecret: Decodable { let secret: Hex; let label: String; let generation: UInt32; let length: Int; let out: Hex }
-        struct SignWithLabel: Decodable { let priv: Hex; let pub: Hex; let content: Hex; let label: String; let signature: Hex }
+        struct RefHash: Decodable {
+            let label: String
+            let value: Hex
+            let out: Hex
+        }
+        struct ExpandWithLabel: Decodable {
+            let secret: Hex
+            let label: String
+            let context: Hex
+            let length: Int
+            let out: Hex
+        }
+        struct DeriveSecret: Decodable {
+            let secret: Hex
+            let label: String
+            let out: Hex
+        }
+        struct DeriveTreeSecret: Decodable {
+            let secret: Hex
+            let label: String
+            let generation: UInt32
+            let length: Int
+            let out: Hex
+        }
+        struct SignWithLabel: Decodable {
+            let priv: Hex
+            let pub: Hex
+            let content: Hex
+            let label: String
+            let signature: Hex
+        }
         struct EncryptWithLabel: Decodable {
-            let priv: Hex; let pub: Hex; let label: String; let context: Hex; let plaintext: Hex; let kem_output: Hex; let ciphertext: Hex
+            let priv: Hex
+            let pub: Hex
+            let label: String
+            let context: Hex
+            let plaintext: Hex
+            let kem_output: Hex
+            let ciphertext: Hex
         }
 
         let cipher_suite: UInt16
@@ -31,7 +63,8 @@ enum CryptoBasicsVectors: VectorFile {
 
         let expand = entry.expand_with_label
         try expect(
-            provider.expandWithLabel(secret: expand.secret.bytes, label: expand.label, context: expand.context.bytes, length: expand.length),
+            provider.expandWithLabel(
+                secret: expand.secret.bytes, label: expand.label, context: expand.context.bytes, length: expand.length),
             expand.out.bytes, "expand_with_label")
 
         let derive = entry.derive_secret

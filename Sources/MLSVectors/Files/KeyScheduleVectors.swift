@@ -4,7 +4,12 @@ import MLSCodec
 /// key-schedule.json: several epochs of the key schedule (RFC 9420 §8).
 enum KeyScheduleVectors: VectorFile {
     struct Entry: Decodable {
-        struct Exporter: Decodable { let label: String; let context: Hex; let length: Int; let secret: Hex }
+        struct Exporter: Decodable {
+            let label: String
+            let context: Hex
+            let length: Int
+            let secret: Hex
+        }
         struct Epoch: Decodable {
             let tree_hash: Hex
             let commit_secret: Hex
@@ -77,7 +82,11 @@ enum KeyScheduleVectors: VectorFile {
 /// psk_secret.json: chaining external PSKs into psk_secret (RFC 9420 §8.4).
 enum PSKSecretVectors: VectorFile {
     struct Entry: Decodable {
-        struct PSK: Decodable { let psk_id: Hex; let psk: Hex; let psk_nonce: Hex }
+        struct PSK: Decodable {
+            let psk_id: Hex
+            let psk: Hex
+            let psk_nonce: Hex
+        }
         let cipher_suite: UInt16
         let psks: [PSK]
         let psk_secret: Hex
@@ -113,7 +122,8 @@ enum TranscriptHashVectors: VectorFile {
         try expect(content.content.contentType == .commit, "authenticated_content is not a commit")
         guard let tag = content.auth.confirmationTag else { throw VectorMismatch("commit without confirmation tag") }
         try expect(
-            tag, KeySchedule.confirmationTag(
+            tag,
+            KeySchedule.confirmationTag(
                 provider, confirmationKey: ConfirmationKey(entry.confirmation_key.bytes),
                 confirmedTranscriptHash: entry.confirmed_transcript_hash_after.bytes),
             "confirmation_tag")

@@ -79,8 +79,9 @@ enum MessageProtectionVectors: VectorFile {
                 let wire = MLSMessage(body: .publicMessage(ours)).tlsSerialized
                 try expect(try unprotectPublic(wire), content, "\(name) own PublicMessage")
             } else {
-                let refused = (try? PublicMessage.protect(
-                    provider, try sign(content, wireFormat: .publicMessage), context: context, membershipKey: membershipKey)) == nil
+                let refused =
+                    (try? PublicMessage.protect(
+                        provider, try sign(content, wireFormat: .publicMessage), context: context, membershipKey: membershipKey)) == nil
                 try expect(refused, "\(name) was accepted as a PublicMessage")
             }
 

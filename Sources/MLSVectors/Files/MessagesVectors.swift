@@ -74,9 +74,13 @@ enum MessagesVectors: VectorFile {
         try roundTripProposal(.externalInit, entry.external_init_proposal, "external_init_proposal")
         try roundTripProposal(.groupContextExtensions, entry.group_context_extensions_proposal, "group_context_extensions_proposal")
         _ = try roundTrip(Commit.self, entry.commit, "commit")
-        try expectPublic(try roundTrip(MLSMessage.self, entry.public_message_application, "public_message_application"), .application, "public_message_application")
-        try expectPublic(try roundTrip(MLSMessage.self, entry.public_message_proposal, "public_message_proposal"), .proposal, "public_message_proposal")
-        try expectPublic(try roundTrip(MLSMessage.self, entry.public_message_commit, "public_message_commit"), .commit, "public_message_commit")
+        try expectPublic(
+            try roundTrip(MLSMessage.self, entry.public_message_application, "public_message_application"), .application,
+            "public_message_application")
+        try expectPublic(
+            try roundTrip(MLSMessage.self, entry.public_message_proposal, "public_message_proposal"), .proposal, "public_message_proposal")
+        try expectPublic(
+            try roundTrip(MLSMessage.self, entry.public_message_commit, "public_message_commit"), .commit, "public_message_commit")
         try expectWireFormat(try roundTrip(MLSMessage.self, entry.private_message, "private_message"), .privateMessage, "private_message")
     }
 }

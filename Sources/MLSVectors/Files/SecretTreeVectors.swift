@@ -3,7 +3,12 @@ import MLS
 /// secret-tree.json: sender-data keys and per-leaf ratchets (RFC 9420 §6.3.2, §9).
 enum SecretTreeVectors: VectorFile {
     struct Entry: Decodable {
-        struct SenderData: Decodable { let sender_data_secret: Hex; let ciphertext: Hex; let key: Hex; let nonce: Hex }
+        struct SenderData: Decodable {
+            let sender_data_secret: Hex
+            let ciphertext: Hex
+            let key: Hex
+            let nonce: Hex
+        }
         struct Generation: Decodable {
             let generation: UInt32
             let handshake_key: Hex
@@ -26,10 +31,12 @@ enum SecretTreeVectors: VectorFile {
         let senderData = entry.sender_data
         let sample = Array(senderData.ciphertext.bytes.prefix(provider.hashLength))
         try expect(
-            provider.expandWithLabel(secret: senderData.sender_data_secret.bytes, label: "key", context: sample, length: provider.aeadKeyLength),
+            provider.expandWithLabel(
+                secret: senderData.sender_data_secret.bytes, label: "key", context: sample, length: provider.aeadKeyLength),
             senderData.key.bytes, "sender_data.key")
         try expect(
-            provider.expandWithLabel(secret: senderData.sender_data_secret.bytes, label: "nonce", context: sample, length: provider.aeadNonceLength),
+            provider.expandWithLabel(
+                secret: senderData.sender_data_secret.bytes, label: "nonce", context: sample, length: provider.aeadNonceLength),
             senderData.nonce.bytes, "sender_data.nonce")
 
         var tree = SecretTree(

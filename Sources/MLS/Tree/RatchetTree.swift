@@ -1,0 +1,291 @@
+import MLSCodec
+
+/// The public ratchet tree of a group (RFC 9420 §4, §7): an array of optional
+/// nodes over a full binary tree, with every node's tree hash (§7.8) cached.
+///
+/// Each change re-hashes only the changed node's path to the root, so one
+/// commit costs O(log n) hashes; doubling the tree hashes the new blank half
+/// once (amortised O(1) per added member).
+public struct RatchetTree: Sendable {
+    public let provider: CipherSuiteProvider
+    public private(set) var leafCount: UInt32
+    private(set) var nodes: [Node?]
+    /// `hashes[i]` is the tree hash of node i; always current.
+    private var hashes: [[UInt8]]
+
+    public var math: TreeMath { TreeMath(leafCount: leafCount) }
+    public var root: NodeIndex { math.root }
+    public var treeHash: [UInt8] { hashes[Int(root.rawValue)] }
+
+    /// A tree with one leaf.
+    public init(_ provider: CipherSuiteProvider, firstLeaf: LeafNode) {
+        self.provider = provider
+        leafCount = 1
+        nodes = [.leaf(firstLeaf)]
+        hashes = [[]]
+        rehashAll()
+    }
+
+    /// A tree from the `ratchet_tree` extension's node list (§12.4.3.3). The
+    /// list's shape is checked: leaves at even and parents at odd positions,
+    /// a non-blank last node, and at most 2^31 leaves.
+    public init(_ provider: CipherSuiteProvider, nodes list: RatchetTreeNodes) throws(MLSError) {
+        let count = list.nodes.count
+        guard count % 2 == 1 else {
+            throw MLSError(.malformed, "§12.4.3.3", "ratchet tree has an even number of nodes")
+        }
+        guard list.nodes.last.flatMap({ $0 }) != nil else {
+            throw MLSError(.malformed, "§12.4.3.3", "ratchet tree does not end with a non-blank node")
+        }
+        guard count <= Int(Int32.max) else { throw MLSError(.malformed, "§12.4.3.3", "ratchet tree too large") }
+        for (index, node) in list.nodes.enumerated() {
+            switch node {
+            case .leaf where index % 2 == 1, .parent where index % 2 == 0:
+                throw MLSError(.malformed, "§12.4.3.3", "node type does not match its position")
+            default: break
+            }
+        }
+        var width: UInt32 = 1
+        while Int(2 * width - 1) < count { width *= 2 }
+        self.provider = provider
+        leafCount = width
+        nodes = list.nodes + [Node?](repeating: nil, count: Int(2 * width - 1) - count)
+        hashes = []
+        rehashAll()
+    }
+
+    /// The node list for the `ratchet_tree` extension, trailing blanks removed.
+    public var exported: RatchetTreeNodes {
+        var end = nodes.count
+        while end > 0, nodes[end - 1] == nil { end -= 1 }
+        return RatchetTreeNodes(Array(nodes[..<end]))
+    }
+
+    // MARK: Reading
+
+    public subscript(node: NodeIndex) -> Node? {
+        Int(node.rawValue) < nodes.count ? nodes[Int(node.rawValue)] : nil
+    }
+
+    public func leaf(_ leaf: LeafIndex) -> LeafNode? {
+        guard leaf.rawValue < leafCount, case .leaf(let node)? = nodes[Int(leaf.nodeIndex.rawValue)] else { return nil }
+        return node
+    }
+
+    public func parentNode(_ node: NodeIndex) -> ParentNode? {
+        guard case .parent(let parent)? = self[node] else { return nil }
+        return parent
+    }
+
+    /// The encryption key of a non-blank node.
+    public func encryptionKey(_ node: NodeIndex) -> HPKEPublicKey? {
+        switch self[node] {
+        case .leaf(let leaf)?: leaf.encryptionKey
+        case .parent(let parent)?: parent.encryptionKey
+        case nil: nil
+        }
+    }
+
+    /// Every occupied leaf, in order.
+    public var members: [(index: LeafIndex, leaf: LeafNode)] {
+        (0..<leafCount).compactMap { raw in leaf(LeafIndex(raw)).map { (LeafIndex(raw), $0) } }
+    }
+
+    public var memberCount: Int { members.count }
+
+    public func treeHash(of node: NodeIndex) -> [UInt8] { hashes[Int(node.rawValue)] }
+
+    /// The resolution of a node (§4.1.1): itself and its unmerged leaves if
+    /// non-blank, else the resolutions of its children. Leaves in `excluding`
+    /// are left out (new members of the commit being built, §7.6).
+    public func resolution(_ node: NodeIndex, excluding: Set<LeafIndex> = []) -> [NodeIndex] {
+        switch self[node] {
+        case .leaf?:
+            return node.leafIndex.map { excluding.contains($0) } == true ? [] : [node]
+        case .parent(let parent)?:
+            return [node] + parent.unmergedLeaves.filter { !excluding.contains($0) }.map(\.nodeIndex)
+        case nil:
+            guard let left = math.left(node), let right = math.right(node) else { return [] }
+            return resolution(left, excluding: excluding) + resolution(right, excluding: excluding)
+        }
+    }
+
+    /// The filtered direct path of a leaf (§4.1.2), with the copath child of each node.
+    public func filteredDirectPath(_ leaf: LeafIndex) -> [(node: NodeIndex, copathChild: NodeIndex)] {
+        let path = math.directPath(leaf.nodeIndex)
+        let copath = math.copath(leaf.nodeIndex)
+        return zip(path, copath).filter { !resolution($0.1).isEmpty }.map { (node: $0.0, copathChild: $0.1) }
+    }
+
+    /// Whether `leaf` lies in the subtree under `node`.
+    public func subtree(_ node: NodeIndex, contains leaf: LeafIndex) -> Bool {
+        let span = (UInt32(1) << node.level) - 1
+        let position = leaf.nodeIndex.rawValue
+        return position >= node.rawValue - span && position <= node.rawValue + span
+    }
+
+    /// The leftmost blank leaf, if any.
+    public var firstBlankLeaf: LeafIndex? {
+        (0..<leafCount).lazy.map(LeafIndex.init(rawValue:)).first { leaf($0) == nil }
+    }
+
+    // MARK: Changing
+
+    /// Sets a node and re-hashes its path to the root.
+    mutating func set(_ node: NodeIndex, _ value: Node?) {
+        nodes[Int(node.rawValue)] = value
+        rehashPath(from: node)
+    }
+
+    /// Adds a leaf at the leftmost blank position, extending the tree if
+    /// there is none, and lists it as unmerged at every non-blank parent on
+    /// its direct path (§7.7, §12.1.1).
+    @discardableResult
+    public mutating func add(_ leafNode: LeafNode) -> LeafIndex {
+        let index: LeafIndex
+        if let blank = firstBlankLeaf {
+            index = blank
+        } else {
+            index = LeafIndex(leafCount)
+            extend()
+        }
+        nodes[Int(index.nodeIndex.rawValue)] = .leaf(leafNode)
+        for parentIndex in math.directPath(index.nodeIndex) {
+            if case .parent(var parent)? = nodes[Int(parentIndex.rawValue)] {
+                parent.unmergedLeaves.append(index)
+                parent.unmergedLeaves.sort()
+                nodes[Int(parentIndex.rawValue)] = .parent(parent)
+            }
+        }
+        rehashPath(from: index.nodeIndex)
+        return index
+    }
+
+    /// Replaces a member's leaf and blanks its direct path (Update, §12.1.2).
+    public mutating func update(_ leaf: LeafIndex, with leafNode: LeafNode) {
+        nodes[Int(leaf.nodeIndex.rawValue)] = .leaf(leafNode)
+        blankDirectPath(leaf)
+    }
+
+    /// Blanks a member's leaf and its direct path, then truncates the tree
+    /// while its right half is blank (Remove, §12.1.3).
+    public mutating func remove(_ leaf: LeafIndex) {
+        nodes[Int(leaf.nodeIndex.rawValue)] = nil
+        blankDirectPath(leaf)
+        truncate()
+    }
+
+    /// Blanks every node on the direct path of `leaf` (without re-hashing the leaf).
+    mutating func blankDirectPath(_ leaf: LeafIndex) {
+        for node in math.directPath(leaf.nodeIndex) { nodes[Int(node.rawValue)] = nil }
+        rehashPath(from: leaf.nodeIndex)
+    }
+
+    /// Doubles the tree: the old tree becomes the left subtree of a new blank root.
+    private mutating func extend() {
+        let oldCount = nodes.count
+        leafCount = leafCount == 0 ? 1 : leafCount * 2
+        nodes += [Node?](repeating: nil, count: Int(math.nodeCount) - oldCount)
+        hashes += [[UInt8]](repeating: [], count: nodes.count - oldCount)
+        // Hash the new right half bottom-up, then the new root.
+        for level in 0...math.root.level {
+            for raw in stride(from: (UInt32(1) << level) - 1, to: UInt32(nodes.count), by: Int(UInt32(1) << (level + 1)))
+            where raw >= UInt32(oldCount) || raw == math.root.rawValue {
+                hashes[Int(raw)] = computeHash(NodeIndex(raw))
+            }
+        }
+    }
+
+    /// Halves the tree while its right half holds no non-blank node.
+    private mutating func truncate() {
+        while leafCount > 1 {
+            let half = Int(leafCount) - 1
+            guard nodes[(half + 1)...].allSatisfy({ $0 == nil }) else { break }
+            leafCount /= 2
+            nodes.removeLast(nodes.count - half)
+            hashes.removeLast(hashes.count - half)
+        }
+    }
+
+    // MARK: Hashes
+
+    private mutating func rehashAll() {
+        hashes = [[UInt8]](repeating: [], count: nodes.count)
+        guard leafCount > 0 else { return }
+        for level in 0...math.root.level {
+            for raw in stride(from: (UInt32(1) << level) - 1, to: UInt32(nodes.count), by: Int(UInt32(1) << (level + 1))) {
+                hashes[Int(raw)] = computeHash(NodeIndex(raw))
+            }
+        }
+    }
+
+    private mutating func rehashPath(from node: NodeIndex) {
+        hashes[Int(node.rawValue)] = computeHash(node)
+        for ancestor in math.directPath(node) { hashes[Int(ancestor.rawValue)] = computeHash(ancestor) }
+    }
+
+    /// TreeHashInput for one node (§7.8), from its children's cached hashes.
+    private func computeHash(_ node: NodeIndex) -> [UInt8] {
+        treeHashInput(node, value: self[node], leftHash: math.left(node).map(treeHash(of:)), rightHash: math.right(node).map(treeHash(of:)))
+    }
+
+    private func treeHashInput(_ node: NodeIndex, value: Node?, leftHash: [UInt8]?, rightHash: [UInt8]?) -> [UInt8] {
+        var writer = TLSWriter(capacity: 256)
+        if let leaf = node.leafIndex {
+            NodeType.leaf.encode(to: &writer)
+            leaf.encode(to: &writer)
+            if case .leaf(let leafNode)? = value {
+                writer.write(UInt8(1))
+                leafNode.encode(to: &writer)
+            } else {
+                writer.write(UInt8(0))
+            }
+        } else {
+            NodeType.parent.encode(to: &writer)
+            if case .parent(let parent)? = value {
+                writer.write(UInt8(1))
+                parent.encode(to: &writer)
+            } else {
+                writer.write(UInt8(0))
+            }
+            writer.writeOpaque(leftHash ?? [])
+            writer.writeOpaque(rightHash ?? [])
+        }
+        return provider.hash(writer.bytes)
+    }
+
+    /// The tree hash of `node`'s subtree with `removed` leaves blanked and
+    /// dropped from every unmerged list (the "original sibling tree hash", §7.9).
+    public func treeHash(of node: NodeIndex, removing removed: Set<LeafIndex>) -> [UInt8] {
+        guard !removed.isEmpty, removed.contains(where: { subtree(node, contains: $0) }) else { return treeHash(of: node) }
+        var value = self[node]
+        switch value {
+        case .leaf?:
+            if let leaf = node.leafIndex, removed.contains(leaf) { value = nil }
+        case .parent(var parent)?:
+            parent.unmergedLeaves.removeAll { removed.contains($0) }
+            value = .parent(parent)
+        case nil:
+            break
+        }
+        let left = math.left(node).map { treeHash(of: $0, removing: removed) }
+        let right = math.right(node).map { treeHash(of: $0, removing: removed) }
+        return treeHashInput(node, value: value, leftHash: left, rightHash: right)
+    }
+
+    /// The parent hash of `parent` seen from the child whose sibling is
+    /// `sibling` (§7.9): Hash(ParentHashInput).
+    public func parentHash(of parent: NodeIndex, sibling: NodeIndex) -> [UInt8]? {
+        guard let node = parentNode(parent) else { return nil }
+        return parentHash(encryptionKey: node.encryptionKey, parentHash: node.parentHash,
+                          originalSiblingTreeHash: treeHash(of: sibling, removing: Set(node.unmergedLeaves)))
+    }
+
+    func parentHash(encryptionKey: HPKEPublicKey, parentHash: [UInt8], originalSiblingTreeHash: [UInt8]) -> [UInt8] {
+        var writer = TLSWriter(capacity: 128)
+        encryptionKey.encode(to: &writer)
+        writer.writeOpaque(parentHash)
+        writer.writeOpaque(originalSiblingTreeHash)
+        return provider.hash(writer.bytes)
+    }
+}
