@@ -19,6 +19,8 @@ public struct CodecError: Error, Sendable, Hashable, CustomStringConvertible {
         case unknownValue
         /// A value outside the range the structure allows.
         case invalidValue
+        /// The input, or a count of elements in it, exceeds a decoding limit.
+        case tooLarge
     }
 
     public let code: Code

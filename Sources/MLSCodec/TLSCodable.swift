@@ -20,9 +20,21 @@ extension TLSEncodable {
     }
 }
 
+/// Decoding limits that keep hostile input from costing more than it weighs.
+public enum TLSLimits {
+    /// The largest input decoded as one value: 256 MiB. Anything built from a
+    /// decoded value (a signature's content, a reference hash input) then
+    /// stays well inside the 2^30 - 1 bound of a vector length.
+    public static let maxInputLength = 1 << 28
+}
+
 extension TLSDecodable {
-    /// Decodes a value that must span all of `bytes`.
+    /// Decodes a value that must span all of `bytes`, which may be at most
+    /// ``TLSLimits/maxInputLength`` long.
     public init(tlsSerialized bytes: [UInt8]) throws {
+        guard bytes.count <= TLSLimits.maxInputLength else {
+            throw CodecError(.tooLarge, String(describing: Self.self), offset: 0)
+        }
         var reader = TLSReader(bytes)
         self = try Self(from: &reader)
         guard reader.isAtEnd else {

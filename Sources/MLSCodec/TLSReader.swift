@@ -114,14 +114,23 @@ public struct TLSReader: Sendable {
         return value
     }
 
+    /// The most elements one vector may hold. A decoded element takes more
+    /// memory than its encoding (up to ~100 times for a one-byte blank tree
+    /// node), so the count is bounded as well as the bytes.
+    public static let maxElementCount = 1 << 20
+
     /// `T items<V>`: decodes elements until the vector's body is consumed.
     public mutating func readVector<T: TLSDecodable>(
         of type: T.Type = T.self,
-        _ context: @autoclosure () -> String = "vector<V>"
+        _ context: @autoclosure () -> String = "vector<V>",
+        maxCount: Int = TLSReader.maxElementCount
     ) throws -> [T] {
         try readVector(context()) { inner in
             var items: [T] = []
-            while !inner.isAtEnd { items.append(try T(from: &inner)) }
+            while !inner.isAtEnd {
+                guard items.count < maxCount else { throw CodecError(.tooLarge, context(), offset: inner.position) }
+                items.append(try T(from: &inner))
+            }
             return items
         }
     }

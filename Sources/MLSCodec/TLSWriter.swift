@@ -37,9 +37,9 @@ public struct TLSWriter: Sendable {
 
     /// A variable-length header in its minimal encoding (RFC 9420 §2.1.2).
     ///
-    /// Every length this library writes comes from a value it built or decoded,
-    /// and public entry points bound message sizes, so a length over 2^30 - 1
-    /// is a programming error.
+    /// Decoded values are at most ``TLSLimits/maxInputLength`` (2^28) long and
+    /// the MLS layer refuses to frame content beyond ``maxContentLength``-style
+    /// bounds before encoding, so a length over 2^30 - 1 is a programming error.
     public mutating func writeLength(_ length: Int) {
         precondition(length >= 0 && length <= Self.maxVectorLength, "vector longer than 2^30 - 1 bytes")
         if length < 0x40 {

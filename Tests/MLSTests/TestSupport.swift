@@ -35,9 +35,15 @@ struct EpochFixture {
     let senderKey: SignaturePrivateKey
     let secrets: EpochSecrets
     let random: SeededRandom
-    let sender = LeafIndex(1)
+    let sender: LeafIndex
+    let leafCount: UInt32
 
-    init(suite: CipherSuite = .x25519Aes128Sha256Ed25519, seed: UInt64 = 1, epoch: UInt64 = 7) throws {
+    init(
+        suite: CipherSuite = .x25519Aes128Sha256Ed25519, seed: UInt64 = 1, epoch: UInt64 = 7,
+        sender: LeafIndex = LeafIndex(1), leafCount: UInt32 = 2
+    ) throws {
+        self.sender = sender
+        self.leafCount = leafCount
         provider = try CipherSuiteProvider(suite)
         random = SeededRandom(seed: seed)
         senderKey = try provider.generateSignatureKey(random: random)
@@ -50,14 +56,17 @@ struct EpochFixture {
     }
 
     func tree() -> SecretTree {
-        SecretTree(provider, encryptionSecret: secrets.encryptionSecret, leafCount: 2)
+        SecretTree(provider, encryptionSecret: secrets.encryptionSecret, leafCount: leafCount)
     }
 
     func signerKey(_ leaf: LeafIndex) -> SignaturePublicKey? { leaf == sender ? senderKey.publicKey : nil }
 
-    func signed(_ content: Content, wireFormat: WireFormat, authenticatedData: [UInt8] = []) throws -> AuthenticatedContent {
+    func signed(
+        _ content: Content, wireFormat: WireFormat, authenticatedData: [UInt8] = [], as sender: Sender? = nil
+    ) throws -> AuthenticatedContent {
         let framed = FramedContent(
-            groupID: context.groupID, epoch: context.epoch, sender: .member(sender), authenticatedData: authenticatedData, content: content)
+            groupID: context.groupID, epoch: context.epoch, sender: sender ?? .member(self.sender),
+            authenticatedData: authenticatedData, content: content)
         let tag: [UInt8]? = content.type == .commit ? [UInt8](repeating: 1, count: provider.hashLength) : nil
         return try AuthenticatedContent.sign(
             provider, wireFormat: wireFormat, content: framed, context: context, signer: senderKey, confirmationTag: tag)

@@ -52,7 +52,8 @@ struct Fixture {
     func protect(_ payload: [UInt8], tree: inout SecretTree) throws -> [UInt8] {
         let content = FramedContent(
             groupID: context.groupID, epoch: context.epoch, sender: .member(sender), authenticatedData: [], content: .application(payload))
-        let signed = try AuthenticatedContent.sign(provider, wireFormat: .privateMessage, content: content, context: context, signer: signer)
+        let signed = try AuthenticatedContent.sign(
+            provider, wireFormat: .privateMessage, content: content, context: context, signer: signer)
         let message = try PrivateMessage.protect(
             provider, signed, secretTree: &tree, senderDataSecret: secrets.senderDataSecret, random: random)
         return MLSMessage(body: .privateMessage(message)).tlsSerialized
@@ -84,7 +85,7 @@ while let argument = arguments.popFirst() {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 var rows: [(CipherSuite, Row)] = []
@@ -93,9 +94,13 @@ for suite in suites {
     for size in [100, 1024] {
         let payload = [UInt8](repeating: 0x61, count: size)
         var senderTree = fixture.tree()
-        rows.append((suite, try measure("protect \(size) B", budget: budget, batch: 64) {
-            _ = try fixture.protect(payload, tree: &senderTree)
-        }))
+        rows.append(
+            (
+                suite,
+                try measure("protect \(size) B", budget: budget, batch: 64) {
+                    _ = try fixture.protect(payload, tree: &senderTree)
+                }
+            ))
 
         // Unprotect needs messages in order from a fresh sender.
         var producer = fixture.tree()
@@ -103,55 +108,88 @@ for suite in suites {
         let messages = try (0..<count).map { _ in try fixture.protect(payload, tree: &producer) }
         var receiverTree = fixture.tree()
         var index = 0
-        rows.append((suite, try measure("unprotect \(size) B", budget: budget, batch: 1) {
-            if index == messages.count {
-                receiverTree = fixture.tree()
-                index = 0
-            }
-            _ = try fixture.unprotect(messages[index], tree: &receiverTree)
-            index += 1
-        }))
+        rows.append(
+            (
+                suite,
+                try measure("unprotect \(size) B", budget: budget, batch: 1) {
+                    if index == messages.count {
+                        receiverTree = fixture.tree()
+                        index = 0
+                    }
+                    _ = try fixture.unprotect(messages[index], tree: &receiverTree)
+                    index += 1
+                }
+            ))
 
         var pairSender = fixture.tree()
         var pairReceiver = fixture.tree()
-        rows.append((suite, try measure("protect + unprotect \(size) B", budget: budget, batch: 16) {
-            _ = try fixture.unprotect(try fixture.protect(payload, tree: &pairSender), tree: &pairReceiver)
-        }))
+        rows.append(
+            (
+                suite,
+                try measure("protect + unprotect \(size) B", budget: budget, batch: 16) {
+                    _ = try fixture.unprotect(try fixture.protect(payload, tree: &pairSender), tree: &pairReceiver)
+                }
+            ))
     }
 
     // The primitives underneath, for reference: the floor of protect/unprotect.
     let signContent = [UInt8](repeating: 0x62, count: 1100)
     let signature = try fixture.provider.signWithLabel(fixture.signer, label: "FramedContentTBS", content: signContent)
-    rows.append((suite, try measure("primitive: SignWithLabel 1.1 KiB", budget: budget, batch: 16) {
-        _ = try fixture.provider.signWithLabel(fixture.signer, label: "FramedContentTBS", content: signContent)
-    }))
-    rows.append((suite, measure("primitive: VerifyWithLabel 1.1 KiB", budget: budget, batch: 16) {
-        _ = fixture.provider.verifyWithLabel(fixture.signer.publicKey, label: "FramedContentTBS", content: signContent, signature: signature)
-    }))
+    rows.append(
+        (
+            suite,
+            try measure("primitive: SignWithLabel 1.1 KiB", budget: budget, batch: 16) {
+                _ = try fixture.provider.signWithLabel(fixture.signer, label: "FramedContentTBS", content: signContent)
+            }
+        ))
+    rows.append(
+        (
+            suite,
+            measure("primitive: VerifyWithLabel 1.1 KiB", budget: budget, batch: 16) {
+                _ = fixture.provider.verifyWithLabel(
+                    fixture.signer.publicKey, label: "FramedContentTBS", content: signContent, signature: signature)
+            }
+        ))
     let aeadKey = [UInt8](repeating: 1, count: fixture.provider.aeadKeyLength)
     let nonce = [UInt8](repeating: 2, count: fixture.provider.aeadNonceLength)
-    rows.append((suite, try measure("primitive: AEAD seal 1.1 KiB", budget: budget, batch: 64) {
-        _ = try fixture.provider.seal(key: aeadKey, nonce: nonce, aad: [], plaintext: signContent)
-    }))
+    rows.append(
+        (
+            suite,
+            try measure("primitive: AEAD seal 1.1 KiB", budget: budget, batch: 64) {
+                _ = try fixture.provider.seal(key: aeadKey, nonce: nonce, aad: [], plaintext: signContent)
+            }
+        ))
     let expandSecret = [UInt8](repeating: 3, count: fixture.provider.hashLength)
-    rows.append((suite, measure("primitive: ExpandWithLabel", budget: budget, batch: 256) {
-        _ = fixture.provider.expandWithLabel(secret: expandSecret, label: "key", context: [0, 0, 0, 1], length: 16)
-    }))
+    rows.append(
+        (
+            suite,
+            measure("primitive: ExpandWithLabel", budget: budget, batch: 256) {
+                _ = fixture.provider.expandWithLabel(secret: expandSecret, label: "key", context: [0, 0, 0, 1], length: 16)
+            }
+        ))
 
     var ratchetTree = fixture.tree()
-    rows.append((suite, try measure("secret tree: next ratchet key", budget: budget, batch: 256) {
-        _ = try ratchetTree.nextKey(for: LeafIndex(0), kind: .application)
-    }))
+    rows.append(
+        (
+            suite,
+            try measure("secret tree: next ratchet key", budget: budget, batch: 256) {
+                _ = try ratchetTree.nextKey(for: LeafIndex(0), kind: .application)
+            }
+        ))
     var leaf: UInt32 = 0
     var wideTree = fixture.tree(leaves: 1 << 16)
-    rows.append((suite, try measure("secret tree: first key of a leaf (65,536 leaves)", budget: budget, batch: 64) {
-        if leaf == 1 << 16 {
-            wideTree = fixture.tree(leaves: 1 << 16)
-            leaf = 0
-        }
-        _ = try wideTree.nextKey(for: LeafIndex(leaf), kind: .application)
-        leaf += 1
-    }))
+    rows.append(
+        (
+            suite,
+            try measure("secret tree: first key of a leaf (65,536 leaves)", budget: budget, batch: 64) {
+                if leaf == 1 << 16 {
+                    wideTree = fixture.tree(leaves: 1 << 16)
+                    leaf = 0
+                }
+                _ = try wideTree.nextKey(for: LeafIndex(leaf), kind: .application)
+                leaf += 1
+            }
+        ))
 }
 
 func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }

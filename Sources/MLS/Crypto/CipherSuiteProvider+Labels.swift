@@ -5,8 +5,16 @@ import MLSCodec
 extension CipherSuiteProvider {
     static let labelPrefix = Array("MLS 1.0 ".utf8)
 
+    /// The lengths HKDF-Expand can produce: 1 to 255 × Nh bytes (RFC 5869).
+    public var expandLengths: ClosedRange<Int> { 1...(255 * hashLength) }
+
     /// ExpandWithLabel(Secret, Label, Context, Length) (§8).
+    ///
+    /// `length` must lie in ``expandLengths``: every caller in this library
+    /// passes a suite constant, and ``KeySchedule/export(_:exporterSecret:label:context:length:)``
+    /// checks the one length that comes from outside.
     public func expandWithLabel(secret: [UInt8], label: String, context: [UInt8], length: Int) -> [UInt8] {
+        precondition(expandLengths.contains(length), "ExpandWithLabel length outside 1...255*Nh")
         var kdfLabel = TLSWriter(capacity: 16 + label.utf8.count + context.count)
         kdfLabel.write(UInt16(truncatingIfNeeded: length))
         kdfLabel.writeOpaque(Self.labelPrefix + Array(label.utf8))

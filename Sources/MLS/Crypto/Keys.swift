@@ -10,10 +10,12 @@ public struct HPKEPublicKey: Hashable, Sendable, TLSCodable {
 }
 
 /// An HPKE private key in the KEM's `SerializePrivateKey` form.
-public struct HPKEPrivateKey: Hashable, Sendable, CustomStringConvertible {
+public struct HPKEPrivateKey: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let secret: SecretBytes
     public init(_ bytes: [UInt8]) { secret = SecretBytes(bytes) }
     public var description: String { "HPKEPrivateKey(<redacted>)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
 }
 
 public struct HPKEKeyPair: Sendable {
@@ -32,7 +34,7 @@ public struct SignaturePublicKey: Hashable, Sendable, TLSCodable {
 
 /// A parsed signature private key. Parsing once matters: an Ed25519 key
 /// derives its public half on load, which costs as much as a signature.
-public struct SignaturePrivateKey: Sendable, CustomStringConvertible {
+public struct SignaturePrivateKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     enum Storage: Sendable {
         case ed25519(Curve25519.Signing.PrivateKey)
         case p256(P256.Signing.PrivateKey)
@@ -65,4 +67,6 @@ public struct SignaturePrivateKey: Sendable, CustomStringConvertible {
     }
 
     public var description: String { "SignaturePrivateKey(<redacted>)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
 }

@@ -1,5 +1,5 @@
 /// Bytes that must not leak: prints as `<redacted>`, compares in constant time.
-public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let bytes: [UInt8]
 
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
@@ -7,6 +7,7 @@ public struct SecretBytes: Sendable, Hashable, CustomStringConvertible, CustomDe
     public var count: Int { bytes.count }
     public var description: String { "<redacted>" }
     public var debugDescription: String { "<redacted>" }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
 
     public static func == (lhs: SecretBytes, rhs: SecretBytes) -> Bool {
         constantTimeEqual(lhs.bytes, rhs.bytes)

@@ -32,6 +32,36 @@ extension FramedContent {
 }
 
 extension AuthenticatedContent {
+    /// The sender-type rules of §6.1 and §12.1.8.1: an external sender only
+    /// proposes Add, Remove, PreSharedKey, ReInit or GroupContextExtensions; a
+    /// new member only proposes its own Add or commits; a confirmation tag
+    /// comes with a commit and nothing else, and is Nh bytes long.
+    public func validateFraming(_ provider: CipherSuiteProvider) throws(MLSError) {
+        let content = content.content
+        switch (self.content.sender, content) {
+        case (.member, _):
+            break
+        case (.external, .proposal(let proposal)):
+            guard [.add, .remove, .psk, .reinit, .groupContextExtensions].contains(proposal.type) else {
+                throw MLSError(.invalidSender, "§12.1.8.1", "proposal type not allowed for an external sender")
+            }
+        case (.newMemberProposal, .proposal(.add)), (.newMemberCommit, .commit):
+            break
+        default:
+            throw MLSError(.invalidSender, "§6.1", "content type not allowed for this sender type")
+        }
+        switch (content.type, auth.confirmationTag) {
+        case (.commit, let tag?):
+            guard tag.count == provider.hashLength else {
+                throw MLSError(.malformed, "§6.1", "confirmation tag is not Nh bytes")
+            }
+        case (.commit, nil), (.application, _?), (.proposal, _?):
+            throw MLSError(.invalidArgument, "§6.1", "a confirmation tag goes with a commit and nothing else")
+        default:
+            break
+        }
+    }
+
     /// Signs `content` as its sender (§6.1). A commit also needs its confirmation tag.
     public static func sign(
         _ provider: CipherSuiteProvider, wireFormat: WireFormat, content: FramedContent, context: GroupContext?,

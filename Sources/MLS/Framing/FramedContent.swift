@@ -37,7 +37,9 @@ public enum Sender: Hashable, Sendable, TLSCodable {
 }
 
 /// The `select (content_type)` body of FramedContent and PrivateMessageContent.
-public enum Content: Hashable, Sendable {
+///
+/// Prints without application data: decrypted text must never reach a log.
+public enum Content: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     case application([UInt8])
     case proposal(Proposal)
     case commit(Commit)
@@ -49,6 +51,17 @@ public enum Content: Hashable, Sendable {
         case .commit: .commit
         }
     }
+
+    public var description: String {
+        switch self {
+        case .application(let data): "application(<\(data.count) bytes>)"
+        case .proposal(let proposal): "proposal(\(proposal.type.rawValue))"
+        case .commit(let commit): "commit(\(commit.proposals.count) proposals, path: \(commit.path != nil))"
+        }
+    }
+
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
 
     func encodeBody(to writer: inout TLSWriter) {
         switch self {
@@ -84,6 +97,16 @@ public struct FramedContent: Hashable, Sendable, TLSCodable {
     }
 
     public var contentType: ContentType { content.type }
+
+    /// An upper bound on the encoded size of the caller-chosen parts.
+    var encodedLengthBound: Int {
+        let body: Int
+        switch content {
+        case .application(let data): body = data.count
+        case .proposal, .commit: body = 0  // built by this library from decoded or bounded values
+        }
+        return body + authenticatedData.count + groupID.count
+    }
 
     public func encode(to writer: inout TLSWriter) {
         writer.writeOpaque(groupID)

@@ -41,9 +41,10 @@ public struct PaddingPolicy: Sendable, Hashable {
     }
 }
 
-/// The largest application message this library frames: the 2^30 - 1 limit of a
-/// vector, less room for the framing around it.
-public let maxApplicationDataLength = (1 << 30) - (1 << 16)
+/// The most application data plus authenticated data this library frames in
+/// one message: 16 MiB, far inside the 2^28-byte decoding limit
+/// (``TLSLimits/maxInputLength``) so that every receiver can decode it.
+public let maxContentLength = 1 << 24
 
 extension PrivateMessage {
     private static func senderDataAAD(groupID: [UInt8], epoch: UInt64, contentType: ContentType) -> [UInt8] {
@@ -91,9 +92,10 @@ extension PrivateMessage {
         guard case .member(let leaf) = content.sender else {
             throw MLSError(.invalidSender, "§6.3.2", "only members send PrivateMessages")
         }
-        if case .application(let data) = content.content, data.count > maxApplicationDataLength {
-            throw MLSError(.messageTooLarge, "§6.3", "application message too large")
+        guard content.encodedLengthBound <= maxContentLength else {
+            throw MLSError(.messageTooLarge, "§6.3", "message too large")
         }
+        try authenticated.validateFraming(provider)
 
         var plaintext = TLSWriter(capacity: 128)
         content.content.encodeBody(to: &plaintext)
@@ -102,6 +104,9 @@ extension PrivateMessage {
 
         let keyAndNonce = try secretTree.nextKey(for: leaf, kind: ratchetKind(content.contentType))
         let reuseGuard = random.bytes(count: 4)
+        guard reuseGuard.count == 4 else {
+            throw MLSError(.invalidArgument, "§6.3.1", "random source returned a short reuse guard")
+        }
         let ciphertext = try provider.seal(
             key: keyAndNonce.key.bytes, nonce: xor(keyAndNonce.nonce.bytes, reuseGuard),
             aad: contentAAD(
@@ -124,7 +129,8 @@ extension PrivateMessage {
     /// Decrypts and authenticates a received PrivateMessage (§6.3): sender
     /// data, content, zero padding, then the sender's signature with the key
     /// `signerKey` returns for its leaf. The secret tree changes only if every
-    /// check passes, and then the key used is deleted.
+    /// check passes, and then the key used is deleted. A commit's confirmation
+    /// tag is checked by commit processing, as for PublicMessage.
     public func unprotect(
         _ provider: CipherSuiteProvider, context: GroupContext, secretTree: inout SecretTree,
         senderDataSecret: SenderDataSecret, signerKey: (LeafIndex) -> SignaturePublicKey?
@@ -153,6 +159,7 @@ extension PrivateMessage {
         let framed = FramedContent(
             groupID: groupID, epoch: epoch, sender: .member(senderData.leafIndex), authenticatedData: authenticatedData, content: body)
         let authenticated = AuthenticatedContent(wireFormat: .privateMessage, content: framed, auth: auth)
+        try authenticated.validateFraming(provider)
         try authenticated.verifySignature(provider, context: context, signerKey: verificationKey)
 
         secretTree.store(ratchets, for: senderData.leafIndex)

@@ -13,6 +13,7 @@ extension PublicMessage {
         guard authenticated.content.contentType != .application else {
             throw MLSError(.invalidContentType, "§6.2", "application data must not be sent as PublicMessage")
         }
+        try authenticated.validateFraming(provider)
         var tag: [UInt8]?
         if case .member = authenticated.content.sender {
             guard let membershipKey else {
@@ -24,8 +25,12 @@ extension PublicMessage {
     }
 
     /// Checks a received PublicMessage against the group's current epoch
-    /// (§6.2): group, epoch, content type, membership tag for members, then the
-    /// sender's signature. Returns the authenticated content; changes nothing.
+    /// (§6.2): group, epoch, content type, the sender-type rules, the
+    /// membership tag for members, then the sender's signature (made with
+    /// `signerKey`, which the caller looks up by sender type, §6.1). Returns
+    /// the authenticated content and changes nothing. A commit's confirmation
+    /// tag is checked by commit processing, which alone knows the next epoch's
+    /// confirmation key.
     public func unprotect(
         _ provider: CipherSuiteProvider, context: GroupContext, membershipKey: MembershipKey,
         signerKey: SignaturePublicKey
@@ -40,6 +45,7 @@ extension PublicMessage {
             throw MLSError(.invalidContentType, "§6.2", "application data arrived as PublicMessage")
         }
         let authenticated = AuthenticatedContent(wireFormat: .publicMessage, content: content, auth: auth)
+        try authenticated.validateFraming(provider)
         if case .member = content.sender {
             guard let membershipTag,
                 provider.verifyMAC(key: membershipKey.bytes, data: authenticated.toBeMACed(context: context), tag: membershipTag)

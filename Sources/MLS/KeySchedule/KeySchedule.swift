@@ -65,10 +65,13 @@ public enum KeySchedule {
         [UInt8](repeating: 0, count: provider.hashLength)
     }
 
-    /// MLS-Exporter(Label, Context, Length) (§8.5).
+    /// MLS-Exporter(Label, Context, Length) (§8.5). `length` must be 1 to 255 × Nh.
     public static func export(
         _ provider: CipherSuiteProvider, exporterSecret: ExporterSecret, label: String, context: [UInt8], length: Int
-    ) -> [UInt8] {
+    ) throws(MLSError) -> [UInt8] {
+        guard provider.expandLengths.contains(length) else {
+            throw MLSError(.invalidArgument, "§8.5", "exporter length must be 1 to 255 × Nh")
+        }
         let derived = provider.deriveSecret(exporterSecret.bytes, label: label)
         return provider.expandWithLabel(secret: derived, label: "exported", context: provider.hash(context), length: length)
     }

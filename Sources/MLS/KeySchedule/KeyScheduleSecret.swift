@@ -4,11 +4,13 @@ public protocol SecretRole: Sendable {}
 
 /// A secret of one role in the key schedule. Prints as `<redacted>` and
 /// compares in constant time.
-public struct Secret<Role: SecretRole>: Sendable, Hashable, CustomStringConvertible {
+public struct Secret<Role: SecretRole>: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let value: SecretBytes
     public init(_ bytes: [UInt8]) { value = SecretBytes(bytes) }
     public var bytes: [UInt8] { value.bytes }
     public var description: String { "\(Role.self)(<redacted>)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
 }
 
 public enum InitSecretRole: SecretRole {}

@@ -36,7 +36,7 @@ public struct SecretTreeConfiguration: Sendable, Hashable {
 }
 
 /// One hash ratchet (§9.1). Each consumed secret is replaced by the next one.
-public struct HashRatchet: Sendable {
+public struct HashRatchet: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The generation whose secret is `secret`: the next one not yet derived.
     public private(set) var generation: UInt32
     private var secret: [UInt8]
@@ -48,6 +48,10 @@ public struct HashRatchet: Sendable {
         generation = 0
         self.secret = secret
     }
+
+    public var description: String { "HashRatchet(generation: \(generation), <redacted>)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
 
     private func keyAndNonce(_ provider: CipherSuiteProvider) -> KeyAndNonce {
         KeyAndNonce(
@@ -104,6 +108,7 @@ public struct HashRatchet: Sendable {
 public struct LeafRatchets: Sendable {
     public var handshake: HashRatchet
     public var application: HashRatchet
+    // Printing shows each ratchet's redacted description.
 
     public subscript(kind: RatchetKind) -> HashRatchet {
         get { kind == .handshake ? handshake : application }
@@ -122,24 +127,32 @@ public struct LeafRatchets: Sendable {
 /// each leaf's secret is deleted once its ratchets exist (§9.2). Reading a
 /// leaf's ratchets does not change the tree: callers work on the copy and
 /// ``store(_:for:)`` it back only once the message it protects is accepted.
-public struct SecretTree: Sendable {
+public struct SecretTree: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let leafCount: UInt32
     public let configuration: SecretTreeConfiguration
     let provider: CipherSuiteProvider
     private var nodeSecrets: [NodeIndex: [UInt8]]
     private var ratchets: [LeafIndex: LeafRatchets] = [:]
 
+    /// A secret tree over `leafCount` leaves, rounded up to the power of two
+    /// the ratchet tree has (§7: trees are always full), at most 2^31.
     public init(
         _ provider: CipherSuiteProvider, encryptionSecret: EncryptionSecret, leafCount: UInt32,
         configuration: SecretTreeConfiguration = .default
     ) {
         self.provider = provider
-        self.leafCount = leafCount
+        var width: UInt32 = 1
+        while width < min(leafCount, TreeMath.maxLeafCount) { width <<= 1 }
+        self.leafCount = width
         self.configuration = configuration
         nodeSecrets = [TreeMath(leafCount: leafCount).root: encryptionSecret.bytes]
     }
 
     private var math: TreeMath { TreeMath(leafCount: leafCount) }
+
+    public var description: String { "SecretTree(leaves: \(leafCount), <redacted>)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
 
     /// The child secret of `node` on the side of `child` (§9).
     private func childSecret(of secret: [UInt8], towards child: NodeIndex, parent: NodeIndex) -> [UInt8] {

@@ -65,7 +65,12 @@ public struct RatchetTreeNodes: Hashable, Sendable, TLSCodable {
     public init(from reader: inout TLSReader) throws {
         nodes = try reader.readVector("ratchet_tree") { inner in
             var nodes: [Node?] = []
-            while !inner.isAtEnd { nodes.append(try inner.readOptional(of: Node.self, "ratchet_tree.node")) }
+            while !inner.isAtEnd {
+                guard nodes.count < TLSReader.maxElementCount else {
+                    throw CodecError(.tooLarge, "ratchet_tree", offset: inner.position)
+                }
+                nodes.append(try inner.readOptional(of: Node.self, "ratchet_tree.node"))
+            }
             return nodes
         }
     }

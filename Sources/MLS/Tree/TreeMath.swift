@@ -6,7 +6,8 @@ public struct LeafIndex: RawRepresentable, Hashable, Comparable, Sendable, TLSCo
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     public init(_ value: UInt32) { rawValue = value }
 
-    /// The node that holds this leaf.
+    /// The node that holds this leaf. Leaf indices from input are checked
+    /// against the tree's width (at most 2^31 leaves) before use.
     public var nodeIndex: NodeIndex { NodeIndex(rawValue: rawValue &* 2) }
 
     public static func < (lhs: LeafIndex, rhs: LeafIndex) -> Bool { lhs.rawValue < rhs.rawValue }
@@ -54,7 +55,11 @@ public struct NodeIndex: RawRepresentable, Hashable, Comparable, Sendable, Custo
 public struct TreeMath: Sendable, Hashable {
     public let leafCount: UInt32
 
-    public init(leafCount: UInt32) { self.leafCount = leafCount }
+    /// The largest tree: 2^31 leaves, whose 2^32 - 1 nodes still have UInt32 indices.
+    public static let maxLeafCount: UInt32 = 1 << 31
+
+    /// A tree of `leafCount` leaves; counts above ``maxLeafCount`` are clamped to it.
+    public init(leafCount: UInt32) { self.leafCount = min(leafCount, Self.maxLeafCount) }
 
     /// node_width(n): the number of nodes in the array.
     public var nodeCount: UInt32 { leafCount == 0 ? 0 : 2 * (leafCount - 1) + 1 }

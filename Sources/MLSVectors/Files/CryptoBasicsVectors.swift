@@ -62,6 +62,8 @@ enum CryptoBasicsVectors: VectorFile {
         try expect(provider.refHash(label: Array(ref.label.utf8), value: ref.value.bytes), ref.out.bytes, "ref_hash")
 
         let expand = entry.expand_with_label
+        try expect(provider.expandLengths.contains(expand.length), "expand_with_label.length out of range")
+        try expect(provider.expandLengths.contains(entry.derive_tree_secret.length), "derive_tree_secret.length out of range")
         try expect(
             provider.expandWithLabel(
                 secret: expand.secret.bytes, label: expand.label, context: expand.context.bytes, length: expand.length),

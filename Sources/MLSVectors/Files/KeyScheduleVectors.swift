@@ -70,7 +70,7 @@ enum KeyScheduleVectors: VectorFile {
             let external = try KeySchedule.externalKeyPair(provider, externalSecret: secrets.externalSecret)
             try expect(external.publicKey.bytes, epoch.external_pub.bytes, "epoch \(index) external_pub")
             // The exporter label is used as its UTF-8 bytes, although it looks like hex.
-            let exported = KeySchedule.export(
+            let exported = try KeySchedule.export(
                 provider, exporterSecret: secrets.exporterSecret, label: epoch.exporter.label,
                 context: epoch.exporter.context.bytes, length: epoch.exporter.length)
             try expect(exported, epoch.exporter.secret.bytes, "epoch \(index) exporter.secret")

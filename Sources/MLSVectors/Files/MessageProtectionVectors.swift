@@ -79,10 +79,14 @@ enum MessageProtectionVectors: VectorFile {
                 let wire = MLSMessage(body: .publicMessage(ours)).tlsSerialized
                 try expect(try unprotectPublic(wire), content, "\(name) own PublicMessage")
             } else {
-                let refused =
-                    (try? PublicMessage.protect(
-                        provider, try sign(content, wireFormat: .publicMessage), context: context, membershipKey: membershipKey)) == nil
-                try expect(refused, "\(name) was accepted as a PublicMessage")
+                let signed = try sign(content, wireFormat: .publicMessage)
+                var refused = false
+                do {
+                    _ = try PublicMessage.protect(provider, signed, context: context, membershipKey: membershipKey)
+                } catch {
+                    refused = error.code == .invalidContentType
+                }
+                try expect(refused, "\(name) was not refused as a PublicMessage")
             }
 
             var receiverTree = freshTree

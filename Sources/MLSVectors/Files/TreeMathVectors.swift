@@ -16,7 +16,12 @@ enum TreeMathVectors: VectorFile {
     static func suite(of entry: Entry) -> CipherSuite? { nil }
 
     static func check(_ entry: Entry) throws {
+        try expect(entry.n_leaves <= TreeMath.maxLeafCount, "n_leaves above 2^31")
         let math = TreeMath(leafCount: entry.n_leaves)
+        try expect(math.nodeCount, entry.n_nodes, "n_nodes")
+        for array in [entry.left, entry.right, entry.parent, entry.sibling] {
+            try expect(array.count, Int(entry.n_nodes), "array length")
+        }
         try expect(math.nodeCount, entry.n_nodes, "n_nodes")
         try expect(math.root.rawValue, entry.root, "root")
         for index in 0..<Int(entry.n_nodes) {
