@@ -96,6 +96,8 @@ public enum VectorRunner {
         "psk_secret": PSKSecretVectors.run,
         "transcript-hashes": TranscriptHashVectors.run,
         "messages": MessagesVectors.run,
+        "tree-validation": TreeValidationVectors.run,
+        "tree-operations": TreeOperationsVectors.run,
     ]
 
     /// The names of the files this implementation runs.

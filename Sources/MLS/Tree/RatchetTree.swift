@@ -277,8 +277,9 @@ public struct RatchetTree: Sendable {
     /// `sibling` (§7.9): Hash(ParentHashInput).
     public func parentHash(of parent: NodeIndex, sibling: NodeIndex) -> [UInt8]? {
         guard let node = parentNode(parent) else { return nil }
-        return parentHash(encryptionKey: node.encryptionKey, parentHash: node.parentHash,
-                          originalSiblingTreeHash: treeHash(of: sibling, removing: Set(node.unmergedLeaves)))
+        return parentHash(
+            encryptionKey: node.encryptionKey, parentHash: node.parentHash,
+            originalSiblingTreeHash: treeHash(of: sibling, removing: Set(node.unmergedLeaves)))
     }
 
     func parentHash(encryptionKey: HPKEPublicKey, parentHash: [UInt8], originalSiblingTreeHash: [UInt8]) -> [UInt8] {
