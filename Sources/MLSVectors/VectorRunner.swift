@@ -98,6 +98,7 @@ public enum VectorRunner {
         "messages": MessagesVectors.run,
         "tree-validation": TreeValidationVectors.run,
         "tree-operations": TreeOperationsVectors.run,
+        "treekem": TreeKEMVectors.run,
     ]
 
     /// The names of the files this implementation runs.

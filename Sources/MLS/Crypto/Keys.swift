@@ -18,9 +18,14 @@ public struct HPKEPrivateKey: Hashable, Sendable, CustomStringConvertible, Custo
     public var customMirror: Mirror { Mirror(self, children: [:]) }
 }
 
-public struct HPKEKeyPair: Sendable {
+public struct HPKEKeyPair: Sendable, Hashable {
     public let privateKey: HPKEPrivateKey
     public let publicKey: HPKEPublicKey
+
+    public init(privateKey: HPKEPrivateKey, publicKey: HPKEPublicKey) {
+        self.privateKey = privateKey
+        self.publicKey = publicKey
+    }
 }
 
 /// `SignaturePublicKey`: `opaque SignaturePublicKey<V>` (RFC 9420 §5.1.1). Ed25519
