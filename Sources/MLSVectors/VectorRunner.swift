@@ -99,6 +99,17 @@ public enum VectorRunner {
         "tree-validation": TreeValidationVectors.run,
         "tree-operations": TreeOperationsVectors.run,
         "treekem": TreeKEMVectors.run,
+        "welcome": WelcomeVectors.run,
+        "passive-client-welcome": PassiveClientVectors.run,
+        "passive-client-handling-commit": PassiveClientVectors.run,
+        "passive-client-random": PassiveClientVectors.run,
+        "interop-passive/application": PassiveClientVectors.run,
+        "interop-passive/branch": PassiveClientVectors.run,
+        "interop-passive/commit": PassiveClientVectors.run,
+        "interop-passive/external_join": PassiveClientVectors.run,
+        "interop-passive/external_proposals": PassiveClientVectors.run,
+        "interop-passive/reinit": PassiveClientVectors.run,
+        "interop-passive/welcome_join": PassiveClientVectors.run,
     ]
 
     /// The names of the files this implementation runs.

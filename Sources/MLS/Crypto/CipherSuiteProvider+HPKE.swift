@@ -56,7 +56,7 @@ extension CipherSuiteProvider {
     ) throws(MLSError) -> [UInt8] {
         do {
             var recipient: HPKE.Recipient
-            let raw = privateKey.secret.bytes
+            let raw = kemScalar(privateKey)
             switch kemAlgorithm {
             case .x25519:
                 let key = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw)
@@ -81,9 +81,17 @@ extension CipherSuiteProvider {
         }
     }
 
+    /// A NIST-curve private key left-padded to the field length: some
+    /// encoders strip leading zero bytes (the P-521 vectors do).
+    func kemScalar(_ privateKey: HPKEPrivateKey) -> [UInt8] {
+        let raw = privateKey.secret.bytes
+        guard kemAlgorithm != .x25519, raw.count < kemPrivateKeyLength else { return raw }
+        return [UInt8](repeating: 0, count: kemPrivateKeyLength - raw.count) + raw
+    }
+
     /// The public key of a serialised HPKE private key.
     public func hpkePublicKey(of privateKey: HPKEPrivateKey) throws(MLSError) -> HPKEPublicKey {
-        let raw = privateKey.secret.bytes
+        let raw = kemScalar(privateKey)
         do {
             switch kemAlgorithm {
             case .x25519:
@@ -156,5 +164,70 @@ extension CipherSuiteProvider {
         case .p521: key = HKDF<SHA512>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length)
         }
         return key.withUnsafeBytes { Array($0) }
+    }
+}
+
+extension CipherSuiteProvider {
+    /// SetupBaseS(pk, info) then Export(context, length) (RFC 9180 §5.3),
+    /// as an external joiner derives its init secret (RFC 9420 §8.3).
+    func hpkeExportSend(
+        publicKey: HPKEPublicKey, info: [UInt8], exporterContext: [UInt8], length: Int
+    ) throws(MLSError) -> (kemOutput: [UInt8], secret: [UInt8]) {
+        do {
+            let sender: HPKE.Sender
+            switch kemAlgorithm {
+            case .x25519:
+                sender = try HPKE.Sender(
+                    recipientKey: try Curve25519.KeyAgreement.PublicKey(rawRepresentation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
+                    info: Data(info))
+            case .p256:
+                sender = try HPKE.Sender(
+                    recipientKey: try P256.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
+                    info: Data(info))
+            case .p384:
+                sender = try HPKE.Sender(
+                    recipientKey: try P384.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
+                    info: Data(info))
+            case .p521:
+                sender = try HPKE.Sender(
+                    recipientKey: try P521.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
+                    info: Data(info))
+            }
+            let secret = try sender.exportSecret(context: exporterContext, outputByteCount: length)
+            return (Array(sender.encapsulatedKey), secret.withUnsafeBytes { Array($0) })
+        } catch {
+            throw MLSError(.invalidKey, "§8.3", "HPKE export failed: invalid public key")
+        }
+    }
+
+    /// SetupBaseR(enc, sk, info) then Export(context, length) (RFC 9180 §5.3).
+    func hpkeExportReceive(
+        privateKey: HPKEPrivateKey, kemOutput: [UInt8], info: [UInt8], exporterContext: [UInt8], length: Int
+    ) throws(MLSError) -> [UInt8] {
+        let raw = kemScalar(privateKey)
+        do {
+            let recipient: HPKE.Recipient
+            switch kemAlgorithm {
+            case .x25519:
+                recipient = try HPKE.Recipient(
+                    privateKey: try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite,
+                    info: Data(info), encapsulatedKey: Data(kemOutput))
+            case .p256:
+                recipient = try HPKE.Recipient(
+                    privateKey: try P256.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
+                    encapsulatedKey: Data(kemOutput))
+            case .p384:
+                recipient = try HPKE.Recipient(
+                    privateKey: try P384.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
+                    encapsulatedKey: Data(kemOutput))
+            case .p521:
+                recipient = try HPKE.Recipient(
+                    privateKey: try P521.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
+                    encapsulatedKey: Data(kemOutput))
+            }
+            return try recipient.exportSecret(context: exporterContext, outputByteCount: length).withUnsafeBytes { Array($0) }
+        } catch {
+            throw MLSError(.decryptionFailed, "§8.3", "HPKE export failed")
+        }
     }
 }

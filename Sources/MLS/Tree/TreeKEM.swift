@@ -83,7 +83,8 @@ public enum TreeKEM {
         tree.blankDirectPath(sender)
         let hashes = parentHashes(tree, path: path, keys: keys)
         for (index, step) in path.enumerated() {
-            tree.set(step.node, .parent(ParentNode(encryptionKey: keys[index], parentHash: hashes.nodeParentHashes[index], unmergedLeaves: [])))
+            tree.set(
+                step.node, .parent(ParentNode(encryptionKey: keys[index], parentHash: hashes.nodeParentHashes[index], unmergedLeaves: [])))
         }
         return hashes.leafParentHash
     }
@@ -138,7 +139,10 @@ public enum TreeKEM {
         secrets.set(leafKey, for: sender.nodeIndex)
         for (index, step) in path.enumerated() { secrets.set(pairs[index], for: step.node) }
         secrets.prune(against: tree)
-        return (CreatedPath(updatePath: UpdatePath(leafNode: leaf, nodes: nodes), commitSecret: commitSecret, pathSecrets: pathSecrets), groupContext)
+        return (
+            CreatedPath(updatePath: UpdatePath(leafNode: leaf, nodes: nodes), commitSecret: commitSecret, pathSecrets: pathSecrets),
+            groupContext
+        )
     }
 
     /// Merges a received UpdatePath into the public tree (§7.5): checks its

@@ -4,7 +4,10 @@ import MLSCodec
 /// treekem.json: processing and creating UpdatePaths (RFC 9420 §7.4–§7.6).
 enum TreeKEMVectors: VectorFile {
     struct Entry: Decodable {
-        struct PathSecret: Decodable { let node: UInt32; let path_secret: Hex }
+        struct PathSecret: Decodable {
+            let node: UInt32
+            let path_secret: Hex
+        }
         struct LeafPrivate: Decodable {
             let index: UInt32
             let encryption_priv: Hex

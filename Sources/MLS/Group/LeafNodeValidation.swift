@@ -1,0 +1,99 @@
+import MLSCodec
+
+/// Leaf node validation (RFC 9420 §7.3).
+extension LeafNode {
+    /// Checks a leaf node as it enters or sits in a group's tree.
+    ///
+    /// - `source`: the `leaf_node_source` the context requires (nil: any).
+    /// - `now`: seconds since the epoch for the lifetime check; nil skips it
+    ///   (RECOMMENDED only for received leaves, §7.3).
+    /// - `tree`: when given, the credential type must be supported by every
+    ///   member, and this leaf must support every credential type in use.
+    public func validate(
+        _ provider: CipherSuiteProvider, context: GroupContext, leafIndex: LeafIndex, source expected: LeafNodeSource?,
+        tree: RatchetTree?, now: UInt64?
+    ) throws(MLSError) {
+        if let expected, source.type != expected {
+            throw MLSError(.invalidArgument, "§7.3", "leaf node source does not fit where the leaf appears")
+        }
+        guard verifySignature(provider, groupID: context.groupID, leafIndex: leafIndex) else {
+            throw MLSError(.invalidSignature, "§7.3", "leaf node signature does not verify")
+        }
+        try checkCapabilities(requiredBy: context)
+        if let tree {
+            for (index, member) in tree.members where index != leafIndex {
+                guard member.capabilities.credentials.contains(credential.type), capabilities.credentials.contains(member.credential.type)
+                else {
+                    throw MLSError(.invalidArgument, "§7.3", "credential type not supported by every member")
+                }
+            }
+        }
+        if let now, case .keyPackage(let lifetime) = source {
+            guard lifetime.notBefore <= now, now <= lifetime.notAfter else {
+                throw MLSError(.invalidArgument, "§7.3", "leaf node lifetime does not cover the current time")
+            }
+        }
+    }
+
+    /// The capability checks of §7.3 and §11.1: own credential and
+    /// extensions listed, and the group's required capabilities met.
+    func checkCapabilities(requiredBy context: GroupContext) throws(MLSError) {
+        guard capabilities.credentials.contains(credential.type) else {
+            throw MLSError(.invalidArgument, "§7.3", "leaf node does not list its own credential type")
+        }
+        for ext in extensions where !capabilities.extensions.contains(ext.type) {
+            throw MLSError(.invalidArgument, "§7.3", "leaf node carries an extension it does not list")
+        }
+        if let required = try context.requiredCapabilities() {
+            let defaultExtensions: Set<ExtensionType> = [
+                .applicationID, .ratchetTree, .requiredCapabilities, .externalPub, .externalSenders,
+            ]
+            let defaultProposals: Set<ProposalType> = [.add, .update, .remove, .psk, .reinit, .externalInit, .groupContextExtensions]
+            guard required.extensionTypes.allSatisfy({ defaultExtensions.contains($0) || capabilities.extensions.contains($0) }),
+                required.proposalTypes.allSatisfy({ defaultProposals.contains($0) || capabilities.proposals.contains($0) }),
+                required.credentialTypes.allSatisfy({ capabilities.credentials.contains($0) })
+            else {
+                throw MLSError(.invalidArgument, "§11.1", "leaf node lacks a required capability")
+            }
+        }
+    }
+}
+
+extension GroupContext {
+    /// The `required_capabilities` extension, if present.
+    public func requiredCapabilities() throws(MLSError) -> RequiredCapabilities? {
+        guard let ext = extensions.first(ofType: .requiredCapabilities) else { return nil }
+        return try decodeMLS(RequiredCapabilities.self, from: ext.data)
+    }
+
+    /// The `external_senders` extension's list, if present.
+    public func externalSenders() throws(MLSError) -> [ExternalSender] {
+        guard let ext = extensions.first(ofType: .externalSenders) else { return [] }
+        return try decodeMLS(ExternalSendersList.self, from: ext.data).senders
+    }
+}
+
+/// `ExternalSender external_senders<V>` (§12.1.8.1).
+public struct ExternalSendersList: Hashable, Sendable, TLSCodable {
+    public var senders: [ExternalSender]
+    public init(_ senders: [ExternalSender]) { self.senders = senders }
+    public func encode(to writer: inout TLSWriter) { writer.writeVector(senders) }
+    public init(from reader: inout TLSReader) throws { senders = try reader.readVector(of: ExternalSender.self, "external_senders") }
+}
+
+extension KeyPackage {
+    /// KeyPackage validation (§10.1): suite and version, signature, leaf node
+    /// (source `key_package`), and an init key distinct from the leaf's key.
+    public func validate(_ provider: CipherSuiteProvider, context: GroupContext, tree: RatchetTree?, now: UInt64?) throws(MLSError) {
+        guard cipherSuite == context.cipherSuite, version == context.version else {
+            throw MLSError(.invalidArgument, "§10.1", "KeyPackage suite or version differs from the group's")
+        }
+        guard verifySignature(provider) else {
+            throw MLSError(.invalidSignature, "§10.1", "KeyPackage signature does not verify")
+        }
+        guard initKey != leafNode.encryptionKey else {
+            throw MLSError(.invalidArgument, "§10.1", "KeyPackage init key equals its encryption key")
+        }
+        try leafNode.validate(provider, context: context, leafIndex: LeafIndex(0), source: .keyPackage, tree: tree, now: now)
+    }
+}
