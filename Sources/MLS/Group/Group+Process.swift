@@ -51,12 +51,13 @@ extension Group {
             }
             return .application(ApplicationMessage(data: data, sender: leaf, authenticatedData: authenticated.content.authenticatedData))
         case .proposal(let proposal):
-            try validateReceivedProposal(proposal, sender: authenticated.content.sender, now: now)
-            proposals[authenticated.proposalReference(provider)] = CachedProposal(proposal: proposal, sender: authenticated.content.sender)
+            try state.cache(authenticated)
             return .proposal(proposal, sender: authenticated.content.sender)
         case .commit:
-            let summary = try applyCommit(authenticated, psks: psks, now: now)
-            return .commit(summary)
+            if case .member(let leaf) = authenticated.content.sender, leaf == ownLeaf {
+                throw MLSError(.invalidSender, "§12.4", "own commit: merge the pending commit instead")
+            }
+            return .commit(try applyCommit(authenticated, psks: psks, now: now))
         }
     }
 
@@ -70,7 +71,7 @@ extension Group {
         case .publicMessage(let publicMessage):
             guard publicMessage.content.groupID == groupID else { throw MLSError(.wrongGroup, "§6", "message is for another group") }
             guard publicMessage.content.epoch == epoch else { throw MLSError(.wrongEpoch, "§6", "message is for another epoch") }
-            let signerKey = try signatureKey(of: publicMessage.content)
+            let signerKey = try state.signatureKey(of: publicMessage.content, excluding: ownLeaf)
             return try publicMessage.unprotect(provider, context: context, membershipKey: epochSecrets.membershipKey, signerKey: signerKey)
         case .privateMessage(let privateMessage):
             let tree = self.tree
@@ -80,31 +81,6 @@ extension Group {
                 signerKey: { leaf in leaf == own ? nil : tree.leaf(leaf)?.signatureKey })
         case .welcome, .groupInfo, .keyPackage:
             throw MLSError(.wrongWireFormat, "§6", "not a group message")
-        }
-    }
-
-    /// The key that must have signed content from this sender (§6.1).
-    func signatureKey(of content: FramedContent) throws(MLSError) -> SignaturePublicKey {
-        switch content.sender {
-        case .member(let leaf):
-            guard leaf != ownLeaf, let node = tree.leaf(leaf) else {
-                throw MLSError(.invalidSender, "§6.1", "sender is not another member of the group")
-            }
-            return node.signatureKey
-        case .external(let index):
-            let senders = try context.externalSenders()
-            guard Int(index) < senders.count else { throw MLSError(.invalidSender, "§12.1.8.1", "unknown external sender") }
-            return senders[Int(index)].signatureKey
-        case .newMemberProposal:
-            guard case .proposal(.add(let keyPackage)) = content.content else {
-                throw MLSError(.invalidSender, "§6.1", "a new member may only propose to add itself")
-            }
-            return keyPackage.leafNode.signatureKey
-        case .newMemberCommit:
-            guard case .commit(let commit) = content.content, let path = commit.path else {
-                throw MLSError(.invalidSender, "§12.4.3.2", "an external commit must carry a path")
-            }
-            return path.leafNode.signatureKey
         }
     }
 }

@@ -84,17 +84,16 @@ extension Group {
             throw MLSError(.invalidArgument, "§12.4.3.1", "a reinit or branch group must start at epoch 1")
         }
 
-        self.provider = provider
-        self.context = context
-        self.tree = tree
+        self.state = PublicGroup(
+            provider: provider, context: context, tree: tree,
+            interimTranscriptHash: TranscriptHash.interim(
+                provider, confirmed: context.confirmedTranscriptHash, confirmationTag: groupInfo.confirmationTag),
+            confirmationTag: groupInfo.confirmationTag)
         self.treeSecrets = treeSecrets
         self.signer = bundle.signer
         self.epochSecrets = epochSecrets
         self.secretTree = SecretTree(
             provider, encryptionSecret: epochSecrets.encryptionSecret, leafCount: tree.leafCount, configuration: configuration.secretTree)
-        self.interimTranscriptHash = TranscriptHash.interim(
-            provider, confirmed: context.confirmedTranscriptHash, confirmationTag: groupInfo.confirmationTag)
-        self.confirmationTag = groupInfo.confirmationTag
         self.configuration = configuration
     }
 

@@ -6,33 +6,32 @@ import MLSCodec
 /// `self` only on success, so a rejected message changes nothing. Time and
 /// randomness are parameters.
 public struct Group: Sendable {
-    public let provider: CipherSuiteProvider
-    public internal(set) var context: GroupContext
-    public internal(set) var tree: RatchetTree
+    /// The public part: context, tree, transcript, proposals of this epoch.
+    public internal(set) var state: PublicGroup
     var treeSecrets: TreeSecrets
     var signer: SignaturePrivateKey
     var epochSecrets: EpochSecrets
     var secretTree: SecretTree
-    public internal(set) var interimTranscriptHash: [UInt8]
-    public internal(set) var confirmationTag: [UInt8]
-    /// Proposals received in this epoch, by ProposalRef (§12.4).
-    var proposals: [[UInt8]: CachedProposal] = [:]
     /// Resumption PSKs of recent epochs of this group (§8.6).
     var resumptionPSKs: [UInt64: ResumptionPSK] = [:]
     /// A ReInit committed in this group: it may send nothing more (§11.2).
     public internal(set) var pendingReInit: ReInit?
+    /// This member's own commit, sent and awaiting the Delivery Service.
+    var pendingCommit: PendingCommit?
     public var configuration: GroupConfiguration
 
-    struct CachedProposal: Sendable {
-        let proposal: Proposal
-        let sender: Sender
-    }
-
-    public var groupID: [UInt8] { context.groupID }
-    public var epoch: UInt64 { context.epoch }
+    public var provider: CipherSuiteProvider { state.provider }
+    public var context: GroupContext { state.context }
+    public var tree: RatchetTree { state.tree }
+    public var groupID: [UInt8] { state.groupID }
+    public var epoch: UInt64 { state.epoch }
     public var ownLeaf: LeafIndex { treeSecrets.leaf }
     public var epochAuthenticator: EpochAuthenticator { epochSecrets.epochAuthenticator }
     public var cipherSuite: CipherSuite { context.cipherSuite }
+    public var interimTranscriptHash: [UInt8] { state.interimTranscriptHash }
+    public var confirmationTag: [UInt8] { state.confirmationTag }
+    /// This member's credential and keys as the group sees them.
+    public var ownLeafNode: LeafNode? { tree.leaf(ownLeaf) }
 
     /// The members, by leaf, with their credentials and signature keys.
     public var members: [(index: LeafIndex, leaf: LeafNode)] { tree.members }
@@ -52,18 +51,17 @@ public struct Group: Sendable {
         try KeySchedule.externalKeyPair(provider, externalSecret: epochSecrets.externalSecret).publicKey
     }
 
-    /// Starts the secret tree and the resumption history of a new epoch.
-    mutating func enterEpoch(_ secrets: EpochSecrets, keepingHistoryOf previous: Group?) {
-        if let previous {
-            resumptionPSKs = previous.resumptionPSKs
-            resumptionPSKs[previous.epoch] = previous.epochSecrets.resumptionPSK
-            let window = UInt64(max(0, configuration.resumptionPSKWindow))
-            resumptionPSKs = resumptionPSKs.filter { context.epoch - $0.key <= window }
-        }
+    /// Moves to a new epoch: new public state, secrets and secret tree; keeps
+    /// the resumption PSK of the epoch being left.
+    mutating func enterEpoch(_ next: PublicGroup, secrets: EpochSecrets) {
+        resumptionPSKs[epoch] = epochSecrets.resumptionPSK
+        let window = UInt64(max(0, configuration.resumptionPSKWindow))
+        resumptionPSKs = resumptionPSKs.filter { next.epoch - $0.key <= window }
+        state = next
         epochSecrets = secrets
-        secretTree = SecretTree(
-            provider, encryptionSecret: secrets.encryptionSecret, leafCount: tree.leafCount, configuration: configuration.secretTree)
-        proposals = [:]
+        secretTree = SecretTree(provider, encryptionSecret: secrets.encryptionSecret, leafCount: tree.leafCount, configuration: configuration.secretTree)
+        treeSecrets.prune(against: tree)
+        pendingCommit = nil
     }
 
     /// The PSK store with this group's own recent resumption PSKs added.
@@ -74,5 +72,25 @@ public struct Group: Sendable {
         }
         merged.resumption[PSKStore.ResumptionKey(groupID: groupID, epoch: epoch)] = epochSecrets.resumptionPSK.value
         return merged
+    }
+
+    /// psk_secret for the PSKs of a commit (§8.4).
+    func pskSecret(for ids: [PreSharedKeyID], store: PSKStore) throws(MLSError) -> PSKSecret {
+        let merged = pskStore(store)
+        var inputs: [PreSharedKeyInput] = []
+        for id in ids { inputs.append(try merged.secret(for: id)) }
+        return try KeySchedule.pskSecret(provider, psks: inputs)
+    }
+}
+
+/// A commit this member sent, with the group as it will be once the commit
+/// is accepted (§12.4: merge on acceptance, or discard).
+final class PendingCommit: Sendable {
+    let message: MLSMessage
+    let next: Group
+
+    init(message: MLSMessage, next: Group) {
+        self.message = message
+        self.next = next
     }
 }

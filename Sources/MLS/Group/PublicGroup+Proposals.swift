@@ -19,9 +19,9 @@ struct AppliedProposals: Sendable {
     var pathRequired: Bool
 }
 
-extension Group {
+extension PublicGroup {
     /// Checks one proposal on receipt (§12.1), before it is cached.
-    func validateReceivedProposal(_ proposal: Proposal, sender: Sender, now: UInt64?) throws(MLSError) {
+    func validateReceivedProposal(_ proposal: Proposal, sender: Sender) throws(MLSError) {
         switch proposal {
         case .update:
             guard case .member = sender else { throw MLSError(.invalidSender, "§12.1.2", "an Update comes from a member") }
