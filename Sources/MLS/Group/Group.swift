@@ -59,7 +59,8 @@ public struct Group: Sendable {
         resumptionPSKs = resumptionPSKs.filter { next.epoch - $0.key <= window }
         state = next
         epochSecrets = secrets
-        secretTree = SecretTree(provider, encryptionSecret: secrets.encryptionSecret, leafCount: tree.leafCount, configuration: configuration.secretTree)
+        secretTree = SecretTree(
+            provider, encryptionSecret: secrets.encryptionSecret, leafCount: tree.leafCount, configuration: configuration.secretTree)
         treeSecrets.prune(against: tree)
         pendingCommit = nil
     }

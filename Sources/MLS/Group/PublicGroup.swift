@@ -18,7 +18,8 @@ public struct PublicGroup: Sendable {
         let sender: Sender
     }
 
-    init(provider: CipherSuiteProvider, context: GroupContext, tree: RatchetTree, interimTranscriptHash: [UInt8], confirmationTag: [UInt8]) {
+    init(provider: CipherSuiteProvider, context: GroupContext, tree: RatchetTree, interimTranscriptHash: [UInt8], confirmationTag: [UInt8])
+    {
         self.provider = provider
         self.context = context
         self.tree = tree
