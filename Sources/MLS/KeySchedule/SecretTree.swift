@@ -1,3 +1,5 @@
+import MLSCodec
+
 /// A key and nonce from one generation of a hash ratchet (RFC 9420 §9.1).
 public struct KeyAndNonce: Sendable, Hashable, CustomStringConvertible {
     public let key: SecretBytes
@@ -224,5 +226,89 @@ public struct SecretTree: Sendable, CustomStringConvertible, CustomDebugStringCo
         let key = try leafRatchets[kind].key(at: generation, provider, configuration: configuration)
         store(leafRatchets, for: leaf)
         return key
+    }
+}
+
+// MARK: Persistence (part of the group snapshot, see Group+Snapshot.swift)
+
+extension HashRatchet {
+    func encode(to writer: inout TLSWriter) {
+        writer.write(generation)
+        writer.writeOpaque(secret)
+        writer.write(UInt8(exhausted ? 1 : 0))
+        writer.writeVector { inner in
+            for (generation, key) in skipped.sorted(by: { $0.key < $1.key }) {
+                inner.write(generation)
+                inner.writeOpaque(key.key.bytes)
+                inner.writeOpaque(key.nonce.bytes)
+            }
+        }
+    }
+
+    init(from reader: inout TLSReader) throws {
+        generation = try reader.readUInt32("HashRatchet.generation")
+        secret = try reader.readOpaque("HashRatchet.secret")
+        switch try reader.readUInt8("HashRatchet.exhausted") {
+        case 0: exhausted = false
+        case 1: exhausted = true
+        default: throw CodecError(.invalidValue, "HashRatchet.exhausted", offset: reader.position - 1)
+        }
+        skipped = try reader.readVector("HashRatchet.skipped") { inner in
+            var skipped: [UInt32: KeyAndNonce] = [:]
+            while !inner.isAtEnd {
+                let generation = try inner.readUInt32("skipped.generation")
+                let key = try inner.readOpaque("skipped.key")
+                let nonce = try inner.readOpaque("skipped.nonce")
+                skipped[generation] = KeyAndNonce(key: SecretBytes(key), nonce: SecretBytes(nonce), generation: generation)
+            }
+            return skipped
+        }
+    }
+}
+
+extension SecretTree {
+    func encode(to writer: inout TLSWriter) {
+        writer.write(leafCount)
+        writer.writeVector { inner in
+            for (node, secret) in nodeSecrets.sorted(by: { $0.key < $1.key }) {
+                inner.write(node.rawValue)
+                inner.writeOpaque(secret)
+            }
+        }
+        writer.writeVector { inner in
+            for (leaf, pair) in ratchets.sorted(by: { $0.key < $1.key }) {
+                leaf.encode(to: &inner)
+                pair.handshake.encode(to: &inner)
+                pair.application.encode(to: &inner)
+            }
+        }
+    }
+
+    init(from reader: inout TLSReader, provider: CipherSuiteProvider, configuration: SecretTreeConfiguration) throws {
+        self.provider = provider
+        self.configuration = configuration
+        leafCount = try reader.readUInt32("SecretTree.leaf_count")
+        guard leafCount >= 1, leafCount <= TreeMath.maxLeafCount, leafCount & (leafCount - 1) == 0 else {
+            throw CodecError(.invalidValue, "SecretTree.leaf_count", offset: reader.position)
+        }
+        let width = TreeMath(leafCount: leafCount).nodeCount
+        nodeSecrets = try reader.readVector("SecretTree.node_secrets") { inner in
+            var secrets: [NodeIndex: [UInt8]] = [:]
+            while !inner.isAtEnd {
+                let node = try inner.readUInt32("node")
+                guard node < width else { throw CodecError(.invalidValue, "SecretTree.node", offset: inner.position) }
+                secrets[NodeIndex(node)] = try inner.readOpaque("secret")
+            }
+            return secrets
+        }
+        ratchets = try reader.readVector("SecretTree.ratchets") { inner in
+            var ratchets: [LeafIndex: LeafRatchets] = [:]
+            while !inner.isAtEnd {
+                let leaf = try LeafIndex(from: &inner)
+                guard leaf.rawValue < leafCount else { throw CodecError(.invalidValue, "SecretTree.leaf", offset: inner.position) }
+                ratchets[leaf] = LeafRatchets(handshake: try HashRatchet(from: &inner), application: try HashRatchet(from: &inner))
+            }
+            return ratchets
+        }
     }
 }
