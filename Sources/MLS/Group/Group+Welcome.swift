@@ -56,7 +56,9 @@ extension Group {
             throw MLSError(.invalidSignature, "§12.4.3.1", "GroupInfo signature does not verify")
         }
         try Self.validateJoinedTree(tree, context: context, now: now)
-        guard let ownLeaf = tree.members.first(where: { $0.leaf == keyPackage.leafNode })?.index else {
+        guard let ownNode = tree.node(holding: keyPackage.leafNode.encryptionKey), let ownLeaf = ownNode.leafIndex,
+            tree.leaf(ownLeaf) == keyPackage.leafNode
+        else {
             throw MLSError(.invalidArgument, "§12.4.3.1", "the tree does not hold this KeyPackage's leaf")
         }
 

@@ -20,13 +20,9 @@ extension LeafNode {
             throw MLSError(.invalidSignature, "§7.3", "leaf node signature does not verify")
         }
         try checkCapabilities(requiredBy: context)
-        if let tree {
-            for (index, member) in tree.members where index != leafIndex {
-                guard member.capabilities.credentials.contains(credential.type), capabilities.credentials.contains(member.credential.type)
-                else {
-                    throw MLSError(.invalidArgument, "§7.3", "credential type not supported by every member")
-                }
-            }
+        // A KeyPackage's leaf is not in the tree yet; any other leaf replaces the one at its index.
+        if let tree, !tree.credentialsCompatible(self, at: source.type == .keyPackage && tree.leaf(leafIndex) != self ? nil : leafIndex) {
+            throw MLSError(.invalidArgument, "§7.3", "credential type not supported by every member")
         }
         if let now, case .keyPackage(let lifetime) = source {
             guard lifetime.notBefore <= now, now <= lifetime.notAfter else {

@@ -90,8 +90,8 @@ extension PublicGroup {
             }
         }
         guard contextExtensions <= 1 else { throw invalid("more than one GroupContextExtensions") }
-        for (index, member) in tree.members where !removed.contains(index) && addedKeys.contains(member.signatureKey) {
-            throw invalid("Add of a client already in the group")
+        for key in addedKeys {
+            if let member = tree.leaf(signingWith: key), !removed.contains(member) { throw invalid("Add of a client already in the group") }
         }
     }
 

@@ -58,22 +58,8 @@ extension RatchetTree {
     }
 
     /// Encryption keys are unique across all nodes and signature keys across
-    /// leaves (§7.3).
+    /// leaves (§7.3). O(1): the tree keeps count as it changes.
     public func verifyKeyUniqueness() throws(MLSError) {
-        var encryptionKeys = Set<HPKEPublicKey>()
-        var signatureKeys = Set<SignaturePublicKey>()
-        for node in nodes {
-            switch node {
-            case .leaf(let leaf)?:
-                guard encryptionKeys.insert(leaf.encryptionKey).inserted, signatureKeys.insert(leaf.signatureKey).inserted else {
-                    throw MLSError(.invalidArgument, "§7.3", "duplicate key in the ratchet tree")
-                }
-            case .parent(let parent)?:
-                guard encryptionKeys.insert(parent.encryptionKey).inserted else {
-                    throw MLSError(.invalidArgument, "§7.3", "duplicate key in the ratchet tree")
-                }
-            case nil: break
-            }
-        }
+        guard !hasDuplicateKeys else { throw MLSError(.invalidArgument, "§7.3", "duplicate key in the ratchet tree") }
     }
 }

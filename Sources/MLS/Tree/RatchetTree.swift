@@ -12,6 +12,9 @@ public struct RatchetTree: Sendable {
     private(set) var nodes: [Node?]
     /// `hashes[i]` is the tree hash of node i; always current.
     private var hashes: [[UInt8]]
+    /// Who holds which key, kept current by every write, so uniqueness and
+    /// credential checks cost O(1) rather than a walk over the tree (§7.3).
+    private var index = KeyIndex()
 
     public var math: TreeMath { TreeMath(leafCount: leafCount) }
     public var root: NodeIndex { math.root }
@@ -21,8 +24,9 @@ public struct RatchetTree: Sendable {
     public init(_ provider: CipherSuiteProvider, firstLeaf: LeafNode) {
         self.provider = provider
         leafCount = 1
-        nodes = [.leaf(firstLeaf)]
+        nodes = [nil]
         hashes = [[]]
+        write(NodeIndex(0), .leaf(firstLeaf))
         rehashAll()
     }
 
@@ -49,8 +53,9 @@ public struct RatchetTree: Sendable {
         while Int(2 * width - 1) < count { width *= 2 }
         self.provider = provider
         leafCount = width
-        nodes = list.nodes + [Node?](repeating: nil, count: Int(2 * width - 1) - count)
+        nodes = [Node?](repeating: nil, count: Int(2 * width - 1))
         hashes = []
+        for (position, node) in list.nodes.enumerated() where node != nil { write(NodeIndex(UInt32(position)), node) }
         rehashAll()
     }
 
@@ -91,7 +96,24 @@ public struct RatchetTree: Sendable {
         (0..<leafCount).compactMap { raw in leaf(LeafIndex(raw)).map { (LeafIndex(raw), $0) } }
     }
 
-    public var memberCount: Int { members.count }
+    public var memberCount: Int { index.occupiedLeaves }
+
+    /// Whether two nodes share an encryption key or two leaves a signature key (§7.3).
+    public var hasDuplicateKeys: Bool { index.duplicates > 0 }
+
+    /// The node holding an encryption key, if exactly one does.
+    public func node(holding key: HPKEPublicKey) -> NodeIndex? { index.encryptionOwner(key) }
+
+    /// The leaf holding a signature key, if exactly one does.
+    public func leaf(signingWith key: SignaturePublicKey) -> LeafIndex? { index.signatureOwner(key) }
+
+    /// The credential rules of §7.3 for `leaf` placed at `position` (nil:
+    /// a leaf not yet in the tree): every other member supports its
+    /// credential type, and it supports every credential type the other
+    /// members use.
+    public func credentialsCompatible(_ leaf: LeafNode, at position: LeafIndex?) -> Bool {
+        index.credentialsCompatible(leaf, replacing: position.flatMap { self.leaf($0) })
+    }
 
     public func treeHash(of node: NodeIndex) -> [UInt8] { hashes[Int(node.rawValue)] }
 
@@ -133,8 +155,15 @@ public struct RatchetTree: Sendable {
 
     /// Sets a node and re-hashes its path to the root.
     mutating func set(_ node: NodeIndex, _ value: Node?) {
-        nodes[Int(node.rawValue)] = value
+        write(node, value)
         rehashPath(from: node)
+    }
+
+    /// The one place nodes change: keeps the key index current. Callers re-hash.
+    private mutating func write(_ node: NodeIndex, _ value: Node?) {
+        index.remove(nodes[Int(node.rawValue)], at: node)
+        nodes[Int(node.rawValue)] = value
+        index.insert(value, at: node)
     }
 
     /// Adds a leaf at the leftmost blank position, extending the tree if
@@ -149,12 +178,12 @@ public struct RatchetTree: Sendable {
             index = LeafIndex(leafCount)
             extend()
         }
-        nodes[Int(index.nodeIndex.rawValue)] = .leaf(leafNode)
+        write(index.nodeIndex, .leaf(leafNode))
         for parentIndex in math.directPath(index.nodeIndex) {
             if case .parent(var parent)? = nodes[Int(parentIndex.rawValue)] {
                 parent.unmergedLeaves.append(index)
                 parent.unmergedLeaves.sort()
-                nodes[Int(parentIndex.rawValue)] = .parent(parent)
+                write(parentIndex, .parent(parent))
             }
         }
         rehashPath(from: index.nodeIndex)
@@ -163,21 +192,21 @@ public struct RatchetTree: Sendable {
 
     /// Replaces a member's leaf and blanks its direct path (Update, §12.1.2).
     public mutating func update(_ leaf: LeafIndex, with leafNode: LeafNode) {
-        nodes[Int(leaf.nodeIndex.rawValue)] = .leaf(leafNode)
+        write(leaf.nodeIndex, .leaf(leafNode))
         blankDirectPath(leaf)
     }
 
     /// Blanks a member's leaf and its direct path, then truncates the tree
     /// while its right half is blank (Remove, §12.1.3).
     public mutating func remove(_ leaf: LeafIndex) {
-        nodes[Int(leaf.nodeIndex.rawValue)] = nil
+        write(leaf.nodeIndex, nil)
         blankDirectPath(leaf)
         truncate()
     }
 
     /// Blanks every node on the direct path of `leaf` (without re-hashing the leaf).
     mutating func blankDirectPath(_ leaf: LeafIndex) {
-        for node in math.directPath(leaf.nodeIndex) { nodes[Int(node.rawValue)] = nil }
+        for node in math.directPath(leaf.nodeIndex) { write(node, nil) }
         rehashPath(from: leaf.nodeIndex)
     }
 
@@ -288,5 +317,88 @@ public struct RatchetTree: Sendable {
         writer.writeOpaque(parentHash)
         writer.writeOpaque(originalSiblingTreeHash)
         return provider.hash(writer.bytes)
+    }
+}
+
+/// Counts of keys and credential types over a tree's nodes.
+struct KeyIndex: Sendable {
+    private var encryptionKeys: [HPKEPublicKey: (count: Int, node: NodeIndex)] = [:]
+    private var signatureKeys: [SignaturePublicKey: (count: Int, leaf: LeafIndex)] = [:]
+    /// Members using each credential type.
+    private var credentialTypes: [CredentialType: Int] = [:]
+    /// Members listing each credential type in their capabilities.
+    private var credentialSupport: [CredentialType: Int] = [:]
+    private(set) var occupiedLeaves = 0
+    /// How many keys are held by more than one node.
+    private(set) var duplicates = 0
+
+    func encryptionOwner(_ key: HPKEPublicKey) -> NodeIndex? {
+        encryptionKeys[key].flatMap { $0.count == 1 ? $0.node : nil }
+    }
+
+    func signatureOwner(_ key: SignaturePublicKey) -> LeafIndex? {
+        signatureKeys[key].flatMap { $0.count == 1 ? $0.leaf : nil }
+    }
+
+    mutating func insert(_ value: Node?, at node: NodeIndex) {
+        switch value {
+        case .leaf(let leaf)?:
+            count(leaf.encryptionKey, at: node, by: 1)
+            let leafIndex = node.leafIndex ?? LeafIndex(0)
+            let previous = signatureKeys[leaf.signatureKey]?.count ?? 0
+            if previous >= 1 { duplicates += 1 }
+            signatureKeys[leaf.signatureKey] = (previous + 1, leafIndex)
+            credentialTypes[leaf.credential.type, default: 0] += 1
+            for type in Set(leaf.capabilities.credentials) { credentialSupport[type, default: 0] += 1 }
+            occupiedLeaves += 1
+        case .parent(let parent)?:
+            count(parent.encryptionKey, at: node, by: 1)
+        case nil:
+            break
+        }
+    }
+
+    mutating func remove(_ value: Node?, at node: NodeIndex) {
+        switch value {
+        case .leaf(let leaf)?:
+            count(leaf.encryptionKey, at: node, by: -1)
+            if let entry = signatureKeys[leaf.signatureKey] {
+                if entry.count > 1 { duplicates -= 1 }
+                signatureKeys[leaf.signatureKey] = entry.count > 1 ? (entry.count - 1, entry.leaf) : nil
+            }
+            credentialTypes[leaf.credential.type, default: 1] -= 1
+            for type in Set(leaf.capabilities.credentials) { credentialSupport[type, default: 1] -= 1 }
+            occupiedLeaves -= 1
+        case .parent(let parent)?:
+            count(parent.encryptionKey, at: node, by: -1)
+        case nil:
+            break
+        }
+    }
+
+    private mutating func count(_ key: HPKEPublicKey, at node: NodeIndex, by delta: Int) {
+        let previous = encryptionKeys[key]?.count ?? 0
+        let next = previous + delta
+        if delta > 0, previous >= 1 { duplicates += 1 }
+        if delta < 0, previous > 1 { duplicates -= 1 }
+        if next <= 0 {
+            encryptionKeys[key] = nil
+        } else {
+            // The owner is only meaningful while a single node holds the key.
+            encryptionKeys[key] = (next, delta > 0 ? node : (encryptionKeys[key]?.node ?? node))
+        }
+    }
+
+    func credentialsCompatible(_ leaf: LeafNode, replacing current: LeafNode?) -> Bool {
+        var others = occupiedLeaves
+        var support = credentialSupport
+        var inUse = credentialTypes
+        if let current {
+            others -= 1
+            for type in Set(current.capabilities.credentials) { support[type, default: 1] -= 1 }
+            inUse[current.credential.type, default: 1] -= 1
+        }
+        guard support[leaf.credential.type, default: 0] == others else { return false }
+        return inUse.allSatisfy { type, count in count <= 0 || leaf.capabilities.credentials.contains(type) }
     }
 }
