@@ -166,6 +166,29 @@ struct GroupTests {
         #expect(carolGroup.epochAuthenticator == groups[0].epochAuthenticator)
     }
 
+    @Test func anUpdateProposalCommittedByAnother() throws {
+        var groups = try twoMemberGroup()
+        let oldKey = try #require(groups[1].ownLeafNode).encryptionKey
+        let update = try groups[1].proposeUpdate(random: bob.random)
+        // Seeing its own proposal again is not an error.
+        _ = try groups[1].process(update)
+        _ = try groups[0].process(update)
+        let output = try groups[0].commit(random: alice.random)
+        guard case .commit(let summary) = try groups[1].process(output.commit) else {
+            Issue.record("not a commit")
+            return
+        }
+        try groups[0].mergePendingCommit()
+        #expect(summary.updated == [groups[1].ownLeaf])
+        #expect(try #require(groups[1].ownLeafNode).encryptionKey != oldKey)
+        #expect(groups[0].epochAuthenticator == groups[1].epochAuthenticator)
+        // Bob can still decrypt a later path commit that encrypts to his new leaf key.
+        let next = try groups[0].commit(forcePath: true, random: alice.random)
+        _ = try groups[1].process(next.commit)
+        try groups[0].mergePendingCommit()
+        #expect(groups[0].epochAuthenticator == groups[1].epochAuthenticator)
+    }
+
     @Test func aTamperedCommitChangesNothing() throws {
         var groups = try twoMemberGroup()
         let output = try groups[0].commit(forcePath: true, random: alice.random)

@@ -16,6 +16,10 @@ extension Group {
         }
 
         var newSecrets = treeSecrets
+        if let leafKey = staged.next.tree.leaf(ownLeaf).flatMap({ pendingLeafKeys[$0.encryptionKey] }) {
+            // Another member committed this member's Update proposal.
+            newSecrets.set(leafKey, for: ownLeaf.nodeIndex)
+        }
         newSecrets.prune(against: staged.next.tree)
         var commitSecret = CommitSecret(KeySchedule.zeroSecret(provider))
         if case .commit(let commit) = authenticated.content.content, let path = commit.path {

@@ -29,8 +29,6 @@ public struct CommitOutput: Sendable {
     public let commit: MLSMessage
     /// The Welcome for the members it adds, if any.
     public let welcome: Welcome?
-    /// The new epoch's GroupInfo, for external joins.
-    public let groupInfo: GroupInfo
 }
 
 extension Group {
@@ -93,14 +91,37 @@ extension Group {
     }
 
     /// Sends a proposal (§12.1) and caches it, so that this member's commits
-    /// can refer to it. Members propose Add, Remove, PreSharedKey, ReInit and
-    /// GroupContextExtensions this way; a self-update is a commit with a path.
+    /// can refer to it: Add, Remove, PreSharedKey, ReInit, GroupContextExtensions.
+    /// For an Update use ``proposeUpdate(random:)``.
     public mutating func propose(_ proposal: Proposal, random: some RandomSource) throws(MLSError) -> MLSMessage {
-        if case .update = proposal { throw MLSError(.invalidArgument, "§12.1.2", "self-update by commit, not by Update proposal") }
+        switch proposal {
+        case .update: throw MLSError(.invalidArgument, "§12.1.2", "use proposeUpdate for an Update")
+        case .externalInit: throw MLSError(.invalidArgument, "§12.1.6", "an ExternalInit goes only in an external commit")
+        default: break
+        }
         let content = FramedContent(
             groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: [], content: .proposal(proposal))
         let (authenticated, message) = try frameHandshake(content, confirmationTag: nil, random: random)
         try state.cache(authenticated)
+        sentProposals[message.tlsSerialized] = proposal
+        return message
+    }
+
+    /// Proposes to replace this member's leaf with a fresh encryption key
+    /// (§12.1.2). Another member must commit it; this member's own commits
+    /// leave it out (a committer updates through its path instead).
+    public mutating func proposeUpdate(random: some RandomSource) throws(MLSError) -> MLSMessage {
+        guard var leaf = ownLeafNode else { throw MLSError(.invalidArgument, "§12.1.2", "own leaf is blank") }
+        let key = try provider.generateHPKEKeyPair(random: random)
+        leaf.encryptionKey = key.publicKey
+        leaf.source = .update
+        try leaf.sign(provider, key: signer, groupID: groupID, leafIndex: ownLeaf)
+        let content = FramedContent(
+            groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: [], content: .proposal(.update(leaf)))
+        let (authenticated, message) = try frameHandshake(content, confirmationTag: nil, random: random)
+        try state.cache(authenticated)
+        pendingLeafKeys[key.publicKey] = key
+        sentProposals[message.tlsSerialized] = .update(leaf)
         return message
     }
 
@@ -147,6 +168,7 @@ extension Group {
         if includePending {
             for (reference, cached) in state.proposals.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
                 if case .remove(let leaf) = cached.proposal, leaf == ownLeaf { continue }
+                if case .update = cached.proposal, cached.sender == me { continue }
                 entries.append(ProposalEntry(proposal: cached.proposal, sender: cached.sender))
                 items.append(.reference(reference))
             }
@@ -211,7 +233,6 @@ extension Group {
         next.treeSecrets = newSecrets
         next.pendingReInit = applied.reinit
         next.enterEpoch(nextState, secrets: secrets)
-        let groupInfo = try next.groupInfo(includeTree: configuration.ratchetTreeExtension)
 
         var welcome: Welcome?
         let addedKeyPackages = entries.compactMap { entry -> KeyPackage? in
@@ -219,6 +240,7 @@ extension Group {
             return nil
         }
         if !addedKeyPackages.isEmpty {
+            let groupInfo = try next.groupInfo(includeTree: configuration.ratchetTreeExtension, includeExternalPub: false)
             let welcomeKey = KeySchedule.welcomeKeyAndNonce(provider, welcomeSecret: secrets.welcomeSecret)
             let encryptedGroupInfo = try provider.seal(
                 key: welcomeKey.key, nonce: welcomeKey.nonce, aad: [], plaintext: groupInfo.tlsSerialized)
@@ -236,7 +258,7 @@ extension Group {
             welcome = Welcome(cipherSuite: provider.suite, secrets: encrypted, encryptedGroupInfo: encryptedGroupInfo)
         }
         pendingCommit = PendingCommit(message: message, next: next)
-        return CommitOutput(commit: message, welcome: welcome, groupInfo: groupInfo)
+        return CommitOutput(commit: message, welcome: welcome)
     }
 
     /// Whether a commit of this member awaits the Delivery Service's verdict.

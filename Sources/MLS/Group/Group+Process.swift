@@ -43,6 +43,10 @@ extension Group {
     }
 
     private mutating func processInPlace(_ message: MLSMessage, psks: PSKStore, now: UInt64?) throws(MLSError) -> ProcessedMessage {
+        if let own = sentProposals[message.tlsSerialized] {
+            // This member's own proposal, echoed back: already cached.
+            return .proposal(own, sender: .member(ownLeaf))
+        }
         let authenticated = try unprotect(message)
         switch authenticated.content.content {
         case .application(let data):

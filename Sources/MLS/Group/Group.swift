@@ -18,6 +18,11 @@ public struct Group: Sendable {
     public internal(set) var pendingReInit: ReInit?
     /// This member's own commit, sent and awaiting the Delivery Service.
     var pendingCommit: PendingCommit?
+    /// Leaf keys of this member's Update proposals of this epoch, by public key.
+    var pendingLeafKeys: [HPKEPublicKey: HPKEKeyPair] = [:]
+    /// This member's own proposals of this epoch, by their wire bytes, so that
+    /// seeing one again (the Delivery Service echoes it) is not an error.
+    var sentProposals: [[UInt8]: Proposal] = [:]
     public var configuration: GroupConfiguration
 
     public var provider: CipherSuiteProvider { state.provider }
@@ -63,6 +68,8 @@ public struct Group: Sendable {
             provider, encryptionSecret: secrets.encryptionSecret, leafCount: tree.leafCount, configuration: configuration.secretTree)
         treeSecrets.prune(against: tree)
         pendingCommit = nil
+        pendingLeafKeys = [:]
+        sentProposals = [:]
     }
 
     /// The PSK store with this group's own recent resumption PSKs added.

@@ -97,7 +97,7 @@ public enum TreeKEM {
     /// get no ciphertexts (they learn the path secret from the Welcome).
     public static func createPath(
         _ tree: inout RatchetTree, secrets: inout TreeSecrets, leafTemplate: LeafNode, signer: SignaturePrivateKey,
-        groupID: [UInt8], newMembers: Set<LeafIndex>, random: some RandomSource,
+        groupID: [UInt8], newMembers: Set<LeafIndex>, random: some RandomSource, encryptPathSecrets: Bool = true,
         context: (_ treeHash: [UInt8]) -> GroupContext
     ) throws(MLSError) -> (CreatedPath, GroupContext) {
         let provider = tree.provider
@@ -128,7 +128,7 @@ public enum TreeKEM {
         for (index, step) in path.enumerated() {
             let secret = pathSecrets[step.node]?.bytes ?? []
             var ciphertexts: [HPKECiphertext] = []
-            for recipient in tree.resolution(step.copathChild, excluding: newMembers) {
+            for recipient in tree.resolution(step.copathChild, excluding: newMembers) where encryptPathSecrets {
                 guard let key = tree.encryptionKey(recipient) else { continue }
                 ciphertexts.append(
                     try provider.encryptWithLabel(key, label: "UpdatePathNode", context: serializedContext, plaintext: secret))
