@@ -59,6 +59,12 @@ func groupsBenchmark(sizes: [Int], iterations: Int) throws {
             defer { index += 1 }
             return try group.commit(adding: [newcomers[index % newcomers.count].keyPackage], random: random)
         }
+        var outOfBand = creator
+        outOfBand.configuration.ratchetTreeExtension = false
+        try row(size, "add one member (tree out of band)", creator: outOfBand, processor: processor, median: median) { group in
+            defer { index += 1 }
+            return try group.commit(adding: [newcomers[index % newcomers.count].keyPackage], random: random)
+        }
         try row(size, "remove one member", creator: creator, processor: processor, median: median) { group in
             try group.commit(removing: [LeafIndex(1)], random: random)
         }

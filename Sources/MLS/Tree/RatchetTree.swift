@@ -9,9 +9,9 @@ import MLSCodec
 public struct RatchetTree: Sendable {
     public let provider: CipherSuiteProvider
     public private(set) var leafCount: UInt32
-    private(set) var nodes: [Node?]
+    private(set) var nodes: ChunkedArray<Node?>
     /// `hashes[i]` is the tree hash of node i; always current.
-    private var hashes: [[UInt8]]
+    private var hashes: ChunkedArray<[UInt8]>
     /// Who holds which key, kept current by every write, so uniqueness and
     /// credential checks cost O(1) rather than a walk over the tree (§7.3).
     private var index = KeyIndex()
@@ -24,8 +24,8 @@ public struct RatchetTree: Sendable {
     public init(_ provider: CipherSuiteProvider, firstLeaf: LeafNode) {
         self.provider = provider
         leafCount = 1
-        nodes = [nil]
-        hashes = [[]]
+        nodes = ChunkedArray(repeating: nil, count: 1)
+        hashes = ChunkedArray(repeating: [], count: 1)
         write(NodeIndex(0), .leaf(firstLeaf))
         rehashAll()
     }
@@ -53,8 +53,8 @@ public struct RatchetTree: Sendable {
         while Int(2 * width - 1) < count { width *= 2 }
         self.provider = provider
         leafCount = width
-        nodes = [Node?](repeating: nil, count: Int(2 * width - 1))
-        hashes = []
+        nodes = ChunkedArray(repeating: nil, count: Int(2 * width - 1))
+        hashes = ChunkedArray(repeating: [], count: Int(2 * width - 1))
         for (position, node) in list.nodes.enumerated() where node != nil { write(NodeIndex(UInt32(position)), node) }
         rehashAll()
     }
@@ -63,7 +63,7 @@ public struct RatchetTree: Sendable {
     public var exported: RatchetTreeNodes {
         var end = nodes.count
         while end > 0, nodes[end - 1] == nil { end -= 1 }
-        return RatchetTreeNodes(Array(nodes[..<end]))
+        return RatchetTreeNodes((0..<end).map { nodes[$0] })
     }
 
     // MARK: Reading
@@ -146,9 +146,10 @@ public struct RatchetTree: Sendable {
         return position >= node.rawValue - span && position <= node.rawValue + span
     }
 
-    /// The leftmost blank leaf, if any.
+    /// The leftmost blank leaf, if any (O(1) when the tree is full).
     public var firstBlankLeaf: LeafIndex? {
-        (0..<leafCount).lazy.map(LeafIndex.init(rawValue:)).first { leaf($0) == nil }
+        guard memberCount < Int(leafCount) else { return nil }
+        return (0..<leafCount).lazy.map(LeafIndex.init(rawValue:)).first { leaf($0) == nil }
     }
 
     // MARK: Changing
@@ -214,8 +215,8 @@ public struct RatchetTree: Sendable {
     private mutating func extend() {
         let oldCount = nodes.count
         leafCount = leafCount == 0 ? 1 : leafCount * 2
-        nodes += [Node?](repeating: nil, count: Int(math.nodeCount) - oldCount)
-        hashes += [[UInt8]](repeating: [], count: nodes.count - oldCount)
+        nodes.resize(to: Int(math.nodeCount))
+        hashes.resize(to: Int(math.nodeCount))
         // Hash the new right half bottom-up, then the new root.
         for level in 0...math.root.level {
             for raw in stride(from: (UInt32(1) << level) - 1, to: UInt32(nodes.count), by: Int(UInt32(1) << (level + 1)))
@@ -229,17 +230,18 @@ public struct RatchetTree: Sendable {
     private mutating func truncate() {
         while leafCount > 1 {
             let half = Int(leafCount) - 1
-            guard nodes[(half + 1)...].allSatisfy({ $0 == nil }) else { break }
+            // Parents in the right half are blank once its leaves are (removal
+            // blanks a leaf's whole path), so the leaves decide; scan from the end.
+            guard stride(from: nodes.count - 1, through: half + 1, by: -2).allSatisfy({ nodes[$0] == nil }) else { break }
             leafCount /= 2
-            nodes.removeLast(nodes.count - half)
-            hashes.removeLast(hashes.count - half)
+            nodes.resize(to: half)
+            hashes.resize(to: half)
         }
     }
 
     // MARK: Hashes
 
     private mutating func rehashAll() {
-        hashes = [[UInt8]](repeating: [], count: nodes.count)
         guard leafCount > 0 else { return }
         for level in 0...math.root.level {
             for raw in stride(from: (UInt32(1) << level) - 1, to: UInt32(nodes.count), by: Int(UInt32(1) << (level + 1))) {
@@ -322,8 +324,8 @@ public struct RatchetTree: Sendable {
 
 /// Counts of keys and credential types over a tree's nodes.
 struct KeyIndex: Sendable {
-    private var encryptionKeys: [HPKEPublicKey: (count: Int, node: NodeIndex)] = [:]
-    private var signatureKeys: [SignaturePublicKey: (count: Int, leaf: LeafIndex)] = [:]
+    private var encryptionKeys = ShardedDictionary<HPKEPublicKey, KeyCount<NodeIndex>>()
+    private var signatureKeys = ShardedDictionary<SignaturePublicKey, KeyCount<LeafIndex>>()
     /// Members using each credential type.
     private var credentialTypes: [CredentialType: Int] = [:]
     /// Members listing each credential type in their capabilities.
@@ -333,11 +335,11 @@ struct KeyIndex: Sendable {
     private(set) var duplicates = 0
 
     func encryptionOwner(_ key: HPKEPublicKey) -> NodeIndex? {
-        encryptionKeys[key].flatMap { $0.count == 1 ? $0.node : nil }
+        encryptionKeys[key].flatMap { $0.count == 1 ? $0.holder : nil }
     }
 
     func signatureOwner(_ key: SignaturePublicKey) -> LeafIndex? {
-        signatureKeys[key].flatMap { $0.count == 1 ? $0.leaf : nil }
+        signatureKeys[key].flatMap { $0.count == 1 ? $0.holder : nil }
     }
 
     mutating func insert(_ value: Node?, at node: NodeIndex) {
@@ -347,7 +349,7 @@ struct KeyIndex: Sendable {
             let leafIndex = node.leafIndex ?? LeafIndex(0)
             let previous = signatureKeys[leaf.signatureKey]?.count ?? 0
             if previous >= 1 { duplicates += 1 }
-            signatureKeys[leaf.signatureKey] = (previous + 1, leafIndex)
+            signatureKeys[leaf.signatureKey] = KeyCount(count: previous + 1, holder: leafIndex)
             credentialTypes[leaf.credential.type, default: 0] += 1
             for type in Set(leaf.capabilities.credentials) { credentialSupport[type, default: 0] += 1 }
             occupiedLeaves += 1
@@ -364,7 +366,7 @@ struct KeyIndex: Sendable {
             count(leaf.encryptionKey, at: node, by: -1)
             if let entry = signatureKeys[leaf.signatureKey] {
                 if entry.count > 1 { duplicates -= 1 }
-                signatureKeys[leaf.signatureKey] = entry.count > 1 ? (entry.count - 1, entry.leaf) : nil
+                signatureKeys[leaf.signatureKey] = entry.count > 1 ? KeyCount(count: entry.count - 1, holder: entry.holder) : nil
             }
             credentialTypes[leaf.credential.type, default: 1] -= 1
             for type in Set(leaf.capabilities.credentials) { credentialSupport[type, default: 1] -= 1 }
@@ -385,7 +387,7 @@ struct KeyIndex: Sendable {
             encryptionKeys[key] = nil
         } else {
             // The owner is only meaningful while a single node holds the key.
-            encryptionKeys[key] = (next, delta > 0 ? node : (encryptionKeys[key]?.node ?? node))
+            encryptionKeys[key] = KeyCount(count: next, holder: delta > 0 ? node : (encryptionKeys[key]?.holder ?? node))
         }
     }
 
@@ -401,4 +403,10 @@ struct KeyIndex: Sendable {
         guard support[leaf.credential.type, default: 0] == others else { return false }
         return inUse.allSatisfy { type, count in count <= 0 || leaf.capabilities.credentials.contains(type) }
     }
+}
+
+/// How many nodes hold a key, and one of them.
+struct KeyCount<Holder: Sendable>: Sendable {
+    var count: Int
+    var holder: Holder
 }
