@@ -22,27 +22,58 @@ extension CipherSuiteProvider {
         }
     }
 
-    /// HPKE SealBase (RFC 9180 §6.1). The ephemeral key comes from
+    /// SetupBaseS(pk, info) (RFC 9180 §5.1.1). The ephemeral key comes from
     /// swift-crypto's CSPRNG; nothing in MLS requires it to be replayable.
+    private func hpkeSender(publicKey: HPKEPublicKey, info: [UInt8]) throws -> HPKE.Sender {
+        switch kemAlgorithm {
+        case .x25519:
+            try HPKE.Sender(
+                recipientKey: try Curve25519.KeyAgreement.PublicKey(rawRepresentation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
+                info: Data(info))
+        case .p256:
+            try HPKE.Sender(
+                recipientKey: try P256.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
+                info: Data(info))
+        case .p384:
+            try HPKE.Sender(
+                recipientKey: try P384.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
+                info: Data(info))
+        case .p521:
+            try HPKE.Sender(
+                recipientKey: try P521.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
+                info: Data(info))
+        }
+    }
+
+    /// SetupBaseR(enc, sk, info) (RFC 9180 §5.1.1).
+    private func hpkeRecipient(privateKey: HPKEPrivateKey, kemOutput: [UInt8], info: [UInt8]) throws -> HPKE.Recipient {
+        let raw = kemScalar(privateKey)
+        switch kemAlgorithm {
+        case .x25519:
+            return try HPKE.Recipient(
+                privateKey: try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
+                encapsulatedKey: Data(kemOutput))
+        case .p256:
+            return try HPKE.Recipient(
+                privateKey: try P256.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
+                encapsulatedKey: Data(kemOutput))
+        case .p384:
+            return try HPKE.Recipient(
+                privateKey: try P384.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
+                encapsulatedKey: Data(kemOutput))
+        case .p521:
+            return try HPKE.Recipient(
+                privateKey: try P521.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
+                encapsulatedKey: Data(kemOutput))
+        }
+    }
+
+    /// HPKE SealBase (RFC 9180 §6.1).
     func hpkeSeal(
         publicKey: HPKEPublicKey, info: [UInt8], aad: [UInt8], plaintext: [UInt8]
     ) throws(MLSError) -> (kemOutput: [UInt8], ciphertext: [UInt8]) {
         do {
-            var sender: HPKE.Sender
-            switch kemAlgorithm {
-            case .x25519:
-                let key = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: publicKey.bytes)
-                sender = try HPKE.Sender(recipientKey: key, ciphersuite: hpkeCiphersuite, info: Data(info))
-            case .p256:
-                let key = try P256.KeyAgreement.PublicKey(x963Representation: publicKey.bytes)
-                sender = try HPKE.Sender(recipientKey: key, ciphersuite: hpkeCiphersuite, info: Data(info))
-            case .p384:
-                let key = try P384.KeyAgreement.PublicKey(x963Representation: publicKey.bytes)
-                sender = try HPKE.Sender(recipientKey: key, ciphersuite: hpkeCiphersuite, info: Data(info))
-            case .p521:
-                let key = try P521.KeyAgreement.PublicKey(x963Representation: publicKey.bytes)
-                sender = try HPKE.Sender(recipientKey: key, ciphersuite: hpkeCiphersuite, info: Data(info))
-            }
+            var sender = try hpkeSender(publicKey: publicKey, info: info)
             let ciphertext = try sender.seal(plaintext, authenticating: aad)
             return (Array(sender.encapsulatedKey), Array(ciphertext))
         } catch {
@@ -55,29 +86,36 @@ extension CipherSuiteProvider {
         privateKey: HPKEPrivateKey, kemOutput: [UInt8], info: [UInt8], aad: [UInt8], ciphertext: [UInt8]
     ) throws(MLSError) -> [UInt8] {
         do {
-            var recipient: HPKE.Recipient
-            let raw = kemScalar(privateKey)
-            switch kemAlgorithm {
-            case .x25519:
-                let key = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw)
-                recipient = try HPKE.Recipient(
-                    privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
-            case .p256:
-                let key = try P256.KeyAgreement.PrivateKey(rawRepresentation: raw)
-                recipient = try HPKE.Recipient(
-                    privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
-            case .p384:
-                let key = try P384.KeyAgreement.PrivateKey(rawRepresentation: raw)
-                recipient = try HPKE.Recipient(
-                    privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
-            case .p521:
-                let key = try P521.KeyAgreement.PrivateKey(rawRepresentation: raw)
-                recipient = try HPKE.Recipient(
-                    privateKey: key, ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
-            }
+            var recipient = try hpkeRecipient(privateKey: privateKey, kemOutput: kemOutput, info: info)
             return Array(try recipient.open(ciphertext, authenticating: aad))
         } catch {
             throw MLSError(.decryptionFailed, "§5.1.3", "HPKE open failed")
+        }
+    }
+
+    /// SetupBaseS(pk, info) then Export(context, length) (RFC 9180 §5.3),
+    /// as an external joiner derives its init secret (RFC 9420 §8.3).
+    func hpkeExportSend(
+        publicKey: HPKEPublicKey, info: [UInt8], exporterContext: [UInt8], length: Int
+    ) throws(MLSError) -> (kemOutput: [UInt8], secret: [UInt8]) {
+        do {
+            let sender = try hpkeSender(publicKey: publicKey, info: info)
+            let secret = try sender.exportSecret(context: exporterContext, outputByteCount: length)
+            return (Array(sender.encapsulatedKey), secret.withUnsafeBytes { Array($0) })
+        } catch {
+            throw MLSError(.invalidKey, "§8.3", "HPKE export failed: invalid public key")
+        }
+    }
+
+    /// SetupBaseR(enc, sk, info) then Export(context, length) (RFC 9180 §5.3).
+    func hpkeExportReceive(
+        privateKey: HPKEPrivateKey, kemOutput: [UInt8], info: [UInt8], exporterContext: [UInt8], length: Int
+    ) throws(MLSError) -> [UInt8] {
+        do {
+            let recipient = try hpkeRecipient(privateKey: privateKey, kemOutput: kemOutput, info: info)
+            return try recipient.exportSecret(context: exporterContext, outputByteCount: length).withUnsafeBytes { Array($0) }
+        } catch {
+            throw MLSError(.decryptionFailed, "§8.3", "HPKE export failed")
         }
     }
 
@@ -164,70 +202,5 @@ extension CipherSuiteProvider {
         case .p521: key = HKDF<SHA512>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length)
         }
         return key.withUnsafeBytes { Array($0) }
-    }
-}
-
-extension CipherSuiteProvider {
-    /// SetupBaseS(pk, info) then Export(context, length) (RFC 9180 §5.3),
-    /// as an external joiner derives its init secret (RFC 9420 §8.3).
-    func hpkeExportSend(
-        publicKey: HPKEPublicKey, info: [UInt8], exporterContext: [UInt8], length: Int
-    ) throws(MLSError) -> (kemOutput: [UInt8], secret: [UInt8]) {
-        do {
-            let sender: HPKE.Sender
-            switch kemAlgorithm {
-            case .x25519:
-                sender = try HPKE.Sender(
-                    recipientKey: try Curve25519.KeyAgreement.PublicKey(rawRepresentation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
-                    info: Data(info))
-            case .p256:
-                sender = try HPKE.Sender(
-                    recipientKey: try P256.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
-                    info: Data(info))
-            case .p384:
-                sender = try HPKE.Sender(
-                    recipientKey: try P384.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
-                    info: Data(info))
-            case .p521:
-                sender = try HPKE.Sender(
-                    recipientKey: try P521.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
-                    info: Data(info))
-            }
-            let secret = try sender.exportSecret(context: exporterContext, outputByteCount: length)
-            return (Array(sender.encapsulatedKey), secret.withUnsafeBytes { Array($0) })
-        } catch {
-            throw MLSError(.invalidKey, "§8.3", "HPKE export failed: invalid public key")
-        }
-    }
-
-    /// SetupBaseR(enc, sk, info) then Export(context, length) (RFC 9180 §5.3).
-    func hpkeExportReceive(
-        privateKey: HPKEPrivateKey, kemOutput: [UInt8], info: [UInt8], exporterContext: [UInt8], length: Int
-    ) throws(MLSError) -> [UInt8] {
-        let raw = kemScalar(privateKey)
-        do {
-            let recipient: HPKE.Recipient
-            switch kemAlgorithm {
-            case .x25519:
-                recipient = try HPKE.Recipient(
-                    privateKey: try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite,
-                    info: Data(info), encapsulatedKey: Data(kemOutput))
-            case .p256:
-                recipient = try HPKE.Recipient(
-                    privateKey: try P256.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
-                    encapsulatedKey: Data(kemOutput))
-            case .p384:
-                recipient = try HPKE.Recipient(
-                    privateKey: try P384.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
-                    encapsulatedKey: Data(kemOutput))
-            case .p521:
-                recipient = try HPKE.Recipient(
-                    privateKey: try P521.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
-                    encapsulatedKey: Data(kemOutput))
-            }
-            return try recipient.exportSecret(context: exporterContext, outputByteCount: length).withUnsafeBytes { Array($0) }
-        } catch {
-            throw MLSError(.decryptionFailed, "§8.3", "HPKE export failed")
-        }
     }
 }

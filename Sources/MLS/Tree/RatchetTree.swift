@@ -127,9 +127,21 @@ public struct RatchetTree: Sendable {
         case .parent(let parent)?:
             return [node] + parent.unmergedLeaves.filter { !excluding.contains($0) }.map(\.nodeIndex)
         case nil:
-            guard let left = math.left(node), let right = math.right(node) else { return [] }
+            // In a valid tree a parent is blank unless some leaf below it is
+            // occupied, so an empty subtree has an empty resolution: skip it
+            // rather than walk it (the right edge of a growing tree is blank).
+            guard hasOccupiedLeaf(under: node), let left = math.left(node), let right = math.right(node) else { return [] }
             return resolution(left, excluding: excluding) + resolution(right, excluding: excluding)
         }
+    }
+
+    /// Whether any leaf under `node` is occupied, from per-block leaf counts.
+    func hasOccupiedLeaf(under node: NodeIndex) -> Bool {
+        let span = UInt32(1) << node.level  // leaves under the node
+        let first = (node.rawValue + 1 - span) / 2
+        let end = min(first + span, leafCount)
+        guard first < end else { return false }
+        return index.occupiedLeaves(from: Int(first), to: Int(end))
     }
 
     /// The filtered direct path of a leaf (§4.1.2), with the copath child of each node.
@@ -146,10 +158,12 @@ public struct RatchetTree: Sendable {
         return position >= node.rawValue - span && position <= node.rawValue + span
     }
 
-    /// The leftmost blank leaf, if any (O(1) when the tree is full).
+    /// The leftmost blank leaf, if any: the first block of 64 leaves with
+    /// room, then a scan inside it.
     public var firstBlankLeaf: LeafIndex? {
         guard memberCount < Int(leafCount) else { return nil }
-        return (0..<leafCount).lazy.map(LeafIndex.init(rawValue:)).first { leaf($0) == nil }
+        let start = UInt32(index.firstBlockWithRoom(leafCount: Int(leafCount)) << 6)
+        return (start..<leafCount).lazy.map(LeafIndex.init(rawValue:)).first { leaf($0) == nil }
     }
 
     // MARK: Changing
@@ -331,6 +345,8 @@ struct KeyIndex: Sendable {
     /// Members listing each credential type in their capabilities.
     private var credentialSupport: [CredentialType: Int] = [:]
     private(set) var occupiedLeaves = 0
+    /// Occupied leaves per block of 64 leaf positions.
+    private var blockCounts: [UInt32] = []
     /// How many keys are held by more than one node.
     private(set) var duplicates = 0
 
@@ -353,6 +369,9 @@ struct KeyIndex: Sendable {
             credentialTypes[leaf.credential.type, default: 0] += 1
             for type in Set(leaf.capabilities.credentials) { credentialSupport[type, default: 0] += 1 }
             occupiedLeaves += 1
+            let block = Int(leafIndex.rawValue >> 6)
+            if block >= blockCounts.count { blockCounts += [UInt32](repeating: 0, count: block + 1 - blockCounts.count) }
+            blockCounts[block] += 1
         case .parent(let parent)?:
             count(parent.encryptionKey, at: node, by: 1)
         case nil:
@@ -371,6 +390,9 @@ struct KeyIndex: Sendable {
             credentialTypes[leaf.credential.type, default: 1] -= 1
             for type in Set(leaf.capabilities.credentials) { credentialSupport[type, default: 1] -= 1 }
             occupiedLeaves -= 1
+            if let leafIndex = node.leafIndex, Int(leafIndex.rawValue >> 6) < blockCounts.count {
+                blockCounts[Int(leafIndex.rawValue >> 6)] -= 1
+            }
         case .parent(let parent)?:
             count(parent.encryptionKey, at: node, by: -1)
         case nil:
@@ -389,6 +411,26 @@ struct KeyIndex: Sendable {
             // The owner is only meaningful while a single node holds the key.
             encryptionKeys[key] = KeyCount(count: next, holder: delta > 0 ? node : (encryptionKeys[key]?.holder ?? node))
         }
+    }
+
+    /// The first block of 64 leaf positions that is not full.
+    func firstBlockWithRoom(leafCount: Int) -> Int {
+        for (block, count) in blockCounts.enumerated() where Int(count) < min(64, leafCount - block * 64) { return block }
+        return blockCounts.count
+    }
+
+    /// Whether a leaf in positions `first ..< end` is occupied. Subtrees are
+    /// aligned: below 64 leaves they lie inside one block.
+    func occupiedLeaves(from first: Int, to end: Int) -> Bool {
+        let firstBlock = first >> 6
+        let lastBlock = (end - 1) >> 6
+        guard firstBlock < blockCounts.count else { return false }
+        if firstBlock == lastBlock, end - first < 64 {
+            // A subtree inside one block: an empty block proves it empty;
+            // otherwise answer "maybe" and let the caller look.
+            return blockCounts[firstBlock] > 0
+        }
+        return blockCounts[firstBlock...min(lastBlock, blockCounts.count - 1)].contains { $0 > 0 }
     }
 
     func credentialsCompatible(_ leaf: LeafNode, replacing current: LeafNode?) -> Bool {

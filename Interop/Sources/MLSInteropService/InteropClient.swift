@@ -1,0 +1,448 @@
+import Foundation
+import MLS
+import MLSCodec
+
+/// The state behind the MLSClient service: group states by state id and
+/// KeyPackages awaiting a Welcome by transaction id. State and transaction
+/// ids come from one counter, so that `StorePSK`'s `state_or_transaction_id`
+/// is never ambiguous.
+///
+/// Every operation works on a copy of a group and stores it back only on
+/// success, so a refused request changes nothing.
+public actor InteropClient {
+    /// One member's view of one group.
+    struct Member {
+        var group: Group
+        /// External PSKs stored for this state (resumption PSKs of the
+        /// group's own recent epochs come from the group itself).
+        var psks: PSKStore
+        /// Handshake messages go out as PrivateMessage.
+        let encryptHandshake: Bool
+        /// The member was removed by a commit it handled: the state is over.
+        var removed = false
+        /// The wire bytes of this member's pending commit, so that handling
+        /// it like anyone else's commit merges it.
+        var pendingCommit: Data?
+    }
+
+    /// A KeyPackage created for a join, with its private keys.
+    struct PendingJoin {
+        let bundle: KeyPackageBundle
+        var psks: PSKStore
+    }
+
+    public static let name = "Conclave"
+
+    private var members: [UInt32: Member] = [:]
+    private var joins: [UInt32: PendingJoin] = [:]
+    private var lastID: UInt32 = 0
+    private let random = SystemRandom()
+
+    public init() {}
+
+    // MARK: - Stack information
+
+    /// The cipher suites this client can run (RFC 9420 §5.1): those of the MLS library.
+    public static var supportedCipherSuites: [UInt32] {
+        CipherSuite.supported.map { UInt32($0.rawValue) }
+    }
+
+    // MARK: - Becoming a member
+
+    public func createGroup(_ request: MlsClient_CreateGroupRequest) throws -> MlsClient_CreateGroupResponse {
+        let provider = try Self.provider(request.cipherSuite)
+        let bundle = try makeBundle(provider, identity: Array(request.identity))
+        let group = try Group(
+            creating: Array(request.groupID), creator: bundle,
+            configuration: Self.configuration(encryptHandshake: request.encryptHandshake),
+            random: random)
+        let id = try nextID()
+        members[id] = Member(group: group, psks: .empty, encryptHandshake: request.encryptHandshake)
+        return .with { $0.stateID = id }
+    }
+
+    public func createKeyPackage(_ request: MlsClient_CreateKeyPackageRequest) throws -> MlsClient_CreateKeyPackageResponse {
+        let provider = try Self.provider(request.cipherSuite)
+        let bundle = try makeBundle(provider, identity: Array(request.identity))
+        let id = try nextID()
+        joins[id] = PendingJoin(bundle: bundle, psks: .empty)
+        return .with {
+            $0.transactionID = id
+            $0.keyPackage = Data(MLSMessage(body: .keyPackage(bundle.keyPackage)).tlsSerialized)
+            $0.initPriv = Data(bundle.initKey.secret.bytes)
+            $0.encryptionPriv = Data(bundle.encryptionKey.privateKey.secret.bytes)
+            $0.signaturePriv = Data(bundle.signer.serialized.bytes)
+        }
+    }
+
+    public func joinGroup(_ request: MlsClient_JoinGroupRequest) throws -> MlsClient_JoinGroupResponse {
+        guard let join = joins[request.transactionID] else {
+            throw InteropFailure(.notFound, "no transaction \(request.transactionID)")
+        }
+        let welcome: Welcome
+        switch try Self.decodeMessage(request.welcome, "welcome").body {
+        case .welcome(let decoded): welcome = decoded
+        default: throw InteropFailure.invalid("welcome is not an MLSMessage carrying a Welcome")
+        }
+        let tree = try Self.decodeTree(request.ratchetTree)
+        let group = try Group(
+            welcome: welcome, keyPackage: join.bundle, ratchetTree: tree, psks: join.psks,
+            configuration: Self.configuration(encryptHandshake: request.encryptHandshake))
+        let id = try nextID()
+        members[id] = Member(group: group, psks: join.psks, encryptHandshake: request.encryptHandshake)
+        // A KeyPackage is used once (RFC 9420 §16.8).
+        joins[request.transactionID] = nil
+        return .with {
+            $0.stateID = id
+            $0.epochAuthenticator = Data(group.epochAuthenticator.bytes)
+        }
+    }
+
+    public func externalJoin(_ request: MlsClient_ExternalJoinRequest) throws -> MlsClient_ExternalJoinResponse {
+        let groupInfo: GroupInfo
+        switch try Self.decodeMessage(request.groupInfo, "group_info").body {
+        case .groupInfo(let decoded): groupInfo = decoded
+        default: throw InteropFailure.invalid("group_info is not an MLSMessage carrying a GroupInfo")
+        }
+        let tree = try Self.decodeTree(request.ratchetTree)
+        let provider = try CipherSuiteProvider(groupInfo.groupContext.cipherSuite)
+        let identity = Array(request.identity)
+
+        var oldLeaf: LeafIndex?
+        if request.removePrior {
+            let view = try PublicGroup(groupInfo: groupInfo, ratchetTree: tree)
+            guard let prior = Self.leaf(of: identity, in: view.members) else {
+                throw InteropFailure.invalid("remove_prior: no member of the group has this identity")
+            }
+            oldLeaf = prior
+        }
+
+        var store = PSKStore.empty
+        var pskIDs: [PreSharedKeyID] = []
+        for psk in request.psks {
+            let pskID = Array(psk.pskID)
+            store.external[pskID] = SecretBytes(Array(psk.pskSecret))
+            pskIDs.append(PreSharedKeyID(kind: .external(pskID: pskID), nonce: random.bytes(count: provider.hashLength)))
+        }
+
+        let signer = try provider.generateSignatureKey(random: random)
+        let (group, commit) = try Group.joinExternally(
+            groupInfo: groupInfo, ratchetTree: tree, credential: .basic(identity: identity), signer: signer, removing: oldLeaf,
+            psks: pskIDs, pskStore: store, configuration: Self.configuration(encryptHandshake: request.encryptHandshake),
+            random: random)
+        let id = try nextID()
+        members[id] = Member(group: group, psks: store, encryptHandshake: request.encryptHandshake)
+        return .with {
+            $0.stateID = id
+            $0.commit = Data(commit.tlsSerialized)
+            $0.epochAuthenticator = Data(group.epochAuthenticator.bytes)
+        }
+    }
+
+    // MARK: - Operations on a group state
+
+    public func groupInfo(_ request: MlsClient_GroupInfoRequest) throws -> MlsClient_GroupInfoResponse {
+        let group = try member(request.stateID).group
+        let info = try group.groupInfo(includeTree: !request.externalTree, includeExternalPub: true)
+        return .with {
+            $0.groupInfo = Data(MLSMessage(body: .groupInfo(info)).tlsSerialized)
+            if request.externalTree { $0.ratchetTree = Data(group.tree.exported.tlsSerialized) }
+        }
+    }
+
+    public func stateAuth(_ request: MlsClient_StateAuthRequest) throws -> MlsClient_StateAuthResponse {
+        let group = try member(request.stateID).group
+        return .with { $0.stateAuthSecret = Data(group.epochAuthenticator.bytes) }
+    }
+
+    public func export(_ request: MlsClient_ExportRequest) throws -> MlsClient_ExportResponse {
+        let group = try member(request.stateID).group
+        let secret = try group.export(label: request.label, context: Array(request.context), length: Int(request.keyLength))
+        return .with { $0.exportedSecret = Data(secret) }
+    }
+
+    public func protect(_ request: MlsClient_ProtectRequest) throws -> MlsClient_ProtectResponse {
+        var state = try member(request.stateID)
+        let message = try state.group.encrypt(Array(request.plaintext), authenticatedData: Array(request.authenticatedData), random: random)
+        members[request.stateID] = state
+        return .with { $0.ciphertext = Data(message.tlsSerialized) }
+    }
+
+    public func unprotect(_ request: MlsClient_UnprotectRequest) throws -> MlsClient_UnprotectResponse {
+        var state = try member(request.stateID)
+        let message = try Self.decodeMessage(request.ciphertext, "ciphertext")
+        guard case .privateMessage(let privateMessage) = message.body, privateMessage.contentType == .application else {
+            throw InteropFailure.invalid("ciphertext is not a PrivateMessage carrying application data")
+        }
+        guard case .application(let application) = try state.group.process(message, psks: state.psks) else {
+            throw InteropFailure.invalid("ciphertext did not hold application data")
+        }
+        members[request.stateID] = state
+        return .with {
+            $0.authenticatedData = Data(application.authenticatedData)
+            $0.plaintext = Data(application.data)
+        }
+    }
+
+    public func storePSK(_ request: MlsClient_StorePSKRequest) throws -> MlsClient_StorePSKResponse {
+        let id = request.stateOrTransactionID
+        let pskID = Array(request.pskID)
+        let secret = SecretBytes(Array(request.pskSecret))
+        if var state = members[id] {
+            state.psks.external[pskID] = secret
+            members[id] = state
+        } else if var join = joins[id] {
+            join.psks.external[pskID] = secret
+            joins[id] = join
+        } else {
+            throw InteropFailure(.notFound, "no state or transaction \(id)")
+        }
+        return MlsClient_StorePSKResponse()
+    }
+
+    // MARK: - Proposals
+
+    public func addProposal(_ request: MlsClient_AddProposalRequest) throws -> MlsClient_ProposalResponse {
+        try propose(request.stateID) { _ in .add(try Self.decodeKeyPackage(request.keyPackage)) }
+    }
+
+    public func updateProposal(_ request: MlsClient_UpdateProposalRequest) throws -> MlsClient_ProposalResponse {
+        var state = try member(request.stateID)
+        let message = try state.group.proposeUpdate(random: random)
+        members[request.stateID] = state
+        return .with { $0.proposal = Data(message.tlsSerialized) }
+    }
+
+    public func removeProposal(_ request: MlsClient_RemoveProposalRequest) throws -> MlsClient_ProposalResponse {
+        try propose(request.stateID) { group in try Self.removal(of: Array(request.removedID), in: group) }
+    }
+
+    public func externalPSKProposal(_ request: MlsClient_ExternalPSKProposalRequest) throws -> MlsClient_ProposalResponse {
+        try propose(request.stateID) { group in self.externalPSK(Array(request.pskID), in: group) }
+    }
+
+    public func resumptionPSKProposal(_ request: MlsClient_ResumptionPSKProposalRequest) throws -> MlsClient_ProposalResponse {
+        try propose(request.stateID) { group in self.resumptionPSK(epoch: request.epochID, in: group) }
+    }
+
+    public func groupContextExtensionsProposal(
+        _ request: MlsClient_GroupContextExtensionsProposalRequest
+    ) throws -> MlsClient_ProposalResponse {
+        try propose(request.stateID) { _ in .groupContextExtensions(try Self.extensions(request.extensions)) }
+    }
+
+    /// Sends one proposal built from the group (Add, Remove, PreSharedKey,
+    /// GroupContextExtensions) and caches it for this member's commits.
+    private func propose(_ stateID: UInt32, _ build: (Group) throws -> Proposal) throws -> MlsClient_ProposalResponse {
+        var state = try member(stateID)
+        let proposal = try build(state.group)
+        let message = try state.group.propose(proposal, random: random)
+        members[stateID] = state
+        return .with { $0.proposal = Data(message.tlsSerialized) }
+    }
+
+    // MARK: - Commits
+
+    public func commit(_ request: MlsClient_CommitRequest) throws -> MlsClient_CommitResponse {
+        var state = try member(request.stateID)
+        for (index, bytes) in request.byReference.enumerated() {
+            let message = try Self.decodeMessage(bytes, "by_reference[\(index)]")
+            guard case .proposal = try state.group.process(message, psks: state.psks) else {
+                throw InteropFailure.invalid("by_reference[\(index)] is not a proposal")
+            }
+        }
+        var proposals: [Proposal] = []
+        for (index, description) in request.byValue.enumerated() {
+            proposals.append(try proposal(from: description, index: index, in: state.group))
+        }
+        state.group.configuration.ratchetTreeExtension = !request.externalTree
+        let output = try state.group.commit(
+            proposals: proposals, includePending: true, forcePath: request.forcePath, psks: state.psks, random: random)
+        var ratchetTree: [UInt8] = []
+        if request.externalTree {
+            // The tree of the epoch the commit leads to, for the joiners.
+            var next = state.group
+            try next.mergePendingCommit()
+            ratchetTree = next.tree.exported.tlsSerialized
+        }
+        let commitBytes = Data(output.commit.tlsSerialized)
+        state.pendingCommit = commitBytes
+        members[request.stateID] = state
+        return .with {
+            $0.commit = commitBytes
+            if let welcome = output.welcome { $0.welcome = Data(MLSMessage(body: .welcome(welcome)).tlsSerialized) }
+            $0.ratchetTree = Data(ratchetTree)
+        }
+    }
+
+    public func handleCommit(_ request: MlsClient_HandleCommitRequest) throws -> MlsClient_HandleCommitResponse {
+        var state = try member(request.stateID)
+        if request.commit == state.pendingCommit, state.group.hasPendingCommit {
+            // This member's own commit, echoed back by the Delivery Service:
+            // it was accepted (the proposals it covers were handled when it was made).
+            return try mergePendingCommit(request.stateID, state)
+        }
+        for (index, bytes) in request.proposal.enumerated() {
+            let message = try Self.decodeMessage(bytes, "proposal[\(index)]")
+            guard case .proposal = try state.group.process(message, psks: state.psks) else {
+                throw InteropFailure.invalid("proposal[\(index)] is not a proposal")
+            }
+        }
+        let commit = try Self.decodeMessage(request.commit, "commit")
+        guard case .commit(let summary) = try state.group.process(commit, psks: state.psks) else {
+            throw InteropFailure.invalid("commit is not a commit")
+        }
+        // Another member's commit won: any commit of this member's is void.
+        state.pendingCommit = nil
+        if summary.removedSelf {
+            // The group moves on without this member; its state is over.
+            state.removed = true
+            members[request.stateID] = state
+            return .with { $0.stateID = request.stateID }
+        }
+        members[request.stateID] = state
+        return .with {
+            $0.stateID = request.stateID
+            $0.epochAuthenticator = Data(state.group.epochAuthenticator.bytes)
+        }
+    }
+
+    public func handlePendingCommit(_ request: MlsClient_HandlePendingCommitRequest) throws -> MlsClient_HandleCommitResponse {
+        let state = try member(request.stateID)
+        guard state.group.hasPendingCommit else {
+            throw InteropFailure(.failedPrecondition, "state \(request.stateID) has no pending commit")
+        }
+        return try mergePendingCommit(request.stateID, state)
+    }
+
+    private func mergePendingCommit(_ id: UInt32, _ member: Member) throws -> MlsClient_HandleCommitResponse {
+        var state = member
+        try state.group.mergePendingCommit()
+        state.pendingCommit = nil
+        members[id] = state
+        return .with {
+            $0.stateID = id
+            $0.epochAuthenticator = Data(state.group.epochAuthenticator.bytes)
+        }
+    }
+
+    // MARK: - Cleanup
+
+    public func free(_ request: MlsClient_FreeRequest) throws -> MlsClient_FreeResponse {
+        guard members.removeValue(forKey: request.stateID) != nil else {
+            throw InteropFailure(.notFound, "no state \(request.stateID)")
+        }
+        return MlsClient_FreeResponse()
+    }
+
+    /// How many group states are held (for tests).
+    public var stateCount: Int { members.count }
+
+    // MARK: - Helpers
+
+    private func nextID() throws -> UInt32 {
+        guard lastID < UInt32.max else { throw InteropFailure(.resourceExhausted, "no more state or transaction ids") }
+        lastID += 1
+        return lastID
+    }
+
+    private func member(_ id: UInt32) throws -> Member {
+        guard let state = members[id] else { throw InteropFailure(.notFound, "no state \(id)") }
+        guard !state.removed else { throw InteropFailure(.failedPrecondition, "state \(id) was removed from its group") }
+        return state
+    }
+
+    private func makeBundle(_ provider: CipherSuiteProvider, identity: [UInt8]) throws -> KeyPackageBundle {
+        let signer = try provider.generateSignatureKey(random: random)
+        return try KeyPackageBundle.create(
+            provider, credential: .basic(identity: identity), signer: signer, lifetime: Lifetime(notBefore: 0, notAfter: UInt64.max),
+            random: random)
+    }
+
+    private func externalPSK(_ pskID: [UInt8], in group: Group) -> Proposal {
+        .preSharedKey(PreSharedKeyID(kind: .external(pskID: pskID), nonce: random.bytes(count: group.provider.hashLength)))
+    }
+
+    private func resumptionPSK(epoch: UInt64, in group: Group) -> Proposal {
+        .preSharedKey(
+            PreSharedKeyID(
+                kind: .resumption(usage: .application, groupID: group.groupID, epoch: epoch),
+                nonce: random.bytes(count: group.provider.hashLength)))
+    }
+
+    /// A by-value proposal of a CommitRequest (`ProposalDescription`).
+    private func proposal(from description: MlsClient_ProposalDescription, index: Int, in group: Group) throws -> Proposal {
+        let type = String(decoding: description.proposalType, as: UTF8.self)
+        switch type {
+        case "add": return .add(try Self.decodeKeyPackage(description.keyPackage))
+        case "remove": return try Self.removal(of: Array(description.removedID), in: group)
+        case "externalPSK": return externalPSK(Array(description.pskID), in: group)
+        case "resumptionPSK": return resumptionPSK(epoch: description.epochID, in: group)
+        case "groupContextExtensions": return .groupContextExtensions(try Self.extensions(description.extensions))
+        default: throw InteropFailure.invalid("by_value[\(index)]: unsupported proposal_type \"\(type.prefix(32))\"")
+        }
+    }
+
+    static func provider(_ rawSuite: UInt32) throws -> CipherSuiteProvider {
+        guard let value = UInt16(exactly: rawSuite) else { throw InteropFailure.invalid("cipher suite \(rawSuite) is not a 16-bit value") }
+        return try CipherSuiteProvider(CipherSuite(rawValue: value))
+    }
+
+    static func configuration(encryptHandshake: Bool) -> GroupConfiguration {
+        GroupConfiguration(handshakeAsPublicMessage: !encryptHandshake)
+    }
+
+    static func decodeMessage(_ bytes: Data, _ field: String) throws -> MLSMessage {
+        do {
+            return try MLSMessage(tlsSerialized: Array(bytes))
+        } catch let error as CodecError {
+            throw InteropFailure.invalid("\(field) is not a valid MLSMessage: \(error.description)")
+        } catch let error as MLSError {
+            throw InteropFailure.invalid("\(field) is not a valid MLSMessage: \(error.description)")
+        } catch {
+            throw InteropFailure.invalid("\(field) is not a valid MLSMessage")
+        }
+    }
+
+    static func decodeKeyPackage(_ bytes: Data) throws -> KeyPackage {
+        guard case .keyPackage(let keyPackage) = try decodeMessage(bytes, "key_package").body else {
+            throw InteropFailure.invalid("key_package is not an MLSMessage carrying a KeyPackage")
+        }
+        return keyPackage
+    }
+
+    /// An optional `ratchet_tree` field: empty means absent.
+    static func decodeTree(_ bytes: Data) throws -> RatchetTreeNodes? {
+        guard !bytes.isEmpty else { return nil }
+        do {
+            return try RatchetTreeNodes(tlsSerialized: Array(bytes))
+        } catch let error as CodecError {
+            throw InteropFailure.invalid("ratchet_tree is malformed: \(error.description)")
+        } catch {
+            throw InteropFailure.invalid("ratchet_tree is malformed")
+        }
+    }
+
+    static func extensions(_ list: [MlsClient_Extension]) throws -> [Extension] {
+        var extensions: [Extension] = []
+        for item in list {
+            guard let type = UInt16(exactly: item.extensionType) else {
+                throw InteropFailure.invalid("extension type \(item.extensionType) is not a 16-bit value")
+            }
+            extensions.append(Extension(type: ExtensionType(rawValue: type), data: Array(item.extensionData)))
+        }
+        return extensions
+    }
+
+    /// The leaf of the member whose basic credential is `identity`.
+    static func leaf(of identity: [UInt8], in members: [(index: LeafIndex, leaf: LeafNode)]) -> LeafIndex? {
+        members.first { $0.leaf.credential == .basic(identity: identity) }?.index
+    }
+
+    static func removal(of identity: [UInt8], in group: Group) throws -> Proposal {
+        guard let leaf = leaf(of: identity, in: group.members) else {
+            throw InteropFailure.invalid("removed_id: no member of the group has this identity")
+        }
+        return .remove(leaf)
+    }
+}
