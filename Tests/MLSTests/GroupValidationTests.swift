@@ -76,6 +76,12 @@ struct GroupValidationTests {
         let duplicate = try RatchetTree(provider, nodes: RatchetTreeNodes([.leaf(leaves[0]), nil, .leaf(twin)]))
         #expect(throws: MLSError(.invalidArgument, "", "")) { try duplicate.verifyKeyUniqueness() }
 
+        // A list with repeats (a cheap way to make validation quadratic) is refused first.
+        let repeated = ParentNode(
+            encryptionKey: HPKEPublicKey([4, 5, 6]), parentHash: [], unmergedLeaves: [LeafIndex](repeating: LeafIndex(0), count: 10_000))
+        let flooded = try RatchetTree(provider, nodes: RatchetTreeNodes([.leaf(leaves[0]), .parent(repeated), .leaf(leaves[1])]))
+        #expect(throws: MLSError(.invalidArgument, "", "")) { try flooded.verifyUnmergedLeaves() }
+
         let unmerged = ParentNode(encryptionKey: HPKEPublicKey([1, 2, 3]), parentHash: [], unmergedLeaves: [LeafIndex(3)])
         let outside = try RatchetTree(provider, nodes: RatchetTreeNodes([.leaf(leaves[0]), .parent(unmerged), .leaf(leaves[1])]))
         #expect(throws: MLSError(.invalidArgument, "", "")) { try outside.verifyUnmergedLeaves() }

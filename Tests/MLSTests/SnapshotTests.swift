@@ -22,7 +22,7 @@ struct SnapshotTests {
         let snapshot = try Self.deterministicGroup().snapshot()
         #expect(Array(snapshot.prefix(2)) == [0x00, 0x01])
         let digest = SHA256.hash(data: snapshot).map { String(format: "%02x", $0) }.joined()
-        #expect(digest == "bdd9cb471c61c1b8cc4dfeaad28a1429703e5d64c536fbfe8eea996116ecd54a")
+        #expect(digest == "5246b1630cfe18cfe98ea520f435c92da65fe362497b73a3f2bec80141d9c855")
     }
 
     @Test func aRestoredGroupCarriesOn() throws {
@@ -63,6 +63,27 @@ struct SnapshotTests {
             return
         }
         #expect(received.data == Array("back".utf8))
+    }
+
+    @Test func aPendingUpdateSurvivesARestart() throws {
+        let alice = try Client("alice", seed: 21)
+        let bob = try Client("bob", seed: 22)
+        var aliceGroup = try Group(creating: [5], creator: try alice.keyPackage(), random: alice.random)
+        let bobPackage = try bob.keyPackage()
+        let output = try aliceGroup.commit(adding: [bobPackage.keyPackage], random: alice.random)
+        try aliceGroup.mergePendingCommit()
+        var bobGroup = try Group(welcome: try #require(output.welcome), keyPackage: bobPackage)
+        let update = try bobGroup.proposeUpdate(random: bob.random)
+        var restored = try Group(snapshot: bobGroup.snapshot())
+        _ = try aliceGroup.process(update)
+        let commit = try aliceGroup.commit(random: alice.random)
+        try aliceGroup.mergePendingCommit()
+        _ = try restored.process(commit.commit)
+        #expect(restored.epochAuthenticator == aliceGroup.epochAuthenticator)
+        let path = try aliceGroup.commit(forcePath: true, random: alice.random)
+        try aliceGroup.mergePendingCommit()
+        _ = try restored.process(path.commit)
+        #expect(restored.epochAuthenticator == aliceGroup.epochAuthenticator)
     }
 
     @Test func damagedSnapshotsAreRefused() throws {

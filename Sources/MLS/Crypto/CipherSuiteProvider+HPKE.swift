@@ -127,6 +127,22 @@ extension CipherSuiteProvider {
         return [UInt8](repeating: 0, count: kemPrivateKeyLength - raw.count) + raw
     }
 
+    /// Checks that bytes are a valid public key of this suite's KEM, so a
+    /// member with an unusable key is refused on entry rather than breaking
+    /// every later commit that encrypts to it.
+    public func validateHPKEPublicKey(_ key: HPKEPublicKey) throws(MLSError) {
+        do {
+            switch kemAlgorithm {
+            case .x25519: _ = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: key.bytes)
+            case .p256: _ = try P256.KeyAgreement.PublicKey(x963Representation: key.bytes)
+            case .p384: _ = try P384.KeyAgreement.PublicKey(x963Representation: key.bytes)
+            case .p521: _ = try P521.KeyAgreement.PublicKey(x963Representation: key.bytes)
+            }
+        } catch {
+            throw MLSError(.invalidKey, "§5.1.1", "invalid HPKE public key")
+        }
+    }
+
     /// The public key of a serialised HPKE private key.
     public func hpkePublicKey(of privateKey: HPKEPrivateKey) throws(MLSError) -> HPKEPublicKey {
         let raw = kemScalar(privateKey)

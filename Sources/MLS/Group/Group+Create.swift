@@ -161,6 +161,7 @@ extension Group {
         now: UInt64? = nil, random: some RandomSource
     ) throws(MLSError) -> CommitOutput {
         guard pendingReInit == nil else { throw MLSError(.invalidArgument, "§11.2", "the group was reinitialised") }
+        guard epoch < UInt64.max else { throw MLSError(.invalidArgument, "§8.1", "the epoch counter is exhausted") }
         let me = Sender.member(ownLeaf)
         let byValue = keyPackages.map(Proposal.add) + removals.map(Proposal.remove) + extra
         var entries = byValue.map { ProposalEntry(proposal: $0, sender: me) }
@@ -220,7 +221,6 @@ extension Group {
         let tag = KeySchedule.confirmationTag(
             provider, confirmationKey: secrets.confirmationKey, confirmedTranscriptHash: newContext.confirmedTranscriptHash)
         signed.auth.confirmationTag = tag
-        let message = try frame(signed, random: random)
 
         var nextState = state
         nextState.tree = newTree
@@ -257,6 +257,9 @@ extension Group {
             }
             welcome = Welcome(cipherSuite: provider.suite, secrets: encrypted, encryptedGroupInfo: encryptedGroupInfo)
         }
+        // Framing last: for a PrivateMessage it consumes a ratchet key, and
+        // nothing may change in this group if an earlier step failed.
+        let message = try frame(signed, random: random)
         pendingCommit = PendingCommit(message: message, next: next)
         return CommitOutput(commit: message, welcome: welcome)
     }

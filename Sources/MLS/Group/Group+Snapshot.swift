@@ -21,6 +21,7 @@ import MLSCodec
 ///         SecretTreeState secret_tree;
 ///         ResumptionPSK resumption_psks<V>;  // uint64 epoch; opaque psk<V>
 ///         optional<ReInit> pending_reinit;
+///         LeafKey pending_leaf_keys<V>;      // own Update proposals' keys: opaque private<V>; opaque public<V>
 ///     } GroupSnapshot;
 extension Group {
     public static let snapshotFormatVersion: UInt16 = 1
@@ -64,6 +65,12 @@ extension Group {
             }
         }
         writer.writeOptional(pendingReInit)
+        writer.writeVector { inner in
+            for (publicKey, pair) in pendingLeafKeys.sorted(by: { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }) {
+                inner.writeOpaque(pair.privateKey.secret.bytes)
+                publicKey.encode(to: &inner)
+            }
+        }
         return writer.bytes
     }
 
@@ -83,12 +90,19 @@ extension Group {
                 resumptionPSKWindow: Int(try reader.readUInt32("resumption_window")),
                 handshakeAsPublicMessage: try Self.readFlag(&reader, "public_handshake"),
                 ratchetTreeExtension: try Self.readFlag(&reader, "ratchet_tree_extension"))
+            guard configuration.isWithinLimits else { throw MLSError(.malformed, "snapshot", "snapshot configuration out of range") }
             let context = try GroupContext(from: &reader)
+            guard context.epoch < UInt64.max else { throw MLSError(.malformed, "snapshot", "snapshot epoch exhausted") }
             let provider = try CipherSuiteProvider(context.cipherSuite)
             let tree = try RatchetTree(provider, nodes: try RatchetTreeNodes(from: &reader))
             guard constantTimeEqual(tree.treeHash, context.treeHash) else {
                 throw MLSError(.malformed, "snapshot", "snapshot tree does not match its context")
             }
+            // Structural checks only: the snapshot is this device's own state, whose
+            // integrity comes from its encryption at rest; a full join-time check
+            // (every signature and parent hash) would make resuming O(n) signatures.
+            try tree.verifyUnmergedLeaves()
+            try tree.verifyKeyUniqueness()
             let interim = try reader.readOpaque("interim_transcript_hash")
             let tag = try reader.readOpaque("confirmation_tag")
             var publicState = PublicGroup(
@@ -123,6 +137,9 @@ extension Group {
                 treeSecrets.set(pair, for: node)
             }
             let signer = try provider.signaturePrivateKey(try reader.readOpaque("signature_private_key"))
+            guard tree.leaf(ownLeaf)?.signatureKey == signer.publicKey else {
+                throw MLSError(.malformed, "snapshot", "snapshot signature key is not its leaf's")
+            }
             var secrets: [[UInt8]] = []
             for _ in 0..<EpochSecrets.count { secrets.append(try reader.readOpaque("epoch_secret")) }
             let epochSecrets = EpochSecrets(allBytes: secrets)
@@ -136,10 +153,26 @@ extension Group {
                 return psks
             }
             let reinit = try reader.readOptional(of: ReInit.self, "pending_reinit")
+            let leafKeys = try reader.readVector("pending_leaf_keys") { inner in
+                var keys: [HPKEPublicKey: HPKEKeyPair] = [:]
+                while !inner.isAtEnd {
+                    let privateKey = HPKEPrivateKey(try inner.readOpaque("private"))
+                    let publicKey = try HPKEPublicKey(from: &inner)
+                    keys[publicKey] = HPKEKeyPair(privateKey: privateKey, publicKey: publicKey)
+                }
+                return keys
+            }
+            for (publicKey, pair) in leafKeys where try provider.hpkePublicKey(of: pair.privateKey) != publicKey {
+                throw MLSError(.malformed, "snapshot", "snapshot Update key does not match its public key")
+            }
+            guard resumption.keys.allSatisfy({ $0 < context.epoch }) else {
+                throw MLSError(.malformed, "snapshot", "snapshot resumption PSK from a future epoch")
+            }
             guard reader.isAtEnd else { throw CodecError(.trailingBytes, "GroupSnapshot", offset: reader.position) }
             self.init(
                 state: publicState, treeSecrets: treeSecrets, signer: signer, epochSecrets: epochSecrets, secretTree: secretTree,
                 resumptionPSKs: resumption, pendingReInit: reinit, configuration: configuration)
+            pendingLeafKeys = leafKeys
         } catch let error as MLSError {
             throw error
         } catch let error as CodecError {

@@ -101,11 +101,14 @@ extension Group {
 
     /// The checks a joiner runs on the whole tree (§12.4.3.1).
     static func validateJoinedTree(_ tree: RatchetTree, context: GroupContext, now: UInt64?) throws(MLSError) {
+        guard context.epoch < UInt64.max else { throw MLSError(.invalidArgument, "§8.1", "the epoch counter is exhausted") }
+        try context.checkExtensionsSupported(by: tree)
         guard constantTimeEqual(tree.treeHash, context.treeHash) else {
             throw MLSError(.invalidArgument, "§12.4.3.1", "ratchet tree hash differs from the GroupContext's")
         }
-        try tree.verifyParentHashes()
+        // Unmerged lists first: the parent-hash check relies on them being sound.
         try tree.verifyUnmergedLeaves()
+        try tree.verifyParentHashes()
         try tree.verifyKeyUniqueness()
         for (index, leaf) in tree.members {
             try leaf.validate(tree.provider, context: context, leafIndex: index, source: nil, tree: tree, now: now)

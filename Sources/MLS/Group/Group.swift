@@ -61,7 +61,7 @@ public struct Group: Sendable {
     mutating func enterEpoch(_ next: PublicGroup, secrets: EpochSecrets) {
         resumptionPSKs[epoch] = epochSecrets.resumptionPSK
         let window = UInt64(max(0, configuration.resumptionPSKWindow))
-        resumptionPSKs = resumptionPSKs.filter { next.epoch - $0.key <= window }
+        resumptionPSKs = resumptionPSKs.filter { $0.key < next.epoch && next.epoch - $0.key <= window }
         state = next
         epochSecrets = secrets
         secretTree = SecretTree(

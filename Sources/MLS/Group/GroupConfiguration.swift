@@ -25,6 +25,14 @@ public struct GroupConfiguration: Sendable, Hashable {
     }
 
     public static let `default` = GroupConfiguration()
+
+    /// Bounds that keep one message's work and memory small: padding up to
+    /// 64 KiB blocks, at most 100,000 generations skipped ahead, 10,000 kept
+    /// out-of-order keys per ratchet, 1,024 epochs of resumption PSKs.
+    public var isWithinLimits: Bool {
+        (0...65_536).contains(padding.blockSize) && secretTree.maxForwardDistance <= 100_000
+            && (0...10_000).contains(secretTree.outOfOrderTolerance) && (0...1_024).contains(resumptionPSKWindow)
+    }
 }
 
 /// Where a member finds pre-shared keys (§8.4). External PSKs come from the

@@ -19,6 +19,7 @@ extension LeafNode {
         guard verifySignature(provider, groupID: context.groupID, leafIndex: leafIndex) else {
             throw MLSError(.invalidSignature, "§7.3", "leaf node signature does not verify")
         }
+        try provider.validateHPKEPublicKey(encryptionKey)
         try checkCapabilities(requiredBy: context)
         // A KeyPackage's leaf is not in the tree yet; any other leaf replaces the one at its index.
         if let tree, !tree.credentialsCompatible(self, at: source.type == .keyPackage && tree.leaf(leafIndex) != self ? nil : leafIndex) {
@@ -90,6 +91,18 @@ extension KeyPackage {
         guard initKey != leafNode.encryptionKey else {
             throw MLSError(.invalidArgument, "§10.1", "KeyPackage init key equals its encryption key")
         }
+        try provider.validateHPKEPublicKey(initKey)
         try leafNode.validate(provider, context: context, leafIndex: LeafIndex(0), source: .keyPackage, tree: tree, now: now)
+    }
+}
+
+extension GroupContext {
+    /// Every member supports every non-default extension of the group (§12.1.7, §12.4.3).
+    func checkExtensionsSupported(by tree: RatchetTree) throws(MLSError) {
+        let custom = extensions.map(\.type).filter { !PublicGroup.defaultExtensionTypes.contains($0) }
+        guard !custom.isEmpty else { return }
+        for (_, member) in tree.members where !custom.allSatisfy(member.capabilities.extensions.contains) {
+            throw MLSError(.invalidArgument, "§12.1.7", "a member does not support a group extension")
+        }
     }
 }

@@ -54,6 +54,10 @@ extension PublicGroup {
     /// (nil for an external commit).
     func validateProposalList(_ entries: [ProposalEntry], committer: LeafIndex?) throws(MLSError) {
         func invalid(_ message: String) -> MLSError { MLSError(.invalidArgument, "§12.2", message) }
+        var pskIDs = Set<PreSharedKeyID>()
+        for entry in entries {
+            if case .preSharedKey(let id) = entry.proposal, !pskIDs.insert(id).inserted { throw invalid("one PSK proposed twice") }
+        }
         guard let committer else {
             let types = entries.map(\.proposal.type)
             guard types.filter({ $0 == .externalInit }).count == 1, types.filter({ $0 == .remove }).count <= 1,
@@ -64,7 +68,6 @@ extension PublicGroup {
         var touched = Set<LeafIndex>()
         var removed = Set<LeafIndex>()
         var addedKeys = Set<SignaturePublicKey>()
-        var pskIDs = Set<PreSharedKeyID>()
         var contextExtensions = 0
         for entry in entries {
             switch entry.proposal {
@@ -79,8 +82,8 @@ extension PublicGroup {
                 removed.insert(leaf)
             case .add(let keyPackage):
                 guard addedKeys.insert(keyPackage.leafNode.signatureKey).inserted else { throw invalid("two Adds for one client") }
-            case .preSharedKey(let id):
-                guard pskIDs.insert(id).inserted else { throw invalid("one PSK proposed twice") }
+            case .preSharedKey:
+                break
             case .groupContextExtensions:
                 contextExtensions += 1
             case .reinit:
@@ -101,19 +104,14 @@ extension PublicGroup {
         var applied = AppliedProposals(tree: tree, extensions: context.extensions, pathRequired: entries.isEmpty)
         var newContext = context
 
+        var extensionsChanged = false
         for entry in entries {
             guard case .groupContextExtensions(let extensions) = entry.proposal else { continue }
             newContext.extensions = extensions
-            for (_, member) in tree.members {
-                for ext in extensions
-                where !Self.defaultExtensionTypes.contains(ext.type) && !member.capabilities.extensions.contains(ext.type) {
-                    throw MLSError(.invalidArgument, "§12.1.7", "a member does not support a new group extension")
-                }
-                try member.checkCapabilities(requiredBy: newContext)
-            }
             _ = try newContext.externalSenders()
             applied.extensions = extensions
             applied.pathRequired = true
+            extensionsChanged = true
         }
         for entry in entries {
             guard case .update(let leafNode) = entry.proposal, case .member(let leaf) = entry.sender else { continue }
@@ -131,6 +129,11 @@ extension PublicGroup {
             applied.tree.remove(leaf)
             applied.removed.append(leaf)
             applied.pathRequired = true
+        }
+        if extensionsChanged {
+            // The members that stay (updated, not removed) must support the new extensions (§12.1.7).
+            try newContext.checkExtensionsSupported(by: applied.tree)
+            for (_, member) in applied.tree.members { try member.checkCapabilities(requiredBy: newContext) }
         }
         for entry in entries {
             guard case .add(let keyPackage) = entry.proposal else { continue }

@@ -110,6 +110,9 @@ public struct PublicGroup: Sendable {
         default: throw MLSError(.invalidSender, "§12.4", "a commit comes from a member or an external joiner")
         }
 
+        if committerLeaf == nil, commit.proposals.contains(where: { if case .reference = $0 { true } else { false } }) {
+            throw MLSError(.invalidArgument, "§12.4.3.2", "an external commit refers to proposals")
+        }
         let entries = try resolve(commit, committer: sender)
         try validateProposalList(entries, committer: committerLeaf)
         var applied = try applyProposals(entries, now: now)
@@ -118,21 +121,24 @@ public struct PublicGroup: Sendable {
             throw MLSError(.invalidArgument, "§12.4", "this commit must carry a path")
         }
 
+        guard context.epoch < UInt64.max else { throw MLSError(.invalidArgument, "§8.1", "the epoch counter is exhausted") }
         var provisional = context
         provisional.epoch += 1
         provisional.extensions = applied.extensions
         let committer: LeafIndex
         if let path = commit.path {
+            // No key of the path may already be in the tree, nor appear twice in it (§12.4.2).
+            let pathKeys = [path.leafNode.encryptionKey] + path.nodes.map(\.encryptionKey)
+            guard Set(pathKeys).count == pathKeys.count, pathKeys.allSatisfy({ applied.tree.node(holding: $0) == nil }) else {
+                throw MLSError(.invalidArgument, "§12.4.2", "an UpdatePath key is already in the tree")
+            }
             if let committerLeaf {
-                committer = committerLeaf
-                guard applied.tree.leaf(committer)?.encryptionKey != path.leafNode.encryptionKey else {
-                    throw MLSError(.invalidArgument, "§12.4.2", "commit path keeps the committer's encryption key")
-                }
+                committer = committerLeaf  // its old leaf key is in the tree, so the check above refuses a kept key
             } else {
                 committer = applied.tree.add(path.leafNode)
             }
             try path.leafNode.validate(provider, context: provisional, leafIndex: committer, source: .commit, tree: applied.tree, now: now)
-            try TreeKEM.mergePath(&applied.tree, path, sender: committer, groupID: groupID)
+            try TreeKEM.mergePath(&applied.tree, path, sender: committer, groupID: groupID, newMembers: Set(applied.added))
             try applied.tree.verifyKeyUniqueness()
         } else {
             guard let committerLeaf else { throw MLSError(.invalidArgument, "§12.4.3.2", "an external commit must carry a path") }

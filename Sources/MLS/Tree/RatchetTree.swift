@@ -196,8 +196,7 @@ public struct RatchetTree: Sendable {
         write(index.nodeIndex, .leaf(leafNode))
         for parentIndex in math.directPath(index.nodeIndex) {
             if case .parent(var parent)? = nodes[Int(parentIndex.rawValue)] {
-                parent.unmergedLeaves.append(index)
-                parent.unmergedLeaves.sort()
+                parent.unmergedLeaves.insert(index, at: parent.unmergedLeaves.sortedInsertionIndex(of: index))
                 write(parentIndex, .parent(parent))
             }
         }
@@ -299,16 +298,20 @@ public struct RatchetTree: Sendable {
         return provider.hash(writer.bytes)
     }
 
-    /// The tree hash of `node`'s subtree with `removed` leaves blanked and
-    /// dropped from every unmerged list (the "original sibling tree hash", §7.9).
-    public func treeHash(of node: NodeIndex, removing removed: Set<LeafIndex>) -> [UInt8] {
-        guard !removed.isEmpty, removed.contains(where: { subtree(node, contains: $0) }) else { return treeHash(of: node) }
+    /// The tree hash of `node`'s subtree with `removed` leaves (sorted, as
+    /// unmerged leaves are) blanked and dropped from every unmerged list
+    /// (the "original sibling tree hash", §7.9). Subtrees holding none of
+    /// them use the cached hash.
+    public func treeHash(of node: NodeIndex, removing removed: [LeafIndex]) -> [UInt8] {
+        let span = (UInt32(1) << node.level) - 1
+        let leaves = (node.rawValue - span) / 2...(node.rawValue + span) / 2
+        guard removed.sortedContainsAny(in: leaves) else { return treeHash(of: node) }
         var value = self[node]
         switch value {
         case .leaf?:
-            if let leaf = node.leafIndex, removed.contains(leaf) { value = nil }
+            if let leaf = node.leafIndex, removed.sortedContains(leaf) { value = nil }
         case .parent(var parent)?:
-            parent.unmergedLeaves.removeAll { removed.contains($0) }
+            parent.unmergedLeaves.removeAll { removed.sortedContains($0) }
             value = .parent(parent)
         case nil:
             break
@@ -324,7 +327,7 @@ public struct RatchetTree: Sendable {
         guard let node = parentNode(parent) else { return nil }
         return parentHash(
             encryptionKey: node.encryptionKey, parentHash: node.parentHash,
-            originalSiblingTreeHash: treeHash(of: sibling, removing: Set(node.unmergedLeaves)))
+            originalSiblingTreeHash: treeHash(of: sibling, removing: node.unmergedLeaves))
     }
 
     func parentHash(encryptionKey: HPKEPublicKey, parentHash: [UInt8], originalSiblingTreeHash: [UInt8]) -> [UInt8] {

@@ -149,12 +149,18 @@ public enum TreeKEM {
     /// shape and the leaf's parent hash and signature, then sets the path.
     /// The leaf node's other properties (§7.3) are checked by the caller.
     public static func mergePath(
-        _ tree: inout RatchetTree, _ updatePath: UpdatePath, sender: LeafIndex, groupID: [UInt8]
+        _ tree: inout RatchetTree, _ updatePath: UpdatePath, sender: LeafIndex, groupID: [UInt8], newMembers: Set<LeafIndex> = []
     ) throws(MLSError) {
         let provider = tree.provider
         let path = tree.filteredDirectPath(sender)
         guard updatePath.nodes.count == path.count else {
             throw MLSError(.invalidArgument, "§7.6", "UpdatePath length differs from the filtered direct path")
+        }
+        for (node, step) in zip(updatePath.nodes, path) {
+            guard node.encryptedPathSecret.count == tree.resolution(step.copathChild, excluding: newMembers).count else {
+                throw MLSError(.invalidArgument, "§7.6", "wrong number of encrypted path secrets")
+            }
+            try provider.validateHPKEPublicKey(node.encryptionKey)
         }
         guard case .commit(let claimedParentHash) = updatePath.leafNode.source else {
             throw MLSError(.invalidArgument, "§7.3", "UpdatePath leaf node source is not commit")

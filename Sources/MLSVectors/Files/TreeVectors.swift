@@ -23,8 +23,8 @@ enum TreeValidationVectors: VectorFile {
         for (index, expected) in entry.tree_hashes.enumerated() {
             try expect(tree.treeHash(of: NodeIndex(UInt32(index))), expected.bytes, "tree_hash[\(index)]")
         }
-        try tree.verifyParentHashes()
         try tree.verifyUnmergedLeaves()
+        try tree.verifyParentHashes()
         for (index, leaf) in tree.members {
             try expect(leaf.verifySignature(provider, groupID: entry.group_id.bytes, leafIndex: index), "leaf \(index.rawValue) signature")
         }
