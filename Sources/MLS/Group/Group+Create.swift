@@ -222,13 +222,7 @@ extension Group {
             provider, confirmationKey: secrets.confirmationKey, confirmedTranscriptHash: newContext.confirmedTranscriptHash)
         signed.auth.confirmationTag = tag
 
-        var nextState = state
-        nextState.tree = newTree
-        nextState.context = newContext
-        nextState.interimTranscriptHash = TranscriptHash.interim(
-            provider, confirmed: newContext.confirmedTranscriptHash, confirmationTag: tag)
-        nextState.confirmationTag = tag
-        nextState.proposals = [:]
+        let nextState = state.advanced(tree: newTree, context: newContext, confirmationTag: tag)
         var next = self
         next.treeSecrets = newSecrets
         next.pendingReInit = applied.reinit

@@ -70,12 +70,7 @@ extension Group {
         let message = MLSMessage(
             body: .publicMessage(try PublicMessage.protect(provider, signed, context: state.context, membershipKey: nil)))
 
-        var next = state
-        next.tree = applied.tree
-        next.context = newContext
-        next.interimTranscriptHash = TranscriptHash.interim(provider, confirmed: newContext.confirmedTranscriptHash, confirmationTag: tag)
-        next.confirmationTag = tag
-        next.proposals = [:]
+        let next = state.advanced(tree: applied.tree, context: newContext, confirmationTag: tag)
         let group = Group(
             state: next, treeSecrets: treeSecrets, signer: signer, epochSecrets: secrets,
             secretTree: SecretTree(

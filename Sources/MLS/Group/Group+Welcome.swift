@@ -29,7 +29,7 @@ extension Group {
             throw MLSError(.invalidArgument, "§12.4.3.1", "Welcome suite differs from the KeyPackage's")
         }
         let provider = try CipherSuiteProvider(welcome.cipherSuite)
-        let (groupSecrets, groupInfo) = try welcome.open(provider, keyPackage: keyPackage, initKey: bundle.initKey, psks: psks)
+        let (groupSecrets, groupInfo, pskSecret) = try welcome.open(provider, keyPackage: keyPackage, initKey: bundle.initKey, psks: psks)
         let branching = groupSecrets.psks.filter {
             if case .resumption(let usage, _, _) = $0.kind { return usage != .application }
             return false
@@ -37,9 +37,6 @@ extension Group {
         guard branching.count <= 1 else {
             throw MLSError(.invalidArgument, "§12.4.3.1", "more than one reinit or branch PSK")
         }
-        var pskInputs: [PreSharedKeyInput] = []
-        for id in groupSecrets.psks { pskInputs.append(try psks.secret(for: id)) }
-        let pskSecret = try KeySchedule.pskSecret(provider, psks: pskInputs)
         let joinerSecret = JoinerSecret(groupSecrets.joinerSecret.bytes)
         let context = groupInfo.groupContext
         guard context.cipherSuite == keyPackage.cipherSuite, context.version == keyPackage.version else {
@@ -121,7 +118,7 @@ extension Welcome {
     /// the PSKs they name, the GroupInfo (§12.4.3.1). Checks nothing else.
     public func open(
         _ provider: CipherSuiteProvider, keyPackage: KeyPackage, initKey: HPKEPrivateKey, psks: PSKStore
-    ) throws(MLSError) -> (GroupSecrets, GroupInfo) {
+    ) throws(MLSError) -> (groupSecrets: GroupSecrets, groupInfo: GroupInfo, pskSecret: PSKSecret) {
         let reference = keyPackage.reference(provider)
         guard let entry = secrets.first(where: { constantTimeEqual($0.newMember, reference) }) else {
             throw MLSError(.invalidArgument, "§12.4.3.1", "Welcome holds no secrets for this KeyPackage")
@@ -136,7 +133,7 @@ extension Welcome {
         let welcomeSecret = WelcomeSecret(provider.deriveSecret(memberPRK, label: "welcome"))
         let welcomeKey = KeySchedule.welcomeKeyAndNonce(provider, welcomeSecret: welcomeSecret)
         let groupInfoBytes = try provider.open(key: welcomeKey.key, nonce: welcomeKey.nonce, aad: [], ciphertext: encryptedGroupInfo)
-        return (groupSecrets, try decodeMLS(GroupInfo.self, from: groupInfoBytes))
+        return (groupSecrets, try decodeMLS(GroupInfo.self, from: groupInfoBytes), pskSecret)
     }
 }
 

@@ -146,15 +146,24 @@ public struct PublicGroup: Sendable {
         }
         provisional.treeHash = applied.tree.treeHash
 
-        var next = self
-        next.tree = applied.tree
-        next.context = provisional
-        next.context.confirmedTranscriptHash = try TranscriptHash.confirmed(
+        var newContext = provisional
+        newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(
             provider, interimBefore: interimTranscriptHash, commit: authenticated)
-        next.interimTranscriptHash = TranscriptHash.interim(provider, confirmed: next.context.confirmedTranscriptHash, confirmationTag: tag)
+        let next = advanced(tree: applied.tree, context: newContext, confirmationTag: tag)
+        return StagedCommit(next: next, applied: applied, committer: committer, provisionalContext: provisional)
+    }
+
+    /// The view in the next epoch: new tree and context (with its confirmed
+    /// transcript hash), the interim hash from the commit's confirmation tag
+    /// (§8.2), and no proposals yet.
+    func advanced(tree newTree: RatchetTree, context newContext: GroupContext, confirmationTag tag: [UInt8]) -> PublicGroup {
+        var next = self
+        next.tree = newTree
+        next.context = newContext
+        next.interimTranscriptHash = TranscriptHash.interim(provider, confirmed: newContext.confirmedTranscriptHash, confirmationTag: tag)
         next.confirmationTag = tag
         next.proposals = [:]
-        return StagedCommit(next: next, applied: applied, committer: committer, provisionalContext: provisional)
+        return next
     }
 
     /// Verifies and applies a PublicMessage proposal or commit, as a

@@ -18,7 +18,7 @@ enum WelcomeVectors: VectorFile {
         guard case .keyPackage(let keyPackage) = try MLSMessage(tlsSerialized: entry.key_package.bytes).body,
             case .welcome(let welcome) = try MLSMessage(tlsSerialized: entry.welcome.bytes).body
         else { throw VectorMismatch("key_package or welcome has the wrong wire format") }
-        let (groupSecrets, groupInfo) = try welcome.open(
+        let (groupSecrets, groupInfo, _) = try welcome.open(
             provider, keyPackage: keyPackage, initKey: HPKEPrivateKey(entry.init_priv.bytes), psks: .empty)
         try expect(groupInfo.verifySignature(provider, signerKey: SignaturePublicKey(entry.signer_pub.bytes)), "GroupInfo signature")
         let secrets = KeySchedule.epochSecrets(
