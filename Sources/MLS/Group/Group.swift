@@ -72,8 +72,10 @@ public struct Group: Sendable {
         sentProposals = [:]
     }
 
-    /// The PSK store with this group's own recent resumption PSKs added.
-    func pskStore(_ store: PSKStore) -> PSKStore {
+    /// `store` with this group's own recent resumption PSKs added: what a
+    /// member passes when joining a group reinitialised or branched from
+    /// this one (§11.2, §11.3).
+    public func pskStore(_ store: PSKStore = .empty) -> PSKStore {
         var merged = store
         for (epoch, psk) in resumptionPSKs {
             merged.resumption[PSKStore.ResumptionKey(groupID: groupID, epoch: epoch)] = psk.value

@@ -146,8 +146,10 @@ extension PublicGroup {
                 guard id.nonce.count == provider.hashLength else {
                     throw MLSError(.invalidArgument, "§8.4", "PSK nonce is not Nh bytes")
                 }
-                if case .resumption(let usage, _, _) = id.kind, usage != .application {
-                    throw MLSError(.invalidArgument, "§8.6", "a PreSharedKey proposal uses a reinit or branch PSK")
+                // Reinit and branch PSKs belong only to the initial commit of the
+                // group they start (§11.2, §11.3).
+                if case .resumption(let usage, _, _) = id.kind, usage != .application, context.epoch != 0 {
+                    throw MLSError(.invalidArgument, "§12.1.4", "a reinit or branch PSK outside a new group's first commit")
                 }
                 applied.psks.append(id)
             case .externalInit(let kemOutput):

@@ -1,0 +1,75 @@
+import MLS
+import MLSCodec
+import Testing
+
+@Suite("Reinitialisation and branching (RFC 9420 §11.2, §11.3)")
+struct ReInitTests {
+    let alice: Client
+    let bob: Client
+    let carol: Client
+
+    init() throws {
+        alice = try Client("alice", seed: 31)
+        bob = try Client("bob", seed: 32)
+        carol = try Client("carol", seed: 33)
+    }
+
+    func threeMembers() throws -> [Group] {
+        var creator = try Group(creating: [3, 1], creator: try alice.keyPackage(), random: alice.random)
+        let bobPackage = try bob.keyPackage()
+        let carolPackage = try carol.keyPackage()
+        let output = try creator.commit(adding: [bobPackage.keyPackage, carolPackage.keyPackage], random: alice.random)
+        try creator.mergePendingCommit()
+        let welcome = try #require(output.welcome)
+        return [creator, try Group(welcome: welcome, keyPackage: bobPackage), try Group(welcome: welcome, keyPackage: carolPackage)]
+    }
+
+    @Test func aCommittedReInitStartsTheNewGroup() throws {
+        var groups = try threeMembers()
+        let reinit = ReInit(groupID: [9, 9, 9], version: .mls10, cipherSuite: .x25519Aes128Sha256Ed25519, extensions: [])
+        let output = try groups[1].commit(proposals: [.reinit(reinit)], random: bob.random)
+        try groups[1].mergePendingCommit()
+        _ = try groups[0].process(output.commit)
+        _ = try groups[2].process(output.commit)
+        #expect(groups.allSatisfy { $0.pendingReInit == reinit })
+        // The old group sends nothing more.
+        #expect(throws: MLSError.self) { try groups[0].encrypt([1], random: alice.random) }
+
+        let bobPackage = try bob.keyPackage()
+        let carolPackage = try carol.keyPackage()
+        let (successor, welcome) = try groups[0].reinitialize(
+            creator: try alice.keyPackage(), adding: [bobPackage.keyPackage, carolPackage.keyPackage], random: alice.random)
+        let bobNew = try Group(welcome: try #require(welcome), keyPackage: bobPackage, psks: groups[1].pskStore())
+        let carolNew = try Group(welcome: try #require(welcome), keyPackage: carolPackage, psks: groups[2].pskStore())
+        #expect(successor.groupID == [9, 9, 9])
+        #expect(successor.epoch == 1)
+        #expect(bobNew.epochAuthenticator == successor.epochAuthenticator)
+        #expect(carolNew.epochAuthenticator == successor.epochAuthenticator)
+        // Without the old group's resumption PSK, the Welcome cannot be opened.
+        #expect(throws: MLSError.self) { try Group(welcome: try #require(welcome), keyPackage: carolPackage) }
+    }
+
+    @Test func aBranchHoldsASubsetOfTheMembers() throws {
+        let groups = try threeMembers()
+        let bobPackage = try bob.keyPackage()
+        let (branch, welcome) = try groups[0].branch(
+            groupID: [4, 2], creator: try alice.keyPackage(), adding: [bobPackage.keyPackage], random: alice.random)
+        let bobBranch = try Group(welcome: try #require(welcome), keyPackage: bobPackage, psks: groups[1].pskStore())
+        #expect(bobBranch.epochAuthenticator == branch.epochAuthenticator)
+        #expect(branch.members.count == 2)
+
+        let stranger = try Client("stranger", seed: 35).keyPackage()
+        #expect(throws: MLSError(.invalidArgument, "", "")) {
+            try groups[0].branch(groupID: [4, 3], creator: try alice.keyPackage(), adding: [stranger.keyPackage], random: alice.random)
+        }
+    }
+
+    @Test func reinitAndBranchPSKsAreRefusedInOrdinaryCommits() throws {
+        var groups = try threeMembers()
+        let psk = PreSharedKeyID(
+            kind: .resumption(usage: .branch, groupID: groups[0].groupID, epoch: 0), nonce: [UInt8](repeating: 1, count: 32))
+        #expect(throws: MLSError(.invalidArgument, "", "")) {
+            try groups[0].commit(proposals: [.preSharedKey(psk)], psks: groups[0].pskStore(), random: alice.random)
+        }
+    }
+}
