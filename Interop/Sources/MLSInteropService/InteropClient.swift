@@ -2,10 +2,10 @@ import Foundation
 import MLS
 import MLSCodec
 
-/// The state behind the MLSClient service: group states by state id and
-/// KeyPackages awaiting a Welcome by transaction id. State and transaction
-/// ids come from one counter, so that `StorePSK`'s `state_or_transaction_id`
-/// is never ambiguous.
+/// The state behind the MLSClient service: group states by state id,
+/// KeyPackages awaiting a Welcome by transaction id, and reinitialisations
+/// awaiting their new group by reinit id. All ids come from one counter, so
+/// that `StorePSK`'s `state_or_transaction_id` is never ambiguous.
 ///
 /// Every operation works on a copy of a group and stores it back only on
 /// success, so a refused request changes nothing.
@@ -16,6 +16,9 @@ public actor InteropClient {
         /// External PSKs stored for this state (resumption PSKs of the
         /// group's own recent epochs come from the group itself).
         var psks: PSKStore
+        /// This member's signature key in the group, kept for the KeyPackages
+        /// of groups that follow this one (reinitialisation, branches).
+        let signer: SignaturePrivateKey
         /// Handshake messages go out as PrivateMessage.
         let encryptHandshake: Bool
         /// The member was removed by a commit it handled: the state is over.
@@ -31,10 +34,22 @@ public actor InteropClient {
         var psks: PSKStore
     }
 
+    /// A group in which a ReInit was committed, with this member's KeyPackage
+    /// for the group that replaces it (§11.2), awaiting `ReInitWelcome` or
+    /// `HandleReInitWelcome`.
+    struct PendingReInit {
+        /// The old group in its last epoch: its resumption PSK links the new group.
+        let oldGroup: Group
+        let bundle: KeyPackageBundle
+        let psks: PSKStore
+        let encryptHandshake: Bool
+    }
+
     public static let name = "Conclave"
 
     private var members: [UInt32: Member] = [:]
     private var joins: [UInt32: PendingJoin] = [:]
+    private var reinits: [UInt32: PendingReInit] = [:]
     private var lastID: UInt32 = 0
     private let random = SystemRandom()
 
@@ -57,7 +72,7 @@ public actor InteropClient {
             configuration: Self.configuration(encryptHandshake: request.encryptHandshake),
             random: random)
         let id = try nextID()
-        members[id] = Member(group: group, psks: .empty, encryptHandshake: request.encryptHandshake)
+        members[id] = Member(group: group, psks: .empty, signer: bundle.signer, encryptHandshake: request.encryptHandshake)
         return .with { $0.stateID = id }
     }
 
@@ -79,17 +94,13 @@ public actor InteropClient {
         guard let join = joins[request.transactionID] else {
             throw InteropFailure(.notFound, "no transaction \(request.transactionID)")
         }
-        let welcome: Welcome
-        switch try Self.decodeMessage(request.welcome, "welcome").body {
-        case .welcome(let decoded): welcome = decoded
-        default: throw InteropFailure.invalid("welcome is not an MLSMessage carrying a Welcome")
-        }
+        let welcome = try Self.decodeWelcome(request.welcome)
         let tree = try Self.decodeTree(request.ratchetTree)
         let group = try Group(
             welcome: welcome, keyPackage: join.bundle, ratchetTree: tree, psks: join.psks,
             configuration: Self.configuration(encryptHandshake: request.encryptHandshake))
         let id = try nextID()
-        members[id] = Member(group: group, psks: join.psks, encryptHandshake: request.encryptHandshake)
+        members[id] = Member(group: group, psks: join.psks, signer: join.bundle.signer, encryptHandshake: request.encryptHandshake)
         // A KeyPackage is used once (RFC 9420 §16.8).
         joins[request.transactionID] = nil
         return .with {
@@ -131,7 +142,7 @@ public actor InteropClient {
             psks: pskIDs, pskStore: store, configuration: Self.configuration(encryptHandshake: request.encryptHandshake),
             random: random)
         let id = try nextID()
-        members[id] = Member(group: group, psks: store, encryptHandshake: request.encryptHandshake)
+        members[id] = Member(group: group, psks: store, signer: signer, encryptHandshake: request.encryptHandshake)
         return .with {
             $0.stateID = id
             $0.commit = Data(commit.tlsSerialized)
@@ -244,6 +255,11 @@ public actor InteropClient {
     // MARK: - Commits
 
     public func commit(_ request: MlsClient_CommitRequest) throws -> MlsClient_CommitResponse {
+        try commit(request, reinit: false)
+    }
+
+    /// A commit (`Commit`), or one that must carry a ReInit (`ReInitCommit`).
+    private func commit(_ request: MlsClient_CommitRequest, reinit: Bool) throws -> MlsClient_CommitResponse {
         var state = try member(request.stateID)
         for (index, bytes) in request.byReference.enumerated() {
             let message = try Self.decodeMessage(bytes, "by_reference[\(index)]")
@@ -259,11 +275,15 @@ public actor InteropClient {
         let output = try state.group.commit(
             proposals: proposals, includePending: true, forcePath: request.forcePath, psks: state.psks, random: random)
         var ratchetTree: [UInt8] = []
-        if request.externalTree {
-            // The tree of the epoch the commit leads to, for the joiners.
+        if request.externalTree || reinit {
+            // The epoch the commit leads to: its tree for the joiners, and
+            // whether it was reinitialised.
             var next = state.group
             try next.mergePendingCommit()
-            ratchetTree = next.tree.exported.tlsSerialized
+            if request.externalTree { ratchetTree = next.tree.exported.tlsSerialized }
+            if reinit, next.pendingReInit == nil {
+                throw InteropFailure.invalid("the commit carries no ReInit proposal")
+            }
         }
         let commitBytes = Data(output.commit.tlsSerialized)
         state.pendingCommit = commitBytes
@@ -276,11 +296,33 @@ public actor InteropClient {
     }
 
     public func handleCommit(_ request: MlsClient_HandleCommitRequest) throws -> MlsClient_HandleCommitResponse {
+        let state = try handled(request)
+        members[request.stateID] = state
+        return .with {
+            $0.stateID = request.stateID
+            // A removed member's state is over: no epoch authenticator.
+            if !state.removed { $0.epochAuthenticator = Data(state.group.epochAuthenticator.bytes) }
+        }
+    }
+
+    public func handlePendingCommit(_ request: MlsClient_HandlePendingCommitRequest) throws -> MlsClient_HandleCommitResponse {
+        let state = try merged(request.stateID)
+        members[request.stateID] = state
+        return .with {
+            $0.stateID = request.stateID
+            $0.epochAuthenticator = Data(state.group.epochAuthenticator.bytes)
+        }
+    }
+
+    /// The state after handling a commit (not stored).
+    private func handled(_ request: MlsClient_HandleCommitRequest) throws -> Member {
         var state = try member(request.stateID)
         if request.commit == state.pendingCommit, state.group.hasPendingCommit {
             // This member's own commit, echoed back by the Delivery Service:
             // it was accepted (the proposals it covers were handled when it was made).
-            return try mergePendingCommit(request.stateID, state)
+            try state.group.mergePendingCommit()
+            state.pendingCommit = nil
+            return state
         }
         for (index, bytes) in request.proposal.enumerated() {
             let message = try Self.decodeMessage(bytes, "proposal[\(index)]")
@@ -294,35 +336,153 @@ public actor InteropClient {
         }
         // Another member's commit won: any commit of this member's is void.
         state.pendingCommit = nil
-        if summary.removedSelf {
-            // The group moves on without this member; its state is over.
-            state.removed = true
-            members[request.stateID] = state
-            return .with { $0.stateID = request.stateID }
-        }
-        members[request.stateID] = state
-        return .with {
-            $0.stateID = request.stateID
-            $0.epochAuthenticator = Data(state.group.epochAuthenticator.bytes)
-        }
+        // If it removed this member, the group moves on without it; its state is over.
+        if summary.removedSelf { state.removed = true }
+        return state
     }
 
-    public func handlePendingCommit(_ request: MlsClient_HandlePendingCommitRequest) throws -> MlsClient_HandleCommitResponse {
-        let state = try member(request.stateID)
+    /// The state after merging its pending commit (not stored).
+    private func merged(_ stateID: UInt32) throws -> Member {
+        var state = try member(stateID)
         guard state.group.hasPendingCommit else {
-            throw InteropFailure(.failedPrecondition, "state \(request.stateID) has no pending commit")
+            throw InteropFailure(.failedPrecondition, "state \(stateID) has no pending commit")
         }
-        return try mergePendingCommit(request.stateID, state)
-    }
-
-    private func mergePendingCommit(_ id: UInt32, _ member: Member) throws -> MlsClient_HandleCommitResponse {
-        var state = member
         try state.group.mergePendingCommit()
         state.pendingCommit = nil
-        members[id] = state
+        return state
+    }
+
+    // MARK: - Reinitialisation (§11.2)
+
+    public func reInitProposal(_ request: MlsClient_ReInitProposalRequest) throws -> MlsClient_ProposalResponse {
+        let provider = try Self.provider(request.cipherSuite)
+        let extensions = try Self.extensions(request.extensions)
+        return try propose(request.stateID) { _ in
+            .reinit(ReInit(groupID: Array(request.groupID), version: .mls10, cipherSuite: provider.suite, extensions: extensions))
+        }
+    }
+
+    public func reInitCommit(_ request: MlsClient_CommitRequest) throws -> MlsClient_CommitResponse {
+        try commit(request, reinit: true)
+    }
+
+    public func handleReInitCommit(_ request: MlsClient_HandleCommitRequest) throws -> MlsClient_HandleReInitCommitResponse {
+        try startReInit(request.stateID, try handled(request))
+    }
+
+    public func handlePendingReInitCommit(_ request: MlsClient_HandlePendingCommitRequest) throws -> MlsClient_HandleReInitCommitResponse {
+        try startReInit(request.stateID, try merged(request.stateID))
+    }
+
+    /// Stores a state whose commit carried a ReInit, and a KeyPackage of this
+    /// member for the new group under a new reinit id.
+    private func startReInit(_ stateID: UInt32, _ state: Member) throws -> MlsClient_HandleReInitCommitResponse {
+        guard !state.removed, let reinit = state.group.pendingReInit else {
+            throw InteropFailure.invalid("the commit carries no ReInit proposal")
+        }
+        let bundle = try successorBundle(of: state, suite: reinit.cipherSuite)
+        let id = try nextID()
+        members[stateID] = state
+        reinits[id] = PendingReInit(oldGroup: state.group, bundle: bundle, psks: state.psks, encryptHandshake: state.encryptHandshake)
+        return .with {
+            $0.reinitID = id
+            $0.keyPackage = Data(MLSMessage(body: .keyPackage(bundle.keyPackage)).tlsSerialized)
+            $0.epochAuthenticator = Data(state.group.epochAuthenticator.bytes)
+        }
+    }
+
+    public func reInitWelcome(_ request: MlsClient_ReInitWelcomeRequest) throws -> MlsClient_CreateSubgroupResponse {
+        guard let pending = reinits[request.reinitID] else { throw InteropFailure(.notFound, "no reinit \(request.reinitID)") }
+        let keyPackages = try Self.decodeKeyPackages(request.keyPackage, "key_package")
+        var configuration = pending.oldGroup.configuration
+        configuration.ratchetTreeExtension = !request.externalTree
+        let (group, welcome) = try pending.oldGroup.reinitialize(
+            creator: pending.bundle, adding: keyPackages, configuration: configuration, random: random)
+        let id = try nextID()
+        members[id] = Member(group: group, psks: pending.psks, signer: pending.bundle.signer, encryptHandshake: pending.encryptHandshake)
+        // The KeyPackage is used once (RFC 9420 §16.8).
+        reinits[request.reinitID] = nil
+        return Self.subgroupResponse(id, group, welcome, externalTree: request.externalTree)
+    }
+
+    public func handleReInitWelcome(_ request: MlsClient_HandleReInitWelcomeRequest) throws -> MlsClient_JoinGroupResponse {
+        guard let pending = reinits[request.reinitID] else { throw InteropFailure(.notFound, "no reinit \(request.reinitID)") }
+        let welcome = try Self.decodeWelcome(request.welcome)
+        let tree = try Self.decodeTree(request.ratchetTree)
+        let group = try Group(
+            welcome: welcome, keyPackage: pending.bundle, ratchetTree: tree, psks: pending.oldGroup.pskStore(pending.psks),
+            configuration: Self.configuration(encryptHandshake: pending.encryptHandshake))
+        guard let reinit = pending.oldGroup.pendingReInit, group.groupID == reinit.groupID, group.cipherSuite == reinit.cipherSuite,
+            group.context.extensions == reinit.extensions
+        else {
+            throw InteropFailure.invalid("the Welcome is not for the group the ReInit asked for")
+        }
+        let id = try nextID()
+        members[id] = Member(group: group, psks: pending.psks, signer: pending.bundle.signer, encryptHandshake: pending.encryptHandshake)
+        reinits[request.reinitID] = nil
         return .with {
             $0.stateID = id
-            $0.epochAuthenticator = Data(state.group.epochAuthenticator.bytes)
+            $0.epochAuthenticator = Data(group.epochAuthenticator.bytes)
+        }
+    }
+
+    // MARK: - Branches (§11.3)
+
+    public func createBranch(_ request: MlsClient_CreateBranchRequest) throws -> MlsClient_CreateSubgroupResponse {
+        let state = try member(request.stateID)
+        let keyPackages = try Self.decodeKeyPackages(request.keyPackages, "key_packages")
+        let extensions = try Self.extensions(request.extensions)
+        let bundle = try successorBundle(of: state, suite: state.group.cipherSuite)
+        var source = state.group
+        source.configuration.ratchetTreeExtension = !request.externalTree
+        let (group, welcome) = try source.branch(
+            groupID: Array(request.groupID), creator: bundle, adding: keyPackages, extensions: extensions, random: random)
+        let id = try nextID()
+        members[id] = Member(group: group, psks: state.psks, signer: bundle.signer, encryptHandshake: state.encryptHandshake)
+        return Self.subgroupResponse(id, group, welcome, externalTree: request.externalTree)
+    }
+
+    public func handleBranch(_ request: MlsClient_HandleBranchRequest) throws -> MlsClient_HandleBranchResponse {
+        let state = try member(request.stateID)
+        guard let join = joins[request.transactionID] else {
+            throw InteropFailure(.notFound, "no transaction \(request.transactionID)")
+        }
+        let welcome = try Self.decodeWelcome(request.welcome)
+        let tree = try Self.decodeTree(request.ratchetTree)
+        var store = state.psks
+        store.external.merge(join.psks.external) { _, new in new }
+        let group = try Group(
+            welcome: welcome, keyPackage: join.bundle, ratchetTree: tree, psks: state.group.pskStore(store),
+            configuration: Self.configuration(encryptHandshake: state.encryptHandshake))
+        let id = try nextID()
+        members[id] = Member(group: group, psks: store, signer: join.bundle.signer, encryptHandshake: state.encryptHandshake)
+        joins[request.transactionID] = nil
+        return .with {
+            $0.stateID = id
+            $0.epochAuthenticator = Data(group.epochAuthenticator.bytes)
+        }
+    }
+
+    /// A KeyPackage for a group that follows this member's group, with the
+    /// same credential; the same signature key if the suite is the same.
+    private func successorBundle(of state: Member, suite: CipherSuite) throws -> KeyPackageBundle {
+        guard let credential = state.group.ownLeafNode?.credential else {
+            throw InteropFailure.invalid("this member has no leaf in its group")
+        }
+        let provider = try CipherSuiteProvider(suite)
+        let signer = suite == state.group.cipherSuite ? state.signer : try provider.generateSignatureKey(random: random)
+        return try KeyPackageBundle.create(
+            provider, credential: credential, signer: signer, lifetime: Lifetime(notBefore: 0, notAfter: UInt64.max), random: random)
+    }
+
+    private static func subgroupResponse(
+        _ id: UInt32, _ group: Group, _ welcome: Welcome?, externalTree: Bool
+    ) -> MlsClient_CreateSubgroupResponse {
+        .with {
+            $0.stateID = id
+            if let welcome { $0.welcome = Data(MLSMessage(body: .welcome(welcome)).tlsSerialized) }
+            if externalTree { $0.ratchetTree = Data(group.tree.exported.tlsSerialized) }
+            $0.epochAuthenticator = Data(group.epochAuthenticator.bytes)
         }
     }
 
@@ -404,11 +564,24 @@ public actor InteropClient {
         }
     }
 
-    static func decodeKeyPackage(_ bytes: Data) throws -> KeyPackage {
-        guard case .keyPackage(let keyPackage) = try decodeMessage(bytes, "key_package").body else {
-            throw InteropFailure.invalid("key_package is not an MLSMessage carrying a KeyPackage")
+    static func decodeKeyPackage(_ bytes: Data, _ field: String = "key_package") throws -> KeyPackage {
+        guard case .keyPackage(let keyPackage) = try decodeMessage(bytes, field).body else {
+            throw InteropFailure.invalid("\(field) is not an MLSMessage carrying a KeyPackage")
         }
         return keyPackage
+    }
+
+    static func decodeKeyPackages(_ list: [Data], _ field: String) throws -> [KeyPackage] {
+        var keyPackages: [KeyPackage] = []
+        for (index, bytes) in list.enumerated() { keyPackages.append(try decodeKeyPackage(bytes, "\(field)[\(index)]")) }
+        return keyPackages
+    }
+
+    static func decodeWelcome(_ bytes: Data) throws -> Welcome {
+        guard case .welcome(let welcome) = try decodeMessage(bytes, "welcome").body else {
+            throw InteropFailure.invalid("welcome is not an MLSMessage carrying a Welcome")
+        }
+        return welcome
     }
 
     /// An optional `ratchet_tree` field: empty means absent.

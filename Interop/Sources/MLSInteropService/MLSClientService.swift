@@ -35,6 +35,14 @@ public struct MLSClientService: MlsClient_MLSClient.SimpleServiceProtocol {
         "Commit",
         "HandleCommit",
         "HandlePendingCommit",
+        "ReInitProposal",
+        "ReInitCommit",
+        "HandlePendingReInitCommit",
+        "HandleReInitCommit",
+        "ReInitWelcome",
+        "HandleReInitWelcome",
+        "CreateBranch",
+        "HandleBranch",
         "Free",
     ]
 
@@ -142,51 +150,53 @@ public struct MLSClientService: MlsClient_MLSClient.SimpleServiceProtocol {
         try await run("Free") { try await client.free(request) }
     }
 
-    // MARK: - Not implemented: reinitialisation, branching, external proposals
+    // MARK: - Reinitialisation and branches
 
     public func reInitProposal(request: MlsClient_ReInitProposalRequest, context: ServerContext) async throws -> MlsClient_ProposalResponse
     {
-        throw Self.unimplemented("ReInitProposal")
+        try await run("ReInitProposal") { try await client.reInitProposal(request) }
     }
 
     public func reInitCommit(request: MlsClient_CommitRequest, context: ServerContext) async throws -> MlsClient_CommitResponse {
-        throw Self.unimplemented("ReInitCommit")
+        try await run("ReInitCommit") { try await client.reInitCommit(request) }
     }
 
     public func handlePendingReInitCommit(request: MlsClient_HandlePendingCommitRequest, context: ServerContext) async throws
         -> MlsClient_HandleReInitCommitResponse
     {
-        throw Self.unimplemented("HandlePendingReInitCommit")
+        try await run("HandlePendingReInitCommit") { try await client.handlePendingReInitCommit(request) }
     }
 
     public func handleReInitCommit(request: MlsClient_HandleCommitRequest, context: ServerContext) async throws
         -> MlsClient_HandleReInitCommitResponse
     {
-        throw Self.unimplemented("HandleReInitCommit")
+        try await run("HandleReInitCommit") { try await client.handleReInitCommit(request) }
     }
 
     public func reInitWelcome(request: MlsClient_ReInitWelcomeRequest, context: ServerContext) async throws
         -> MlsClient_CreateSubgroupResponse
     {
-        throw Self.unimplemented("ReInitWelcome")
+        try await run("ReInitWelcome") { try await client.reInitWelcome(request) }
     }
 
     public func handleReInitWelcome(request: MlsClient_HandleReInitWelcomeRequest, context: ServerContext) async throws
         -> MlsClient_JoinGroupResponse
     {
-        throw Self.unimplemented("HandleReInitWelcome")
+        try await run("HandleReInitWelcome") { try await client.handleReInitWelcome(request) }
     }
 
     public func createBranch(request: MlsClient_CreateBranchRequest, context: ServerContext) async throws
         -> MlsClient_CreateSubgroupResponse
     {
-        throw Self.unimplemented("CreateBranch")
+        try await run("CreateBranch") { try await client.createBranch(request) }
     }
 
     public func handleBranch(request: MlsClient_HandleBranchRequest, context: ServerContext) async throws -> MlsClient_HandleBranchResponse
     {
-        throw Self.unimplemented("HandleBranch")
+        try await run("HandleBranch") { try await client.handleBranch(request) }
     }
+
+    // MARK: - Not implemented: external proposals
 
     public func newMemberAddProposal(request: MlsClient_NewMemberAddProposalRequest, context: ServerContext) async throws
         -> MlsClient_NewMemberAddProposalResponse

@@ -276,7 +276,7 @@ struct InteropTests {
             await expectStatus(.notFound) { try await mls.free(.with { $0.stateID = 31_337 }) }
 
             // An RPC this client does not implement.
-            await expectStatus(.unimplemented) { try await mls.reInitProposal(.with { $0.stateID = alice.stateID }) }
+            await expectStatus(.unimplemented) { try await mls.newMemberAddProposal(.with { $0.identity = bytes("eve") }) }
 
             // After all that, the group still works.
             try await mls.expectAgreement([alice])
