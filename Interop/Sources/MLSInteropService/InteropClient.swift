@@ -45,11 +45,19 @@ public actor InteropClient {
         let encryptHandshake: Bool
     }
 
+    /// A signer created by `CreateExternalSigner`: a key and credential that
+    /// groups can list in their `external_senders` extension (§12.1.8.1).
+    struct ExternalSigner {
+        let signer: SignaturePrivateKey
+        let sender: ExternalSender
+    }
+
     public static let name = "Conclave"
 
     private var members: [UInt32: Member] = [:]
     private var joins: [UInt32: PendingJoin] = [:]
     private var reinits: [UInt32: PendingReInit] = [:]
+    private var externalSigners: [UInt32: ExternalSigner] = [:]
     private var lastID: UInt32 = 0
     private let random = SystemRandom()
 
@@ -486,6 +494,87 @@ public actor InteropClient {
         }
     }
 
+    // MARK: - External proposals (§12.1.8)
+
+    public func newMemberAddProposal(_ request: MlsClient_NewMemberAddProposalRequest) throws -> MlsClient_NewMemberAddProposalResponse {
+        let view = try PublicGroup(groupInfo: try Self.decodeGroupInfo(request.groupInfo))
+        let bundle = try makeBundle(view.provider, identity: Array(request.identity))
+        let message = try view.newMemberAddProposal(bundle)
+        let id = try nextID()
+        // Kept like CreateKeyPackage's, for the JoinGroup that follows the commit.
+        joins[id] = PendingJoin(bundle: bundle, psks: .empty)
+        return .with {
+            $0.transactionID = id
+            $0.proposal = Data(message.tlsSerialized)
+            $0.initPriv = Data(bundle.initKey.secret.bytes)
+            $0.encryptionPriv = Data(bundle.encryptionKey.privateKey.secret.bytes)
+            $0.signaturePriv = Data(bundle.signer.serialized.bytes)
+        }
+    }
+
+    public func createExternalSigner(_ request: MlsClient_CreateExternalSignerRequest) throws -> MlsClient_CreateExternalSignerResponse {
+        let provider = try Self.provider(request.cipherSuite)
+        let signer = try provider.generateSignatureKey(random: random)
+        let sender = ExternalSender(signatureKey: signer.publicKey, credential: .basic(identity: Array(request.identity)))
+        let id = try nextID()
+        externalSigners[id] = ExternalSigner(signer: signer, sender: sender)
+        return .with {
+            $0.signerID = id
+            $0.externalSender = Data(sender.tlsSerialized)
+        }
+    }
+
+    public func addExternalSigner(_ request: MlsClient_AddExternalSignerRequest) throws -> MlsClient_ProposalResponse {
+        let sender: ExternalSender
+        do {
+            sender = try ExternalSender(tlsSerialized: Array(request.externalSender))
+        } catch let error as CodecError {
+            throw InteropFailure.invalid("external_sender is malformed: \(error.description)")
+        } catch {
+            throw InteropFailure.invalid("external_sender is malformed")
+        }
+        return try propose(request.stateID) { group in
+            let senders = try group.context.externalSenders() + [sender]
+            var extensions = group.context.extensions.filter { $0.type != .externalSenders }
+            extensions.append(Extension(type: .externalSenders, data: ExternalSendersList(senders).tlsSerialized))
+            return .groupContextExtensions(extensions)
+        }
+    }
+
+    public func externalSignerProposal(_ request: MlsClient_ExternalSignerProposalRequest) throws -> MlsClient_ProposalResponse {
+        guard let external = externalSigners[request.signerID] else {
+            throw InteropFailure(.notFound, "no external signer \(request.signerID)")
+        }
+        let view = try PublicGroup(
+            groupInfo: try Self.decodeGroupInfo(request.groupInfo), ratchetTree: try Self.decodeTree(request.ratchetTree))
+        guard let index = try view.context.externalSenders().firstIndex(where: { $0.signatureKey == external.signer.publicKey }),
+            let senderIndex = UInt32(exactly: index)
+        else {
+            throw InteropFailure.invalid("the signer is not among the group's external senders")
+        }
+        let description = request.description_p
+        let type = String(decoding: description.proposalType, as: UTF8.self)
+        let proposal: Proposal
+        switch type {
+        case "add": proposal = .add(try Self.decodeKeyPackage(description.keyPackage))
+        case "remove": proposal = try Self.removal(of: Array(description.removedID), among: view.members)
+        case "externalPSK": proposal = externalPSK(Array(description.pskID), provider: view.provider)
+        case "resumptionPSK": proposal = resumptionPSK(epoch: description.epochID, groupID: view.groupID, provider: view.provider)
+        case "groupContextExtensions": proposal = .groupContextExtensions(try Self.extensions(description.extensions))
+        case "reinit":
+            let provider = try Self.provider(description.cipherSuite)
+            proposal = .reinit(
+                ReInit(
+                    groupID: Array(description.groupID), version: .mls10, cipherSuite: provider.suite,
+                    extensions: try Self.extensions(description.extensions)))
+        default:
+            // External senders may not send Update or ExternalInit (§12.1.8.1).
+            throw InteropFailure.invalid("description: unsupported proposal_type \"\(type.prefix(32))\" for an external sender")
+        }
+        let message = try view.externalProposal(proposal, senderIndex: senderIndex, signer: external.signer)
+        return .with { $0.proposal = Data(message.tlsSerialized) }
+    }
+
     // MARK: - Cleanup
 
     public func free(_ request: MlsClient_FreeRequest) throws -> MlsClient_FreeResponse {
@@ -520,14 +609,22 @@ public actor InteropClient {
     }
 
     private func externalPSK(_ pskID: [UInt8], in group: Group) -> Proposal {
-        .preSharedKey(PreSharedKeyID(kind: .external(pskID: pskID), nonce: random.bytes(count: group.provider.hashLength)))
+        externalPSK(pskID, provider: group.provider)
+    }
+
+    private func externalPSK(_ pskID: [UInt8], provider: CipherSuiteProvider) -> Proposal {
+        .preSharedKey(PreSharedKeyID(kind: .external(pskID: pskID), nonce: random.bytes(count: provider.hashLength)))
     }
 
     private func resumptionPSK(epoch: UInt64, in group: Group) -> Proposal {
+        resumptionPSK(epoch: epoch, groupID: group.groupID, provider: group.provider)
+    }
+
+    private func resumptionPSK(epoch: UInt64, groupID: [UInt8], provider: CipherSuiteProvider) -> Proposal {
         .preSharedKey(
             PreSharedKeyID(
-                kind: .resumption(usage: .application, groupID: group.groupID, epoch: epoch),
-                nonce: random.bytes(count: group.provider.hashLength)))
+                kind: .resumption(usage: .application, groupID: groupID, epoch: epoch),
+                nonce: random.bytes(count: provider.hashLength)))
     }
 
     /// A by-value proposal of a CommitRequest (`ProposalDescription`).
@@ -577,6 +674,13 @@ public actor InteropClient {
         return keyPackages
     }
 
+    static func decodeGroupInfo(_ bytes: Data) throws -> GroupInfo {
+        guard case .groupInfo(let groupInfo) = try decodeMessage(bytes, "group_info").body else {
+            throw InteropFailure.invalid("group_info is not an MLSMessage carrying a GroupInfo")
+        }
+        return groupInfo
+    }
+
     static func decodeWelcome(_ bytes: Data) throws -> Welcome {
         guard case .welcome(let welcome) = try decodeMessage(bytes, "welcome").body else {
             throw InteropFailure.invalid("welcome is not an MLSMessage carrying a Welcome")
@@ -613,7 +717,11 @@ public actor InteropClient {
     }
 
     static func removal(of identity: [UInt8], in group: Group) throws -> Proposal {
-        guard let leaf = leaf(of: identity, in: group.members) else {
+        try removal(of: identity, among: group.members)
+    }
+
+    static func removal(of identity: [UInt8], among members: [(index: LeafIndex, leaf: LeafNode)]) throws -> Proposal {
+        guard let leaf = leaf(of: identity, in: members) else {
             throw InteropFailure.invalid("removed_id: no member of the group has this identity")
         }
         return .remove(leaf)

@@ -12,7 +12,7 @@ public struct MLSClientService: MlsClient_MLSClient.SimpleServiceProtocol {
         self.client = client
     }
 
-    /// The RPCs this client answers; every other one answers `unimplemented`.
+    /// The RPCs this client answers: every RPC of `mls_client.proto`.
     public static let implementedRPCs = [
         "Name",
         "SupportedCiphersuites",
@@ -43,6 +43,10 @@ public struct MLSClientService: MlsClient_MLSClient.SimpleServiceProtocol {
         "HandleReInitWelcome",
         "CreateBranch",
         "HandleBranch",
+        "NewMemberAddProposal",
+        "CreateExternalSigner",
+        "AddExternalSigner",
+        "ExternalSignerProposal",
         "Free",
     ]
 
@@ -196,30 +200,30 @@ public struct MLSClientService: MlsClient_MLSClient.SimpleServiceProtocol {
         try await run("HandleBranch") { try await client.handleBranch(request) }
     }
 
-    // MARK: - Not implemented: external proposals
+    // MARK: - External proposals
 
     public func newMemberAddProposal(request: MlsClient_NewMemberAddProposalRequest, context: ServerContext) async throws
         -> MlsClient_NewMemberAddProposalResponse
     {
-        throw Self.unimplemented("NewMemberAddProposal")
+        try await run("NewMemberAddProposal") { try await client.newMemberAddProposal(request) }
     }
 
     public func createExternalSigner(request: MlsClient_CreateExternalSignerRequest, context: ServerContext) async throws
         -> MlsClient_CreateExternalSignerResponse
     {
-        throw Self.unimplemented("CreateExternalSigner")
+        try await run("CreateExternalSigner") { try await client.createExternalSigner(request) }
     }
 
     public func addExternalSigner(request: MlsClient_AddExternalSignerRequest, context: ServerContext) async throws
         -> MlsClient_ProposalResponse
     {
-        throw Self.unimplemented("AddExternalSigner")
+        try await run("AddExternalSigner") { try await client.addExternalSigner(request) }
     }
 
     public func externalSignerProposal(request: MlsClient_ExternalSignerProposalRequest, context: ServerContext) async throws
         -> MlsClient_ProposalResponse
     {
-        throw Self.unimplemented("ExternalSignerProposal")
+        try await run("ExternalSignerProposal") { try await client.externalSignerProposal(request) }
     }
 
     private func run<Response: Sendable>(_ rpc: String, _ body: () async throws -> Response) async throws -> Response {
@@ -228,9 +232,5 @@ public struct MLSClientService: MlsClient_MLSClient.SimpleServiceProtocol {
         } catch {
             throw RPCError(rpc: rpc, failure: error)
         }
-    }
-
-    private static func unimplemented(_ rpc: String) -> RPCError {
-        RPCError(code: .unimplemented, message: "\(rpc) is not implemented by \(InteropClient.name)")
     }
 }

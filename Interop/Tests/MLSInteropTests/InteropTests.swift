@@ -275,8 +275,23 @@ struct InteropTests {
             await expectStatus(.notFound) { try await mls.storePSK(31_337, pskID: "id", secret: "secret") }
             await expectStatus(.notFound) { try await mls.free(.with { $0.stateID = 31_337 }) }
 
-            // An RPC this client does not implement.
-            await expectStatus(.unimplemented) { try await mls.newMemberAddProposal(.with { $0.identity = bytes("eve") }) }
+            // External proposals from bad input.
+            await expectStatus(.invalidArgument) {
+                try await mls.newMemberAddProposal(
+                    .with {
+                        $0.groupInfo = garbage
+                        $0.identity = bytes("eve")
+                    })
+            }
+            await expectStatus(.invalidArgument) { try await mls.createExternalSigner(.with { $0.cipherSuite = 4 }) }
+            await expectStatus(.invalidArgument) {
+                try await mls.addExternalSigner(
+                    .with {
+                        $0.stateID = alice.stateID
+                        $0.externalSender = garbage
+                    })
+            }
+            await expectStatus(.notFound) { try await mls.externalSignerProposal(.with { $0.signerID = 31_337 }) }
 
             // After all that, the group still works.
             try await mls.expectAgreement([alice])
