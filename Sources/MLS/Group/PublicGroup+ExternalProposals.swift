@@ -30,3 +30,11 @@ extension PublicGroup {
         return MLSMessage(body: .publicMessage(try PublicMessage.protect(provider, signed, context: context, membershipKey: nil)))
     }
 }
+
+extension PublicMessage {
+    /// The ProposalRef of a proposal sent as this PublicMessage (§5.2), by
+    /// which a commit refers to it.
+    public func proposalReference(_ provider: CipherSuiteProvider) -> [UInt8] {
+        AuthenticatedContent(wireFormat: .publicMessage, content: content, auth: auth).proposalReference(provider)
+    }
+}

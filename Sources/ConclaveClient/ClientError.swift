@@ -1,0 +1,43 @@
+import ConclaveProtocol
+
+/// What the SDK reports. Descriptions hold no message content.
+public enum ClientError: Error, Sendable, CustomStringConvertible {
+    /// The server answered with an error body.
+    case api(status: Int, APIErrorBody.Detail)
+    /// The server could not be reached, or answered with something that is not the API.
+    case transport(String)
+    /// This profile has no signed-in device.
+    case notSignedIn
+    /// The profile already holds a device.
+    case alreadySignedIn(UserAddress)
+    /// No conversation matches (by id, room name or user).
+    case unknownConversation(String)
+    /// A room name matches several rooms.
+    case ambiguousConversation(String)
+    /// The user has no device with a key package to add.
+    case noDevices(UserAddress)
+    /// The local store is unreadable or was tampered with.
+    case localStore(String)
+    /// A message or credential from the server failed a check.
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .api(let status, let detail): "server refused (\(status) \(detail.code)): \(detail.message)"
+        case .transport(let what): "cannot reach the server: \(what)"
+        case .notSignedIn: "this profile has no device: run `conclave login` first"
+        case .alreadySignedIn(let user): "this profile already holds a device of \(user); use another --profile"
+        case .unknownConversation(let what): "no conversation matches \(what)"
+        case .ambiguousConversation(let what): "several rooms are named \(what); use the room id"
+        case .noDevices(let user): "\(user) has no device to add (has the user signed in?)"
+        case .localStore(let what): "local store: \(what)"
+        case .invalid(let what): "refused: \(what)"
+        }
+    }
+
+    /// The API error code, if the server sent one.
+    public var code: String? {
+        if case .api(_, let detail) = self { return detail.code }
+        return nil
+    }
+}

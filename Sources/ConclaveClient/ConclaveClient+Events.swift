@@ -1,0 +1,72 @@
+import ConclaveProtocol
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+
+extension ConclaveClient {
+    /// Events as they happen: the device's WebSocket rings on every new inbox
+    /// entry, and each ring processes the inbox (``receive()``). The stream
+    /// starts with whatever is pending, ends when the server cuts the
+    /// session, and throws when the connection fails.
+    public nonisolated func events() -> AsyncThrowingStream<ClientEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await self.streamEvents(into: continuation)
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func streamEvents(into continuation: AsyncThrowingStream<ClientEvent, any Error>.Continuation) async throws {
+        let (account, _, _) = try requireAccount()
+        let url = account.server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(of: "https://", with: "wss://")
+        var headers = HTTPFields()
+        headers[.authorization] = "Bearer \(account.token)"
+        var logger = Logger(label: "conclave.client.events")
+        logger.logLevel = .critical
+        try await WebSocketClient.connect(
+            url: url + "/v1/events", configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers), logger: logger
+        ) { inbound, _, _ in
+            for try await _ in inbound.messages(maxSize: 1 << 22) {
+                for event in try await self.receive() { continuation.yield(event) }
+            }
+        }
+    }
+}
+
+/// The administrator's side of the API (`conclave admin`), authenticated by
+/// the administrator token.
+public struct AdminClient: Sendable {
+    let api: HTTPAPI
+
+    public init(server: String, token: String) {
+        api = HTTPAPI(baseURL: server, token: token)
+    }
+
+    public func network() async throws -> NetworkInfo { try await api.get("/v1/admin/network") }
+
+    public func addUser(_ name: UserName, password: String, group: String?) async throws -> UserInfo {
+        try await api.post("/v1/admin/users", CreateUser(name: name, password: password, group: group))
+    }
+
+    public func users() async throws -> [UserInfo] { (try await api.get("/v1/admin/users", as: UserList.self)).users }
+
+    public func suspend(_ name: UserName) async throws -> UserInfo { try await api.post("/v1/admin/users/\(name)/suspend") }
+    public func unsuspend(_ name: UserName) async throws -> UserInfo { try await api.post("/v1/admin/users/\(name)/unsuspend") }
+
+    public func delete(_ name: UserName) async throws {
+        let _: [String: String] = try await api.delete("/v1/admin/users/\(name)")
+    }
+
+    public func devices(_ name: UserName) async throws -> DeviceList { try await api.get("/v1/admin/users/\(name)/devices") }
+
+    public func resetDevices(_ name: UserName) async throws -> Int {
+        (try await api.post("/v1/admin/users/\(name)/reset-devices", as: [String: Int].self))["removed"] ?? 0
+    }
+}

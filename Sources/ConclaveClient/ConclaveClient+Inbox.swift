@@ -1,0 +1,169 @@
+import ConclaveProtocol
+import Foundation
+import MLS
+import MLSCodec
+
+extension ConclaveClient {
+    /// Processes every pending inbox event: joins from Welcomes, applies
+    /// commits, decrypts messages (each shown once), commits the server's
+    /// pending proposals, acknowledges what was processed, and tops up key
+    /// packages.
+    public func receive() async throws -> [ClientEvent] {
+        try await lock.withLock { try await self.processInbox(autoCommit: true) }
+    }
+
+    func processInbox(autoCommit: Bool) async throws -> [ClientEvent] {
+        let api = try self.api
+        var events: [ClientEvent] = []
+        while true {
+            let page: InboxPage = try await api.get("/v1/inbox?after=\(inboxCursor)&limit=200")
+            for event in page.events {
+                events += try await handle(event)
+                inboxCursor = event.seq
+            }
+            if let last = page.events.last {
+                let _: AckResult = try await api.post("/v1/inbox/ack", InboxAck(upTo: last.seq))
+            }
+            if page.events.count < 200 { break }
+        }
+        if autoCommit {
+            for id in needsCommit {
+                do {
+                    let conversation = try await commitWithRetry(id) { group in
+                        try group.commit(includePending: true, now: self.now, random: self.random)
+                    }
+                    events.append(.membersChanged(conversation))
+                } catch {
+                    events.append(.warning("could not commit the server's proposals in \(id): \(error)"))
+                }
+            }
+            try await replenishKeyPackages()
+        }
+        return events
+    }
+
+    /// Handles one inbox event; a malformed or unprocessable one becomes a
+    /// warning and is skipped, so one bad message cannot block the inbox.
+    func handle(_ event: InboxEvent) async throws -> [ClientEvent] {
+        guard let message = try? MLSMessage(tlsSerialized: event.message.bytes) else {
+            return [.warning("dropped an undecodable message in \(event.conversation)")]
+        }
+        do {
+            switch (event.kind, message.body) {
+            case (.welcome, .welcome(let welcome)):
+                return try await join(welcome, id: event.conversation)
+            case (.handshake, .publicMessage(let handshake)):
+                return try await apply(handshake, message, id: event.conversation)
+            case (.application, .privateMessage):
+                return try await decrypt(message, event: event)
+            default:
+                return [.warning("dropped a message of the wrong kind in \(event.conversation)")]
+            }
+        } catch let error as MLSError {
+            return [.warning("dropped a message in \(event.conversation): \(error.rule) \(error.message)")]
+        }
+    }
+
+    private func join(_ welcome: Welcome, id: ConversationID) async throws -> [ClientEvent] {
+        if try await store.group(id) != nil { return [] }
+        let (account, signer, _) = try requireAccount()
+        for secrets in welcome.secrets {
+            guard let (bytes, lastResort) = try await store.keyPackage(secrets.newMember) else { continue }
+            let bundle = try KeyPackageBundle(serialized: bytes, signer: signer)
+            let group = try Group(welcome: welcome, keyPackage: bundle, now: now)
+            guard try unverifiedLeaves(group).isEmpty, group.groupID == id.bytes else {
+                return [.warning("refused to join \(id): a device in it has no valid certificate of the network")]
+            }
+            if !lastResort { try await store.deleteKeyPackage(secrets.newMember) }
+            let meta: ConversationInfo = try await api.get("/v1/conversations/\(id)")
+            let others = Set(group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user }).subtracting([account.user])
+            let stored = StoredConversation(
+                kind: meta.kind, name: meta.name, peer: meta.kind == .direct ? others.first : nil, snapshot: Base64Bytes([]))
+            try await saveGroup(id, stored, group)
+            return [.joined(conversation(id, stored, group))]
+        }
+        return [.warning("a Welcome to \(id) matches none of this device's key packages")]
+    }
+
+    private func apply(_ handshake: PublicMessage, _ message: MLSMessage, id: ConversationID) async throws -> [ClientEvent] {
+        guard let (stored, original) = try await loadGroup(id) else { return [] }
+        guard handshake.content.epoch == original.epoch else {
+            // An older epoch's message was processed already (at-least-once delivery).
+            return handshake.content.epoch < original.epoch ? [] : [.warning("a handshake of \(id) is from a future epoch")]
+        }
+        var group = original
+        switch try group.process(message, now: now) {
+        case .commit(let summary):
+            if summary.removedSelf {
+                try await store.deleteGroup(id)
+                needsCommit.remove(id)
+                return [.removed(id)]
+            }
+            needsCommit.remove(id)
+            try await saveGroup(id, stored, group)
+            let changed = summary.added + summary.updated + [summary.committer]
+            var events: [ClientEvent] = [.membersChanged(conversation(id, stored, group))]
+            if !(try unverifiedLeaves(group, changed)).isEmpty {
+                events.append(.warning("conversation \(id) now holds a device without a valid certificate of the network"))
+            }
+            return events
+        case .proposal(_, let sender):
+            try await saveGroup(id, stored, group)
+            if case .external = sender { needsCommit.insert(id) }
+            return []
+        case .application:
+            return [.warning("dropped application data sent in the clear")]
+        }
+    }
+
+    private func decrypt(_ message: MLSMessage, event: InboxEvent) async throws -> [ClientEvent] {
+        let id = event.conversation
+        guard let (stored, original) = try await loadGroup(id) else { return [] }
+        var group = original
+        guard case .application(let application) = try group.process(message, now: now) else { return [] }
+        try await saveGroup(id, stored, group)
+        guard let leaf = group.tree.leaf(application.sender), let certificate = DeviceCertificate(credential: leaf.credential) else {
+            return [.warning("a message in \(id) comes from an unknown device")]
+        }
+        guard let body = try? ConclaveJSON.decoder().decode(MessageBody.self, from: Data(application.data)) else {
+            return [.warning("a message in \(id) is not a Conclave message")]
+        }
+        guard try await store.markSeen(body.id, at: Date()) else { return [] }
+        return [
+            .message(
+                ReceivedMessage(
+                    id: body.id, conversation: id, room: stored.name, from: certificate.user, device: certificate.device, text: body.text,
+                    sentAt: event.sentAt, expiresAt: event.expiresAt))
+        ]
+    }
+
+    // MARK: Sending
+
+    /// Encrypts and sends a text message. The group state is saved before
+    /// the message leaves, so a key is never used twice even after a crash.
+    /// A refused epoch is caught up and retried with a new encryption.
+    @discardableResult
+    public func send(_ text: String, to id: ConversationID) async throws -> MessageAccepted {
+        try await lock.withLock { try await self.performSend(text, to: id) }
+    }
+
+    private func performSend(_ text: String, to id: ConversationID) async throws -> MessageAccepted {
+        let messageID = UUID().uuidString.lowercased()
+        let body = Array(try ConclaveJSON.encoder().encode(MessageBody(id: messageID, text: text)))
+        var lastError: (any Error)?
+        for _ in 0..<4 {
+            guard let (stored, original) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
+            var group = original
+            let message = try group.encrypt(body, random: random)
+            try await saveGroup(id, stored, group)
+            do {
+                return try await api.post(
+                    "/v1/conversations/\(id)/messages", SendMessage(messageId: messageID, message: Base64Bytes(message.tlsSerialized)))
+            } catch let error as ClientError where error.code == "wrong_epoch" || error.code == "pending_proposals" {
+                lastError = error
+                _ = try await processInbox(autoCommit: true)
+            }
+        }
+        throw lastError ?? ClientError.invalid("the message was not accepted")
+    }
+}

@@ -1,0 +1,186 @@
+import AsyncHTTPClient
+import ConclaveProtocol
+import Foundation
+import Logging
+import MLS
+import MLSCodec
+
+/// The Conclave SDK: one device of one user. It owns the device's MLS
+/// state (in a sealed local store under the profile directory) and talks
+/// to the user's network. Every conversation is an MLS group; the server
+/// only ever sees ciphertext.
+///
+/// Operations that touch MLS state run one at a time (an internal lock),
+/// so an ``events(wait:)`` stream and ``send(_:to:)`` may be used together.
+public actor ConclaveClient {
+    let store: LocalStore
+    public nonisolated let profile: String
+    var account: Account?
+    var signer: SignaturePrivateKey?
+    var networkKey: NetworkPublicKey?
+    let lock = AsyncLock()
+    nonisolated let random = SystemRandom()
+    /// How many key packages the device keeps on the server.
+    let keyPackageTarget = 20
+    /// Groups with server proposals that wait for a commit.
+    var needsCommit: Set<ConversationID> = []
+    var inboxCursor: Int64 = 0
+
+    public static func open(profile: String) async throws -> ConclaveClient {
+        let store = try await LocalStore.open(directory: profile)
+        let client = ConclaveClient(store: store, profile: profile)
+        try await client.loadAccount()
+        return client
+    }
+
+    init(store: LocalStore, profile: String) {
+        self.store = store
+        self.profile = profile
+    }
+
+    public func close() async { await store.close() }
+
+    /// The signed-in user, if any.
+    public var user: UserAddress? { account?.user }
+    public var device: DeviceID? { account?.device }
+    public var server: String? { account?.server }
+
+    func loadAccount() async throws {
+        guard let bytes = try await store.meta("account") else { return }
+        let account: Account
+        do { account = try ConclaveJSON.decoder().decode(Account.self, from: Data(bytes)) } catch {
+            throw ClientError.localStore("the account record is unreadable")
+        }
+        try adopt(account)
+    }
+
+    private func adopt(_ account: Account) throws {
+        let provider = try CipherSuiteProvider(CipherSuite(rawValue: account.cipherSuite))
+        self.signer = try provider.signaturePrivateKey(account.signerSeed.bytes)
+        guard let domain = NetworkDomain(account.user.domain.value) else { throw ClientError.localStore("bad domain") }
+        self.networkKey = NetworkPublicKey(domain: domain, rawKey: account.networkKey.bytes)
+        self.account = account
+    }
+
+    func requireAccount() throws -> (Account, SignaturePrivateKey, NetworkPublicKey) {
+        guard let account, let signer, let networkKey else { throw ClientError.notSignedIn }
+        return (account, signer, networkKey)
+    }
+
+    var api: HTTPAPI {
+        get throws {
+            guard let account else { throw ClientError.notSignedIn }
+            return HTTPAPI(baseURL: account.server, token: account.token)
+        }
+    }
+
+    var provider: CipherSuiteProvider {
+        get throws { try CipherSuiteProvider(CipherSuite(rawValue: account?.cipherSuite ?? 1)) }
+    }
+
+    nonisolated var now: UInt64 { UInt64(Date().timeIntervalSince1970) }
+
+    // MARK: Sign-in
+
+    /// Signs in with a password and registers this profile as a new device:
+    /// a fresh signature key, a certificate from the network, key packages
+    /// on the server, and the user's existing conversations joined.
+    @discardableResult
+    public func login(server: String, user: String, password: String, deviceName: String) async throws -> [ClientEvent] {
+        try await lock.withLock { try await self.performLogin(server: server, user: user, password: password, deviceName: deviceName) }
+    }
+
+    private func performLogin(server: String, user: String, password: String, deviceName: String) async throws -> [ClientEvent] {
+        if let account { throw ClientError.alreadySignedIn(account.user) }
+        let anonymous = HTTPAPI(baseURL: server, token: nil)
+        let wellKnown: WellKnown = try await anonymous.get("/.well-known/conclave")
+        let suite = CipherSuite.x25519Aes128Sha256Ed25519
+        let provider = try CipherSuiteProvider(suite)
+        let signer = try provider.generateSignatureKey(random: random)
+        let response: LoginResponse = try await anonymous.post(
+            "/v1/login",
+            LoginRequest(
+                user: user, password: password, deviceName: deviceName, signatureKey: Base64Bytes(signer.publicKey.bytes),
+                cipherSuite: suite.rawValue))
+        let networkKey = NetworkPublicKey(domain: wellKnown.domain, rawKey: wellKnown.signingKey.bytes)
+        guard let certificate = try? DeviceCertificate(tlsSerialized: response.certificate.bytes), certificate.isSigned(by: networkKey),
+            certificate.signatureKey == signer.publicKey, certificate.user == response.user, certificate.device == response.deviceId
+        else { throw ClientError.invalid("the server's device certificate does not verify") }
+        let account = Account(
+            server: server, user: response.user, device: response.deviceId, token: response.token, certificate: response.certificate,
+            signerSeed: Base64Bytes(signer.serialized.bytes), cipherSuite: suite.rawValue, networkKey: wellKnown.signingKey)
+        try await store.setMeta("account", Array(try ConclaveJSON.encoder().encode(account)))
+        try adopt(account)
+        try await replenishKeyPackages()
+        return try await joinMissingConversations()
+    }
+
+    /// The credential of this device: its certificate.
+    var credential: Credential {
+        get throws { .basic(identity: try requireAccount().0.certificate.bytes) }
+    }
+
+    // MARK: Key packages
+
+    /// Tops the server's stock of this device's key packages up to the target,
+    /// with a last-resort package when there is none.
+    func replenishKeyPackages() async throws {
+        let api = try self.api
+        let count: KeyPackageCount = try await api.get("/v1/key-packages/count")
+        let missing = keyPackageTarget - count.available
+        guard missing > keyPackageTarget / 2 || !count.lastResort else { return }
+        var packages: [Base64Bytes] = []
+        for _ in 0..<max(0, missing) { packages.append(Base64Bytes(try await newKeyPackage(lastResort: false))) }
+        let lastResort = count.lastResort ? nil : Base64Bytes(try await newKeyPackage(lastResort: true))
+        let _: KeyPackageCount = try await api.post("/v1/key-packages", KeyPackageUpload(keyPackages: packages, lastResort: lastResort))
+    }
+
+    private func newKeyPackage(lastResort: Bool) async throws -> [UInt8] {
+        let (_, signer, _) = try requireAccount()
+        let provider = try self.provider
+        let lifetime = Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600)
+        let bundle = try KeyPackageBundle.create(provider, credential: try credential, signer: signer, lifetime: lifetime, random: random)
+        try await store.addKeyPackage(bundle.keyPackage.reference(provider), bundle.serialized, lastResort: lastResort)
+        return MLSMessage(body: .keyPackage(bundle.keyPackage)).tlsSerialized
+    }
+
+    // MARK: Group state
+
+    func loadGroup(_ id: ConversationID) async throws -> (StoredConversation, Group)? {
+        guard let bytes = try await store.group(id) else { return nil }
+        do {
+            let stored = try ConclaveJSON.decoder().decode(StoredConversation.self, from: Data(bytes))
+            return (stored, try Group(snapshot: stored.snapshot.bytes))
+        } catch {
+            throw ClientError.localStore("the state of conversation \(id) is unreadable")
+        }
+    }
+
+    func saveGroup(_ id: ConversationID, _ stored: StoredConversation, _ group: Group) async throws {
+        var record = stored
+        record.snapshot = Base64Bytes(group.snapshot())
+        try await store.setGroup(id, Array(try ConclaveJSON.encoder().encode(record)))
+    }
+
+    func conversation(_ id: ConversationID, _ stored: StoredConversation, _ group: Group) -> Conversation {
+        let members = Set(group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user })
+        return Conversation(id: id, kind: stored.kind, name: stored.name, peer: stored.peer, members: members.sorted(), epoch: group.epoch)
+    }
+
+    /// Checks every leaf of a group against the network key: a leaf without
+    /// a valid certificate is a device nobody vouched for.
+    func unverifiedLeaves(_ group: Group, _ indices: [LeafIndex]? = nil) throws -> [LeafIndex] {
+        let (_, _, networkKey) = try requireAccount()
+        let leaves = indices.map { $0.compactMap { index in group.tree.leaf(index).map { (index, $0) } } } ?? group.members.map { ($0.index, $0.leaf) }
+        return leaves.filter { DeviceCertificate.verify(leaf: $0.1, networkKey: networkKey) == nil }.map(\.0)
+    }
+
+    /// The conversations this device holds.
+    public func conversations() async throws -> [Conversation] {
+        var result: [Conversation] = []
+        for id in try await store.groupIDs() {
+            if let (stored, group) = try await loadGroup(id) { result.append(conversation(id, stored, group)) }
+        }
+        return result.sorted { ($0.kind.rawValue, $0.title) < ($1.kind.rawValue, $1.title) }
+    }
+}

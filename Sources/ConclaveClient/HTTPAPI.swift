@@ -1,0 +1,66 @@
+import AsyncHTTPClient
+import ConclaveProtocol
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The client API over HTTP + JSON.
+struct HTTPAPI: Sendable {
+    let baseURL: String
+    var token: String?
+    let http: HTTPClient
+
+    init(baseURL: String, token: String?, http: HTTPClient = .shared) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.token = token
+        self.http = http
+    }
+
+    func get<Response: Decodable>(_ path: String, as type: Response.Type = Response.self) async throws -> Response {
+        try await send(.GET, path, body: Optional<Empty>.none)
+    }
+
+    func post<Body: Encodable, Response: Decodable>(_ path: String, _ body: Body, as type: Response.Type = Response.self) async throws -> Response {
+        try await send(.POST, path, body: body)
+    }
+
+    func post<Response: Decodable>(_ path: String, as type: Response.Type = Response.self) async throws -> Response {
+        try await send(.POST, path, body: Optional<Empty>.none)
+    }
+
+    func delete<Response: Decodable>(_ path: String, as type: Response.Type = Response.self) async throws -> Response {
+        try await send(.DELETE, path, body: Optional<Empty>.none)
+    }
+
+    struct Empty: Codable {}
+
+    func send<Body: Encodable, Response: Decodable>(_ method: HTTPMethod, _ path: String, body: Body?) async throws -> Response {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try ConclaveJSON.encoder().encode(body)))
+        }
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: .seconds(30))
+            bytes = try await response.body.collect(upTo: 16 << 20)
+        } catch {
+            throw ClientError.transport("\(type(of: error))")
+        }
+        let data = Data(bytes.readableBytesView)
+        guard (200..<300).contains(response.status.code) else {
+            if let error = try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: data) {
+                throw ClientError.api(status: Int(response.status.code), error.error)
+            }
+            throw ClientError.transport("HTTP \(response.status.code) without an API error body")
+        }
+        do {
+            return try ConclaveJSON.decoder().decode(Response.self, from: data)
+        } catch {
+            throw ClientError.transport("the server's answer to \(path) is not the expected JSON")
+        }
+    }
+}

@@ -1,0 +1,436 @@
+import Foundation
+
+/// The client API's version, served at `/.well-known/conclave`.
+public let conclaveAPIVersion = "1"
+
+/// JSON as the API writes it: snake_case keys, sorted, no escaped slashes.
+public enum ConclaveJSON {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(formatTimestamp(date))
+        }
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            guard let date = parseTimestamp(try container.decode(String.self)) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an RFC 3339 time"))
+            }
+            return date
+        }
+        return decoder
+    }
+
+    /// RFC 3339 in UTC with milliseconds: `2026-11-27T10:00:00.123Z`.
+    public static func formatTimestamp(_ date: Date) -> String {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+    }
+
+    public static func parseTimestamp(_ text: String) -> Date? {
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
+        return try? Date.ISO8601FormatStyle().parse(text)
+    }
+}
+
+/// Bytes that travel as standard base64 in JSON (MLS objects in their RFC
+/// 9420 encoding, certificates).
+public struct Base64Bytes: Hashable, Sendable, Codable {
+    public let bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let data = Data(base64Encoded: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not base64"))
+        }
+        bytes = Array(data)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(Data(bytes).base64EncodedString())
+    }
+}
+
+/// Every 4xx/5xx answer's body.
+public struct APIErrorBody: Codable, Sendable, Hashable {
+    public struct Detail: Codable, Sendable, Hashable {
+        public var code: String
+        public var message: String
+        /// The conversation's epoch, with `wrong_epoch`.
+        public var currentEpoch: UInt64?
+        /// The existing conversation, with `conversation_exists`.
+        public var conversation: ConversationID?
+
+        public init(code: String, message: String, currentEpoch: UInt64? = nil, conversation: ConversationID? = nil) {
+            self.code = code
+            self.message = message
+            self.currentEpoch = currentEpoch
+            self.conversation = conversation
+        }
+    }
+
+    public var error: Detail
+
+    public init(_ detail: Detail) { error = detail }
+}
+
+public struct WellKnown: Codable, Sendable, Hashable {
+    public var domain: NetworkDomain
+    public var apiVersion: String
+    /// The network's Ed25519 public key, base64.
+    public var signingKey: Base64Bytes
+    public var keyFingerprint: String
+    public var cipherSuite: UInt16
+
+    public init(domain: NetworkDomain, apiVersion: String, signingKey: Base64Bytes, keyFingerprint: String, cipherSuite: UInt16) {
+        self.domain = domain
+        self.apiVersion = apiVersion
+        self.signingKey = signingKey
+        self.keyFingerprint = keyFingerprint
+        self.cipherSuite = cipherSuite
+    }
+}
+
+// MARK: - Authentication Service
+
+public struct LoginRequest: Codable, Sendable {
+    /// `alice` or `alice@acme.example`.
+    public var user: String
+    public var password: String
+    public var deviceName: String
+    /// The new device's MLS signature public key.
+    public var signatureKey: Base64Bytes
+    public var cipherSuite: UInt16
+
+    public init(user: String, password: String, deviceName: String, signatureKey: Base64Bytes, cipherSuite: UInt16) {
+        self.user = user
+        self.password = password
+        self.deviceName = deviceName
+        self.signatureKey = signatureKey
+        self.cipherSuite = cipherSuite
+    }
+}
+
+public struct LoginResponse: Codable, Sendable {
+    public var token: String
+    public var user: UserAddress
+    public var deviceId: DeviceID
+    /// The device's certificate: the identity of its MLS BasicCredential.
+    public var certificate: Base64Bytes
+    public var expiresAt: Date
+
+    public init(token: String, user: UserAddress, deviceId: DeviceID, certificate: Base64Bytes, expiresAt: Date) {
+        self.token = token
+        self.user = user
+        self.deviceId = deviceId
+        self.certificate = certificate
+        self.expiresAt = expiresAt
+    }
+}
+
+public struct DeviceInfo: Codable, Sendable, Hashable {
+    public var deviceId: DeviceID
+    public var name: String
+    public var certificate: Base64Bytes
+    public var createdAt: Date
+    public var lastSeenAt: Date?
+
+    public init(deviceId: DeviceID, name: String, certificate: Base64Bytes, createdAt: Date, lastSeenAt: Date?) {
+        self.deviceId = deviceId
+        self.name = name
+        self.certificate = certificate
+        self.createdAt = createdAt
+        self.lastSeenAt = lastSeenAt
+    }
+}
+
+public struct DeviceList: Codable, Sendable {
+    public var user: UserAddress
+    public var devices: [DeviceInfo]
+
+    public init(user: UserAddress, devices: [DeviceInfo]) {
+        self.user = user
+        self.devices = devices
+    }
+}
+
+// MARK: - Key package directory
+
+public struct KeyPackageUpload: Codable, Sendable {
+    public var keyPackages: [Base64Bytes]
+    /// Kept after the others are claimed, and handed out again (RFC 9420 §16.8).
+    public var lastResort: Base64Bytes?
+
+    public init(keyPackages: [Base64Bytes], lastResort: Base64Bytes?) {
+        self.keyPackages = keyPackages
+        self.lastResort = lastResort
+    }
+}
+
+public struct KeyPackageCount: Codable, Sendable {
+    public var available: Int
+    public var lastResort: Bool
+
+    public init(available: Int, lastResort: Bool) {
+        self.available = available
+        self.lastResort = lastResort
+    }
+}
+
+public struct KeyPackageClaim: Codable, Sendable {
+    public var user: UserAddress
+
+    public init(user: UserAddress) { self.user = user }
+}
+
+public struct ClaimedKeyPackages: Codable, Sendable {
+    public struct Entry: Codable, Sendable {
+        public var deviceId: DeviceID
+        public var keyPackage: Base64Bytes
+
+        public init(deviceId: DeviceID, keyPackage: Base64Bytes) {
+            self.deviceId = deviceId
+            self.keyPackage = keyPackage
+        }
+    }
+
+    public var user: UserAddress
+    public var keyPackages: [Entry]
+
+    public init(user: UserAddress, keyPackages: [Entry]) {
+        self.user = user
+        self.keyPackages = keyPackages
+    }
+}
+
+// MARK: - Delivery Service
+
+public enum ConversationKind: String, Codable, Sendable {
+    case direct
+    case room
+}
+
+public struct CreateConversation: Codable, Sendable {
+    public var kind: ConversationKind
+    /// A room's name; absent for 1:1.
+    public var name: String?
+    /// The other user of a 1:1 conversation.
+    public var peer: UserAddress?
+    /// Epoch 0's GroupInfo with the `ratchet_tree` extension: the creator alone.
+    public var groupInfo: Base64Bytes
+
+    public init(kind: ConversationKind, name: String?, peer: UserAddress?, groupInfo: Base64Bytes) {
+        self.kind = kind
+        self.name = name
+        self.peer = peer
+        self.groupInfo = groupInfo
+    }
+}
+
+public struct ConversationInfo: Codable, Sendable, Hashable {
+    public var id: ConversationID
+    public var kind: ConversationKind
+    public var name: String?
+    public var epoch: UInt64
+    /// Users with at least one device in the group.
+    public var members: [UserAddress]
+    public var createdBy: UserAddress
+    public var createdAt: Date
+
+    public init(
+        id: ConversationID, kind: ConversationKind, name: String?, epoch: UInt64, members: [UserAddress], createdBy: UserAddress,
+        createdAt: Date
+    ) {
+        self.id = id
+        self.kind = kind
+        self.name = name
+        self.epoch = epoch
+        self.members = members
+        self.createdBy = createdBy
+        self.createdAt = createdAt
+    }
+}
+
+public struct ConversationList: Codable, Sendable {
+    public var conversations: [ConversationInfo]
+
+    public init(conversations: [ConversationInfo]) { self.conversations = conversations }
+}
+
+public struct GroupInfoResponse: Codable, Sendable {
+    public var epoch: UInt64
+    public var groupInfo: Base64Bytes
+    /// The server's view of the ratchet tree (`RatchetTreeNodes` encoding).
+    public var ratchetTree: Base64Bytes
+
+    public init(epoch: UInt64, groupInfo: Base64Bytes, ratchetTree: Base64Bytes) {
+        self.epoch = epoch
+        self.groupInfo = groupInfo
+        self.ratchetTree = ratchetTree
+    }
+}
+
+public struct CommitRequest: Codable, Sendable {
+    /// An MLSMessage holding a PublicMessage commit.
+    public var commit: Base64Bytes
+    /// The Welcome for the devices the commit adds.
+    public var welcome: Base64Bytes?
+    /// The new epoch's GroupInfo (with `external_pub`), for later external joins.
+    public var groupInfo: Base64Bytes
+
+    public init(commit: Base64Bytes, welcome: Base64Bytes?, groupInfo: Base64Bytes) {
+        self.commit = commit
+        self.welcome = welcome
+        self.groupInfo = groupInfo
+    }
+}
+
+public struct CommitAccepted: Codable, Sendable {
+    public var epoch: UInt64
+
+    public init(epoch: UInt64) { self.epoch = epoch }
+}
+
+public struct SendMessage: Codable, Sendable {
+    /// Chosen by the sender (a UUID): a retry with the same id is stored once.
+    public var messageId: String
+    /// An MLSMessage holding a PrivateMessage of application data.
+    public var message: Base64Bytes
+
+    public init(messageId: String, message: Base64Bytes) {
+        self.messageId = messageId
+        self.message = message
+    }
+}
+
+public struct MessageAccepted: Codable, Sendable {
+    public var messageId: String
+    public var sentAt: Date
+    public var expiresAt: Date?
+
+    public init(messageId: String, sentAt: Date, expiresAt: Date?) {
+        self.messageId = messageId
+        self.sentAt = sentAt
+        self.expiresAt = expiresAt
+    }
+}
+
+// MARK: - Inbox
+
+public enum InboxEventKind: String, Codable, Sendable {
+    /// A Welcome: this device was added to a conversation.
+    case welcome
+    /// A handshake message (commit or proposal) of a conversation.
+    case handshake
+    /// An application message (PrivateMessage).
+    case application
+}
+
+/// One entry of a device's inbox, in order of `seq`.
+public struct InboxEvent: Codable, Sendable, Hashable {
+    public var seq: Int64
+    public var kind: InboxEventKind
+    public var conversation: ConversationID
+    /// The MLSMessage (or, for `welcome`, the MLSMessage holding the Welcome).
+    public var message: Base64Bytes
+    public var messageId: String?
+    public var sentAt: Date
+    public var expiresAt: Date?
+
+    public init(
+        seq: Int64, kind: InboxEventKind, conversation: ConversationID, message: Base64Bytes, messageId: String?, sentAt: Date, expiresAt: Date?
+    ) {
+        self.seq = seq
+        self.kind = kind
+        self.conversation = conversation
+        self.message = message
+        self.messageId = messageId
+        self.sentAt = sentAt
+        self.expiresAt = expiresAt
+    }
+}
+
+public struct InboxPage: Codable, Sendable {
+    public var events: [InboxEvent]
+
+    public init(events: [InboxEvent]) { self.events = events }
+}
+
+public struct InboxAck: Codable, Sendable {
+    /// Every event up to and including this `seq` has been processed.
+    public var upTo: Int64
+
+    public init(upTo: Int64) { self.upTo = upTo }
+}
+
+public struct AckResult: Codable, Sendable {
+    public var removed: Int
+
+    public init(removed: Int) { self.removed = removed }
+}
+
+// MARK: - Admin API
+
+public struct CreateUser: Codable, Sendable {
+    public var name: UserName
+    public var password: String
+    public var group: String?
+
+    public init(name: UserName, password: String, group: String?) {
+        self.name = name
+        self.password = password
+        self.group = group
+    }
+}
+
+public struct UserInfo: Codable, Sendable, Hashable {
+    public var name: UserName
+    public var address: UserAddress
+    public var group: String
+    public var suspended: Bool
+    public var devices: Int
+    public var createdAt: Date
+
+    public init(name: UserName, address: UserAddress, group: String, suspended: Bool, devices: Int, createdAt: Date) {
+        self.name = name
+        self.address = address
+        self.group = group
+        self.suspended = suspended
+        self.devices = devices
+        self.createdAt = createdAt
+    }
+}
+
+public struct UserList: Codable, Sendable {
+    public var users: [UserInfo]
+
+    public init(users: [UserInfo]) { self.users = users }
+}
+
+public struct NetworkInfo: Codable, Sendable {
+    public var domain: NetworkDomain
+    public var url: String
+    public var keyFingerprint: String
+    public var apiVersion: String
+    public var storage: String
+    public var users: Int
+
+    public init(domain: NetworkDomain, url: String, keyFingerprint: String, apiVersion: String, storage: String, users: Int) {
+        self.domain = domain
+        self.url = url
+        self.keyFingerprint = keyFingerprint
+        self.apiVersion = apiVersion
+        self.storage = storage
+        self.users = users
+    }
+}

@@ -1,0 +1,170 @@
+import Crypto
+import MLS
+import MLSCodec
+
+/// The network's Ed25519 signing key. It signs device certificates and, as
+/// the `external_senders` entry of every conversation it hosts, the
+/// server's Remove proposals (DESIGN.md §2). The two uses are kept apart by
+/// their labels: certificates sign under ``DeviceCertificate/label``, MLS
+/// under RFC 9420's `"MLS 1.0 "` prefix.
+public struct NetworkSigningKey: Sendable {
+    public let domain: NetworkDomain
+    let key: Curve25519.Signing.PrivateKey
+
+    public init(domain: NetworkDomain, seed: [UInt8]) throws {
+        self.domain = domain
+        key = try Curve25519.Signing.PrivateKey(rawRepresentation: seed)
+    }
+
+    public static func generate(domain: NetworkDomain) -> NetworkSigningKey {
+        NetworkSigningKey(domain: domain, key: Curve25519.Signing.PrivateKey())
+    }
+
+    private init(domain: NetworkDomain, key: Curve25519.Signing.PrivateKey) {
+        self.domain = domain
+        self.key = key
+    }
+
+    /// The 32-byte seed, for the server's key file only.
+    public var seed: [UInt8] { Array(key.rawRepresentation) }
+    public var publicKey: NetworkPublicKey { NetworkPublicKey(domain: domain, rawKey: Array(key.publicKey.rawRepresentation)) }
+
+    func sign(_ message: [UInt8]) throws -> [UInt8] { Array(try key.signature(for: message)) }
+
+    /// The same key as an MLS signer, for external proposals (suite 1 family).
+    public func mlsSigner() throws -> SignaturePrivateKey {
+        try CipherSuiteProvider(.x25519Aes128Sha256Ed25519).signaturePrivateKey(seed)
+    }
+}
+
+/// A network's public key, as `/.well-known/conclave` publishes it.
+public struct NetworkPublicKey: Hashable, Sendable {
+    public let domain: NetworkDomain
+    public let rawKey: [UInt8]
+
+    public init(domain: NetworkDomain, rawKey: [UInt8]) {
+        self.domain = domain
+        self.rawKey = rawKey
+    }
+
+    /// `sha256:` and the hex SHA-256 of the raw key: what an administrator
+    /// compares and pins.
+    public var fingerprint: String { "sha256:" + Hex.encode(SHA256.hash(data: rawKey)) }
+
+    /// How conversations hosted by this network name the server as an
+    /// external sender (RFC 9420 §12.1.8.1).
+    public var externalSender: ExternalSender {
+        ExternalSender(signatureKey: SignaturePublicKey(rawKey), credential: .basic(identity: Array(domain.value.utf8)))
+    }
+
+    public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
+        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: rawKey) else { return false }
+        return key.isValidSignature(signature, for: message)
+    }
+}
+
+/// The Authentication Service's statement that a signature key belongs to
+/// one device of one user (DESIGN.md §2, "a basic credential plus an
+/// AS-signed binding"). Its TLS encoding is the identity of the device's MLS
+/// BasicCredential, so every member and the Delivery Service can check any
+/// leaf against the network's key without asking anyone.
+///
+/// ```
+/// struct {
+///     opaque user<V>;            // "alice@acme.example"
+///     opaque device<V>;          // 16 hex digits
+///     opaque signature_key<V>;   // the leaf's MLS signature key
+///     uint16 cipher_suite;
+///     uint64 issued_at;          // seconds since 1970
+///     opaque signature<V>;       // Ed25519 by the network key over label || all of the above
+/// } DeviceCertificate;
+/// ```
+public struct DeviceCertificate: Hashable, Sendable, TLSCodable {
+    public static let label = Array("Conclave DeviceCertificate v1".utf8)
+
+    public let user: UserAddress
+    public let device: DeviceID
+    public let signatureKey: SignaturePublicKey
+    public let cipherSuite: CipherSuite
+    public let issuedAt: UInt64
+    public let signature: [UInt8]
+
+    public static func issue(
+        user: UserAddress, device: DeviceID, signatureKey: SignaturePublicKey, cipherSuite: CipherSuite, issuedAt: UInt64,
+        by key: NetworkSigningKey
+    ) throws -> DeviceCertificate {
+        let unsigned = DeviceCertificate(
+            user: user, device: device, signatureKey: signatureKey, cipherSuite: cipherSuite, issuedAt: issuedAt, signature: [])
+        return DeviceCertificate(
+            user: user, device: device, signatureKey: signatureKey, cipherSuite: cipherSuite, issuedAt: issuedAt,
+            signature: try key.sign(unsigned.toBeSigned))
+    }
+
+    init(user: UserAddress, device: DeviceID, signatureKey: SignaturePublicKey, cipherSuite: CipherSuite, issuedAt: UInt64, signature: [UInt8]) {
+        self.user = user
+        self.device = device
+        self.signatureKey = signatureKey
+        self.cipherSuite = cipherSuite
+        self.issuedAt = issuedAt
+        self.signature = signature
+    }
+
+    var toBeSigned: [UInt8] {
+        var writer = TLSWriter()
+        writer.writeOpaque(Array(user.description.utf8))
+        writer.writeOpaque(Array(device.value.utf8))
+        signatureKey.encode(to: &writer)
+        cipherSuite.encode(to: &writer)
+        writer.write(issuedAt)
+        return Self.label + writer.bytes
+    }
+
+    /// The device's full name, `alice@acme.example/<device>`.
+    public var deviceAddress: String { "\(user)/\(device)" }
+
+    /// Whether `key` (the user's network key) signed this certificate.
+    public func isSigned(by key: NetworkPublicKey) -> Bool {
+        key.domain == user.domain && key.isValidSignature(signature, for: toBeSigned)
+    }
+
+    /// The MLS credential that carries this certificate.
+    public var credential: Credential { .basic(identity: tlsSerialized) }
+
+    /// Reads the certificate out of a leaf's credential; nil when the
+    /// credential is not a Conclave device certificate.
+    public init?(credential: Credential) {
+        guard case .basic(let identity) = credential, let certificate = try? DeviceCertificate(tlsSerialized: identity) else { return nil }
+        self = certificate
+    }
+
+    /// Checks a leaf against the network key: the certificate is signed by
+    /// it and binds the leaf's own signature key (rule C1 in docs/server.md).
+    public static func verify(leaf: LeafNode, networkKey: NetworkPublicKey) -> DeviceCertificate? {
+        guard let certificate = DeviceCertificate(credential: leaf.credential), certificate.signatureKey == leaf.signatureKey,
+            certificate.isSigned(by: networkKey)
+        else { return nil }
+        return certificate
+    }
+
+    public func encode(to writer: inout TLSWriter) {
+        writer.writeOpaque(Array(user.description.utf8))
+        writer.writeOpaque(Array(device.value.utf8))
+        signatureKey.encode(to: &writer)
+        cipherSuite.encode(to: &writer)
+        writer.write(issuedAt)
+        writer.writeOpaque(signature)
+    }
+
+    public init(from reader: inout TLSReader) throws {
+        let offset = reader.position
+        guard let user = UserAddress(String(decoding: try reader.readOpaque("DeviceCertificate.user"), as: UTF8.self)),
+            let device = DeviceID(String(decoding: try reader.readOpaque("DeviceCertificate.device"), as: UTF8.self))
+        else { throw CodecError(.invalidValue, "DeviceCertificate.user", offset: offset) }
+        self.user = user
+        self.device = device
+        signatureKey = try SignaturePublicKey(from: &reader)
+        cipherSuite = try CipherSuite(from: &reader)
+        issuedAt = try reader.readUInt64()
+        signature = try reader.readOpaque("DeviceCertificate.signature")
+    }
+}

@@ -1,0 +1,210 @@
+/// A network's domain, a DNS name such as `acme.example` (DESIGN.md §3).
+public struct NetworkDomain: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public let value: String
+
+    /// Accepts 1–253 characters of lowercase DNS labels (`a-z`, `0-9`, `-`,
+    /// not at a label's ends), at least two labels.
+    public init?(_ text: String) {
+        let lower = text.lowercased()
+        let labels = lower.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...253).contains(lower.utf8.count), labels.count >= 2,
+            labels.allSatisfy({ label in
+                (1...63).contains(label.utf8.count) && label.utf8.allSatisfy { $0.isLowerAlphanumeric || $0 == UInt8(ascii: "-") }
+                    && label.utf8.first != UInt8(ascii: "-") && label.utf8.last != UInt8(ascii: "-")
+            })
+        else { return nil }
+        value = lower
+    }
+
+    public var description: String { value }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.value < rhs.value }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let domain = NetworkDomain(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a network domain"))
+        }
+        self = domain
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
+/// A user's local name within a network: 1–64 of `a-z 0-9 . _ -`, starting
+/// with a letter or digit.
+public struct UserName: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public let value: String
+
+    public init?(_ text: String) {
+        let lower = text.lowercased()
+        guard (1...64).contains(lower.utf8.count), let first = lower.utf8.first, first.isLowerAlphanumeric,
+            lower.utf8.allSatisfy({ $0.isLowerAlphanumeric || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") })
+        else { return nil }
+        value = lower
+    }
+
+    public var description: String { value }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.value < rhs.value }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let name = UserName(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a user name"))
+        }
+        self = name
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
+/// A user: `alice@acme.example`. The same name on two networks is two people.
+public struct UserAddress: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public let name: UserName
+    public let domain: NetworkDomain
+
+    public init(name: UserName, domain: NetworkDomain) {
+        self.name = name
+        self.domain = domain
+    }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, let name = UserName(String(parts[0])), let domain = NetworkDomain(String(parts[1])) else { return nil }
+        self.init(name: name, domain: domain)
+    }
+
+    public var description: String { "\(name)@\(domain)" }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.description < rhs.description }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let address = UserAddress(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a user address"))
+        }
+        self = address
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// A device of a user: 16 lowercase hex digits, chosen by the server at
+/// registration. Its full name is `alice@acme.example/<id>`.
+public struct DeviceID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public let value: String
+
+    public init?(_ text: String) {
+        guard text.utf8.count == 16, text.utf8.allSatisfy({ $0.isLowerHexDigit }) else { return nil }
+        value = text
+    }
+
+    public static func random() -> DeviceID {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return DeviceID(hex: bytes)
+    }
+
+    init(hex bytes: [UInt8]) { value = Hex.encode(bytes) }
+
+    public var description: String { value }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.value < rhs.value }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let id = DeviceID(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a device id"))
+        }
+        self = id
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
+/// A conversation: the MLS group id, 16–64 bytes, written as lowercase hex.
+public struct ConversationID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public let bytes: [UInt8]
+
+    public init?(bytes: [UInt8]) {
+        guard (16...64).contains(bytes.count) else { return nil }
+        self.bytes = bytes
+    }
+
+    public init?(_ text: String) {
+        guard let bytes = Hex.decode(text) else { return nil }
+        self.init(bytes: bytes)
+    }
+
+    public static func random() -> ConversationID {
+        var generator = SystemRandomNumberGenerator()
+        return ConversationID(unchecked: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+
+    private init(unchecked bytes: [UInt8]) { self.bytes = bytes }
+
+    public var description: String { Hex.encode(bytes) }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.description < rhs.description }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let id = ConversationID(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a conversation id"))
+        }
+        self = id
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// Lowercase hexadecimal.
+public enum Hex {
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func decode(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count.isMultiple(of: 2) else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count / 2)
+        var index = 0
+        while index < utf8.count {
+            guard let high = utf8[index].hexValue, let low = utf8[index + 1].hexValue else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        return out
+    }
+}
+
+extension UInt8 {
+    var isLowerAlphanumeric: Bool { (0x61...0x7a).contains(self) || (0x30...0x39).contains(self) }
+    var isLowerHexDigit: Bool { (0x30...0x39).contains(self) || (0x61...0x66).contains(self) }
+    var hexValue: UInt8? {
+        switch self {
+        case 0x30...0x39: self - 0x30
+        case 0x61...0x66: self - 0x61 + 10
+        case 0x41...0x46: self - 0x41 + 10
+        default: nil
+        }
+    }
+}

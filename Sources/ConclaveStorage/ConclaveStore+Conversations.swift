@@ -1,0 +1,290 @@
+import ConclaveProtocol
+import Foundation
+
+extension ConclaveStore {
+    /// Stores a new conversation at epoch 0 with its creator's device.
+    /// Throws ``StoreError/conflict(_:)`` when the id, or the 1:1 pair, is
+    /// taken.
+    public func createConversation(_ conversation: ConversationRecord, creator: MemberDevice) async throws {
+        try await database.transaction { connection in
+            try await connection.execute(
+                """
+                INSERT INTO conversations (id, kind, name, direct_key, created_by, created_at, epoch, group_info, ratchet_tree) \
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .blob(conversation.id.bytes), .text(conversation.kind.rawValue), conversation.name.map(SQLValue.text) ?? .null,
+                    conversation.directKey.map(SQLValue.text) ?? .null, .text(conversation.createdBy.value), .integer(conversation.createdAt.millis),
+                    .integer(Int64(conversation.epoch)), .blob(conversation.groupInfo), .blob(conversation.ratchetTree),
+                ])
+            try await connection.execute(
+                "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?)", [.blob(conversation.id.bytes), .text(creator.user.value)])
+            try await connection.execute(
+                "INSERT INTO conversation_devices (conversation_id, device_id, user_name) VALUES (?, ?, ?)",
+                [.blob(conversation.id.bytes), .text(creator.device.value), .text(creator.user.value)])
+        }
+    }
+
+    static let conversationColumns = "c.id, c.kind, c.name, c.direct_key, c.created_by, c.created_at, c.epoch, c.group_info, c.ratchet_tree"
+
+    public func conversation(_ id: ConversationID) async throws -> ConversationRecord? {
+        try await database.read { connection in
+            let rows = try await connection.query("SELECT \(Self.conversationColumns) FROM conversations c WHERE c.id = ?", [.blob(id.bytes)])
+            return try rows.first.map(Self.conversationRecord)
+        }
+    }
+
+    /// The 1:1 conversation between two users, if there is one.
+    public func directConversation(key: String) async throws -> ConversationID? {
+        try await database.read { connection in
+            let rows = try await connection.query("SELECT id FROM conversations WHERE direct_key = ?", [.text(key)])
+            return try rows.first.flatMap { ConversationID(bytes: try $0.blob(0)) }
+        }
+    }
+
+    /// The conversations a user is a member of, each with its member users.
+    public func conversations(of user: UserName) async throws -> [(conversation: ConversationRecord, members: [UserName])] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT \(Self.conversationColumns) FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id \
+                WHERE m.user_name = ? ORDER BY c.created_at, c.id
+                """, [.text(user.value)])
+            var result: [(ConversationRecord, [UserName])] = []
+            for row in rows {
+                let conversation = try Self.conversationRecord(row)
+                result.append((conversation, try await Self.memberUsers(connection, conversation.id)))
+            }
+            return result
+        }
+    }
+
+    public func memberUsers(_ id: ConversationID) async throws -> [UserName] {
+        try await database.read { connection in try await Self.memberUsers(connection, id) }
+    }
+
+    public func memberDevices(_ id: ConversationID) async throws -> [MemberDevice] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT device_id, user_name FROM conversation_devices WHERE conversation_id = ? ORDER BY device_id", [.blob(id.bytes)])
+            return try rows.map(Self.memberDevice)
+        }
+    }
+
+    /// The conversations in which any of these devices has a leaf.
+    public func conversations(withDevices devices: [DeviceID]) async throws -> [ConversationID] {
+        guard !devices.isEmpty else { return [] }
+        return try await database.read { connection in
+            let marks = Array(repeating: "?", count: devices.count).joined(separator: ", ")
+            let rows = try await connection.query(
+                "SELECT DISTINCT conversation_id FROM conversation_devices WHERE device_id IN (\(marks))", devices.map { .text($0.value) })
+            return try rows.compactMap { ConversationID(bytes: try $0.blob(0)) }
+        }
+    }
+
+    /// Applies an accepted commit if the conversation is still at
+    /// `fromEpoch` (first commit wins), with its fan-out, in one transaction.
+    public func applyCommit(_ write: CommitWrite) async throws -> (outcome: CommitOutcome, notified: Set<DeviceID>) {
+        try await database.transaction { connection in
+            let id = SQLValue.blob(write.conversation.bytes)
+            let rows = try await connection.query("SELECT epoch FROM conversations WHERE id = ?\(forUpdate)", [id])
+            guard let row = rows.first else { return (.wrongEpoch(current: 0), []) }
+            let current = UInt64(try row.integer(0))
+            guard current == write.fromEpoch else { return (.wrongEpoch(current: current), []) }
+            try await connection.execute(
+                "UPDATE conversations SET epoch = ?, group_info = ?, ratchet_tree = ? WHERE id = ?",
+                [.integer(Int64(write.toEpoch)), .blob(write.groupInfo), .blob(write.ratchetTree), id])
+            try await connection.execute("DELETE FROM conversation_devices WHERE conversation_id = ?", [id])
+            for member in write.devices {
+                // A device deleted meanwhile has no row to point at; its leaf waits for the server's Remove.
+                try await connection.execute(
+                    "INSERT INTO conversation_devices (conversation_id, device_id, user_name) SELECT ?, id, user_name FROM devices WHERE id = ?",
+                    [id, .text(member.device.value)])
+            }
+            for user in write.addedUsers {
+                try await connection.execute(
+                    "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?) ON CONFLICT DO NOTHING", [id, .text(user.value)])
+            }
+            for user in write.removedUsers {
+                try await connection.execute("DELETE FROM conversation_members WHERE conversation_id = ? AND user_name = ?", [id, .text(user.value)])
+            }
+            try await connection.execute("DELETE FROM pending_proposals WHERE conversation_id = ?", [id])
+            var notified = Set<DeviceID>()
+            for delivery in write.deliveries {
+                notified.formUnion(try await Self.deliver(connection, delivery, conversation: write.conversation))
+            }
+            return (.applied, notified)
+        }
+    }
+
+    /// Removes a user's membership (it left, or was removed) without a commit.
+    public func removeMember(_ id: ConversationID, user: UserName) async throws {
+        try await database.transaction { connection in
+            try await connection.execute(
+                "DELETE FROM conversation_members WHERE conversation_id = ? AND user_name = ?", [.blob(id.bytes), .text(user.value)])
+        }
+    }
+
+    /// Stores an application message for the conversation's other devices,
+    /// if the conversation is at `epoch` and no server proposal waits.
+    public func appendApplication(
+        _ id: ConversationID, epoch: UInt64, delivery: Delivery
+    ) async throws -> (outcome: SendOutcome, notified: Set<DeviceID>) {
+        try await database.transaction { connection in
+            let key = SQLValue.blob(id.bytes)
+            let rows = try await connection.query("SELECT epoch FROM conversations WHERE id = ?\(forUpdate)", [key])
+            guard let row = rows.first else { return (.unknownConversation, []) }
+            if let messageID = delivery.messageID {
+                let existing = try await connection.query(
+                    "SELECT sent_at, expires_at FROM payloads WHERE conversation_id = ? AND message_id = ?", [key, .text(messageID)])
+                if let previous = existing.first {
+                    return (
+                        .duplicate(
+                            sentAt: Date(millis: try previous.integer(0)), expiresAt: try previous.optionalInteger(1).map(Date.init(millis:))),
+                        []
+                    )
+                }
+            }
+            let current = UInt64(try row.integer(0))
+            guard current == epoch else { return (.wrongEpoch(current: current), []) }
+            let pending = try await connection.query("SELECT 1 FROM pending_proposals WHERE conversation_id = ? LIMIT 1", [key])
+            guard pending.isEmpty else { return (.pendingProposals, []) }
+            let notified = try await Self.deliver(connection, delivery, conversation: id)
+            return (.stored(sentAt: delivery.sentAt, expiresAt: delivery.expiresAt), notified)
+        }
+    }
+
+    /// Records server proposals of this epoch and sends them to the group.
+    public func addPendingProposals(
+        _ id: ConversationID, epoch: UInt64, proposals: [(ref: [UInt8], message: [UInt8])], delivery: [Delivery]
+    ) async throws -> Set<DeviceID> {
+        try await database.transaction { connection in
+            let key = SQLValue.blob(id.bytes)
+            let rows = try await connection.query("SELECT epoch FROM conversations WHERE id = ?\(forUpdate)", [key])
+            guard let row = rows.first, UInt64(try row.integer(0)) == epoch else { return [] }
+            for proposal in proposals {
+                try await connection.execute(
+                    "INSERT INTO pending_proposals (conversation_id, epoch, ref, message) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [key, .integer(Int64(epoch)), .blob(proposal.ref), .blob(proposal.message)])
+            }
+            var notified = Set<DeviceID>()
+            for item in delivery { notified.formUnion(try await Self.deliver(connection, item, conversation: id)) }
+            return notified
+        }
+    }
+
+    public func pendingProposals(_ id: ConversationID) async throws -> [(epoch: UInt64, ref: [UInt8], message: [UInt8])] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT epoch, ref, message FROM pending_proposals WHERE conversation_id = ? ORDER BY ref", [.blob(id.bytes)])
+            return try rows.map { (UInt64(try $0.integer(0)), try $0.blob(1), try $0.blob(2)) }
+        }
+    }
+
+    /// Writes one payload and an inbox entry per recipient device that
+    /// still exists, each with the device's next sequence number.
+    static func deliver(_ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID) async throws -> Set<DeviceID> {
+        guard !delivery.recipients.isEmpty else { return [] }
+        let payload = try await connection.query(
+            "INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [
+                .blob(conversation.bytes), .text(delivery.kind.rawValue), delivery.messageID.map(SQLValue.text) ?? .null, .blob(delivery.data),
+                delivery.senderDevice.map { .text($0.value) } ?? .null, .integer(delivery.sentAt.millis),
+                delivery.expiresAt.map { .integer($0.millis) } ?? .null,
+            ])
+        guard let payloadID = payload.first?.values.first else { throw StoreError.corrupt("payloads.id") }
+        let marks = Array(repeating: "?", count: delivery.recipients.count).joined(separator: ", ")
+        let sequences = try await connection.query(
+            "UPDATE devices SET inbox_seq = inbox_seq + 1 WHERE id IN (\(marks)) RETURNING id, inbox_seq",
+            delivery.recipients.map { .text($0.value) })
+        guard !sequences.isEmpty else { return [] }
+        var binds: [SQLValue] = []
+        var notified = Set<DeviceID>()
+        for row in sequences {
+            binds.append(.text(try row.text(0)))
+            binds.append(.integer(try row.integer(1)))
+            binds.append(payloadID)
+            if let device = DeviceID(try row.text(0)) { notified.insert(device) }
+        }
+        let values = Array(repeating: "(?, ?, ?)", count: sequences.count).joined(separator: ", ")
+        try await connection.execute("INSERT INTO inbox (device_id, seq, payload_id) VALUES \(values)", binds)
+        return notified
+    }
+
+    static func memberUsers(_ connection: any SQLConnection, _ id: ConversationID) async throws -> [UserName] {
+        let rows = try await connection.query(
+            "SELECT user_name FROM conversation_members WHERE conversation_id = ? ORDER BY user_name", [.blob(id.bytes)])
+        return try rows.map {
+            guard let name = UserName(try $0.text(0)) else { throw StoreError.corrupt("conversation_members.user_name") }
+            return name
+        }
+    }
+
+    static func memberDevice(_ row: SQLRow) throws -> MemberDevice {
+        guard let device = DeviceID(try row.text(0)), let user = UserName(try row.text(1)) else {
+            throw StoreError.corrupt("conversation_devices")
+        }
+        return MemberDevice(device: device, user: user)
+    }
+
+    static func conversationRecord(_ row: SQLRow) throws -> ConversationRecord {
+        guard let id = ConversationID(bytes: try row.blob(0)), let kind = ConversationKind(rawValue: try row.text(1)),
+            let creator = UserName(try row.text(4))
+        else { throw StoreError.corrupt("conversations") }
+        return ConversationRecord(
+            id: id, kind: kind, name: try row.optionalText(2), directKey: try row.optionalText(3), createdBy: creator,
+            createdAt: Date(millis: try row.integer(5)), epoch: UInt64(try row.integer(6)), groupInfo: try row.blob(7),
+            ratchetTree: try row.blob(8))
+    }
+}
+
+// MARK: - Inbox
+
+extension ConclaveStore {
+    /// A device's inbox after `seq`, oldest first, leaving out expired payloads.
+    public func inbox(device: DeviceID, after seq: Int64, limit: Int, now: Date) async throws -> [InboxEvent] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT i.seq, p.kind, p.conversation_id, p.data, p.message_id, p.sent_at, p.expires_at \
+                FROM inbox i JOIN payloads p ON p.id = i.payload_id \
+                WHERE i.device_id = ? AND i.seq > ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY i.seq LIMIT ?
+                """, [.text(device.value), .integer(seq), .integer(now.millis), .integer(Int64(limit))])
+            return try rows.map { row in
+                guard let kind = InboxEventKind(rawValue: try row.text(1)), let conversation = ConversationID(bytes: try row.blob(2)) else {
+                    throw StoreError.corrupt("payloads")
+                }
+                return InboxEvent(
+                    seq: try row.integer(0), kind: kind, conversation: conversation, message: Base64Bytes(try row.blob(3)),
+                    messageId: try row.optionalText(4), sentAt: Date(millis: try row.integer(5)),
+                    expiresAt: try row.optionalInteger(6).map(Date.init(millis:)))
+            }
+        }
+    }
+
+    /// Deletes a device's inbox entries up to `seq`; payloads no inbox
+    /// refers to any more go with them.
+    public func acknowledge(device: DeviceID, upTo seq: Int64) async throws -> Int {
+        try await database.transaction { connection in
+            let removed = try await connection.query(
+                "DELETE FROM inbox WHERE device_id = ? AND seq <= ? RETURNING payload_id", [.text(device.value), .integer(seq)])
+            let payloads = Set(removed.compactMap { $0.values.first })
+            for payload in payloads {
+                try await connection.execute(
+                    "DELETE FROM payloads WHERE id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE payload_id = ?)", [payload, payload])
+            }
+            return removed.count
+        }
+    }
+
+    /// Deletes expired payloads (and their inbox entries), and payloads no
+    /// inbox refers to. Returns how many payloads went.
+    public func sweep(now: Date) async throws -> Int {
+        try await database.transaction { connection in
+            let expired = try await connection.query(
+                "DELETE FROM payloads WHERE (expires_at IS NOT NULL AND expires_at <= ?) OR NOT EXISTS (SELECT 1 FROM inbox WHERE payload_id = payloads.id) RETURNING id",
+                [.integer(now.millis)])
+            return expired.count
+        }
+    }
+}

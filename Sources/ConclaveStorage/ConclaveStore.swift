@@ -1,0 +1,255 @@
+import ConclaveProtocol
+import Foundation
+
+/// Everything the server keeps, behind one interface. The SQL is written
+/// once here; ``SQLiteDatabase`` and ``PostgresDatabase`` carry it out.
+/// Message payloads are MLS ciphertext only: the store never sees plaintext.
+public struct ConclaveStore: Sendable {
+    public let database: any SQLDatabase
+
+    public init(database: any SQLDatabase) {
+        self.database = database
+    }
+
+    /// Brings the schema to the newest version.
+    public func migrate() async throws {
+        let migrations = Schema.migrations(database.dialect)
+        let bigint = database.dialect == .sqlite ? "INTEGER" : "BIGINT"
+        let current = try await database.transaction { connection in
+            try await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version \(bigint) NOT NULL)")
+            let rows = try await connection.query("SELECT version FROM schema_version", [])
+            if let row = rows.first { return try row.integer(0) }
+            try await connection.execute("INSERT INTO schema_version (version) VALUES (0)")
+            return 0
+        }
+        guard current <= Int64(migrations.count) else { throw StoreError.schemaTooNew(Int(current)) }
+        for (index, statements) in migrations.enumerated() where Int64(index) >= current {
+            try await database.transaction { connection in
+                for statement in statements { try await connection.execute(statement) }
+                try await connection.execute("UPDATE schema_version SET version = ?", [.integer(Int64(index + 1))])
+            }
+        }
+    }
+
+    public func close() async throws { try await database.close() }
+
+    var forUpdate: String { database.dialect == .postgres ? " FOR UPDATE" : "" }
+}
+
+// MARK: - Users and devices
+
+extension ConclaveStore {
+    public func createUser(_ user: UserRecord) async throws {
+        try await database.transaction { connection in
+            try await connection.execute(
+                "INSERT INTO users (name, password_hash, security_group, suspended, created_at) VALUES (?, ?, ?, ?, ?)",
+                [
+                    .text(user.name.value), .text(user.passwordHash), .text(user.securityGroup), .integer(user.suspended ? 1 : 0),
+                    .integer(user.createdAt.millis),
+                ])
+        }
+    }
+
+    public func user(named name: UserName) async throws -> UserRecord? {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT name, password_hash, security_group, suspended, created_at FROM users WHERE name = ?", [.text(name.value)])
+            return try rows.first.map(Self.userRecord)
+        }
+    }
+
+    public func users() async throws -> [(user: UserRecord, devices: Int)] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT u.name, u.password_hash, u.security_group, u.suspended, u.created_at, \
+                (SELECT COUNT(*) FROM devices d WHERE d.user_name = u.name) FROM users u ORDER BY u.name
+                """, [])
+            return try rows.map { (try Self.userRecord($0), Int(try $0.integer(5))) }
+        }
+    }
+
+    /// Sets the suspension flag; a suspension also ends every session of the
+    /// user at once. Returns false when there is no such user.
+    public func setSuspended(_ name: UserName, _ suspended: Bool) async throws -> Bool {
+        try await database.transaction { connection in
+            let rows = try await connection.query(
+                "UPDATE users SET suspended = ? WHERE name = ? RETURNING name", [.integer(suspended ? 1 : 0), .text(name.value)])
+            if suspended {
+                try await connection.execute(
+                    "DELETE FROM sessions WHERE device_id IN (SELECT id FROM devices WHERE user_name = ?)", [.text(name.value)])
+            }
+            return !rows.isEmpty
+        }
+    }
+
+    /// Deletes a user with its devices, sessions, key packages and inbox.
+    /// Returns the devices it had, or nil when there is no such user.
+    public func deleteUser(_ name: UserName) async throws -> [DeviceID]? {
+        try await database.transaction { connection in
+            let devices = try await connection.query("SELECT id FROM devices WHERE user_name = ?", [.text(name.value)])
+            let deleted = try await connection.query("DELETE FROM users WHERE name = ? RETURNING name", [.text(name.value)])
+            guard !deleted.isEmpty else { return nil }
+            try await connection.execute("DELETE FROM conversation_members WHERE user_name = ?", [.text(name.value)])
+            return try devices.map(Self.deviceID)
+        }
+    }
+
+    public func createDevice(_ device: DeviceRecord) async throws {
+        try await database.transaction { connection in
+            try await connection.execute(
+                "INSERT INTO devices (id, user_name, name, signature_key, certificate, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    .text(device.id.value), .text(device.user.value), .text(device.name), .blob(device.signatureKey), .blob(device.certificate),
+                    .integer(device.createdAt.millis),
+                ])
+        }
+    }
+
+    public func device(_ id: DeviceID) async throws -> DeviceRecord? {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT id, user_name, name, signature_key, certificate, created_at, last_seen_at FROM devices WHERE id = ?", [.text(id.value)])
+            return try rows.first.map(Self.deviceRecord)
+        }
+    }
+
+    public func devices(of user: UserName) async throws -> [DeviceRecord] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT id, user_name, name, signature_key, certificate, created_at, last_seen_at FROM devices WHERE user_name = ? ORDER BY created_at, id",
+                [.text(user.value)])
+            return try rows.map(Self.deviceRecord)
+        }
+    }
+
+    /// Deletes every device of a user (and with them sessions, key packages
+    /// and inboxes). Returns the deleted devices.
+    public func deleteDevices(of user: UserName) async throws -> [DeviceID] {
+        try await database.transaction { connection in
+            let rows = try await connection.query("DELETE FROM devices WHERE user_name = ? RETURNING id", [.text(user.value)])
+            return try rows.map(Self.deviceID)
+        }
+    }
+
+    static func userRecord(_ row: SQLRow) throws -> UserRecord {
+        guard let name = UserName(try row.text(0)) else { throw StoreError.corrupt("users.name") }
+        return UserRecord(
+            name: name, passwordHash: try row.text(1), securityGroup: try row.text(2), suspended: try row.integer(3) != 0,
+            createdAt: Date(millis: try row.integer(4)))
+    }
+
+    static func deviceRecord(_ row: SQLRow) throws -> DeviceRecord {
+        guard let id = DeviceID(try row.text(0)), let user = UserName(try row.text(1)) else { throw StoreError.corrupt("devices.id") }
+        return DeviceRecord(
+            id: id, user: user, name: try row.text(2), signatureKey: try row.blob(3), certificate: try row.blob(4),
+            createdAt: Date(millis: try row.integer(5)), lastSeenAt: try row.optionalInteger(6).map(Date.init(millis:)))
+    }
+
+    static func deviceID(_ row: SQLRow) throws -> DeviceID {
+        guard let id = DeviceID(try row.text(0)) else { throw StoreError.corrupt("devices.id") }
+        return id
+    }
+}
+
+// MARK: - Sessions
+
+extension ConclaveStore {
+    public func createSession(tokenHash: [UInt8], device: DeviceID, createdAt: Date, expiresAt: Date) async throws {
+        try await database.transaction { connection in
+            try await connection.execute(
+                "INSERT INTO sessions (token_hash, device_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                [.blob(tokenHash), .text(device.value), .integer(createdAt.millis), .integer(expiresAt.millis)])
+        }
+    }
+
+    /// The device and user of a live session of a user who is not
+    /// suspended; nil otherwise.
+    public func session(tokenHash: [UInt8], now: Date) async throws -> (device: DeviceRecord, user: UserRecord)? {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT d.id, d.user_name, d.name, d.signature_key, d.certificate, d.created_at, d.last_seen_at, \
+                u.name, u.password_hash, u.security_group, u.suspended, u.created_at \
+                FROM sessions s JOIN devices d ON d.id = s.device_id JOIN users u ON u.name = d.user_name \
+                WHERE s.token_hash = ? AND s.expires_at > ? AND u.suspended = 0
+                """, [.blob(tokenHash), .integer(now.millis)])
+            guard let row = rows.first else { return nil }
+            let device = try Self.deviceRecord(row)
+            let user = try Self.userRecord(SQLRow(Array(row.values[7...])))
+            return (device, user)
+        }
+    }
+
+    public func deleteSession(tokenHash: [UInt8]) async throws {
+        try await database.transaction { connection in
+            try await connection.execute("DELETE FROM sessions WHERE token_hash = ?", [.blob(tokenHash)])
+        }
+    }
+}
+
+// MARK: - Key packages
+
+extension ConclaveStore {
+    /// Stores key packages of a device; a new last-resort package replaces
+    /// the old one.
+    public func addKeyPackages(device: DeviceID, _ packages: [(ref: [UInt8], data: [UInt8])], lastResort: (ref: [UInt8], data: [UInt8])?, now: Date)
+        async throws
+    {
+        try await database.transaction { connection in
+            for package in packages {
+                try await connection.execute(
+                    "INSERT INTO key_packages (ref, device_id, data, last_resort, created_at) VALUES (?, ?, ?, 0, ?)",
+                    [.blob(package.ref), .text(device.value), .blob(package.data), .integer(now.millis)])
+            }
+            if let lastResort {
+                try await connection.execute("DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1", [.text(device.value)])
+                try await connection.execute(
+                    "INSERT INTO key_packages (ref, device_id, data, last_resort, created_at) VALUES (?, ?, ?, 1, ?)",
+                    [.blob(lastResort.ref), .text(device.value), .blob(lastResort.data), .integer(now.millis)])
+            }
+        }
+    }
+
+    public func keyPackageCount(device: DeviceID) async throws -> (available: Int, lastResort: Bool) {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT last_resort, COUNT(*) FROM key_packages WHERE device_id = ? GROUP BY last_resort", [.text(device.value)])
+            var available = 0
+            var lastResort = false
+            for row in rows {
+                if try row.integer(0) == 1 { lastResort = true } else { available = Int(try row.integer(1)) }
+            }
+            return (available, lastResort)
+        }
+    }
+
+    /// Takes one key package of every device of a user, in one transaction:
+    /// an ordinary one is consumed, else the last-resort one is handed out
+    /// and kept (RFC 9420 §16.8).
+    public func claimKeyPackages(user: UserName) async throws -> [(device: DeviceID, data: [UInt8])] {
+        try await database.transaction { connection in
+            let devices = try await connection.query("SELECT id FROM devices WHERE user_name = ? ORDER BY id", [.text(user.value)])
+            var claimed: [(DeviceID, [UInt8])] = []
+            for row in devices {
+                let device = try Self.deviceID(row)
+                let packages = try await connection.query(
+                    "SELECT ref, data, last_resort FROM key_packages WHERE device_id = ? ORDER BY last_resort, created_at LIMIT 1\(forUpdate)",
+                    [.text(device.value)])
+                guard let package = packages.first else { continue }
+                if try package.integer(2) == 0 {
+                    try await connection.execute("DELETE FROM key_packages WHERE ref = ?", [.blob(try package.blob(0))])
+                }
+                claimed.append((device, try package.blob(1)))
+            }
+            return claimed
+        }
+    }
+}
+
+extension UserName {
+    /// A 1:1 conversation's key: the two users, sorted.
+    public static func directKey(_ a: UserName, _ b: UserName) -> String {
+        [a.value, b.value].sorted().joined(separator: " ")
+    }
+}

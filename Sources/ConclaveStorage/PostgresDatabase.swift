@@ -1,0 +1,203 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The server database for deployments that outgrow one SQLite file: a pool
+/// of PostgreSQL connections (postgres-nio's ``PostgresClient``). Every
+/// transaction runs `BEGIN … COMMIT` on one leased connection; the store
+/// takes row locks with `SELECT … FOR UPDATE` where it needs them.
+///
+/// The client's background work runs in a task this object owns from
+/// ``connect(url:maximumConnections:logger:)`` until ``close()``, which
+/// cancels that task and waits for it: the pool's connections are closed
+/// when `close()` returns.
+public final class PostgresDatabase: SQLDatabase {
+    public let dialect = SQLDialect.postgres
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+
+    /// Connects to `postgres://user:password@host:port/database` (or
+    /// `postgresql://…`), without TLS. One connection is opened first so that
+    /// a wrong address or password fails here, at once, rather than in the
+    /// pool's retries.
+    public static func connect(url: String, maximumConnections: Int = 20, logger: Logger) async throws -> PostgresDatabase {
+        let address = try PostgresAddress(url: url)
+        var configuration = address.clientConfiguration
+        configuration.options.maximumConnections = max(1, maximumConnections)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // Started before the probe so that run() is going by the time the first query leases a connection.
+        let runner = Task { await client.run() }
+        do {
+            let probe = try await PostgresConnection.connect(configuration: address.connectionConfiguration, id: 0, logger: logger)
+            try await probe.close()
+        } catch {
+            runner.cancel()
+            await runner.value
+            guard let error = error as? PSQLError else { throw error }
+            throw StoreError.database("cannot connect to PostgreSQL at \(address.host):\(address.port): \(PostgresErrors.describe(error))")
+        }
+        return PostgresDatabase(client: client, runner: runner, logger: logger)
+    }
+
+    private init(client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
+        self.client = client
+        self.runner = runner
+        self.logger = logger
+    }
+
+    deinit {
+        // Without close() the pool still stops, though nobody waits for it.
+        runner.cancel()
+    }
+
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        let logger = logger
+        return try await PostgresErrors.mapping {
+            try await client.withConnection { connection in
+                let transaction = PostgresTransaction(connection: connection, logger: logger)
+                try await transaction.execute("BEGIN")
+                do {
+                    let result = try await body(transaction)
+                    try await transaction.execute("COMMIT")
+                    return result
+                } catch {
+                    // After a failed statement PostgreSQL refuses all but ROLLBACK; a dead connection leaves the pool anyway.
+                    try? await transaction.execute("ROLLBACK")
+                    throw error
+                }
+            }
+        }
+    }
+
+    public func read<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        let logger = logger
+        return try await PostgresErrors.mapping {
+            try await client.withConnection { connection in
+                try await body(PostgresTransaction(connection: connection, logger: logger))
+            }
+        }
+    }
+
+    /// Stops the pool and waits until its connections are closed.
+    public func close() async throws {
+        runner.cancel()
+        await runner.value
+    }
+}
+
+/// One leased connection, inside or outside a transaction.
+struct PostgresTransaction: SQLConnection {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        var bindings = PostgresBindings(capacity: binds.count)
+        for value in binds {
+            switch value {
+            case .null: bindings.appendNull()
+            case .integer(let number): bindings.append(number)
+            case .text(let text): bindings.append(text)
+            case .blob(let bytes): bindings.append(ByteBuffer(bytes: bytes))
+            }
+        }
+        let query = PostgresQuery(unsafeSQL: Self.numberPlaceholders(sql), binds: bindings)
+        return try await PostgresErrors.mapping {
+            var rows: [SQLRow] = []
+            for try await row in try await connection.query(query, logger: logger) {
+                rows.append(SQLRow(try row.map(Self.value)))
+            }
+            return rows
+        }
+    }
+
+    /// `?` → `$1`, `$2`, …: the store's SQL never has a `?` inside a literal.
+    static func numberPlaceholders(_ sql: String) -> String {
+        var result = ""
+        result.reserveCapacity(sql.utf8.count + 8)
+        var number = 0
+        for character in sql {
+            if character == "?" {
+                number += 1
+                result += "$\(number)"
+            } else {
+                result.append(character)
+            }
+        }
+        return result
+    }
+
+    /// A result column, by its PostgreSQL type.
+    static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard cell.bytes != nil else { return .null }
+        do {
+            switch cell.dataType {
+            case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+            case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+            case .text, .varchar, .name, .bpchar: return .text(try cell.decode(String.self))
+            case .bytea: return .blob(Array(try cell.decode(ByteBuffer.self).readableBytesView))
+            default: throw StoreError.corrupt("column \(cell.columnIndex) has the unsupported PostgreSQL type \(cell.dataType)")
+            }
+        } catch is PostgresDecodingError {
+            throw StoreError.corrupt("column \(cell.columnIndex) of PostgreSQL type \(cell.dataType)")
+        }
+    }
+}
+
+/// Turns postgres-nio errors into ``StoreError``s that carry the SQLSTATE
+/// and schema names, never a bound value or the server's message text.
+enum PostgresErrors {
+    static func mapping<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PSQLError {
+            if error.serverInfo?[.sqlState] == "23505" { throw StoreError.conflict("unique constraint") }
+            throw StoreError.database(describe(error))
+        }
+    }
+
+    static func describe(_ error: PSQLError) -> String {
+        guard let info = error.serverInfo, let state = info[.sqlState] else {
+            if error.code == .connectionError, let underlying = error.underlying {
+                return "PostgreSQL \(error.code): \(underlying)"
+            }
+            return "PostgreSQL \(error.code)"
+        }
+        var text = "PostgreSQL SQLSTATE \(state)"
+        if let table = info[.tableName] { text += " table \(table)" }
+        if let constraint = info[.constraintName] { text += " constraint \(constraint)" }
+        return text
+    }
+}
+
+/// A parsed `postgres://` address.
+struct PostgresAddress {
+    let host: String
+    let port: Int
+    let user: String
+    let password: String?
+    let database: String?
+
+    init(url: String) throws(StoreError) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+            scheme == "postgres" || scheme == "postgresql"
+        else { throw StoreError.database("not a postgres:// URL") }
+        guard let host = components.host, !host.isEmpty else { throw StoreError.database("the PostgreSQL URL has no host") }
+        guard let user = components.user, !user.isEmpty else { throw StoreError.database("the PostgreSQL URL has no user") }
+        let database = String(components.path.drop { $0 == "/" })
+        self.host = host
+        self.port = components.port ?? 5432
+        self.user = user
+        self.password = components.password
+        self.database = database.isEmpty ? nil : database
+    }
+
+    var connectionConfiguration: PostgresConnection.Configuration {
+        PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
+    }
+
+    var clientConfiguration: PostgresClient.Configuration {
+        PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable)
+    }
+}

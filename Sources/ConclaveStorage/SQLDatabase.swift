@@ -1,0 +1,95 @@
+/// A value bound to or read from SQL. Times are integer milliseconds since
+/// 1970; booleans are 0/1 integers; bytes are BLOB (SQLite) or BYTEA
+/// (PostgreSQL).
+public enum SQLValue: Sendable, Hashable {
+    case null
+    case integer(Int64)
+    case text(String)
+    case blob([UInt8])
+}
+
+/// One result row, by column position.
+public struct SQLRow: Sendable {
+    public let values: [SQLValue]
+
+    public init(_ values: [SQLValue]) { self.values = values }
+
+    public func integer(_ column: Int) throws(StoreError) -> Int64 {
+        guard column < values.count, case .integer(let value) = values[column] else { throw StoreError.corrupt("integer column \(column)") }
+        return value
+    }
+
+    public func optionalInteger(_ column: Int) throws(StoreError) -> Int64? {
+        guard column < values.count else { throw StoreError.corrupt("column \(column)") }
+        if case .null = values[column] { return nil }
+        return try integer(column)
+    }
+
+    public func text(_ column: Int) throws(StoreError) -> String {
+        guard column < values.count, case .text(let value) = values[column] else { throw StoreError.corrupt("text column \(column)") }
+        return value
+    }
+
+    public func optionalText(_ column: Int) throws(StoreError) -> String? {
+        guard column < values.count else { throw StoreError.corrupt("column \(column)") }
+        if case .null = values[column] { return nil }
+        return try text(column)
+    }
+
+    public func blob(_ column: Int) throws(StoreError) -> [UInt8] {
+        guard column < values.count, case .blob(let value) = values[column] else { throw StoreError.corrupt("blob column \(column)") }
+        return value
+    }
+}
+
+/// The two SQL dialects the store speaks. Statements are written once with
+/// `?` placeholders; the PostgreSQL driver numbers them.
+public enum SQLDialect: String, Sendable {
+    case sqlite
+    case postgres
+}
+
+/// A connection inside one transaction.
+public protocol SQLConnection: Sendable {
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
+}
+
+extension SQLConnection {
+    public func execute(_ sql: String, _ binds: [SQLValue] = []) async throws {
+        _ = try await query(sql, binds)
+    }
+}
+
+/// A database: SQLite (embedded, WAL) or PostgreSQL. Everything the server
+/// stores goes through ``ConclaveStore``, which speaks to this protocol.
+public protocol SQLDatabase: Sendable {
+    var dialect: SQLDialect { get }
+    /// Runs `body` in one transaction: all of it is stored, or none. On
+    /// SQLite write transactions are serialised; on PostgreSQL rows are
+    /// locked with `SELECT … FOR UPDATE` where the store needs it.
+    func transaction<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T
+    /// Runs read-only queries, possibly on another connection than writes.
+    func read<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T
+    func close() async throws
+}
+
+/// A storage failure, with no user data in its description.
+public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A row that must be unique exists already.
+    case conflict(String)
+    /// A stored value does not have the shape the schema promises.
+    case corrupt(String)
+    /// The database said no; the text is the driver's own, free of bound values.
+    case database(String)
+    /// The database schema is newer than this program.
+    case schemaTooNew(Int)
+
+    public var description: String {
+        switch self {
+        case .conflict(let what): "conflict: \(what)"
+        case .corrupt(let what): "corrupt row: \(what)"
+        case .database(let what): "database error: \(what)"
+        case .schemaTooNew(let version): "the database schema (version \(version)) is newer than this program"
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import ConclaveProtocol
+import Logging
+import NIOCore
+import SQLiteNIO
+import Synchronization
+
+/// The embedded default: one SQLite file in WAL mode, `synchronous=FULL`
+/// so that a committed transaction survives a crash of the process or the
+/// machine. One writer connection (SQLite allows one writer at a time) and a
+/// few reader connections that WAL lets run beside it.
+public final class SQLiteDatabase: SQLDatabase {
+    public let dialect = SQLDialect.sqlite
+    private let writer: SQLiteConnection
+    private let readers: [SQLiteConnection]
+    private let writeLock = AsyncLock()
+    private let readerCursor = RoundRobin()
+
+    public static func open(path: String, readers readerCount: Int = 2, logger: Logger) async throws -> SQLiteDatabase {
+        do {
+            let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000"] {
+                _ = try await writer.query(pragma, [])
+            }
+            var readers: [SQLiteConnection] = []
+            for _ in 0..<max(1, readerCount) {
+                let reader = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+                for pragma in ["PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000", "PRAGMA query_only=ON"] {
+                    _ = try await reader.query(pragma, [])
+                }
+                readers.append(reader)
+            }
+            return SQLiteDatabase(writer: writer, readers: readers)
+        } catch let error as SQLiteError {
+            throw StoreError.database("cannot open the SQLite database: \(error.reason)")
+        }
+    }
+
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection]) {
+        self.writer = writer
+        self.readers = readers
+    }
+
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        try await writeLock.withLock {
+            let connection = SQLiteTransaction(connection: writer)
+            try await connection.execute("BEGIN IMMEDIATE")
+            do {
+                let result = try await body(connection)
+                try await connection.execute("COMMIT")
+                return result
+            } catch {
+                try? await connection.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    public func read<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        let reader = readers[readerCursor.next(modulo: readers.count)]
+        return try await body(SQLiteTransaction(connection: reader))
+    }
+
+    public func close() async throws {
+        for reader in readers { try await reader.close() }
+        try await writer.close()
+    }
+}
+
+/// Spreads reads over the reader connections.
+final class RoundRobin: Sendable {
+    private let counter = Mutex(0)
+
+    func next(modulo count: Int) -> Int {
+        counter.withLock { value in
+            value = (value + 1) % count
+            return value
+        }
+    }
+}
+
+struct SQLiteTransaction: SQLConnection {
+    let connection: SQLiteConnection
+
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        let data: [SQLiteData] = binds.map { value in
+            switch value {
+            case .null: .null
+            case .integer(let number): .integer(SQLiteInt64(number))
+            case .text(let text): .text(text)
+            case .blob(let bytes): .blob(ByteBuffer(bytes: bytes))
+            }
+        }
+        do {
+            let rows = try await connection.query(sql, data)
+            return rows.map { row in
+                SQLRow(
+                    row.columns.map { column in
+                        switch column.data {
+                        case .null: .null
+                        case .integer(let number): .integer(Int64(number))
+                        case .float(let number): .integer(Int64(number))
+                        case .text(let text): .text(text)
+                        case .blob(let buffer): .blob(Array(buffer.readableBytesView))
+                        }
+                    })
+            }
+        } catch let error as SQLiteError {
+            if error.reason == .constraint || error.reason == .constraintUniqueFailed || error.reason == .constraintPrimaryKeyFailed {
+                throw StoreError.conflict("unique constraint")
+            }
+            throw StoreError.database("SQLite: \(error.reason)")
+        }
+    }
+}

@@ -1,0 +1,51 @@
+/// The database schema, as numbered migrations. Each runs once, in its own
+/// transaction with the bump of `schema_version` (STYLE.md: storage is
+/// versioned and atomic). Types are spelled per dialect; everything else
+/// is the same SQL on SQLite and PostgreSQL.
+enum Schema {
+    static func migrations(_ dialect: SQLDialect) -> [[String]] {
+        let bytes = dialect == .sqlite ? "BLOB" : "BYTEA"
+        let int = dialect == .sqlite ? "INTEGER" : "BIGINT"
+        let serial = dialect == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        return [
+            [
+                "CREATE TABLE users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, security_group TEXT NOT NULL, suspended \(int) NOT NULL DEFAULT 0, created_at \(int) NOT NULL)",
+                """
+                CREATE TABLE devices (id TEXT PRIMARY KEY, user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE, name TEXT NOT NULL, \
+                signature_key \(bytes) NOT NULL UNIQUE, certificate \(bytes) NOT NULL, created_at \(int) NOT NULL, last_seen_at \(int), inbox_seq \(int) NOT NULL DEFAULT 0)
+                """,
+                "CREATE INDEX devices_user ON devices(user_name)",
+                "CREATE TABLE sessions (token_hash \(bytes) PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE, created_at \(int) NOT NULL, expires_at \(int) NOT NULL)",
+                "CREATE INDEX sessions_device ON sessions(device_id)",
+                """
+                CREATE TABLE key_packages (ref \(bytes) PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE, data \(bytes) NOT NULL, \
+                last_resort \(int) NOT NULL, created_at \(int) NOT NULL)
+                """,
+                "CREATE INDEX key_packages_device ON key_packages(device_id, last_resort)",
+                """
+                CREATE TABLE conversations (id \(bytes) PRIMARY KEY, kind TEXT NOT NULL, name TEXT, direct_key TEXT UNIQUE, created_by TEXT NOT NULL, \
+                created_at \(int) NOT NULL, epoch \(int) NOT NULL, group_info \(bytes) NOT NULL, ratchet_tree \(bytes) NOT NULL)
+                """,
+                "CREATE TABLE conversation_members (conversation_id \(bytes) NOT NULL REFERENCES conversations(id) ON DELETE CASCADE, user_name TEXT NOT NULL, PRIMARY KEY (conversation_id, user_name))",
+                "CREATE INDEX conversation_members_user ON conversation_members(user_name)",
+                """
+                CREATE TABLE conversation_devices (conversation_id \(bytes) NOT NULL REFERENCES conversations(id) ON DELETE CASCADE, device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE, \
+                user_name TEXT NOT NULL, PRIMARY KEY (conversation_id, device_id))
+                """,
+                "CREATE INDEX conversation_devices_device ON conversation_devices(device_id)",
+                """
+                CREATE TABLE pending_proposals (conversation_id \(bytes) NOT NULL REFERENCES conversations(id) ON DELETE CASCADE, epoch \(int) NOT NULL, \
+                ref \(bytes) NOT NULL, message \(bytes) NOT NULL, PRIMARY KEY (conversation_id, ref))
+                """,
+                """
+                CREATE TABLE payloads (id \(serial), conversation_id \(bytes) NOT NULL, kind TEXT NOT NULL, message_id TEXT, data \(bytes) NOT NULL, \
+                sender_device TEXT, sent_at \(int) NOT NULL, expires_at \(int))
+                """,
+                "CREATE UNIQUE INDEX payloads_message ON payloads(conversation_id, message_id)",
+                "CREATE INDEX payloads_expiry ON payloads(expires_at)",
+                "CREATE TABLE inbox (device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE, seq \(int) NOT NULL, payload_id \(int) NOT NULL REFERENCES payloads(id) ON DELETE CASCADE, PRIMARY KEY (device_id, seq))",
+                "CREATE INDEX inbox_payload ON inbox(payload_id)",
+            ]
+        ]
+    }
+}

@@ -1,0 +1,129 @@
+import ArgumentParser
+import ConclaveClient
+import ConclaveProtocol
+import ConclaveServer
+import Foundation
+import Logging
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a network in-process on a temporary directory and show it working.",
+        discussion: """
+            Provisions alice, bob and carol on demo.example and shows, with a transcript: a 1:1 conversation, a room, \
+            offline delivery, a second device of bob joining his conversations, and that the server holds no plaintext. \
+            Exits non-zero if any step fails.
+            """)
+
+    @Option(name: .long, help: "Keep the demo's files here instead of a temporary directory.") var directory: String?
+
+    func run() async throws {
+        let root = directory ?? NSTemporaryDirectory() + "conclave-demo-\(UUID().uuidString.prefix(8))"
+        guard let port = LoopbackPort.free() else { throw ValidationError("no free port on 127.0.0.1") }
+        var logger = Logger(label: "conclave.demo")
+        logger.logLevel = .warning
+        let network = NetworkDomain("demo.example")!  // a literal, valid domain
+        print("== starting network demo.example in \(root) on 127.0.0.1:\(port)")
+        let failures = try await withLocalNetwork(
+            directory: root + "/server", network: network, port: port, passwordHasher: PasswordHasher(rounds: 1 << 14), logger: logger
+        ) { url, token in
+            try await DemoScenario(root: root, url: url, adminToken: token).run()
+        }
+        if failures > 0 {
+            print("== \(failures) step(s) FAILED")
+            throw ExitCode.failure
+        }
+        print("== every step passed")
+    }
+}
+
+/// The demo's script, step by step; every step checks what it shows.
+struct DemoScenario {
+    let root: String
+    let url: String
+    let adminToken: String
+
+    final class Tally: @unchecked Sendable {  // used from one task at a time, in order
+        var failures = 0
+    }
+
+    func check(_ condition: Bool, _ text: String, _ tally: Tally) {
+        print(condition ? "   ok   \(text)" : "   FAIL \(text)")
+        if !condition { tally.failures += 1 }
+    }
+
+    func messages(_ events: [ClientEvent]) -> [ReceivedMessage] {
+        events.compactMap { if case .message(let message) = $0 { message } else { nil } }
+    }
+
+    func run() async throws -> Int {
+        let tally = Tally()
+        let admin = AdminClient(server: url, token: adminToken)
+        let password = "correct horse battery staple"
+        print("== administrator provisions alice, bob and carol")
+        for name in ["alice", "bob", "carol"] {
+            guard let user = UserName(name) else { continue }
+            let created = try await admin.addUser(user, password: password, group: nil)
+            print("   admin: created \(created.address)")
+        }
+        func device(_ name: String, _ deviceName: String) async throws -> ConclaveClient {
+            let client = try await ConclaveClient.open(profile: root + "/profiles/\(name)-\(deviceName)")
+            try await client.login(server: url, user: "\(name)@demo.example", password: password, deviceName: deviceName)
+            print("   \(name) signed in on \(deviceName) (device \(await client.device?.description ?? "?"))")
+            return client
+        }
+        let alice = try await device("alice", "phone")
+        let bob = try await device("bob", "phone")
+        let carol = try await device("carol", "phone")
+        guard let bobAddress = UserAddress("bob@demo.example"), let carolAddress = UserAddress("carol@demo.example") else { return 1 }
+
+        print("== 1:1: alice writes to bob")
+        let direct = try await alice.directConversation(with: bobAddress)
+        try await alice.send("Hi Bob, lunch at noon?", to: direct.id)
+        print("   alice → bob: Hi Bob, lunch at noon?")
+        let bobInbox = messages(try await bob.receive())
+        for message in bobInbox { print("   bob received from \(message.from): \(message.text)") }
+        check(bobInbox.map(\.text) == ["Hi Bob, lunch at noon?"], "bob decrypted exactly alice's message", tally)
+        try await bob.send("Noon works.", to: direct.id)
+        check(messages(try await alice.receive()).map(\.text) == ["Noon works."], "alice decrypted bob's reply", tally)
+
+        print("== room: alice creates #launch with bob and carol")
+        let room = try await alice.createRoom(name: "launch", members: [bobAddress, carolAddress])
+        print("   room \(room.id) members: \(room.members.map(\.description).joined(separator: ", "))")
+        try await alice.send("Launch is on Thursday.", to: room.id)
+        check(messages(try await bob.receive()).map(\.text) == ["Launch is on Thursday."], "bob read the room message", tally)
+        check(messages(try await carol.receive()).map(\.text) == ["Launch is on Thursday."], "carol read the room message", tally)
+
+        print("== offline delivery: carol is away while bob writes three messages")
+        for text in ["Slides are ready.", "Demo at 3pm.", "Bring coffee."] { try await bob.send(text, to: room.id) }
+        let carolBack = messages(try await carol.receive())
+        for message in carolBack { print("   carol (back online) received from \(message.from): \(message.text)") }
+        check(carolBack.map(\.text) == ["Slides are ready.", "Demo at 3pm.", "Bring coffee."], "carol got all three, in order, once", tally)
+        check(messages(try await carol.receive()).isEmpty, "nothing is delivered twice", tally)
+        _ = try await alice.receive()
+
+        print("== second device: bob signs in on his laptop")
+        let laptop = try await device("bob", "laptop")
+        let joined = try await laptop.conversations()
+        print("   bob's laptop joined: \(joined.map(\.title).joined(separator: ", "))")
+        check(Set(joined.map(\.id)) == [direct.id, room.id], "the laptop joined both of bob's conversations", tally)
+        let aliceView = try await alice.receive()
+        let roomDevices = try await alice.conversations().first { $0.id == room.id }
+        check(aliceView.contains { if case .membersChanged = $0 { true } else { false } }, "alice saw bob's new device join as a new leaf", tally)
+        _ = roomDevices
+        try await alice.send("Welcome to the laptop, Bob.", to: room.id)
+        check(messages(try await laptop.receive()).map(\.text) == ["Welcome to the laptop, Bob."], "bob's laptop reads new room messages", tally)
+        check(messages(try await bob.receive()).map(\.text) == ["Welcome to the laptop, Bob."], "bob's phone still reads them too", tally)
+        _ = try await carol.receive()
+
+        print("== the server stores ciphertext only")
+        let database = root + "/server/conclave.sqlite"
+        var stored = Data()
+        for suffix in ["", "-wal"] { stored.append(FileManager.default.contents(atPath: database + suffix) ?? Data()) }
+        let plaintexts = ["Hi Bob, lunch at noon?", "Launch is on Thursday.", "Bring coffee.", "Welcome to the laptop, Bob."]
+        check(!plaintexts.contains { stored.range(of: Data($0.utf8)) != nil }, "no message text in the server's database files", tally)
+
+        for client in [alice, bob, carol, laptop] { await client.close() }
+        return tally.failures
+    }
+}
