@@ -135,7 +135,7 @@ extension ConclaveClient {
                 return conversation(id, stored, next)
             } catch let error as ClientError where error.code == "wrong_epoch" || error.code == "pending_proposals" {
                 lastError = error
-                _ = try await processInbox(autoCommit: false)
+                try await catchUp(autoCommit: false)
             }
         }
         throw lastError ?? ClientError.invalid("the commit was not accepted")

@@ -9,7 +9,40 @@ extension ConclaveClient {
     /// pending proposals, acknowledges what was processed, and tops up key
     /// packages.
     public func receive() async throws -> [ClientEvent] {
-        try await lock.withLock { try await self.processInbox(autoCommit: true) }
+        try await lock.withLock {
+            let held = try await self.takeHeldMessages()
+            return held.map(ClientEvent.message) + (try await self.processInbox(autoCommit: true))
+        }
+    }
+
+    /// Brings the device up to date (joins, commits, key packages) without
+    /// taking its new messages: they wait for the next ``receive()``.
+    public func sync() async throws {
+        try await lock.withLock { try await self.catchUp(autoCommit: true) }
+    }
+
+    /// Processes the inbox on the way to something else (sending,
+    /// committing): the messages it decrypts are held, sealed in the local
+    /// store, for the next ``receive()``, so none is lost.
+    func catchUp(autoCommit: Bool) async throws {
+        let events = try await processInbox(autoCommit: autoCommit)
+        let received = events.compactMap { event -> ReceivedMessage? in if case .message(let message) = event { message } else { nil } }
+        guard !received.isEmpty else { return }
+        let held = try await heldMessages() + received
+        try await store.setMeta("held_messages", Array(try ConclaveJSON.encoder().encode(held)))
+    }
+
+    private func heldMessages() async throws -> [ReceivedMessage] {
+        guard let bytes = try await store.meta("held_messages") else { return [] }
+        do { return try ConclaveJSON.decoder().decode([ReceivedMessage].self, from: Data(bytes)) } catch {
+            throw ClientError.localStore("held messages are unreadable")
+        }
+    }
+
+    private func takeHeldMessages() async throws -> [ReceivedMessage] {
+        let held = try await heldMessages()
+        if !held.isEmpty { try await store.setMeta("held_messages", Array(try ConclaveJSON.encoder().encode([ReceivedMessage]()))) }
+        return held
     }
 
     func processInbox(autoCommit: Bool) async throws -> [ClientEvent] {
@@ -151,6 +184,10 @@ extension ConclaveClient {
         let messageID = UUID().uuidString.lowercased()
         let body = Array(try ConclaveJSON.encoder().encode(MessageBody(id: messageID, text: text)))
         var lastError: (any Error)?
+        if try await store.group(id) == nil {
+            // Not joined yet: the Welcome may be waiting in the inbox.
+            try await catchUp(autoCommit: true)
+        }
         for _ in 0..<4 {
             guard let (stored, original) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
             var group = original
@@ -161,7 +198,7 @@ extension ConclaveClient {
                     "/v1/conversations/\(id)/messages", SendMessage(messageId: messageID, message: Base64Bytes(message.tlsSerialized)))
             } catch let error as ClientError where error.code == "wrong_epoch" || error.code == "pending_proposals" {
                 lastError = error
-                _ = try await processInbox(autoCommit: true)
+                try await catchUp(autoCommit: true)
             }
         }
         throw lastError ?? ClientError.invalid("the message was not accepted")

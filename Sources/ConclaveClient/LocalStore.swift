@@ -64,6 +64,11 @@ actor LocalStore {
         try? await connection.close()
     }
 
+    deinit {
+        // A client dropped without close(): close the file on SQLite's own thread pool.
+        if !connection.isClosed { _ = connection.close() }
+    }
+
     // MARK: Sealing
 
     private func seal(_ plaintext: [UInt8], binding: String) throws -> [UInt8] {

@@ -26,7 +26,7 @@ struct Sweeper: Service {
     func run() async throws {
         while !Task.isCancelledOrShuttingDown {
             do {
-                try await Task.sleep(for: state.configuration.sweepInterval)
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: state.configuration.sweepInterval) }
             } catch {
                 return
             }

@@ -95,7 +95,7 @@ extension ServerState {
     // MARK: Commits
 
     func acceptCommit(_ id: ConversationID, _ request: CommitRequest, session: Session) async throws -> CommitAccepted {
-        guard let record = try await store.conversation(id) else { throw APIError.notFound("conversation") }
+        let (record, members) = try await memberConversation(id, session: session)  // outsiders learn nothing (D6)
         let message = try decode(MLSMessage.self, request.commit.bytes, "MLSMessage")
         guard case .publicMessage(let publicMessage) = message.body, case .commit(let commit) = publicMessage.content.content else {
             throw APIError.invalidMessage("a commit must be a PublicMessage")  // D7
@@ -116,7 +116,7 @@ extension ServerState {
             }
         case .newMemberCommit:
             guard let path = commit.path, DeviceCertificate(credential: path.leafNode.credential)?.device == session.device.id,
-                try await store.memberUsers(id).contains(session.user.name)
+                members.contains(session.user.name)
             else { throw APIError(.forbidden, "forbidden", "only a member's own new device may join by external commit") }
         default:
             throw APIError.invalidMessage("a commit comes from a member or a joining device")
@@ -203,6 +203,10 @@ extension ServerState {
     // MARK: Application messages
 
     func acceptMessage(_ id: ConversationID, _ request: SendMessage, session: Session) async throws -> (MessageAccepted, created: Bool) {
+        let devices = try await store.memberDevices(id)
+        guard devices.contains(where: { $0.device == session.device.id }) else {  // D16: only a member device, and outsiders learn nothing
+            throw APIError.notFound("conversation")
+        }
         guard (1...64).contains(request.messageId.utf8.count),
             request.messageId.utf8.allSatisfy({ $0.isASCIIIdentifier })
         else { throw APIError.badRequest("message_id must be 1 to 64 of A-Z a-z 0-9 - _") }
@@ -211,10 +215,6 @@ extension ServerState {
             throw APIError.invalidMessage("application messages must be PrivateMessage")  // D15
         }
         guard privateMessage.groupID == id.bytes else { throw APIError.invalidMessage("the message is for another group") }
-        let devices = try await store.memberDevices(id)
-        guard devices.contains(where: { $0.device == session.device.id }) else {  // D16
-            throw APIError.notFound("conversation")
-        }
         let delivery = Delivery(
             kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: session.device.id, sentAt: clock(),
             recipients: devices.map(\.device).filter { $0 != session.device.id })

@@ -24,11 +24,12 @@ extension ServerState {
             return JSONResponse(AckResult(removed: try await self.store.acknowledge(device: session.device.id, upTo: ack.upTo)))
         }
         router.ws("/v1/events") { request, _ in
-            guard (try? await self.session(request)) != nil else { return .dontUpgrade }
+            _ = try await self.session(request)  // 401 with a JSON body when the token is not valid
+            _ = try Self.integerQuery(request, "after", default: 0, range: 0...Int64.max)
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             guard let session = try? await self.session(context.request) else { return }
-            let after = (try? Self.integerQuery(context.request, "after", default: 0, range: 0...Int64.max)) ?? 0
+            let after = try Self.integerQuery(context.request, "after", default: 0, range: 0...Int64.max)
             try await self.streamInbox(session: session, after: after, inbound: inbound, outbound: outbound)
         }
     }

@@ -16,14 +16,12 @@ public struct ServerConfiguration: Sendable {
     public var adminTokenHash: [UInt8]
     public var sessionLifetime: TimeInterval
     public var passwordHasher: PasswordHasher
-    /// The largest request body accepted (413 above).
-    public var maxBodyBytes: Int
     /// How often expired and delivered ciphertext is deleted.
     public var sweepInterval: Duration
 
     public init(
         network: NetworkDomain, host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, adminTokenHash: [UInt8],
-        sessionLifetime: TimeInterval = 30 * 24 * 3600, passwordHasher: PasswordHasher = PasswordHasher(), maxBodyBytes: Int = 1 << 20,
+        sessionLifetime: TimeInterval = 30 * 24 * 3600, passwordHasher: PasswordHasher = PasswordHasher(),
         sweepInterval: Duration = .seconds(60)
     ) {
         self.network = network
@@ -33,7 +31,6 @@ public struct ServerConfiguration: Sendable {
         self.adminTokenHash = adminTokenHash
         self.sessionLifetime = sessionLifetime
         self.passwordHasher = passwordHasher
-        self.maxBodyBytes = maxBodyBytes
         self.sweepInterval = sweepInterval
     }
 }

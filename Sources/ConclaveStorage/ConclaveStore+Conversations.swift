@@ -111,7 +111,7 @@ extension ConclaveStore {
             try await connection.execute("DELETE FROM pending_proposals WHERE conversation_id = ?", [id])
             var notified = Set<DeviceID>()
             for delivery in write.deliveries {
-                notified.formUnion(try await Self.deliver(connection, delivery, conversation: write.conversation))
+                notified.formUnion(try await Self.deliver(connection, delivery, conversation: write.conversation, deviceLock: deviceLock))
             }
             return (.applied, notified)
         }
@@ -134,9 +134,10 @@ extension ConclaveStore {
             let key = SQLValue.blob(id.bytes)
             let rows = try await connection.query("SELECT epoch FROM conversations WHERE id = ?\(forUpdate)", [key])
             guard let row = rows.first else { return (.unknownConversation, []) }
-            if let messageID = delivery.messageID {
+            if let messageID = delivery.messageID, let sender = delivery.senderDevice {
                 let existing = try await connection.query(
-                    "SELECT sent_at, expires_at FROM payloads WHERE conversation_id = ? AND message_id = ?", [key, .text(messageID)])
+                    "SELECT sent_at, expires_at FROM payloads WHERE conversation_id = ? AND sender_device = ? AND message_id = ?",
+                    [key, .text(sender.value), .text(messageID)])
                 if let previous = existing.first {
                     return (
                         .duplicate(
@@ -149,7 +150,7 @@ extension ConclaveStore {
             guard current == epoch else { return (.wrongEpoch(current: current), []) }
             let pending = try await connection.query("SELECT 1 FROM pending_proposals WHERE conversation_id = ? LIMIT 1", [key])
             guard pending.isEmpty else { return (.pendingProposals, []) }
-            let notified = try await Self.deliver(connection, delivery, conversation: id)
+            let notified = try await Self.deliver(connection, delivery, conversation: id, deviceLock: deviceLock)
             return (.stored(sentAt: delivery.sentAt, expiresAt: delivery.expiresAt), notified)
         }
     }
@@ -168,7 +169,7 @@ extension ConclaveStore {
                     [key, .integer(Int64(epoch)), .blob(proposal.ref), .blob(proposal.message)])
             }
             var notified = Set<DeviceID>()
-            for item in delivery { notified.formUnion(try await Self.deliver(connection, item, conversation: id)) }
+            for item in delivery { notified.formUnion(try await Self.deliver(connection, item, conversation: id, deviceLock: deviceLock)) }
             return notified
         }
     }
@@ -182,9 +183,18 @@ extension ConclaveStore {
     }
 
     /// Writes one payload and an inbox entry per recipient device that
-    /// still exists, each with the device's next sequence number.
-    static func deliver(_ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID) async throws -> Set<DeviceID> {
+    /// still exists, each with the device's next sequence number. On
+    /// PostgreSQL the device rows are locked in id order first
+    /// (``ConclaveStore/deviceLock``).
+    static func deliver(
+        _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, deviceLock: String
+    ) async throws -> Set<DeviceID> {
         guard !delivery.recipients.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: delivery.recipients.count).joined(separator: ", ")
+        let recipients = delivery.recipients.map { SQLValue.text($0.value) }
+        if !deviceLock.isEmpty {
+            try await connection.execute("SELECT id FROM devices WHERE id IN (\(marks)) ORDER BY id\(deviceLock)", recipients)
+        }
         let payload = try await connection.query(
             "INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [
@@ -193,10 +203,8 @@ extension ConclaveStore {
                 delivery.expiresAt.map { .integer($0.millis) } ?? .null,
             ])
         guard let payloadID = payload.first?.values.first else { throw StoreError.corrupt("payloads.id") }
-        let marks = Array(repeating: "?", count: delivery.recipients.count).joined(separator: ", ")
         let sequences = try await connection.query(
-            "UPDATE devices SET inbox_seq = inbox_seq + 1 WHERE id IN (\(marks)) RETURNING id, inbox_seq",
-            delivery.recipients.map { .text($0.value) })
+            "UPDATE devices SET inbox_seq = inbox_seq + 1 WHERE id IN (\(marks)) RETURNING id, inbox_seq", recipients)
         guard !sequences.isEmpty else { return [] }
         var binds: [SQLValue] = []
         var notified = Set<DeviceID>()

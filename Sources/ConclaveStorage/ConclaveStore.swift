@@ -34,6 +34,13 @@ public struct ConclaveStore: Sendable {
     public func close() async throws { try await database.close() }
 
     var forUpdate: String { database.dialect == .postgres ? " FOR UPDATE" : "" }
+
+    /// The lock an `UPDATE` of a non-key column takes on PostgreSQL. Taken
+    /// first with `ORDER BY id`, it makes transactions that write to
+    /// overlapping sets of device rows lock them in one order: without it
+    /// they lock in scan order and deadlock (SQLSTATE 40P01). SQLite
+    /// serialises writers and needs none.
+    var deviceLock: String { database.dialect == .postgres ? " FOR NO KEY UPDATE" : "" }
 }
 
 // MARK: - Users and devices
@@ -87,7 +94,9 @@ extension ConclaveStore {
     /// Returns the devices it had, or nil when there is no such user.
     public func deleteUser(_ name: UserName) async throws -> [DeviceID]? {
         try await database.transaction { connection in
-            let devices = try await connection.query("SELECT id FROM devices WHERE user_name = ?", [.text(name.value)])
+            // Locked in id order first, as deliveries lock them (see deviceLock).
+            let devices = try await connection.query(
+                "SELECT id FROM devices WHERE user_name = ? ORDER BY id\(forUpdate)", [.text(name.value)])
             let deleted = try await connection.query("DELETE FROM users WHERE name = ? RETURNING name", [.text(name.value)])
             guard !deleted.isEmpty else { return nil }
             try await connection.execute("DELETE FROM conversation_members WHERE user_name = ?", [.text(name.value)])
@@ -127,6 +136,9 @@ extension ConclaveStore {
     /// and inboxes). Returns the deleted devices.
     public func deleteDevices(of user: UserName) async throws -> [DeviceID] {
         try await database.transaction { connection in
+            if database.dialect == .postgres {
+                try await connection.execute("SELECT id FROM devices WHERE user_name = ? ORDER BY id FOR UPDATE", [.text(user.value)])
+            }
             let rows = try await connection.query("DELETE FROM devices WHERE user_name = ? RETURNING id", [.text(user.value)])
             return try rows.map(Self.deviceID)
         }

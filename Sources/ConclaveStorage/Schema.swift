@@ -41,7 +41,7 @@ enum Schema {
                 CREATE TABLE payloads (id \(serial), conversation_id \(bytes) NOT NULL, kind TEXT NOT NULL, message_id TEXT, data \(bytes) NOT NULL, \
                 sender_device TEXT, sent_at \(int) NOT NULL, expires_at \(int))
                 """,
-                "CREATE UNIQUE INDEX payloads_message ON payloads(conversation_id, message_id)",
+                "CREATE UNIQUE INDEX payloads_message ON payloads(conversation_id, sender_device, message_id)",
                 "CREATE INDEX payloads_expiry ON payloads(expires_at)",
                 "CREATE TABLE inbox (device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE, seq \(int) NOT NULL, payload_id \(int) NOT NULL REFERENCES payloads(id) ON DELETE CASCADE, PRIMARY KEY (device_id, seq))",
                 "CREATE INDEX inbox_payload ON inbox(payload_id)",

@@ -23,7 +23,8 @@ struct Runner: Sendable {
     /// A runner for the programs in `binDirectory`, or why there is none.
     static func make(binDirectory: String) -> Result<Runner, PostgresServerError> {
         let files = FileManager.default
-        for program in ["initdb", "pg_ctl", "postgres", "createdb", "pg_isready"] where !files.isExecutableFile(atPath: "\(binDirectory)/\(program)") {
+        for program in ["initdb", "pg_ctl", "postgres", "createdb", "pg_isready"]
+        where !files.isExecutableFile(atPath: "\(binDirectory)/\(program)") {
             return .failure(
                 PostgresServerError(
                     "\(binDirectory)/\(program) not found (install PostgreSQL 15, or set CONCLAVE_POSTGRES_BIN to its bin directory)"))
@@ -93,7 +94,9 @@ struct Runner: Sendable {
             guard server.isRunning else {
                 throw PostgresServerError("postgres exited: \(Self.tail(of: "\(directory)/server.log"))")
             }
-            if (try? runClient("pg_isready", ["-q", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres"], in: directory)) != nil { return }
+            if (try? runClient("pg_isready", ["-q", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres"], in: directory)) != nil {
+                return
+            }
             Thread.sleep(forTimeInterval: 0.1)
         }
         stopServer(server, directory: directory)

@@ -24,6 +24,8 @@ public final class PostgresServer: Sendable {
     public let url: String
     public let port: Int
     private let directory: String
+    /// The cluster's directory (tests read its files to check what is stored).
+    public var dataDirectory: String { directory }
     private let runner: Runner
     /// The running `postgres` (or `runuser` running it); nil once stopped.
     private let server: Mutex<ServerProcess>
@@ -67,14 +69,17 @@ public final class PostgresServer: Sendable {
         let directory = try runner.makeDirectory()
         var lastError: (any Error)?
         do {
-            try runner.run("initdb", ["-D", "\(directory)/data", "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"], in: directory)
+            try runner.run(
+                "initdb", ["-D", "\(directory)/data", "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
+                in: directory)
             // A port picked by binding to 0 may be taken before the server binds it: try a few.
             for _ in 0..<3 {
                 let port = try freePort()
                 do {
                     let server = try runner.launchServer(
                         [
-                            "-D", "\(directory)/data", "-p", "\(port)", "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=\(directory)",
+                            "-D", "\(directory)/data", "-p", "\(port)", "-c", "listen_addresses=127.0.0.1", "-c",
+                            "unix_socket_directories=\(directory)",
                             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300",
                         ], directory: directory)
                     try runner.waitUntilReady(server, port: port, directory: directory)

@@ -43,31 +43,38 @@ struct ProfileOptions: ParsableArguments {
     }
 }
 
-/// `conclave --profile DIR send …` reads as `conclave send --profile DIR …`:
-/// the profile option may come before the command, as the README writes it.
+/// Options may come before the command, as the README writes them:
+/// `conclave --profile DIR send …` and `conclave admin --server URL
+/// --token-file F user add …` are read as if the options followed the
+/// whole command path.
 enum ProfileArguments {
+    /// Commands whose next word names a subcommand.
+    static let groups: Set<String> = ["room", "admin", "user", "network", "server", "mls"]
+
     static func reordered(_ arguments: [String]) -> [String] {
-        var leading: [String] = []
-        var rest = arguments[...]
-        while let first = rest.first, first == "--profile" || first.hasPrefix("--profile=") {
-            leading.append(first)
-            rest = rest.dropFirst()
-            if first == "--profile", let value = rest.first {
-                leading.append(value)
-                rest = rest.dropFirst()
+        var path: [String] = []
+        var options: [String] = []
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let word = arguments[index]
+            if word.hasPrefix("--") {
+                options.append(word)
+                if !word.contains("="), index + 1 < arguments.endIndex, !ProfileArguments.isFlag(word) {
+                    options.append(arguments[index + 1])
+                    index += 1
+                }
+                index += 1
+                continue
             }
+            path.append(word)
+            index += 1
+            if !groups.contains(word) { break }
         }
-        guard !leading.isEmpty, let command = rest.first else { return arguments }
-        // Keep nested command names (room create, admin user add) ahead of the option.
-        var names = [command]
-        rest = rest.dropFirst()
-        let nested: Set<String> = ["room"]
-        if nested.contains(command), let sub = rest.first, !sub.hasPrefix("-") {
-            names.append(sub)
-            rest = rest.dropFirst()
-        }
-        return names + leading + Array(rest)
+        return path + options + Array(arguments[index...])
     }
+
+    /// The options before a command that take no value.
+    static func isFlag(_ option: String) -> Bool { ["--json", "--help", "--verbose"].contains(option) }
 }
 
 /// Reads a secret from a file, without its trailing newline.

@@ -34,7 +34,7 @@ struct SendCommand: AsyncParsableCommand {
 
     func run() async throws {
         let client = try await ConclaveClient.open(profile: options.directory)
-        _ = try await client.receive()
+        try await client.sync()
         let conversation: Conversation
         let text: String
         if let room {
@@ -73,7 +73,7 @@ struct RoomCommand: AsyncParsableCommand {
                 return address
             }
             let client = try await ConclaveClient.open(profile: options.directory)
-            _ = try await client.receive()
+            try await client.sync()
             let room = try await client.createRoom(name: name, members: users)
             print("created room \(name) with \(room.members.map(\.description).joined(separator: ", "))")
             print(room.id)
@@ -90,7 +90,7 @@ struct RoomCommand: AsyncParsableCommand {
         func run() async throws {
             guard let address = UserAddress(user) else { throw ValidationError("not NAME@DOMAIN: \(user)") }
             let client = try await ConclaveClient.open(profile: options.directory)
-            _ = try await client.receive()
+            try await client.sync()
             let conversation = try await client.add([address], to: try await client.findConversation(room).id)
             print("\(conversation.title): \(conversation.members.map(\.description).joined(separator: ", "))")
             await client.close()
@@ -106,7 +106,7 @@ struct RoomCommand: AsyncParsableCommand {
         func run() async throws {
             guard let address = UserAddress(user) else { throw ValidationError("not NAME@DOMAIN: \(user)") }
             let client = try await ConclaveClient.open(profile: options.directory)
-            _ = try await client.receive()
+            try await client.sync()
             let conversation = try await client.remove(address, from: try await client.findConversation(room).id)
             print("\(conversation.title): \(conversation.members.map(\.description).joined(separator: ", "))")
             await client.close()
@@ -120,7 +120,7 @@ struct RoomCommand: AsyncParsableCommand {
 
         func run() async throws {
             let client = try await ConclaveClient.open(profile: options.directory)
-            _ = try await client.receive()
+            try await client.sync()
             let conversation = try await client.findConversation(room)
             try await client.leave(conversation.id)
             print("left \(conversation.title)")
@@ -135,7 +135,7 @@ struct RoomCommand: AsyncParsableCommand {
 
         func run() async throws {
             let client = try await ConclaveClient.open(profile: options.directory)
-            _ = try await client.receive()
+            try await client.sync()
             for conversation in try await client.conversations() {
                 if json {
                     try printJSON(conversation)
