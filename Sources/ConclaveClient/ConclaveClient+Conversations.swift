@@ -53,7 +53,8 @@ extension ConclaveClient {
             creating: id.bytes, creator: bundle, extensions: [Extension(type: .externalSenders, data: writer.bytes)], random: random)
         let _: ConversationInfo = try await api.post(
             "/v1/conversations",
-            CreateConversation(kind: kind, name: name, peer: peer, groupInfo: Base64Bytes(try group.groupInfo(includeTree: true).tlsSerialized)))
+            CreateConversation(
+                kind: kind, name: name, peer: peer, groupInfo: Base64Bytes(try group.groupInfo(includeTree: true).tlsSerialized)))
         try await saveGroup(id, StoredConversation(kind: kind, name: name, peer: peer, snapshot: Base64Bytes([])), group)
         return id
     }
@@ -126,7 +127,8 @@ extension ConclaveClient {
             var next = group
             try next.mergePendingCommit()
             let request = CommitRequest(
-                commit: Base64Bytes(output.commit.tlsSerialized), welcome: output.welcome.map { Base64Bytes(MLSMessage(body: .welcome($0)).tlsSerialized) },
+                commit: Base64Bytes(output.commit.tlsSerialized),
+                welcome: output.welcome.map { Base64Bytes(MLSMessage(body: .welcome($0)).tlsSerialized) },
                 groupInfo: Base64Bytes(try next.groupInfo(includeTree: false).tlsSerialized))
             do {
                 let _: CommitAccepted = try await api.post("/v1/conversations/\(id)/commits", request)
@@ -172,7 +174,8 @@ extension ConclaveClient {
                 throw ClientError.invalid("conversation \(id) holds a device without a valid certificate of the network")
             }
             let request = CommitRequest(
-                commit: Base64Bytes(commit.tlsSerialized), welcome: nil, groupInfo: Base64Bytes(try group.groupInfo(includeTree: false).tlsSerialized))
+                commit: Base64Bytes(commit.tlsSerialized), welcome: nil,
+                groupInfo: Base64Bytes(try group.groupInfo(includeTree: false).tlsSerialized))
             do {
                 let _: CommitAccepted = try await api.post("/v1/conversations/\(id)/commits", request)
             } catch let error as ClientError where error.code == "wrong_epoch" {

@@ -109,7 +109,9 @@ extension ConclaveClient {
             }
             if !lastResort { try await store.deleteKeyPackage(secrets.newMember) }
             let meta: ConversationInfo = try await api.get("/v1/conversations/\(id)")
-            let others = Set(group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user }).subtracting([account.user])
+            let others = Set(group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user }).subtracting([
+                account.user
+            ])
             let stored = StoredConversation(
                 kind: meta.kind, name: meta.name, peer: meta.kind == .direct ? others.first : nil, snapshot: Base64Bytes([]))
             try await saveGroup(id, stored, group)

@@ -13,6 +13,7 @@ extension ConclaveClient {
         let output = try group.commit(forcePath: true, now: now, random: random)
         try group.mergePendingCommit()
         return CommitRequest(
-            commit: Base64Bytes(output.commit.tlsSerialized), welcome: nil, groupInfo: Base64Bytes(try group.groupInfo(includeTree: false).tlsSerialized))
+            commit: Base64Bytes(output.commit.tlsSerialized), welcome: nil,
+            groupInfo: Base64Bytes(try group.groupInfo(includeTree: false).tlsSerialized))
     }
 }

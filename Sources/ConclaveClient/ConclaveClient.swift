@@ -171,7 +171,9 @@ public actor ConclaveClient {
     /// a valid certificate is a device nobody vouched for.
     func unverifiedLeaves(_ group: Group, _ indices: [LeafIndex]? = nil) throws -> [LeafIndex] {
         let (_, _, networkKey) = try requireAccount()
-        let leaves = indices.map { $0.compactMap { index in group.tree.leaf(index).map { (index, $0) } } } ?? group.members.map { ($0.index, $0.leaf) }
+        let leaves =
+            indices.map { $0.compactMap { index in group.tree.leaf(index).map { (index, $0) } } }
+            ?? group.members.map { ($0.index, $0.leaf) }
         return leaves.filter { DeviceCertificate.verify(leaf: $0.1, networkKey: networkKey) == nil }.map(\.0)
     }
 

@@ -20,7 +20,9 @@ struct HTTPAPI: Sendable {
         try await send(.GET, path, body: Optional<Empty>.none)
     }
 
-    func post<Body: Encodable, Response: Decodable>(_ path: String, _ body: Body, as type: Response.Type = Response.self) async throws -> Response {
+    func post<Body: Encodable, Response: Decodable>(_ path: String, _ body: Body, as type: Response.Type = Response.self) async throws
+        -> Response
+    {
         try await send(.POST, path, body: body)
     }
 

@@ -140,7 +140,10 @@ actor LocalStore {
     func addKeyPackage(_ ref: [UInt8], _ value: [UInt8], lastResort: Bool) async throws {
         _ = try await query(
             "INSERT OR REPLACE INTO key_packages (ref, value, last_resort) VALUES (?, ?, ?)",
-            [.blob(ByteBuffer(bytes: ref)), .blob(ByteBuffer(bytes: try seal(value, binding: "kp:" + Hex.encode(ref)))), .integer(lastResort ? 1 : 0)])
+            [
+                .blob(ByteBuffer(bytes: ref)), .blob(ByteBuffer(bytes: try seal(value, binding: "kp:" + Hex.encode(ref)))),
+                .integer(lastResort ? 1 : 0),
+            ])
     }
 
     func deleteKeyPackage(_ ref: [UInt8]) async throws {

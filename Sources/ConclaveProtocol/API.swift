@@ -348,7 +348,8 @@ public struct InboxEvent: Codable, Sendable, Hashable {
     public var expiresAt: Date?
 
     public init(
-        seq: Int64, kind: InboxEventKind, conversation: ConversationID, message: Base64Bytes, messageId: String?, sentAt: Date, expiresAt: Date?
+        seq: Int64, kind: InboxEventKind, conversation: ConversationID, message: Base64Bytes, messageId: String?, sentAt: Date,
+        expiresAt: Date?
     ) {
         self.seq = seq
         self.kind = kind

@@ -100,7 +100,10 @@ public struct DeviceCertificate: Hashable, Sendable, TLSCodable {
             signature: try key.sign(unsigned.toBeSigned))
     }
 
-    init(user: UserAddress, device: DeviceID, signatureKey: SignaturePublicKey, cipherSuite: CipherSuite, issuedAt: UInt64, signature: [UInt8]) {
+    init(
+        user: UserAddress, device: DeviceID, signatureKey: SignaturePublicKey, cipherSuite: CipherSuite, issuedAt: UInt64,
+        signature: [UInt8]
+    ) {
         self.user = user
         self.device = device
         self.signatureKey = signatureKey

@@ -41,7 +41,9 @@ public struct UserName: Hashable, Sendable, Codable, CustomStringConvertible, Co
     public init?(_ text: String) {
         let lower = text.lowercased()
         guard (1...64).contains(lower.utf8.count), let first = lower.utf8.first, first.isLowerAlphanumeric,
-            lower.utf8.allSatisfy({ $0.isLowerAlphanumeric || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") })
+            lower.utf8.allSatisfy({
+                $0.isLowerAlphanumeric || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+            })
         else { return nil }
         value = lower
     }

@@ -11,7 +11,9 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public var status: HTTPResponse.Status
     public var detail: APIErrorBody.Detail
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, currentEpoch: UInt64? = nil, conversation: ConversationID? = nil) {
+    public init(
+        _ status: HTTPResponse.Status, _ code: String, _ message: String, currentEpoch: UInt64? = nil, conversation: ConversationID? = nil
+    ) {
         self.status = status
         detail = APIErrorBody.Detail(code: code, message: message, currentEpoch: currentEpoch, conversation: conversation)
     }

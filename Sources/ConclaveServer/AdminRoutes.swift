@@ -26,7 +26,8 @@ extension ServerState {
                 throw APIError(.badRequest, "unknown_group", "security groups other than default are not available yet")
             }
             let record = UserRecord(
-                name: body.name, passwordHash: try self.configuration.passwordHasher.hash(body.password), securityGroup: group, suspended: false,
+                name: body.name, passwordHash: try self.configuration.passwordHasher.hash(body.password), securityGroup: group,
+                suspended: false,
                 createdAt: self.clock())
             do { try await self.store.createUser(record) } catch StoreError.conflict {
                 throw APIError(.conflict, "user_exists", "a user with this name exists")

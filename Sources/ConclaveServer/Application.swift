@@ -72,7 +72,9 @@ public func openStore(directory: DataDirectory, postgres: String?, logger: Logge
 
 /// Parses `HOST:PORT`.
 public func parseListen(_ text: String) -> (host: String, port: Int)? {
-    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        return nil
+    }
     let host = String(text[..<colon])
     return host.isEmpty ? nil : (host, port)
 }
@@ -89,7 +91,8 @@ public func withLocalNetwork<T: Sendable>(
     let store = try await openStore(directory: directory, postgres: nil, logger: logger)
     let configuration = ServerConfiguration(
         network: network, host: "127.0.0.1", port: port, adminTokenHash: Tokens.hash(token), passwordHasher: passwordHasher)
-    let state = try ServerState(configuration: configuration, store: store, networkKey: try directory.networkKey(domain: network), logger: logger)
+    let state = try ServerState(
+        configuration: configuration, store: store, networkKey: try directory.networkKey(domain: network), logger: logger)
     let services = ServiceGroup(
         configuration: .init(services: [.init(service: buildApplication(state: state))], gracefulShutdownSignals: [], logger: logger))
     let url = "http://127.0.0.1:\(port)"

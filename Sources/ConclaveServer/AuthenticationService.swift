@@ -40,7 +40,8 @@ extension ServerState {
         do {
             try await store.createDevice(
                 DeviceRecord(
-                    id: device, user: user.name, name: deviceName, signatureKey: request.signatureKey.bytes, certificate: certificate.tlsSerialized,
+                    id: device, user: user.name, name: deviceName, signatureKey: request.signatureKey.bytes,
+                    certificate: certificate.tlsSerialized,
                     createdAt: now, lastSeenAt: nil))
         } catch StoreError.conflict {
             throw APIError(.conflict, "key_in_use", "this signature key belongs to another device")  // A5
@@ -49,7 +50,8 @@ extension ServerState {
         let expiresAt = now.addingTimeInterval(configuration.sessionLifetime)
         try await store.createSession(tokenHash: Tokens.hash(token), device: device, createdAt: now, expiresAt: expiresAt)
         logger.info("device registered", metadata: ["device": "\(device)"])
-        return LoginResponse(token: token, user: address, deviceId: device, certificate: Base64Bytes(certificate.tlsSerialized), expiresAt: expiresAt)
+        return LoginResponse(
+            token: token, user: address, deviceId: device, certificate: Base64Bytes(certificate.tlsSerialized), expiresAt: expiresAt)
     }
 
     /// The length of a serialised signature public key (raw Ed25519, or an
@@ -72,7 +74,9 @@ extension ServerState {
         return DeviceList(
             user: UserAddress(name: name, domain: domain),
             devices: devices.map {
-                DeviceInfo(deviceId: $0.id, name: $0.name, certificate: Base64Bytes($0.certificate), createdAt: $0.createdAt, lastSeenAt: $0.lastSeenAt)
+                DeviceInfo(
+                    deviceId: $0.id, name: $0.name, certificate: Base64Bytes($0.certificate), createdAt: $0.createdAt,
+                    lastSeenAt: $0.lastSeenAt)
             })
     }
 
@@ -104,7 +108,9 @@ extension ServerState {
         guard package.verifySignature(provider), let certificate = DeviceCertificate.verify(leaf: package.leafNode, networkKey: publicKey),
             certificate.device == session.device.id, package.leafNode.signatureKey.bytes == session.device.signatureKey,
             certificate.cipherSuite == package.cipherSuite
-        else { throw APIError(.badRequest, "invalid_key_package", "the key package is not this device's, or its signature does not verify") }
+        else {
+            throw APIError(.badRequest, "invalid_key_package", "the key package is not this device's, or its signature does not verify")
+        }
         return (package.reference(provider), bytes)
     }
 

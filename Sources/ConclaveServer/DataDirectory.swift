@@ -33,7 +33,8 @@ public struct DataDirectory: Sendable {
         public var description: String {
             switch self {
             case .alreadyInitialised(let path): "\(path) is already initialised (conclave.json exists); refusing to overwrite it"
-            case .notInitialised(let path): "\(path) is not a Conclave data directory: run `conclave server init --data \(path) --network DOMAIN` first"
+            case .notInitialised(let path):
+                "\(path) is not a Conclave data directory: run `conclave server init --data \(path) --network DOMAIN` first"
             case .unreadable(let what): "cannot read \(what)"
             }
         }

@@ -73,7 +73,8 @@ extension ServerState {
 
     func groupInfo(_ id: ConversationID, session: Session) async throws -> GroupInfoResponse {
         let (record, _) = try await memberConversation(id, session: session)  // D6
-        return GroupInfoResponse(epoch: record.epoch, groupInfo: Base64Bytes(record.groupInfo), ratchetTree: Base64Bytes(record.ratchetTree))
+        return GroupInfoResponse(
+            epoch: record.epoch, groupInfo: Base64Bytes(record.groupInfo), ratchetTree: Base64Bytes(record.ratchetTree))
     }
 
     /// A conversation the session's user is a member of (404 otherwise, so
@@ -133,10 +134,11 @@ extension ServerState {
         }
 
         // D11: every server proposal of this epoch must be in the commit.
-        let referenced = Set(commit.proposals.compactMap { item -> [UInt8]? in
-            if case .reference(let ref) = item { return ref }
-            return nil
-        })
+        let referenced = Set(
+            commit.proposals.compactMap { item -> [UInt8]? in
+                if case .reference(let ref) = item { return ref }
+                return nil
+            })
         guard pending.allSatisfy({ referenced.contains($0.ref) }) else {
             throw APIError(.conflict, "pending_proposals", "the commit must include the server's pending proposals")
         }
@@ -147,8 +149,11 @@ extension ServerState {
             guard let certificate = DeviceCertificate.verify(leaf: leaf, networkKey: publicKey) else {
                 throw APIError(.badRequest, "invalid_credential", "a leaf's credential is not a certificate of this network")
             }
-            let replacesLeaf = !summary.added.contains(index) && !(index == summary.committer && publicMessage.content.sender == .newMemberCommit)
-            if replacesLeaf, let old = oldGroup.tree.leaf(index), DeviceCertificate(credential: old.credential)?.device != certificate.device {
+            let replacesLeaf =
+                !summary.added.contains(index) && !(index == summary.committer && publicMessage.content.sender == .newMemberCommit)
+            if replacesLeaf, let old = oldGroup.tree.leaf(index),
+                DeviceCertificate(credential: old.credential)?.device != certificate.device
+            {
                 throw APIError(.badRequest, "invalid_credential", "a leaf may not change its device")
             }
             guard let device = try await store.device(certificate.device), device.signatureKey == leaf.signatureKey.bytes,
@@ -252,7 +257,9 @@ extension ServerState {
                 })
             var proposals: [(ref: [UInt8], message: [UInt8])] = []
             for member in group.members where !alreadyRemoved.contains(member.index) {
-                guard let certificate = DeviceCertificate(credential: member.leaf.credential), devices.contains(certificate.device) else { continue }
+                guard let certificate = DeviceCertificate(credential: member.leaf.credential), devices.contains(certificate.device) else {
+                    continue
+                }
                 let message = try group.externalProposal(.remove(member.index), senderIndex: UInt32(senderIndex), signer: serverSigner)
                 guard case .publicMessage(let publicMessage) = message.body else { continue }
                 _ = try group.process(publicMessage)
@@ -279,7 +286,9 @@ extension ServerState {
             let tree = try RatchetTreeNodes(tlsSerialized: record.ratchetTree)
             var group = try PublicGroup(groupInfo: info, ratchetTree: tree)
             for proposal in pending {
-                if case .publicMessage(let message) = try MLSMessage(tlsSerialized: proposal.message).body { _ = try group.process(message) }
+                if case .publicMessage(let message) = try MLSMessage(tlsSerialized: proposal.message).body {
+                    _ = try group.process(message)
+                }
             }
             await groups.store(record.id, group, pendingCount: pending.count)
             return group

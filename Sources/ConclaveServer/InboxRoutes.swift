@@ -16,7 +16,8 @@ extension ServerState {
             let after = try Self.integerQuery(request, "after", default: 0, range: 0...Int64.max)
             let limit = try Self.integerQuery(request, "limit", default: 100, range: 1...500)
             return JSONResponse(
-                InboxPage(events: try await self.store.inbox(device: session.device.id, after: after, limit: Int(limit), now: self.clock())))
+                InboxPage(events: try await self.store.inbox(device: session.device.id, after: after, limit: Int(limit), now: self.clock()))
+            )
         }
         router.post("/v1/inbox/ack") { request, context in
             let session = try await self.session(request)

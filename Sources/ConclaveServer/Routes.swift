@@ -65,7 +65,8 @@ extension ServerState {
         }
         v1.post("/key-packages") { request, context in
             let session = try await self.session(request)
-            return JSONResponse(try await self.uploadKeyPackages(try await request.decodeJSON(KeyPackageUpload.self, context: context), session: session))
+            return JSONResponse(
+                try await self.uploadKeyPackages(try await request.decodeJSON(KeyPackageUpload.self, context: context), session: session))
         }
         v1.get("/key-packages/count") { request, _ in
             let session = try await self.session(request)

@@ -14,11 +14,13 @@ extension ConclaveStore {
                 """,
                 [
                     .blob(conversation.id.bytes), .text(conversation.kind.rawValue), conversation.name.map(SQLValue.text) ?? .null,
-                    conversation.directKey.map(SQLValue.text) ?? .null, .text(conversation.createdBy.value), .integer(conversation.createdAt.millis),
+                    conversation.directKey.map(SQLValue.text) ?? .null, .text(conversation.createdBy.value),
+                    .integer(conversation.createdAt.millis),
                     .integer(Int64(conversation.epoch)), .blob(conversation.groupInfo), .blob(conversation.ratchetTree),
                 ])
             try await connection.execute(
-                "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?)", [.blob(conversation.id.bytes), .text(creator.user.value)])
+                "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?)",
+                [.blob(conversation.id.bytes), .text(creator.user.value)])
             try await connection.execute(
                 "INSERT INTO conversation_devices (conversation_id, device_id, user_name) VALUES (?, ?, ?)",
                 [.blob(conversation.id.bytes), .text(creator.device.value), .text(creator.user.value)])
@@ -29,7 +31,8 @@ extension ConclaveStore {
 
     public func conversation(_ id: ConversationID) async throws -> ConversationRecord? {
         try await database.read { connection in
-            let rows = try await connection.query("SELECT \(Self.conversationColumns) FROM conversations c WHERE c.id = ?", [.blob(id.bytes)])
+            let rows = try await connection.query(
+                "SELECT \(Self.conversationColumns) FROM conversations c WHERE c.id = ?", [.blob(id.bytes)])
             return try rows.first.map(Self.conversationRecord)
         }
     }
@@ -103,10 +106,12 @@ extension ConclaveStore {
             }
             for user in write.addedUsers {
                 try await connection.execute(
-                    "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?) ON CONFLICT DO NOTHING", [id, .text(user.value)])
+                    "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [id, .text(user.value)])
             }
             for user in write.removedUsers {
-                try await connection.execute("DELETE FROM conversation_members WHERE conversation_id = ? AND user_name = ?", [id, .text(user.value)])
+                try await connection.execute(
+                    "DELETE FROM conversation_members WHERE conversation_id = ? AND user_name = ?", [id, .text(user.value)])
             }
             try await connection.execute("DELETE FROM pending_proposals WHERE conversation_id = ?", [id])
             var notified = Set<DeviceID>()
@@ -141,7 +146,8 @@ extension ConclaveStore {
                 if let previous = existing.first {
                     return (
                         .duplicate(
-                            sentAt: Date(millis: try previous.integer(0)), expiresAt: try previous.optionalInteger(1).map(Date.init(millis:))),
+                            sentAt: Date(millis: try previous.integer(0)),
+                            expiresAt: try previous.optionalInteger(1).map(Date.init(millis:))),
                         []
                     )
                 }
@@ -198,7 +204,8 @@ extension ConclaveStore {
         let payload = try await connection.query(
             "INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [
-                .blob(conversation.bytes), .text(delivery.kind.rawValue), delivery.messageID.map(SQLValue.text) ?? .null, .blob(delivery.data),
+                .blob(conversation.bytes), .text(delivery.kind.rawValue), delivery.messageID.map(SQLValue.text) ?? .null,
+                .blob(delivery.data),
                 delivery.senderDevice.map { .text($0.value) } ?? .null, .integer(delivery.sentAt.millis),
                 delivery.expiresAt.map { .integer($0.millis) } ?? .null,
             ])

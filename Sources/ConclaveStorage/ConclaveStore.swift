@@ -109,7 +109,8 @@ extension ConclaveStore {
             try await connection.execute(
                 "INSERT INTO devices (id, user_name, name, signature_key, certificate, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    .text(device.id.value), .text(device.user.value), .text(device.name), .blob(device.signatureKey), .blob(device.certificate),
+                    .text(device.id.value), .text(device.user.value), .text(device.name), .blob(device.signatureKey),
+                    .blob(device.certificate),
                     .integer(device.createdAt.millis),
                 ])
         }
@@ -118,7 +119,8 @@ extension ConclaveStore {
     public func device(_ id: DeviceID) async throws -> DeviceRecord? {
         try await database.read { connection in
             let rows = try await connection.query(
-                "SELECT id, user_name, name, signature_key, certificate, created_at, last_seen_at FROM devices WHERE id = ?", [.text(id.value)])
+                "SELECT id, user_name, name, signature_key, certificate, created_at, last_seen_at FROM devices WHERE id = ?",
+                [.text(id.value)])
             return try rows.first.map(Self.deviceRecord)
         }
     }
@@ -205,7 +207,9 @@ extension ConclaveStore {
 extension ConclaveStore {
     /// Stores key packages of a device; a new last-resort package replaces
     /// the old one.
-    public func addKeyPackages(device: DeviceID, _ packages: [(ref: [UInt8], data: [UInt8])], lastResort: (ref: [UInt8], data: [UInt8])?, now: Date)
+    public func addKeyPackages(
+        device: DeviceID, _ packages: [(ref: [UInt8], data: [UInt8])], lastResort: (ref: [UInt8], data: [UInt8])?, now: Date
+    )
         async throws
     {
         try await database.transaction { connection in

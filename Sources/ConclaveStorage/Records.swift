@@ -32,7 +32,8 @@ public struct DeviceRecord: Sendable, Hashable {
     public var createdAt: Date
     public var lastSeenAt: Date?
 
-    public init(id: DeviceID, user: UserName, name: String, signatureKey: [UInt8], certificate: [UInt8], createdAt: Date, lastSeenAt: Date?) {
+    public init(id: DeviceID, user: UserName, name: String, signatureKey: [UInt8], certificate: [UInt8], createdAt: Date, lastSeenAt: Date?)
+    {
         self.id = id
         self.user = user
         self.name = name

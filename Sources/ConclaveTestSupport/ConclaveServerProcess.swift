@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real `conclave server run` process on 127.0.0.1, for integration tests.
@@ -29,7 +29,9 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
 
     /// Runs `conclave ARGS…`, returning its exit status and output.
     @discardableResult
-    public static func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+    public static func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (
+        status: Int32, output: String, error: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -49,7 +51,9 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
     public static func initialise(directory: String, network: String) throws -> String {
         let result = try runCLI(["server", "init", "--data", directory, "--network", network])
         guard result.status == 0 else { throw ConclaveServerProcessError("server init failed: \(result.error)") }
-        guard let token = FileManager.default.contents(atPath: directory + "/admin.token") else { throw ConclaveServerProcessError("no admin.token") }
+        guard let token = FileManager.default.contents(atPath: directory + "/admin.token") else {
+            throw ConclaveServerProcessError("no admin.token")
+        }
         return String(decoding: token, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

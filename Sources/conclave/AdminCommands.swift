@@ -77,7 +77,8 @@ struct AdminUserCommand: AsyncParsableCommand {
     }
 
     struct Suspend: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Suspend a user: sessions end, delivery stops, devices leave every conversation.")
+        static let configuration = CommandConfiguration(
+            abstract: "Suspend a user: sessions end, delivery stops, devices leave every conversation.")
         @OptionGroup var admin: AdminOptions
         @Argument var name: String
         func run() async throws { print("suspended \(try await admin.client().suspend(try userName(name)).address)") }

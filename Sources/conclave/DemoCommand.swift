@@ -98,7 +98,8 @@ struct DemoScenario {
         for text in ["Slides are ready.", "Demo at 3pm.", "Bring coffee."] { try await bob.send(text, to: room.id) }
         let carolBack = messages(try await carol.receive())
         for message in carolBack { print("   carol (back online) received from \(message.from): \(message.text)") }
-        check(carolBack.map(\.text) == ["Slides are ready.", "Demo at 3pm.", "Bring coffee."], "carol got all three, in order, once", tally)
+        check(
+            carolBack.map(\.text) == ["Slides are ready.", "Demo at 3pm.", "Bring coffee."], "carol got all three, in order, once", tally)
         check(messages(try await carol.receive()).isEmpty, "nothing is delivered twice", tally)
         _ = try await alice.receive()
 
@@ -109,10 +110,14 @@ struct DemoScenario {
         check(Set(joined.map(\.id)) == [direct.id, room.id], "the laptop joined both of bob's conversations", tally)
         let aliceView = try await alice.receive()
         let roomDevices = try await alice.conversations().first { $0.id == room.id }
-        check(aliceView.contains { if case .membersChanged = $0 { true } else { false } }, "alice saw bob's new device join as a new leaf", tally)
+        check(
+            aliceView.contains { if case .membersChanged = $0 { true } else { false } }, "alice saw bob's new device join as a new leaf",
+            tally)
         _ = roomDevices
         try await alice.send("Welcome to the laptop, Bob.", to: room.id)
-        check(messages(try await laptop.receive()).map(\.text) == ["Welcome to the laptop, Bob."], "bob's laptop reads new room messages", tally)
+        check(
+            messages(try await laptop.receive()).map(\.text) == ["Welcome to the laptop, Bob."], "bob's laptop reads new room messages",
+            tally)
         check(messages(try await bob.receive()).map(\.text) == ["Welcome to the laptop, Bob."], "bob's phone still reads them too", tally)
         _ = try await carol.receive()
 

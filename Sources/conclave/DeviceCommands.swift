@@ -69,7 +69,9 @@ struct RoomCommand: AsyncParsableCommand {
 
         func run() async throws {
             let users = try members.split(separator: ",").map { text in
-                guard let address = UserAddress(text.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("not NAME@DOMAIN: \(text)") }
+                guard let address = UserAddress(text.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("not NAME@DOMAIN: \(text)")
+                }
                 return address
             }
             let client = try await ConclaveClient.open(profile: options.directory)
@@ -140,7 +142,9 @@ struct RoomCommand: AsyncParsableCommand {
                 if json {
                     try printJSON(conversation)
                 } else {
-                    print("\(conversation.id)\t\(conversation.kind.rawValue)\t\(conversation.title)\t\(conversation.members.map(\.description).joined(separator: ","))")
+                    print(
+                        "\(conversation.id)\t\(conversation.kind.rawValue)\t\(conversation.title)\t\(conversation.members.map(\.description).joined(separator: ","))"
+                    )
                 }
             }
             await client.close()
@@ -151,7 +155,8 @@ struct RoomCommand: AsyncParsableCommand {
 struct ReceiveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "receive", abstract: "Process pending events and print new messages.",
-        discussion: "With --json each message is one JSON object per line: id, conversation, room, from, device, text, sent_at, expires_at.")
+        discussion: "With --json each message is one JSON object per line: id, conversation, room, from, device, text, sent_at, expires_at."
+    )
     @OptionGroup var options: ProfileOptions
     @Option(name: .long, help: "Keep listening this long for new messages (30s, 15m, 2h).") var wait: String?
     @Flag(name: .long, help: "Print one JSON object per line.") var json = false
@@ -214,7 +219,8 @@ struct EventPrinter {
                 try printJSON(
                     MessageLine(
                         id: message.id, conversation: message.conversation, room: message.room, from: message.from,
-                        device: "\(message.from)/\(message.device)", text: message.text, sentAt: message.sentAt, expiresAt: message.expiresAt))
+                        device: "\(message.from)/\(message.device)", text: message.text, sentAt: message.sentAt,
+                        expiresAt: message.expiresAt))
             } else {
                 let place = message.room.map { "[\($0)] " } ?? ""
                 Swift.print("\(place)\(message.from): \(message.text)")

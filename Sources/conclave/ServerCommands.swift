@@ -75,7 +75,8 @@ struct ServerRun: AsyncParsableCommand {
         let state = try ServerState(
             configuration: configuration, store: store, networkKey: try directory.networkKey(domain: settings.network), logger: logger)
         logger.info(
-            "serving network", metadata: ["network": "\(settings.network)", "listen": "\(host):\(port)", "storage": "\(store.database.dialect)"])
+            "serving network",
+            metadata: ["network": "\(settings.network)", "listen": "\(host):\(port)", "storage": "\(store.database.dialect)"])
         do {
             try await buildApplication(state: state).runService()
         } catch {

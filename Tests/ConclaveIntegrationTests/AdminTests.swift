@@ -14,7 +14,9 @@ struct AdminTests {
         let admin = network.admin
         try await network.users("alice", "bob", "carol")
         #expect(try await admin.users().map(\.name.value) == ["alice", "bob", "carol"])
-        await #expect(throws: ClientError.self) { _ = try await admin.addUser(try #require(UserName("alice")), password: "another password", group: nil) }
+        await #expect(throws: ClientError.self) {
+            _ = try await admin.addUser(try #require(UserName("alice")), password: "another password", group: nil)
+        }
         let info = try await admin.network()
         #expect(info.domain.value == "acme.example")
         #expect(info.keyFingerprint.hasPrefix("sha256:"))
@@ -33,13 +35,18 @@ struct AdminTests {
         #expect(try await admin.suspend(bobName).suspended)
         await #expect(throws: ClientError.self) { _ = try await bob.receive() }
         let http = RawHTTP(baseURL: network.url)
-        let relogin = LoginRequest(user: "bob", password: network.password, deviceName: "again", signatureKey: Base64Bytes([UInt8](repeating: 7, count: 32)), cipherSuite: 1)
+        let relogin = LoginRequest(
+            user: "bob", password: network.password, deviceName: "again", signatureKey: Base64Bytes([UInt8](repeating: 7, count: 32)),
+            cipherSuite: 1)
         http.expectRefusal(try await http.send(.POST, "/v1/login", json: relogin), 403, code: "account_suspended")
         // The server proposed removing bob's device; alice's client commits it, and the room goes on without bob.
         _ = try await alice.receive()
         try await alice.send("bob is suspended", to: room.id)
         #expect(texts(try await carol.receive()) == ["bob is suspended"])
-        #expect(Set(try await alice.conversations().first { $0.id == room.id }?.members ?? []) == [network.address("alice"), network.address("carol")])
+        #expect(
+            Set(try await alice.conversations().first { $0.id == room.id }?.members ?? []) == [
+                network.address("alice"), network.address("carol"),
+            ])
         #expect(try await admin.unsuspend(bobName).suspended == false)
 
         // Reset devices: carol's device is removed from the room and cannot read on.
@@ -84,7 +91,9 @@ struct CommandLineTests {
             #expect(added.status == 0, "\(added.error)")
         }
         let listed = try ConclaveServerProcess.runCLI(admin + ["user", "list", "--json"])
-        let users = listed.output.split(separator: "\n").compactMap { try? ConclaveJSON.decoder().decode(UserInfo.self, from: Data($0.utf8)) }
+        let users = listed.output.split(separator: "\n").compactMap {
+            try? ConclaveJSON.decoder().decode(UserInfo.self, from: Data($0.utf8))
+        }
         #expect(users.map(\.name.value) == ["alice", "bob"])
         let shown = try ConclaveServerProcess.runCLI(admin + ["network", "show", "--json"])
         #expect(shown.output.contains("\"key_fingerprint\":\"sha256:"))

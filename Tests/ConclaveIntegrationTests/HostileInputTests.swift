@@ -31,7 +31,8 @@ struct HostileInputTests {
         http.expectRefusal(try await http.send(.GET, "/v1/admin/users", token: aliceToken), 401, code: "unauthenticated")
         // Malformed and oversized bodies, unknown routes.
         http.expectRefusal(try await http.send(.POST, "/v1/login", raw: Array("{not json".utf8)), 400, code: "bad_request")
-        http.expectRefusal(try await http.send(.POST, "/v1/conversations", token: aliceToken, raw: Array(repeating: 0x20, count: 2 << 20)), 413)
+        http.expectRefusal(
+            try await http.send(.POST, "/v1/conversations", token: aliceToken, raw: Array(repeating: 0x20, count: 2 << 20)), 413)
         http.expectRefusal(try await http.send(.GET, "/v1/nothing-here", token: aliceToken), 404, code: "not_found")
         http.expectRefusal(try await http.send(.GET, "/v1/inbox?after=-5", token: aliceToken), 400, code: "bad_request")
         // Not MLS at all, and the wrong wire format.
@@ -73,10 +74,14 @@ struct HostileInputTests {
         #expect(inbox.events.allSatisfy { $0.conversation != room.id })
         // Bad sign-in: wrong password, then rate limiting.
         for _ in 0..<5 {
-            let wrong = LoginRequest(user: "bob", password: "wrong password", deviceName: "x", signatureKey: Base64Bytes([UInt8](repeating: 1, count: 32)), cipherSuite: 1)
+            let wrong = LoginRequest(
+                user: "bob", password: "wrong password", deviceName: "x", signatureKey: Base64Bytes([UInt8](repeating: 1, count: 32)),
+                cipherSuite: 1)
             http.expectRefusal(try await http.send(.POST, "/v1/login", json: wrong), 401, code: "invalid_credentials")
         }
-        let limited = LoginRequest(user: "bob", password: network.password, deviceName: "x", signatureKey: Base64Bytes([UInt8](repeating: 2, count: 32)), cipherSuite: 1)
+        let limited = LoginRequest(
+            user: "bob", password: network.password, deviceName: "x", signatureKey: Base64Bytes([UInt8](repeating: 2, count: 32)),
+            cipherSuite: 1)
         http.expectRefusal(try await http.send(.POST, "/v1/login", json: limited), 429, code: "rate_limited")
     }
 }

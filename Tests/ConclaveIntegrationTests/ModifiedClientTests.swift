@@ -20,10 +20,12 @@ struct ModifiedClientTests {
         let http = alice.http
 
         // A4: a signature key that does not fit the suite. A5: a key another device holds.
-        let shortKey = LoginRequest(user: "carol", password: network.password, deviceName: "x", signatureKey: Base64Bytes([1, 2, 3]), cipherSuite: 1)
+        let shortKey = LoginRequest(
+            user: "carol", password: network.password, deviceName: "x", signatureKey: Base64Bytes([1, 2, 3]), cipherSuite: 1)
         http.expectRefusal(try await http.send(.POST, "/v1/login", json: shortKey), 400, code: "bad_request")
         let stolenKey = LoginRequest(
-            user: "carol", password: network.password, deviceName: "x", signatureKey: Base64Bytes(alice.signer.publicKey.bytes), cipherSuite: 1)
+            user: "carol", password: network.password, deviceName: "x", signatureKey: Base64Bytes(alice.signer.publicKey.bytes),
+            cipherSuite: 1)
         http.expectRefusal(try await http.send(.POST, "/v1/login", json: stolenKey), 409, code: "key_in_use")
 
         // K1: too many at once. K2: a key package of another device, or with a self-made certificate.
@@ -32,9 +34,11 @@ struct ModifiedClientTests {
         http.expectRefusal(try await alice.upload([try bob.keyPackage()]), 400, code: "invalid_key_package")
         let fakeNetwork = NetworkSigningKey.generate(domain: try #require(NetworkDomain("acme.example")))
         let forgedCertificate = try DeviceCertificate.issue(
-            user: alice.certificate.user, device: alice.certificate.device, signatureKey: alice.signer.publicKey, cipherSuite: .x25519Aes128Sha256Ed25519,
+            user: alice.certificate.user, device: alice.certificate.device, signatureKey: alice.signer.publicKey,
+            cipherSuite: .x25519Aes128Sha256Ed25519,
             issuedAt: alice.now, by: fakeNetwork)
-        http.expectRefusal(try await alice.upload([try alice.keyPackage(credential: forgedCertificate.credential)]), 400, code: "invalid_key_package")
+        http.expectRefusal(
+            try await alice.upload([try alice.keyPackage(credential: forgedCertificate.credential)]), 400, code: "invalid_key_package")
         #expect(try await bob.upload([try bob.keyPackage(), try bob.keyPackage()]).status == 200)
 
         // D1: not epoch 0. D3: a creator that is not this device. D4: no external sender.
@@ -53,7 +57,8 @@ struct ModifiedClientTests {
         #expect(bobPackages.count == 1)
 
         // D14: an Add without its Welcome. D13: a GroupInfo of the old epoch.
-        http.expectRefusal(try await alice.send(try room.commit(adding: bobPackages, random: alice.random), on: &room, id: roomID, welcome: false), 400)
+        http.expectRefusal(
+            try await alice.send(try room.commit(adding: bobPackages, random: alice.random), on: &room, id: roomID, welcome: false), 400)
         let stale = try room.groupInfo(includeTree: false)
         http.expectRefusal(
             try await alice.send(try room.commit(adding: bobPackages, random: alice.random), on: &room, id: roomID, groupInfo: stale), 400,
@@ -61,23 +66,27 @@ struct ModifiedClientTests {
         // D12: a leaf whose certificate is not from this network.
         let impostor = try alice.provider.generateSignatureKey(random: alice.random)
         let impostorCertificate = try DeviceCertificate.issue(
-            user: bob.certificate.user, device: bob.certificate.device, signatureKey: impostor.publicKey, cipherSuite: .x25519Aes128Sha256Ed25519,
+            user: bob.certificate.user, device: bob.certificate.device, signatureKey: impostor.publicKey,
+            cipherSuite: .x25519Aes128Sha256Ed25519,
             issuedAt: alice.now, by: fakeNetwork)
         let impostorPackage = try alice.keyPackage(credential: impostorCertificate.credential, signer: impostor).keyPackage
         http.expectRefusal(
-            try await alice.send(try room.commit(adding: [impostorPackage], random: alice.random), on: &room, id: roomID), 400, code: "invalid_credential")
+            try await alice.send(try room.commit(adding: [impostorPackage], random: alice.random), on: &room, id: roomID), 400,
+            code: "invalid_credential")
         #expect(room.epoch == 0)
         #expect(try await alice.send(try room.commit(adding: bobPackages, random: alice.random), on: &room, id: roomID).status == 201)
 
         // D7: a commit that is not a PublicMessage. D15: application data that is not a PrivateMessage.
         let application = try room.encrypt(Array("hello".utf8), random: alice.random)
         let notACommit = CommitRequest(
-            commit: Base64Bytes(application.tlsSerialized), welcome: nil, groupInfo: Base64Bytes(try room.groupInfo(includeTree: false).tlsSerialized))
+            commit: Base64Bytes(application.tlsSerialized), welcome: nil,
+            groupInfo: Base64Bytes(try room.groupInfo(includeTree: false).tlsSerialized))
         http.expectRefusal(try await http.send(.POST, "/v1/conversations/\(roomID)/commits", token: alice.token, json: notACommit), 400)
         let proposal = try room.proposeUpdate(random: alice.random)
         let cleartext = SendMessage(messageId: "clear-1", message: Base64Bytes(proposal.tlsSerialized))
         http.expectRefusal(
-            try await http.send(.POST, "/v1/conversations/\(roomID)/messages", token: alice.token, json: cleartext), 400, code: "invalid_mls_message")
+            try await http.send(.POST, "/v1/conversations/\(roomID)/messages", token: alice.token, json: cleartext), 400,
+            code: "invalid_mls_message")
 
         // D17: a retried message id is stored and delivered once.
         let once = SendMessage(messageId: "retry-1", message: Base64Bytes(application.tlsSerialized))
@@ -88,7 +97,8 @@ struct ModifiedClientTests {
 
         // D16: a device outside the conversation may not post to it.
         let carol = try await RawDevice.login(network, user: "carol")
-        http.expectRefusal(try await http.send(.POST, "/v1/conversations/\(roomID)/messages", token: carol.token, json: once), 404, code: "not_found")
+        http.expectRefusal(
+            try await http.send(.POST, "/v1/conversations/\(roomID)/messages", token: carol.token, json: once), 404, code: "not_found")
 
         // D5: one 1:1 conversation per pair.
         #expect(try await alice.create(try alice.newGroup(), kind: .direct, name: nil, peer: bob.certificate.user).status == 201)
@@ -98,8 +108,11 @@ struct ModifiedClientTests {
 
         // D11: bob leaves; until a commit carries the server's Remove, no new messages, and a commit without it is refused.
         #expect(try await http.send(.POST, "/v1/conversations/\(roomID)/leave", token: bob.token).status == 202)
-        let blocked = SendMessage(messageId: "blocked-1", message: Base64Bytes(try room.encrypt(Array("x".utf8), random: alice.random).tlsSerialized))
-        http.expectRefusal(try await http.send(.POST, "/v1/conversations/\(roomID)/messages", token: alice.token, json: blocked), 409, code: "pending_proposals")
+        let blocked = SendMessage(
+            messageId: "blocked-1", message: Base64Bytes(try room.encrypt(Array("x".utf8), random: alice.random).tlsSerialized))
+        http.expectRefusal(
+            try await http.send(.POST, "/v1/conversations/\(roomID)/messages", token: alice.token, json: blocked), 409,
+            code: "pending_proposals")
         http.expectRefusal(
             try await alice.send(try room.commit(includePending: false, forcePath: true, random: alice.random), on: &room, id: roomID), 409,
             code: "pending_proposals")
@@ -110,7 +123,8 @@ struct ModifiedClientTests {
         }
         #expect(try await alice.send(try room.commit(includePending: true, random: alice.random), on: &room, id: roomID).status == 201)
         #expect(room.members.count == 1)
-        let unblocked = SendMessage(messageId: "after-1", message: Base64Bytes(try room.encrypt(Array("y".utf8), random: alice.random).tlsSerialized))
+        let unblocked = SendMessage(
+            messageId: "after-1", message: Base64Bytes(try room.encrypt(Array("y".utf8), random: alice.random).tlsSerialized))
         #expect(try await http.send(.POST, "/v1/conversations/\(roomID)/messages", token: alice.token, json: unblocked).status == 201)
     }
 }

@@ -22,7 +22,9 @@ struct RawDevice {
         let signer = try provider.generateSignatureKey(random: SystemRandom())
         let answer = try await http.send(
             .POST, "/v1/login",
-            json: LoginRequest(user: user, password: network.password, deviceName: "raw", signatureKey: Base64Bytes(signer.publicKey.bytes), cipherSuite: 1))
+            json: LoginRequest(
+                user: user, password: network.password, deviceName: "raw", signatureKey: Base64Bytes(signer.publicKey.bytes), cipherSuite: 1
+            ))
         let login = try answer.decode(LoginResponse.self)
         let wellKnown = try await http.send(.GET, "/.well-known/conclave").decode(WellKnown.self)
         return RawDevice(
@@ -46,18 +48,23 @@ struct RawDevice {
 
     /// A new one-member group, not yet registered.
     func newGroup(extensions: [Extension]? = nil) throws -> Group {
-        try Group(creating: ConversationID.random().bytes, creator: try keyPackage(), extensions: extensions ?? [externalSenders], random: random)
+        try Group(
+            creating: ConversationID.random().bytes, creator: try keyPackage(), extensions: extensions ?? [externalSenders], random: random)
     }
 
-    func create(_ group: Group, kind: ConversationKind = .room, name: String? = "raw room", peer: UserAddress? = nil) async throws -> RawHTTP.Answer {
+    func create(_ group: Group, kind: ConversationKind = .room, name: String? = "raw room", peer: UserAddress? = nil) async throws
+        -> RawHTTP.Answer
+    {
         try await http.send(
             .POST, "/v1/conversations", token: token,
-            json: CreateConversation(kind: kind, name: name, peer: peer, groupInfo: Base64Bytes(try group.groupInfo(includeTree: true).tlsSerialized)))
+            json: CreateConversation(
+                kind: kind, name: name, peer: peer, groupInfo: Base64Bytes(try group.groupInfo(includeTree: true).tlsSerialized)))
     }
 
     /// Sends a commit already built on `group` (which holds it pending);
     /// on 201 the group moves to the new epoch.
-    func send(_ output: CommitOutput, on group: inout Group, id: ConversationID, welcome: Bool = true, groupInfo: GroupInfo? = nil) async throws
+    func send(_ output: CommitOutput, on group: inout Group, id: ConversationID, welcome: Bool = true, groupInfo: GroupInfo? = nil)
+        async throws
         -> RawHTTP.Answer
     {
         var next = group
@@ -72,7 +79,8 @@ struct RawDevice {
     }
 
     func claim(_ user: UserAddress) async throws -> [KeyPackage] {
-        let claimed = try await http.send(.POST, "/v1/key-packages/claim", token: token, json: KeyPackageClaim(user: user)).decode(ClaimedKeyPackages.self)
+        let claimed = try await http.send(.POST, "/v1/key-packages/claim", token: token, json: KeyPackageClaim(user: user)).decode(
+            ClaimedKeyPackages.self)
         return claimed.keyPackages.compactMap {
             if case .keyPackage(let package) = try? MLSMessage(tlsSerialized: $0.keyPackage.bytes).body { package } else { nil }
         }
@@ -81,6 +89,7 @@ struct RawDevice {
     func upload(_ bundles: [KeyPackageBundle]) async throws -> RawHTTP.Answer {
         try await http.send(
             .POST, "/v1/key-packages", token: token,
-            json: KeyPackageUpload(keyPackages: bundles.map { Base64Bytes(MLSMessage(body: .keyPackage($0.keyPackage)).tlsSerialized) }, lastResort: nil))
+            json: KeyPackageUpload(
+                keyPackages: bundles.map { Base64Bytes(MLSMessage(body: .keyPackage($0.keyPackage)).tlsSerialized) }, lastResort: nil))
     }
 }

@@ -17,7 +17,9 @@ struct RawHTTP {
         func decode<T: Decodable>(_ type: T.Type) throws -> T { try ConclaveJSON.decoder().decode(T.self, from: body) }
     }
 
-    func send(_ method: HTTPMethod, _ path: String, token: String? = nil, json: (any Encodable)? = nil, raw: [UInt8]? = nil) async throws -> Answer {
+    func send(_ method: HTTPMethod, _ path: String, token: String? = nil, json: (any Encodable)? = nil, raw: [UInt8]? = nil) async throws
+        -> Answer
+    {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
