@@ -7,10 +7,14 @@ extension ConclaveClient {
     // MARK: Creating
 
     /// Creates a room with these users (all their devices) and this user's
-    /// other devices.
-    public func createRoom(name: String, members: [UserAddress]) async throws -> Conversation {
-        try await lock.withLock {
-            let id = try await self.createGroup(kind: .room, name: name, peer: nil)
+    /// other devices. `settings` go into the group's context, where every
+    /// member and the server read them.
+    public func createRoom(name: String, members: [UserAddress], settings: ConversationSettings = ConversationSettings()) async throws
+        -> Conversation
+    {
+        guard settings.isValid else { throw ClientError.invalid("message lifetime and burn-on-read are at most ten years") }
+        return try await lock.withLock {
+            let id = try await self.createGroup(kind: .room, name: name, peer: nil, settings: settings)
             return try await self.addUsers(members, to: id)
         }
     }
@@ -40,17 +44,20 @@ extension ConclaveClient {
 
     /// Creates the group with this device alone, naming the network's server
     /// as external sender (for de-provisioning), and registers it.
-    private func createGroup(kind: ConversationKind, name: String?, peer: UserAddress?) async throws -> ConversationID {
+    private func createGroup(
+        kind: ConversationKind, name: String?, peer: UserAddress?, settings: ConversationSettings = ConversationSettings()
+    ) async throws -> ConversationID {
         let (_, signer, networkKey) = try requireAccount()
         let provider = try self.provider
         let id = ConversationID.random()
         let bundle = try KeyPackageBundle.create(
             provider, credential: try credential, signer: signer, lifetime: Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600),
-            random: random)
+            capabilities: ConversationSettings.capabilities(provider.suite), random: random)
         var writer = TLSWriter()
         writer.writeVector([networkKey.externalSender])
         let group = try Group(
-            creating: id.bytes, creator: bundle, extensions: [Extension(type: .externalSenders, data: writer.bytes)], random: random)
+            creating: id.bytes, creator: bundle,
+            extensions: [Extension(type: .externalSenders, data: writer.bytes)] + (settings.isDefault ? [] : [settings.extension]), random: random)
         let _: ConversationInfo = try await api.post(
             "/v1/conversations",
             CreateConversation(
@@ -169,7 +176,8 @@ extension ConclaveClient {
             let info = try GroupInfo(tlsSerialized: response.groupInfo.bytes)
             let tree = try RatchetTreeNodes(tlsSerialized: response.ratchetTree.bytes)
             let (group, commit) = try Group.joinExternally(
-                groupInfo: info, ratchetTree: tree, credential: try credential, signer: signer, now: now, random: random)
+                groupInfo: info, ratchetTree: tree, credential: try credential, signer: signer,
+                capabilities: ConversationSettings.capabilities(try provider.suite), now: now, random: random)
             guard try unverifiedLeaves(group).isEmpty else {
                 throw ClientError.invalid("conversation \(id) holds a device without a valid certificate of the network")
             }

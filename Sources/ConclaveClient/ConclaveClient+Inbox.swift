@@ -40,7 +40,8 @@ extension ConclaveClient {
     }
 
     private func takeHeldMessages() async throws -> [ReceivedMessage] {
-        let held = try await heldMessages()
+        let now = Date()
+        let held = try await heldMessages().filter { ($0.expiresAt ?? .distantFuture) > now }
         if !held.isEmpty { try await store.setMeta("held_messages", Array(try ConclaveJSON.encoder().encode([ReceivedMessage]()))) }
         return held
     }
@@ -164,11 +165,15 @@ extension ConclaveClient {
             return [.warning("a message in \(id) is not a Conclave message")]
         }
         guard try await store.markSeen(body.id, at: Date()) else { return [] }
+        // Expired ciphertext the server had not swept yet is not shown.
+        if let expiresAt = event.expiresAt, expiresAt <= Date() { return [] }
+        let settings = ConversationSettings(extensions: group.context.extensions) ?? ConversationSettings()
         return [
             .message(
                 ReceivedMessage(
                     id: body.id, conversation: id, room: stored.name, from: certificate.user, device: certificate.device, text: body.text,
-                    sentAt: event.sentAt, expiresAt: event.expiresAt))
+                    sentAt: event.sentAt, expiresAt: event.expiresAt,
+                    burnOnRead: settings.burnOnRead > 0 ? settings.burnOnRead : nil))
         ]
     }
 

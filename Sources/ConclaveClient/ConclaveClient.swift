@@ -139,7 +139,9 @@ public actor ConclaveClient {
         let (_, signer, _) = try requireAccount()
         let provider = try self.provider
         let lifetime = Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600)
-        let bundle = try KeyPackageBundle.create(provider, credential: try credential, signer: signer, lifetime: lifetime, random: random)
+        let bundle = try KeyPackageBundle.create(
+            provider, credential: try credential, signer: signer, lifetime: lifetime, capabilities: ConversationSettings.capabilities(provider.suite),
+            random: random)
         try await store.addKeyPackage(bundle.keyPackage.reference(provider), bundle.serialized, lastResort: lastResort)
         return MLSMessage(body: .keyPackage(bundle.keyPackage)).tlsSerialized
     }
@@ -164,7 +166,10 @@ public actor ConclaveClient {
 
     func conversation(_ id: ConversationID, _ stored: StoredConversation, _ group: Group) -> Conversation {
         let members = Set(group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user })
-        return Conversation(id: id, kind: stored.kind, name: stored.name, peer: stored.peer, members: members.sorted(), epoch: group.epoch)
+        let settings = ConversationSettings(extensions: group.context.extensions) ?? ConversationSettings()
+        return Conversation(
+            id: id, kind: stored.kind, name: stored.name, peer: stored.peer, members: members.sorted(), epoch: group.epoch,
+            messageLifetime: settings.messageLifetime, burnOnRead: settings.burnOnRead)
     }
 
     /// Checks every leaf of a group against the network key: a leaf without

@@ -14,6 +14,9 @@ public struct Conversation: Sendable, Hashable, Codable {
     /// The users with a device in the group, from the group's own tree.
     public var members: [UserAddress]
     public var epoch: UInt64
+    /// The group's ConversationSettings, in seconds (0: off).
+    public var messageLifetime: UInt64
+    public var burnOnRead: UInt64
 
     /// How the CLI shows it: the room name, or the other user.
     public var title: String { name ?? peer?.description ?? id.description }
@@ -31,6 +34,8 @@ public struct ReceivedMessage: Sendable, Hashable, Codable {
     public var text: String
     public var sentAt: Date
     public var expiresAt: Date?
+    /// Seconds after reading at which the reader must delete it; nil when off.
+    public var burnOnRead: UInt64?
 }
 
 /// What happened while processing the inbox.

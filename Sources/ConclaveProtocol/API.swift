@@ -246,10 +246,13 @@ public struct ConversationInfo: Codable, Sendable, Hashable {
     public var members: [UserAddress]
     public var createdBy: UserAddress
     public var createdAt: Date
+    /// From the group's ConversationSettings: seconds, 0 when off.
+    public var messageLifetime: UInt64
+    public var burnOnRead: UInt64
 
     public init(
         id: ConversationID, kind: ConversationKind, name: String?, epoch: UInt64, members: [UserAddress], createdBy: UserAddress,
-        createdAt: Date
+        createdAt: Date, messageLifetime: UInt64 = 0, burnOnRead: UInt64 = 0
     ) {
         self.id = id
         self.kind = kind
@@ -258,6 +261,8 @@ public struct ConversationInfo: Codable, Sendable, Hashable {
         self.members = members
         self.createdBy = createdBy
         self.createdAt = createdAt
+        self.messageLifetime = messageLifetime
+        self.burnOnRead = burnOnRead
     }
 }
 

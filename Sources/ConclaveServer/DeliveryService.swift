@@ -28,6 +28,9 @@ extension ServerState {
         guard (try? group.context.externalSenders())?.contains(publicKey.externalSender) == true else {
             throw APIError(.badRequest, "missing_external_sender", "the group must name this network's server in external_senders")  // D4
         }
+        guard let settings = ConversationSettings(extensions: group.context.extensions) else {  // D18
+            throw APIError(.badRequest, "invalid_settings", "the conversation settings extension is malformed or out of range")
+        }
         var directKey: String?
         var name: String?
         switch request.kind {
@@ -48,7 +51,7 @@ extension ServerState {
         }
         let record = ConversationRecord(
             id: id, kind: request.kind, name: name, directKey: directKey, createdBy: session.user.name, createdAt: clock(), epoch: 0,
-            groupInfo: request.groupInfo.bytes, ratchetTree: group.tree.exported.tlsSerialized)
+            groupInfo: request.groupInfo.bytes, ratchetTree: group.tree.exported.tlsSerialized, settings: settings)
         do {
             try await store.createConversation(record, creator: MemberDevice(device: session.device.id, user: session.user.name))
         } catch StoreError.conflict {
@@ -90,7 +93,7 @@ extension ServerState {
         ConversationInfo(
             id: record.id, kind: record.kind, name: record.name, epoch: record.epoch,
             members: members.map { UserAddress(name: $0, domain: domain) }, createdBy: UserAddress(name: record.createdBy, domain: domain),
-            createdAt: record.createdAt)
+            createdAt: record.createdAt, messageLifetime: record.settings.messageLifetime, burnOnRead: record.settings.burnOnRead)
     }
 
     // MARK: Commits
@@ -161,6 +164,11 @@ extension ServerState {
             else { throw APIError(.forbidden, "inactive_device", "a device in the commit is unknown, deleted or suspended") }
         }
 
+        // D18: the settings the commit leaves in the GroupContext are well formed.
+        guard let settings = ConversationSettings(extensions: group.context.extensions) else {
+            throw APIError(.badRequest, "invalid_settings", "the conversation settings extension is malformed or out of range")
+        }
+
         // D13: the new GroupInfo matches the new epoch and is signed by a member.
         let newInfo = try decode(GroupInfo.self, request.groupInfo.bytes, "GroupInfo")
         guard newInfo.groupContext == group.context, let signer = group.tree.leaf(newInfo.signer),
@@ -192,7 +200,7 @@ extension ServerState {
         if let welcome { deliveries.append(Delivery(kind: .welcome, data: welcome, sentAt: now, recipients: addedDevices)) }
         let write = CommitWrite(
             conversation: id, fromEpoch: record.epoch, toEpoch: group.epoch, groupInfo: request.groupInfo.bytes,
-            ratchetTree: group.tree.exported.tlsSerialized, devices: newDevices, addedUsers: Array(newUsers.subtracting(oldUsers)),
+            ratchetTree: group.tree.exported.tlsSerialized, settings: settings, devices: newDevices, addedUsers: Array(newUsers.subtracting(oldUsers)),
             removedUsers: Array(oldUsers.subtracting(newUsers)), deliveries: deliveries)
         let (outcome, notified) = try await store.applyCommit(write)
         switch outcome {
@@ -221,8 +229,8 @@ extension ServerState {
         }
         guard privateMessage.groupID == id.bytes else { throw APIError.invalidMessage("the message is for another group") }
         let delivery = Delivery(
-            kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: session.device.id, sentAt: clock(),
-            recipients: devices.map(\.device).filter { $0 != session.device.id })
+            kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: session.device.id,
+            sentAt: Date(millis: clock().millis), recipients: devices.map(\.device).filter { $0 != session.device.id })
         let (outcome, notified) = try await store.appendApplication(id, epoch: privateMessage.epoch, delivery: delivery)
         switch outcome {
         case .stored(let sentAt, let expiresAt):

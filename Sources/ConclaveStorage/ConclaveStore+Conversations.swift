@@ -9,14 +9,15 @@ extension ConclaveStore {
         try await database.transaction { connection in
             try await connection.execute(
                 """
-                INSERT INTO conversations (id, kind, name, direct_key, created_by, created_at, epoch, group_info, ratchet_tree) \
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO conversations (id, kind, name, direct_key, created_by, created_at, epoch, group_info, ratchet_tree, \
+                message_lifetime, burn_on_read) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
                     .blob(conversation.id.bytes), .text(conversation.kind.rawValue), conversation.name.map(SQLValue.text) ?? .null,
                     conversation.directKey.map(SQLValue.text) ?? .null, .text(conversation.createdBy.value),
                     .integer(conversation.createdAt.millis),
                     .integer(Int64(conversation.epoch)), .blob(conversation.groupInfo), .blob(conversation.ratchetTree),
+                    .integer(Int64(conversation.settings.messageLifetime)), .integer(Int64(conversation.settings.burnOnRead)),
                 ])
             try await connection.execute(
                 "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?)",
@@ -27,7 +28,8 @@ extension ConclaveStore {
         }
     }
 
-    static let conversationColumns = "c.id, c.kind, c.name, c.direct_key, c.created_by, c.created_at, c.epoch, c.group_info, c.ratchet_tree"
+    static let conversationColumns = 
+        "c.id, c.kind, c.name, c.direct_key, c.created_by, c.created_at, c.epoch, c.group_info, c.ratchet_tree, c.message_lifetime, c.burn_on_read"
 
     public func conversation(_ id: ConversationID) async throws -> ConversationRecord? {
         try await database.read { connection in
@@ -95,8 +97,11 @@ extension ConclaveStore {
             let current = UInt64(try row.integer(0))
             guard current == write.fromEpoch else { return (.wrongEpoch(current: current), []) }
             try await connection.execute(
-                "UPDATE conversations SET epoch = ?, group_info = ?, ratchet_tree = ? WHERE id = ?",
-                [.integer(Int64(write.toEpoch)), .blob(write.groupInfo), .blob(write.ratchetTree), id])
+                "UPDATE conversations SET epoch = ?, group_info = ?, ratchet_tree = ?, message_lifetime = ?, burn_on_read = ? WHERE id = ?",
+                [
+                    .integer(Int64(write.toEpoch)), .blob(write.groupInfo), .blob(write.ratchetTree),
+                    .integer(Int64(write.settings.messageLifetime)), .integer(Int64(write.settings.burnOnRead)), id,
+                ])
             try await connection.execute("DELETE FROM conversation_devices WHERE conversation_id = ?", [id])
             for member in write.devices {
                 // A device deleted meanwhile has no row to point at; its leaf waits for the server's Remove.
@@ -137,7 +142,7 @@ extension ConclaveStore {
     ) async throws -> (outcome: SendOutcome, notified: Set<DeviceID>) {
         try await database.transaction { connection in
             let key = SQLValue.blob(id.bytes)
-            let rows = try await connection.query("SELECT epoch FROM conversations WHERE id = ?\(forUpdate)", [key])
+            let rows = try await connection.query("SELECT epoch, message_lifetime FROM conversations WHERE id = ?\(forUpdate)", [key])
             guard let row = rows.first else { return (.unknownConversation, []) }
             if let messageID = delivery.messageID, let sender = delivery.senderDevice {
                 let existing = try await connection.query(
@@ -156,8 +161,12 @@ extension ConclaveStore {
             guard current == epoch else { return (.wrongEpoch(current: current), []) }
             let pending = try await connection.query("SELECT 1 FROM pending_proposals WHERE conversation_id = ? LIMIT 1", [key])
             guard pending.isEmpty else { return (.pendingProposals, []) }
-            let notified = try await Self.deliver(connection, delivery, conversation: id, deviceLock: deviceLock)
-            return (.stored(sentAt: delivery.sentAt, expiresAt: delivery.expiresAt), notified)
+            // The conversation's message lifetime sets when the ciphertext expires.
+            var timed = delivery
+            let lifetime = try row.integer(1)
+            if lifetime > 0 { timed.expiresAt = delivery.sentAt.addingTimeInterval(TimeInterval(lifetime)) }
+            let notified = try await Self.deliver(connection, timed, conversation: id, deviceLock: deviceLock)
+            return (.stored(sentAt: timed.sentAt, expiresAt: timed.expiresAt), notified)
         }
     }
 
@@ -249,7 +258,8 @@ extension ConclaveStore {
         return ConversationRecord(
             id: id, kind: kind, name: try row.optionalText(2), directKey: try row.optionalText(3), createdBy: creator,
             createdAt: Date(millis: try row.integer(5)), epoch: UInt64(try row.integer(6)), groupInfo: try row.blob(7),
-            ratchetTree: try row.blob(8))
+            ratchetTree: try row.blob(8),
+            settings: ConversationSettings(messageLifetime: UInt64(max(0, try row.integer(9))), burnOnRead: UInt64(max(0, try row.integer(10)))))
     }
 }
 

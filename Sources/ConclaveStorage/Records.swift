@@ -55,10 +55,12 @@ public struct ConversationRecord: Sendable, Hashable {
     public var epoch: UInt64
     public var groupInfo: [UInt8]
     public var ratchetTree: [UInt8]
+    /// The settings of the current epoch's GroupContext.
+    public var settings: ConversationSettings
 
     public init(
         id: ConversationID, kind: ConversationKind, name: String?, directKey: String?, createdBy: UserName, createdAt: Date, epoch: UInt64,
-        groupInfo: [UInt8], ratchetTree: [UInt8]
+        groupInfo: [UInt8], ratchetTree: [UInt8], settings: ConversationSettings = ConversationSettings()
     ) {
         self.id = id
         self.kind = kind
@@ -69,6 +71,7 @@ public struct ConversationRecord: Sendable, Hashable {
         self.epoch = epoch
         self.groupInfo = groupInfo
         self.ratchetTree = ratchetTree
+        self.settings = settings
     }
 }
 
@@ -114,6 +117,7 @@ public struct CommitWrite: Sendable {
     public var toEpoch: UInt64
     public var groupInfo: [UInt8]
     public var ratchetTree: [UInt8]
+    public var settings: ConversationSettings
     /// The group's devices after the commit.
     public var devices: [MemberDevice]
     /// Users who joined (now members) and users who left entirely.
@@ -122,7 +126,8 @@ public struct CommitWrite: Sendable {
     public var deliveries: [Delivery]
 
     public init(
-        conversation: ConversationID, fromEpoch: UInt64, toEpoch: UInt64, groupInfo: [UInt8], ratchetTree: [UInt8], devices: [MemberDevice],
+        conversation: ConversationID, fromEpoch: UInt64, toEpoch: UInt64, groupInfo: [UInt8], ratchetTree: [UInt8],
+        settings: ConversationSettings = ConversationSettings(), devices: [MemberDevice],
         addedUsers: [UserName], removedUsers: [UserName], deliveries: [Delivery]
     ) {
         self.conversation = conversation
@@ -130,6 +135,7 @@ public struct CommitWrite: Sendable {
         self.toEpoch = toEpoch
         self.groupInfo = groupInfo
         self.ratchetTree = ratchetTree
+        self.settings = settings
         self.devices = devices
         self.addedUsers = addedUsers
         self.removedUsers = removedUsers

@@ -45,7 +45,12 @@ enum Schema {
                 "CREATE INDEX payloads_expiry ON payloads(expires_at)",
                 "CREATE TABLE inbox (device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE, seq \(int) NOT NULL, payload_id \(int) NOT NULL REFERENCES payloads(id) ON DELETE CASCADE, PRIMARY KEY (device_id, seq))",
                 "CREATE INDEX inbox_payload ON inbox(payload_id)",
-            ]
+            ],
+            [
+                // Conversation settings (ConversationSettings in the GroupContext), in seconds; 0 is off.
+                "ALTER TABLE conversations ADD COLUMN message_lifetime \(int) NOT NULL DEFAULT 0",
+                "ALTER TABLE conversations ADD COLUMN burn_on_read \(int) NOT NULL DEFAULT 0",
+            ],
         ]
     }
 }

@@ -66,6 +66,10 @@ struct RoomCommand: AsyncParsableCommand {
         @OptionGroup var options: ProfileOptions
         @Argument(help: "The room's name.") var name: String
         @Option(name: .long, help: "Comma-separated NAME@DOMAIN list.") var members: String = ""
+        @Option(name: .long, help: "Message lifetime (30s, 15m, 2h, 7d): the server deletes messages this long after sending.")
+        var ttl: String?
+        @Option(name: .long, help: "Burn-on-read delay (30s, 15m, 2h, 7d): readers delete a message this long after reading it.")
+        var bor: String?
 
         func run() async throws {
             let users = try members.split(separator: ",").map { text in
@@ -74,9 +78,15 @@ struct RoomCommand: AsyncParsableCommand {
                 }
                 return address
             }
+            func seconds(_ text: String?, _ option: String) throws -> UInt64 {
+                guard let text else { return 0 }
+                guard let value = DurationText.seconds(text) else { throw ValidationError("--\(option) takes a duration such as 30s, 15m, 2h, 7d") }
+                return UInt64(value)
+            }
+            let settings = ConversationSettings(messageLifetime: try seconds(ttl, "ttl"), burnOnRead: try seconds(bor, "bor"))
             let client = try await ConclaveClient.open(profile: options.directory)
             try await client.sync()
-            let room = try await client.createRoom(name: name, members: users)
+            let room = try await client.createRoom(name: name, members: users, settings: settings)
             print("created room \(name) with \(room.members.map(\.description).joined(separator: ", "))")
             print(room.id)
             await client.close()
@@ -196,6 +206,7 @@ struct EventPrinter {
         let text: String
         let sentAt: Date
         let expiresAt: Date?
+        let burnOnRead: UInt64?
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -207,9 +218,10 @@ struct EventPrinter {
             try container.encode(text, forKey: .text)
             try container.encode(sentAt, forKey: .sentAt)
             try container.encode(expiresAt, forKey: .expiresAt)
+            try container.encode(burnOnRead, forKey: .burnOnRead)
         }
 
-        enum CodingKeys: String, CodingKey { case id, conversation, room, from, device, text, sentAt, expiresAt }
+        enum CodingKeys: String, CodingKey { case id, conversation, room, from, device, text, sentAt, expiresAt, burnOnRead }
     }
 
     func print(_ event: ClientEvent) throws {
@@ -220,7 +232,7 @@ struct EventPrinter {
                     MessageLine(
                         id: message.id, conversation: message.conversation, room: message.room, from: message.from,
                         device: "\(message.from)/\(message.device)", text: message.text, sentAt: message.sentAt,
-                        expiresAt: message.expiresAt))
+                        expiresAt: message.expiresAt, burnOnRead: message.burnOnRead))
             } else {
                 let place = message.room.map { "[\($0)] " } ?? ""
                 Swift.print("\(place)\(message.from): \(message.text)")

@@ -130,6 +130,10 @@ struct CommandLineTests {
         let unknown = try cli("bob", ["send", "--room", "no-such-room", "x"])
         #expect(unknown.status != 0)
         #expect(unknown.error.contains("no conversation matches"))
+        // SIGTERM: a graceful shutdown, exit status 0.
+        server.stop()
+        #expect(server.stoppedGracefully)
+        #expect(server.exitStatus == 0)
     }
 
     @Test("The served OpenAPI document is the one in the repository")

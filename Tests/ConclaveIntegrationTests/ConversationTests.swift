@@ -1,4 +1,4 @@
-import ConclaveClient
+@_spi(Testing) import ConclaveClient
 import ConclaveProtocol
 import ConclaveTestSupport
 import Foundation
@@ -119,5 +119,41 @@ struct ConversationTests {
             return first
         }
         #expect(received == "pushed")
+    }
+}
+
+/// Conversation settings live in the group's context; the server reads the
+/// message lifetime from it and stamps and enforces the expiry.
+@Suite(.serialized)
+struct ConversationSettingsTests {
+    @Test("A room's message lifetime sets expires_at; expired ciphertext is not delivered", arguments: Backend.allCases)
+    func messageLifetime(_ backend: Backend) async throws {
+        guard let network = try await TestNetwork.start(backend) else { return }
+        defer { network.stop() }
+        try await network.users("alice", "bob")
+        let alice = try await network.device("alice")
+        let bob = try await network.device("bob")
+        let room = try await alice.createRoom(
+            name: "ephemeral", members: [network.address("bob")], settings: ConversationSettings(messageLifetime: 2, burnOnRead: 60))
+        #expect(room.messageLifetime == 2)
+        #expect(room.burnOnRead == 60)
+        let accepted = try await alice.send("short-lived", to: room.id)
+        let expiresAt = try #require(accepted.expiresAt)
+        #expect(abs(expiresAt.timeIntervalSince(accepted.sentAt) - 2) < 0.01)
+        let first = messages(try await bob.receive())
+        #expect(first.map(\.text) == ["short-lived"])
+        #expect(first.first?.burnOnRead == 60)
+        #expect(abs((first.first?.expiresAt ?? .distantPast).timeIntervalSince(expiresAt)) < 0.002)
+        // A message nobody fetched before its expiry is never delivered.
+        try await alice.send("too late", to: room.id)
+        try await Task.sleep(for: .milliseconds(2_300))
+        #expect(texts(try await bob.receive()).isEmpty)
+        let info = try await RawHTTP(baseURL: network.url).send(
+            .GET, "/v1/conversations/\(room.id)", token: await alice.sessionTokenForTesting
+        ).decode(ConversationInfo.self)
+        #expect(info.messageLifetime == 2)
+        // 1:1 without settings: no expiry.
+        let direct = try await alice.directConversation(with: network.address("bob"))
+        #expect(try await alice.send("forever", to: direct.id).expiresAt == nil)
     }
 }

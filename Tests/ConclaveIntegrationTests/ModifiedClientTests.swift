@@ -49,6 +49,12 @@ struct ModifiedClientTests {
         http.expectRefusal(try await bob.create(try alice.newGroup()), 403, code: "forbidden")
         http.expectRefusal(try await alice.create(try alice.newGroup(extensions: [])), 400, code: "missing_external_sender")
 
+        // D18: malformed or out-of-range conversation settings.
+        let malformed = Extension(type: ConversationSettings.extensionType, data: [1, 2, 3])
+        http.expectRefusal(try await alice.create(try alice.newGroup(extensions: [alice.externalSenders, malformed])), 400, code: "invalid_settings")
+        let tooLong = ConversationSettings(messageLifetime: ConversationSettings.maximumSeconds + 1).extension
+        http.expectRefusal(try await alice.create(try alice.newGroup(extensions: [alice.externalSenders, tooLong])), 400, code: "invalid_settings")
+
         // A room created properly, with bob added.
         var room = try alice.newGroup()
         let roomID = try #require(ConversationID(bytes: room.groupID))
