@@ -1,5 +1,5 @@
 /// A network's domain, a DNS name such as `acme.example` (DESIGN.md §3).
-public struct NetworkDomain: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+public struct NetworkDomain: TextIdentifier {
     public let value: String
 
     /// Accepts 1–253 characters of lowercase DNS labels (`a-z`, `0-9`, `-`,
@@ -17,25 +17,11 @@ public struct NetworkDomain: Hashable, Sendable, Codable, CustomStringConvertibl
     }
 
     public var description: String { value }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.value < rhs.value }
-
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let domain = NetworkDomain(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a network domain"))
-        }
-        self = domain
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(value)
-    }
 }
 
 /// A user's local name within a network: 1–64 of `a-z 0-9 . _ -`, starting
 /// with a letter or digit.
-public struct UserName: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+public struct UserName: TextIdentifier {
     public let value: String
 
     public init?(_ text: String) {
@@ -49,24 +35,10 @@ public struct UserName: Hashable, Sendable, Codable, CustomStringConvertible, Co
     }
 
     public var description: String { value }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.value < rhs.value }
-
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let name = UserName(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a user name"))
-        }
-        self = name
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(value)
-    }
 }
 
 /// A user: `alice@acme.example`. The same name on two networks is two people.
-public struct UserAddress: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+public struct UserAddress: TextIdentifier {
     public let name: UserName
     public let domain: NetworkDomain
 
@@ -82,25 +54,11 @@ public struct UserAddress: Hashable, Sendable, Codable, CustomStringConvertible,
     }
 
     public var description: String { "\(name)@\(domain)" }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.description < rhs.description }
-
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let address = UserAddress(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a user address"))
-        }
-        self = address
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
 }
 
 /// A device of a user: 16 lowercase hex digits, chosen by the server at
 /// registration. Its full name is `alice@acme.example/<id>`.
-public struct DeviceID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+public struct DeviceID: TextIdentifier {
     public let value: String
 
     public init?(_ text: String) {
@@ -117,24 +75,10 @@ public struct DeviceID: Hashable, Sendable, Codable, CustomStringConvertible, Co
     init(hex bytes: [UInt8]) { value = Hex.encode(bytes) }
 
     public var description: String { value }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.value < rhs.value }
-
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let id = DeviceID(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a device id"))
-        }
-        self = id
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(value)
-    }
 }
 
 /// A conversation: the MLS group id, 16–64 bytes, written as lowercase hex.
-public struct ConversationID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+public struct ConversationID: TextIdentifier {
     public let bytes: [UInt8]
 
     public init?(bytes: [UInt8]) {
@@ -155,20 +99,29 @@ public struct ConversationID: Hashable, Sendable, Codable, CustomStringConvertib
     private init(unchecked bytes: [UInt8]) { self.bytes = bytes }
 
     public var description: String { Hex.encode(bytes) }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.description < rhs.description }
+}
 
+/// An identifier written as text: parsed (and validated) from its text form,
+/// encoded as a JSON string, ordered by its text.
+public protocol TextIdentifier: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    init?(_ text: String)
+}
+
+extension TextIdentifier {
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
-        guard let id = ConversationID(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a conversation id"))
+        guard let value = Self(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a valid \(Self.self)"))
         }
-        self = id
+        self = value
     }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
     }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.description < rhs.description }
 }
 
 /// Lowercase hexadecimal.

@@ -52,7 +52,7 @@ public final class PostgresDatabase: SQLDatabase {
         runner.cancel()
     }
 
-    public func transaction<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
         let logger = logger
         return try await PostgresErrors.mapping {
             try await client.withConnection { connection in

@@ -67,7 +67,7 @@ public protocol SQLDatabase: Sendable {
     /// Runs `body` in one transaction: all of it is stored, or none. On
     /// SQLite write transactions are serialised; on PostgreSQL rows are
     /// locked with `SELECT … FOR UPDATE` where the store needs it.
-    func transaction<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T
     /// Runs read-only queries, possibly on another connection than writes.
     func read<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T
     func close() async throws

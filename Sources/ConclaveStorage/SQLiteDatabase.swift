@@ -8,11 +8,18 @@ import Synchronization
 /// so that a committed transaction survives a crash of the process or the
 /// machine. One writer connection (SQLite allows one writer at a time) and a
 /// few reader connections that WAL lets run beside it.
+///
+/// Write transactions are **group-committed**: transactions that arrive
+/// while another batch is being written wait, then run together in one
+/// SQLite transaction, each inside its own savepoint (so each still commits
+/// or rolls back on its own), and share one fsync. No caller returns before
+/// the batch's COMMIT is durable.
 public final class SQLiteDatabase: SQLDatabase {
     public let dialect = SQLDialect.sqlite
     private let writer: SQLiteConnection
     private let readers: [SQLiteConnection]
     private let writeLock = AsyncLock()
+    private let pending = Mutex<[WriteJob]>([])
     private let readerCursor = RoundRobin()
 
     public static func open(path: String, readers readerCount: Int = 2, logger: Logger) async throws -> SQLiteDatabase {
@@ -40,18 +47,48 @@ public final class SQLiteDatabase: SQLDatabase {
         self.readers = readers
     }
 
-    public func transaction<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T {
-        try await writeLock.withLock {
-            let connection = SQLiteTransaction(connection: writer)
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        let result = WriteResult<T>()
+        let job = WriteJob { connection in result.set(try await body(connection)) }
+        pending.withLock { $0.append(job) }
+        // Whoever holds the lock writes every job queued so far, ours included
+        // unless an earlier holder already took it.
+        try await writeLock.withLock { await self.writePendingBatch() }
+        if let error = job.error { throw error }
+        guard let value = result.value else { throw StoreError.database("a write transaction did not run") }
+        return value
+    }
+
+    /// Runs the queued jobs as one transaction, one savepoint each.
+    private func writePendingBatch() async {
+        let jobs = pending.withLock { queued in
+            defer { queued.removeAll() }
+            return queued
+        }
+        guard !jobs.isEmpty else { return }
+        let connection = SQLiteTransaction(connection: writer)
+        do {
             try await connection.execute("BEGIN IMMEDIATE")
+        } catch {
+            for job in jobs { job.error = error }
+            return
+        }
+        for job in jobs {
             do {
-                let result = try await body(connection)
-                try await connection.execute("COMMIT")
-                return result
+                try await connection.execute("SAVEPOINT job")
+                try await job.run(connection)
+                try await connection.execute("RELEASE job")
             } catch {
-                try? await connection.execute("ROLLBACK")
-                throw error
+                job.error = error
+                try? await connection.execute("ROLLBACK TO job")
+                try? await connection.execute("RELEASE job")
             }
+        }
+        do {
+            try await connection.execute("COMMIT")
+        } catch {
+            try? await connection.execute("ROLLBACK")
+            for job in jobs { job.error = error }
         }
     }
 
@@ -64,6 +101,24 @@ public final class SQLiteDatabase: SQLDatabase {
         for reader in readers { try await reader.close() }
         try await writer.close()
     }
+}
+
+/// One queued write transaction. Its fields are written by the task that
+/// holds the write lock and read by the job's owner after it held the lock
+/// itself, so the lock orders every access.
+final class WriteJob: @unchecked Sendable {
+    let run: @Sendable (any SQLConnection) async throws -> Void
+    var error: (any Error)?
+
+    init(_ run: @escaping @Sendable (any SQLConnection) async throws -> Void) { self.run = run }
+}
+
+/// A write transaction's value, set inside the batch.
+final class WriteResult<T: Sendable>: Sendable {
+    private let stored = Mutex<T?>(nil)
+
+    func set(_ value: T) { stored.withLock { $0 = value } }
+    var value: T? { stored.withLock { $0 } }
 }
 
 /// Spreads reads over the reader connections.
