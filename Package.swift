@@ -81,6 +81,8 @@ let package = Package(
             dependencies: [
                 "MLSVectors", "ConclaveProtocol", "ConclaveServer", "ConclaveClient", "ConclaveStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

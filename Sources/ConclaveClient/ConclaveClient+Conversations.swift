@@ -57,7 +57,8 @@ extension ConclaveClient {
         writer.writeVector([networkKey.externalSender])
         let group = try Group(
             creating: id.bytes, creator: bundle,
-            extensions: [Extension(type: .externalSenders, data: writer.bytes)] + (settings.isDefault ? [] : [settings.extension]), random: random)
+            extensions: [Extension(type: .externalSenders, data: writer.bytes)] + (settings.isDefault ? [] : [settings.extension]),
+            random: random)
         let _: ConversationInfo = try await api.post(
             "/v1/conversations",
             CreateConversation(

@@ -140,7 +140,8 @@ public actor ConclaveClient {
         let provider = try self.provider
         let lifetime = Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600)
         let bundle = try KeyPackageBundle.create(
-            provider, credential: try credential, signer: signer, lifetime: lifetime, capabilities: ConversationSettings.capabilities(provider.suite),
+            provider, credential: try credential, signer: signer, lifetime: lifetime,
+            capabilities: ConversationSettings.capabilities(provider.suite),
             random: random)
         try await store.addKeyPackage(bundle.keyPackage.reference(provider), bundle.serialized, lastResort: lastResort)
         return MLSMessage(body: .keyPackage(bundle.keyPackage)).tlsSerialized

@@ -200,7 +200,8 @@ extension ServerState {
         if let welcome { deliveries.append(Delivery(kind: .welcome, data: welcome, sentAt: now, recipients: addedDevices)) }
         let write = CommitWrite(
             conversation: id, fromEpoch: record.epoch, toEpoch: group.epoch, groupInfo: request.groupInfo.bytes,
-            ratchetTree: group.tree.exported.tlsSerialized, settings: settings, devices: newDevices, addedUsers: Array(newUsers.subtracting(oldUsers)),
+            ratchetTree: group.tree.exported.tlsSerialized, settings: settings, devices: newDevices,
+            addedUsers: Array(newUsers.subtracting(oldUsers)),
             removedUsers: Array(oldUsers.subtracting(newUsers)), deliveries: deliveries)
         let (outcome, notified) = try await store.applyCommit(write)
         switch outcome {

@@ -28,7 +28,7 @@ extension ConclaveStore {
         }
     }
 
-    static let conversationColumns = 
+    static let conversationColumns =
         "c.id, c.kind, c.name, c.direct_key, c.created_by, c.created_at, c.epoch, c.group_info, c.ratchet_tree, c.message_lifetime, c.burn_on_read"
 
     public func conversation(_ id: ConversationID) async throws -> ConversationRecord? {
@@ -259,7 +259,8 @@ extension ConclaveStore {
             id: id, kind: kind, name: try row.optionalText(2), directKey: try row.optionalText(3), createdBy: creator,
             createdAt: Date(millis: try row.integer(5)), epoch: UInt64(try row.integer(6)), groupInfo: try row.blob(7),
             ratchetTree: try row.blob(8),
-            settings: ConversationSettings(messageLifetime: UInt64(max(0, try row.integer(9))), burnOnRead: UInt64(max(0, try row.integer(10)))))
+            settings: ConversationSettings(
+                messageLifetime: UInt64(max(0, try row.integer(9))), burnOnRead: UInt64(max(0, try row.integer(10)))))
     }
 }
 

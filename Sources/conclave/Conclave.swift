@@ -14,7 +14,7 @@ struct Conclave: AsyncParsableCommand {
             """,
         subcommands: [
             ServerCommand.self, AdminCommand.self, LoginCommand.self, SendCommand.self, RoomCommand.self, ReceiveCommand.self,
-            ChatCommand.self, DemoCommand.self, MLSCommand.self,
+            ChatCommand.self, DemoCommand.self, BenchCommand.self, MLSCommand.self,
         ]
     )
 
@@ -38,7 +38,9 @@ struct ProfileOptions: ParsableArguments {
 
     var directory: String {
         if let profile { return profile }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["CONCLAVE_PROFILE"], !fromEnvironment.isEmpty { return fromEnvironment }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["CONCLAVE_PROFILE"], !fromEnvironment.isEmpty {
+            return fromEnvironment
+        }
         return FileManager.default.homeDirectoryForCurrentUser.path + "/.conclave"
     }
 }

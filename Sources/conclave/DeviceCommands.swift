@@ -80,7 +80,9 @@ struct RoomCommand: AsyncParsableCommand {
             }
             func seconds(_ text: String?, _ option: String) throws -> UInt64 {
                 guard let text else { return 0 }
-                guard let value = DurationText.seconds(text) else { throw ValidationError("--\(option) takes a duration such as 30s, 15m, 2h, 7d") }
+                guard let value = DurationText.seconds(text) else {
+                    throw ValidationError("--\(option) takes a duration such as 30s, 15m, 2h, 7d")
+                }
                 return UInt64(value)
             }
             let settings = ConversationSettings(messageLifetime: try seconds(ttl, "ttl"), burnOnRead: try seconds(bor, "bor"))

@@ -51,9 +51,11 @@ struct ModifiedClientTests {
 
         // D18: malformed or out-of-range conversation settings.
         let malformed = Extension(type: ConversationSettings.extensionType, data: [1, 2, 3])
-        http.expectRefusal(try await alice.create(try alice.newGroup(extensions: [alice.externalSenders, malformed])), 400, code: "invalid_settings")
+        http.expectRefusal(
+            try await alice.create(try alice.newGroup(extensions: [alice.externalSenders, malformed])), 400, code: "invalid_settings")
         let tooLong = ConversationSettings(messageLifetime: ConversationSettings.maximumSeconds + 1).extension
-        http.expectRefusal(try await alice.create(try alice.newGroup(extensions: [alice.externalSenders, tooLong])), 400, code: "invalid_settings")
+        http.expectRefusal(
+            try await alice.create(try alice.newGroup(extensions: [alice.externalSenders, tooLong])), 400, code: "invalid_settings")
 
         // A room created properly, with bob added.
         var room = try alice.newGroup()

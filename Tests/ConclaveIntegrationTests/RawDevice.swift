@@ -37,7 +37,8 @@ struct RawDevice {
     func keyPackage(credential: Credential? = nil, signer other: SignaturePrivateKey? = nil) throws -> KeyPackageBundle {
         try KeyPackageBundle.create(
             provider, credential: credential ?? certificate.credential, signer: other ?? signer,
-            lifetime: Lifetime(notBefore: now - 60, notAfter: now + 86_400), capabilities: ConversationSettings.capabilities(provider.suite),
+            lifetime: Lifetime(notBefore: now - 60, notAfter: now + 86_400),
+            capabilities: ConversationSettings.capabilities(provider.suite),
             random: random)
     }
 

@@ -1,0 +1,144 @@
+import ArgumentParser
+import AsyncHTTPClient
+@_spi(Benchmarks) import ConclaveClient
+import ConclaveProtocol
+import Foundation
+
+/// `conclave bench`: drives a real server process over loopback and prints
+/// delivered messages per second, latency, and memory per idle connection.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark a real server over loopback: delivered messages/s, latency, memory per idle connection.",
+        discussion: """
+            Starts `conclave server run` (this binary) as a child process on a temporary data directory and a free port \
+            on 127.0.0.1, provisions users with the admin API and signs devices in with the SDK. Scenario "1:1": PAIRS \
+            conversations, in each one device posts and the other holds a /v1/events WebSocket. Scenario "room-N": one \
+            room of ROOM-SIZE members, ROOM-SENDERS of them post, every member holds a WebSocket (each message is N-1 \
+            deliveries). Messages are real MLS PrivateMessages, encrypted before the clock starts; recipients count the \
+            inbox frames without decrypting and acknowledge them in batches. delivered/s = deliveries / (last delivery - \
+            first send); latency runs from the start of the POST to the frame's arrival. Then a fresh server gets IDLE \
+            WebSockets and its memory per connection is measured (VmRSS from /proc). The load generator shares the \
+            machine with the server. A benchmark, not a test: it fails only when its machinery does.
+            """)
+
+    @Option(name: .long, help: "1:1 conversations, each with a sending and a receiving device.") var pairs = 20
+    @Option(name: .long, help: "Messages posted in the 1:1 scenario, spread over the pairs (0 skips it).") var messages = 20_000
+    @Option(name: .long, help: "Members of the room, one device each (0 skips the room scenario).") var roomSize = 50
+    @Option(name: .long, help: "How many of the room's members post (at most all of them).") var roomSenders = 5
+    @Option(name: .long, help: "Messages posted in the room scenario; each is delivered to every other member.") var roomMessages = 2_000
+    @Option(name: .long, help: "HTTP requests in flight, one keep-alive connection each.") var concurrency = 64
+    @Option(name: .long, help: "Idle WebSocket connections for the memory measurement.") var idle = 10_000
+    @Flag(name: .long, help: "Skip the idle-connection measurement.") var skipIdle = false
+    @Option(name: .long, help: "Run the server on this (empty or bench-only) PostgreSQL database instead of SQLite.") var postgres: String?
+    @Option(name: .long, help: "Keep the benchmark's files in this new directory instead of a temporary one that is deleted.")
+    var directory: String?
+
+    func validate() throws {
+        guard messages >= 0, roomMessages >= 0, idle >= 0 else { throw ValidationError("counts cannot be negative") }
+        guard messages == 0 || (1...1000).contains(pairs) else { throw ValidationError("--pairs must be 1 to 1000") }
+        guard roomSize == 0 || (2...1000).contains(roomSize) else { throw ValidationError("--room-size must be 0 or 2 to 1000") }
+        guard roomSenders >= 1 else { throw ValidationError("--room-senders must be at least 1") }
+        guard (1...4096).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 4096") }
+    }
+
+    func run() async throws {
+        let root = directory ?? NSTemporaryDirectory() + "conclave-bench-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let wantedFiles = (skipIdle ? 0 : idle) + 4096
+        let fileLimit = OpenFileLimit.raise(to: wantedFiles)
+        var idleCount = skipIdle ? 0 : idle
+        var notes: [String] = []
+        if fileLimit < wantedFiles {
+            idleCount = max(0, min(idle, fileLimit - 1024))
+            notes.append(
+                "the open-file limit could not be raised to \(wantedFiles) (it is \(fileLimit)): idle connections capped at \(idleCount)")
+        }
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
+        let http = HTTPClient(configuration: configuration)
+        #if DEBUG
+            let build = "debug build (numbers are not representative; use `swift build -c release`)"
+        #else
+            let build = "release build"
+        #endif
+        say("== conclave bench: \(build), \(ProcessInfo.processInfo.activeProcessorCount) cores, files in \(root)")
+        say("   storage: \(postgres == nil ? "SQLite (WAL, synchronous=FULL)" : "PostgreSQL"); \(concurrency) requests in flight")
+
+        var rows: [BenchRow] = []
+        var idleResult: BenchIdleResult?
+        do {
+            if messages > 0 || roomSize > 0 {
+                rows = try await runMessageScenarios(root: root + "/messages", http: http)
+            }
+            if idleCount > 0 {
+                idleResult = try await runIdle(root: root + "/idle", count: idleCount, http: http)
+            }
+        } catch {
+            try? await http.shutdown()
+            say("== failed: \(error); files kept in \(root)")
+            throw ExitCode.failure
+        }
+        try await http.shutdown()
+
+        say("")
+        say(BenchRow.table(rows))
+        if let idleResult { say(idleResult.line) }
+        for row in rows { notes += row.notes.map { "\(row.scenario): \($0)" } }
+        for note in notes { say("note: \(note)") }
+        if directory == nil { try? FileManager.default.removeItem(atPath: root) }
+    }
+
+    /// 1:1 and room on one server.
+    private func runMessageScenarios(root: String, http: HTTPClient) async throws -> [BenchRow] {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        say("== starting a server for the message scenarios")
+        let server = try await BenchServer.start(directory: root + "/server", postgres: postgres, http: http)
+        say("   server pid \(server.pid) on \(server.url)")
+        do {
+            let network = BenchNetwork(server: server, root: root)
+            var rows: [BenchRow] = []
+            let warm = concurrency
+            if messages > 0 {
+                say("== 1:1: signing in \(2 * pairs) devices, creating \(pairs) conversations, encrypting \(messages + warm) messages")
+                let scenario = try await BenchSetup.direct(network, pairs: pairs, messages: messages, warm: warm)
+                rows.append(try await BenchRunner.run(scenario, server: server, http: http, concurrency: concurrency))
+            }
+            if roomSize > 0 {
+                say("== room: signing in \(roomSize) devices, creating the room, encrypting \(roomMessages + warm) messages")
+                let scenario = try await BenchSetup.room(
+                    network, size: roomSize, senders: min(roomSenders, roomSize), messages: roomMessages, warm: warm)
+                rows.append(try await BenchRunner.run(scenario, server: server, http: http, concurrency: concurrency))
+            }
+            if !server.stop() { say("   (the server did not stop within 10 s of SIGTERM and was killed)") }
+            return rows
+        } catch {
+            say("   server log (\(server.logFile)):\n\(server.logTail)")
+            server.stop()
+            throw error
+        }
+    }
+
+    /// Idle connections on a fresh server.
+    private func runIdle(root: String, count: Int, http: HTTPClient) async throws -> BenchIdleResult {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        say("== starting a fresh server for \(count) idle connections")
+        let server = try await BenchServer.start(directory: root + "/server", postgres: postgres, http: http)
+        say("   server pid \(server.pid) on \(server.url)")
+        do {
+            let network = BenchNetwork(server: server, root: root)
+            let devices = try await network.devices(["idle"])
+            guard let device = devices.first, let token = await device.sessionTokenForBenchmark else {
+                throw BenchError("the idle device did not sign in")
+            }
+            for device in devices { await device.close() }
+            let result = try await BenchRunner.idle(count: count, token: token, server: server)
+            if !server.stop() { say("   (the server did not stop within 10 s of SIGTERM and was killed)") }
+            return result
+        } catch {
+            say("   server log (\(server.logFile)):\n\(server.logTail)")
+            server.stop()
+            throw error
+        }
+    }
+}
