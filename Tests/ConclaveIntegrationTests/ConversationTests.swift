@@ -134,24 +134,24 @@ struct ConversationSettingsTests {
         let alice = try await network.device("alice")
         let bob = try await network.device("bob")
         let room = try await alice.createRoom(
-            name: "ephemeral", members: [network.address("bob")], settings: ConversationSettings(messageLifetime: 2, burnOnRead: 60))
-        #expect(room.messageLifetime == 2)
+            name: "ephemeral", members: [network.address("bob")], settings: ConversationSettings(messageLifetime: 5, burnOnRead: 60))
+        #expect(room.messageLifetime == 5)
         #expect(room.burnOnRead == 60)
         let accepted = try await alice.send("short-lived", to: room.id)
         let expiresAt = try #require(accepted.expiresAt)
-        #expect(abs(expiresAt.timeIntervalSince(accepted.sentAt) - 2) < 0.01)
+        #expect(abs(expiresAt.timeIntervalSince(accepted.sentAt) - 5) < 0.01)
         let first = messages(try await bob.receive())
         #expect(first.map(\.text) == ["short-lived"])
         #expect(first.first?.burnOnRead == 60)
         #expect(abs((first.first?.expiresAt ?? .distantPast).timeIntervalSince(expiresAt)) < 0.002)
         // A message nobody fetched before its expiry is never delivered.
         try await alice.send("too late", to: room.id)
-        try await Task.sleep(for: .milliseconds(2_300))
+        try await Task.sleep(for: .milliseconds(5_300))
         #expect(texts(try await bob.receive()).isEmpty)
         let info = try await RawHTTP(baseURL: network.url).send(
             .GET, "/v1/conversations/\(room.id)", token: await alice.sessionTokenForTesting
         ).decode(ConversationInfo.self)
-        #expect(info.messageLifetime == 2)
+        #expect(info.messageLifetime == 5)
         // 1:1 without settings: no expiry.
         let direct = try await alice.directConversation(with: network.address("bob"))
         #expect(try await alice.send("forever", to: direct.id).expiresAt == nil)
