@@ -29,7 +29,7 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
 
     /// Runs `conclave ARGS…`, returning its exit status and output.
     @discardableResult
-    public static func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (
+    public static func runCLI(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws -> (
         status: Int32, output: String, error: String
     ) {
         let process = Process()
@@ -40,7 +40,11 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
         let error = Pipe()
         process.standardOutput = output
         process.standardError = error
+        let stdin = Pipe()
+        process.standardInput = stdin
         try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try stdin.fileHandleForWriting.close()
         let outData = output.fileHandleForReading.readDataToEndOfFile()
         let errData = error.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

@@ -86,7 +86,7 @@ struct CommandLineTests {
         let passwordFile = root + "/password"
         _ = FileManager.default.createFile(atPath: passwordFile, contents: Data("s3cret-passw0rd\n".utf8))
         let admin = ["admin", "--server", server.url, "--token-file", data + "/admin.token"]
-        for name in ["alice", "bob"] {
+        for name in ["alice", "bob", "carol"] {
             let added = try ConclaveServerProcess.runCLI(admin + ["user", "add", name, "--password-file", passwordFile])
             #expect(added.status == 0, "\(added.error)")
         }
@@ -94,14 +94,14 @@ struct CommandLineTests {
         let users = listed.output.split(separator: "\n").compactMap {
             try? ConclaveJSON.decoder().decode(UserInfo.self, from: Data($0.utf8))
         }
-        #expect(users.map(\.name.value) == ["alice", "bob"])
+        #expect(users.map(\.name.value) == ["alice", "bob", "carol"])
         let shown = try ConclaveServerProcess.runCLI(admin + ["network", "show", "--json"])
         #expect(shown.output.contains("\"key_fingerprint\":\"sha256:"))
 
         func cli(_ profile: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
             try ConclaveServerProcess.runCLI(["--profile", root + "/" + profile] + arguments)
         }
-        for name in ["alice", "bob"] {
+        for name in ["alice", "bob", "carol"] {
             let login = try cli(name, ["login", "--server", server.url, "--user", "\(name)@acme.example", "--password-file", passwordFile])
             #expect(login.status == 0, "\(login.error)")
         }
@@ -126,6 +126,18 @@ struct CommandLineTests {
         #expect(lines.last?["conversation"] as? String == roomID)
         let rooms = try cli("bob", ["room", "list", "--json"])
         #expect(rooms.output.contains("builders"))
+
+        // Membership from the CLI, and interactive chat fed from standard input.
+        #expect(try cli("alice", ["room", "add", "builders", "carol@acme.example"]).status == 0)
+        let chat = try ConclaveServerProcess.runCLI(
+            ["--profile", root + "/carol", "chat", "builders"], input: "typed in chat\n/quit\n")
+        #expect(chat.status == 0, "\(chat.error)")
+        let waited = try cli("bob", ["receive", "--wait", "1s", "--json"])
+        #expect(waited.status == 0, "\(waited.error)")
+        #expect(waited.output.contains("\"text\":\"typed in chat\""))
+        #expect(try cli("alice", ["room", "remove", "builders", "carol@acme.example"]).status == 0)
+        #expect(try cli("bob", ["room", "leave", "builders"]).status == 0)
+        #expect(!(try cli("bob", ["room", "list"]).output.contains("builders")))
         // Errors are clear and exit non-zero.
         let unknown = try cli("bob", ["send", "--room", "no-such-room", "x"])
         #expect(unknown.status != 0)
