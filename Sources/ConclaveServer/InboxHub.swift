@@ -38,8 +38,6 @@ actor InboxHub {
             listeners[device] = nil
         }
     }
-
-    var connectionCount: Int { listeners.values.reduce(0) { $0 + $1.count } }
 }
 
 /// The Delivery Service's public view of each group (RFC 9420 §12 without

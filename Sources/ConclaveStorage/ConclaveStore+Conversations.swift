@@ -127,14 +127,6 @@ extension ConclaveStore {
         }
     }
 
-    /// Removes a user's membership (it left, or was removed) without a commit.
-    public func removeMember(_ id: ConversationID, user: UserName) async throws {
-        try await database.transaction { connection in
-            try await connection.execute(
-                "DELETE FROM conversation_members WHERE conversation_id = ? AND user_name = ?", [.blob(id.bytes), .text(user.value)])
-        }
-    }
-
     /// Stores an application message for the conversation's other devices,
     /// if the conversation is at `epoch` and no server proposal waits.
     public func appendApplication(
