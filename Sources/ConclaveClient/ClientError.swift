@@ -20,6 +20,9 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     case localStore(String)
     /// A message or credential from the server failed a check.
     case invalid(String)
+    /// The members' security-group policy does not allow it (checked before
+    /// anything is sent; the server checks again).
+    case policy(String)
 
     public var description: String {
         switch self {
@@ -32,6 +35,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         case .noDevices(let user): "\(user) has no device to add (has the user signed in?)"
         case .localStore(let what): "local store: \(what)"
         case .invalid(let what): "refused: \(what)"
+        case .policy(let what): "not allowed by security-group policy: \(what)"
         }
     }
 

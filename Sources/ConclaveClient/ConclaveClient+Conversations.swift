@@ -8,14 +8,51 @@ extension ConclaveClient {
 
     /// Creates a room with these users (all their devices) and this user's
     /// other devices. `settings` go into the group's context, where every
-    /// member and the server read them.
-    public func createRoom(name: String, members: [UserAddress], settings: ConversationSettings = ConversationSettings()) async throws
-        -> Conversation
-    {
+    /// member and the server read them; nil takes the default of the
+    /// members' security groups. Settings or members that policy forbids
+    /// are refused before anything is created.
+    public func createRoom(name: String, members: [UserAddress], settings: ConversationSettings? = nil) async throws -> Conversation {
+        if let settings, !settings.isValid { throw ClientError.invalid("message lifetime and burn-on-read are at most ten years") }
+        return try await lock.withLock {
+            let chosen = try await self.settingsWithinPolicy(settings, members: members)
+            let id = try await self.createGroup(kind: .room, name: name, peer: nil, settings: chosen)
+            return try await self.addUsers(members, to: id)
+        }
+    }
+
+    /// The bounds the server's policy sets for a conversation of this user
+    /// with these users (a refusal when they may not share one).
+    public func policyBounds(with members: [UserAddress]) async throws -> ConversationBounds {
+        do {
+            return try await api.post("/v1/policy", PolicyQuery(members: members))
+        } catch let error as ClientError where error.code?.hasPrefix("policy_") == true {
+            guard case .api(_, let detail) = error else { throw error }
+            throw ClientError.policy(detail.message)
+        }
+    }
+
+    /// `settings` checked against the members' bounds, or their default.
+    func settingsWithinPolicy(_ settings: ConversationSettings?, members: [UserAddress]) async throws -> ConversationSettings {
+        let bounds = try await policyBounds(with: members)
+        guard let settings else { return bounds.defaultSettings }
+        if let problem = bounds.problem(settings) { throw ClientError.policy(problem) }
+        return settings
+    }
+
+    /// Changes a conversation's message lifetime and burn-on-read: a commit
+    /// of a GroupContextExtensions proposal, so every member agrees on the
+    /// new settings. Checked against the members' policy first.
+    public func setSettings(_ settings: ConversationSettings, in id: ConversationID) async throws -> Conversation {
         guard settings.isValid else { throw ClientError.invalid("message lifetime and burn-on-read are at most ten years") }
         return try await lock.withLock {
-            let id = try await self.createGroup(kind: .room, name: name, peer: nil, settings: settings)
-            return try await self.addUsers(members, to: id)
+            let (account, _, _) = try await self.requireAccount()
+            let others = try await self.current(id).members.filter { $0 != account.user }
+            _ = try await self.settingsWithinPolicy(settings, members: others)
+            return try await self.commitWithRetry(id) { group in
+                let kept = group.context.extensions.filter { $0.type != ConversationSettings.extensionType }
+                let extensions = kept + (settings.isDefault ? [] : [settings.extension])
+                return try group.commit(proposals: [.groupContextExtensions(extensions)], now: self.now, random: self.random)
+            }
         }
     }
 
@@ -34,7 +71,8 @@ extension ConclaveClient {
             return try await joinExternally(existing.id)
         }
         do {
-            let id = try await createGroup(kind: .direct, name: nil, peer: peer)
+            let settings = try await settingsWithinPolicy(nil, members: [peer])
+            let id = try await createGroup(kind: .direct, name: nil, peer: peer, settings: settings)
             return try await addUsers([peer], to: id)
         } catch let error as ClientError where error.code == "conversation_exists" {
             guard case .api(_, let detail) = error, let existing = detail.conversation else { throw error }

@@ -55,6 +55,40 @@ public struct AdminClient: Sendable {
         try await api.post("/v1/admin/users", CreateUser(name: name, password: password, group: group))
     }
 
+    /// Moves a user to another security group; the server enforces the new
+    /// policy on the user's conversations at once.
+    public func setGroup(of name: UserName, to group: SecurityGroupName) async throws -> UserInfo {
+        try await api.patch("/v1/admin/users/\(name)", UserChange(group: group))
+    }
+
+    public func groups() async throws -> [SecurityGroupInfo] { (try await api.get("/v1/admin/groups", as: SecurityGroupList.self)).groups }
+
+    public func addGroup(_ name: SecurityGroupName, _ settings: SecurityGroupChange) async throws -> SecurityGroupInfo {
+        try await api.post("/v1/admin/groups", CreateSecurityGroup(name: name, settings: settings))
+    }
+
+    public func updateGroup(_ name: SecurityGroupName, _ change: SecurityGroupChange) async throws -> SecurityGroupInfo {
+        try await api.patch("/v1/admin/groups/\(name)", change)
+    }
+
+    public func deleteGroup(_ name: SecurityGroupName) async throws {
+        let _: [String: String] = try await api.delete("/v1/admin/groups/\(name)")
+    }
+
+    /// The audit log, oldest first; with `since`, only entries from then on.
+    public func audit(since: Date? = nil) async throws -> [AuditEntry] {
+        let query = since.map { "?since=" + ConclaveJSON.formatTimestamp($0).replacingOccurrences(of: "+", with: "%2B") } ?? ""
+        return (try await api.get("/v1/admin/audit" + query, as: AuditLog.self)).entries
+    }
+
+    /// Fetches the whole audit log and the network key from
+    /// `/.well-known/conclave`, and checks the chain and every signature.
+    public func verifyAudit() async throws -> (verification: AuditVerification, keyFingerprint: String) {
+        let wellKnown: WellKnown = try await api.get("/.well-known/conclave")
+        let key = NetworkPublicKey(domain: wellKnown.domain, rawKey: wellKnown.signingKey.bytes)
+        return (AuditVerification(checking: try await audit(), key: key), key.fingerprint)
+    }
+
     public func users() async throws -> [UserInfo] { (try await api.get("/v1/admin/users", as: UserList.self)).users }
 
     public func suspend(_ name: UserName) async throws -> UserInfo { try await api.post("/v1/admin/users/\(name)/suspend") }

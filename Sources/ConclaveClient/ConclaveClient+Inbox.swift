@@ -22,14 +22,17 @@ extension ConclaveClient {
     }
 
     /// Processes the inbox on the way to something else (sending,
-    /// committing): the messages it decrypts are held, sealed in the local
-    /// store, for the next ``receive()``, so none is lost.
+    /// committing): the messages it decrypts are held for the next
+    /// ``receive()``, so none is lost: sealed in the local store, except
+    /// burn-on-read messages, which stay in memory only.
     func catchUp(autoCommit: Bool) async throws {
         let events = try await processInbox(autoCommit: autoCommit)
         let received = events.compactMap { event -> ReceivedMessage? in if case .message(let message) = event { message } else { nil } }
         guard !received.isEmpty else { return }
-        let held = try await heldMessages() + received
-        try await store.setMeta("held_messages", Array(try ConclaveJSON.encoder().encode(held)))
+        heldBurnOnRead += received.filter { $0.burnOnRead != nil }
+        let kept = received.filter { $0.burnOnRead == nil }
+        guard !kept.isEmpty else { return }
+        try await setHeldMessages(try await heldMessages() + kept)
     }
 
     private func heldMessages() async throws -> [ReceivedMessage] {
@@ -39,11 +42,26 @@ extension ConclaveClient {
         }
     }
 
+    private func setHeldMessages(_ messages: [ReceivedMessage]) async throws {
+        try await store.setMeta("held_messages", Array(try ConclaveJSON.encoder().encode(messages)))
+    }
+
+    /// Deletes held messages whose lifetime is over: their plaintext leaves
+    /// the disk and memory at expiry.
+    func purgeExpiredHeldMessages() async throws {
+        let now = clock()
+        heldBurnOnRead.removeAll { ($0.expiresAt ?? .distantFuture) <= now }
+        let held = try await heldMessages()
+        let live = held.filter { ($0.expiresAt ?? .distantFuture) > now }
+        if live.count != held.count { try await setHeldMessages(live) }
+    }
+
     private func takeHeldMessages() async throws -> [ReceivedMessage] {
-        let now = Date()
-        let held = try await heldMessages().filter { ($0.expiresAt ?? .distantFuture) > now }
-        if !held.isEmpty { try await store.setMeta("held_messages", Array(try ConclaveJSON.encoder().encode([ReceivedMessage]()))) }
-        return held
+        try await purgeExpiredHeldMessages()
+        let held = try await heldMessages() + heldBurnOnRead
+        heldBurnOnRead = []
+        if !held.isEmpty { try await setHeldMessages([]) }
+        return held.sorted { $0.sentAt < $1.sentAt }
     }
 
     func processInbox(autoCommit: Bool) async throws -> [ClientEvent] {
@@ -164,9 +182,9 @@ extension ConclaveClient {
         guard let body = try? ConclaveJSON.decoder().decode(MessageBody.self, from: Data(application.data)) else {
             return [.warning("a message in \(id) is not a Conclave message")]
         }
-        guard try await store.markSeen(body.id, at: Date()) else { return [] }
+        guard try await store.markSeen(body.id, at: clock()) else { return [] }
         // Expired ciphertext the server had not swept yet is not shown.
-        if let expiresAt = event.expiresAt, expiresAt <= Date() { return [] }
+        if let expiresAt = event.expiresAt, expiresAt <= clock() { return [] }
         let settings = ConversationSettings(extensions: group.context.extensions) ?? ConversationSettings()
         return [
             .message(

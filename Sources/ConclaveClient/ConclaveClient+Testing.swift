@@ -1,4 +1,5 @@
 import ConclaveProtocol
+import Foundation
 import MLS
 
 /// Hooks for tests that play a modified client. Not API.
@@ -16,4 +17,15 @@ extension ConclaveClient {
             commit: Base64Bytes(output.commit.tlsSerialized), welcome: nil,
             groupInfo: Base64Bytes(try group.groupInfo(includeTree: false).tlsSerialized))
     }
+
+    /// The held messages: how many are sealed in the local store, and how
+    /// many (burn-on-read) are in memory only.
+    @_spi(Testing) public func heldMessageCountsForTesting() async throws -> (onDisk: Int, inMemory: Int) {
+        let bytes = try await store.meta("held_messages") ?? Array("[]".utf8)
+        let onDisk = try ConclaveJSON.decoder().decode([ReceivedMessage].self, from: Data(bytes)).count
+        return (onDisk, heldBurnOnRead.count)
+    }
+
+    /// This device's MLS state of a conversation, as saved.
+    @_spi(Testing) public func groupForTesting(_ id: ConversationID) async throws -> Group? { try await loadGroup(id)?.1 }
 }

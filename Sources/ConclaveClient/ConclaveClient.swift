@@ -25,17 +25,26 @@ public actor ConclaveClient {
     /// Groups with server proposals that wait for a commit.
     var needsCommit: Set<ConversationID> = []
     var inboxCursor: Int64 = 0
+    /// Decrypted burn-on-read messages not yet returned by ``receive()``:
+    /// held in memory only, never written to disk (DESIGN.md §6).
+    var heldBurnOnRead: [ReceivedMessage] = []
+    /// The device's clock (message expiry, MLS lifetimes); tests inject their own.
+    nonisolated let clock: @Sendable () -> Date
 
-    public static func open(profile: String) async throws -> ConclaveClient {
+    /// Opens (or creates) a profile directory. `clock` is the time the
+    /// SDK goes by; tests pass their own.
+    public static func open(profile: String, clock: @escaping @Sendable () -> Date = { Date() }) async throws -> ConclaveClient {
         let store = try await LocalStore.open(directory: profile)
-        let client = ConclaveClient(store: store, profile: profile)
+        let client = ConclaveClient(store: store, profile: profile, clock: clock)
         try await client.loadAccount()
+        try await client.purgeExpiredHeldMessages()
         return client
     }
 
-    init(store: LocalStore, profile: String) {
+    init(store: LocalStore, profile: String, clock: @escaping @Sendable () -> Date) {
         self.store = store
         self.profile = profile
+        self.clock = clock
     }
 
     public func close() async { await store.close() }
@@ -78,7 +87,7 @@ public actor ConclaveClient {
         get throws { try CipherSuiteProvider(CipherSuite(rawValue: account?.cipherSuite ?? 1)) }
     }
 
-    nonisolated var now: UInt64 { UInt64(Date().timeIntervalSince1970) }
+    nonisolated var now: UInt64 { UInt64(max(0, clock().timeIntervalSince1970)) }
 
     // MARK: Sign-in
 

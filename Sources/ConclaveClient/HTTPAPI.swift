@@ -30,6 +30,12 @@ struct HTTPAPI: Sendable {
         try await send(.POST, path, body: Optional<Empty>.none)
     }
 
+    func patch<Body: Encodable, Response: Decodable>(_ path: String, _ body: Body, as type: Response.Type = Response.self) async throws
+        -> Response
+    {
+        try await send(.PATCH, path, body: body)
+    }
+
     func delete<Response: Decodable>(_ path: String, as type: Response.Type = Response.self) async throws -> Response {
         try await send(.DELETE, path, body: Optional<Empty>.none)
     }

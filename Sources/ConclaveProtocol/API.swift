@@ -30,8 +30,15 @@ public enum ConclaveJSON {
     }
 
     /// RFC 3339 in UTC with milliseconds: `2026-11-27T10:00:00.123Z`.
+    /// The time is rounded to the nearest millisecond and written from
+    /// whole numbers, so that it reads back as the same millisecond (a
+    /// formatter truncating 0.2339999… would write .233).
     public static func formatTimestamp(_ date: Date) -> String {
-        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        let (seconds, fraction) = (millis - ((millis % 1000) + 1000) % 1000, ((millis % 1000) + 1000) % 1000)
+        let whole = Date.ISO8601FormatStyle().format(Date(timeIntervalSince1970: Double(seconds / 1000)))
+        let digits = String(fraction)
+        return whole.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 
     public static func parseTimestamp(_ text: String) -> Date? {

@@ -17,3 +17,14 @@ public enum DurationText {
         return seconds
     }
 }
+
+extension DurationText {
+    /// The largest whole unit that states `seconds` exactly: `7d`, `36h`,
+    /// `90s`; `0s` for zero.
+    public static func format(_ seconds: UInt64) -> String {
+        for (unit, scale) in [("d", UInt64(86_400)), ("h", 3600), ("m", 60)] where seconds >= scale && seconds.isMultiple(of: scale) {
+            return "\(seconds / scale)\(unit)"
+        }
+        return "\(seconds)s"
+    }
+}

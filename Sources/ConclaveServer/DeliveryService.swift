@@ -33,12 +33,14 @@ extension ServerState {
         }
         var directKey: String?
         var name: String?
+        var participants = [session.user.name]
         switch request.kind {
         case .direct:
             guard let peer = request.peer else { throw APIError.badRequest("a 1:1 conversation needs a peer") }
             let peerName = try localUser(peer.description)
             guard peerName != session.user.name else { throw APIError.badRequest("a 1:1 conversation needs another user") }
             guard let peerUser = try await store.user(named: peerName), !peerUser.suspended else { throw APIError.notFound("user") }
+            participants.append(peerName)
             directKey = UserName.directKey(session.user.name, peerName)
             if let existing = try await store.directConversation(key: directKey ?? "") {  // D5
                 throw APIError(.conflict, "conversation_exists", "a 1:1 conversation with this user exists", conversation: existing)
@@ -49,6 +51,10 @@ extension ServerState {
             else { throw APIError.badRequest("a room needs a name of 1 to 100 printable characters") }
             name = roomName
         }
+        // P1, P2: a 1:1 conversation's two users may message each other; the settings are within their groups' bounds.
+        let policies = try await policies(of: participants)
+        try checkSegmentation(added: participants.dropFirst(), members: participants, policies)
+        try checkSettings(settings, policies.values)
         let record = ConversationRecord(
             id: id, kind: request.kind, name: name, directKey: directKey, createdBy: session.user.name, createdAt: clock(), epoch: 0,
             groupInfo: request.groupInfo.bytes, ratchetTree: group.tree.exported.tlsSerialized, settings: settings)
@@ -184,6 +190,16 @@ extension ServerState {
             welcome = bytes
         }
 
+        // P1, P2: newcomers may share the conversation with every member; settings that change, or
+        // meet new members, are within the bounds of all members' groups.
+        let memberUsers = Set(group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user.name })
+        let newcomers = memberUsers.subtracting(members)
+        if !newcomers.isEmpty || settings != record.settings {
+            let policies = try await policies(of: memberUsers)
+            try checkSegmentation(added: newcomers, members: memberUsers, policies)
+            try checkSettings(settings, policies.values)
+        }
+
         let newDevices = group.members.compactMap { member in
             DeviceCertificate(credential: member.leaf.credential).map { MemberDevice(device: $0.device, user: $0.user.name) }
         }
@@ -208,6 +224,7 @@ extension ServerState {
         case .applied:
             await groups.store(id, group, pendingCount: 0)
             await hub.notify(notified)
+            if !pending.isEmpty { await retuneAfterCommit(id) }
             return CommitAccepted(epoch: group.epoch)
         case .wrongEpoch(let current):
             throw APIError(.conflict, "wrong_epoch", "another commit was accepted first", currentEpoch: current)
@@ -252,36 +269,66 @@ extension ServerState {
 
     /// Proposes, as the group's external sender, to remove every leaf of
     /// these devices from every conversation they are in (leave,
-    /// de-provisioning). Members' clients commit the proposals.
+    /// de-provisioning, segmentation). Members' clients commit the proposals.
     func proposeRemoval(of devices: Set<DeviceID>, in conversations: [ConversationID]) async throws {
         for id in conversations {
-            guard let record = try await store.conversation(id) else { continue }
-            let pending = try await store.pendingProposals(id).filter { $0.epoch == record.epoch }
-            var group = try await publicGroup(record, pending: pending)
-            guard let senderIndex = try group.context.externalSenders().firstIndex(of: publicKey.externalSender) else { continue }
-            let alreadyRemoved = Set(
-                group.pendingProposals.compactMap { proposal -> LeafIndex? in
-                    if case .remove(let leaf) = proposal { return leaf }
-                    return nil
-                })
-            var proposals: [(ref: [UInt8], message: [UInt8])] = []
-            for member in group.members where !alreadyRemoved.contains(member.index) {
-                guard let certificate = DeviceCertificate(credential: member.leaf.credential), devices.contains(certificate.device) else {
-                    continue
+            try await proposeAsServer(in: id) { group in
+                let alreadyRemoved = Set(
+                    group.pendingProposals.compactMap { proposal -> LeafIndex? in
+                        if case .remove(let leaf) = proposal { return leaf }
+                        return nil
+                    })
+                return group.members.compactMap { member in
+                    guard !alreadyRemoved.contains(member.index), let certificate = DeviceCertificate(credential: member.leaf.credential),
+                        devices.contains(certificate.device)
+                    else { return nil }
+                    return .remove(member.index)
                 }
-                let message = try group.externalProposal(.remove(member.index), senderIndex: UInt32(senderIndex), signer: serverSigner)
-                guard case .publicMessage(let publicMessage) = message.body else { continue }
-                _ = try group.process(publicMessage)
-                proposals.append((publicMessage.proposalReference(group.provider), message.tlsSerialized))
             }
-            guard !proposals.isEmpty else { continue }
-            let recipients = try await store.memberDevices(id).map(\.device)
-            let now = clock()
-            let deliveries = proposals.map { Delivery(kind: .handshake, data: $0.message, sentAt: now, recipients: recipients) }
-            let notified = try await store.addPendingProposals(id, epoch: record.epoch, proposals: proposals, delivery: deliveries)
-            await groups.forget(id)
-            await hub.notify(notified)
         }
+    }
+
+    /// Proposes new conversation settings (a GroupContextExtensions
+    /// proposal keeping every other extension), unless a settings proposal
+    /// of the server already waits in this epoch: a commit may carry only
+    /// one, so the next goes out after that commit (``retuneAfterCommit(_:)``).
+    /// True when a proposal went out.
+    func proposeSettings(_ settings: ConversationSettings, in id: ConversationID) async throws -> Bool {
+        try await proposeAsServer(in: id) { group in
+            let waiting = group.pendingProposals.contains { proposal in
+                if case .groupContextExtensions = proposal { return true }
+                return false
+            }
+            guard !waiting, ConversationSettings(extensions: group.context.extensions) != settings else { return [] }
+            let others = group.context.extensions.filter { $0.type != ConversationSettings.extensionType }
+            return [.groupContextExtensions(others + (settings.isDefault ? [] : [settings.extension]))]
+        }
+    }
+
+    /// Signs proposals as the group's external sender, records them as
+    /// pending in the current epoch (D11) and delivers them to every member
+    /// device. True when any went out.
+    @discardableResult
+    func proposeAsServer(in id: ConversationID, _ make: (PublicGroup) -> [Proposal]) async throws -> Bool {
+        guard let record = try await store.conversation(id) else { return false }
+        let pending = try await store.pendingProposals(id).filter { $0.epoch == record.epoch }
+        var group = try await publicGroup(record, pending: pending)
+        guard let senderIndex = try group.context.externalSenders().firstIndex(of: publicKey.externalSender) else { return false }
+        var proposals: [(ref: [UInt8], message: [UInt8])] = []
+        for proposal in make(group) {
+            let message = try group.externalProposal(proposal, senderIndex: UInt32(senderIndex), signer: serverSigner)
+            guard case .publicMessage(let publicMessage) = message.body else { continue }
+            _ = try group.process(publicMessage)
+            proposals.append((publicMessage.proposalReference(group.provider), message.tlsSerialized))
+        }
+        guard !proposals.isEmpty else { return false }
+        let recipients = try await store.memberDevices(id).map(\.device)
+        let now = clock()
+        let deliveries = proposals.map { Delivery(kind: .handshake, data: $0.message, sentAt: now, recipients: recipients) }
+        let notified = try await store.addPendingProposals(id, epoch: record.epoch, proposals: proposals, delivery: deliveries)
+        await groups.forget(id)
+        await hub.notify(notified)
+        return true
     }
 
     // MARK: Helpers

@@ -31,6 +31,7 @@ extension ServerState {
         addClientRoutes(router)
         addInboxRoutes(router)
         addAdminRoutes(router)
+        addPolicyRoutes(router)
         return router
     }
 

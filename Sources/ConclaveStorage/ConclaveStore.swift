@@ -46,14 +46,21 @@ public struct ConclaveStore: Sendable {
 // MARK: - Users and devices
 
 extension ConclaveStore {
-    public func createUser(_ user: UserRecord) async throws {
+    /// Creates a user in an existing security group. Throws
+    /// ``StoreError/conflict(_:)`` when the name is taken and
+    /// ``StoreError/notFound(_:)`` when the group does not exist.
+    public func createUser(_ user: UserRecord, audit: AuditDraft? = nil) async throws {
         try await database.transaction { connection in
+            guard let group = SecurityGroupName(user.securityGroup),
+                try await Self.securityGroup(connection, group, lock: forUpdate) != nil
+            else { throw StoreError.notFound("security group") }
             try await connection.execute(
                 "INSERT INTO users (name, password_hash, security_group, suspended, created_at) VALUES (?, ?, ?, ?, ?)",
                 [
                     .text(user.name.value), .text(user.passwordHash), .text(user.securityGroup), .integer(user.suspended ? 1 : 0),
                     .integer(user.createdAt.millis),
                 ])
+            if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
         }
     }
 
@@ -78,7 +85,7 @@ extension ConclaveStore {
 
     /// Sets the suspension flag; a suspension also ends every session of the
     /// user at once. Returns false when there is no such user.
-    public func setSuspended(_ name: UserName, _ suspended: Bool) async throws -> Bool {
+    public func setSuspended(_ name: UserName, _ suspended: Bool, audit: AuditDraft? = nil) async throws -> Bool {
         try await database.transaction { connection in
             let rows = try await connection.query(
                 "UPDATE users SET suspended = ? WHERE name = ? RETURNING name", [.integer(suspended ? 1 : 0), .text(name.value)])
@@ -86,13 +93,14 @@ extension ConclaveStore {
                 try await connection.execute(
                     "DELETE FROM sessions WHERE device_id IN (SELECT id FROM devices WHERE user_name = ?)", [.text(name.value)])
             }
+            if let audit, !rows.isEmpty { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return !rows.isEmpty
         }
     }
 
     /// Deletes a user with its devices, sessions, key packages and inbox.
     /// Returns the devices it had, or nil when there is no such user.
-    public func deleteUser(_ name: UserName) async throws -> [DeviceID]? {
+    public func deleteUser(_ name: UserName, audit: AuditDraft? = nil) async throws -> [DeviceID]? {
         try await database.transaction { connection in
             // Locked in id order first, as deliveries lock them (see deviceLock).
             let devices = try await connection.query(
@@ -100,6 +108,7 @@ extension ConclaveStore {
             let deleted = try await connection.query("DELETE FROM users WHERE name = ? RETURNING name", [.text(name.value)])
             guard !deleted.isEmpty else { return nil }
             try await connection.execute("DELETE FROM conversation_members WHERE user_name = ?", [.text(name.value)])
+            if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return try devices.map(Self.deviceID)
         }
     }
@@ -136,12 +145,13 @@ extension ConclaveStore {
 
     /// Deletes every device of a user (and with them sessions, key packages
     /// and inboxes). Returns the deleted devices.
-    public func deleteDevices(of user: UserName) async throws -> [DeviceID] {
+    public func deleteDevices(of user: UserName, audit: AuditDraft? = nil) async throws -> [DeviceID] {
         try await database.transaction { connection in
             if database.dialect == .postgres {
                 try await connection.execute("SELECT id FROM devices WHERE user_name = ? ORDER BY id FOR UPDATE", [.text(user.value)])
             }
             let rows = try await connection.query("DELETE FROM devices WHERE user_name = ? RETURNING id", [.text(user.value)])
+            if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return try rows.map(Self.deviceID)
         }
     }

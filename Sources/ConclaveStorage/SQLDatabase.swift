@@ -77,6 +77,8 @@ public protocol SQLDatabase: Sendable {
 public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A row that must be unique exists already.
     case conflict(String)
+    /// A row the change refers to does not exist.
+    case notFound(String)
     /// A stored value does not have the shape the schema promises.
     case corrupt(String)
     /// The database said no; the text is the driver's own, free of bound values.
@@ -87,6 +89,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .conflict(let what): "conflict: \(what)"
+        case .notFound(let what): "not found: \(what)"
         case .corrupt(let what): "corrupt row: \(what)"
         case .database(let what): "database error: \(what)"
         case .schemaTooNew(let version): "the database schema (version \(version)) is newer than this program"

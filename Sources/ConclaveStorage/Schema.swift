@@ -1,8 +1,18 @@
+import ConclaveProtocol
+import Foundation
+
 /// The database schema, as numbered migrations. Each runs once, in its own
 /// transaction with the bump of `schema_version` (STYLE.md: storage is
 /// versioned and atomic). Types are spelled per dialect; everything else
 /// is the same SQL on SQLite and PostgreSQL.
 enum Schema {
+    /// The `default` security group as the first migration stores it.
+    static var defaultGroupJSON: String {
+        let data = (try? ConclaveJSON.encoder().encode(SecurityGroupPolicy(name: .default))) ?? Data()
+        return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "'", with: "''")
+    }
+
+
     static func migrations(_ dialect: SQLDialect) -> [[String]] {
         let bytes = dialect == .sqlite ? "BLOB" : "BYTEA"
         let int = dialect == .sqlite ? "INTEGER" : "BIGINT"
@@ -50,6 +60,20 @@ enum Schema {
                 // Conversation settings (ConversationSettings in the GroupContext), in seconds; 0 is off.
                 "ALTER TABLE conversations ADD COLUMN message_lifetime \(int) NOT NULL DEFAULT 0",
                 "ALTER TABLE conversations ADD COLUMN burn_on_read \(int) NOT NULL DEFAULT 0",
+            ],
+            [
+                // Security groups (policy as JSON: SecurityGroupPolicy) and the hash-chained audit log.
+                "CREATE TABLE security_groups (name TEXT PRIMARY KEY, policy TEXT NOT NULL, created_at \(int) NOT NULL)",
+                "INSERT INTO security_groups (name, policy, created_at) VALUES ('default', '\(defaultGroupJSON)', 0)",
+                "CREATE INDEX users_security_group ON users(security_group)",
+                """
+                CREATE TABLE audit_log (seq \(int) PRIMARY KEY, at \(int) NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, \
+                target TEXT NOT NULL, before TEXT, after TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, signature \(bytes) NOT NULL)
+                """,
+                "CREATE INDEX audit_log_at ON audit_log(at)",
+                // One row: the chain's head, updated with every entry so that appends take turns on PostgreSQL too.
+                "CREATE TABLE audit_head (id \(int) PRIMARY KEY, seq \(int) NOT NULL, hash TEXT NOT NULL)",
+                "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '\(AuditEntry.genesisHash)')",
             ],
         ]
     }

@@ -62,7 +62,10 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
     }
 
     /// Starts the server on an initialised directory and waits until it answers.
-    public static func start(directory: String, postgres: String? = nil, port: Int? = nil) async throws -> ConclaveServerProcess {
+    /// With `clock`, the server's time is the test's (``TestClock``).
+    public static func start(directory: String, postgres: String? = nil, port: Int? = nil, clock: TestClock? = nil) async throws
+        -> ConclaveServerProcess
+    {
         let port = try port ?? PostgresServer.freePort()
         let logFile = directory + "/server-\(port)-\(UUID().uuidString.prefix(6)).log"
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
@@ -71,7 +74,7 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments =
             ["server", "run", "--data", directory, "--listen", "127.0.0.1:\(port)", "--log-level", "debug"]
-            + (postgres.map { ["--postgres", $0] } ?? [])
+            + (postgres.map { ["--postgres", $0] } ?? []) + (clock.map { ["--testing-clock", $0.file] } ?? [])
         process.standardOutput = log
         process.standardError = log
         try process.run()

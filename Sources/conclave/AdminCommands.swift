@@ -15,8 +15,8 @@ struct AdminOptions: ParsableArguments {
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
-        abstract: "Manage a network: its users and their devices.",
-        subcommands: [AdminUserCommand.self, AdminNetworkCommand.self]
+        abstract: "Manage a network: users and their devices, security groups, the audit log.",
+        subcommands: [AdminUserCommand.self, AdminGroupCommand.self, AdminAuditCommand.self, AdminNetworkCommand.self]
     )
 }
 
@@ -42,14 +42,15 @@ struct AdminNetworkCommand: AsyncParsableCommand {
 
 struct AdminUserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "user", abstract: "Create, list, suspend, unsuspend and delete users; list and reset their devices.",
-        subcommands: [Add.self, List.self, Suspend.self, Unsuspend.self, Delete.self, Devices.self, ResetDevices.self])
+        commandName: "user",
+        abstract: "Create, list, move, suspend, unsuspend and delete users; list and reset their devices.",
+        subcommands: [Add.self, SetGroup.self, List.self, Suspend.self, Unsuspend.self, Delete.self, Devices.self, ResetDevices.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a user.")
         @OptionGroup var admin: AdminOptions
         @Argument(help: "The user name (a-z 0-9 . _ -).") var name: String
-        @Option(name: .long, help: "The security group.") var group: String?
+        @Option(name: .long, help: "The security group (default: default).") var group: String?
         @Option(name: .long, help: "A file holding the initial password (8+ characters).") var passwordFile: String
         @Flag(name: .long, help: "Print JSON.") var json = false
 
@@ -57,6 +58,25 @@ struct AdminUserCommand: AsyncParsableCommand {
             guard let user = UserName(name) else { throw ValidationError("not a user name: use a-z 0-9 . _ -, at most 64") }
             let created = try await admin.client().addUser(user, password: try readSecretFile(passwordFile, what: "password"), group: group)
             if json { try printJSON(created) } else { print("created \(created.address) (group \(created.group))") }
+        }
+    }
+
+    struct SetGroup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Move a user to another security group.",
+            discussion: """
+                Takes effect at once: the server proposes removing the user from conversations the new group may not \
+                share, and tighter conversation settings where the new group's bounds require them.
+                """)
+        @OptionGroup var admin: AdminOptions
+        @Argument var name: String
+        @Option(name: .long, help: "The security group.") var group: String
+
+        func run() async throws {
+            guard let target = SecurityGroupName(group) else { throw ValidationError("not a security group name: \(group)") }
+            let user = try await admin.client().setGroup(of: try userName(name), to: target)
+            print("\(user.address) is in security group \(user.group)")
         }
     }
 
@@ -131,4 +151,182 @@ struct AdminUserCommand: AsyncParsableCommand {
 func userName(_ text: String) throws -> UserName {
     guard let name = UserName(text) else { throw ValidationError("not a user name: \(text)") }
     return name
+}
+
+/// The policy options `group add` and `group set` share; each one given
+/// becomes a field of the change.
+struct GroupPolicyOptions: ParsableArguments {
+    @Option(name: .long, help: "Security groups its members may share conversations with: G1,G2 or all.") var mayMessage: String?
+    @Option(name: .long, help: "Networks its members may reach: none, all, or D1,D2.") var federate: String?
+    @Option(name: .long, help: "Shortest message lifetime allowed (30s, 15m, 2h, 7d, or off).") var ttlMin: String?
+    @Option(name: .long, help: "Longest message lifetime allowed (off: messages may be kept forever).") var ttlMax: String?
+    @Option(name: .long, help: "Lifetime of new conversations that name none (off: no expiry).") var ttlDefault: String?
+    @Option(name: .long, help: "Longest burn-on-read delay allowed, or off to forbid burn-on-read.") var borMax: String?
+    @Option(name: .long, help: "Whether members may share files: on or off.") var files: String?
+    @Option(name: .long, help: "Largest file members may share: bytes, or with K, M, G (1024-based).") var maxFileSize: String?
+
+    func change() throws -> SecurityGroupChange {
+        var change = SecurityGroupChange()
+        if let mayMessage {
+            guard let reach = GroupReach(mayMessage) else { throw ValidationError("--may-message takes all or G1,G2") }
+            change.mayMessage = reach
+        }
+        if let federate {
+            guard let reach = FederationReach(federate) else { throw ValidationError("--federate takes none, all or D1,D2") }
+            change.federation = reach
+        }
+        change.messageLifetimeMin = try ttlMin.map { try durationOption($0, "ttl-min") }
+        change.messageLifetimeMax = try ttlMax.map { try durationOption($0, "ttl-max") }
+        change.messageLifetimeDefault = try ttlDefault.map { try durationOption($0, "ttl-default") }
+        change.burnOnReadMax = try borMax.map { try durationOption($0, "bor-max") }
+        if let files {
+            guard ["on", "off"].contains(files) else { throw ValidationError("--files takes on or off") }
+            change.files = files == "on"
+        }
+        if let maxFileSize {
+            guard let bytes = byteSize(maxFileSize) else { throw ValidationError("--max-file-size takes bytes, or a number with K, M or G") }
+            change.maxFileSize = bytes
+        }
+        return change
+    }
+
+    func byteSize(_ text: String) -> UInt64? {
+        let scales: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        if let unit = text.uppercased().last, let scale = scales[unit] {
+            guard let value = UInt64(text.dropLast()) else { return nil }
+            let (bytes, overflow) = value.multipliedReportingOverflow(by: scale)
+            return overflow ? nil : bytes
+        }
+        return UInt64(text)
+    }
+}
+
+struct AdminGroupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "group",
+        abstract: "Security groups: whom members may talk to, message lifetimes, burn-on-read, federation, files.",
+        subcommands: [Add.self, SetPolicy.self, List.self, Delete.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a security group.",
+            discussion: "Unset options take the defaults: may message all, federate all, no lifetime bounds, burn-on-read allowed, files on (100M).")
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "The group's name (a-z 0-9 . _ -).") var name: String
+        @OptionGroup var policy: GroupPolicyOptions
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
+        func run() async throws {
+            guard let group = SecurityGroupName(name) else { throw ValidationError("not a security group name: use a-z 0-9 . _ -, at most 64") }
+            let created = try await admin.client().addGroup(group, try policy.change())
+            if json { try printJSON(created) } else { print("created security group \(created.policy.name)\n\(AdminGroupCommand.describe(created))") }
+        }
+    }
+
+    struct SetPolicy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Change a security group's policy.",
+            discussion: """
+                Takes effect at once: members who may no longer share a conversation are removed from it by the server, \
+                and conversation settings outside the new bounds are tightened (members' clients commit both).
+                """)
+        @OptionGroup var admin: AdminOptions
+        @Argument var name: String
+        @OptionGroup var policy: GroupPolicyOptions
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
+        func run() async throws {
+            guard let group = SecurityGroupName(name) else { throw ValidationError("not a security group name: \(name)") }
+            let change = try policy.change()
+            guard change != SecurityGroupChange() else { throw ValidationError("give at least one setting to change") }
+            let updated = try await admin.client().updateGroup(group, change)
+            if json { try printJSON(updated) } else { print("updated security group \(updated.policy.name)\n\(AdminGroupCommand.describe(updated))") }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List security groups and their policies.")
+        @OptionGroup var admin: AdminOptions
+        @Flag(name: .long, help: "Print one JSON object per line.") var json = false
+
+        func run() async throws {
+            for group in try await admin.client().groups() {
+                if json { try printJSON(group) } else { print("\(group.policy.name) (\(group.members) accounts)\n\(AdminGroupCommand.describe(group))") }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a security group (refused while accounts are in it).")
+        @OptionGroup var admin: AdminOptions
+        @Argument var name: String
+
+        func run() async throws {
+            guard let group = SecurityGroupName(name) else { throw ValidationError("not a security group name: \(name)") }
+            try await admin.client().deleteGroup(group)
+            print("deleted security group \(group)")
+        }
+    }
+
+    static func describe(_ info: SecurityGroupInfo) -> String {
+        let policy = info.policy
+        func duration(_ seconds: UInt64, zero: String) -> String { seconds == 0 ? zero : DurationText.format(seconds) }
+        return [
+            "  may message: \(policy.mayMessage.description)",
+            "  federation: \(policy.federation.description)",
+            "  message lifetime: min \(duration(policy.messageLifetimeMin, zero: "none")), max \(duration(policy.messageLifetimeMax, zero: "none")), default \(duration(policy.messageLifetimeDefault, zero: "no expiry"))",
+            "  burn-on-read: \(policy.burnOnReadMax == 0 ? "off" : "up to " + DurationText.format(policy.burnOnReadMax))",
+            "  files: \(policy.files ? "on, up to \(policy.maxFileSize) bytes" : "off")",
+        ].joined(separator: "\n")
+    }
+}
+
+struct AdminAuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "List the administrators' audit log, or verify its hash chain and signatures.",
+        discussion: """
+            --verify fetches the whole log and checks, entry by entry, the sequence, the hash chain and the network key's \
+            signature; it reports the first broken entry and exits with status 1 if any. Record the printed head hash: \
+            a later log that does not contain it was truncated.
+            """)
+    @OptionGroup var admin: AdminOptions
+    @Flag(name: .long, help: "Print one JSON object per line.") var json = false
+    @Option(name: .long, help: "Only entries from this time on: RFC 3339 (2026-11-27T08:00:00Z) or an age (30m, 2h, 7d).") var since: String?
+    @Flag(name: .long, help: "Check the chain and signatures of the whole log.") var verify = false
+
+    func run() async throws {
+        let client = try admin.client()
+        if verify {
+            let (result, fingerprint) = try await client.verifyAudit()
+            if json {
+                try printJSON(result)
+            } else if let broken = result.brokenAt {
+                print("audit log BROKEN at entry \(broken): \(result.problem ?? "")")
+            } else {
+                print("audit log intact: \(result.entries) entries, head \(result.head)\nsigned by network key \(fingerprint)")
+            }
+            if !result.isIntact { throw ExitCode(1) }
+            return
+        }
+        var from: Date?
+        if let since {
+            if let age = DurationText.seconds(since) {
+                from = Date().addingTimeInterval(-TimeInterval(age))
+            } else if let date = ConclaveJSON.parseTimestamp(since) {
+                from = date
+            } else {
+                throw ValidationError("--since takes an RFC 3339 time or an age such as 2h")
+            }
+        }
+        for entry in try await client.audit(since: from) {
+            if json {
+                try printJSON(entry)
+            } else {
+                let change = [entry.before.map { "before \($0)" }, entry.after.map { "after \($0)" }].compactMap { $0 }.joined(separator: " ")
+                print("\(entry.seq)\t\(ConclaveJSON.formatTimestamp(entry.at))\t\(entry.actor)\t\(entry.action)\t\(entry.target)\t\(change)")
+            }
+        }
+    }
 }

@@ -51,7 +51,7 @@ struct ProfileOptions: ParsableArguments {
 /// whole command path.
 enum ProfileArguments {
     /// Commands whose next word names a subcommand.
-    static let groups: Set<String> = ["room", "admin", "user", "network", "server", "mls"]
+    static let groups: Set<String> = ["room", "admin", "user", "group", "network", "server", "mls"]
 
     static func reordered(_ arguments: [String]) -> [String] {
         var path: [String] = []
@@ -76,7 +76,7 @@ enum ProfileArguments {
     }
 
     /// The options before a command that take no value.
-    static func isFlag(_ option: String) -> Bool { ["--json", "--help", "--verbose"].contains(option) }
+    static func isFlag(_ option: String) -> Bool { ["--json", "--help", "--verbose", "--verify"].contains(option) }
 }
 
 /// Reads a secret from a file, without its trailing newline.

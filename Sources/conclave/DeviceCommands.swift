@@ -58,17 +58,20 @@ struct SendCommand: AsyncParsableCommand {
 
 struct RoomCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "room", abstract: "Create rooms, change their members, leave them, list them.",
-        subcommands: [Create.self, Add.self, Remove.self, Leave.self, List.self])
+        commandName: "room", abstract: "Create rooms, change their settings and members, leave them, list them.",
+        subcommands: [Create.self, SetSettings.self, Add.self, Remove.self, Leave.self, List.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a room; prints its id as the last line.")
         @OptionGroup var options: ProfileOptions
         @Argument(help: "The room's name.") var name: String
         @Option(name: .long, help: "Comma-separated NAME@DOMAIN list.") var members: String = ""
-        @Option(name: .long, help: "Message lifetime (30s, 15m, 2h, 7d): the server deletes messages this long after sending.")
+        @Option(
+            name: .long,
+            help: "Message lifetime (30s, 15m, 2h, 7d, or off): messages are deleted this long after sending. Default: the security groups' default."
+        )
         var ttl: String?
-        @Option(name: .long, help: "Burn-on-read delay (30s, 15m, 2h, 7d): readers delete a message this long after reading it.")
+        @Option(name: .long, help: "Burn-on-read delay (30s, 15m, 2h, 7d, or off): readers delete a message this long after reading it.")
         var bor: String?
 
         func run() async throws {
@@ -78,19 +81,45 @@ struct RoomCommand: AsyncParsableCommand {
                 }
                 return address
             }
-            func seconds(_ text: String?, _ option: String) throws -> UInt64 {
-                guard let text else { return 0 }
-                guard let value = DurationText.seconds(text) else {
-                    throw ValidationError("--\(option) takes a duration such as 30s, 15m, 2h, 7d")
-                }
-                return UInt64(value)
-            }
-            let settings = ConversationSettings(messageLifetime: try seconds(ttl, "ttl"), burnOnRead: try seconds(bor, "bor"))
+            let lifetime = try ttl.map { try durationOption($0, "ttl") }
+            let burnOnRead = try bor.map { try durationOption($0, "bor") }
             let client = try await ConclaveClient.open(profile: options.directory)
             try await client.sync()
+            var settings: ConversationSettings?
+            if lifetime != nil || burnOnRead != nil {
+                let defaultLifetime = lifetime == nil ? try await client.policyBounds(with: users).messageLifetimeDefault : 0
+                settings = ConversationSettings(messageLifetime: lifetime ?? defaultLifetime, burnOnRead: burnOnRead ?? 0)
+            }
             let room = try await client.createRoom(name: name, members: users, settings: settings)
-            print("created room \(name) with \(room.members.map(\.description).joined(separator: ", "))")
+            print("created room \(name) with \(room.members.map(\.description).joined(separator: ", "))\(settingsText(room))")
             print(room.id)
+            await client.close()
+        }
+    }
+
+    struct SetSettings: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Change a room's message lifetime or burn-on-read delay, within the members' security-group policy.")
+        @OptionGroup var options: ProfileOptions
+        @Argument(help: "The room's id or unique name.") var room: String
+        @Option(name: .long, help: "Message lifetime (30s, 15m, 2h, 7d, or off).") var ttl: String?
+        @Option(name: .long, help: "Burn-on-read delay (30s, 15m, 2h, 7d, or off).") var bor: String?
+
+        func validate() throws {
+            guard ttl != nil || bor != nil else { throw ValidationError("give --ttl, --bor or both") }
+        }
+
+        func run() async throws {
+            let lifetime = try ttl.map { try durationOption($0, "ttl") }
+            let burnOnRead = try bor.map { try durationOption($0, "bor") }
+            let client = try await ConclaveClient.open(profile: options.directory)
+            try await client.sync()
+            let conversation = try await client.findConversation(room)
+            let settings = ConversationSettings(
+                messageLifetime: lifetime ?? conversation.messageLifetime, burnOnRead: burnOnRead ?? conversation.burnOnRead)
+            let changed = try await client.setSettings(settings, in: conversation.id)
+            print("\(changed.title):\(settingsText(changed, always: true))")
             await client.close()
         }
     }
@@ -249,4 +278,22 @@ struct EventPrinter {
             FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
         }
     }
+}
+
+/// A duration option: `30s`, `15m`, `2h`, `7d`, or `off` (0).
+func durationOption(_ text: String, _ option: String) throws -> UInt64 {
+    if ["off", "none", "0"].contains(text) { return 0 }
+    guard let value = DurationText.seconds(text) else {
+        throw ValidationError("--\(option) takes a duration such as 30s, 15m, 2h, 7d (at most ten years), or off")
+    }
+    return UInt64(value)
+}
+
+/// ` (messages expire after 7d, burn 30s after reading)`, or nothing for defaults.
+func settingsText(_ conversation: Conversation, always: Bool = false) -> String {
+    guard always || conversation.messageLifetime > 0 || conversation.burnOnRead > 0 else { return "" }
+    let lifetime =
+        conversation.messageLifetime > 0 ? "messages expire after \(DurationText.format(conversation.messageLifetime))" : "messages do not expire"
+    let burn = conversation.burnOnRead > 0 ? "burn \(DurationText.format(conversation.burnOnRead)) after reading" : "burn-on-read off"
+    return " (\(lifetime), \(burn))"
 }

@@ -54,6 +54,9 @@ struct ServerRun: AsyncParsableCommand {
     @Option(name: .long, help: "Listen here instead of the configured HOST:PORT.") var listen: String?
     @Option(name: .long, help: "A PostgreSQL URL (postgres://user@host:port/db) instead of the embedded SQLite file.") var postgres: String?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    /// Tests only: the server's time is read from this file (milliseconds
+    /// since 1970), so that tests drive expiry without sleeping.
+    @Option(name: .long, help: .hidden) var testingClock: String?
 
     func run() async throws {
         let directory = DataDirectory(path: data)
@@ -69,11 +72,19 @@ struct ServerRun: AsyncParsableCommand {
         let logger = Logger(label: "conclave.server")
         let store = try await openStore(directory: directory, postgres: postgres, logger: logger)
         guard let adminHash = Hex.decode(settings.adminTokenSha256) else { throw ValidationError("conclave.json: bad admin_token_sha256") }
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             network: settings.network, host: host, port: port, adminTokenHash: adminHash,
             sessionLifetime: TimeInterval(settings.sessionLifetimeSeconds))
+        var clock: @Sendable () -> Date = { Date() }
+        if let testingClock {
+            guard FileClock.read(testingClock) != nil else { throw ValidationError("--testing-clock: \(testingClock) holds no time") }
+            clock = { FileClock.read(testingClock) ?? Date() }
+            configuration.sweepInterval = .milliseconds(200)
+            logger.warning("the server's clock is read from a file: for tests only")
+        }
         let state = try ServerState(
-            configuration: configuration, store: store, networkKey: try directory.networkKey(domain: settings.network), logger: logger)
+            configuration: configuration, store: store, networkKey: try directory.networkKey(domain: settings.network), logger: logger,
+            clock: clock)
         logger.info(
             "serving network",
             metadata: ["network": "\(settings.network)", "listen": "\(host):\(port)", "storage": "\(store.database.dialect)"])
@@ -84,5 +95,15 @@ struct ServerRun: AsyncParsableCommand {
             throw error
         }
         try await store.close()
+    }
+}
+
+/// A clock kept in a file as milliseconds since 1970 (tests only).
+enum FileClock {
+    static func read(_ path: String) -> Date? {
+        guard let data = FileManager.default.contents(atPath: path),
+            let millis = Int64(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return nil }
+        return Date(timeIntervalSince1970: Double(millis) / 1000)
     }
 }

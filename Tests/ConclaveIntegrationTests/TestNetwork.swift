@@ -1,7 +1,9 @@
 import ConclaveClient
 import ConclaveProtocol
+import ConclaveStorage
 import ConclaveTestSupport
 import Foundation
+import Logging
 import Testing
 
 /// The two storage backends every server test runs against.
@@ -22,6 +24,9 @@ struct TestNetwork: Sendable {
     let domain = "acme.example"
     let password = "correct horse battery staple"
     var server: ConclaveServerProcess
+    /// The time of the server and of devices made by ``device(_:_:)``,
+    /// when the network was started with one.
+    let clock: TestClock?
 
     var url: String { server.url }
     var admin: AdminClient { AdminClient(server: server.url, token: adminToken) }
@@ -30,7 +35,7 @@ struct TestNetwork: Sendable {
     /// Starts a network, or returns nil (and says why) when the backend
     /// cannot run here. With `CONCLAVE_REQUIRE_POSTGRES=1`, a missing
     /// PostgreSQL is a failure instead.
-    static func start(_ backend: Backend) async throws -> TestNetwork? {
+    static func start(_ backend: Backend, testingClock: Bool = false) async throws -> TestNetwork? {
         let root = NSTemporaryDirectory() + "conclave-it-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         var postgresURL: String?
@@ -47,21 +52,29 @@ struct TestNetwork: Sendable {
             postgresURL = try postgres.createDatabase()
         }
         let token = try ConclaveServerProcess.initialise(directory: root + "/server", network: "acme.example")
-        let server = try await ConclaveServerProcess.start(directory: root + "/server", postgres: postgresURL)
-        return TestNetwork(root: root, backend: backend, postgresURL: postgresURL, adminToken: token, server: server)
+        let clock = testingClock ? try TestClock(directory: root) : nil
+        let server = try await ConclaveServerProcess.start(directory: root + "/server", postgres: postgresURL, clock: clock)
+        return TestNetwork(root: root, backend: backend, postgresURL: postgresURL, adminToken: token, server: server, clock: clock)
     }
 
-    /// Creates users with the test password.
-    func users(_ names: String...) async throws {
+    /// Creates users with the test password, in `group` (default: default).
+    func users(_ names: String..., group: String? = nil) async throws {
         for name in names {
             guard let user = UserName(name) else { throw ConclaveServerProcessError("bad name \(name)") }
-            _ = try await admin.addUser(user, password: password, group: nil)
+            _ = try await admin.addUser(user, password: password, group: group)
         }
     }
 
-    /// A signed-in device in its own profile directory.
+    /// A signed-in device in its own profile directory, on the network's
+    /// clock if it has one.
     func device(_ name: String, _ deviceName: String = "phone") async throws -> ConclaveClient {
-        let client = try await ConclaveClient.open(profile: root + "/profiles/\(name)-\(deviceName)-\(UUID().uuidString.prefix(4))")
+        let profile = root + "/profiles/\(name)-\(deviceName)-\(UUID().uuidString.prefix(4))"
+        let client =
+            if let clock {
+                try await ConclaveClient.open(profile: profile, clock: { clock.now() })
+            } else {
+                try await ConclaveClient.open(profile: profile)
+            }
         try await client.login(server: url, user: "\(name)@\(domain)", password: password, deviceName: deviceName)
         return client
     }
@@ -70,10 +83,19 @@ struct TestNetwork: Sendable {
         UserAddress(name: UserName(name) ?? UserName("invalid")!, domain: NetworkDomain(domain)!)  // literals of the test
     }
 
+    /// The server's database, opened beside it (to inspect it, or to
+    /// tamper with it as someone with access to the database would).
+    func openDatabase() async throws -> any SQLDatabase {
+        var logger = Logger(label: "test.database")
+        logger.logLevel = .warning
+        if let postgresURL { return try await PostgresDatabase.connect(url: postgresURL, maximumConnections: 2, logger: logger) }
+        return try await SQLiteDatabase.open(path: dataDirectory + "/conclave.sqlite", readers: 1, logger: logger)
+    }
+
     /// Restarts the server process on the same data and port.
     mutating func restart(kill: Bool = false) async throws {
         if kill { server.kill() } else { server.stop() }
-        server = try await ConclaveServerProcess.start(directory: dataDirectory, postgres: postgresURL, port: server.port)
+        server = try await ConclaveServerProcess.start(directory: dataDirectory, postgres: postgresURL, port: server.port, clock: clock)
     }
 
     func stop() { server.stop() }
