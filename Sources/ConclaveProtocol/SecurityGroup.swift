@@ -111,7 +111,8 @@ public enum FederationReach: Hashable, Sendable, Codable {
             case "none": self = .none
             case "all": self = .all
             default:
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "federation is \"none\", \"all\" or a list of domains")
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "federation is \"none\", \"all\" or a list of domains")
             }
         } else {
             self = .only(try container.decode([NetworkDomain].self))
@@ -132,8 +133,8 @@ public enum FederationReach: Hashable, Sendable, Codable {
 /// in seconds. Every account belongs to exactly one group.
 public struct SecurityGroupPolicy: Codable, Sendable, Hashable {
     public var name: SecurityGroupName
-    /// The groups its members may share a conversation with (both groups
-    /// must allow each other).
+    /// The other groups its members may share a conversation with (both
+    /// groups must allow each other; a group's own members always may).
     public var mayMessage: GroupReach
     /// The networks its members may reach (enforced by federation).
     public var federation: FederationReach
@@ -182,10 +183,10 @@ public struct SecurityGroupPolicy: Codable, Sendable, Hashable {
         return nil
     }
 
-    /// Whether two groups' members may share a conversation: each must
-    /// allow the other.
+    /// Whether two groups' members may share a conversation: members of
+    /// one group always may; two groups must each allow the other.
     public func mayShare(with other: SecurityGroupPolicy) -> Bool {
-        mayMessage.contains(other.name) && other.mayMessage.contains(name)
+        name == other.name || (mayMessage.contains(other.name) && other.mayMessage.contains(name))
     }
 }
 
@@ -227,7 +228,8 @@ public struct SecurityGroupChange: Codable, Sendable, Hashable {
         if let maxFileSize { result.maxFileSize = maxFileSize }
         // New bounds without a new default move the default inside them.
         if messageLifetimeDefault == nil, let bounds = ConversationBounds(intersecting: [result]) {
-            result.messageLifetimeDefault = bounds.clamp(ConversationSettings(messageLifetime: result.messageLifetimeDefault)).messageLifetime
+            result.messageLifetimeDefault =
+                bounds.clamp(ConversationSettings(messageLifetime: result.messageLifetimeDefault)).messageLifetime
         }
         return result
     }

@@ -51,7 +51,8 @@ extension ServerState {
                     of: name, to: group,
                     audit: self.audit("user.update", "user:\(name)", before: AuditedUser(before), after: AuditedUser(after)))
             } catch StoreError.notFound(let what) {
-                throw what == "user" ? APIError.notFound("user") : APIError(.badRequest, "unknown_group", "security group \(group) does not exist")
+                throw what == "user"
+                    ? APIError.notFound("user") : APIError(.badRequest, "unknown_group", "security group \(group) does not exist")
             }
             let enforced = try await self.enforcePolicy(on: [name])
             self.logger.info(

@@ -19,7 +19,9 @@ extension ServerState {
 
     /// P1: `added` users may share a conversation with every user of
     /// `members`, and they with them, under both groups' "may message".
-    func checkSegmentation(added: some Collection<UserName>, members: some Collection<UserName>, _ policies: [UserName: SecurityGroupPolicy])
+    func checkSegmentation(
+        added: some Collection<UserName>, members: some Collection<UserName>, _ policies: [UserName: SecurityGroupPolicy]
+    )
         throws
     {
         for newcomer in added {
@@ -48,7 +50,8 @@ extension ServerState {
     /// P2: the settings are within the bounds of all members' groups.
     func checkSettings(_ settings: ConversationSettings, _ policies: some Collection<SecurityGroupPolicy>) throws {
         if let problem = try bounds(policies).problem(settings) {
-            throw APIError(.forbidden, "policy_settings", "these conversation settings are outside the members' security-group policy: \(problem)")
+            throw APIError(
+                .forbidden, "policy_settings", "these conversation settings are outside the members' security-group policy: \(problem)")
         }
     }
 
@@ -169,7 +172,8 @@ extension ServerState {
             let name = try Self.groupName(context)
             guard name != .default else { throw APIError(.conflict, "group_in_use", "the default security group cannot be deleted") }
             let before = try await self.store.securityGroup(name)
-            switch try await self.store.deleteSecurityGroup(name, audit: self.audit("group.delete", "group:\(name)", before: before, after: nil))
+            switch try await self.store.deleteSecurityGroup(
+                name, audit: self.audit("group.delete", "group:\(name)", before: before, after: nil))
             {
             case .deleted:
                 self.logger.info("admin: security group deleted")

@@ -40,7 +40,8 @@ extension ConclaveStore {
     public func securityGroups() async throws -> [(policy: SecurityGroupPolicy, members: Int)] {
         try await database.read { connection in
             let rows = try await connection.query(
-                "SELECT g.policy, (SELECT COUNT(*) FROM users u WHERE u.security_group = g.name) FROM security_groups g ORDER BY g.name", [])
+                "SELECT g.policy, (SELECT COUNT(*) FROM users u WHERE u.security_group = g.name) FROM security_groups g ORDER BY g.name", []
+            )
             return try rows.map { (try Self.policy($0), Int(try $0.integer(1))) }
         }
     }
@@ -94,7 +95,8 @@ extension ConclaveStore {
     public func updateSecurityGroup(_ policy: SecurityGroupPolicy, audit: AuditDraft) async throws -> Bool {
         try await database.transaction { connection in
             let rows = try await connection.query(
-                "UPDATE security_groups SET policy = ? WHERE name = ? RETURNING name", [.text(try Self.json(policy)), .text(policy.name.value)])
+                "UPDATE security_groups SET policy = ? WHERE name = ? RETURNING name",
+                [.text(try Self.json(policy)), .text(policy.name.value)])
             guard !rows.isEmpty else { return false }
             try await Self.appendAudit(connection, audit, lock: forUpdate)
             return true
@@ -159,7 +161,8 @@ extension ConclaveStore {
         guard let head = heads.first else { throw StoreError.corrupt("audit_head") }
         var entry = AuditEntry(
             seq: try head.integer(0) + 1, at: Date(millis: draft.at.millis), actor: draft.actor, action: draft.action,
-            target: draft.target, before: draft.before, after: draft.after, prevHash: try head.text(1), hash: "", signature: Base64Bytes([]))
+            target: draft.target, before: draft.before, after: draft.after, prevHash: try head.text(1), hash: "", signature: Base64Bytes([])
+        )
         entry.hash = entry.computedHash
         entry.signature = try draft.sign(entry)
         try await connection.execute(

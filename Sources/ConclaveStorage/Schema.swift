@@ -12,7 +12,6 @@ enum Schema {
         return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "'", with: "''")
     }
 
-
     static func migrations(_ dialect: SQLDialect) -> [[String]] {
         let bytes = dialect == .sqlite ? "BLOB" : "BYTEA"
         let int = dialect == .sqlite ? "INTEGER" : "BIGINT"

@@ -184,7 +184,9 @@ struct GroupPolicyOptions: ParsableArguments {
             change.files = files == "on"
         }
         if let maxFileSize {
-            guard let bytes = byteSize(maxFileSize) else { throw ValidationError("--max-file-size takes bytes, or a number with K, M or G") }
+            guard let bytes = byteSize(maxFileSize) else {
+                throw ValidationError("--max-file-size takes bytes, or a number with K, M or G")
+            }
             change.maxFileSize = bytes
         }
         return change
@@ -210,16 +212,24 @@ struct AdminGroupCommand: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a security group.",
-            discussion: "Unset options take the defaults: may message all, federate all, no lifetime bounds, burn-on-read allowed, files on (100M).")
+            discussion:
+                "Unset options take the defaults: may message all, federate all, no lifetime bounds, burn-on-read allowed, files on (100M)."
+        )
         @OptionGroup var admin: AdminOptions
         @Argument(help: "The group's name (a-z 0-9 . _ -).") var name: String
         @OptionGroup var policy: GroupPolicyOptions
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func run() async throws {
-            guard let group = SecurityGroupName(name) else { throw ValidationError("not a security group name: use a-z 0-9 . _ -, at most 64") }
+            guard let group = SecurityGroupName(name) else {
+                throw ValidationError("not a security group name: use a-z 0-9 . _ -, at most 64")
+            }
             let created = try await admin.client().addGroup(group, try policy.change())
-            if json { try printJSON(created) } else { print("created security group \(created.policy.name)\n\(AdminGroupCommand.describe(created))") }
+            if json {
+                try printJSON(created)
+            } else {
+                print("created security group \(created.policy.name)\n\(AdminGroupCommand.describe(created))")
+            }
         }
     }
 
@@ -241,7 +251,11 @@ struct AdminGroupCommand: AsyncParsableCommand {
             let change = try policy.change()
             guard change != SecurityGroupChange() else { throw ValidationError("give at least one setting to change") }
             let updated = try await admin.client().updateGroup(group, change)
-            if json { try printJSON(updated) } else { print("updated security group \(updated.policy.name)\n\(AdminGroupCommand.describe(updated))") }
+            if json {
+                try printJSON(updated)
+            } else {
+                print("updated security group \(updated.policy.name)\n\(AdminGroupCommand.describe(updated))")
+            }
         }
     }
 
@@ -252,7 +266,11 @@ struct AdminGroupCommand: AsyncParsableCommand {
 
         func run() async throws {
             for group in try await admin.client().groups() {
-                if json { try printJSON(group) } else { print("\(group.policy.name) (\(group.members) accounts)\n\(AdminGroupCommand.describe(group))") }
+                if json {
+                    try printJSON(group)
+                } else {
+                    print("\(group.policy.name) (\(group.members) accounts)\n\(AdminGroupCommand.describe(group))")
+                }
             }
         }
     }
@@ -293,7 +311,8 @@ struct AdminAuditCommand: AsyncParsableCommand {
             """)
     @OptionGroup var admin: AdminOptions
     @Flag(name: .long, help: "Print one JSON object per line.") var json = false
-    @Option(name: .long, help: "Only entries from this time on: RFC 3339 (2026-11-27T08:00:00Z) or an age (30m, 2h, 7d).") var since: String?
+    @Option(name: .long, help: "Only entries from this time on: RFC 3339 (2026-11-27T08:00:00Z) or an age (30m, 2h, 7d).") var since:
+        String?
     @Flag(name: .long, help: "Check the chain and signatures of the whole log.") var verify = false
 
     func run() async throws {
@@ -324,8 +343,10 @@ struct AdminAuditCommand: AsyncParsableCommand {
             if json {
                 try printJSON(entry)
             } else {
-                let change = [entry.before.map { "before \($0)" }, entry.after.map { "after \($0)" }].compactMap { $0 }.joined(separator: " ")
-                print("\(entry.seq)\t\(ConclaveJSON.formatTimestamp(entry.at))\t\(entry.actor)\t\(entry.action)\t\(entry.target)\t\(change)")
+                let change = [entry.before.map { "before \($0)" }, entry.after.map { "after \($0)" }].compactMap { $0 }.joined(
+                    separator: " ")
+                print(
+                    "\(entry.seq)\t\(ConclaveJSON.formatTimestamp(entry.at))\t\(entry.actor)\t\(entry.action)\t\(entry.target)\t\(change)")
             }
         }
     }

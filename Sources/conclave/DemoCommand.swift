@@ -11,7 +11,8 @@ struct DemoCommand: AsyncParsableCommand {
         abstract: "Run a network in-process on a temporary directory and show it working.",
         discussion: """
             Provisions alice, bob and carol on demo.example and shows, with a transcript: a 1:1 conversation, a room, \
-            offline delivery, a second device of bob joining his conversations, and that the server holds no plaintext. \
+            offline delivery, a second device of bob joining his conversations, a security group that walls off \
+            contractors (a refusal, a removal applied at once, the audit log), and that the server holds no plaintext. \
             Exits non-zero if any step fails.
             """)
 
@@ -120,6 +121,36 @@ struct DemoScenario {
             tally)
         check(messages(try await bob.receive()).map(\.text) == ["Welcome to the laptop, Bob."], "bob's phone still reads them too", tally)
         _ = try await carol.receive()
+
+        print("== policy: the administrator walls off contractors")
+        guard let contractors = SecurityGroupName("contractors"), let dave = UserName("dave"), let carolName = UserName("carol") else {
+            return 1
+        }
+        _ = try await admin.addGroup(
+            contractors,
+            SecurityGroupChange(mayMessage: .only([]), messageLifetimeMax: 86_400, messageLifetimeDefault: 3600, burnOnReadMax: 0))
+        _ = try await admin.addUser(dave, password: password, group: contractors.value)
+        print("   admin: group contractors (may message only each other; messages expire within 1d), with dave")
+        do {
+            _ = try await alice.directConversation(with: UserAddress(name: dave, domain: bobAddress.domain))
+            check(false, "alice may not start a conversation with dave", tally)
+        } catch let error as ClientError {
+            print("   alice → dave: \(error)")
+            check(error.description.contains("may-message"), "alice may not start a conversation with dave", tally)
+        }
+        _ = try await admin.setGroup(of: carolName, to: contractors)
+        print("   admin: carol moves to contractors; the server proposes removing her from #launch")
+        _ = try await alice.receive()
+        let launch = try await alice.conversations().first { $0.id == room.id }
+        print("   #launch members now: \(launch?.members.map(\.description).joined(separator: ", ") ?? "?")")
+        check(launch?.members.contains(carolAddress) == false, "alice's client committed carol's removal by itself", tally)
+        check(
+            (try await carol.receive()).contains(.removed(room.id)), "carol's device saw it was removed and dropped the room's keys", tally)
+        let (audit, fingerprint) = try await admin.verifyAudit()
+        print("   audit log: \(audit.entries) entries, head \(audit.head.prefix(16))…, signed by \(fingerprint.prefix(23))…")
+        check(audit.isIntact && audit.entries == 6, "the audit log holds every admin action, chained and signed", tally)
+        _ = try await bob.receive()
+        _ = try await laptop.receive()
 
         print("== the server stores ciphertext only")
         let database = root + "/server/conclave.sqlite"

@@ -68,7 +68,8 @@ struct RoomCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Comma-separated NAME@DOMAIN list.") var members: String = ""
         @Option(
             name: .long,
-            help: "Message lifetime (30s, 15m, 2h, 7d, or off): messages are deleted this long after sending. Default: the security groups' default."
+            help:
+                "Message lifetime (30s, 15m, 2h, 7d, or off): messages are deleted this long after sending. Default: the security groups' default."
         )
         var ttl: String?
         @Option(name: .long, help: "Burn-on-read delay (30s, 15m, 2h, 7d, or off): readers delete a message this long after reading it.")
@@ -293,7 +294,8 @@ func durationOption(_ text: String, _ option: String) throws -> UInt64 {
 func settingsText(_ conversation: Conversation, always: Bool = false) -> String {
     guard always || conversation.messageLifetime > 0 || conversation.burnOnRead > 0 else { return "" }
     let lifetime =
-        conversation.messageLifetime > 0 ? "messages expire after \(DurationText.format(conversation.messageLifetime))" : "messages do not expire"
+        conversation.messageLifetime > 0
+        ? "messages expire after \(DurationText.format(conversation.messageLifetime))" : "messages do not expire"
     let burn = conversation.burnOnRead > 0 ? "burn \(DurationText.format(conversation.burnOnRead)) after reading" : "burn-on-read off"
     return " (\(lifetime), \(burn))"
 }

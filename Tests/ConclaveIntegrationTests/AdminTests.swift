@@ -2,6 +2,7 @@
 import ConclaveProtocol
 import ConclaveTestSupport
 import Foundation
+import MLS
 import Testing
 
 /// The admin API: accounts and devices, with immediate effect.
@@ -31,6 +32,7 @@ struct AdminTests {
         #expect(try await admin.devices(try #require(UserName("bob"))).devices.count == 1)
 
         // Suspension: the session dies at once and sign-in is refused.
+        let bobState = try #require(try await bob.groupForTesting(room.id))
         let bobName = try #require(UserName("bob"))
         #expect(try await admin.suspend(bobName).suspended)
         await #expect(throws: ClientError.self) { _ = try await bob.receive() }
@@ -42,7 +44,20 @@ struct AdminTests {
         // The server proposed removing bob's device; alice's client commits it, and the room goes on without bob.
         _ = try await alice.receive()
         try await alice.send("bob is suspended", to: room.id)
+        let carolToken = try #require(await carol.sessionTokenForTesting)
+        let carolInbox = try await http.send(.GET, "/v1/inbox", token: carolToken).decode(InboxPage.self).events
         #expect(texts(try await carol.receive()) == ["bob is suspended"])
+        // bob's device, with its own saved state, learns it was removed and can open nothing after.
+        var state = bobState
+        var removedSelf = false
+        for event in carolInbox where event.conversation == room.id && event.kind == .handshake {
+            if case .commit(let summary) = try? state.process(try MLSMessage(tlsSerialized: event.message.bytes)) {
+                removedSelf = removedSelf || summary.removedSelf
+            }
+        }
+        #expect(removedSelf)
+        let after = try #require(carolInbox.first { $0.kind == .application && $0.conversation == room.id })
+        #expect(throws: MLSError.self) { _ = try state.process(try MLSMessage(tlsSerialized: after.message.bytes)) }
         #expect(
             Set(try await alice.conversations().first { $0.id == room.id }?.members ?? []) == [
                 network.address("alice"), network.address("carol"),
@@ -146,6 +161,100 @@ struct CommandLineTests {
         server.stop()
         #expect(server.stoppedGracefully)
         #expect(server.exitStatus == 0)
+    }
+
+    @Test("admin group/user set/audit and room set, with clear refusals")
+    func policyCommands() async throws {
+        guard let network = try await TestNetwork.start(.sqlite) else { return }
+        defer { network.stop() }
+        let root = network.root
+        let passwordFile = root + "/password"
+        _ = FileManager.default.createFile(atPath: passwordFile, contents: Data((network.password + "\n").utf8))
+        let admin = ["admin", "--server", network.url, "--token-file", network.dataDirectory + "/admin.token"]
+        func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+            try ConclaveServerProcess.runCLI(arguments)
+        }
+        let added = try run(
+            admin + [
+                "group", "add", "contractors", "--may-message", "ops", "--ttl-max", "7d", "--ttl-default", "1d", "--bor-max", "off",
+                "--files", "off", "--max-file-size", "10M",
+            ])
+        #expect(added.status != 0)
+        #expect(added.error.contains("may-message names security group ops"))
+        #expect(try run(admin + ["group", "add", "ops"]).status == 0)
+        let created = try run(
+            admin + [
+                "group", "add", "contractors", "--may-message", "ops", "--ttl-max", "7d", "--ttl-default", "1d", "--bor-max", "off",
+                "--files", "off", "--max-file-size", "10M",
+            ])
+        #expect(created.status == 0, "\(created.error)")
+        #expect(created.output.contains("message lifetime: min none, max 7d, default 1d"))
+        #expect(created.output.contains("burn-on-read: off"))
+        let invalid = try run(admin + ["group", "add", "odd", "--ttl-min", "2d", "--ttl-max", "1d"])
+        #expect(invalid.status != 0)
+        #expect(invalid.error.contains("invalid_policy"))
+        #expect(try run(admin + ["group", "add", "odd", "--ttl-max", "forever"]).error.contains("--ttl-max takes a duration"))
+        #expect(try run(admin + ["group", "set", "ops", "--may-message", "ops,contractors"]).status == 0)
+        let listed = try run(admin + ["group", "list", "--json"])
+        let groups = listed.output.split(separator: "\n").compactMap {
+            try? ConclaveJSON.decoder().decode(SecurityGroupInfo.self, from: Data($0.utf8))
+        }
+        #expect(groups.map(\.policy.name.value) == ["contractors", "default", "ops"])
+        let contractors = try #require(groups.first)
+        #expect(contractors.policy.files == false)
+        #expect(contractors.policy.maxFileSize == 10 << 20)
+        #expect(contractors.policy.messageLifetimeMax == 604_800)
+        for (name, group) in [("alice", "ops"), ("bob", "default"), ("carl", "contractors")] {
+            let user = try run(admin + ["user", "add", name, "--group", group, "--password-file", passwordFile])
+            #expect(user.status == 0, "\(user.error)")
+        }
+        let unknown = try run(admin + ["user", "add", "dan", "--group", "nope", "--password-file", passwordFile])
+        #expect(unknown.error.contains("security group nope does not exist"))
+        func cli(_ profile: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+            try run(["--profile", root + "/" + profile] + arguments)
+        }
+        for name in ["alice", "bob", "carl"] {
+            let login = try cli(
+                name, ["login", "--server", network.url, "--user", "\(name)@acme.example", "--password-file", passwordFile])
+            #expect(login.status == 0, "\(login.error)")
+        }
+        // Segmentation: bob (default) may not talk to carl (contractors).
+        let refused = try cli("bob", ["send", "carl@acme.example", "hello"])
+        #expect(refused.status != 0)
+        #expect(refused.error.contains("may-message"))
+        // A room with a contractor gets the contractors' default lifetime; room set stays within policy.
+        let room = try cli("alice", ["room", "create", "delivery", "--members", "carl@acme.example"])
+        #expect(room.status == 0, "\(room.error)")
+        #expect(room.output.contains("messages expire after 1d"))
+        let tooLong = try cli("alice", ["room", "set", "delivery", "--ttl", "30d"])
+        #expect(tooLong.status != 0)
+        #expect(tooLong.error.contains("messages must expire within 7d"))
+        let changed = try cli("alice", ["room", "set", "delivery", "--ttl", "2h"])
+        #expect(changed.status == 0, "\(changed.error)")
+        #expect(changed.output.contains("messages expire after 2h"))
+        let rooms = try cli("carl", ["room", "list", "--json"])
+        #expect(rooms.output.contains("\"message_lifetime\":7200"))
+        // Moving alice out of ops takes her out of the room with carl at once.
+        #expect(try run(admin + ["user", "set", "alice", "--group", "default"]).output.contains("is in security group default"))
+        #expect(try run(admin + ["group", "delete", "contractors"]).error.contains("account(s) are in this security group"))
+        #expect(!(try cli("carl", ["room", "list"]).output.contains("alice@acme.example")))
+
+        // The audit log, and its verification before and after someone edits the database.
+        let audit = try run(admin + ["audit"])
+        #expect(audit.output.contains("group.create\tgroup:ops"))
+        #expect(audit.output.contains("user.update\tuser:alice"))
+        #expect(try run(admin + ["audit", "--since", "1h", "--json"]).output.split(separator: "\n").count == 7)
+        let verified = try run(admin + ["audit", "--verify"])
+        #expect(verified.status == 0)
+        #expect(verified.output.contains("audit log intact: 7 entries"))
+        let database = try await network.openDatabase()
+        try await database.transaction { connection in
+            try await connection.execute("UPDATE audit_log SET target = 'user:mallory' WHERE seq = 4")
+        }
+        try await database.close()
+        let broken = try run(admin + ["audit", "--verify"])
+        #expect(broken.status == 1)
+        #expect(broken.output.contains("audit log BROKEN at entry 4"))
     }
 
     @Test("The served OpenAPI document is the one in the repository")

@@ -95,7 +95,8 @@ struct PolicyTests {
                 try #require(SecurityGroupName("bad")), SecurityGroupChange(messageLifetimeMin: 7200, messageLifetimeMax: 3600))
         }
         // short: messages live at most an hour (30 minutes unless the creator says otherwise); no burn-on-read.
-        _ = try await admin.addGroup(Self.short, SecurityGroupChange(messageLifetimeMax: 3600, messageLifetimeDefault: 1800, burnOnReadMax: 0))
+        _ = try await admin.addGroup(
+            Self.short, SecurityGroupChange(messageLifetimeMax: 3600, messageLifetimeDefault: 1800, burnOnReadMax: 0))
         try await network.users("alice", "bob")
         try await network.users("dave", "dana", group: "short")
         let alice = try await network.device("alice")
@@ -200,7 +201,8 @@ struct PolicyTests {
         await Self.expectRefused("group_in_use") { try await admin.deleteGroup(.default) }
     }
 
-    @Test("Audit log: every admin action, chained and signed; a row altered or deleted in the database is found", arguments: Backend.allCases)
+    @Test(
+        "Audit log: every admin action, chained and signed; a row altered or deleted in the database is found", arguments: Backend.allCases)
     func auditLog(_ backend: Backend) async throws {
         guard let network = try await TestNetwork.start(backend) else { return }
         defer { network.stop() }

@@ -82,7 +82,7 @@ extension ConclaveStore {
     func addUser(_ text: String, at time: Date = testNow()) async throws -> UserName {
         let user = try name(text)
         try await createUser(
-            UserRecord(name: user, passwordHash: "$argon2id$\(text)", securityGroup: "staff", suspended: false, createdAt: time))
+            UserRecord(name: user, passwordHash: "$argon2id$\(text)", securityGroup: "default", suspended: false, createdAt: time))
         return user
     }
 

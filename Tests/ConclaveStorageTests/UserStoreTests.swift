@@ -14,7 +14,7 @@ import Testing
             let versions = try await store.database.read { connection in
                 try await connection.query("SELECT version FROM schema_version", []).map { try $0.integer(0) }
             }
-            #expect(versions == [2])
+            #expect(versions == [3])
             #expect(try await store.user(named: alice) != nil)
         }
     }
@@ -49,11 +49,12 @@ import Testing
 
             let stored = try #require(try await store.user(named: bob))
             #expect(
-                stored == UserRecord(name: bob, passwordHash: "$argon2id$bob", securityGroup: "staff", suspended: false, createdAt: created)
+                stored
+                    == UserRecord(name: bob, passwordHash: "$argon2id$bob", securityGroup: "default", suspended: false, createdAt: created)
             )
             #expect(try await store.user(named: try name("carol")) == nil)
 
-            let duplicate = UserRecord(name: alice, passwordHash: "other", securityGroup: "admin", suspended: false, createdAt: created)
+            let duplicate = UserRecord(name: alice, passwordHash: "other", securityGroup: "default", suspended: false, createdAt: created)
             await #expect { try await store.createUser(duplicate) } throws: { isConflict($0) }
             #expect(try await store.user(named: alice)?.passwordHash == "$argon2id$alice")
 
