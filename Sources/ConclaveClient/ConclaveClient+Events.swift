@@ -75,6 +75,21 @@ public struct AdminClient: Sendable {
         let _: [String: String] = try await api.delete("/v1/admin/groups/\(name)")
     }
 
+    public func federation() async throws -> FederationState { try await api.get("/v1/admin/federation") }
+
+    /// Pins a peer network by domain, URL and key fingerprint.
+    public func addPeer(_ domain: NetworkDomain, url: String, keyFingerprint: String) async throws -> FederationPeer {
+        try await api.post("/v1/admin/federation/peers", AddFederationPeer(domain: domain, url: url, keyFingerprint: keyFingerprint))
+    }
+
+    public func removePeer(_ domain: NetworkDomain) async throws {
+        let _: [String: String] = try await api.delete("/v1/admin/federation/peers/\(domain)")
+    }
+
+    public func setFederationMode(_ mode: FederationMode) async throws -> FederationState {
+        try await api.put("/v1/admin/federation/mode", FederationModeChange(mode: mode))
+    }
+
     /// The audit log, oldest first; with `since`, only entries from then on.
     public func audit(since: Date? = nil) async throws -> [AuditEntry] {
         let query = since.map { "?since=" + ConclaveJSON.formatTimestamp($0).replacingOccurrences(of: "+", with: "%2B") } ?? ""

@@ -36,6 +36,12 @@ struct HTTPAPI: Sendable {
         try await send(.PATCH, path, body: body)
     }
 
+    func put<Body: Encodable, Response: Decodable>(_ path: String, _ body: Body, as type: Response.Type = Response.self) async throws
+        -> Response
+    {
+        try await send(.PUT, path, body: body)
+    }
+
     func delete<Response: Decodable>(_ path: String, as type: Response.Type = Response.self) async throws -> Response {
         try await send(.DELETE, path, body: Optional<Empty>.none)
     }

@@ -98,13 +98,19 @@ public struct WellKnown: Codable, Sendable, Hashable {
     public var signingKey: Base64Bytes
     public var keyFingerprint: String
     public var cipherSuite: UInt16
+    /// The server-to-server API's base URL (`…/v1/federation`).
+    public var federationEndpoint: String?
 
-    public init(domain: NetworkDomain, apiVersion: String, signingKey: Base64Bytes, keyFingerprint: String, cipherSuite: UInt16) {
+    public init(
+        domain: NetworkDomain, apiVersion: String, signingKey: Base64Bytes, keyFingerprint: String, cipherSuite: UInt16,
+        federationEndpoint: String? = nil
+    ) {
         self.domain = domain
         self.apiVersion = apiVersion
         self.signingKey = signingKey
         self.keyFingerprint = keyFingerprint
         self.cipherSuite = cipherSuite
+        self.federationEndpoint = federationEndpoint
     }
 }
 

@@ -72,13 +72,14 @@ public enum GroupReach: Hashable, Sendable, Codable {
 /// Which other networks a group's members may reach. JSON: `"none"`,
 /// `"all"` (every federation peer of this network) or a list of domains.
 public enum FederationReach: Hashable, Sendable, Codable {
-    case none
+    /// No other network (`"none"`; not `.none`, which an optional would swallow).
+    case noNetworks
     case all
     case only([NetworkDomain])
 
     public func contains(_ domain: NetworkDomain) -> Bool {
         switch self {
-        case .none: false
+        case .noNetworks: false
         case .all: true
         case .only(let domains): domains.contains(domain)
         }
@@ -87,7 +88,7 @@ public enum FederationReach: Hashable, Sendable, Codable {
     /// `none`, `all`, or domains separated by commas.
     public init?(_ text: String) {
         switch text {
-        case "none": self = .none
+        case "none": self = .noNetworks
         case "all": self = .all
         default:
             let domains = text.split(separator: ",").map { NetworkDomain(String($0).trimmingCharacters(in: .whitespaces)) }
@@ -98,7 +99,7 @@ public enum FederationReach: Hashable, Sendable, Codable {
 
     public var description: String {
         switch self {
-        case .none: "none"
+        case .noNetworks: "none"
         case .all: "all"
         case .only(let domains): domains.map(\.value).joined(separator: ",")
         }
@@ -108,7 +109,7 @@ public enum FederationReach: Hashable, Sendable, Codable {
         let container = try decoder.singleValueContainer()
         if let word = try? container.decode(String.self) {
             switch word {
-            case "none": self = .none
+            case "none": self = .noNetworks
             case "all": self = .all
             default:
                 throw DecodingError.dataCorruptedError(
@@ -122,7 +123,7 @@ public enum FederationReach: Hashable, Sendable, Codable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
-        case .none: try container.encode("none")
+        case .noNetworks: try container.encode("none")
         case .all: try container.encode("all")
         case .only(let domains): try container.encode(domains)
         }

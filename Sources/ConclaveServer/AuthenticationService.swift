@@ -114,9 +114,17 @@ extension ServerState {
         return (package.reference(provider), bytes)
     }
 
-    func claimKeyPackages(_ claim: KeyPackageClaim) async throws -> ClaimedKeyPackages {
-        let name = try localUser(claim.user.description)
+    /// Claims one key package of every device of a user: of this network
+    /// (whom the caller's group may message, P1), or of a peer network
+    /// through its server (F5).
+    func claimKeyPackages(_ claim: KeyPackageClaim, session: Session) async throws -> ClaimedKeyPackages {
+        if claim.user.domain != domain { return try await claimRemoteKeyPackages(claim.user, session: session) }
+        let name = claim.user.name
         guard let user = try await store.user(named: name), !user.suspended else { throw APIError.notFound("user") }
+        if name != session.user.name {
+            let users = [session.user.name, name]
+            try checkSegmentation(added: [name], members: users, try await policies(of: users))
+        }
         let claimed = try await store.claimKeyPackages(user: name)
         return ClaimedKeyPackages(
             user: UserAddress(name: name, domain: domain),

@@ -32,6 +32,7 @@ extension ServerState {
         addInboxRoutes(router)
         addAdminRoutes(router)
         addPolicyRoutes(router)
+        addFederationRoutes(router)
         return router
     }
 
@@ -40,7 +41,7 @@ extension ServerState {
             JSONResponse(
                 WellKnown(
                     domain: self.domain, apiVersion: conclaveAPIVersion, signingKey: Base64Bytes(self.publicKey.rawKey),
-                    keyFingerprint: self.publicKey.fingerprint, cipherSuite: 1))
+                    keyFingerprint: self.publicKey.fingerprint, cipherSuite: 1, federationEndpoint: self.baseURL + "/v1/federation"))
         }
         router.get("/openapi.json") { _, _ -> Response in
             var headers = HTTPFields()
@@ -75,8 +76,9 @@ extension ServerState {
             return JSONResponse(KeyPackageCount(available: count.available, lastResort: count.lastResort))
         }
         v1.post("/key-packages/claim") { request, context in
-            _ = try await self.session(request)
-            return JSONResponse(try await self.claimKeyPackages(try await request.decodeJSON(KeyPackageClaim.self, context: context)))
+            let session = try await self.session(request)
+            let claim = try await request.decodeJSON(KeyPackageClaim.self, context: context)
+            return JSONResponse(try await self.claimKeyPackages(claim, session: session))
         }
         v1.post("/conversations") { request, context in
             let session = try await self.session(request)

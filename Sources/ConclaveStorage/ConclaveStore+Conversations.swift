@@ -295,13 +295,15 @@ extension ConclaveStore {
         }
     }
 
-    /// Deletes expired payloads (and their inbox entries), and payloads no
-    /// inbox refers to. Returns how many payloads went.
+    /// Deletes expired payloads (and their inbox entries), payloads no
+    /// inbox refers to, and expired federation nonces. Returns how many
+    /// payloads went.
     public func sweep(now: Date) async throws -> Int {
         try await database.transaction { connection in
             let expired = try await connection.query(
                 "DELETE FROM payloads WHERE (expires_at IS NOT NULL AND expires_at <= ?) OR NOT EXISTS (SELECT 1 FROM inbox WHERE payload_id = payloads.id) RETURNING id",
                 [.integer(now.millis)])
+            try await connection.execute("DELETE FROM federation_nonces WHERE expires_at <= ?", [.integer(now.millis)])
             return expired.count
         }
     }

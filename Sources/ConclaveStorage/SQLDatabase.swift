@@ -40,6 +40,12 @@ public struct SQLRow: Sendable {
         guard column < values.count, case .blob(let value) = values[column] else { throw StoreError.corrupt("blob column \(column)") }
         return value
     }
+
+    public func optionalBlob(_ column: Int) throws(StoreError) -> [UInt8]? {
+        guard column < values.count else { throw StoreError.corrupt("column \(column)") }
+        if case .null = values[column] { return nil }
+        return try blob(column)
+    }
 }
 
 /// The two SQL dialects the store speaks. Statements are written once with

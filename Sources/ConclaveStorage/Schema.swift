@@ -74,6 +74,17 @@ enum Schema {
                 "CREATE TABLE audit_head (id \(int) PRIMARY KEY, seq \(int) NOT NULL, hash TEXT NOT NULL)",
                 "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '\(AuditEntry.genesisHash)')",
             ],
+            [
+                // Federation: network settings, pinned peers (signing_key is learned and checked against the fingerprint), seen nonces.
+                "CREATE TABLE network_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                "INSERT INTO network_settings (name, value) VALUES ('federation_mode', 'listed')",
+                """
+                CREATE TABLE federation_peers (domain TEXT PRIMARY KEY, url TEXT NOT NULL, key_fingerprint TEXT NOT NULL, \
+                signing_key \(bytes), pinned_by TEXT NOT NULL, added_at \(int) NOT NULL)
+                """,
+                "CREATE TABLE federation_nonces (origin TEXT NOT NULL, nonce TEXT NOT NULL, expires_at \(int) NOT NULL, PRIMARY KEY (origin, nonce))",
+                "CREATE INDEX federation_nonces_expiry ON federation_nonces(expires_at)",
+            ],
         ]
     }
 }

@@ -15,8 +15,10 @@ struct AdminOptions: ParsableArguments {
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
-        abstract: "Manage a network: users and their devices, security groups, the audit log.",
-        subcommands: [AdminUserCommand.self, AdminGroupCommand.self, AdminAuditCommand.self, AdminNetworkCommand.self]
+        abstract: "Manage a network: users and their devices, security groups, federation peers, the audit log.",
+        subcommands: [
+            AdminUserCommand.self, AdminGroupCommand.self, AdminFederationCommand.self, AdminAuditCommand.self, AdminNetworkCommand.self,
+        ]
     )
 }
 
@@ -348,6 +350,75 @@ struct AdminAuditCommand: AsyncParsableCommand {
                 print(
                     "\(entry.seq)\t\(ConclaveJSON.formatTimestamp(entry.at))\t\(entry.actor)\t\(entry.action)\t\(entry.target)\t\(change)")
             }
+        }
+    }
+}
+
+struct AdminFederationCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "federation",
+        abstract: "Other networks this one talks to: pin peers by key fingerprint, choose the federation mode.",
+        subcommands: [Add.self, List.self, Remove.self, Mode.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pin a peer network.",
+            discussion: """
+                FINGERPRINT is what the other administrator's `conclave admin network show` prints as key_fingerprint \
+                (sha256:…). If the peer answers now, its published domain and key are checked against what you give.
+                """)
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "The peer's domain, e.g. globex.example.") var domain: String
+        @Option(name: .long, help: "The peer server's URL, e.g. https://chat.globex.example.") var url: String
+        @Option(name: .long, help: "The peer's key fingerprint (sha256:…).") var key: String
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
+        func run() async throws {
+            guard let peer = NetworkDomain(domain) else { throw ValidationError("not a domain: \(domain)") }
+            let added = try await admin.client().addPeer(peer, url: url, keyFingerprint: key)
+            if json { try printJSON(added) } else { print("pinned \(added.domain) at \(added.url) (\(added.keyFingerprint))") }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the federation mode and the pinned peers.")
+        @OptionGroup var admin: AdminOptions
+        @Flag(name: .long, help: "Print JSON: one object with mode and peers.") var json = false
+
+        func run() async throws {
+            let state = try await admin.client().federation()
+            if json {
+                try printJSON(state)
+            } else {
+                print("federation mode: \(state.mode.rawValue)")
+                for peer in state.peers {
+                    print("\(peer.domain)\t\(peer.url)\t\(peer.keyFingerprint)\tpinned by \(peer.pinnedBy)")
+                }
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Unpin a peer network: its requests are refused from now on.")
+        @OptionGroup var admin: AdminOptions
+        @Argument var domain: String
+
+        func run() async throws {
+            guard let peer = NetworkDomain(domain) else { throw ValidationError("not a domain: \(domain)") }
+            try await admin.client().removePeer(peer)
+            print("removed \(peer)")
+        }
+    }
+
+    struct Mode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "off: no federation; listed (default): pinned peers only; open: also unlisted networks, pinned on first contact.")
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "off, listed or open.") var mode: String
+
+        func run() async throws {
+            guard let chosen = FederationMode(rawValue: mode) else { throw ValidationError("the mode is off, listed or open") }
+            print("federation mode: \(try await admin.client().setFederationMode(chosen).mode.rawValue)")
         }
     }
 }

@@ -51,7 +51,7 @@ struct ProfileOptions: ParsableArguments {
 /// whole command path.
 enum ProfileArguments {
     /// Commands whose next word names a subcommand.
-    static let groups: Set<String> = ["room", "admin", "user", "group", "network", "server", "mls"]
+    static let groups: Set<String> = ["room", "admin", "user", "group", "federation", "network", "server", "mls"]
 
     static func reordered(_ arguments: [String]) -> [String] {
         var path: [String] = []

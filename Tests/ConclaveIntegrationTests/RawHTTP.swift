@@ -17,11 +17,13 @@ struct RawHTTP {
         func decode<T: Decodable>(_ type: T.Type) throws -> T { try ConclaveJSON.decoder().decode(T.self, from: body) }
     }
 
-    func send(_ method: HTTPMethod, _ path: String, token: String? = nil, json: (any Encodable)? = nil, raw: [UInt8]? = nil) async throws
-        -> Answer
-    {
+    func send(
+        _ method: HTTPMethod, _ path: String, token: String? = nil, json: (any Encodable)? = nil, raw: [UInt8]? = nil,
+        headers: [(String, String)] = []
+    ) async throws -> Answer {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let json {
             request.headers.add(name: "Content-Type", value: "application/json")

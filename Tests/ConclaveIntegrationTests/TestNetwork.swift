@@ -21,7 +21,7 @@ struct TestNetwork: Sendable {
     let backend: Backend
     let postgresURL: String?
     let adminToken: String
-    let domain = "acme.example"
+    let domain: String
     let password = "correct horse battery staple"
     var server: ConclaveServerProcess
     /// The time of the server and of devices made by ``device(_:_:)``,
@@ -35,7 +35,7 @@ struct TestNetwork: Sendable {
     /// Starts a network, or returns nil (and says why) when the backend
     /// cannot run here. With `CONCLAVE_REQUIRE_POSTGRES=1`, a missing
     /// PostgreSQL is a failure instead.
-    static func start(_ backend: Backend, testingClock: Bool = false) async throws -> TestNetwork? {
+    static func start(_ backend: Backend, domain: String = "acme.example", testingClock: Bool = false) async throws -> TestNetwork? {
         let root = NSTemporaryDirectory() + "conclave-it-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         var postgresURL: String?
@@ -51,10 +51,11 @@ struct TestNetwork: Sendable {
             }
             postgresURL = try postgres.createDatabase()
         }
-        let token = try ConclaveServerProcess.initialise(directory: root + "/server", network: "acme.example")
+        let token = try ConclaveServerProcess.initialise(directory: root + "/server", network: domain)
         let clock = testingClock ? try TestClock(directory: root) : nil
         let server = try await ConclaveServerProcess.start(directory: root + "/server", postgres: postgresURL, clock: clock)
-        return TestNetwork(root: root, backend: backend, postgresURL: postgresURL, adminToken: token, server: server, clock: clock)
+        return TestNetwork(
+            root: root, backend: backend, postgresURL: postgresURL, adminToken: token, domain: domain, server: server, clock: clock)
     }
 
     /// Creates users with the test password, in `group` (default: default).
