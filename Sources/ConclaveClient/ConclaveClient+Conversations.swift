@@ -113,11 +113,12 @@ extension ConclaveClient {
     }
 
     func addUsers(_ users: [UserAddress], to id: ConversationID) async throws -> Conversation {
-        let (account, _, networkKey) = try requireAccount()
+        let (account, _, _) = try requireAccount()
         var packages: [KeyPackage] = []
         for user in Set(users + [account.user]) {
             let claimed: ClaimedKeyPackages = try await api.post("/v1/key-packages/claim", KeyPackageClaim(user: user))
             var found = 0
+            let networkKey = try await networkKey(for: user.domain)
             for entry in claimed.keyPackages where entry.deviceId != account.device {
                 guard case .keyPackage(let package) = try? MLSMessage(tlsSerialized: entry.keyPackage.bytes).body,
                     let certificate = DeviceCertificate.verify(leaf: package.leafNode, networkKey: networkKey), certificate.user == user,
@@ -217,7 +218,7 @@ extension ConclaveClient {
             let (group, commit) = try Group.joinExternally(
                 groupInfo: info, ratchetTree: tree, credential: try credential, signer: signer,
                 capabilities: ConversationSettings.capabilities(try provider.suite), now: now, random: random)
-            guard try unverifiedLeaves(group).isEmpty else {
+            guard try await unverifiedLeaves(group).isEmpty else {
                 throw ClientError.invalid("conversation \(id) holds a device without a valid certificate of the network")
             }
             let request = CommitRequest(

@@ -123,7 +123,7 @@ extension ConclaveClient {
             guard let (bytes, lastResort) = try await store.keyPackage(secrets.newMember) else { continue }
             let bundle = try KeyPackageBundle(serialized: bytes, signer: signer)
             let group = try Group(welcome: welcome, keyPackage: bundle, now: now)
-            guard try unverifiedLeaves(group).isEmpty, group.groupID == id.bytes else {
+            guard try await unverifiedLeaves(group).isEmpty, group.groupID == id.bytes else {
                 return [.warning("refused to join \(id): a device in it has no valid certificate of the network")]
             }
             if !lastResort { try await store.deleteKeyPackage(secrets.newMember) }
@@ -157,7 +157,7 @@ extension ConclaveClient {
             try await saveGroup(id, stored, group)
             let changed = summary.added + summary.updated + [summary.committer]
             var events: [ClientEvent] = [.membersChanged(conversation(id, stored, group))]
-            if !(try unverifiedLeaves(group, changed)).isEmpty {
+            if !(try await unverifiedLeaves(group, changed)).isEmpty {
                 events.append(.warning("conversation \(id) now holds a device without a valid certificate of the network"))
             }
             return events

@@ -28,6 +28,8 @@ public actor ConclaveClient {
     /// Decrypted burn-on-read messages not yet returned by ``receive()``:
     /// held in memory only, never written to disk (DESIGN.md §6).
     var heldBurnOnRead: [ReceivedMessage] = []
+    /// Peer networks' keys, as this device's network pinned them.
+    var peerKeys: [NetworkDomain: NetworkPublicKey] = [:]
     /// The device's clock (message expiry, MLS lifetimes); tests inject their own.
     nonisolated let clock: @Sendable () -> Date
 
@@ -182,14 +184,38 @@ public actor ConclaveClient {
             messageLifetime: settings.messageLifetime, burnOnRead: settings.burnOnRead)
     }
 
-    /// Checks every leaf of a group against the network key: a leaf without
-    /// a valid certificate is a device nobody vouched for.
-    func unverifiedLeaves(_ group: Group, _ indices: [LeafIndex]? = nil) throws -> [LeafIndex] {
-        let (_, _, networkKey) = try requireAccount()
+    /// Checks every leaf of a group against the key of the network that
+    /// issued its certificate: a leaf without a valid certificate is a
+    /// device nobody vouched for.
+    func unverifiedLeaves(_ group: Group, _ indices: [LeafIndex]? = nil) async throws -> [LeafIndex] {
         let leaves =
             indices.map { $0.compactMap { index in group.tree.leaf(index).map { (index, $0) } } }
             ?? group.members.map { ($0.index, $0.leaf) }
-        return leaves.filter { DeviceCertificate.verify(leaf: $0.1, networkKey: networkKey) == nil }.map(\.0)
+        var unverified: [LeafIndex] = []
+        for (index, leaf) in leaves {
+            guard let claimed = DeviceCertificate(credential: leaf.credential), let key = try? await networkKey(for: claimed.user.domain),
+                DeviceCertificate.verify(leaf: leaf, networkKey: key) != nil
+            else {
+                unverified.append(index)
+                continue
+            }
+        }
+        return unverified
+    }
+
+    /// The key of a network: this device's own (pinned at sign-in), or a
+    /// peer's as this device's network pinned it (`GET /v1/networks/…`).
+    func networkKey(for domain: NetworkDomain) async throws -> NetworkPublicKey {
+        let (_, _, own) = try requireAccount()
+        if domain == own.domain { return own }
+        if let known = peerKeys[domain] { return known }
+        let peer: PeerNetwork = try await api.get("/v1/networks/\(domain)")
+        let key = NetworkPublicKey(domain: domain, rawKey: peer.signingKey.bytes)
+        guard peer.domain == domain, key.fingerprint == peer.keyFingerprint else {
+            throw ClientError.invalid("the key of \(domain) does not match its fingerprint")
+        }
+        peerKeys[domain] = key
+        return key
     }
 
     /// The conversations this device holds.

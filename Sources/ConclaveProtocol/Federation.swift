@@ -168,3 +168,75 @@ public struct FederationRequestSignature: Sendable, Hashable {
         ]
     }
 }
+
+/// `POST /v1/federation/deliver`: the hosting network hands a message of
+/// one of its conversations to the network of some of its members, for
+/// these devices' inboxes.
+public struct FederatedDelivery: Codable, Sendable, Hashable {
+    public var conversation: ConversationID
+    public var conversationKind: ConversationKind
+    public var name: String?
+    /// The conversation's creator, a user of the hosting network.
+    public var createdBy: UserName
+    public var createdAt: Date
+    public var kind: InboxEventKind
+    public var message: Base64Bytes
+    public var messageId: String?
+    public var sentAt: Date
+    public var expiresAt: Date?
+    public var recipients: [DeviceID]
+    /// Every member after this message; a bare name is a user of the
+    /// hosting network.
+    public var members: [String]
+
+    public init(
+        conversation: ConversationID, conversationKind: ConversationKind, name: String?, createdBy: UserName, createdAt: Date,
+        kind: InboxEventKind, message: Base64Bytes, messageId: String?, sentAt: Date, expiresAt: Date?, recipients: [DeviceID],
+        members: [String]
+    ) {
+        self.conversation = conversation
+        self.conversationKind = conversationKind
+        self.name = name
+        self.createdBy = createdBy
+        self.createdAt = createdAt
+        self.kind = kind
+        self.message = message
+        self.messageId = messageId
+        self.sentAt = sentAt
+        self.expiresAt = expiresAt
+        self.recipients = recipients
+        self.members = members
+    }
+}
+
+/// A member's device of another network, as its network vouches for it.
+public struct RemoteActor: Codable, Sendable, Hashable {
+    public var user: UserAddress
+    public var device: DeviceID
+
+    public init(user: UserAddress, device: DeviceID) {
+        self.user = user
+        self.device = device
+    }
+}
+
+/// A client request to a conversation hosted elsewhere, relayed by the
+/// member's own network: `POST /v1/federation/conversations/{id}/{operation}`.
+public struct RelayedRequest<Body: Codable & Sendable>: Codable, Sendable {
+    public var actor: RemoteActor
+    public var request: Body?
+
+    public init(actor: RemoteActor, request: Body?) {
+        self.actor = actor
+        self.request = request
+    }
+}
+
+/// `POST /v1/federation/conversations/{id}/remove-devices`: a member's
+/// network asks the host to propose removing its user's devices
+/// (de-provisioning).
+public struct RemoteRemoval: Codable, Sendable, Hashable {
+    public var devices: [DeviceID]
+
+    public init(devices: [DeviceID]) { self.devices = devices }
+}

@@ -79,6 +79,7 @@ extension ServerState {
             let devices = try await self.store.devices(of: name).map(\.id)
             let conversations = try await self.store.conversations(withDevices: devices)
             let audit = self.audit("user.delete", "user:\(name)", before: AuditedUser(before, devices: devices.count), after: nil)
+            try await self.requestRemoteRemoval(of: devices, user: name)
             guard let deleted = try await self.store.deleteUser(name, audit: audit) else { throw APIError.notFound("user") }
             await self.hub.disconnect(deleted)
             try await self.proposeRemoval(of: Set(devices), in: conversations)
@@ -102,6 +103,7 @@ extension ServerState {
                     after: AuditedUser(user, devices: 0)))
             await self.hub.disconnect(deleted)
             try await self.proposeRemoval(of: Set(devices), in: conversations)
+            try await self.requestRemoteRemoval(of: devices, user: name)
             self.logger.info("admin: devices reset", metadata: ["count": "\(deleted.count)"])
             return JSONResponse(["removed": deleted.count])
         }
@@ -121,6 +123,7 @@ extension ServerState {
             let ids = devices.map(\.id)
             await hub.disconnect(ids)
             try await proposeRemoval(of: Set(ids), in: try await store.conversations(withDevices: ids))
+            try await requestRemoteRemoval(of: ids, user: name)
         }
         logger.info("admin: user \(suspended ? "suspended" : "unsuspended")")
         return userInfo(user, devices: devices.count)

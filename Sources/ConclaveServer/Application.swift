@@ -6,8 +6,9 @@ import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 
-/// The composition root: one HTTP server (client, admin, discovery APIs and
-/// the WebSocket inbox) and the sweeper, as services of one service group.
+/// The composition root: one HTTP server (client, admin, discovery and
+/// federation APIs and the WebSocket inbox), the sweeper and the federation
+/// relay, as services of one service group.
 public func buildApplication(state: ServerState) -> some ApplicationProtocol {
     let router = state.buildRouter()
     var app = Application(
@@ -15,7 +16,7 @@ public func buildApplication(state: ServerState) -> some ApplicationProtocol {
         server: .http1WebSocketUpgrade(webSocketRouter: router),
         configuration: .init(address: .hostname(state.configuration.host, port: state.configuration.port), serverName: "conclave"),
         logger: state.logger)
-    app.addServices(Sweeper(state: state))
+    app.addServices(Sweeper(state: state), FederationRelay(state: state))
     return app
 }
 

@@ -37,11 +37,18 @@ extension ServerState {
         switch request.kind {
         case .direct:
             guard let peer = request.peer else { throw APIError.badRequest("a 1:1 conversation needs a peer") }
-            let peerName = try localUser(peer.description)
-            guard peerName != session.user.name else { throw APIError.badRequest("a 1:1 conversation needs another user") }
-            guard let peerUser = try await store.user(named: peerName), !peerUser.suspended else { throw APIError.notFound("user") }
-            participants.append(peerName)
-            directKey = UserName.directKey(session.user.name, peerName)
+            if peer.domain != domain {
+                // A 1:1 with a user of another network, hosted here: this network's policy first (F5).
+                let policies = try await policies(of: [session.user.name])
+                try await checkFederation(policies, remote: [peer], newcomers: [peer])
+                directKey = [session.address.description, peer.description].sorted().joined(separator: " ")
+            } else {
+                let peerName = peer.name
+                guard peerName != session.user.name else { throw APIError.badRequest("a 1:1 conversation needs another user") }
+                guard let peerUser = try await store.user(named: peerName), !peerUser.suspended else { throw APIError.notFound("user") }
+                participants.append(peerName)
+                directKey = UserName.directKey(session.user.name, peerName)
+            }
             if let existing = try await store.directConversation(key: directKey ?? "") {  // D5
                 throw APIError(.conflict, "conversation_exists", "a 1:1 conversation with this user exists", conversation: existing)
             }
@@ -67,45 +74,54 @@ extension ServerState {
             throw APIError(.conflict, "conversation_exists", "a conversation with this group id exists")
         }
         await groups.store(id, group, pendingCount: 0)
-        return info(record, members: [session.user.name])
+        return info(record, members: [session.address])
     }
 
-    func conversationInfo(_ id: ConversationID, session: Session) async throws -> ConversationInfo {
-        let (record, members) = try await memberConversation(id, session: session)
+    func conversationInfo(_ id: ConversationID, actor: Actor) async throws -> ConversationInfo {
+        let (record, members) = try await memberConversation(id, actor: actor)
         return info(record, members: members)
     }
 
     func listConversations(session: Session) async throws -> ConversationList {
-        let rows = try await store.conversations(of: session.user.name)
-        return ConversationList(conversations: rows.map { info($0.conversation, members: $0.members) })
+        var conversations: [ConversationInfo] = []
+        for row in try await store.conversations(of: session.user.name) {
+            let remote = try await store.remoteMembers(row.conversation.id)
+            conversations.append(info(row.conversation, members: row.members.map { UserAddress(name: $0, domain: domain) } + remote))
+        }
+        return ConversationList(conversations: conversations)
     }
 
-    func groupInfo(_ id: ConversationID, session: Session) async throws -> GroupInfoResponse {
-        let (record, _) = try await memberConversation(id, session: session)  // D6
+    func groupInfo(_ id: ConversationID, actor: Actor) async throws -> GroupInfoResponse {
+        let (record, _) = try await memberConversation(id, actor: actor)  // D6
         return GroupInfoResponse(
             epoch: record.epoch, groupInfo: Base64Bytes(record.groupInfo), ratchetTree: Base64Bytes(record.ratchetTree))
     }
 
-    /// A conversation the session's user is a member of (404 otherwise, so
-    /// that outsiders learn nothing of it).
-    func memberConversation(_ id: ConversationID, session: Session) async throws -> (ConversationRecord, [UserName]) {
-        guard let record = try await store.conversation(id) else { throw APIError.notFound("conversation") }
-        let members = try await store.memberUsers(id)
-        guard members.contains(session.user.name) else { throw APIError.notFound("conversation") }
+    /// A conversation hosted here that the actor's user is a member of (404
+    /// otherwise, so that outsiders learn nothing of it), with its members.
+    func memberConversation(_ id: ConversationID, actor: Actor) async throws -> (ConversationRecord, [UserAddress]) {
+        guard let record = try await store.conversation(id), record.host == nil else { throw APIError.notFound("conversation") }
+        let members = try await allMembers(id)
+        guard members.contains(actor.address) else { throw APIError.notFound("conversation") }
         return (record, members)
     }
 
-    func info(_ record: ConversationRecord, members: [UserName]) -> ConversationInfo {
+    /// The members of a conversation, of this network and of others.
+    func allMembers(_ id: ConversationID) async throws -> [UserAddress] {
+        try await store.memberUsers(id).map { UserAddress(name: $0, domain: domain) } + (try await store.remoteMembers(id))
+    }
+
+    func info(_ record: ConversationRecord, members: [UserAddress]) -> ConversationInfo {
         ConversationInfo(
-            id: record.id, kind: record.kind, name: record.name, epoch: record.epoch,
-            members: members.map { UserAddress(name: $0, domain: domain) }, createdBy: UserAddress(name: record.createdBy, domain: domain),
-            createdAt: record.createdAt, messageLifetime: record.settings.messageLifetime, burnOnRead: record.settings.burnOnRead)
+            id: record.id, kind: record.kind, name: record.name, epoch: record.epoch, members: members.sorted(),
+            createdBy: UserAddress(name: record.createdBy, domain: record.host ?? domain), createdAt: record.createdAt,
+            messageLifetime: record.settings.messageLifetime, burnOnRead: record.settings.burnOnRead)
     }
 
     // MARK: Commits
 
-    func acceptCommit(_ id: ConversationID, _ request: CommitRequest, session: Session) async throws -> CommitAccepted {
-        let (record, members) = try await memberConversation(id, session: session)  // outsiders learn nothing (D6)
+    func acceptCommit(_ id: ConversationID, _ request: CommitRequest, actor: Actor) async throws -> CommitAccepted {
+        let (record, members) = try await memberConversation(id, actor: actor)  // outsiders learn nothing (D6)
         let message = try decode(MLSMessage.self, request.commit.bytes, "MLSMessage")
         guard case .publicMessage(let publicMessage) = message.body, case .commit(let commit) = publicMessage.content.content else {
             throw APIError.invalidMessage("a commit must be a PublicMessage")  // D7
@@ -121,13 +137,13 @@ extension ServerState {
         // D9: a member commits as itself; an external commit comes from a new device of a member user.
         switch publicMessage.content.sender {
         case .member(let leaf):
-            guard let node = group.tree.leaf(leaf), DeviceCertificate(credential: node.credential)?.device == session.device.id else {
+            guard let node = group.tree.leaf(leaf), actor.owns(node) else {
                 throw APIError(.forbidden, "forbidden", "a device may only commit as itself")
             }
         case .newMemberCommit:
-            guard let path = commit.path, DeviceCertificate(credential: path.leafNode.credential)?.device == session.device.id,
-                members.contains(session.user.name)
-            else { throw APIError(.forbidden, "forbidden", "only a member's own new device may join by external commit") }
+            guard let path = commit.path, actor.owns(path.leafNode), members.contains(actor.address) else {
+                throw APIError(.forbidden, "forbidden", "only a member's own new device may join by external commit")
+            }
         default:
             throw APIError.invalidMessage("a commit comes from a member or a joining device")
         }
@@ -152,11 +168,11 @@ extension ServerState {
             throw APIError(.conflict, "pending_proposals", "the commit must include the server's pending proposals")
         }
 
-        // D12: every new or changed leaf carries a certificate of this network for a live device.
+        // D12: every new or changed leaf carries a certificate of this network for a live device, or of a peer network.
         for index in Set(summary.added + summary.updated + [summary.committer]) {
             guard let leaf = group.tree.leaf(index) else { continue }
-            guard let certificate = DeviceCertificate.verify(leaf: leaf, networkKey: publicKey) else {
-                throw APIError(.badRequest, "invalid_credential", "a leaf's credential is not a certificate of this network")
+            guard let certificate = try await verifiedCertificate(leaf) else {
+                throw APIError(.badRequest, "invalid_credential", "a leaf's credential is not a certificate of this network or of a peer")
             }
             let replacesLeaf =
                 !summary.added.contains(index) && !(index == summary.committer && publicMessage.content.sender == .newMemberCommit)
@@ -165,6 +181,7 @@ extension ServerState {
             {
                 throw APIError(.badRequest, "invalid_credential", "a leaf may not change its device")
             }
+            guard certificate.user.domain == domain else { continue }  // its own network vouches for a remote device
             guard let device = try await store.device(certificate.device), device.signatureKey == leaf.signatureKey.bytes,
                 let user = try await store.user(named: device.user), !user.suspended
             else { throw APIError(.forbidden, "inactive_device", "a device in the commit is unknown, deleted or suspended") }
@@ -192,33 +209,44 @@ extension ServerState {
 
         // P1, P2: newcomers may share the conversation with every member; settings that change, or
         // meet new members, are within the bounds of all members' groups.
-        let memberUsers = Set(group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user.name })
+        // P1, P2, F5: newcomers may share the conversation with every member (segmentation here, federation across
+        // networks); settings that change, or meet new members, are within the bounds of this network's members' groups.
+        let certificates = group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential) }
+        let memberUsers = Set(certificates.map(\.user))
         let newcomers = memberUsers.subtracting(members)
+        let localUsers = memberUsers.filter { $0.domain == domain }.map(\.name)
+        let remoteUsers = memberUsers.filter { $0.domain != domain }
         if !newcomers.isEmpty || settings != record.settings {
-            let policies = try await policies(of: memberUsers)
-            try checkSegmentation(added: newcomers, members: memberUsers, policies)
+            let policies = try await policies(of: localUsers)
+            try checkSegmentation(added: newcomers.filter { $0.domain == domain }.map(\.name), members: localUsers, policies)
+            try await checkFederation(policies, remote: remoteUsers, newcomers: newcomers)
             try checkSettings(settings, policies.values)
         }
 
-        let newDevices = group.members.compactMap { member in
-            DeviceCertificate(credential: member.leaf.credential).map { MemberDevice(device: $0.device, user: $0.user.name) }
-        }
-        let oldDevices = try await store.memberDevices(id)
+        let newDevices = certificates.filter { $0.user.domain == domain }.map { MemberDevice(device: $0.device, user: $0.user.name) }
+        let newRemoteDevices = certificates.filter { $0.user.domain != domain }.map { RemoteDevice(device: $0.device, user: $0.user) }
+        let oldDevices = try await store.memberDevices(id).map(\.device).filter { $0 != actor.device }
+        let oldRemote = try await store.remoteDevices(id).filter { $0.device != actor.device }
         let oldUsers = Set(oldGroup.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user.name })
         let newUsers = Set(newDevices.map(\.user))
-        let addedDevices = summary.added.compactMap { group.tree.leaf($0).flatMap { DeviceCertificate(credential: $0.credential)?.device } }
+        let added = summary.added.compactMap { group.tree.leaf($0).flatMap { DeviceCertificate(credential: $0.credential) } }
         let now = clock()
         var deliveries = [
             Delivery(
-                kind: .handshake, data: request.commit.bytes, senderDevice: session.device.id, sentAt: now,
-                recipients: oldDevices.map(\.device).filter { $0 != session.device.id })
+                kind: .handshake, data: request.commit.bytes, senderDevice: actor.device, sentAt: now, recipients: oldDevices,
+                remote: oldRemote)
         ]
-        if let welcome { deliveries.append(Delivery(kind: .welcome, data: welcome, sentAt: now, recipients: addedDevices)) }
+        if let welcome {
+            deliveries.append(
+                Delivery(
+                    kind: .welcome, data: welcome, sentAt: now, recipients: added.filter { $0.user.domain == domain }.map(\.device),
+                    remote: added.filter { $0.user.domain != domain }.map { RemoteDevice(device: $0.device, user: $0.user) }))
+        }
         let write = CommitWrite(
             conversation: id, fromEpoch: record.epoch, toEpoch: group.epoch, groupInfo: request.groupInfo.bytes,
             ratchetTree: group.tree.exported.tlsSerialized, settings: settings, devices: newDevices,
-            addedUsers: Array(newUsers.subtracting(oldUsers)),
-            removedUsers: Array(oldUsers.subtracting(newUsers)), deliveries: deliveries)
+            addedUsers: Array(newUsers.subtracting(oldUsers)), removedUsers: Array(oldUsers.subtracting(newUsers)),
+            remoteMembers: remoteUsers.sorted(), remoteDevices: newRemoteDevices, deliveries: deliveries)
         let (outcome, notified) = try await store.applyCommit(write)
         switch outcome {
         case .applied:
@@ -233,9 +261,12 @@ extension ServerState {
 
     // MARK: Application messages
 
-    func acceptMessage(_ id: ConversationID, _ request: SendMessage, session: Session) async throws -> (MessageAccepted, created: Bool) {
-        let devices = try await store.memberDevices(id)
-        guard devices.contains(where: { $0.device == session.device.id }) else {  // D16: only a member device, and outsiders learn nothing
+    func acceptMessage(_ id: ConversationID, _ request: SendMessage, actor: Actor) async throws -> (MessageAccepted, created: Bool) {
+        let devices = try await store.memberDevices(id).map(\.device)
+        let remote = try await store.remoteDevices(id)
+        // D16: only a member device, and outsiders learn nothing.
+        guard actor.isLocal ? devices.contains(actor.device) : remote.contains(RemoteDevice(device: actor.device, user: actor.address))
+        else {
             throw APIError.notFound("conversation")
         }
         guard (1...64).contains(request.messageId.utf8.count),
@@ -247,8 +278,9 @@ extension ServerState {
         }
         guard privateMessage.groupID == id.bytes else { throw APIError.invalidMessage("the message is for another group") }
         let delivery = Delivery(
-            kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: session.device.id,
-            sentAt: Date(millis: clock().millis), recipients: devices.map(\.device).filter { $0 != session.device.id })
+            kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: actor.device,
+            sentAt: Date(millis: clock().millis), recipients: devices.filter { $0 != actor.device },
+            remote: remote.filter { $0.device != actor.device })
         let (outcome, notified) = try await store.appendApplication(id, epoch: privateMessage.epoch, delivery: delivery)
         switch outcome {
         case .stored(let sentAt, let expiresAt):
@@ -323,8 +355,9 @@ extension ServerState {
         }
         guard !proposals.isEmpty else { return false }
         let recipients = try await store.memberDevices(id).map(\.device)
+        let remote = try await store.remoteDevices(id)
         let now = clock()
-        let deliveries = proposals.map { Delivery(kind: .handshake, data: $0.message, sentAt: now, recipients: recipients) }
+        let deliveries = proposals.map { Delivery(kind: .handshake, data: $0.message, sentAt: now, recipients: recipients, remote: remote) }
         let notified = try await store.addPendingProposals(id, epoch: record.epoch, proposals: proposals, delivery: deliveries)
         await groups.forget(id)
         await hub.notify(notified)

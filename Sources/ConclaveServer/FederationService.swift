@@ -36,7 +36,10 @@ extension ServerState {
                 try await self.store.removePeer(
                     domain, audit: self.audit("federation.remove", "network:\(domain)", before: before, after: nil))
             else { throw APIError.notFound("federation peer") }
-            self.logger.info("admin: federation peer removed", metadata: ["peer": "\(domain)"])
+            // Its users leave the conversations hosted here (server Remove proposals).
+            let hosted = try await self.store.conversationsWithRemoteDevices(of: domain)
+            for (id, devices) in hosted { try await self.proposeRemoval(of: Set(devices), in: [id]) }
+            self.logger.info("admin: federation peer removed", metadata: ["peer": "\(domain)", "conversations": "\(hosted.count)"])
             return JSONResponse(["removed": domain.value])
         }
         admin.put("/mode") { request, context in
@@ -241,8 +244,10 @@ struct FederationClient {
         func decode<T: Decodable>(_ type: T.Type, from peer: StoredPeer) throws -> T {
             guard (200..<300).contains(status) else {
                 if let error = try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: body).error {
-                    let relayed = HTTPResponse.Status(code: [400, 401, 403, 404, 409].contains(status) ? status : 502)
-                    throw APIError(relayed, error.code, "\(peer.peer.domain) refused: \(error.message)")
+                    let relayed = HTTPResponse.Status(code: [400, 401, 403, 404, 409, 413].contains(status) ? status : 502)
+                    throw APIError(
+                        relayed, error.code, "\(peer.peer.domain) refused: \(error.message)", currentEpoch: error.currentEpoch,
+                        conversation: error.conversation)
                 }
                 throw APIError(.badGateway, "peer_invalid", "\(peer.peer.domain) answered HTTP \(status)")
             }
@@ -253,7 +258,10 @@ struct FederationClient {
     }
 
     func send(_ method: HTTPMethod, to peer: StoredPeer, path: String, body: some Encodable) async throws -> Answer {
-        let bytes = Array(try ConclaveJSON.encoder().encode(body))
+        try await send(method, to: peer, path: path, raw: Array(try ConclaveJSON.encoder().encode(body)))
+    }
+
+    func send(_ method: HTTPMethod, to peer: StoredPeer, path: String, raw bytes: [UInt8]) async throws -> Answer {
         let signature = FederationRequestSignature(
             method: method.rawValue, path: path, body: bytes, timestamp: state.clock().millis, nonce: FederationRequestSignature.newNonce(),
             origin: state.domain, originURL: state.baseURL, destination: peer.peer.domain)

@@ -59,10 +59,12 @@ extension ServerState {
     /// these users, or the segmentation error such a conversation would get.
     func conversationBounds(_ query: PolicyQuery, session: Session) async throws -> ConversationBounds {
         guard query.members.count <= 1000 else { throw APIError.badRequest("at most 1000 members") }
-        let others = try query.members.map { try localUser($0.description) }
+        let others = query.members.filter { $0.domain == domain }.map(\.name)
+        let remote = query.members.filter { $0.domain != domain }
         let everyone = Set(others + [session.user.name])
         let policies = try await policies(of: everyone)
         try checkSegmentation(added: others, members: everyone, policies)
+        try await checkFederation(policies, remote: remote, newcomers: remote)
         return try bounds(policies.values)
     }
 
@@ -79,13 +81,27 @@ extension ServerState {
         var retuned = 0
         for subject in subjects.sorted() {
             for (record, members) in try await store.conversations(of: subject) where seen.insert(record.id).inserted {
+                if let host = record.host {
+                    // Hosted elsewhere: this network asks the host to remove its users who may no longer reach a member's network.
+                    let networks = Set(try await store.remoteMembers(record.id).map(\.domain)).union([host])
+                    let policies = try await store.policies(of: members.filter { subjects.contains($0) })
+                    for (user, policy) in policies where networks.contains(where: { !policy.federation.contains($0) }) {
+                        try await requestRemoteRemoval(
+                            of: try await store.devices(of: user).map(\.id), user: user, in: record.id, host: host)
+                        removed += 1
+                    }
+                    continue
+                }
                 let policies = try await store.policies(of: members)
+                let remoteNetworks = Set(try await store.remoteMembers(record.id).map(\.domain))
+                // Those whose group changed and who may no longer share it: segmentation here, federation across networks.
                 let offenders = Set(
                     members.filter { member in
                         guard subjects.contains(member), let mine = policies[member] else { return false }
-                        return members.contains { other in
-                            other != member && policies[other].map { !mine.mayShare(with: $0) } ?? false
-                        }
+                        return remoteNetworks.contains { !mine.federation.contains($0) }
+                            || members.contains { other in
+                                other != member && policies[other].map { !mine.mayShare(with: $0) } ?? false
+                            }
                     })
                 if !offenders.isEmpty {
                     let devices = try await store.memberDevices(record.id).filter { offenders.contains($0.user) }.map(\.device)

@@ -33,6 +33,7 @@ extension ServerState {
         addAdminRoutes(router)
         addPolicyRoutes(router)
         addFederationRoutes(router)
+        addFederatedConversationRoutes(router)
         return router
     }
 
@@ -90,27 +91,52 @@ extension ServerState {
         }
         v1.get("/conversations/:id") { request, context in
             let session = try await self.session(request)
-            return JSONResponse(try await self.conversationInfo(try Self.conversationID(context), session: session))
+            let id = try Self.conversationID(context)
+            if let host = try await self.remoteHost(id, session: session) {
+                return JSONResponse(
+                    try await self.relay("info", of: id, to: host, Empty?.none, session: session, as: ConversationInfo.self).0)
+            }
+            return JSONResponse(try await self.conversationInfo(id, actor: session.actor))
         }
         v1.get("/conversations/:id/group-info") { request, context in
             let session = try await self.session(request)
-            return JSONResponse(try await self.groupInfo(try Self.conversationID(context), session: session))
+            let id = try Self.conversationID(context)
+            if let host = try await self.remoteHost(id, session: session) {
+                return JSONResponse(
+                    try await self.relay("group-info", of: id, to: host, Empty?.none, session: session, as: GroupInfoResponse.self).0)
+            }
+            return JSONResponse(try await self.groupInfo(id, actor: session.actor))
         }
         v1.post("/conversations/:id/commits") { request, context in
             let session = try await self.session(request)
             let body = try await request.decodeJSON(CommitRequest.self, context: context)
-            return JSONResponse(try await self.acceptCommit(try Self.conversationID(context), body, session: session), status: .created)
+            let id = try Self.conversationID(context)
+            if let host = try await self.remoteHost(id, session: session) {
+                return JSONResponse(
+                    try await self.relay("commits", of: id, to: host, body, session: session, as: CommitAccepted.self).0, status: .created)
+            }
+            return JSONResponse(try await self.acceptCommit(id, body, actor: session.actor), status: .created)
         }
         v1.post("/conversations/:id/messages") { request, context in
             let session = try await self.session(request)
             let body = try await request.decodeJSON(SendMessage.self, context: context)
-            let (accepted, created) = try await self.acceptMessage(try Self.conversationID(context), body, session: session)
+            let id = try Self.conversationID(context)
+            if let host = try await self.remoteHost(id, session: session) {
+                let (accepted, status) = try await self.relay(
+                    "messages", of: id, to: host, body, session: session, as: MessageAccepted.self)
+                return JSONResponse(accepted, status: status == 201 ? .created : .ok)
+            }
+            let (accepted, created) = try await self.acceptMessage(id, body, actor: session.actor)
             return JSONResponse(accepted, status: created ? .created : .ok)
         }
         v1.post("/conversations/:id/leave") { request, context in
             let session = try await self.session(request)
             let id = try Self.conversationID(context)
-            _ = try await self.memberConversation(id, session: session)
+            if let host = try await self.remoteHost(id, session: session) {
+                _ = try await self.relay("leave", of: id, to: host, Empty?.none, session: session, as: [String: Bool].self)
+                return JSONResponse(["left": true], status: .accepted)
+            }
+            _ = try await self.memberConversation(id, actor: session.actor)
             let devices = try await self.store.devices(of: session.user.name).map(\.id)
             try await self.proposeRemoval(of: Set(devices), in: [id])
             return JSONResponse(["left": true], status: .accepted)

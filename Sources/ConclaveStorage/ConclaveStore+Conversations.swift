@@ -10,7 +10,7 @@ extension ConclaveStore {
             try await connection.execute(
                 """
                 INSERT INTO conversations (id, kind, name, direct_key, created_by, created_at, epoch, group_info, ratchet_tree, \
-                message_lifetime, burn_on_read) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                message_lifetime, burn_on_read, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
                 """,
                 [
                     .blob(conversation.id.bytes), .text(conversation.kind.rawValue), conversation.name.map(SQLValue.text) ?? .null,
@@ -29,7 +29,7 @@ extension ConclaveStore {
     }
 
     static let conversationColumns =
-        "c.id, c.kind, c.name, c.direct_key, c.created_by, c.created_at, c.epoch, c.group_info, c.ratchet_tree, c.message_lifetime, c.burn_on_read"
+        "c.id, c.kind, c.name, c.direct_key, c.created_by, c.created_at, c.epoch, c.group_info, c.ratchet_tree, c.message_lifetime, c.burn_on_read, c.host"
 
     public func conversation(_ id: ConversationID) async throws -> ConversationRecord? {
         try await database.read { connection in
@@ -118,6 +118,17 @@ extension ConclaveStore {
                 try await connection.execute(
                     "DELETE FROM conversation_members WHERE conversation_id = ? AND user_name = ?", [id, .text(user.value)])
             }
+            try await connection.execute("DELETE FROM conversation_members WHERE conversation_id = ? AND user_name LIKE '%@%'", [id])
+            for user in write.remoteMembers {
+                try await connection.execute(
+                    "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?)", [id, .text(user.description)])
+            }
+            try await connection.execute("DELETE FROM conversation_remote_devices WHERE conversation_id = ?", [id])
+            for member in write.remoteDevices {
+                try await connection.execute(
+                    "INSERT INTO conversation_remote_devices (conversation_id, device_id, user_address) VALUES (?, ?, ?)",
+                    [id, .text(member.device.value), .text(member.user.description)])
+            }
             try await connection.execute("DELETE FROM pending_proposals WHERE conversation_id = ?", [id])
             var notified = Set<DeviceID>()
             for delivery in write.deliveries {
@@ -196,6 +207,7 @@ extension ConclaveStore {
     static func deliver(
         _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, deviceLock: String
     ) async throws -> Set<DeviceID> {
+        if !delivery.remote.isEmpty { try await enqueueFederated(connection, delivery, conversation: conversation) }
         guard !delivery.recipients.isEmpty else { return [] }
         let marks = Array(repeating: "?", count: delivery.recipients.count).joined(separator: ", ")
         let recipients = delivery.recipients.map { SQLValue.text($0.value) }
@@ -227,9 +239,58 @@ extension ConclaveStore {
         return notified
     }
 
+    /// The members of other networks (rows that name a user by address).
+    public func remoteMembers(_ id: ConversationID) async throws -> [UserAddress] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT user_name FROM conversation_members WHERE conversation_id = ? AND user_name LIKE '%@%' ORDER BY user_name",
+                [.blob(id.bytes)])
+            return try rows.map {
+                guard let address = UserAddress(try $0.text(0)) else { throw StoreError.corrupt("conversation_members.user_name") }
+                return address
+            }
+        }
+    }
+
+    public func remoteDevices(_ id: ConversationID) async throws -> [RemoteDevice] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT device_id, user_address FROM conversation_remote_devices WHERE conversation_id = ? ORDER BY device_id",
+                [.blob(id.bytes)])
+            return try rows.map {
+                guard let device = DeviceID(try $0.text(0)), let user = UserAddress(try $0.text(1)) else {
+                    throw StoreError.corrupt("conversation_remote_devices")
+                }
+                return RemoteDevice(device: device, user: user)
+            }
+        }
+    }
+
+    /// Puts one ``FederatedDelivery`` per network of the remote recipients
+    /// into the federation outbox, in the same transaction as the message.
+    static func enqueueFederated(_ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID) async throws {
+        let rows = try await connection.query(
+            "SELECT kind, name, created_by, created_at FROM conversations WHERE id = ?", [.blob(conversation.bytes)])
+        guard let row = rows.first, let kind = ConversationKind(rawValue: try row.text(0)), let creator = UserName(try row.text(2)) else {
+            throw StoreError.corrupt("conversations")
+        }
+        let members = try await connection.query(
+            "SELECT user_name FROM conversation_members WHERE conversation_id = ? ORDER BY user_name", [.blob(conversation.bytes)]
+        ).map { try $0.text(0) }
+        for (destination, devices) in Dictionary(grouping: delivery.remote, by: \.user.domain).sorted(by: { $0.key < $1.key }) {
+            let body = FederatedDelivery(
+                conversation: conversation, conversationKind: kind, name: try row.optionalText(1), createdBy: creator,
+                createdAt: Date(millis: try row.integer(3)), kind: delivery.kind,
+                message: Base64Bytes(delivery.data), messageId: delivery.messageID, sentAt: delivery.sentAt, expiresAt: delivery.expiresAt,
+                recipients: devices.map(\.device), members: members)
+            try await enqueue(connection, destination: destination, path: "/v1/federation/deliver", body: body, at: delivery.sentAt)
+        }
+    }
+
     static func memberUsers(_ connection: any SQLConnection, _ id: ConversationID) async throws -> [UserName] {
         let rows = try await connection.query(
-            "SELECT user_name FROM conversation_members WHERE conversation_id = ? ORDER BY user_name", [.blob(id.bytes)])
+            "SELECT user_name FROM conversation_members WHERE conversation_id = ? AND user_name NOT LIKE '%@%' ORDER BY user_name",
+            [.blob(id.bytes)])
         return try rows.map {
             guard let name = UserName(try $0.text(0)) else { throw StoreError.corrupt("conversation_members.user_name") }
             return name
@@ -252,7 +313,8 @@ extension ConclaveStore {
             createdAt: Date(millis: try row.integer(5)), epoch: UInt64(try row.integer(6)), groupInfo: try row.blob(7),
             ratchetTree: try row.blob(8),
             settings: ConversationSettings(
-                messageLifetime: UInt64(max(0, try row.integer(9))), burnOnRead: UInt64(max(0, try row.integer(10)))))
+                messageLifetime: UInt64(max(0, try row.integer(9))), burnOnRead: UInt64(max(0, try row.integer(10)))),
+            host: try row.optionalText(11).flatMap(NetworkDomain.init))
     }
 }
 

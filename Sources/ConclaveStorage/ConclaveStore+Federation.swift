@@ -100,3 +100,133 @@ extension ConclaveStore {
             signingKey: try row.optionalBlob(5))
     }
 }
+
+// MARK: - Outbox and deliveries from other networks
+
+/// A request waiting in the federation outbox.
+public struct OutboxItem: Sendable, Hashable {
+    public var id: Int64
+    public var destination: NetworkDomain
+    public var path: String
+    public var body: [UInt8]
+    public var attempts: Int
+}
+
+public enum RemoteDeliveryOutcome: Sendable, Hashable {
+    case stored(notified: Set<DeviceID>)
+    /// The conversation id is hosted here or by another network.
+    case notTheHost
+}
+
+extension ConclaveStore {
+    static func enqueue(
+        _ connection: any SQLConnection, destination: NetworkDomain, path: String, body: some Encodable, at date: Date
+    ) async throws {
+        try await connection.execute(
+            "INSERT INTO federation_outbox (destination, path, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, 0)",
+            [.text(destination.value), .text(path), .blob(Array(try ConclaveJSON.encoder().encode(body))), .integer(date.millis)])
+    }
+
+    /// Queues a request to a peer, to be sent after those queued before it.
+    public func enqueue(destination: NetworkDomain, path: String, body: some Encodable & Sendable, at date: Date) async throws {
+        try await database.transaction { connection in
+            try await Self.enqueue(connection, destination: destination, path: path, body: body, at: date)
+        }
+    }
+
+    /// The first waiting request of each destination whose time has come:
+    /// a destination's requests go one at a time, in order.
+    public func dueOutbox(now: Date, limit: Int = 100) async throws -> [OutboxItem] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT o.id, o.destination, o.path, o.body, o.attempts FROM federation_outbox o \
+                WHERE o.id = (SELECT MIN(f.id) FROM federation_outbox f WHERE f.destination = o.destination) AND o.next_attempt_at <= ? \
+                ORDER BY o.id LIMIT ?
+                """, [.integer(now.millis), .integer(Int64(limit))])
+            return try rows.map { row in
+                guard let destination = NetworkDomain(try row.text(1)) else { throw StoreError.corrupt("federation_outbox.destination") }
+                return OutboxItem(
+                    id: try row.integer(0), destination: destination, path: try row.text(2), body: try row.blob(3),
+                    attempts: Int(try row.integer(4)))
+            }
+        }
+    }
+
+    public func completeOutbox(_ id: Int64) async throws {
+        try await database.transaction { connection in
+            try await connection.execute("DELETE FROM federation_outbox WHERE id = ?", [.integer(id)])
+        }
+    }
+
+    public func deferOutbox(_ id: Int64, attempts: Int, until date: Date) async throws {
+        try await database.transaction { connection in
+            try await connection.execute(
+                "UPDATE federation_outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
+                [.integer(Int64(attempts)), .integer(date.millis), .integer(id)])
+        }
+    }
+
+    public func outboxCount() async throws -> Int {
+        try await database.read { connection in
+            Int(try await connection.query("SELECT COUNT(*) FROM federation_outbox", []).first?.integer(0) ?? 0)
+        }
+    }
+
+    /// At a member's network: records a conversation hosted by `origin`
+    /// (its members; bare names are the origin's users) and puts the
+    /// message into these local devices' inboxes, in one transaction.
+    public func acceptRemoteDelivery(
+        _ delivery: FederatedDelivery, origin: NetworkDomain, localDomain: NetworkDomain, recipients: [DeviceID]
+    ) async throws -> RemoteDeliveryOutcome {
+        try await database.transaction { connection in
+            let id = SQLValue.blob(delivery.conversation.bytes)
+            let existing = try await connection.query("SELECT host FROM conversations WHERE id = ?\(forUpdate)", [id])
+            if let row = existing.first {
+                guard try row.optionalText(0) == origin.value else { return .notTheHost }
+            } else {
+                try await connection.execute(
+                    """
+                    INSERT INTO conversations (id, kind, name, direct_key, created_by, created_at, epoch, group_info, ratchet_tree, \
+                    message_lifetime, burn_on_read, host) VALUES (?, ?, ?, NULL, ?, ?, 0, ?, ?, 0, 0, ?)
+                    """,
+                    [
+                        id, .text(delivery.conversationKind.rawValue), delivery.name.map(SQLValue.text) ?? .null,
+                        .text(delivery.createdBy.value), .integer(delivery.createdAt.millis), .blob([]), .blob([]), .text(origin.value),
+                    ])
+            }
+            try await connection.execute("DELETE FROM conversation_members WHERE conversation_id = ?", [id])
+            for member in Set(delivery.members) {
+                let address = member.contains("@") ? UserAddress(member) : UserName(member).map { UserAddress(name: $0, domain: origin) }
+                guard let address else { continue }
+                let stored = address.domain == localDomain ? address.name.value : address.description
+                try await connection.execute(
+                    "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [id, .text(stored)])
+            }
+            let local = Delivery(
+                kind: delivery.kind, data: delivery.message.bytes, messageID: delivery.messageId, sentAt: delivery.sentAt,
+                expiresAt: delivery.expiresAt, recipients: recipients)
+            return .stored(notified: try await Self.deliver(connection, local, conversation: delivery.conversation, deviceLock: deviceLock))
+        }
+    }
+}
+
+extension ConclaveStore {
+    /// The conversations hosted here with devices of a network, and those devices.
+    public func conversationsWithRemoteDevices(of network: NetworkDomain) async throws -> [(ConversationID, [DeviceID])] {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT conversation_id, device_id FROM conversation_remote_devices WHERE user_address LIKE ? ORDER BY conversation_id",
+                [.text("%@" + network.value)])
+            var result: [ConversationID: [DeviceID]] = [:]
+            for row in rows {
+                guard let id = ConversationID(bytes: try row.blob(0)), let device = DeviceID(try row.text(1)) else {
+                    throw StoreError.corrupt("conversation_remote_devices")
+                }
+                result[id, default: []].append(device)
+            }
+            return result.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }
+        }
+    }
+}

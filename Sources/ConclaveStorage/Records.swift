@@ -57,11 +57,15 @@ public struct ConversationRecord: Sendable, Hashable {
     public var ratchetTree: [UInt8]
     /// The settings of the current epoch's GroupContext.
     public var settings: ConversationSettings
+    /// The network that hosts the conversation; nil when this one does.
+    /// A remote conversation's record holds no group state.
+    public var host: NetworkDomain?
 
     public init(
         id: ConversationID, kind: ConversationKind, name: String?, directKey: String?, createdBy: UserName, createdAt: Date, epoch: UInt64,
-        groupInfo: [UInt8], ratchetTree: [UInt8], settings: ConversationSettings = ConversationSettings()
+        groupInfo: [UInt8], ratchetTree: [UInt8], settings: ConversationSettings = ConversationSettings(), host: NetworkDomain? = nil
     ) {
+        self.host = host
         self.id = id
         self.kind = kind
         self.name = name
@@ -86,7 +90,19 @@ public struct MemberDevice: Sendable, Hashable {
     }
 }
 
-/// One message to put into several inboxes.
+/// A device of another network in a conversation hosted here.
+public struct RemoteDevice: Sendable, Hashable {
+    public var device: DeviceID
+    public var user: UserAddress
+
+    public init(device: DeviceID, user: UserAddress) {
+        self.device = device
+        self.user = user
+    }
+}
+
+/// One message to put into several inboxes: those of this network's
+/// `recipients`, and, through the federation outbox, those of `remote`.
 public struct Delivery: Sendable {
     public var kind: InboxEventKind
     public var data: [UInt8]
@@ -95,11 +111,13 @@ public struct Delivery: Sendable {
     public var sentAt: Date
     public var expiresAt: Date?
     public var recipients: [DeviceID]
+    public var remote: [RemoteDevice]
 
     public init(
         kind: InboxEventKind, data: [UInt8], messageID: String? = nil, senderDevice: DeviceID? = nil, sentAt: Date, expiresAt: Date? = nil,
-        recipients: [DeviceID]
+        recipients: [DeviceID], remote: [RemoteDevice] = []
     ) {
+        self.remote = remote
         self.kind = kind
         self.data = data
         self.messageID = messageID
@@ -123,13 +141,19 @@ public struct CommitWrite: Sendable {
     /// Users who joined (now members) and users who left entirely.
     public var addedUsers: [UserName]
     public var removedUsers: [UserName]
+    /// Every member of other networks after the commit, and their devices.
+    public var remoteMembers: [UserAddress]
+    public var remoteDevices: [RemoteDevice]
     public var deliveries: [Delivery]
 
     public init(
         conversation: ConversationID, fromEpoch: UInt64, toEpoch: UInt64, groupInfo: [UInt8], ratchetTree: [UInt8],
         settings: ConversationSettings = ConversationSettings(), devices: [MemberDevice],
-        addedUsers: [UserName], removedUsers: [UserName], deliveries: [Delivery]
+        addedUsers: [UserName], removedUsers: [UserName], remoteMembers: [UserAddress] = [], remoteDevices: [RemoteDevice] = [],
+        deliveries: [Delivery]
     ) {
+        self.remoteMembers = remoteMembers
+        self.remoteDevices = remoteDevices
         self.conversation = conversation
         self.fromEpoch = fromEpoch
         self.toEpoch = toEpoch

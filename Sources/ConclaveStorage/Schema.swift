@@ -85,6 +85,21 @@ enum Schema {
                 "CREATE TABLE federation_nonces (origin TEXT NOT NULL, nonce TEXT NOT NULL, expires_at \(int) NOT NULL, PRIMARY KEY (origin, nonce))",
                 "CREATE INDEX federation_nonces_expiry ON federation_nonces(expires_at)",
             ],
+            [
+                // Conversations across networks. host: the network hosting a conversation (NULL: this one); a remote
+                // conversation's row here holds no group state. conversation_members names remote users by address.
+                "ALTER TABLE conversations ADD COLUMN host TEXT",
+                """
+                CREATE TABLE conversation_remote_devices (conversation_id \(bytes) NOT NULL REFERENCES conversations(id) ON DELETE CASCADE, \
+                device_id TEXT NOT NULL, user_address TEXT NOT NULL, PRIMARY KEY (conversation_id, device_id))
+                """,
+                // Requests to peers, sent in order per destination and retried with backoff until they are accepted.
+                """
+                CREATE TABLE federation_outbox (id \(serial), destination TEXT NOT NULL, path TEXT NOT NULL, body \(bytes) NOT NULL, \
+                created_at \(int) NOT NULL, attempts \(int) NOT NULL DEFAULT 0, next_attempt_at \(int) NOT NULL)
+                """,
+                "CREATE INDEX federation_outbox_destination ON federation_outbox(destination, id)",
+            ],
         ]
     }
 }

@@ -176,3 +176,191 @@ struct FederationTests {
         #expect(try await count() == 1)
     }
 }
+
+/// Conversations across networks: each member talks to its own server,
+/// which relays to the host; the host delivers through its durable outbox.
+@Suite(.serialized)
+struct FederatedConversationTests {
+    /// Starts networks and pins every pair of them.
+    static func federate(_ specs: [(String, Backend)]) async throws -> [TestNetwork]? {
+        var networks: [TestNetwork] = []
+        for (domain, backend) in specs {
+            guard let network = try await TestNetwork.start(backend, domain: domain) else {
+                for started in networks { started.stop() }
+                return nil
+            }
+            networks.append(network)
+        }
+        for network in networks {
+            for other in networks where other.domain != network.domain {
+                let fingerprint = try await other.admin.network().keyFingerprint
+                _ = try await network.admin.addPeer(try #require(NetworkDomain(other.domain)), url: other.url, keyFingerprint: fingerprint)
+            }
+        }
+        return networks
+    }
+
+    /// Receives until `done` holds for everything received so far (up to 30 s).
+    static func receive(_ client: ConclaveClient, until done: ([ClientEvent]) -> Bool) async throws -> [ClientEvent] {
+        var events: [ClientEvent] = []
+        for _ in 0..<150 {
+            events += try await client.receive()
+            if done(events) { return events }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return events
+    }
+
+    static func receiveTexts(_ client: ConclaveClient, _ count: Int) async throws -> [String] {
+        texts(try await receive(client) { texts($0).count >= count })
+    }
+
+    @Test("1:1 and rooms across two networks, in both directions", arguments: Backend.allCases)
+    func twoNetworks(_ backend: Backend) async throws {
+        guard
+            let networks = try await Self.federate([
+                ("acme.example", backend), ("globex.example", backend == .sqlite ? .postgres : .sqlite),
+            ])
+        else { return }
+        let (acme, globex) = (networks[0], networks[1])
+        defer { networks.forEach { $0.stop() } }
+        try await acme.users("alice")
+        try await globex.users("bob")
+        let alice = try await acme.device("alice")
+        let bob = try await globex.device("bob")
+        let bobAddress = globex.address("bob")
+        let aliceAddress = acme.address("alice")
+
+        // alice starts a 1:1, hosted by acme; bob reads and answers through globex.
+        let direct = try await alice.directConversation(with: bobAddress)
+        try await alice.send("hello from acme", to: direct.id)
+        #expect(try await Self.receiveTexts(bob, 1) == ["hello from acme"])
+        let bobView = try await bob.findConversation(direct.id.description)
+        #expect(bobView.members == [aliceAddress, bobAddress])
+        try await bob.send("hello from globex", to: direct.id)
+        #expect(try await Self.receiveTexts(alice, 1) == ["hello from globex"])
+
+        // bob creates a room hosted by globex with alice.
+        let room = try await bob.createRoom(name: "globex room", members: [aliceAddress])
+        try await bob.send("welcome to globex", to: room.id)
+        let received = messages(try await Self.receive(alice) { texts($0).count >= 1 })
+        #expect(received.map(\.text) == ["welcome to globex"])
+        #expect(received.first?.from == bobAddress)
+        #expect(received.first?.room == "globex room")
+        try await alice.send("thanks", to: room.id)
+        #expect(try await Self.receiveTexts(bob, 1) == ["thanks"])
+        // Both servers list the conversations with every member.
+        let listed = try await RawHTTP(baseURL: globex.url).send(
+            .GET, "/v1/conversations", token: try #require(await bob.sessionTokenForTesting)
+        ).decode(ConversationList.self)
+        #expect(Set(listed.conversations.map(\.id)) == [direct.id, room.id])
+        #expect(listed.conversations.allSatisfy { Set($0.members) == [aliceAddress, bobAddress] })
+        // acme unpins globex: bob leaves the conversations acme hosts.
+        try await acme.admin.removePeer(FederationTests.globex)
+        #expect(try await Self.membersSettle(alice, direct.id, to: [aliceAddress]))
+    }
+
+    @Test("A room with members from three networks", arguments: [Backend.sqlite])
+    func threeNetworks(_ backend: Backend) async throws {
+        guard
+            let networks = try await Self.federate([
+                ("acme.example", backend), ("globex.example", backend), ("initech.example", backend),
+            ])
+        else { return }
+        defer { networks.forEach { $0.stop() } }
+        try await networks[0].users("alice")
+        try await networks[1].users("bob")
+        try await networks[2].users("carol")
+        let alice = try await networks[0].device("alice")
+        let bob = try await networks[1].device("bob")
+        let carol = try await networks[2].device("carol")
+        let room = try await alice.createRoom(name: "tri", members: [networks[1].address("bob"), networks[2].address("carol")])
+        #expect(room.members.count == 3)
+        try await alice.send("one", to: room.id)
+        #expect(try await Self.receiveTexts(bob, 1) == ["one"])
+        #expect(try await Self.receiveTexts(carol, 1) == ["one"])
+        try await carol.send("two", to: room.id)
+        #expect(try await Self.receiveTexts(bob, 1) == ["two"])
+        #expect(try await Self.receiveTexts(alice, 1) == ["two"])
+        try await bob.send("three", to: room.id)
+        #expect(try await Self.receiveTexts(alice, 1) == ["three"])
+        #expect(try await Self.receiveTexts(carol, 1) == ["three"])
+    }
+
+    @Test("Policy on both sides, a peer down then up, and de-provisioning a remote member", arguments: Backend.allCases)
+    func policyAndFaults(_ backend: Backend) async throws {
+        guard let networks = try await Self.federate([("acme.example", backend), ("globex.example", .sqlite)]) else { return }
+        var (acme, globex) = (networks[0], networks[1])
+        defer {
+            acme.stop()
+            globex.stop()
+        }
+        try await acme.users("alice", "dora")
+        try await globex.users("bob")
+        let alice = try await acme.device("alice")
+        let bob = try await globex.device("bob")
+        let bobAddress = globex.address("bob")
+
+        // The sending side: dora's group may not reach other networks.
+        let local = try #require(SecurityGroupName("local"))
+        _ = try await acme.admin.addGroup(local, SecurityGroupChange(federation: .noNetworks))
+        _ = try await acme.admin.setGroup(of: try #require(UserName("dora")), to: local)
+        let dora = try await acme.device("dora")
+        await PolicyTests.expectRefused("policy") { _ = try await dora.directConversation(with: bobAddress) }
+
+        let room = try await alice.createRoom(name: "ops", members: [bobAddress])
+        try await alice.send("before", to: room.id)
+        #expect(try await Self.receiveTexts(bob, 1) == ["before"])
+
+        // globex goes down: acme keeps accepting, queues durably, and delivers when globex is back.
+        globex.stop()
+        for text in ["while down 1", "while down 2", "while down 3"] { try await alice.send(text, to: room.id) }
+        try await globex.restart()
+        #expect(try await Self.receiveTexts(bob, 3) == ["while down 1", "while down 2", "while down 3"])
+
+        // globex's administrator forbids bob's group to reach acme: globex asks acme to remove him, alice's client commits it.
+        _ = try await globex.admin.updateGroup(.default, SecurityGroupChange(federation: .only([FederationTests.initech])))
+        #expect(try await Self.membersSettle(alice, room.id, to: [acme.address("alice")]))
+        // And globex refuses on its own what a modified acme would still push to bob.
+        let acmeKey = try DataDirectory(path: acme.dataDirectory).networkKey(domain: FederationTests.acme)
+        let bobDevice = try #require(await bob.device)
+        let push = FederatedDelivery(
+            conversation: room.id, conversationKind: .room, name: "ops", createdBy: try #require(UserName("alice")), createdAt: Date(),
+            kind: .application, message: Base64Bytes([1, 2, 3]), messageId: "pushed", sentAt: Date(), expiresAt: nil,
+            recipients: [bobDevice], members: ["alice", "bob@globex.example"])
+        let body = Array(try ConclaveJSON.encoder().encode(push))
+        let signature = FederationRequestSignature(
+            method: "POST", path: "/v1/federation/deliver", body: body, timestamp: Date().millis,
+            nonce: FederationRequestSignature.newNonce(),
+            origin: FederationTests.acme, originURL: acme.url, destination: FederationTests.globex)
+        let http = RawHTTP(baseURL: globex.url)
+        http.expectRefusal(
+            try await http.send(.POST, "/v1/federation/deliver", raw: body, headers: try signature.headers(signedBy: acmeKey)), 403,
+            code: "policy_federation")
+        _ = try await globex.admin.updateGroup(.default, SecurityGroupChange(federation: .all))
+
+        // globex suspends bob: acme proposes his removal from a new room, alice's client commits it.
+        let second = try await alice.createRoom(name: "second", members: [bobAddress])
+        _ = try await Self.receive(bob) { $0.contains(where: ClientEvent.joined(where: second.id)) }
+        _ = try await globex.admin.suspend(try #require(UserName("bob")))
+        #expect(try await Self.membersSettle(alice, second.id, to: [acme.address("alice")]))
+        try await alice.send("bob is gone", to: second.id)
+    }
+
+    /// Receives until this device sees exactly these members (up to 20 s).
+    static func membersSettle(_ client: ConclaveClient, _ id: ConversationID, to expected: [UserAddress]) async throws -> Bool {
+        for _ in 0..<100 {
+            _ = try await client.receive()
+            if try await client.findConversation(id.description).members == expected { return true }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+}
+
+extension ClientEvent {
+    /// Whether this event is joining that conversation.
+    static func joined(where id: ConversationID) -> (ClientEvent) -> Bool {
+        { if case .joined(let conversation) = $0 { conversation.id == id } else { false } }
+    }
+}
