@@ -223,7 +223,7 @@ struct FederatedConversationTests {
             ])
         else { return }
         let (acme, globex) = (networks[0], networks[1])
-        defer { networks.forEach { $0.stop() } }
+        defer { for network in networks { network.stop() } }
         try await acme.users("alice")
         try await globex.users("bob")
         let alice = try await acme.device("alice")
@@ -267,7 +267,7 @@ struct FederatedConversationTests {
                 ("acme.example", backend), ("globex.example", backend), ("initech.example", backend),
             ])
         else { return }
-        defer { networks.forEach { $0.stop() } }
+        defer { for network in networks { network.stop() } }
         try await networks[0].users("alice")
         try await networks[1].users("bob")
         try await networks[2].users("carol")

@@ -73,7 +73,11 @@ struct PolicyTests {
         var room = try raw.newGroup()
         let roomID = try #require(ConversationID(bytes: room.groupID))
         #expect(try await raw.create(room).status == 201)
-        let carlPackages = try await raw.claim(network.address("carl"))
+        // Claiming a contractor's key packages is refused; a KeyPackage obtained otherwise is refused in the commit.
+        http.expectRefusal(
+            try await http.send(.POST, "/v1/key-packages/claim", token: raw.token, json: KeyPackageClaim(user: network.address("carl"))),
+            403, code: "policy_segmentation")
+        let carlPackages = [try await RawDevice.login(network, user: "carl").keyPackage().keyPackage]
         let refused = try await raw.send(try room.commit(adding: carlPackages, random: raw.random), on: &room, id: roomID)
         http.expectRefusal(refused, 403, code: "policy_segmentation")
         #expect(refused.error?.message.contains("may-message") == true)
