@@ -255,6 +255,14 @@ struct FederatedConversationTests {
         ).decode(ConversationList.self)
         #expect(Set(listed.conversations.map(\.id)) == [direct.id, room.id])
         #expect(listed.conversations.allSatisfy { Set($0.members) == [aliceAddress, bobAddress] })
+        // bob's second device joins both conversations by external commit, through globex, and reads on.
+        let laptop = try await globex.device("bob", "laptop")
+        #expect(Set(try await laptop.conversations().map(\.id)) == [direct.id, room.id])
+        _ = try await Self.receive(alice) { $0.contains { if case .membersChanged = $0 { true } else { false } } }
+        try await alice.send("to both of bob's devices", to: direct.id)
+        #expect(try await Self.receiveTexts(laptop, 1) == ["to both of bob's devices"])
+        #expect(try await Self.receiveTexts(bob, 1) == ["to both of bob's devices"])
+
         // acme unpins globex: bob leaves the conversations acme hosts.
         try await acme.admin.removePeer(FederationTests.globex)
         #expect(try await Self.membersSettle(alice, direct.id, to: [aliceAddress]))
@@ -285,6 +293,14 @@ struct FederatedConversationTests {
         try await bob.send("three", to: room.id)
         #expect(try await Self.receiveTexts(alice, 1) == ["three"])
         #expect(try await Self.receiveTexts(carol, 1) == ["three"])
+
+        // initech tightens carol's group to acme only: initech asks acme to remove her, and bob's client commits it.
+        let (aliceAddress, bobAddress) = (networks[0].address("alice"), networks[1].address("bob"))
+        _ = try await networks[2].admin.updateGroup(.default, SecurityGroupChange(federation: .only([FederationTests.acme])))
+        #expect(try await FederatedConversationTests.membersSettle(bob, room.id, to: [aliceAddress, bobAddress]))
+        // acme, the host, tightens alice's group to initech only: acme proposes her removal, bob's client commits it via globex.
+        _ = try await networks[0].admin.updateGroup(.default, SecurityGroupChange(federation: .only([FederationTests.initech])))
+        #expect(try await FederatedConversationTests.membersSettle(bob, room.id, to: [bobAddress]))
     }
 
     @Test("Policy on both sides, a peer down then up, and de-provisioning a remote member", arguments: Backend.allCases)
