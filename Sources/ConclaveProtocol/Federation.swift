@@ -188,12 +188,18 @@ public struct FederatedDelivery: Codable, Sendable, Hashable {
     /// Every member after this message; a bare name is a user of the
     /// hosting network.
     public var members: [String]
+    /// The conversation's settings (seconds; 0: off), which the receiving
+    /// network checks against its own users' security groups.
+    public var messageLifetime: UInt64
+    public var burnOnRead: UInt64
 
     public init(
         conversation: ConversationID, conversationKind: ConversationKind, name: String?, createdBy: UserName, createdAt: Date,
         kind: InboxEventKind, message: Base64Bytes, messageId: String?, sentAt: Date, expiresAt: Date?, recipients: [DeviceID],
-        members: [String]
+        members: [String], messageLifetime: UInt64 = 0, burnOnRead: UInt64 = 0
     ) {
+        self.messageLifetime = messageLifetime
+        self.burnOnRead = burnOnRead
         self.conversation = conversation
         self.conversationKind = conversationKind
         self.name = name

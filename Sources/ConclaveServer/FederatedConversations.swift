@@ -169,14 +169,17 @@ extension ServerState {
     // MARK: A member's network receiving
 
     /// Stores a message of a conversation hosted by `origin` for the local
-    /// devices it names, leaving out devices whose user is suspended or
-    /// whose security group may not reach `origin` (F5 on this side).
+    /// devices it names, leaving out devices whose user is suspended, whose
+    /// security group may not reach `origin` (F5 on this side), or whose
+    /// group's bounds the conversation's settings exceed (P2 on this side).
     func acceptFederatedDelivery(_ delivery: FederatedDelivery, from origin: NetworkDomain) async throws -> Int {
         var recipients: [DeviceID] = []
         var refused: [DeviceID] = []
+        let settings = ConversationSettings(messageLifetime: delivery.messageLifetime, burnOnRead: delivery.burnOnRead)
         for device in Set(delivery.recipients) {
             guard let record = try await store.device(device), let user = try await store.user(named: record.user), !user.suspended,
-                let policy = try await store.policies(of: [user.name])[user.name], policy.federation.contains(origin)
+                let policy = try await store.policies(of: [user.name])[user.name], policy.federation.contains(origin),
+                ConversationBounds(intersecting: [policy])?.problem(settings) == nil
             else {
                 refused.append(device)
                 continue

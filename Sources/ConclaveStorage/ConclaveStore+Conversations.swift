@@ -270,7 +270,8 @@ extension ConclaveStore {
     /// into the federation outbox, in the same transaction as the message.
     static func enqueueFederated(_ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID) async throws {
         let rows = try await connection.query(
-            "SELECT kind, name, created_by, created_at FROM conversations WHERE id = ?", [.blob(conversation.bytes)])
+            "SELECT kind, name, created_by, created_at, message_lifetime, burn_on_read FROM conversations WHERE id = ?",
+            [.blob(conversation.bytes)])
         guard let row = rows.first, let kind = ConversationKind(rawValue: try row.text(0)), let creator = UserName(try row.text(2)) else {
             throw StoreError.corrupt("conversations")
         }
@@ -282,7 +283,8 @@ extension ConclaveStore {
                 conversation: conversation, conversationKind: kind, name: try row.optionalText(1), createdBy: creator,
                 createdAt: Date(millis: try row.integer(3)), kind: delivery.kind,
                 message: Base64Bytes(delivery.data), messageId: delivery.messageID, sentAt: delivery.sentAt, expiresAt: delivery.expiresAt,
-                recipients: devices.map(\.device), members: members)
+                recipients: devices.map(\.device), members: members, messageLifetime: UInt64(max(0, try row.integer(4))),
+                burnOnRead: UInt64(max(0, try row.integer(5))))
             try await enqueue(connection, destination: destination, path: "/v1/federation/deliver", body: body, at: delivery.sentAt)
         }
     }

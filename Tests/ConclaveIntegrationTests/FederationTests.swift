@@ -355,6 +355,13 @@ struct FederatedConversationTests {
             code: "policy_federation")
         _ = try await globex.admin.updateGroup(.default, SecurityGroupChange(federation: .all))
 
+        // globex's own lifetime bounds: bob's group keeps messages at most a day, so a room acme hosts
+        // with messages that never expire loses bob (globex refuses to deliver, and asks acme to remove him).
+        _ = try await globex.admin.updateGroup(.default, SecurityGroupChange(messageLifetimeMax: 86_400))
+        let forever = try await alice.createRoom(name: "forever", members: [bobAddress], settings: ConversationSettings())
+        #expect(try await Self.membersSettle(alice, forever.id, to: [acme.address("alice")]))
+        _ = try await globex.admin.updateGroup(.default, SecurityGroupChange(messageLifetimeMax: 0))
+
         // globex suspends bob: acme proposes his removal from a new room, alice's client commits it.
         let second = try await alice.createRoom(name: "second", members: [bobAddress])
         _ = try await Self.receive(bob) { $0.contains(where: ClientEvent.joined(where: second.id)) }
@@ -378,5 +385,72 @@ extension ClientEvent {
     /// Whether this event is joining that conversation.
     static func joined(where id: ConversationID) -> (ClientEvent) -> Bool {
         { if case .joined(let conversation) = $0 { conversation.id == id } else { false } }
+    }
+}
+
+/// Federating two networks with the CLI alone, as docs/federation.md tells
+/// two administrators to.
+@Suite(.serialized)
+struct FederationCommandLineTests {
+    @Test("admin federation add/list/mode/remove, then send and receive across networks with the CLI")
+    func federateWithTheCLI() async throws {
+        guard let acme = try await TestNetwork.start(.sqlite, domain: "acme.example"),
+            let globex = try await TestNetwork.start(.sqlite, domain: "globex.example")
+        else { return }
+        defer {
+            acme.stop()
+            globex.stop()
+        }
+        let root = acme.root
+        let passwordFile = root + "/password"
+        _ = FileManager.default.createFile(atPath: passwordFile, contents: Data((acme.password + "\n").utf8))
+        func admin(_ network: TestNetwork) -> [String] {
+            ["admin", "--server", network.url, "--token-file", network.dataDirectory + "/admin.token"]
+        }
+        func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+            try ConclaveServerProcess.runCLI(arguments)
+        }
+        func fingerprint(_ network: TestNetwork) throws -> String {
+            let shown = try run(admin(network) + ["network", "show", "--json"])
+            let info = try ConclaveJSON.decoder().decode(NetworkInfo.self, from: Data(shown.output.utf8))
+            return info.keyFingerprint
+        }
+        let (acmeKey, globexKey) = (try fingerprint(acme), try fingerprint(globex))
+        let wrong = try run(admin(acme) + ["federation", "add", "globex.example", "--url", globex.url, "--key", acmeKey])
+        #expect(wrong.status != 0)
+        #expect(wrong.error.contains("publishes another key"))
+        let added = try run(admin(acme) + ["federation", "add", "globex.example", "--url", globex.url, "--key", globexKey])
+        #expect(added.status == 0, "\(added.error)")
+        #expect(added.output.contains("pinned globex.example"))
+        #expect(try run(admin(globex) + ["federation", "add", "acme.example", "--url", acme.url, "--key", acmeKey]).status == 0)
+        let listed = try run(admin(acme) + ["federation", "list", "--json"])
+        let state = try ConclaveJSON.decoder().decode(FederationState.self, from: Data(listed.output.utf8))
+        #expect(state.mode == .listed)
+        #expect(state.peers.map(\.domain.value) == ["globex.example"])
+        #expect(try run(admin(acme) + ["federation", "mode", "open"]).output.contains("federation mode: open"))
+        #expect(try run(admin(acme) + ["federation", "mode", "sideways"]).status != 0)
+        #expect(try run(admin(acme) + ["federation", "list"]).output.contains("federation mode: open"))
+
+        #expect(try run(admin(acme) + ["user", "add", "alice", "--password-file", passwordFile]).status == 0)
+        #expect(try run(admin(globex) + ["user", "add", "bob", "--password-file", passwordFile]).status == 0)
+        func cli(_ profile: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+            try run(["--profile", root + "/" + profile] + arguments)
+        }
+        #expect(
+            try cli("alice", ["login", "--server", acme.url, "--user", "alice@acme.example", "--password-file", passwordFile]).status == 0)
+        #expect(
+            try cli("bob", ["login", "--server", globex.url, "--user", "bob@globex.example", "--password-file", passwordFile]).status == 0)
+        let sent = try cli("alice", ["send", "bob@globex.example", "hello", "globex"])
+        #expect(sent.status == 0, "\(sent.error)")
+        let received = try cli("bob", ["receive", "--wait", "5s", "--json"])
+        #expect(received.status == 0, "\(received.error)")
+        #expect(received.output.contains("\"text\":\"hello globex\""))
+        #expect(received.output.contains("\"from\":\"alice@acme.example\""))
+        #expect(try cli("bob", ["send", "alice@acme.example", "hello", "acme"]).status == 0)
+        #expect(try cli("alice", ["receive", "--wait", "5s", "--json"]).output.contains("\"text\":\"hello acme\""))
+
+        #expect(try run(admin(acme) + ["federation", "remove", "globex.example"]).output.contains("removed globex.example"))
+        let audit = try run(admin(acme) + ["audit"]).output
+        for action in ["federation.add", "federation.mode", "federation.remove"] { #expect(audit.contains(action)) }
     }
 }
