@@ -12,7 +12,8 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: """
             Provisions alice, bob and carol on demo.example and shows, with a transcript: a 1:1 conversation, a room, \
             offline delivery, a second device of bob joining his conversations, a security group that walls off \
-            contractors (a refusal, a removal applied at once, the audit log), and that the server holds no plaintext. \
+            contractors (a refusal, a removal applied at once, the audit log), a conversation with a user of a second, \
+            federated network (globex.example), and that the server holds no plaintext. \
             Exits non-zero if any step fails.
             """)
 
@@ -21,14 +22,25 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let root = directory ?? NSTemporaryDirectory() + "conclave-demo-\(UUID().uuidString.prefix(8))"
         guard let port = LoopbackPort.free() else { throw ValidationError("no free port on 127.0.0.1") }
-        var logger = Logger(label: "conclave.demo")
-        logger.logLevel = .warning
+        let logger = {
+            var logger = Logger(label: "conclave.demo")
+            logger.logLevel = .warning
+            return logger
+        }()
         let network = NetworkDomain("demo.example")!  // a literal, valid domain
-        print("== starting network demo.example in \(root) on 127.0.0.1:\(port)")
+        guard let peerPort = LoopbackPort.free(), let peerNetwork = NetworkDomain("globex.example") else {
+            throw ValidationError("no free port on 127.0.0.1")
+        }
+        print("== starting networks demo.example (127.0.0.1:\(port)) and globex.example (127.0.0.1:\(peerPort)) in \(root)")
+        let hasher = PasswordHasher(rounds: 1 << 14)
         let failures = try await withLocalNetwork(
-            directory: root + "/server", network: network, port: port, passwordHasher: PasswordHasher(rounds: 1 << 14), logger: logger
+            directory: root + "/server", network: network, port: port, passwordHasher: hasher, logger: logger
         ) { url, token in
-            try await DemoScenario(root: root, url: url, adminToken: token).run()
+            try await withLocalNetwork(
+                directory: root + "/globex", network: peerNetwork, port: peerPort, passwordHasher: hasher, logger: logger
+            ) { peerURL, peerToken in
+                try await DemoScenario(root: root, url: url, adminToken: token, peerURL: peerURL, peerAdminToken: peerToken).run()
+            }
         }
         if failures > 0 {
             print("== \(failures) step(s) FAILED")
@@ -43,6 +55,9 @@ struct DemoScenario {
     let root: String
     let url: String
     let adminToken: String
+    /// A second network, globex.example, for the federation step.
+    let peerURL: String
+    let peerAdminToken: String
 
     final class Tally: @unchecked Sendable {  // used from one task at a time, in order
         var failures = 0
@@ -55,6 +70,17 @@ struct DemoScenario {
 
     func messages(_ events: [ClientEvent]) -> [ReceivedMessage] {
         events.compactMap { if case .message(let message) = $0 { message } else { nil } }
+    }
+
+    /// Receives until `count` messages arrived (up to 10 s): messages to
+    /// another network arrive through the host's outbox.
+    func receive(_ client: ConclaveClient, count: Int) async throws -> [ReceivedMessage] {
+        var received: [ReceivedMessage] = []
+        for _ in 0..<50 where received.count < count {
+            received += messages(try await client.receive())
+            if received.count < count { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        return received
     }
 
     func run() async throws -> Int {
@@ -152,14 +178,42 @@ struct DemoScenario {
         _ = try await bob.receive()
         _ = try await laptop.receive()
 
-        print("== the server stores ciphertext only")
-        let database = root + "/server/conclave.sqlite"
-        var stored = Data()
-        for suffix in ["", "-wal"] { stored.append(FileManager.default.contents(atPath: database + suffix) ?? Data()) }
-        let plaintexts = ["Hi Bob, lunch at noon?", "Launch is on Thursday.", "Bring coffee.", "Welcome to the laptop, Bob."]
-        check(!plaintexts.contains { stored.range(of: Data($0.utf8)) != nil }, "no message text in the server's database files", tally)
+        print("== federation: demo.example and globex.example pin each other's keys")
+        let peerAdmin = AdminClient(server: peerURL, token: peerAdminToken)
+        let (ours, theirs) = (try await admin.network(), try await peerAdmin.network())
+        _ = try await admin.addPeer(theirs.domain, url: peerURL, keyFingerprint: theirs.keyFingerprint)
+        _ = try await peerAdmin.addPeer(ours.domain, url: url, keyFingerprint: ours.keyFingerprint)
+        print("   demo.example pinned globex.example (\(theirs.keyFingerprint.prefix(23))…), and the other way round")
+        guard let erinName = UserName("erin") else { return 1 }
+        _ = try await peerAdmin.addUser(erinName, password: password, group: nil)
+        let erin = try await ConclaveClient.open(profile: root + "/profiles/erin-phone")
+        try await erin.login(server: peerURL, user: "erin@globex.example", password: password, deviceName: "phone")
+        print("   erin signed in on globex.example")
+        let erinAddress = UserAddress(name: erinName, domain: theirs.domain)
+        let across = try await alice.directConversation(with: erinAddress)
+        try await alice.send("Hello Erin, from demo.example.", to: across.id)
+        print("   alice@demo.example → erin@globex.example: Hello Erin, from demo.example.")
+        let erinGot = try await receive(erin, count: 1)
+        for message in erinGot { print("   erin received from \(message.from): \(message.text)") }
+        check(erinGot.map(\.text) == ["Hello Erin, from demo.example."], "erin, on another network, decrypted alice's message", tally)
+        try await erin.send("Hi Alice, from globex.", to: across.id)
+        check(
+            try await receive(alice, count: 1).map(\.text) == ["Hi Alice, from globex."], "alice read erin's answer, relayed by globex",
+            tally)
 
-        for client in [alice, bob, carol, laptop] { await client.close() }
+        print("== the servers store ciphertext only")
+        var stored = Data()
+        for database in [root + "/server/conclave.sqlite", root + "/globex/conclave.sqlite"] {
+            for suffix in ["", "-wal"] { stored.append(FileManager.default.contents(atPath: database + suffix) ?? Data()) }
+        }
+        let plaintexts = [
+            "Hi Bob, lunch at noon?", "Launch is on Thursday.", "Bring coffee.", "Welcome to the laptop, Bob.",
+            "Hello Erin, from demo.example.", "Hi Alice, from globex.",
+        ]
+        check(
+            !plaintexts.contains { stored.range(of: Data($0.utf8)) != nil }, "no message text in either network's database files", tally)
+
+        for client in [alice, bob, carol, laptop, erin] { await client.close() }
         return tally.failures
     }
 }

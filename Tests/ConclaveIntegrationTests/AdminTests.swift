@@ -257,6 +257,15 @@ struct CommandLineTests {
         #expect(broken.output.contains("audit log BROKEN at entry 4"))
     }
 
+    @Test("conclave demo, the README's main command, passes every step")
+    func demo() throws {
+        let directory = NSTemporaryDirectory() + "conclave-demo-test-\(UUID().uuidString.prefix(8))"
+        let result = try ConclaveServerProcess.runCLI(["demo", "--directory", directory])
+        #expect(result.status == 0, "\(result.output.suffix(2000))\n\(result.error.suffix(2000))")
+        #expect(result.output.contains("== every step passed"))
+        #expect(!result.output.contains("FAIL"))
+    }
+
     @Test("The served OpenAPI document is the one in the repository")
     func openAPI() async throws {
         let root = NSTemporaryDirectory() + "conclave-oa-\(UUID().uuidString.prefix(8))"
