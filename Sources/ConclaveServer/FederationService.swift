@@ -187,7 +187,13 @@ extension ServerState {
             if pinned.signingKey == nil { try await store.setPeerKey(origin, key.rawKey) }
             return (StoredPeer(peer: pinned.peer, signingKey: key.rawKey), body)
         }
-        // Open mode: trust on first use, pinning the key this network signed with.
+        // Open mode: trust on first use, pinning the key this network signed with, once the URL it
+        // gave publishes that domain and key (so deliveries go where that network really answers).
+        guard let published = try? await FederationClient.wellKnown(originURL), published.domain == origin,
+            published.signingKey.bytes == key.rawKey
+        else {
+            throw APIError(.forbidden, "peer_mismatch", "the origin URL does not publish \(origin) with the key the request is signed with")
+        }
         let peer = FederationPeer(
             domain: origin, url: Self.trimmed(originURL), keyFingerprint: key.fingerprint, pinnedBy: "first-use",
             addedAt: Date(millis: now.millis))

@@ -119,14 +119,15 @@ struct FederationTests {
         let path = "/v1/federation/key-packages/claim"
         func request(
             from origin: NetworkDomain = Self.acme, key: NetworkSigningKey, to destination: NetworkDomain = Self.globex,
-            requester: String = "alice@acme.example", at time: Date = Date(), nonce: String = FederationRequestSignature.newNonce()
+            requester: String = "alice@acme.example", at time: Date = Date(), nonce: String = FederationRequestSignature.newNonce(),
+            originURL: String = "http://127.0.0.1:9"
         ) throws -> (body: [UInt8], headers: [(String, String)]) {
             let requester = try #require(UserAddress(requester))
             let body = Array(
                 try ConclaveJSON.encoder().encode(FederatedKeyPackageClaim(user: try #require(UserName("bob")), requester: requester)))
             let signature = FederationRequestSignature(
-                method: "POST", path: path, body: body, timestamp: time.millis, nonce: nonce, origin: origin,
-                originURL: "http://127.0.0.1:9", destination: destination)
+                method: "POST", path: path, body: body, timestamp: time.millis, nonce: nonce, origin: origin, originURL: originURL,
+                destination: destination)
             return (body, try signature.headers(signedBy: key))
         }
         func send(_ request: (body: [UInt8], headers: [(String, String)])) async throws -> RawHTTP.Answer {
@@ -162,17 +163,25 @@ struct FederationTests {
             try await send(try request(from: Self.initech, key: initechKey, requester: "carol@initech.example")), 403,
             code: "unknown_network")
         #expect(try await network.admin.federation().peers.map(\.domain) == [Self.acme])
-        // Open mode: pinned on first use; another key for it afterwards is refused.
+        // Open mode: a network is pinned on first use once the URL it gives publishes its key; another key for it
+        // afterwards is refused.
         _ = try await network.admin.setFederationMode(.open)
-        #expect(try await send(try request(from: Self.initech, key: initechKey, requester: "carol@initech.example")).status == 200)
+        http.expectRefusal(
+            try await send(try request(from: Self.initech, key: initechKey, requester: "carol@initech.example")), 403,
+            code: "peer_mismatch")
+        guard let initech = try await TestNetwork.start(.sqlite, domain: "initech.example") else { return }
+        defer { initech.stop() }
+        let realKey = try DataDirectory(path: initech.dataDirectory).networkKey(domain: Self.initech)
+        let first = try request(from: Self.initech, key: realKey, requester: "carol@initech.example", originURL: initech.url)
+        #expect(try await send(first).status == 200)
         let peers = try await network.admin.federation().peers
         #expect(peers.map(\.domain) == [Self.acme, Self.initech])
         #expect(peers.last?.pinnedBy == "first-use")
-        #expect(peers.last?.keyFingerprint == initechKey.publicKey.fingerprint)
-        let impostor = NetworkSigningKey.generate(domain: Self.initech)
+        #expect(peers.last?.keyFingerprint == realKey.publicKey.fingerprint)
+        #expect(peers.last?.url == initech.url)
         http.expectRefusal(
-            try await send(try request(from: Self.initech, key: impostor, requester: "carol@initech.example")), 401,
-            code: "invalid_request_signature")
+            try await send(try request(from: Self.initech, key: initechKey, requester: "carol@initech.example", originURL: initech.url)),
+            401, code: "invalid_request_signature")
         #expect(try await count() == 1)
     }
 }
