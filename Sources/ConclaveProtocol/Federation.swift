@@ -192,12 +192,16 @@ public struct FederatedDelivery: Codable, Sendable, Hashable {
     /// network checks against its own users' security groups.
     public var messageLifetime: UInt64
     public var burnOnRead: UInt64
+    /// A random id the receiver remembers, so that a delivery retried after
+    /// a lost answer is stored once.
+    public var deliveryId: String
 
     public init(
         conversation: ConversationID, conversationKind: ConversationKind, name: String?, createdBy: UserName, createdAt: Date,
         kind: InboxEventKind, message: Base64Bytes, messageId: String?, sentAt: Date, expiresAt: Date?, recipients: [DeviceID],
-        members: [String], messageLifetime: UInt64 = 0, burnOnRead: UInt64 = 0
+        members: [String], messageLifetime: UInt64 = 0, burnOnRead: UInt64 = 0, deliveryId: String = FederationRequestSignature.newNonce()
     ) {
+        self.deliveryId = deliveryId
         self.messageLifetime = messageLifetime
         self.burnOnRead = burnOnRead
         self.conversation = conversation

@@ -212,6 +212,9 @@ extension ServerState {
         // P1, P2, F5: newcomers may share the conversation with every member (segmentation here, federation across
         // networks); settings that change, or meet new members, are within the bounds of this network's members' groups.
         let certificates = group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential) }
+        guard Set(certificates.map(\.device)).count == certificates.count else {  // D12: one leaf per device id
+            throw APIError(.badRequest, "invalid_credential", "two leaves of the group name the same device")
+        }
         let memberUsers = Set(certificates.map(\.user))
         let newcomers = memberUsers.subtracting(members)
         let localUsers = memberUsers.filter { $0.domain == domain }.map(\.name)
@@ -225,9 +228,11 @@ extension ServerState {
 
         let newDevices = certificates.filter { $0.user.domain == domain }.map { MemberDevice(device: $0.device, user: $0.user.name) }
         let newRemoteDevices = certificates.filter { $0.user.domain != domain }.map { RemoteDevice(device: $0.device, user: $0.user) }
-        let oldDevices = try await store.memberDevices(id).map(\.device).filter { $0 != actor.device }
-        let oldRemote = try await store.remoteDevices(id).filter { $0.device != actor.device }
-        let oldUsers = Set(oldGroup.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user.name })
+        let oldDevices = try await store.memberDevices(id).map(\.device).filter { !actor.isLocal || $0 != actor.device }
+        let oldRemote = try await store.remoteDevices(id).filter { $0 != RemoteDevice(device: actor.device, user: actor.address) }
+        let oldUsers = Set(
+            oldGroup.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user }.filter { $0.domain == domain }.map(
+                \.name))
         let newUsers = Set(newDevices.map(\.user))
         let added = summary.added.compactMap { group.tree.leaf($0).flatMap { DeviceCertificate(credential: $0.credential) } }
         let now = clock()
@@ -279,8 +284,8 @@ extension ServerState {
         guard privateMessage.groupID == id.bytes else { throw APIError.invalidMessage("the message is for another group") }
         let delivery = Delivery(
             kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: actor.device,
-            sentAt: Date(millis: clock().millis), recipients: devices.filter { $0 != actor.device },
-            remote: remote.filter { $0.device != actor.device })
+            sentAt: Date(millis: clock().millis), recipients: devices.filter { !actor.isLocal || $0 != actor.device },
+            remote: remote.filter { $0 != RemoteDevice(device: actor.device, user: actor.address) })
         let (outcome, notified) = try await store.appendApplication(id, epoch: privateMessage.epoch, delivery: delivery)
         switch outcome {
         case .stored(let sentAt, let expiresAt):
@@ -302,7 +307,12 @@ extension ServerState {
     /// Proposes, as the group's external sender, to remove every leaf of
     /// these devices from every conversation they are in (leave,
     /// de-provisioning, segmentation). Members' clients commit the proposals.
-    func proposeRemoval(of devices: Set<DeviceID>, in conversations: [ConversationID]) async throws {
+    /// Devices are named by id within `network` (this one unless said):
+    /// another network's certificate naming the same id is not touched.
+    func proposeRemoval(of devices: Set<DeviceID>, ofNetwork network: NetworkDomain? = nil, in conversations: [ConversationID])
+        async throws
+    {
+        let network = network ?? domain
         for id in conversations {
             try await proposeAsServer(in: id) { group in
                 let alreadyRemoved = Set(
@@ -312,7 +322,7 @@ extension ServerState {
                     })
                 return group.members.compactMap { member in
                     guard !alreadyRemoved.contains(member.index), let certificate = DeviceCertificate(credential: member.leaf.credential),
-                        devices.contains(certificate.device)
+                        certificate.user.domain == network, devices.contains(certificate.device)
                     else { return nil }
                     return .remove(member.index)
                 }

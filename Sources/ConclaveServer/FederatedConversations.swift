@@ -136,7 +136,7 @@ extension ServerState {
                 let (actor, _) = try relayed(Empty.self)
                 _ = try await self.memberConversation(id, actor: actor)
                 let devices = try await self.store.remoteDevices(id).filter { $0.user == actor.address }.map(\.device)
-                try await self.proposeRemoval(of: Set(devices), in: [id])
+                try await self.proposeRemoval(of: Set(devices), ofNetwork: actor.address.domain, in: [id])
                 return try Self.json(["left": true], status: .accepted)
             default:
                 throw APIError.notFound("operation")
@@ -162,23 +162,37 @@ extension ServerState {
     /// (that network de-provisioned them).
     func remoteRemoval(_ id: ConversationID, _ removal: RemoteRemoval, origin: NetworkDomain) async throws -> Response {
         let theirs = try await store.remoteDevices(id).filter { $0.user.domain == origin && removal.devices.contains($0.device) }
-        try await proposeRemoval(of: Set(theirs.map(\.device)), in: [id])
+        try await proposeRemoval(of: Set(theirs.map(\.device)), ofNetwork: origin, in: [id])
         return try Self.json(["proposed": theirs.count], status: .accepted)
     }
 
     // MARK: A member's network receiving
 
     /// Stores a message of a conversation hosted by `origin` for the local
-    /// devices it names, leaving out devices whose user is suspended, whose
-    /// security group may not reach `origin` (F5 on this side), or whose
-    /// group's bounds the conversation's settings exceed (P2 on this side).
+    /// devices it names. A recipient must be a device of a local member the
+    /// delivery lists; devices whose user is suspended, whose security group
+    /// may not reach every network in the conversation (F5 on this side), or
+    /// whose group's bounds the settings exceed (P2 on this side) are left
+    /// out, and the host is asked to remove them.
     func acceptFederatedDelivery(_ delivery: FederatedDelivery, from origin: NetworkDomain) async throws -> Int {
+        guard !delivery.recipients.isEmpty, delivery.recipients.count <= 10_000, delivery.members.count <= 10_000 else {
+            throw APIError.badRequest("a delivery names 1 to 10,000 recipients")
+        }
+        if let record = try await store.conversation(delivery.conversation), record.host != origin {
+            throw APIError(.forbidden, "forbidden", "\(origin) does not host this conversation")
+        }
+        let members = delivery.members.compactMap { member in
+            member.contains("@") ? UserAddress(member) : UserName(member).map { UserAddress(name: $0, domain: origin) }
+        }
+        let localMembers = Set(members.filter { $0.domain == domain }.map(\.name))
+        let networks = Set(members.map(\.domain)).union([origin]).subtracting([domain])
+        let settings = ConversationSettings(messageLifetime: delivery.messageLifetime, burnOnRead: delivery.burnOnRead)
         var recipients: [DeviceID] = []
         var refused: [DeviceID] = []
-        let settings = ConversationSettings(messageLifetime: delivery.messageLifetime, burnOnRead: delivery.burnOnRead)
         for device in Set(delivery.recipients) {
-            guard let record = try await store.device(device), let user = try await store.user(named: record.user), !user.suspended,
-                let policy = try await store.policies(of: [user.name])[user.name], policy.federation.contains(origin),
+            guard let record = try await store.device(device), localMembers.contains(record.user) else { continue }
+            guard let user = try await store.user(named: record.user), !user.suspended,
+                let policy = try await store.policies(of: [user.name])[user.name], networks.allSatisfy(policy.federation.contains),
                 ConversationBounds(intersecting: [policy])?.problem(settings) == nil
             else {
                 refused.append(device)
@@ -192,15 +206,19 @@ extension ServerState {
                 destination: origin, path: "/v1/federation/conversations/\(delivery.conversation)/remove-devices",
                 body: RemoteRemoval(devices: refused.sorted()), at: clock())
         }
-        if recipients.isEmpty && !delivery.recipients.isEmpty {
-            throw APIError(.forbidden, "policy_federation", "no recipient of \(domain) may receive from \(origin)")
+        guard !recipients.isEmpty else {
+            throw APIError(.forbidden, "policy_federation", "no recipient of \(domain) may receive this from \(origin)")
         }
         switch try await store.acceptRemoteDelivery(delivery, origin: origin, localDomain: domain, recipients: recipients.sorted()) {
         case .stored(let notified):
             await hub.notify(notified)
             return recipients.count
+        case .duplicate:
+            return recipients.count
         case .notTheHost:
             throw APIError(.forbidden, "forbidden", "\(origin) does not host this conversation")
+        case .unknownConversation:
+            throw APIError(.notFound, "not_found", "this network holds no such conversation")
         }
     }
 
@@ -223,9 +241,9 @@ extension ServerState {
 }
 
 /// Sends the federation outbox: for each destination, its oldest request
-/// first; a refused request (4xx) is dropped with a warning, an unanswered
-/// one is retried with exponential backoff (1 s … 5 min), and waits hold up
-/// only their own destination.
+/// first, destinations in parallel; a final refusal (``isFinal(status:code:)``)
+/// is dropped with a warning, anything else is retried with exponential
+/// backoff (1 s … 5 min), and waits hold up only their own destination.
 struct FederationRelay: Service {
     let state: ServerState
 
@@ -233,9 +251,11 @@ struct FederationRelay: Service {
         while !Task.isCancelledOrShuttingDown {
             var sent = 0
             do {
-                for item in try await state.store.dueOutbox(now: state.clock()) {
-                    sent += 1
-                    await deliver(item)
+                // The head of each destination's queue, all at once: a slow peer holds up only its own queue.
+                let due = try await state.store.dueOutbox(now: state.clock())
+                sent = due.count
+                await withTaskGroup(of: Void.self) { group in
+                    for item in due { group.addTask { await deliver(item) } }
                 }
             } catch {
                 state.logger.warning("federation outbox failed", metadata: ["error.type": "\(type(of: error))"])
@@ -255,18 +275,29 @@ struct FederationRelay: Service {
                 return
             }
             let answer = try await FederationClient(state: state).send(.POST, to: peer, path: item.path, raw: item.body)
+            let code = (try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: answer.body))?.error.code
             if (200..<300).contains(answer.status) {
                 try await state.store.completeOutbox(item.id)
-            } else if (400..<500).contains(answer.status) && answer.status != 401 && answer.status != 429 {
-                let code = (try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: answer.body))?.error.code ?? "\(answer.status)"
+            } else if Self.isFinal(status: answer.status, code: code) {
                 state.logger.warning(
-                    "federation: a peer refused a delivery; dropped", metadata: ["peer": "\(item.destination)", "code": "\(code)"])
+                    "federation: a peer refused a request; dropped", metadata: ["peer": "\(item.destination)", "code": "\(code ?? "none")"])
                 try await state.store.completeOutbox(item.id)
             } else {
                 try await retryLater(item)
             }
         } catch {
             try? await retryLater(item)
+        }
+    }
+
+    /// A refusal that a retry cannot change: a malformed or oversized
+    /// request, the peer's policy, or a conversation it does not hold.
+    /// Anything else (its federation off for a while, this network not
+    /// pinned yet, a stale signature, errors, silence) is retried.
+    static func isFinal(status: Int, code: String?) -> Bool {
+        switch (status, code) {
+        case (400, _), (413, _), (403, "policy_federation"), (403, "forbidden"), (404, "not_found"): true
+        default: false
         }
     }
 

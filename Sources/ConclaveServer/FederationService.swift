@@ -38,7 +38,7 @@ extension ServerState {
             else { throw APIError.notFound("federation peer") }
             // Its users leave the conversations hosted here (server Remove proposals).
             let hosted = try await self.store.conversationsWithRemoteDevices(of: domain)
-            for (id, devices) in hosted { try await self.proposeRemoval(of: Set(devices), in: [id]) }
+            for (id, devices) in hosted { try await self.proposeRemoval(of: Set(devices), ofNetwork: domain, in: [id]) }
             self.logger.info("admin: federation peer removed", metadata: ["peer": "\(domain)", "conversations": "\(hosted.count)"])
             return JSONResponse(["removed": domain.value])
         }
@@ -158,6 +158,9 @@ extension ServerState {
         else { throw APIError(.unauthorized, "invalid_request_signature", "a federation request needs every Conclave-* header") }
         let mode = try await store.federationMode()
         guard mode != .off else { throw APIError(.forbidden, "federation_off", "\(domain) does not federate") }
+        guard origin != domain else {  // F3: nobody speaks for this network but its own key
+            throw APIError(.unauthorized, "invalid_request_signature", "a request cannot come from \(domain) itself")
+        }
         guard destination == domain else {  // F1
             throw APIError(.unauthorized, "invalid_request_signature", "the request is addressed to \(destination), not \(domain)")
         }
@@ -250,7 +253,8 @@ struct FederationClient {
         func decode<T: Decodable>(_ type: T.Type, from peer: StoredPeer) throws -> T {
             guard (200..<300).contains(status) else {
                 if let error = try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: body).error {
-                    let relayed = HTTPResponse.Status(code: [400, 401, 403, 404, 409, 413].contains(status) ? status : 502)
+                    // A peer's 401 concerns this server's signature, not the client's session: it becomes a 502.
+                    let relayed = HTTPResponse.Status(code: [400, 403, 404, 409, 413].contains(status) ? status : 502)
                     throw APIError(
                         relayed, error.code, "\(peer.peer.domain) refused: \(error.message)", currentEpoch: error.currentEpoch,
                         conversation: error.conversation)

@@ -208,12 +208,10 @@ extension ConclaveStore {
         _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, deviceLock: String
     ) async throws -> Set<DeviceID> {
         if !delivery.remote.isEmpty { try await enqueueFederated(connection, delivery, conversation: conversation) }
-        guard !delivery.recipients.isEmpty else { return [] }
+        // With no local recipient, a message still leaves a payload row, so that a retry of its id is known (D17).
+        guard !delivery.recipients.isEmpty || delivery.messageID != nil else { return [] }
         let marks = Array(repeating: "?", count: delivery.recipients.count).joined(separator: ", ")
         let recipients = delivery.recipients.map { SQLValue.text($0.value) }
-        if !deviceLock.isEmpty {
-            try await connection.execute("SELECT id FROM devices WHERE id IN (\(marks)) ORDER BY id\(deviceLock)", recipients)
-        }
         let payload = try await connection.query(
             "INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [
@@ -223,6 +221,10 @@ extension ConclaveStore {
                 delivery.expiresAt.map { .integer($0.millis) } ?? .null,
             ])
         guard let payloadID = payload.first?.values.first else { throw StoreError.corrupt("payloads.id") }
+        guard !delivery.recipients.isEmpty else { return [] }
+        if !deviceLock.isEmpty {
+            try await connection.execute("SELECT id FROM devices WHERE id IN (\(marks)) ORDER BY id\(deviceLock)", recipients)
+        }
         let sequences = try await connection.query(
             "UPDATE devices SET inbox_seq = inbox_seq + 1 WHERE id IN (\(marks)) RETURNING id, inbox_seq", recipients)
         guard !sequences.isEmpty else { return [] }
@@ -284,7 +286,7 @@ extension ConclaveStore {
                 createdAt: Date(millis: try row.integer(3)), kind: delivery.kind,
                 message: Base64Bytes(delivery.data), messageId: delivery.messageID, sentAt: delivery.sentAt, expiresAt: delivery.expiresAt,
                 recipients: devices.map(\.device), members: members, messageLifetime: UInt64(max(0, try row.integer(4))),
-                burnOnRead: UInt64(max(0, try row.integer(5))))
+                burnOnRead: UInt64(max(0, try row.integer(5))), deliveryId: FederationRequestSignature.newNonce())
             try await enqueue(connection, destination: destination, path: "/v1/federation/deliver", body: body, at: delivery.sentAt)
         }
     }

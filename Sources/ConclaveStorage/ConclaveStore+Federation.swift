@@ -114,8 +114,12 @@ public struct OutboxItem: Sendable, Hashable {
 
 public enum RemoteDeliveryOutcome: Sendable, Hashable {
     case stored(notified: Set<DeviceID>)
+    /// The same delivery id was stored before.
+    case duplicate
     /// The conversation id is hosted here or by another network.
     case notTheHost
+    /// Not known here, and not a Welcome: nothing to attach it to.
+    case unknownConversation
 }
 
 extension ConclaveStore {
@@ -184,7 +188,14 @@ extension ConclaveStore {
             let existing = try await connection.query("SELECT host FROM conversations WHERE id = ?\(forUpdate)", [id])
             if let row = existing.first {
                 guard try row.optionalText(0) == origin.value else { return .notTheHost }
-            } else {
+            } else if delivery.kind != .welcome || recipients.isEmpty {
+                return .unknownConversation  // a conversation starts here only with a Welcome for one of its devices
+            }
+            let fresh = try await connection.query(
+                "INSERT INTO federation_nonces (origin, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING nonce",
+                [.text(origin.value), .text("delivery:" + delivery.deliveryId), .integer(delivery.sentAt.millis + 30 * 86_400_000)])
+            guard !fresh.isEmpty else { return .duplicate }
+            if existing.isEmpty {
                 try await connection.execute(
                     """
                     INSERT INTO conversations (id, kind, name, direct_key, created_by, created_at, epoch, group_info, ratchet_tree, \
@@ -195,6 +206,12 @@ extension ConclaveStore {
                         .text(delivery.createdBy.value), .integer(delivery.createdAt.millis), .blob([]), .blob([]), .text(origin.value),
                     ])
             }
+            try await connection.execute(
+                "UPDATE conversations SET name = ?, message_lifetime = ?, burn_on_read = ? WHERE id = ?",
+                [
+                    delivery.name.map(SQLValue.text) ?? .null, .integer(Int64(min(delivery.messageLifetime, UInt64(Int64.max)))),
+                    .integer(Int64(min(delivery.burnOnRead, UInt64(Int64.max)))), id,
+                ])
             try await connection.execute("DELETE FROM conversation_members WHERE conversation_id = ?", [id])
             for member in Set(delivery.members) {
                 let address = member.contains("@") ? UserAddress(member) : UserName(member).map { UserAddress(name: $0, domain: origin) }

@@ -110,7 +110,7 @@ struct FederationTests {
         guard let network = try await TestNetwork.start(backend, domain: "globex.example") else { return }
         defer { network.stop() }
         try await network.users("bob")
-        _ = try await network.device("bob")
+        let bob = try await network.device("bob")
         // acme's key is held by the test; acme's server is not running, so globex learns the key on first contact.
         let acmeKey = NetworkSigningKey.generate(domain: Self.acme)
         let pinned = try await network.admin.addPeer(Self.acme, url: "http://127.0.0.1:9", keyFingerprint: acmeKey.publicKey.fingerprint)
@@ -183,6 +183,51 @@ struct FederationTests {
             try await send(try request(from: Self.initech, key: initechKey, requester: "carol@initech.example", originURL: initech.url)),
             401, code: "invalid_request_signature")
         #expect(try await count() == 1)
+        // Nobody speaks for globex but globex's key, even in open mode.
+        http.expectRefusal(
+            try await send(try request(from: Self.globex, key: initechKey, requester: "bob@globex.example", originURL: network.url)), 401,
+            code: "invalid_request_signature")
+
+        // Deliveries: a conversation starts only with a Welcome for a listed member's device, once per delivery id.
+        func deliver(_ delivery: FederatedDelivery, from origin: NetworkDomain = Self.acme, key: NetworkSigningKey? = nil)
+            async throws -> RawHTTP.Answer
+        {
+            let body = Array(try ConclaveJSON.encoder().encode(delivery))
+            let signature = FederationRequestSignature(
+                method: "POST", path: "/v1/federation/deliver", body: body, timestamp: Date().millis,
+                nonce: FederationRequestSignature.newNonce(), origin: origin,
+                originURL: origin == Self.acme ? "http://127.0.0.1:9" : initech.url, destination: Self.globex)
+            return try await http.send(
+                .POST, "/v1/federation/deliver", raw: body, headers: try signature.headers(signedBy: key ?? acmeKey))
+        }
+        let bobDevice = try #require(await bob.device)
+        let bobToken = try #require(await bob.sessionTokenForTesting)
+        let conversation = ConversationID.random()
+        func delivery(_ kind: InboxEventKind, members: [String], id: String = FederationRequestSignature.newNonce()) throws
+            -> FederatedDelivery
+        {
+            FederatedDelivery(
+                conversation: conversation, conversationKind: .room, name: "pushed", createdBy: try #require(UserName("alice")),
+                createdAt: Date(), kind: kind, message: Base64Bytes([1, 2, 3]), messageId: nil, sentAt: Date(), expiresAt: nil,
+                recipients: [bobDevice], members: members, deliveryId: id)
+        }
+        http.expectRefusal(try await deliver(try delivery(.handshake, members: ["alice", "bob@globex.example"])), 404, code: "not_found")
+        http.expectRefusal(try await deliver(try delivery(.welcome, members: ["alice"])), 403, code: "policy_federation")
+        func listed() async throws -> [ConversationInfo] {
+            try await http.send(.GET, "/v1/conversations", token: bobToken).decode(ConversationList.self).conversations
+        }
+        #expect(try await listed().isEmpty)
+        let welcome = try delivery(.welcome, members: ["alice", "bob@globex.example"])
+        #expect(try await deliver(welcome).status == 200)
+        #expect(try await deliver(welcome).status == 200)  // retried after a lost answer: stored once
+        let inbox = try await http.send(.GET, "/v1/inbox", token: bobToken).decode(InboxPage.self)
+        #expect(inbox.events.filter { $0.conversation == conversation }.count == 1)
+        let expected = [try #require(UserAddress("alice@acme.example")), try #require(UserAddress("bob@globex.example"))]
+        #expect(try await listed().map(\.members) == [expected])
+        // Another network cannot deliver into a conversation acme hosts.
+        http.expectRefusal(
+            try await deliver(try delivery(.handshake, members: ["alice", "bob@globex.example"]), from: Self.initech, key: realKey), 403,
+            code: "forbidden")
     }
 }
 
