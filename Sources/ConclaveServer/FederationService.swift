@@ -170,7 +170,8 @@ extension ServerState {
         }
         let key = NetworkPublicKey(domain: origin, rawKey: Array(keyBytes))
         let pinned = try await store.peer(origin)
-        if pinned == nil && mode == .listed {  // F3
+        let removed = pinned == nil ? try await store.isRemovedPeer(origin) : false
+        if pinned == nil, mode == .listed || removed {  // F3
             throw APIError(.forbidden, "unknown_network", "\(origin) is not a federation peer of \(domain)")
         }
         if let pinned, pinned.peer.keyFingerprint != key.fingerprint {  // F3
@@ -201,7 +202,9 @@ extension ServerState {
             domain: origin, url: Self.trimmed(originURL), keyFingerprint: key.fingerprint, pinnedBy: "first-use",
             addedAt: Date(millis: now.millis))
         do {
-            try await store.addPeer(StoredPeer(peer: peer, signingKey: key.rawKey), audit: nil)
+            try await store.addPeer(
+                StoredPeer(peer: peer, signingKey: key.rawKey),
+                audit: audit("federation.pin", "network:\(origin)", before: nil, after: peer, actor: "federation"))
             logger.info("federation: pinned a network on first use", metadata: ["peer": "\(origin)"])
         } catch StoreError.conflict {
             // Pinned meanwhile by another request: it must be the same key.

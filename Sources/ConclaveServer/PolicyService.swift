@@ -227,14 +227,16 @@ extension ServerState {
     }
 
     /// An audit entry of the administrator, to be written with the change.
-    func audit(_ action: String, _ target: String, before: (any Encodable)?, after: (any Encodable)?) -> AuditDraft {
+    func audit(_ action: String, _ target: String, before: (any Encodable)?, after: (any Encodable)?, actor: String = "admin")
+        -> AuditDraft
+    {
         let key = networkKey
         func text(_ value: (any Encodable)?) -> String? {
             guard let value, let data = try? ConclaveJSON.encoder().encode(value) else { return nil }
             return String(decoding: data, as: UTF8.self)
         }
         return AuditDraft(
-            actor: "admin", action: action, target: target, before: text(before), after: text(after), at: clock(),
+            actor: actor, action: action, target: target, before: text(before), after: text(after), at: clock(),
             sign: { try key.signature(for: $0) })
     }
 

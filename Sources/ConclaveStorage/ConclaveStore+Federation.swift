@@ -35,7 +35,10 @@ extension ConclaveStore {
     public func peers() async throws -> [StoredPeer] {
         try await database.read { connection in
             let rows = try await connection.query(
-                "SELECT domain, url, key_fingerprint, pinned_by, added_at, signing_key FROM federation_peers ORDER BY domain", [])
+                """
+                SELECT domain, url, key_fingerprint, pinned_by, added_at, signing_key FROM federation_peers \
+                WHERE pinned_by <> 'removed' ORDER BY domain
+                """, [])
             return try rows.map(Self.storedPeer)
         }
     }
@@ -43,15 +46,30 @@ extension ConclaveStore {
     public func peer(_ domain: NetworkDomain) async throws -> StoredPeer? {
         try await database.read { connection in
             let rows = try await connection.query(
-                "SELECT domain, url, key_fingerprint, pinned_by, added_at, signing_key FROM federation_peers WHERE domain = ?",
-                [.text(domain.value)])
+                """
+                SELECT domain, url, key_fingerprint, pinned_by, added_at, signing_key FROM federation_peers \
+                WHERE domain = ? AND pinned_by <> 'removed'
+                """, [.text(domain.value)])
             return try rows.first.map(Self.storedPeer)
         }
     }
 
-    /// Pins a peer. Throws ``StoreError/conflict(_:)`` when it is pinned already.
+    /// Whether an administrator removed this network (it stays refused in
+    /// open mode until it is added again).
+    public func isRemovedPeer(_ domain: NetworkDomain) async throws -> Bool {
+        try await database.read { connection in
+            !(try await connection.query(
+                "SELECT 1 FROM federation_peers WHERE domain = ? AND pinned_by = 'removed'", [.text(domain.value)]
+            ).isEmpty)
+        }
+    }
+
+    /// Pins a peer (replacing a removed one). Throws ``StoreError/conflict(_:)``
+    /// when it is pinned already.
     public func addPeer(_ peer: StoredPeer, audit: AuditDraft?) async throws {
         try await database.transaction { connection in
+            try await connection.execute(
+                "DELETE FROM federation_peers WHERE domain = ? AND pinned_by = 'removed'", [.text(peer.peer.domain.value)])
             try await connection.execute(
                 "INSERT INTO federation_peers (domain, url, key_fingerprint, signing_key, pinned_by, added_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -62,10 +80,12 @@ extension ConclaveStore {
         }
     }
 
-    /// Unpins a peer; false when it was not pinned.
+    /// Unpins a peer, remembering it as removed; false when it was not pinned.
     public func removePeer(_ domain: NetworkDomain, audit: AuditDraft) async throws -> Bool {
         try await database.transaction { connection in
-            let rows = try await connection.query("DELETE FROM federation_peers WHERE domain = ? RETURNING domain", [.text(domain.value)])
+            let rows = try await connection.query(
+                "UPDATE federation_peers SET pinned_by = 'removed', signing_key = NULL WHERE domain = ? AND pinned_by <> 'removed' RETURNING domain",
+                [.text(domain.value)])
             guard !rows.isEmpty else { return false }
             try await Self.appendAudit(connection, audit, lock: forUpdate)
             return true

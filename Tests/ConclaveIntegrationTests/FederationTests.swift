@@ -122,9 +122,10 @@ struct FederationTests {
             requester: String = "alice@acme.example", at time: Date = Date(), nonce: String = FederationRequestSignature.newNonce(),
             originURL: String = "http://127.0.0.1:9"
         ) throws -> (body: [UInt8], headers: [(String, String)]) {
-            let requester = try #require(UserAddress(requester))
-            let body = Array(
-                try ConclaveJSON.encoder().encode(FederatedKeyPackageClaim(user: try #require(UserName("bob")), requester: requester)))
+            guard let address = UserAddress(requester), let bob = UserName("bob") else {
+                throw ConclaveServerProcessError("bad test input")
+            }
+            let body = Array(try ConclaveJSON.encoder().encode(FederatedKeyPackageClaim(user: bob, requester: address)))
             let signature = FederationRequestSignature(
                 method: "POST", path: path, body: body, timestamp: time.millis, nonce: nonce, origin: origin, originURL: originURL,
                 destination: destination)
@@ -183,6 +184,17 @@ struct FederationTests {
             try await send(try request(from: Self.initech, key: initechKey, requester: "carol@initech.example", originURL: initech.url)),
             401, code: "invalid_request_signature")
         #expect(try await count() == 1)
+        // The first-use pin is in the audit log; once an administrator removes the network, open mode does not pin it again.
+        #expect(try await network.admin.audit().contains { $0.action == "federation.pin" && $0.actor == "federation" })
+        try await network.admin.removePeer(Self.initech)
+        http.expectRefusal(
+            try await send(try request(from: Self.initech, key: realKey, requester: "carol@initech.example", originURL: initech.url)), 403,
+            code: "unknown_network")
+        #expect(try await network.admin.federation().peers.map(\.domain) == [Self.acme])
+        _ = try await network.admin.addPeer(Self.initech, url: initech.url, keyFingerprint: realKey.publicKey.fingerprint)
+        #expect(
+            try await send(try request(from: Self.initech, key: realKey, requester: "carol@initech.example", originURL: initech.url))
+                .status == 200)
         // Nobody speaks for globex but globex's key, even in open mode.
         http.expectRefusal(
             try await send(try request(from: Self.globex, key: initechKey, requester: "bob@globex.example", originURL: network.url)), 401,
@@ -213,17 +225,16 @@ struct FederationTests {
         }
         http.expectRefusal(try await deliver(try delivery(.handshake, members: ["alice", "bob@globex.example"])), 404, code: "not_found")
         http.expectRefusal(try await deliver(try delivery(.welcome, members: ["alice"])), 403, code: "policy_federation")
-        func listed() async throws -> [ConversationInfo] {
-            try await http.send(.GET, "/v1/conversations", token: bobToken).decode(ConversationList.self).conversations
-        }
-        #expect(try await listed().isEmpty)
+        let before = try await http.send(.GET, "/v1/conversations", token: bobToken).decode(ConversationList.self)
+        #expect(before.conversations.isEmpty)
         let welcome = try delivery(.welcome, members: ["alice", "bob@globex.example"])
         #expect(try await deliver(welcome).status == 200)
         #expect(try await deliver(welcome).status == 200)  // retried after a lost answer: stored once
         let inbox = try await http.send(.GET, "/v1/inbox", token: bobToken).decode(InboxPage.self)
         #expect(inbox.events.filter { $0.conversation == conversation }.count == 1)
         let expected = [try #require(UserAddress("alice@acme.example")), try #require(UserAddress("bob@globex.example"))]
-        #expect(try await listed().map(\.members) == [expected])
+        let after = try await http.send(.GET, "/v1/conversations", token: bobToken).decode(ConversationList.self)
+        #expect(after.conversations.map(\.members) == [expected])
         // Another network cannot deliver into a conversation acme hosts.
         http.expectRefusal(
             try await deliver(try delivery(.handshake, members: ["alice", "bob@globex.example"]), from: Self.initech, key: realKey), 403,
@@ -304,9 +315,8 @@ struct FederatedConversationTests {
         try await alice.send("thanks", to: room.id)
         #expect(try await Self.receiveTexts(bob, 1) == ["thanks"])
         // Both servers list the conversations with every member.
-        let listed = try await RawHTTP(baseURL: globex.url).send(
-            .GET, "/v1/conversations", token: try #require(await bob.sessionTokenForTesting)
-        ).decode(ConversationList.self)
+        let bobToken = await bob.sessionTokenForTesting
+        let listed = try await RawHTTP(baseURL: globex.url).send(.GET, "/v1/conversations", token: bobToken).decode(ConversationList.self)
         #expect(Set(listed.conversations.map(\.id)) == [direct.id, room.id])
         #expect(listed.conversations.allSatisfy { Set($0.members) == [aliceAddress, bobAddress] })
         // bob's second device joins both conversations by external commit, through globex, and reads on.
