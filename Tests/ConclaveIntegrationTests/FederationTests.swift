@@ -103,6 +103,15 @@ struct FederationTests {
         http.expectRefusal(try await claim(), 502, code: "peer_unavailable")
     }
 
+    /// A KeyPackage of mallory@acme.example for this device id, certified by `key`, built by `device`'s library.
+    static func package(of device: RawDevice, device id: DeviceID, certifiedBy key: NetworkSigningKey) throws -> KeyPackage {
+        let signer = try device.provider.generateSignatureKey(random: SystemRandom())
+        guard let mallory = UserAddress("mallory@acme.example") else { throw ConclaveServerProcessError("bad test input") }
+        let certificate = try DeviceCertificate.issue(
+            user: mallory, device: id, signatureKey: signer.publicKey, cipherSuite: device.provider.suite, issuedAt: device.now, by: key)
+        return try device.keyPackage(credential: certificate.credential, signer: signer).keyPackage
+    }
+
     @Test(
         "Signed server-to-server requests: unlisted, forged, tampered, stale and replayed requests change nothing",
         arguments: [Backend.sqlite])
@@ -140,6 +149,7 @@ struct FederationTests {
         let answer = try await send(valid)
         #expect(answer.status == 200)
         #expect(try answer.decode(ClaimedKeyPackages.self).keyPackages.count == 1)
+
         // Replayed: the same signed request again.
         http.expectRefusal(try await send(valid), 401, code: "replayed_request")
         // Stale: signed ten minutes ago.
@@ -239,6 +249,23 @@ struct FederationTests {
         http.expectRefusal(
             try await deliver(try delivery(.handshake, members: ["alice", "bob@globex.example"]), from: Self.initech, key: realKey), 403,
             code: "forbidden")
+
+        // Device ids are per network: acme can certify a device with the id of one of globex's, but a group may not hold
+        // both; a device acme certifies with an id of its own is accepted (its key was learned from the request above).
+        let rawBob = try await RawDevice.login(network, user: "bob")
+        var group = try rawBob.newGroup()
+        let groupID = try #require(ConversationID(bytes: group.groupID))
+        #expect(try await rawBob.create(group).status == 201)
+        let collision = try await rawBob.send(
+            try group.commit(
+                adding: [try Self.package(of: rawBob, device: rawBob.certificate.device, certifiedBy: acmeKey)], random: rawBob.random),
+            on: &group, id: groupID)
+        http.expectRefusal(collision, 400, code: "invalid_credential")
+        let own = try await rawBob.send(
+            try group.commit(
+                adding: [try Self.package(of: rawBob, device: DeviceID.random(), certifiedBy: acmeKey)], random: rawBob.random), on: &group,
+            id: groupID)
+        #expect(own.status == 201)
     }
 }
 
