@@ -196,6 +196,14 @@ public struct FederatedDelivery: Codable, Sendable, Hashable {
     /// a lost answer is stored once.
     public var deliveryId: String
 
+    /// ``members`` as addresses, bare names read as users of `host`;
+    /// malformed entries are left out.
+    public func memberAddresses(host: NetworkDomain) -> [UserAddress] {
+        members.compactMap { member in
+            member.contains("@") ? UserAddress(member) : UserName(member).map { UserAddress(name: $0, domain: host) }
+        }
+    }
+
     public init(
         conversation: ConversationID, conversationKind: ConversationKind, name: String?, createdBy: UserName, createdAt: Date,
         kind: InboxEventKind, message: Base64Bytes, messageId: String?, sentAt: Date, expiresAt: Date?, recipients: [DeviceID],

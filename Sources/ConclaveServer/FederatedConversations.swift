@@ -181,9 +181,7 @@ extension ServerState {
         if let record = try await store.conversation(delivery.conversation), record.host != origin {
             throw APIError(.forbidden, "forbidden", "\(origin) does not host this conversation")
         }
-        let members = delivery.members.compactMap { member in
-            member.contains("@") ? UserAddress(member) : UserName(member).map { UserAddress(name: $0, domain: origin) }
-        }
+        let members = delivery.memberAddresses(host: origin)
         let localMembers = Set(members.filter { $0.domain == domain }.map(\.name))
         let networks = Set(members.map(\.domain)).union([origin]).subtracting([domain])
         let settings = ConversationSettings(messageLifetime: delivery.messageLifetime, burnOnRead: delivery.burnOnRead)

@@ -233,9 +233,7 @@ extension ConclaveStore {
                     .integer(Int64(min(delivery.burnOnRead, UInt64(Int64.max)))), id,
                 ])
             try await connection.execute("DELETE FROM conversation_members WHERE conversation_id = ?", [id])
-            for member in Set(delivery.members) {
-                let address = member.contains("@") ? UserAddress(member) : UserName(member).map { UserAddress(name: $0, domain: origin) }
-                guard let address else { continue }
+            for address in Set(delivery.memberAddresses(host: origin)) {
                 let stored = address.domain == localDomain ? address.name.value : address.description
                 try await connection.execute(
                     "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?) ON CONFLICT DO NOTHING",
