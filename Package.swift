@@ -8,12 +8,16 @@ let package = Package(
         .library(name: "MLSCodec", targets: ["MLSCodec"]),
         .library(name: "MLS", targets: ["MLS"]),
         .library(name: "MLSVectors", targets: ["MLSVectors"]),
+        .library(name: "ConclaveClient", targets: ["ConclaveClient"]),
+        .library(name: "ConclaveServer", targets: ["ConclaveServer"]),
         .executable(name: "conclave", targets: ["conclave"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.6.0"),
@@ -25,16 +29,12 @@ let package = Package(
         // RFC 9420 §2.1 TLS presentation language: no dependencies at all.
         .target(name: "MLSCodec"),
         // RFC 9420 protocol: pure and synchronous, swift-crypto only.
-        .target(
-            name: "MLS",
-            dependencies: [
-                "MLSCodec",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
-        ),
+        .target(name: "MLS", dependencies: ["MLSCodec", .product(name: "Crypto", package: "swift-crypto")]),
         // Runs the official MLS working-group test vectors (JSON files) against the MLS target.
         .target(name: "MLSVectors", dependencies: ["MLS", "MLSCodec"]),
-        // Wire types shared by server, SDK and CLI: DTOs, identifiers, device certificates.
+        // Small utilities with one home: an async lock, a free loopback port.
+        .target(name: "ConclaveSupport"),
+        // Wire types shared by server, SDK and CLI: DTOs, identifiers, error codes, device certificates.
         .target(
             name: "ConclaveProtocol",
             dependencies: ["MLS", "MLSCodec", .product(name: "Crypto", package: "swift-crypto")]
@@ -43,14 +43,15 @@ let package = Package(
         .target(
             name: "ConclaveStorage",
             dependencies: [
-                "ConclaveProtocol",
+                "ConclaveProtocol", "ConclaveSupport",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // The network's server: Authentication and Delivery Services, inbox, admin API.
+        // The network's server: its services (authentication, delivery, inbox, policy, federation, admin) and routes.
         .target(
             name: "ConclaveServer",
             dependencies: [
@@ -60,6 +61,9 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -69,38 +73,68 @@ let package = Package(
         .target(
             name: "ConclaveClient",
             dependencies: [
-                "ConclaveProtocol", "MLS", "MLSCodec",
+                "ConclaveProtocol", "ConclaveSupport", "MLS", "MLSCodec",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "MLSVectors", "ConclaveProtocol", "ConclaveServer", "ConclaveClient", "ConclaveStorage",
+                "MLS", "MLSVectors", "ConclaveProtocol", "ConclaveServer", "ConclaveClient", "ConclaveStorage", "ConclaveSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Test-only helpers: a throwaway PostgreSQL server, networks in process (HummingbirdTesting) and as
+        // server processes, a hand-moved clock, raw HTTP and hand-built MLS for modified-client tests.
+        .target(
+            name: "ConclaveTestSupport",
+            dependencies: [
+                "ConclaveClient", "ConclaveProtocol", "ConclaveServer", "ConclaveStorage", "ConclaveSupport", "MLS", "MLSCodec",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "MLSCodecTests", dependencies: ["MLSCodec"]),
-        .testTarget(name: "MLSTests", dependencies: ["MLS", "MLSCodec", "MLSVectors"]),
-        // Test-only helpers: a throwaway PostgreSQL server, server processes started and stopped by PID.
-        .target(name: "ConclaveTestSupport", dependencies: ["ConclaveStorage", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ConclaveStorageTests", dependencies: ["ConclaveStorage", "ConclaveProtocol", "ConclaveTestSupport"]),
+        .testTarget(
+            name: "MLSTests", dependencies: ["MLS", "MLSCodec", "MLSVectors", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "ConclaveSupportTests", dependencies: ["ConclaveSupport"]),
+        .testTarget(name: "ConclaveProtocolTests", dependencies: ["ConclaveProtocol", "MLS", "MLSCodec"]),
+        .testTarget(
+            name: "ConclaveStorageTests",
+            dependencies: ["ConclaveStorage", "ConclaveProtocol", "ConclaveTestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "ConclaveClientTests",
+            dependencies: [
+                "ConclaveClient", "ConclaveProtocol", .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The server in process (HummingbirdTesting), driven by SDK clients and hand-built requests; its sans-I/O core.
+        .testTarget(
+            name: "ConclaveServerTests",
+            dependencies: [
+                "ConclaveServer", "ConclaveClient", "ConclaveProtocol", "ConclaveStorage", "ConclaveTestSupport", "MLS", "MLSCodec",
+            ]
+        ),
+        // End to end: real `conclave` processes (the CLI, SIGKILL under traffic, networks in separate processes).
         .testTarget(
             name: "ConclaveIntegrationTests",
-            dependencies: [
-                "ConclaveServer", "ConclaveClient", "ConclaveProtocol", "ConclaveStorage", "ConclaveTestSupport", "MLS",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["ConclaveClient", "ConclaveProtocol", "ConclaveServer", "ConclaveTestSupport", "MLS"]
         ),
     ],
     swiftLanguageModes: [.v6]

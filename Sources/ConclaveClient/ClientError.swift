@@ -26,7 +26,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .api(let status, let detail): "server refused (\(status) \(detail.code)): \(detail.message)"
+        case .api(let status, let detail): "server refused (\(status) \(detail.code.rawValue)): \(detail.message)"
         case .transport(let what): "cannot reach the server: \(what)"
         case .notSignedIn: "this profile has no device: run `conclave login` first"
         case .alreadySignedIn(let user): "this profile already holds a device of \(user); use another --profile"
@@ -40,7 +40,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     }
 
     /// The API error code, if the server sent one.
-    public var code: String? {
+    public var code: ErrorCode? {
         if case .api(_, let detail) = self { return detail.code }
         return nil
     }

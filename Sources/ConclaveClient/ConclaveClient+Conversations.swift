@@ -25,7 +25,7 @@ extension ConclaveClient {
     public func policyBounds(with members: [UserAddress]) async throws -> ConversationBounds {
         do {
             return try await api.post("/v1/policy", PolicyQuery(members: members))
-        } catch let error as ClientError where error.code?.hasPrefix("policy_") == true {
+        } catch let error as ClientError where error.code?.isPolicyRefusal == true {
             guard case .api(_, let detail) = error else { throw error }
             throw ClientError.policy(detail.message)
         }
@@ -51,7 +51,7 @@ extension ConclaveClient {
             return try await self.commitWithRetry(id) { group in
                 let kept = group.context.extensions.filter { $0.type != ConversationSettings.extensionType }
                 let extensions = kept + (settings.isDefault ? [] : [settings.extension])
-                return try group.commit(proposals: [.groupContextExtensions(extensions)], now: self.now, random: self.random)
+                return try group.commit(proposals: [.groupContextExtensions(extensions)], now: self.validationTime, random: self.random)
             }
         }
     }
@@ -74,7 +74,7 @@ extension ConclaveClient {
             let settings = try await settingsWithinPolicy(nil, members: [peer])
             let id = try await createGroup(kind: .direct, name: nil, peer: peer, settings: settings)
             return try await addUsers([peer], to: id)
-        } catch let error as ClientError where error.code == "conversation_exists" {
+        } catch let error as ClientError where error.code == .conversationExists {
             guard case .api(_, let detail) = error, let existing = detail.conversation else { throw error }
             return try await joinExternally(existing)
         }
@@ -121,7 +121,8 @@ extension ConclaveClient {
             let networkKey = try await networkKey(for: user.domain)
             for entry in claimed.keyPackages where entry.deviceId != account.device {
                 guard case .keyPackage(let package) = try? MLSMessage(tlsSerialized: entry.keyPackage.bytes).body,
-                    let certificate = DeviceCertificate.verify(leaf: package.leafNode, networkKey: networkKey), certificate.user == user,
+                    let certificate = VerifiedDeviceCertificate.verify(leaf: package.leafNode, networkKey: networkKey),
+                    certificate.user == user,
                     certificate.device == entry.deviceId
                 else { throw ClientError.invalid("a key package of \(user) does not carry a valid certificate") }
                 packages.append(package)
@@ -133,7 +134,7 @@ extension ConclaveClient {
         return try await commitWithRetry(id) { group in
             let alreadyIn = Set(group.members.map { $0.leaf.signatureKey })
             let fresh = packages.filter { !alreadyIn.contains($0.leafNode.signatureKey) }
-            return try group.commit(adding: fresh, now: self.now, random: self.random)
+            return try group.commit(adding: fresh, now: self.validationTime, random: self.random)
         }
     }
 
@@ -141,9 +142,10 @@ extension ConclaveClient {
     public func remove(_ user: UserAddress, from id: ConversationID) async throws -> Conversation {
         try await lock.withLock {
             try await self.commitWithRetry(id) { group in
-                let leaves = group.members.filter { DeviceCertificate(credential: $0.leaf.credential)?.user == user }.map(\.index)
+                let leaves = group.members.filter { UnverifiedDeviceCertificate(credential: $0.leaf.credential)?.claimedUser == user }.map(
+                    \.index)
                 guard !leaves.isEmpty else { throw ClientError.invalid("\(user) is not in this conversation") }
-                return try group.commit(removing: leaves, now: self.now, random: self.random)
+                return try group.commit(removing: leaves, now: self.validationTime, random: self.random)
             }
         }
     }
@@ -159,7 +161,7 @@ extension ConclaveClient {
 
     func current(_ id: ConversationID) async throws -> Conversation {
         guard let (stored, group) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
-        return conversation(id, stored, group)
+        return await conversation(id, stored, group)
     }
 
     /// Builds a commit, sends it with the new epoch's GroupInfo, and merges it
@@ -181,8 +183,8 @@ extension ConclaveClient {
                 let _: CommitAccepted = try await api.post("/v1/conversations/\(id)/commits", request)
                 try await saveGroup(id, stored, next)
                 needsCommit.remove(id)
-                return conversation(id, stored, next)
-            } catch let error as ClientError where error.code == "wrong_epoch" || error.code == "pending_proposals" {
+                return await conversation(id, stored, next)
+            } catch let error as ClientError where error.code == .wrongEpoch || error.code == .pendingProposals {
                 lastError = error
                 try await catchUp(autoCommit: false)
             }
@@ -217,8 +219,8 @@ extension ConclaveClient {
             let tree = try RatchetTreeNodes(tlsSerialized: response.ratchetTree.bytes)
             let (group, commit) = try Group.joinExternally(
                 groupInfo: info, ratchetTree: tree, credential: try credential, signer: signer,
-                capabilities: ConversationSettings.capabilities(try provider.suite), now: now, random: random)
-            guard try await unverifiedLeaves(group).isEmpty else {
+                capabilities: ConversationSettings.capabilities(try provider.suite), now: validationTime, random: random)
+            guard await verifyLeaves(group).failed.isEmpty else {
                 throw ClientError.invalid("conversation \(id) holds a device without a valid certificate of the network")
             }
             let request = CommitRequest(
@@ -226,7 +228,7 @@ extension ConclaveClient {
                 groupInfo: Base64Bytes(try group.groupInfo(includeTree: false).tlsSerialized))
             do {
                 let _: CommitAccepted = try await api.post("/v1/conversations/\(id)/commits", request)
-            } catch let error as ClientError where error.code == "wrong_epoch" {
+            } catch let error as ClientError where error.code == .wrongEpoch {
                 lastError = error
                 continue
             }
@@ -235,7 +237,7 @@ extension ConclaveClient {
                 kind: meta.kind, name: meta.name, peer: meta.kind == .direct ? meta.members.first { $0 != account.user } : nil,
                 snapshot: Base64Bytes([]))
             try await saveGroup(id, stored, group)
-            return conversation(id, stored, group)
+            return await conversation(id, stored, group)
         }
         throw lastError ?? ClientError.invalid("could not join conversation \(id)")
     }

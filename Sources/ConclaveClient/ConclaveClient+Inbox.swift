@@ -82,7 +82,7 @@ extension ConclaveClient {
             for id in needsCommit {
                 do {
                     let conversation = try await commitWithRetry(id) { group in
-                        try group.commit(includePending: true, now: self.now, random: self.random)
+                        try group.commit(includePending: true, now: self.validationTime, random: self.random)
                     }
                     events.append(.membersChanged(conversation))
                 } catch {
@@ -122,19 +122,18 @@ extension ConclaveClient {
         for secrets in welcome.secrets {
             guard let (bytes, lastResort) = try await store.keyPackage(secrets.newMember) else { continue }
             let bundle = try KeyPackageBundle(serialized: bytes, signer: signer)
-            let group = try Group(welcome: welcome, keyPackage: bundle, now: now)
-            guard try await unverifiedLeaves(group).isEmpty, group.groupID == id.bytes else {
+            let group = try Group(welcome: welcome, keyPackage: bundle, now: validationTime)
+            let leaves = await verifyLeaves(group)
+            guard leaves.failed.isEmpty, group.groupID == id.bytes else {
                 return [.warning("refused to join \(id): a device in it has no valid certificate of the network")]
             }
             if !lastResort { try await store.deleteKeyPackage(secrets.newMember) }
             let meta: ConversationInfo = try await api.get("/v1/conversations/\(id)")
-            let others = Set(group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user }).subtracting([
-                account.user
-            ])
+            let others = Set(leaves.verified.values.map(\.user)).subtracting([account.user])
             let stored = StoredConversation(
                 kind: meta.kind, name: meta.name, peer: meta.kind == .direct ? others.first : nil, snapshot: Base64Bytes([]))
             try await saveGroup(id, stored, group)
-            return [.joined(conversation(id, stored, group))]
+            return [.joined(await conversation(id, stored, group))]
         }
         return [.warning("a Welcome to \(id) matches none of this device's key packages")]
     }
@@ -146,7 +145,7 @@ extension ConclaveClient {
             return handshake.content.epoch < original.epoch ? [] : [.warning("a handshake of \(id) is from a future epoch")]
         }
         var group = original
-        switch try group.process(message, now: now) {
+        switch try group.process(message, now: validationTime) {
         case .commit(let summary):
             if summary.removedSelf {
                 try await store.deleteGroup(id)
@@ -156,8 +155,8 @@ extension ConclaveClient {
             needsCommit.remove(id)
             try await saveGroup(id, stored, group)
             let changed = summary.added + summary.updated + [summary.committer]
-            var events: [ClientEvent] = [.membersChanged(conversation(id, stored, group))]
-            if !(try await unverifiedLeaves(group, changed)).isEmpty {
+            var events: [ClientEvent] = [.membersChanged(await conversation(id, stored, group))]
+            if !(await verifyLeaves(group, changed)).failed.isEmpty {
                 events.append(.warning("conversation \(id) now holds a device without a valid certificate of the network"))
             }
             return events
@@ -174,10 +173,10 @@ extension ConclaveClient {
         let id = event.conversation
         guard let (stored, original) = try await loadGroup(id) else { return [] }
         var group = original
-        guard case .application(let application) = try group.process(message, now: now) else { return [] }
+        guard case .application(let application) = try group.process(message, now: validationTime) else { return [] }
         try await saveGroup(id, stored, group)
-        guard let leaf = group.tree.leaf(application.sender), let certificate = DeviceCertificate(credential: leaf.credential) else {
-            return [.warning("a message in \(id) comes from an unknown device")]
+        guard let certificate = await verifyLeaves(group, [application.sender]).verified[application.sender] else {
+            return [.warning("a message in \(id) comes from a device without a valid certificate; not shown")]
         }
         guard let body = try? ConclaveJSON.decoder().decode(MessageBody.self, from: Data(application.data)) else {
             return [.warning("a message in \(id) is not a Conclave message")]
@@ -221,7 +220,7 @@ extension ConclaveClient {
             do {
                 return try await api.post(
                     "/v1/conversations/\(id)/messages", SendMessage(messageId: messageID, message: Base64Bytes(message.tlsSerialized)))
-            } catch let error as ClientError where error.code == "wrong_epoch" || error.code == "pending_proposals" {
+            } catch let error as ClientError where error.code == .wrongEpoch || error.code == .pendingProposals {
                 lastError = error
                 try await catchUp(autoCommit: true)
             }

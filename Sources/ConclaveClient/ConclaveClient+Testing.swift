@@ -11,7 +11,7 @@ extension ConclaveClient {
     @_spi(Testing) public func captureNextCommitForTesting(_ id: ConversationID) async throws -> CommitRequest {
         guard let (_, original) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
         var group = original
-        let output = try group.commit(forcePath: true, now: now, random: random)
+        let output = try group.commit(forcePath: true, now: validationTime, random: random)
         try group.mergePendingCommit()
         return CommitRequest(
             commit: Base64Bytes(output.commit.tlsSerialized), welcome: nil,

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ConclaveProtocol
+import ConclaveSupport
 import Foundation
 import Logging
 import MLS
@@ -90,6 +91,8 @@ public actor ConclaveClient {
     }
 
     nonisolated var now: UInt64 { UInt64(max(0, clock().timeIntervalSince1970)) }
+    /// The time MLS checks lifetimes against.
+    nonisolated var validationTime: ValidationTime { .at(now) }
 
     // MARK: Sign-in
 
@@ -114,7 +117,7 @@ public actor ConclaveClient {
                 user: user, password: password, deviceName: deviceName, signatureKey: Base64Bytes(signer.publicKey.bytes),
                 cipherSuite: suite.rawValue))
         let networkKey = NetworkPublicKey(domain: wellKnown.domain, rawKey: wellKnown.signingKey.bytes)
-        guard let certificate = try? DeviceCertificate(tlsSerialized: response.certificate.bytes), certificate.isSigned(by: networkKey),
+        guard let certificate = (try? UnverifiedDeviceCertificate(tlsSerialized: response.certificate.bytes))?.verified(by: networkKey),
             certificate.signatureKey == signer.publicKey, certificate.user == response.user, certificate.device == response.deviceId
         else { throw ClientError.invalid("the server's device certificate does not verify") }
         let account = Account(
@@ -176,31 +179,37 @@ public actor ConclaveClient {
         try await store.setGroup(id, Array(try ConclaveJSON.encoder().encode(record)))
     }
 
-    func conversation(_ id: ConversationID, _ stored: StoredConversation, _ group: Group) -> Conversation {
-        let members = Set(group.members.compactMap { DeviceCertificate(credential: $0.leaf.credential)?.user })
+    /// The conversation as the user sees it: its members named from their
+    /// leaves' verified certificates only.
+    func conversation(_ id: ConversationID, _ stored: StoredConversation, _ group: Group) async -> Conversation {
+        let members = Set(await verifyLeaves(group).verified.values.map(\.user))
         let settings = ConversationSettings(extensions: group.context.extensions) ?? ConversationSettings()
         return Conversation(
             id: id, kind: stored.kind, name: stored.name, peer: stored.peer, members: members.sorted(), epoch: group.epoch,
             messageLifetime: settings.messageLifetime, burnOnRead: settings.burnOnRead)
     }
 
-    /// Checks every leaf of a group against the key of the network that
-    /// issued its certificate: a leaf without a valid certificate is a
-    /// device nobody vouched for.
-    func unverifiedLeaves(_ group: Group, _ indices: [LeafIndex]? = nil) async throws -> [LeafIndex] {
+    /// Checks leaves of a group (every member when `indices` is nil)
+    /// against the key of the network that issued each certificate (C1): a
+    /// leaf without a valid certificate is a device nobody vouched for.
+    func verifyLeaves(_ group: Group, _ indices: [LeafIndex]? = nil) async -> (
+        verified: [LeafIndex: VerifiedDeviceCertificate], failed: [LeafIndex]
+    ) {
         let leaves =
             indices.map { $0.compactMap { index in group.tree.leaf(index).map { (index, $0) } } }
             ?? group.members.map { ($0.index, $0.leaf) }
-        var unverified: [LeafIndex] = []
+        var verified: [LeafIndex: VerifiedDeviceCertificate] = [:]
+        var failed: [LeafIndex] = []
         for (index, leaf) in leaves {
-            guard let claimed = DeviceCertificate(credential: leaf.credential), let key = try? await networkKey(for: claimed.user.domain),
-                DeviceCertificate.verify(leaf: leaf, networkKey: key) != nil
-            else {
-                unverified.append(index)
-                continue
+            if let claim = UnverifiedDeviceCertificate(credential: leaf.credential),
+                let key = try? await networkKey(for: claim.claimedUser.domain), let certificate = claim.verified(for: leaf, by: key)
+            {
+                verified[index] = certificate
+            } else {
+                failed.append(index)
             }
         }
-        return unverified
+        return (verified, failed)
     }
 
     /// The key of a network: this device's own (pinned at sign-in), or a
@@ -222,7 +231,7 @@ public actor ConclaveClient {
     public func conversations() async throws -> [Conversation] {
         var result: [Conversation] = []
         for id in try await store.groupIDs() {
-            if let (stored, group) = try await loadGroup(id) { result.append(conversation(id, stored, group)) }
+            if let (stored, group) = try await loadGroup(id) { result.append(await conversation(id, stored, group)) }
         }
         return result.sorted { ($0.kind.rawValue, $0.title) < ($1.kind.rawValue, $1.title) }
     }

@@ -71,14 +71,14 @@ public struct Base64Bytes: Hashable, Sendable, Codable {
 /// Every 4xx/5xx answer's body.
 public struct APIErrorBody: Codable, Sendable, Hashable {
     public struct Detail: Codable, Sendable, Hashable {
-        public var code: String
+        public var code: ErrorCode
         public var message: String
         /// The conversation's epoch, with `wrong_epoch`.
         public var currentEpoch: UInt64?
         /// The existing conversation, with `conversation_exists`.
         public var conversation: ConversationID?
 
-        public init(code: String, message: String, currentEpoch: UInt64? = nil, conversation: ConversationID? = nil) {
+        public init(code: ErrorCode, message: String, currentEpoch: UInt64? = nil, conversation: ConversationID? = nil) {
             self.code = code
             self.message = message
             self.currentEpoch = currentEpoch

@@ -65,9 +65,10 @@ public struct NetworkPublicKey: Hashable, Sendable {
 
 /// The Authentication Service's statement that a signature key belongs to
 /// one device of one user (DESIGN.md §2, "a basic credential plus an
-/// AS-signed binding"). Its TLS encoding is the identity of the device's MLS
-/// BasicCredential, so every member and the Delivery Service can check any
-/// leaf against the network's key without asking anyone.
+/// AS-signed binding"), as it arrives: decoded, not yet checked. Its TLS
+/// encoding is the identity of the device's MLS BasicCredential, so every
+/// member and the Delivery Service can check any leaf against the network's
+/// key without asking anyone.
 ///
 /// ```
 /// struct {
@@ -79,79 +80,67 @@ public struct NetworkPublicKey: Hashable, Sendable {
 ///     opaque signature<V>;       // Ed25519 by the network key over label || all of the above
 /// } DeviceCertificate;
 /// ```
-public struct DeviceCertificate: Hashable, Sendable, TLSCodable {
+///
+/// What it says is a claim. Only ``verified(for:by:)`` (or
+/// ``verified(by:)``) turns it into a ``VerifiedDeviceCertificate``, the
+/// only type that names a sender or passes a policy check. Its claims may
+/// route (which device ids hold leaves) but never decide trust.
+public struct UnverifiedDeviceCertificate: Hashable, Sendable, TLSCodable {
     public static let label = Array("Conclave DeviceCertificate v1".utf8)
 
-    public let user: UserAddress
-    public let device: DeviceID
+    public let claimedUser: UserAddress
+    public let claimedDevice: DeviceID
     public let signatureKey: SignaturePublicKey
     public let cipherSuite: CipherSuite
     public let issuedAt: UInt64
-    public let signature: [UInt8]
-
-    public static func issue(
-        user: UserAddress, device: DeviceID, signatureKey: SignaturePublicKey, cipherSuite: CipherSuite, issuedAt: UInt64,
-        by key: NetworkSigningKey
-    ) throws -> DeviceCertificate {
-        let unsigned = DeviceCertificate(
-            user: user, device: device, signatureKey: signatureKey, cipherSuite: cipherSuite, issuedAt: issuedAt, signature: [])
-        return DeviceCertificate(
-            user: user, device: device, signatureKey: signatureKey, cipherSuite: cipherSuite, issuedAt: issuedAt,
-            signature: try key.sign(unsigned.toBeSigned))
-    }
+    let signature: [UInt8]
 
     init(
         user: UserAddress, device: DeviceID, signatureKey: SignaturePublicKey, cipherSuite: CipherSuite, issuedAt: UInt64,
         signature: [UInt8]
     ) {
-        self.user = user
-        self.device = device
+        self.claimedUser = user
+        self.claimedDevice = device
         self.signatureKey = signatureKey
         self.cipherSuite = cipherSuite
         self.issuedAt = issuedAt
         self.signature = signature
     }
 
+    /// Reads the certificate out of a leaf's credential; nil when the
+    /// credential is not a Conclave device certificate.
+    public init?(credential: Credential) {
+        guard case .basic(let identity) = credential, let certificate = try? Self(tlsSerialized: identity) else { return nil }
+        self = certificate
+    }
+
     var toBeSigned: [UInt8] {
         var writer = TLSWriter()
-        writer.writeOpaque(Array(user.description.utf8))
-        writer.writeOpaque(Array(device.value.utf8))
+        writer.writeOpaque(Array(claimedUser.description.utf8))
+        writer.writeOpaque(Array(claimedDevice.value.utf8))
         signatureKey.encode(to: &writer)
         cipherSuite.encode(to: &writer)
         writer.write(issuedAt)
         return Self.label + writer.bytes
     }
 
-    /// The device's full name, `alice@acme.example/<device>`.
-    public var deviceAddress: String { "\(user)/\(device)" }
-
-    /// Whether `key` (the user's network key) signed this certificate.
-    public func isSigned(by key: NetworkPublicKey) -> Bool {
-        key.domain == user.domain && key.isValidSignature(signature, for: toBeSigned)
+    /// C1 without a leaf: the certificate is signed by `key`, the key of the
+    /// network its user belongs to.
+    public func verified(by key: NetworkPublicKey) -> VerifiedDeviceCertificate? {
+        guard key.domain == claimedUser.domain, key.isValidSignature(signature, for: toBeSigned) else { return nil }
+        return VerifiedDeviceCertificate(self)
     }
 
-    /// The MLS credential that carries this certificate.
-    public var credential: Credential { .basic(identity: tlsSerialized) }
-
-    /// Reads the certificate out of a leaf's credential; nil when the
-    /// credential is not a Conclave device certificate.
-    public init?(credential: Credential) {
-        guard case .basic(let identity) = credential, let certificate = try? DeviceCertificate(tlsSerialized: identity) else { return nil }
-        self = certificate
-    }
-
-    /// Checks a leaf against the network key: the certificate is signed by
-    /// it and binds the leaf's own signature key (rule C1 in docs/server.md).
-    public static func verify(leaf: LeafNode, networkKey: NetworkPublicKey) -> DeviceCertificate? {
-        guard let certificate = DeviceCertificate(credential: leaf.credential), certificate.signatureKey == leaf.signatureKey,
-            certificate.isSigned(by: networkKey)
-        else { return nil }
-        return certificate
+    /// C1 (docs/server.md): the certificate is signed by `key` and binds
+    /// the leaf's own signature key.
+    public func verified(for leaf: LeafNode, by key: NetworkPublicKey) -> VerifiedDeviceCertificate? {
+        guard signatureKey == leaf.signatureKey else { return nil }
+        return verified(by: key)
     }
 
     public func encode(to writer: inout TLSWriter) {
-        writer.writeOpaque(Array(user.description.utf8))
-        writer.writeOpaque(Array(device.value.utf8))
+        writer.writeOpaque(Array(claimedUser.description.utf8))
+        writer.writeOpaque(Array(claimedDevice.value.utf8))
         signatureKey.encode(to: &writer)
         cipherSuite.encode(to: &writer)
         writer.write(issuedAt)
@@ -163,11 +152,55 @@ public struct DeviceCertificate: Hashable, Sendable, TLSCodable {
         guard let user = UserAddress(String(decoding: try reader.readOpaque("DeviceCertificate.user"), as: UTF8.self)),
             let device = DeviceID(String(decoding: try reader.readOpaque("DeviceCertificate.device"), as: UTF8.self))
         else { throw CodecError(.invalidValue, "DeviceCertificate.user", offset: offset) }
-        self.user = user
-        self.device = device
+        self.claimedUser = user
+        self.claimedDevice = device
         signatureKey = try SignaturePublicKey(from: &reader)
         cipherSuite = try CipherSuite(from: &reader)
         issuedAt = try reader.readUInt64()
         signature = try reader.readOpaque("DeviceCertificate.signature")
+    }
+}
+
+/// A device certificate whose network signature has been checked: the
+/// only form that names a device's user, a sender, or a member to a policy
+/// check. It is made by ``UnverifiedDeviceCertificate/verified(for:by:)``
+/// or by issuing one.
+public struct VerifiedDeviceCertificate: Hashable, Sendable {
+    /// The certificate as it travels.
+    public let certificate: UnverifiedDeviceCertificate
+
+    fileprivate init(_ certificate: UnverifiedDeviceCertificate) { self.certificate = certificate }
+
+    public var user: UserAddress { certificate.claimedUser }
+    public var device: DeviceID { certificate.claimedDevice }
+    public var signatureKey: SignaturePublicKey { certificate.signatureKey }
+    public var cipherSuite: CipherSuite { certificate.cipherSuite }
+    public var issuedAt: UInt64 { certificate.issuedAt }
+
+    /// The device's full name, `alice@acme.example/<device>`.
+    public var deviceAddress: String { "\(user)/\(device)" }
+
+    /// The MLS credential that carries this certificate.
+    public var credential: Credential { .basic(identity: certificate.tlsSerialized) }
+    public var tlsSerialized: [UInt8] { certificate.tlsSerialized }
+
+    /// Signs a new certificate with the network's key (the Authentication
+    /// Service's job).
+    public static func issue(
+        user: UserAddress, device: DeviceID, signatureKey: SignaturePublicKey, cipherSuite: CipherSuite, issuedAt: UInt64,
+        by key: NetworkSigningKey
+    ) throws -> VerifiedDeviceCertificate {
+        let unsigned = UnverifiedDeviceCertificate(
+            user: user, device: device, signatureKey: signatureKey, cipherSuite: cipherSuite, issuedAt: issuedAt, signature: [])
+        return VerifiedDeviceCertificate(
+            UnverifiedDeviceCertificate(
+                user: user, device: device, signatureKey: signatureKey, cipherSuite: cipherSuite, issuedAt: issuedAt,
+                signature: try key.sign(unsigned.toBeSigned)))
+    }
+
+    /// C1 on a leaf: its credential is a certificate signed by `key` that
+    /// binds the leaf's signature key.
+    public static func verify(leaf: LeafNode, networkKey key: NetworkPublicKey) -> VerifiedDeviceCertificate? {
+        UnverifiedDeviceCertificate(credential: leaf.credential)?.verified(for: leaf, by: key)
     }
 }

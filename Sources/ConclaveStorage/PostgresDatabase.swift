@@ -2,54 +2,54 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import ServiceLifecycle
 
 /// The server database for deployments that outgrow one SQLite file: a pool
 /// of PostgreSQL connections (postgres-nio's ``PostgresClient``). Every
 /// transaction runs `BEGIN … COMMIT` on one leased connection; the store
 /// takes row locks with `SELECT … FOR UPDATE` where it needs them.
 ///
-/// The client's background work runs in a task this object owns from
-/// ``connect(url:maximumConnections:logger:)`` until ``close()``, which
-/// cancels that task and waits for it: the pool's connections are closed
-/// when `close()` returns.
+/// The pool works while its ``service`` runs: the server puts it in its
+/// `ServiceGroup`; one-off users (tests, `server init`) wrap their work in
+/// ``withRunning(_:)``.
 public final class PostgresDatabase: SQLDatabase {
     public let dialect = SQLDialect.postgres
     private let client: PostgresClient
-    private let runner: Task<Void, Never>
+    private let address: PostgresAddress
     private let logger: Logger
 
-    /// Connects to `postgres://user:password@host:port/database` (or
-    /// `postgresql://…`), without TLS. One connection is opened first so that
-    /// a wrong address or password fails here, at once, rather than in the
-    /// pool's retries.
-    public static func connect(url: String, maximumConnections: Int = 20, logger: Logger) async throws -> PostgresDatabase {
-        let address = try PostgresAddress(url: url)
+    /// A pool for `postgres://user:password@host:port/database` (or
+    /// `postgresql://…`), without TLS; it connects once ``service`` runs.
+    public init(url: String, maximumConnections: Int = 20, logger: Logger) throws {
+        address = try PostgresAddress(url: url)
         var configuration = address.clientConfiguration
         configuration.options.maximumConnections = max(1, maximumConnections)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        // Started before the probe so that run() is going by the time the first query leases a connection.
-        let runner = Task { await client.run() }
-        do {
-            let probe = try await PostgresConnection.connect(configuration: address.connectionConfiguration, id: 0, logger: logger)
-            try await probe.close()
-        } catch {
-            runner.cancel()
-            await runner.value
-            guard let error = error as? PSQLError else { throw error }
-            throw StoreError.database("cannot connect to PostgreSQL at \(address.host):\(address.port): \(PostgresErrors.describe(error))")
-        }
-        return PostgresDatabase(client: client, runner: runner, logger: logger)
-    }
-
-    private init(client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
-        self.client = client
-        self.runner = runner
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
     }
 
-    deinit {
-        // Without close() the pool still stops, though nobody waits for it.
-        runner.cancel()
+    /// The pool's background work, for the owner's `ServiceGroup`.
+    public var service: some Service { client }
+
+    /// Opens and closes one connection, so that a wrong address or password
+    /// fails at once, with a clear error, rather than in the pool's retries.
+    public func probe() async throws {
+        do {
+            let probe = try await PostgresConnection.connect(configuration: address.connectionConfiguration, id: 0, logger: logger)
+            try await probe.close()
+        } catch let error as PSQLError {
+            throw StoreError.database("cannot connect to PostgreSQL at \(address.host):\(address.port): \(PostgresErrors.describe(error))")
+        }
+    }
+
+    /// Runs `body` while the pool runs, then stops it (for work outside a
+    /// service group).
+    public func withRunning<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.client.run() }
+            defer { group.cancelAll() }
+            return try await body()
+        }
     }
 
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
@@ -80,11 +80,8 @@ public final class PostgresDatabase: SQLDatabase {
         }
     }
 
-    /// Stops the pool and waits until its connections are closed.
-    public func close() async throws {
-        runner.cancel()
-        await runner.value
-    }
+    /// Nothing to do: the pool stops with its service.
+    public func close() async throws {}
 }
 
 /// One leased connection, inside or outside a transaction.

@@ -1,4 +1,5 @@
 import ConclaveProtocol
+import ConclaveSupport
 import Logging
 import NIOCore
 import SQLiteNIO

@@ -1,18 +1,31 @@
+import ConclaveServer
+import ConclaveSupport
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Darwin)
+    import Darwin
 #endif
 
-/// A real `conclave server run` process on 127.0.0.1, for integration tests.
-/// It is started from the `conclave` binary built beside the tests (or
-/// `$CONCLAVE_BINARY`) and stopped by its own process id.
+/// Sends a signal to a process (the C `kill`, which the class's own
+/// ``ConclaveServerProcess/kill()`` hides).
+private func send(_ signal: Int32, to process: Int32) { _ = kill(process, signal) }
+
+/// A real `conclave server run` process on 127.0.0.1, for the end-to-end
+/// tests. It is started from the `conclave` binary built beside the tests
+/// (or `$CONCLAVE_BINARY`) and stopped by its own process id. Starting
+/// waits for the server's "listening" log line; stopping waits for the
+/// process to exit (no polling).
 public final class ConclaveServerProcess: @unchecked Sendable {  // the Process is only touched from the test that owns it
     public let url: String
     public let port: Int
     public let dataDirectory: String
     public let logFile: String
     private let process: Process
+    private let exited = DispatchSemaphore(value: 0)
+    private let output: LogWatcher
 
     /// The `conclave` executable: `$CONCLAVE_BINARY`, or the one in the
     /// build directory that holds the test bundle.
@@ -61,43 +74,43 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
         return String(decoding: token, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Starts the server on an initialised directory and waits until it answers.
-    /// With `clock`, the server's time is the test's (``TestClock``).
-    public static func start(directory: String, postgres: String? = nil, port: Int? = nil, clock: TestClock? = nil) async throws
+    /// Starts the server on an initialised directory and waits until it
+    /// logs that it listens (or exits).
+    public static func start(directory: String, postgres: String? = nil, port: Int? = nil, extraArguments: [String] = []) async throws
         -> ConclaveServerProcess
     {
-        let port = try port ?? PostgresServer.freePort()
+        guard let port = port ?? LoopbackPort.free() else { throw ConclaveServerProcessError("no free port on 127.0.0.1") }
         let logFile = directory + "/server-\(port)-\(UUID().uuidString.prefix(6)).log"
-        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
-        guard let log = FileHandle(forWritingAtPath: logFile) else { throw ConclaveServerProcessError("cannot write \(logFile)") }
+        guard FileManager.default.createFile(atPath: logFile, contents: nil), let log = FileHandle(forWritingAtPath: logFile) else {
+            throw ConclaveServerProcessError("cannot write \(logFile)")
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments =
             ["server", "run", "--data", directory, "--listen", "127.0.0.1:\(port)", "--log-level", "debug"]
-            + (postgres.map { ["--postgres", $0] } ?? []) + (clock.map { ["--testing-clock", $0.file] } ?? [])
-        process.standardOutput = log
-        process.standardError = log
+            + (postgres.map { ["--postgres", $0] } ?? []) + extraArguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let server = ConclaveServerProcess(process: process, port: port, directory: directory, logFile: logFile, log: log, pipe: pipe)
         try process.run()
-        let server = ConclaveServerProcess(process: process, port: port, directory: directory, logFile: logFile)
-        try await server.waitUntilReady()
+        try await server.output.waitForMarker()
         return server
     }
 
-    private init(process: Process, port: Int, directory: String, logFile: String) {
+    private init(process: Process, port: Int, directory: String, logFile: String, log: FileHandle, pipe: Pipe) {
         self.process = process
         self.port = port
         self.url = "http://127.0.0.1:\(port)"
         self.dataDirectory = directory
         self.logFile = logFile
-    }
-
-    private func waitUntilReady() async throws {
-        for _ in 0..<300 {
-            guard process.isRunning else { throw ConclaveServerProcessError("the server exited: \(log)") }
-            if Self.isListening(port: port) { return }
-            try await Task.sleep(for: .milliseconds(50))
+        self.output = LogWatcher(copyingTo: log, from: pipe, marker: ServerLogMarker.listening)
+        let exited = exited
+        let output = output
+        process.terminationHandler = { _ in
+            output.processExited()
+            exited.signal()
         }
-        throw ConclaveServerProcessError("the server did not start listening on \(port)")
     }
 
     /// The server's log so far.
@@ -108,12 +121,12 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
     public func stop() {
         guard process.isRunning else { return }
         process.terminate()
-        for _ in 0..<200 where process.isRunning { usleep(50_000) }
-        if process.isRunning {
+        if exited.wait(timeout: .now() + 10) == .timedOut {
             gracefulFailure = true
             kill()
+        } else {
+            exited.signal()  // later waits return at once
         }
-        process.waitUntilExit()
     }
 
     /// False when the last ``stop()`` had to kill the server.
@@ -123,27 +136,14 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
     /// Kills the server with SIGKILL, as a crash would, and waits for it.
     public func kill() {
         guard process.isRunning else { return }
-        Glibc.kill(process.processIdentifier, SIGKILL)
+        send(SIGKILL, to: process.processIdentifier)
         process.waitUntilExit()
     }
 
     public var isRunning: Bool { process.isRunning }
     public var exitStatus: Int32 { process.terminationStatus }
 
-    deinit { if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) } }
-
-    static func isListening(port: Int) -> Bool {
-        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socketFD >= 0 else { return false }
-        defer { close(socketFD) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-    }
+    deinit { if process.isRunning { send(SIGKILL, to: process.processIdentifier) } }
 }
 
 public struct ConclaveServerProcessError: Error, CustomStringConvertible {

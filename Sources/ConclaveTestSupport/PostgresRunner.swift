@@ -71,36 +71,31 @@ struct Runner: Sendable {
     }
 
     /// Starts `postgres` as a child of this process (as `postgres` when
-    /// root), its output going to `server.log` in `directory`.
+    /// root), its output copied to `server.log` in `directory`, and waits
+    /// until it logs that it accepts connections; throws, with the end of
+    /// the server's log, when it exits or 60 s pass.
     func launchServer(_ arguments: [String], directory: String) throws -> Process {
         let log = "\(directory)/server.log"
         guard FileManager.default.createFile(atPath: log, contents: nil), let output = FileHandle(forWritingAtPath: log) else {
             throw PostgresServerError("cannot create \(log)")
         }
-        defer { try? output.close() }
         let path = "\(binDirectory)/postgres"
         let process = Self.process(runuser ?? path, runuser == nil ? arguments : ["-u", "postgres", "--", path] + arguments, in: directory)
-        process.standardOutput = output
-        process.standardError = output
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let watcher = LogWatcher(copyingTo: output, from: pipe, marker: "ready to accept connections")
+        process.terminationHandler = { _ in watcher.processExited() }
         try process.run()
-        return process
-    }
-
-    /// Waits until the server accepts connections (`pg_isready`); throws,
-    /// with the end of the server's log, when it exits or 60 s pass.
-    func waitUntilReady(_ server: Process, port: Int, directory: String) throws {
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            guard server.isRunning else {
-                throw PostgresServerError("postgres exited: \(Self.tail(of: "\(directory)/server.log"))")
+        do {
+            guard try watcher.waitForMarker(timeout: 60) else {
+                stopServer(process, directory: directory)
+                throw PostgresServerError("postgres did not accept connections within 60 s: \(Self.tail(of: log))")
             }
-            if (try? runClient("pg_isready", ["-q", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres"], in: directory)) != nil {
-                return
-            }
-            Thread.sleep(forTimeInterval: 0.1)
+        } catch let error as LogWatcherError {
+            throw PostgresServerError("postgres exited (\(error)): \(Self.tail(of: log))")
         }
-        stopServer(server, directory: directory)
-        throw PostgresServerError("postgres did not accept connections within 60 s: \(Self.tail(of: "\(directory)/server.log"))")
+        return process
     }
 
     /// `pg_ctl stop -m fast`, then waits for the server process to end.

@@ -1,3 +1,4 @@
+import ConclaveSupport
 import Foundation
 import Synchronization
 
@@ -74,7 +75,7 @@ public final class PostgresServer: Sendable {
                 in: directory)
             // A port picked by binding to 0 may be taken before the server binds it: try a few.
             for _ in 0..<3 {
-                let port = try freePort()
+                guard let port = LoopbackPort.free() else { throw PostgresServerError("no free port on 127.0.0.1") }
                 do {
                     let server = try runner.launchServer(
                         [
@@ -82,7 +83,6 @@ public final class PostgresServer: Sendable {
                             "unix_socket_directories=\(directory)",
                             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300",
                         ], directory: directory)
-                    try runner.waitUntilReady(server, port: port, directory: directory)
                     lastFailure.withLock { $0 = nil }
                     return PostgresServer(port: port, directory: directory, runner: runner, server: server)
                 } catch {
@@ -129,31 +129,6 @@ public final class PostgresServer: Sendable {
         guard let process = server.withLock({ $0.take() }) else { return }
         runner.stopServer(process, directory: directory)
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    /// A TCP port nobody listens on at the moment: bind to port 0, read the
-    /// port the kernel chose, close.
-    public static func freePort() throws -> Int {
-        #if canImport(Glibc)
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-            let descriptor = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
-        guard descriptor >= 0 else { throw PostgresServerError("socket() failed: errno \(errno)") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                guard bind(descriptor, socketAddress, length) == 0 else { return false }
-                return getsockname(descriptor, socketAddress, &length) == 0
-            }
-        }
-        guard bound else { throw PostgresServerError("cannot bind a port on 127.0.0.1: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

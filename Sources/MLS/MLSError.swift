@@ -24,7 +24,40 @@ public struct MLSError: Error, Sendable, Hashable, CustomStringConvertible {
         case generationTooFar
         case keyExhausted
         case messageTooLarge
-        case invalidArgument
+        /// Framed content breaks §6: a confirmation tag on a non-commit, a
+        /// member PublicMessage without its membership key.
+        case invalidFraming
+        /// A ratchet tree breaks a structural rule: parent hashes,
+        /// unmerged leaves, unique keys (§7.1, §7.3, §7.9.2, §12.4.3.1).
+        case invalidTree
+        /// An UpdatePath does not fit the tree or the committer (§7.5, §7.6, §12.4.2).
+        case invalidUpdatePath
+        /// A leaf node fails its validation: source, capabilities,
+        /// credential types, lifetime (§7.3, §11.1, §12.1.7).
+        case invalidLeafNode
+        /// A KeyPackage does not fit the group (§10.1).
+        case invalidKeyPackage
+        /// A proposal, or a list of them, breaks §12.1 or §12.2.
+        case invalidProposal
+        /// A commit breaks §12.4: a required path is missing, a proposal
+        /// reference is unknown, an external commit's rules (§12.4.3.2).
+        case invalidCommit
+        /// A Welcome cannot be joined (§12.4.3.1).
+        case invalidWelcome
+        /// A GroupInfo lacks what the operation needs (§12.4.3).
+        case invalidGroupInfo
+        /// A pre-shared key is unknown or malformed (§8.4).
+        case invalidPreSharedKey
+        /// A ReInit or branch does not fit the group (§11.2, §11.3).
+        case invalidReInit
+        /// The group was reinitialised and takes no more messages (§11.2).
+        case groupReinitialised
+        /// The epoch counter is exhausted (§8.1).
+        case epochExhausted
+        /// The caller used the API outside its contract (a bad length, a
+        /// missing pending commit, a blank own leaf): not a property of
+        /// received data.
+        case invalidUse
     }
 
     public let code: Code

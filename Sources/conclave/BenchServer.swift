@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ConclaveServer
+import ConclaveSupport
 import Foundation
 import NIOCore
 

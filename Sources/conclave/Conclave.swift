@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConclaveClient
 import ConclaveProtocol
 import Foundation
 
@@ -42,6 +43,21 @@ struct ProfileOptions: ParsableArguments {
             return fromEnvironment
         }
         return FileManager.default.homeDirectoryForCurrentUser.path + "/.conclave"
+    }
+
+    /// Opens the profile, brings it up to date with the server (unless
+    /// `sync` is false), runs `body`, and closes the profile whatever happens.
+    func withClient<T>(sync: Bool = true, _ body: (ConclaveClient) async throws -> T) async throws -> T {
+        let client = try await ConclaveClient.open(profile: directory)
+        do {
+            if sync { try await client.sync() }
+            let value = try await body(client)
+            await client.close()
+            return value
+        } catch {
+            await client.close()
+            throw error
+        }
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import ConclaveClient
 import ConclaveProtocol
 import ConclaveServer
+import ConclaveSupport
 import Foundation
 import Logging
 

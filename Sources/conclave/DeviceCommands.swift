@@ -14,12 +14,12 @@ struct LoginCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard UserAddress(user) != nil else { throw ValidationError("--user must be NAME@DOMAIN") }
-        let client = try await ConclaveClient.open(profile: options.directory)
-        let events = try await client.login(
-            server: server, user: user, password: try readSecretFile(passwordFile, what: "password"), deviceName: deviceName)
-        print("signed in as \(await client.user?.description ?? user), device \(await client.device?.description ?? "?")")
-        for case .joined(let conversation) in events { print("joined \(conversation.title) (\(conversation.id))") }
-        await client.close()
+        let password = try readSecretFile(passwordFile, what: "password")
+        try await options.withClient(sync: false) { client in
+            let events = try await client.login(server: server, user: user, password: password, deviceName: deviceName)
+            print("signed in as \(await client.user?.description ?? user), device \(await client.device?.description ?? "?")")
+            for case .joined(let conversation) in events { print("joined \(conversation.title) (\(conversation.id))") }
+        }
     }
 }
 
@@ -33,26 +33,25 @@ struct SendCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() async throws {
-        let client = try await ConclaveClient.open(profile: options.directory)
-        try await client.sync()
-        let conversation: Conversation
-        let text: String
-        if let room {
-            guard !words.isEmpty else { throw ValidationError("give the text to send") }
-            conversation = try await client.findConversation(room)
-            text = words.joined(separator: " ")
-        } else {
-            guard words.count >= 2, let peer = UserAddress(words[0]) else { throw ValidationError("usage: send NAME@DOMAIN TEXT") }
-            conversation = try await client.directConversation(with: peer)
-            text = words.dropFirst().joined(separator: " ")
+        try await options.withClient { client in
+            let conversation: Conversation
+            let text: String
+            if let room {
+                guard !words.isEmpty else { throw ValidationError("give the text to send") }
+                conversation = try await client.findConversation(room)
+                text = words.joined(separator: " ")
+            } else {
+                guard words.count >= 2, let peer = UserAddress(words[0]) else { throw ValidationError("usage: send NAME@DOMAIN TEXT") }
+                conversation = try await client.directConversation(with: peer)
+                text = words.dropFirst().joined(separator: " ")
+            }
+            let accepted = try await client.send(text, to: conversation.id)
+            if json {
+                try printJSON(accepted)
+            } else {
+                print("sent \(accepted.messageId) to \(conversation.title)")
+            }
         }
-        let accepted = try await client.send(text, to: conversation.id)
-        if json {
-            try printJSON(accepted)
-        } else {
-            print("sent \(accepted.messageId) to \(conversation.title)")
-        }
-        await client.close()
     }
 }
 
@@ -84,17 +83,16 @@ struct RoomCommand: AsyncParsableCommand {
             }
             let lifetime = try ttl.map { try durationOption($0, "ttl") }
             let burnOnRead = try bor.map { try durationOption($0, "bor") }
-            let client = try await ConclaveClient.open(profile: options.directory)
-            try await client.sync()
-            var settings: ConversationSettings?
-            if lifetime != nil || burnOnRead != nil {
-                let defaultLifetime = lifetime == nil ? try await client.policyBounds(with: users).messageLifetimeDefault : 0
-                settings = ConversationSettings(messageLifetime: lifetime ?? defaultLifetime, burnOnRead: burnOnRead ?? 0)
+            try await options.withClient { client in
+                var settings: ConversationSettings?
+                if lifetime != nil || burnOnRead != nil {
+                    let defaultLifetime = lifetime == nil ? try await client.policyBounds(with: users).messageLifetimeDefault : 0
+                    settings = ConversationSettings(messageLifetime: lifetime ?? defaultLifetime, burnOnRead: burnOnRead ?? 0)
+                }
+                let room = try await client.createRoom(name: name, members: users, settings: settings)
+                print("created room \(name) with \(room.members.map(\.description).joined(separator: ", "))\(settingsText(room))")
+                print(room.id)
             }
-            let room = try await client.createRoom(name: name, members: users, settings: settings)
-            print("created room \(name) with \(room.members.map(\.description).joined(separator: ", "))\(settingsText(room))")
-            print(room.id)
-            await client.close()
         }
     }
 
@@ -114,14 +112,13 @@ struct RoomCommand: AsyncParsableCommand {
         func run() async throws {
             let lifetime = try ttl.map { try durationOption($0, "ttl") }
             let burnOnRead = try bor.map { try durationOption($0, "bor") }
-            let client = try await ConclaveClient.open(profile: options.directory)
-            try await client.sync()
-            let conversation = try await client.findConversation(room)
-            let settings = ConversationSettings(
-                messageLifetime: lifetime ?? conversation.messageLifetime, burnOnRead: burnOnRead ?? conversation.burnOnRead)
-            let changed = try await client.setSettings(settings, in: conversation.id)
-            print("\(changed.title):\(settingsText(changed, always: true))")
-            await client.close()
+            try await options.withClient { client in
+                let conversation = try await client.findConversation(room)
+                let settings = ConversationSettings(
+                    messageLifetime: lifetime ?? conversation.messageLifetime, burnOnRead: burnOnRead ?? conversation.burnOnRead)
+                let changed = try await client.setSettings(settings, in: conversation.id)
+                print("\(changed.title):\(settingsText(changed, always: true))")
+            }
         }
     }
 
@@ -132,12 +129,7 @@ struct RoomCommand: AsyncParsableCommand {
         @Argument var user: String
 
         func run() async throws {
-            guard let address = UserAddress(user) else { throw ValidationError("not NAME@DOMAIN: \(user)") }
-            let client = try await ConclaveClient.open(profile: options.directory)
-            try await client.sync()
-            let conversation = try await client.add([address], to: try await client.findConversation(room).id)
-            print("\(conversation.title): \(conversation.members.map(\.description).joined(separator: ", "))")
-            await client.close()
+            try await changeMembers(options, room: room, user: user) { client, address, id in try await client.add([address], to: id) }
         }
     }
 
@@ -148,12 +140,7 @@ struct RoomCommand: AsyncParsableCommand {
         @Argument var user: String
 
         func run() async throws {
-            guard let address = UserAddress(user) else { throw ValidationError("not NAME@DOMAIN: \(user)") }
-            let client = try await ConclaveClient.open(profile: options.directory)
-            try await client.sync()
-            let conversation = try await client.remove(address, from: try await client.findConversation(room).id)
-            print("\(conversation.title): \(conversation.members.map(\.description).joined(separator: ", "))")
-            await client.close()
+            try await changeMembers(options, room: room, user: user) { client, address, id in try await client.remove(address, from: id) }
         }
     }
 
@@ -163,12 +150,11 @@ struct RoomCommand: AsyncParsableCommand {
         @Argument var room: String
 
         func run() async throws {
-            let client = try await ConclaveClient.open(profile: options.directory)
-            try await client.sync()
-            let conversation = try await client.findConversation(room)
-            try await client.leave(conversation.id)
-            print("left \(conversation.title)")
-            await client.close()
+            try await options.withClient { client in
+                let conversation = try await client.findConversation(room)
+                try await client.leave(conversation.id)
+                print("left \(conversation.title)")
+            }
         }
     }
 
@@ -178,18 +164,17 @@ struct RoomCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Print one JSON object per line.") var json = false
 
         func run() async throws {
-            let client = try await ConclaveClient.open(profile: options.directory)
-            try await client.sync()
-            for conversation in try await client.conversations() {
-                if json {
-                    try printJSON(conversation)
-                } else {
-                    print(
-                        "\(conversation.id)\t\(conversation.kind.rawValue)\t\(conversation.title)\t\(conversation.members.map(\.description).joined(separator: ","))"
-                    )
+            try await options.withClient { client in
+                for conversation in try await client.conversations() {
+                    if json {
+                        try printJSON(conversation)
+                    } else {
+                        print(
+                            "\(conversation.id)\t\(conversation.kind.rawValue)\t\(conversation.title)\t\(conversation.members.map(\.description).joined(separator: ","))"
+                        )
+                    }
                 }
             }
-            await client.close()
         }
     }
 }
@@ -278,6 +263,18 @@ struct EventPrinter {
         case .warning(let text):
             FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
         }
+    }
+}
+
+/// `room add` and `room remove`: one user in or out of a room, then its members.
+func changeMembers(
+    _ options: ProfileOptions, room: String, user: String,
+    _ change: (ConclaveClient, UserAddress, ConversationID) async throws -> Conversation
+) async throws {
+    guard let address = UserAddress(user) else { throw ValidationError("not NAME@DOMAIN: \(user)") }
+    try await options.withClient { client in
+        let conversation = try await change(client, address, try await client.findConversation(room).id)
+        print("\(conversation.title): \(conversation.members.map(\.description).joined(separator: ", "))")
     }
 }
 

@@ -3,7 +3,6 @@ import ConclaveProtocol
 import ConclaveServer
 import ConclaveStorage
 import Foundation
-import Hummingbird
 import Logging
 
 struct ServerCommand: AsyncParsableCommand {
@@ -35,8 +34,9 @@ struct ServerInit: AsyncParsableCommand {
         } catch let error as DataDirectory.Failure {
             throw ValidationError(error.description)
         }
-        let store = try await openStore(directory: directory, postgres: nil, logger: Logger(label: "conclave.init"))
-        try await store.close()
+        let storage = try await ServerStorage.open(directory: directory, postgres: nil, logger: Logger(label: "conclave.init"))
+        try await storage.withRunning { try await storage.store.migrate() }
+        try await storage.store.close()
         let key = try directory.networkKey(domain: domain)
         print("initialised network \(domain) in \(data)")
         print("network key fingerprint: \(key.publicKey.fingerprint)")
@@ -54,56 +54,41 @@ struct ServerRun: AsyncParsableCommand {
     @Option(name: .long, help: "Listen here instead of the configured HOST:PORT.") var listen: String?
     @Option(name: .long, help: "A PostgreSQL URL (postgres://user@host:port/db) instead of the embedded SQLite file.") var postgres: String?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
-    /// Tests only: the server's time is read from this file (milliseconds
-    /// since 1970), so that tests drive expiry without sleeping.
-    @Option(name: .long, help: .hidden) var testingClock: String?
 
     func run() async throws {
         let directory = DataDirectory(path: data)
         let settings: DataDirectory.Settings
         do { settings = try directory.settings() } catch let error as DataDirectory.Failure { throw ValidationError(error.description) }
         guard let (host, port) = parseListen(listen ?? settings.listen) else { throw ValidationError("--listen must be HOST:PORT") }
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "conclave.server")
-        let store = try await openStore(directory: directory, postgres: postgres, logger: logger)
+        let storage = try await ServerStorage.open(directory: directory, postgres: postgres, logger: logger)
         guard let adminHash = Hex.decode(settings.adminTokenSha256) else { throw ValidationError("conclave.json: bad admin_token_sha256") }
-        var configuration = ServerConfiguration(
+        let configuration = ServerConfiguration(
             network: settings.network, host: host, port: port, adminTokenHash: adminHash,
             sessionLifetime: TimeInterval(settings.sessionLifetimeSeconds))
-        var clock: @Sendable () -> Date = { Date() }
-        if let testingClock {
-            guard FileClock.read(testingClock) != nil else { throw ValidationError("--testing-clock: \(testingClock) holds no time") }
-            clock = { FileClock.read(testingClock) ?? Date() }
-            configuration.sweepInterval = .milliseconds(200)
-            logger.warning("the server's clock is read from a file: for tests only")
-        }
-        let state = try ServerState(
-            configuration: configuration, store: store, networkKey: try directory.networkKey(domain: settings.network), logger: logger,
-            clock: clock)
-        logger.info(
-            "serving network",
-            metadata: ["network": "\(settings.network)", "listen": "\(host):\(port)", "storage": "\(store.database.dialect)"])
+        let app = try buildApplication(
+            configuration: configuration, storage: storage, networkKey: try directory.networkKey(domain: settings.network), logger: logger,
+            onServerRunning: { _ in
+                logger.notice(
+                    "\(ServerLogMarker.listening)",
+                    metadata: [
+                        "network": "\(settings.network)", "listen": "\(host):\(port)", "storage": "\(storage.store.database.dialect)",
+                    ])
+            })
         do {
-            try await buildApplication(state: state).runService()
+            try await app.runService()
         } catch {
-            try? await store.close()
+            try? await storage.store.close()
             throw error
         }
-        try await store.close()
-    }
-}
-
-/// A clock kept in a file as milliseconds since 1970 (tests only).
-enum FileClock {
-    static func read(_ path: String) -> Date? {
-        guard let data = FileManager.default.contents(atPath: path),
-            let millis = Int64(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-        else { return nil }
-        return Date(timeIntervalSince1970: Double(millis) / 1000)
+        try await storage.store.close()
     }
 }

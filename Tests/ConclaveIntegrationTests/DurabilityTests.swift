@@ -11,7 +11,7 @@ import Testing
 struct DurabilityTests {
     @Test("SIGKILL under traffic loses no acknowledged message", arguments: Backend.allCases)
     func killUnderTraffic(_ backend: Backend) async throws {
-        guard var network = try await TestNetwork.start(backend) else { return }
+        guard var network = try await ProcessNetwork.start(backend) else { return }
         defer { network.stop() }
         try await network.users("alice", "bob")
         let alice = try await network.device("alice")
@@ -36,7 +36,7 @@ struct DurabilityTests {
                 }
             }
             group.addTask {
-                while acknowledged.count < 25 { try await Task.sleep(for: .milliseconds(5)) }
+                await acknowledged.reached(25)
                 server.kill()
             }
             try await group.waitForAll()
@@ -60,7 +60,7 @@ struct DurabilityTests {
 
     @Test("No message text in the server's database files or logs", arguments: Backend.allCases)
     func noPlaintextAtRest(_ backend: Backend) async throws {
-        guard let network = try await TestNetwork.start(backend) else { return }
+        guard let network = try await ProcessNetwork.start(backend) else { return }
         defer { network.stop() }
         try await network.users("alice", "bob")
         let alice = try await network.device("alice")
@@ -108,11 +108,37 @@ struct DurabilityTests {
     }
 }
 
-/// The messages the server acknowledged, appended by the sending task.
+/// The messages the server acknowledged, appended by the sending task;
+/// another task can wait until there are enough.
 final class Acknowledged: Sendable {
-    private let list = Mutex<[String]>([])
+    private struct State {
+        var list: [String] = []
+        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
 
-    func append(_ text: String) { list.withLock { $0.append(text) } }
-    var count: Int { list.withLock { $0.count } }
-    var all: [String] { list.withLock { $0 } }
+    private let state = Mutex(State())
+
+    func append(_ text: String) {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.list.append(text)
+            let due = state.waiters.filter { $0.count <= state.list.count }
+            state.waiters.removeAll { $0.count <= state.list.count }
+            return due.map(\.continuation)
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    /// Returns once `count` messages are acknowledged.
+    func reached(_ count: Int) async {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Bool in
+                if state.list.count >= count { return true }
+                state.waiters.append((count, continuation))
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    var all: [String] { state.withLock { $0.list } }
 }

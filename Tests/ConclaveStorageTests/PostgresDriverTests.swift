@@ -35,7 +35,7 @@ import Testing
     /// can take it (a "free" port could be taken between choosing and connecting).
     @Test func connectingToNothingFails() async throws {
         await #expect(throws: StoreError.self) {
-            try await PostgresDatabase.connect(url: "postgres://postgres@127.0.0.1:1/postgres", logger: testLogger)
+            try await PostgresDatabase(url: "postgres://postgres@127.0.0.1:1/postgres", logger: testLogger).probe()
         }
     }
 

@@ -23,15 +23,14 @@ let testLogger: Logger = {
 /// database on the test process's PostgreSQL server. Without PostgreSQL the
 /// postgres case prints why and returns, or fails when
 /// `CONCLAVE_REQUIRE_POSTGRES=1`.
-func withStore(_ backend: Backend, _ body: (ConclaveStore) async throws -> Void) async throws {
-    let database: any SQLDatabase
-    var directory: URL?
+func withStore(_ backend: Backend, _ body: @Sendable (ConclaveStore) async throws -> Void) async throws {
     switch backend {
     case .sqlite:
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conclave-storage-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        directory = folder
-        database = try await SQLiteDatabase.open(path: folder.appendingPathComponent("conclave.sqlite").path, logger: testLogger)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let database = try await SQLiteDatabase.open(path: folder.appendingPathComponent("conclave.sqlite").path, logger: testLogger)
+        try await run(ConclaveStore(database: database), body)
     case .postgres:
         guard let server = PostgresServer.shared else {
             let reason = PostgresServer.unavailableReason ?? "unknown reason"
@@ -42,10 +41,13 @@ func withStore(_ backend: Backend, _ body: (ConclaveStore) async throws -> Void)
             }
             return
         }
-        database = try await PostgresDatabase.connect(url: try server.createDatabase(), logger: testLogger)
+        let database = try PostgresDatabase(url: try server.createDatabase(), logger: testLogger)
+        try await database.withRunning { try await run(ConclaveStore(database: database), body) }
     }
-    let store = ConclaveStore(database: database)
-    defer { if let directory { try? FileManager.default.removeItem(at: directory) } }
+}
+
+/// Migrates the store, runs `body`, and closes the store whatever happens.
+private func run(_ store: ConclaveStore, _ body: @Sendable (ConclaveStore) async throws -> Void) async throws {
     do {
         try await store.migrate()
         try await body(store)

@@ -17,23 +17,26 @@ struct ExternalProposalTests {
             random: alice.random)
         let bobPackage = try bob.keyPackage()
         let carolPackage = try carol.keyPackage()
-        let added = try creator.commit(adding: [bobPackage.keyPackage, carolPackage.keyPackage], random: alice.random)
+        let added = try creator.commit(adding: [bobPackage.keyPackage, carolPackage.keyPackage], now: testNow, random: alice.random)
         try creator.mergePendingCommit()
         let welcome = try #require(added.welcome)
-        var groups = [creator, try Group(welcome: welcome, keyPackage: bobPackage), try Group(welcome: welcome, keyPackage: carolPackage)]
-        var view = try PublicGroup(groupInfo: try groups[0].groupInfo())
+        var groups = [
+            creator, try Group(welcome: welcome, keyPackage: bobPackage, now: testNow),
+            try Group(welcome: welcome, keyPackage: carolPackage, now: testNow),
+        ]
+        var view = try PublicGroup(groupInfo: try groups[0].groupInfo(), now: testNow)
 
         let removal = try view.externalProposal(.remove(groups[2].ownLeaf), senderIndex: 0, signer: server.signer)
         guard case .publicMessage(let removalMessage) = removal.body else {
             Issue.record("not public")
             return
         }
-        _ = try view.process(removalMessage)
-        for index in groups.indices { _ = try groups[index].process(removal) }
-        let commit = try groups[1].commit(random: bob.random)
+        _ = try view.process(removalMessage, now: testNow)
+        for index in groups.indices { _ = try groups[index].process(removal, now: testNow) }
+        let commit = try groups[1].commit(now: testNow, random: bob.random)
         try groups[1].mergePendingCommit()
-        _ = try groups[0].process(commit.commit)
-        guard case .commit(let summary) = try groups[2].process(commit.commit) else {
+        _ = try groups[0].process(commit.commit, now: testNow)
+        guard case .commit(let summary) = try groups[2].process(commit.commit, now: testNow) else {
             Issue.record("not a commit")
             return
         }
@@ -42,7 +45,7 @@ struct ExternalProposalTests {
             Issue.record("not public")
             return
         }
-        _ = try view.process(commitMessage)
+        _ = try view.process(commitMessage, now: testNow)
         #expect(groups[0].epochAuthenticator == groups[1].epochAuthenticator)
         #expect(view.context == groups[0].context)
         #expect(groups[0].members.count == 2)
@@ -61,16 +64,16 @@ struct ExternalProposalTests {
         let alice = try Client("alice", seed: 51)
         let dave = try Client("dave", seed: 52)
         var group = try Group(creating: [6], creator: try alice.keyPackage(), random: alice.random)
-        let view = try PublicGroup(groupInfo: try group.groupInfo())
+        let view = try PublicGroup(groupInfo: try group.groupInfo(), now: testNow)
         let bundle = try dave.keyPackage()
         let proposal = try view.newMemberAddProposal(bundle)
-        guard case .proposal(.add, .newMemberProposal) = try group.process(proposal) else {
+        guard case .proposal(.add, .newMemberProposal) = try group.process(proposal, now: testNow) else {
             Issue.record("not a new-member Add")
             return
         }
-        let output = try group.commit(random: alice.random)
+        let output = try group.commit(now: testNow, random: alice.random)
         try group.mergePendingCommit()
-        let joined = try Group(welcome: try #require(output.welcome), keyPackage: bundle)
+        let joined = try Group(welcome: try #require(output.welcome), keyPackage: bundle, now: testNow)
         #expect(joined.epochAuthenticator == group.epochAuthenticator)
     }
 }

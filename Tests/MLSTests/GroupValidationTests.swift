@@ -20,14 +20,17 @@ struct GroupValidationTests {
         var creator = try Group(creating: [7, 7], creator: try alice.keyPackage(), random: alice.random)
         let bobPackage = try bob.keyPackage()
         let carolPackage = try carol.keyPackage()
-        let output = try creator.commit(adding: [bobPackage.keyPackage, carolPackage.keyPackage], random: alice.random)
+        let output = try creator.commit(adding: [bobPackage.keyPackage, carolPackage.keyPackage], now: testNow, random: alice.random)
         try creator.mergePendingCommit()
         let welcome = try #require(output.welcome)
-        var groups = [creator, try Group(welcome: welcome, keyPackage: bobPackage), try Group(welcome: welcome, keyPackage: carolPackage)]
-        let update = try groups[2].commit(forcePath: true, random: carol.random)
+        var groups = [
+            creator, try Group(welcome: welcome, keyPackage: bobPackage, now: testNow),
+            try Group(welcome: welcome, keyPackage: carolPackage, now: testNow),
+        ]
+        let update = try groups[2].commit(forcePath: true, now: testNow, random: carol.random)
         try groups[2].mergePendingCommit()
-        _ = try groups[0].process(update.commit)
-        _ = try groups[1].process(update.commit)
+        _ = try groups[0].process(update.commit, now: testNow)
+        _ = try groups[1].process(update.commit, now: testNow)
         return (groups, try groups[0].groupInfo())
     }
 
@@ -60,7 +63,7 @@ struct GroupValidationTests {
         }
         parent.parentHash = [UInt8](repeating: 9, count: 32)
         nodes[parentPosition] = .parent(parent)
-        #expect(throws: MLSError.self) { try PublicGroup(groupInfo: info, ratchetTree: RatchetTreeNodes(nodes)) }
+        #expect(throws: MLSError.self) { try PublicGroup(groupInfo: info, ratchetTree: RatchetTreeNodes(nodes), now: testNow) }
 
         let provider = try CipherSuiteProvider(.x25519Aes128Sha256Ed25519)
         let tree = try RatchetTree(provider, nodes: RatchetTreeNodes(nodes))
@@ -74,17 +77,17 @@ struct GroupValidationTests {
         var twin = leaves[1]
         twin.encryptionKey = leaves[0].encryptionKey
         let duplicate = try RatchetTree(provider, nodes: RatchetTreeNodes([.leaf(leaves[0]), nil, .leaf(twin)]))
-        #expect(throws: MLSError(.invalidArgument, "", "")) { try duplicate.verifyKeyUniqueness() }
+        #expect(throws: MLSError(.invalidTree, "", "")) { try duplicate.verifyKeyUniqueness() }
 
         // A list with repeats (a cheap way to make validation quadratic) is refused first.
         let repeated = ParentNode(
             encryptionKey: HPKEPublicKey([4, 5, 6]), parentHash: [], unmergedLeaves: [LeafIndex](repeating: LeafIndex(0), count: 10_000))
         let flooded = try RatchetTree(provider, nodes: RatchetTreeNodes([.leaf(leaves[0]), .parent(repeated), .leaf(leaves[1])]))
-        #expect(throws: MLSError(.invalidArgument, "", "")) { try flooded.verifyUnmergedLeaves() }
+        #expect(throws: MLSError(.invalidTree, "", "")) { try flooded.verifyUnmergedLeaves() }
 
         let unmerged = ParentNode(encryptionKey: HPKEPublicKey([1, 2, 3]), parentHash: [], unmergedLeaves: [LeafIndex(3)])
         let outside = try RatchetTree(provider, nodes: RatchetTreeNodes([.leaf(leaves[0]), .parent(unmerged), .leaf(leaves[1])]))
-        #expect(throws: MLSError(.invalidArgument, "", "")) { try outside.verifyUnmergedLeaves() }
+        #expect(throws: MLSError(.invalidTree, "", "")) { try outside.verifyUnmergedLeaves() }
     }
 
     /// V31: leaf lifetimes are checked when a clock is given.
@@ -94,11 +97,11 @@ struct GroupValidationTests {
             bob.provider, credential: .basic(identity: Array("dave".utf8)),
             signer: try bob.provider.generateSignatureKey(random: bob.random),
             lifetime: Lifetime(notBefore: 0, notAfter: 1000), random: bob.random)
-        #expect(throws: MLSError(.invalidArgument, "", "")) {
-            try groups[0].commit(adding: [expired.keyPackage], now: 2000, random: alice.random)
+        #expect(throws: MLSError(.invalidLeafNode, "", "")) {
+            try groups[0].commit(adding: [expired.keyPackage], now: .at(2000), random: alice.random)
         }
         #expect(!groups[0].hasPendingCommit)
-        _ = try groups[0].commit(adding: [expired.keyPackage], now: 500, random: alice.random)
+        _ = try groups[0].commit(adding: [expired.keyPackage], now: .at(500), random: alice.random)
     }
 
     /// V32: the GroupInfo signature and confirmation tag.
@@ -106,9 +109,10 @@ struct GroupValidationTests {
         let (_, info) = try threeMembers()
         var forged = info
         forged.groupContext.epoch += 1
-        #expect(throws: MLSError(.invalidSignature, "", "")) { try PublicGroup(groupInfo: forged) }
+        #expect(throws: MLSError(.invalidSignature, "", "")) { try PublicGroup(groupInfo: forged, now: testNow) }
         #expect(throws: MLSError.self) {
-            try Group.joinExternally(groupInfo: forged, credential: .basic(identity: [1]), signer: alice.signer, random: alice.random)
+            try Group.joinExternally(
+                groupInfo: forged, credential: .basic(identity: [1]), signer: alice.signer, now: testNow, random: alice.random)
         }
     }
 
@@ -116,17 +120,21 @@ struct GroupValidationTests {
     @Test func invalidProposalListsAreRefused() throws {
         var (groups, _) = try threeMembers()
         let own = groups[0].ownLeaf
-        #expect(throws: MLSError(.invalidArgument, "", "")) { try groups[0].commit(removing: [own], random: alice.random) }
+        #expect(throws: MLSError(.invalidProposal, "", "")) { try groups[0].commit(removing: [own], now: testNow, random: alice.random) }
         let dave = try Client("dave", seed: 14).keyPackage()
-        #expect(throws: MLSError(.invalidArgument, "", "")) {
-            try groups[0].commit(adding: [dave.keyPackage, dave.keyPackage], random: alice.random)
+        #expect(throws: MLSError(.invalidProposal, "", "")) {
+            try groups[0].commit(adding: [dave.keyPackage, dave.keyPackage], now: testNow, random: alice.random)
         }
         let bobAgain = try bob.keyPackage()
-        #expect(throws: MLSError(.invalidArgument, "", "")) { try groups[0].commit(adding: [bobAgain.keyPackage], random: alice.random) }
+        #expect(throws: MLSError(.invalidProposal, "", "")) {
+            try groups[0].commit(adding: [bobAgain.keyPackage], now: testNow, random: alice.random)
+        }
         let other = groups[1].ownLeaf
-        #expect(throws: MLSError(.invalidArgument, "", "")) { try groups[0].commit(removing: [other, other], random: alice.random) }
-        #expect(throws: MLSError(.invalidArgument, "", "")) {
-            try groups[0].commit(proposals: [.groupContextExtensions([]), .groupContextExtensions([])], random: alice.random)
+        #expect(throws: MLSError(.invalidProposal, "", "")) {
+            try groups[0].commit(removing: [other, other], now: testNow, random: alice.random)
+        }
+        #expect(throws: MLSError(.invalidProposal, "", "")) {
+            try groups[0].commit(proposals: [.groupContextExtensions([]), .groupContextExtensions([])], now: testNow, random: alice.random)
         }
         #expect(!groups[0].hasPendingCommit)
     }
@@ -134,7 +142,7 @@ struct GroupValidationTests {
     /// V35: an UpdatePath whose keys were altered no longer matches its leaf's parent hash.
     @Test func anAlteredUpdatePathIsRefused() throws {
         var (groups, _) = try threeMembers()
-        let output = try groups[0].commit(forcePath: true, random: alice.random)
+        let output = try groups[0].commit(forcePath: true, now: testNow, random: alice.random)
         guard case .publicMessage(let message) = output.commit.body, case .commit(var commit) = message.content.content,
             var path = commit.path, !path.nodes.isEmpty
         else {
@@ -145,24 +153,24 @@ struct GroupValidationTests {
         commit.path = path
         var staged = message
         staged.content.content = .commit(commit)
-        var view = try PublicGroup(groupInfo: try groups[1].groupInfo())
-        #expect(throws: MLSError.self) { try view.process(staged) }
+        var view = try PublicGroup(groupInfo: try groups[1].groupInfo(), now: testNow)
+        #expect(throws: MLSError.self) { try view.process(staged, now: testNow) }
         #expect(view.epoch == groups[1].epoch)
     }
 
     /// V37: own commits are merged, not processed; unknown proposal references are refused.
     @Test func ownCommitsAndUnknownReferences() throws {
         var (groups, _) = try threeMembers()
-        let output = try groups[0].commit(forcePath: true, random: alice.random)
-        #expect(throws: MLSError(.invalidSender, "", "")) { try groups[0].process(output.commit) }
+        let output = try groups[0].commit(forcePath: true, now: testNow, random: alice.random)
+        #expect(throws: MLSError(.invalidSender, "", "")) { try groups[0].process(output.commit, now: testNow) }
         try groups[0].mergePendingCommit()
 
         // Bob commits a proposal Carol never saw.
-        _ = try groups[1].process(output.commit)
-        _ = try groups[2].process(output.commit)
+        _ = try groups[1].process(output.commit, now: testNow)
+        _ = try groups[2].process(output.commit, now: testNow)
         let dave = try Client("dave", seed: 15).keyPackage()
         _ = try groups[1].propose(.add(dave.keyPackage), random: bob.random)
-        let byReference = try groups[1].commit(random: bob.random)
-        #expect(throws: MLSError(.invalidArgument, "", "")) { try groups[2].process(byReference.commit) }
+        let byReference = try groups[1].commit(now: testNow, random: bob.random)
+        #expect(throws: MLSError(.invalidCommit, "", "")) { try groups[2].process(byReference.commit, now: testNow) }
     }
 }

@@ -58,15 +58,15 @@ struct RandomScenarioTests {
                     remaining.append(groups[index])
                     continue
                 }
-                guard case .commit(let summary) = try groups[index].process(output.commit) else {
-                    throw MLSError(.invalidArgument, "test", "not a commit")
+                guard case .commit(let summary) = try groups[index].process(output.commit, now: testNow) else {
+                    throw MLSError(.invalidUse, "test", "not a commit")
                 }
                 if summary.removedSelf { former.append(groups[index]) } else { remaining.append(groups[index]) }
             }
             groups = remaining
             if let welcome = output.welcome {
                 for bundle in joining {
-                    groups.append(try Group(welcome: welcome, keyPackage: bundle, configuration: configuration))
+                    groups.append(try Group(welcome: welcome, keyPackage: bundle, now: testNow, configuration: configuration))
                 }
             }
             try checkAgreement()
@@ -89,27 +89,28 @@ struct RandomScenarioTests {
             case 0 where groups.count < scenario.maxMembers, 1 where groups.count < scenario.maxMembers:
                 let count = min(1 + pick(3), scenario.maxMembers - groups.count)
                 let bundles = try (0..<count).map { _ in try newClient().keyPackage() }
-                let output = try groups[committer].commit(adding: bundles.map(\.keyPackage), random: random)
+                let output = try groups[committer].commit(adding: bundles.map(\.keyPackage), now: testNow, random: random)
                 try apply(output, from: committer, joining: bundles)
                 counts[0] += 1
             case 2 where groups.count > 2:
                 let own = groups[committer].ownLeaf
                 let others = groups.map(\.ownLeaf).filter { $0 != own }
                 let victims = Array(Set((0..<min(2, others.count - 1)).map { _ in others[pick(others.count)] }))
-                let output = try groups[committer].commit(removing: victims, random: random)
+                let output = try groups[committer].commit(removing: victims, now: testNow, random: random)
                 try apply(output, from: committer, joining: [])
                 counts[1] += 1
             case 3 where groups.count < scenario.maxMembers:
                 let client = try newClient()
                 let info = try groups[pick(groups.count)].groupInfo()
                 let (joined, commit) = try Group.joinExternally(
-                    groupInfo: info, credential: client.credential, signer: client.signer, configuration: configuration, random: random)
-                for index in groups.indices { _ = try groups[index].process(commit) }
+                    groupInfo: info, credential: client.credential, signer: client.signer, configuration: configuration, now: testNow,
+                    random: random)
+                for index in groups.indices { _ = try groups[index].process(commit, now: testNow) }
                 groups.append(joined)
                 try checkAgreement()
                 counts[2] += 1
             case 4:
-                let output = try groups[committer].commit(forcePath: true, random: random)
+                let output = try groups[committer].commit(forcePath: true, now: testNow, random: random)
                 try apply(output, from: committer, joining: [])
                 counts[3] += 1
             default:
@@ -122,14 +123,14 @@ struct RandomScenarioTests {
             let text = Array("message \(random.next())".utf8)
             let message = try groups[sender].encrypt(text, random: random)
             for index in groups.indices where index != sender {
-                guard case .application(let received) = try groups[index].process(message) else {
-                    throw MLSError(.invalidArgument, "test", "not application data")
+                guard case .application(let received) = try groups[index].process(message, now: testNow) else {
+                    throw MLSError(.invalidUse, "test", "not application data")
                 }
                 #expect(received.data == text)
             }
             for index in former.indices {
                 var state = former[index]
-                #expect(throws: MLSError.self) { try state.process(message) }
+                #expect(throws: MLSError.self) { try state.process(message, now: testNow) }
             }
         }
     }

@@ -18,19 +18,22 @@ struct ReInitTests {
         var creator = try Group(creating: [3, 1], creator: try alice.keyPackage(), random: alice.random)
         let bobPackage = try bob.keyPackage()
         let carolPackage = try carol.keyPackage()
-        let output = try creator.commit(adding: [bobPackage.keyPackage, carolPackage.keyPackage], random: alice.random)
+        let output = try creator.commit(adding: [bobPackage.keyPackage, carolPackage.keyPackage], now: testNow, random: alice.random)
         try creator.mergePendingCommit()
         let welcome = try #require(output.welcome)
-        return [creator, try Group(welcome: welcome, keyPackage: bobPackage), try Group(welcome: welcome, keyPackage: carolPackage)]
+        return [
+            creator, try Group(welcome: welcome, keyPackage: bobPackage, now: testNow),
+            try Group(welcome: welcome, keyPackage: carolPackage, now: testNow),
+        ]
     }
 
     @Test func aCommittedReInitStartsTheNewGroup() throws {
         var groups = try threeMembers()
         let reinit = ReInit(groupID: [9, 9, 9], version: .mls10, cipherSuite: .x25519Aes128Sha256Ed25519, extensions: [])
-        let output = try groups[1].commit(proposals: [.reinit(reinit)], random: bob.random)
+        let output = try groups[1].commit(proposals: [.reinit(reinit)], now: testNow, random: bob.random)
         try groups[1].mergePendingCommit()
-        _ = try groups[0].process(output.commit)
-        _ = try groups[2].process(output.commit)
+        _ = try groups[0].process(output.commit, now: testNow)
+        _ = try groups[2].process(output.commit, now: testNow)
         #expect(groups.allSatisfy { $0.pendingReInit == reinit })
         // The old group sends nothing more.
         #expect(throws: MLSError.self) { try groups[0].encrypt([1], random: alice.random) }
@@ -38,29 +41,30 @@ struct ReInitTests {
         let bobPackage = try bob.keyPackage()
         let carolPackage = try carol.keyPackage()
         let (successor, welcome) = try groups[0].reinitialize(
-            creator: try alice.keyPackage(), adding: [bobPackage.keyPackage, carolPackage.keyPackage], random: alice.random)
-        let bobNew = try Group(welcome: try #require(welcome), keyPackage: bobPackage, psks: groups[1].pskStore())
-        let carolNew = try Group(welcome: try #require(welcome), keyPackage: carolPackage, psks: groups[2].pskStore())
+            creator: try alice.keyPackage(), adding: [bobPackage.keyPackage, carolPackage.keyPackage], now: testNow, random: alice.random)
+        let bobNew = try Group(welcome: try #require(welcome), keyPackage: bobPackage, psks: groups[1].pskStore(), now: testNow)
+        let carolNew = try Group(welcome: try #require(welcome), keyPackage: carolPackage, psks: groups[2].pskStore(), now: testNow)
         #expect(successor.groupID == [9, 9, 9])
         #expect(successor.epoch == 1)
         #expect(bobNew.epochAuthenticator == successor.epochAuthenticator)
         #expect(carolNew.epochAuthenticator == successor.epochAuthenticator)
         // Without the old group's resumption PSK, the Welcome cannot be opened.
-        #expect(throws: MLSError.self) { try Group(welcome: try #require(welcome), keyPackage: carolPackage) }
+        #expect(throws: MLSError.self) { try Group(welcome: try #require(welcome), keyPackage: carolPackage, now: testNow) }
     }
 
     @Test func aBranchHoldsASubsetOfTheMembers() throws {
         let groups = try threeMembers()
         let bobPackage = try bob.keyPackage()
         let (branch, welcome) = try groups[0].branch(
-            groupID: [4, 2], creator: try alice.keyPackage(), adding: [bobPackage.keyPackage], random: alice.random)
-        let bobBranch = try Group(welcome: try #require(welcome), keyPackage: bobPackage, psks: groups[1].pskStore())
+            groupID: [4, 2], creator: try alice.keyPackage(), adding: [bobPackage.keyPackage], now: testNow, random: alice.random)
+        let bobBranch = try Group(welcome: try #require(welcome), keyPackage: bobPackage, psks: groups[1].pskStore(), now: testNow)
         #expect(bobBranch.epochAuthenticator == branch.epochAuthenticator)
         #expect(branch.members.count == 2)
 
         let stranger = try Client("stranger", seed: 35).keyPackage()
-        #expect(throws: MLSError(.invalidArgument, "", "")) {
-            try groups[0].branch(groupID: [4, 3], creator: try alice.keyPackage(), adding: [stranger.keyPackage], random: alice.random)
+        #expect(throws: MLSError(.invalidReInit, "", "")) {
+            try groups[0].branch(
+                groupID: [4, 3], creator: try alice.keyPackage(), adding: [stranger.keyPackage], now: testNow, random: alice.random)
         }
     }
 
@@ -68,8 +72,8 @@ struct ReInitTests {
         var groups = try threeMembers()
         let psk = PreSharedKeyID(
             kind: .resumption(usage: .branch, groupID: groups[0].groupID, epoch: 0), nonce: [UInt8](repeating: 1, count: 32))
-        #expect(throws: MLSError(.invalidArgument, "", "")) {
-            try groups[0].commit(proposals: [.preSharedKey(psk)], psks: groups[0].pskStore(), random: alice.random)
+        #expect(throws: MLSError(.invalidPreSharedKey, "", "")) {
+            try groups[0].commit(proposals: [.preSharedKey(psk)], psks: groups[0].pskStore(), now: testNow, random: alice.random)
         }
     }
 }

@@ -32,33 +32,33 @@ struct SnapshotTests {
         var aliceGroup = try Group(creating: [9], creator: try alice.keyPackage(), random: alice.random)
         let bobPackage = try bob.keyPackage()
         let carolPackage = try carol.keyPackage()
-        let output = try aliceGroup.commit(adding: [bobPackage.keyPackage, carolPackage.keyPackage], random: alice.random)
+        let output = try aliceGroup.commit(adding: [bobPackage.keyPackage, carolPackage.keyPackage], now: testNow, random: alice.random)
         try aliceGroup.mergePendingCommit()
-        var bobGroup = try Group(welcome: try #require(output.welcome), keyPackage: bobPackage)
-        var carolGroup = try Group(welcome: try #require(output.welcome), keyPackage: carolPackage)
+        var bobGroup = try Group(welcome: try #require(output.welcome), keyPackage: bobPackage, now: testNow)
+        var carolGroup = try Group(welcome: try #require(output.welcome), keyPackage: carolPackage, now: testNow)
         // Some ratchet state worth keeping: an out-of-order message.
         let first = try aliceGroup.encrypt(Array("one".utf8), random: alice.random)
         let second = try aliceGroup.encrypt(Array("two".utf8), random: alice.random)
-        _ = try bobGroup.process(second)
+        _ = try bobGroup.process(second, now: testNow)
 
         let snapshot = bobGroup.snapshot()
         var restored = try Group(snapshot: snapshot)
         #expect(restored.snapshot() == snapshot)
         #expect(restored.epochAuthenticator == bobGroup.epochAuthenticator)
-        guard case .application(let late) = try restored.process(first) else {
+        guard case .application(let late) = try restored.process(first, now: testNow) else {
             Issue.record("not application")
             return
         }
         #expect(late.data == Array("one".utf8))
-        #expect(throws: MLSError.self) { try restored.process(second) }
+        #expect(throws: MLSError.self) { try restored.process(second, now: testNow) }
 
-        let update = try carolGroup.commit(forcePath: true, random: carol.random)
+        let update = try carolGroup.commit(forcePath: true, now: testNow, random: carol.random)
         try carolGroup.mergePendingCommit()
-        _ = try restored.process(update.commit)
-        _ = try aliceGroup.process(update.commit)
+        _ = try restored.process(update.commit, now: testNow)
+        _ = try aliceGroup.process(update.commit, now: testNow)
         #expect(restored.epochAuthenticator == carolGroup.epochAuthenticator)
         let reply = try restored.encrypt(Array("back".utf8), random: bob.random)
-        guard case .application(let received) = try aliceGroup.process(reply) else {
+        guard case .application(let received) = try aliceGroup.process(reply, now: testNow) else {
             Issue.record("not application")
             return
         }
@@ -70,19 +70,19 @@ struct SnapshotTests {
         let bob = try Client("bob", seed: 22)
         var aliceGroup = try Group(creating: [5], creator: try alice.keyPackage(), random: alice.random)
         let bobPackage = try bob.keyPackage()
-        let output = try aliceGroup.commit(adding: [bobPackage.keyPackage], random: alice.random)
+        let output = try aliceGroup.commit(adding: [bobPackage.keyPackage], now: testNow, random: alice.random)
         try aliceGroup.mergePendingCommit()
-        var bobGroup = try Group(welcome: try #require(output.welcome), keyPackage: bobPackage)
+        var bobGroup = try Group(welcome: try #require(output.welcome), keyPackage: bobPackage, now: testNow)
         let update = try bobGroup.proposeUpdate(random: bob.random)
         var restored = try Group(snapshot: bobGroup.snapshot())
-        _ = try aliceGroup.process(update)
-        let commit = try aliceGroup.commit(random: alice.random)
+        _ = try aliceGroup.process(update, now: testNow)
+        let commit = try aliceGroup.commit(now: testNow, random: alice.random)
         try aliceGroup.mergePendingCommit()
-        _ = try restored.process(commit.commit)
+        _ = try restored.process(commit.commit, now: testNow)
         #expect(restored.epochAuthenticator == aliceGroup.epochAuthenticator)
-        let path = try aliceGroup.commit(forcePath: true, random: alice.random)
+        let path = try aliceGroup.commit(forcePath: true, now: testNow, random: alice.random)
         try aliceGroup.mergePendingCommit()
-        _ = try restored.process(path.commit)
+        _ = try restored.process(path.commit, now: testNow)
         #expect(restored.epochAuthenticator == aliceGroup.epochAuthenticator)
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import MLS
 import MLSCodec
 import Synchronization
@@ -85,3 +86,6 @@ struct EpochFixture {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+/// The time the group tests check lifetimes against: now.
+let testNow = ValidationTime.at(UInt64(Date().timeIntervalSince1970))

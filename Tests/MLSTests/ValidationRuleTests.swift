@@ -93,13 +93,13 @@ struct ValidationRuleTests {
         let framedCommit = FramedContent(
             groupID: fixture.context.groupID, epoch: fixture.context.epoch, sender: .member(fixture.sender), authenticatedData: [],
             content: .commit(Commit(proposals: [], path: nil)))
-        #expect(throws: MLSError(.invalidArgument, "", "")) {
+        #expect(throws: MLSError(.invalidFraming, "", "")) {
             try AuthenticatedContent.sign(
                 fixture.provider, wireFormat: .publicMessage, content: framedCommit, context: fixture.context, signer: fixture.senderKey)
         }
         var framedProposal = framedCommit
         framedProposal.content = .proposal(.remove(LeafIndex(0)))
-        #expect(throws: MLSError(.invalidArgument, "", "")) {
+        #expect(throws: MLSError(.invalidFraming, "", "")) {
             try AuthenticatedContent.sign(
                 fixture.provider, wireFormat: .publicMessage, content: framedProposal, context: fixture.context, signer: fixture.senderKey,
                 confirmationTag: [1])

@@ -6,6 +6,9 @@ import MLSCodec
 /// member, remove one, or only update the committer's path, each created by
 /// one member and processed by another; the time to join from a Welcome; and
 /// message sizes.
+/// The time lifetimes are checked against (every benchmark key package is always valid).
+let now = ValidationTime.at(1_800_000_000)
+
 func groupsBenchmark(sizes: [Int], iterations: Int) throws {
     let provider = try CipherSuiteProvider(.x25519Aes128Sha256Ed25519)
     let random = SystemRandom()
@@ -36,40 +39,40 @@ func groupsBenchmark(sizes: [Int], iterations: Int) throws {
         // Creator at leaf 0, members 1 ... size-2 committed once, the processor last.
         var creator = try Group(creating: random.bytes(count: 16), creator: try bundle("creator"), random: random)
         let members = try (1..<(size - 1)).map { try bundle("member-\($0)") }
-        _ = try creator.commit(adding: members.map(\.keyPackage), random: random)
+        _ = try creator.commit(adding: members.map(\.keyPackage), now: now, random: random)
         try creator.mergePendingCommit()
         try creator.simulateCommits(
             by: members.enumerated().map { offset, member in
                 Group.SimulatedMember(leaf: LeafIndex(UInt32(offset + 1)), signer: member.signer, encryptionKey: member.encryptionKey)
             }, random: random)
         let processorBundle = try bundle("processor")
-        let joinOutput = try creator.commit(adding: [processorBundle.keyPackage], forcePath: true, random: random)
+        let joinOutput = try creator.commit(adding: [processorBundle.keyPackage], forcePath: true, now: now, random: random)
         try creator.mergePendingCommit()
-        guard let joinWelcome = joinOutput.welcome else { throw MLSError(.invalidArgument, "benchmark", "no Welcome") }
-        let processor = try Group(welcome: joinWelcome, keyPackage: processorBundle)
+        guard let joinWelcome = joinOutput.welcome else { throw MLSError(.invalidUse, "benchmark", "no Welcome") }
+        let processor = try Group(welcome: joinWelcome, keyPackage: processorBundle, now: now)
         precondition(processor.epochAuthenticator == creator.epochAuthenticator, "benchmark group out of step")
         let setup = milliseconds(clock.now - setupStart)
 
-        let join = median { _ = try? Group(welcome: joinWelcome, keyPackage: processorBundle) }
+        let join = median { _ = try? Group(welcome: joinWelcome, keyPackage: processorBundle, now: now) }
         print("| \(size) | join from Welcome (tree inside) | – | \(format(join, decimals: 2)) | – | \(joinWelcomeSize(joinWelcome)) |")
 
         let newcomers = try (0..<iterations).map { try bundle("newcomer-\($0)") }
         var index = 0
         try row(size, "add one member", creator: creator, processor: processor, median: median) { group in
             defer { index += 1 }
-            return try group.commit(adding: [newcomers[index % newcomers.count].keyPackage], random: random)
+            return try group.commit(adding: [newcomers[index % newcomers.count].keyPackage], now: now, random: random)
         }
         var outOfBand = creator
         outOfBand.configuration.ratchetTreeExtension = false
         try row(size, "add one member (tree out of band)", creator: outOfBand, processor: processor, median: median) { group in
             defer { index += 1 }
-            return try group.commit(adding: [newcomers[index % newcomers.count].keyPackage], random: random)
+            return try group.commit(adding: [newcomers[index % newcomers.count].keyPackage], now: now, random: random)
         }
         try row(size, "remove one member", creator: creator, processor: processor, median: median) { group in
-            try group.commit(removing: [LeafIndex(1)], random: random)
+            try group.commit(removing: [LeafIndex(1)], now: now, random: random)
         }
         try row(size, "empty commit with path", creator: creator, processor: processor, median: median) { group in
-            try group.commit(forcePath: true, random: random)
+            try group.commit(forcePath: true, now: now, random: random)
         }
         print("| \(size) | (setup: \(format(setup / 1000, decimals: 1)) s) | | | | |")
     }
@@ -91,7 +94,7 @@ func row(
     guard let output = sample else { return }
     let process = try median {
         var group = processor
-        _ = try group.process(output.commit)
+        _ = try group.process(output.commit, now: now)
     }
     let welcome = output.welcome.map { "\(joinWelcomeSize($0))" } ?? "–"
     print(

@@ -105,7 +105,7 @@ public actor InteropClient {
         let welcome = try Self.decodeWelcome(request.welcome)
         let tree = try Self.decodeTree(request.ratchetTree)
         let group = try Group(
-            welcome: welcome, keyPackage: join.bundle, ratchetTree: tree, psks: join.psks,
+            welcome: welcome, keyPackage: join.bundle, ratchetTree: tree, psks: join.psks, now: Self.lifetimes,
             configuration: Self.configuration(encryptHandshake: request.encryptHandshake))
         let id = try nextID()
         members[id] = Member(group: group, psks: join.psks, signer: join.bundle.signer, encryptHandshake: request.encryptHandshake)
@@ -129,7 +129,7 @@ public actor InteropClient {
 
         var oldLeaf: LeafIndex?
         if request.removePrior {
-            let view = try PublicGroup(groupInfo: groupInfo, ratchetTree: tree)
+            let view = try PublicGroup(groupInfo: groupInfo, ratchetTree: tree, now: Self.lifetimes)
             guard let prior = Self.leaf(of: identity, in: view.members) else {
                 throw InteropFailure.invalid("remove_prior: no member of the group has this identity")
             }
@@ -148,7 +148,7 @@ public actor InteropClient {
         let (group, commit) = try Group.joinExternally(
             groupInfo: groupInfo, ratchetTree: tree, credential: .basic(identity: identity), signer: signer, removing: oldLeaf,
             psks: pskIDs, pskStore: store, configuration: Self.configuration(encryptHandshake: request.encryptHandshake),
-            random: random)
+            now: Self.lifetimes, random: random)
         let id = try nextID()
         members[id] = Member(group: group, psks: store, signer: signer, encryptHandshake: request.encryptHandshake)
         return .with {
@@ -193,7 +193,7 @@ public actor InteropClient {
         guard case .privateMessage(let privateMessage) = message.body, privateMessage.contentType == .application else {
             throw InteropFailure.invalid("ciphertext is not a PrivateMessage carrying application data")
         }
-        guard case .application(let application) = try state.group.process(message, psks: state.psks) else {
+        guard case .application(let application) = try state.group.process(message, psks: state.psks, now: Self.lifetimes) else {
             throw InteropFailure.invalid("ciphertext did not hold application data")
         }
         members[request.stateID] = state
@@ -271,7 +271,7 @@ public actor InteropClient {
         var state = try member(request.stateID)
         for (index, bytes) in request.byReference.enumerated() {
             let message = try Self.decodeMessage(bytes, "by_reference[\(index)]")
-            guard case .proposal = try state.group.process(message, psks: state.psks) else {
+            guard case .proposal = try state.group.process(message, psks: state.psks, now: Self.lifetimes) else {
                 throw InteropFailure.invalid("by_reference[\(index)] is not a proposal")
             }
         }
@@ -281,7 +281,7 @@ public actor InteropClient {
         }
         state.group.configuration.ratchetTreeExtension = !request.externalTree
         let output = try state.group.commit(
-            proposals: proposals, includePending: true, forcePath: request.forcePath, psks: state.psks, random: random)
+            proposals: proposals, includePending: true, forcePath: request.forcePath, psks: state.psks, now: Self.lifetimes, random: random)
         var ratchetTree: [UInt8] = []
         if request.externalTree || reinit {
             // The epoch the commit leads to: its tree for the joiners, and
@@ -334,12 +334,12 @@ public actor InteropClient {
         }
         for (index, bytes) in request.proposal.enumerated() {
             let message = try Self.decodeMessage(bytes, "proposal[\(index)]")
-            guard case .proposal = try state.group.process(message, psks: state.psks) else {
+            guard case .proposal = try state.group.process(message, psks: state.psks, now: Self.lifetimes) else {
                 throw InteropFailure.invalid("proposal[\(index)] is not a proposal")
             }
         }
         let commit = try Self.decodeMessage(request.commit, "commit")
-        guard case .commit(let summary) = try state.group.process(commit, psks: state.psks) else {
+        guard case .commit(let summary) = try state.group.process(commit, psks: state.psks, now: Self.lifetimes) else {
             throw InteropFailure.invalid("commit is not a commit")
         }
         // Another member's commit won: any commit of this member's is void.
@@ -405,7 +405,7 @@ public actor InteropClient {
         var configuration = pending.oldGroup.configuration
         configuration.ratchetTreeExtension = !request.externalTree
         let (group, welcome) = try pending.oldGroup.reinitialize(
-            creator: pending.bundle, adding: keyPackages, configuration: configuration, random: random)
+            creator: pending.bundle, adding: keyPackages, configuration: configuration, now: Self.lifetimes, random: random)
         let id = try nextID()
         members[id] = Member(group: group, psks: pending.psks, signer: pending.bundle.signer, encryptHandshake: pending.encryptHandshake)
         // The KeyPackage is used once (RFC 9420 §16.8).
@@ -419,6 +419,7 @@ public actor InteropClient {
         let tree = try Self.decodeTree(request.ratchetTree)
         let group = try Group(
             welcome: welcome, keyPackage: pending.bundle, ratchetTree: tree, psks: pending.oldGroup.pskStore(pending.psks),
+            now: Self.lifetimes,
             configuration: Self.configuration(encryptHandshake: pending.encryptHandshake))
         guard let reinit = pending.oldGroup.pendingReInit, group.groupID == reinit.groupID, group.cipherSuite == reinit.cipherSuite,
             group.context.extensions == reinit.extensions
@@ -444,7 +445,8 @@ public actor InteropClient {
         var source = state.group
         source.configuration.ratchetTreeExtension = !request.externalTree
         let (group, welcome) = try source.branch(
-            groupID: Array(request.groupID), creator: bundle, adding: keyPackages, extensions: extensions, random: random)
+            groupID: Array(request.groupID), creator: bundle, adding: keyPackages, extensions: extensions, now: Self.lifetimes,
+            random: random)
         let id = try nextID()
         members[id] = Member(group: group, psks: state.psks, signer: bundle.signer, encryptHandshake: state.encryptHandshake)
         return Self.subgroupResponse(id, group, welcome, externalTree: request.externalTree)
@@ -460,7 +462,7 @@ public actor InteropClient {
         var store = state.psks
         store.external.merge(join.psks.external) { _, new in new }
         let group = try Group(
-            welcome: welcome, keyPackage: join.bundle, ratchetTree: tree, psks: state.group.pskStore(store),
+            welcome: welcome, keyPackage: join.bundle, ratchetTree: tree, psks: state.group.pskStore(store), now: Self.lifetimes,
             configuration: Self.configuration(encryptHandshake: state.encryptHandshake))
         let id = try nextID()
         members[id] = Member(group: group, psks: store, signer: join.bundle.signer, encryptHandshake: state.encryptHandshake)
@@ -497,7 +499,7 @@ public actor InteropClient {
     // MARK: - External proposals (§12.1.8)
 
     public func newMemberAddProposal(_ request: MlsClient_NewMemberAddProposalRequest) throws -> MlsClient_NewMemberAddProposalResponse {
-        let view = try PublicGroup(groupInfo: try Self.decodeGroupInfo(request.groupInfo))
+        let view = try PublicGroup(groupInfo: try Self.decodeGroupInfo(request.groupInfo), now: Self.lifetimes)
         let bundle = try makeBundle(view.provider, identity: Array(request.identity))
         let message = try view.newMemberAddProposal(bundle)
         let id = try nextID()
@@ -546,7 +548,8 @@ public actor InteropClient {
             throw InteropFailure(.notFound, "no external signer \(request.signerID)")
         }
         let view = try PublicGroup(
-            groupInfo: try Self.decodeGroupInfo(request.groupInfo), ratchetTree: try Self.decodeTree(request.ratchetTree))
+            groupInfo: try Self.decodeGroupInfo(request.groupInfo), ratchetTree: try Self.decodeTree(request.ratchetTree),
+            now: Self.lifetimes)
         guard let index = try view.context.externalSenders().firstIndex(where: { $0.signatureKey == external.signer.publicKey }),
             let senderIndex = UInt32(exactly: index)
         else {
@@ -644,6 +647,12 @@ public actor InteropClient {
         guard let value = UInt16(exactly: rawSuite) else { throw InteropFailure.invalid("cipher suite \(rawSuite) is not a 16-bit value") }
         return try CipherSuiteProvider(CipherSuite(rawValue: value))
     }
+
+    /// The time lifetimes are checked against: none. The harness drives
+    /// fixed scenarios whose key packages may carry any lifetime; whether a
+    /// leaf is current is the application's business, not the protocol
+    /// interop's.
+    static let lifetimes = ValidationTime.unchecked
 
     static func configuration(encryptHandshake: Bool) -> GroupConfiguration {
         GroupConfiguration(handshakeAsPublicMessage: !encryptHandshake)

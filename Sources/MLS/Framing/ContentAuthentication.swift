@@ -56,7 +56,7 @@ extension AuthenticatedContent {
                 throw MLSError(.malformed, "§6.1", "confirmation tag is not Nh bytes")
             }
         case (.commit, nil), (.application, _?), (.proposal, _?):
-            throw MLSError(.invalidArgument, "§6.1", "a confirmation tag goes with a commit and nothing else")
+            throw MLSError(.invalidFraming, "§6.1", "a confirmation tag goes with a commit and nothing else")
         default:
             break
         }
@@ -68,10 +68,10 @@ extension AuthenticatedContent {
         signer: SignaturePrivateKey, confirmationTag: [UInt8]? = nil
     ) throws(MLSError) -> AuthenticatedContent {
         guard content.contentType == .commit ? confirmationTag != nil : confirmationTag == nil else {
-            throw MLSError(.invalidArgument, "§6.1", "a confirmation tag goes with a commit and nothing else")
+            throw MLSError(.invalidFraming, "§6.1", "a confirmation tag goes with a commit and nothing else")
         }
         guard !content.requiresContext || context != nil else {
-            throw MLSError(.invalidArgument, "§6.1", "member content is signed together with the GroupContext")
+            throw MLSError(.invalidFraming, "§6.1", "member content is signed together with the GroupContext")
         }
         let signature = try provider.signWithLabel(
             signer, label: "FramedContentTBS", content: content.toBeSigned(wireFormat: wireFormat, context: context))

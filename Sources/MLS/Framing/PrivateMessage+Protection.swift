@@ -105,7 +105,7 @@ extension PrivateMessage {
         let keyAndNonce = try secretTree.nextKey(for: leaf, kind: ratchetKind(content.contentType))
         let reuseGuard = random.bytes(count: 4)
         guard reuseGuard.count == 4 else {
-            throw MLSError(.invalidArgument, "§6.3.1", "random source returned a short reuse guard")
+            throw MLSError(.invalidUse, "§6.3.1", "random source returned a short reuse guard")
         }
         let ciphertext = try provider.seal(
             key: keyAndNonce.key.bytes, nonce: xor(keyAndNonce.nonce.bytes, reuseGuard),

@@ -17,7 +17,7 @@ extension PublicMessage {
         var tag: [UInt8]?
         if case .member = authenticated.content.sender {
             guard let membershipKey else {
-                throw MLSError(.invalidArgument, "§6.2", "a member's PublicMessage needs the membership key")
+                throw MLSError(.invalidFraming, "§6.2", "a member's PublicMessage needs the membership key")
             }
             tag = authenticated.membershipTag(provider, context: context, membershipKey: membershipKey)
         }

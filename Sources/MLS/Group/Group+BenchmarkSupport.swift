@@ -24,7 +24,7 @@ extension Group {
     @_spi(Benchmarks) public mutating func simulateCommits(by members: [SimulatedMember], random: some RandomSource) throws(MLSError) {
         var tree = state.tree
         for member in members {
-            guard let template = tree.leaf(member.leaf) else { throw MLSError(.invalidArgument, "benchmark", "blank leaf") }
+            guard let template = tree.leaf(member.leaf) else { throw MLSError(.invalidUse, "benchmark", "blank leaf") }
             var secrets = TreeSecrets(leaf: member.leaf, leafKey: member.encryptionKey)
             let base = context
             _ = try TreeKEM.createPath(

@@ -3,7 +3,8 @@ import MLSCodec
 extension Group {
     /// Processes a verified commit from another member or an external joiner
     /// (§12.4.2) and moves this group to the next epoch.
-    mutating func applyCommit(_ authenticated: AuthenticatedContent, psks: PSKStore, now: UInt64?) throws(MLSError) -> CommitSummary {
+    mutating func applyCommit(_ authenticated: AuthenticatedContent, psks: PSKStore, now: ValidationTime) throws(MLSError) -> CommitSummary
+    {
         let staged = try state.stageCommit(authenticated, now: now)
         let applied = staged.applied
         let removedSelf = applied.removed.contains(ownLeaf)

@@ -77,7 +77,7 @@ extension Group {
     /// Encrypts application data as a PrivateMessage (§6.3).
     public mutating func encrypt(_ data: [UInt8], authenticatedData: [UInt8] = [], random: some RandomSource) throws(MLSError) -> MLSMessage
     {
-        guard pendingReInit == nil else { throw MLSError(.invalidArgument, "§11.2", "the group was reinitialised") }
+        guard pendingReInit == nil else { throw MLSError(.groupReinitialised, "§11.2", "the group was reinitialised") }
         let content = FramedContent(
             groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: authenticatedData, content: .application(data))
         let signed = try AuthenticatedContent.sign(
@@ -95,8 +95,8 @@ extension Group {
     /// For an Update use ``proposeUpdate(random:)``.
     public mutating func propose(_ proposal: Proposal, random: some RandomSource) throws(MLSError) -> MLSMessage {
         switch proposal {
-        case .update: throw MLSError(.invalidArgument, "§12.1.2", "use proposeUpdate for an Update")
-        case .externalInit: throw MLSError(.invalidArgument, "§12.1.6", "an ExternalInit goes only in an external commit")
+        case .update: throw MLSError(.invalidUse, "§12.1.2", "use proposeUpdate for an Update")
+        case .externalInit: throw MLSError(.invalidUse, "§12.1.6", "an ExternalInit goes only in an external commit")
         default: break
         }
         let content = FramedContent(
@@ -111,7 +111,7 @@ extension Group {
     /// (§12.1.2). Another member must commit it; this member's own commits
     /// leave it out (a committer updates through its path instead).
     public mutating func proposeUpdate(random: some RandomSource) throws(MLSError) -> MLSMessage {
-        guard var leaf = ownLeafNode else { throw MLSError(.invalidArgument, "§12.1.2", "own leaf is blank") }
+        guard var leaf = ownLeafNode else { throw MLSError(.invalidUse, "§12.1.2", "own leaf is blank") }
         let key = try provider.generateHPKEKeyPair(random: random)
         leaf.encryptionKey = key.publicKey
         leaf.source = .update
@@ -158,10 +158,10 @@ extension Group {
     public mutating func commit(
         adding keyPackages: [KeyPackage] = [], removing removals: [LeafIndex] = [], proposals extra: [Proposal] = [],
         includePending: Bool = true, forcePath: Bool = false, authenticatedData: [UInt8] = [], psks: PSKStore = .empty,
-        now: UInt64? = nil, random: some RandomSource
+        now: ValidationTime, random: some RandomSource
     ) throws(MLSError) -> CommitOutput {
-        guard pendingReInit == nil else { throw MLSError(.invalidArgument, "§11.2", "the group was reinitialised") }
-        guard epoch < UInt64.max else { throw MLSError(.invalidArgument, "§8.1", "the epoch counter is exhausted") }
+        guard pendingReInit == nil else { throw MLSError(.groupReinitialised, "§11.2", "the group was reinitialised") }
+        guard epoch < UInt64.max else { throw MLSError(.epochExhausted, "§8.1", "the epoch counter is exhausted") }
         let me = Sender.member(ownLeaf)
         let byValue = keyPackages.map(Proposal.add) + removals.map(Proposal.remove) + extra
         var entries = byValue.map { ProposalEntry(proposal: $0, sender: me) }
@@ -187,7 +187,7 @@ extension Group {
         var pathSecrets: [NodeIndex: SecretBytes] = [:]
         var path: UpdatePath?
         if applied.pathRequired || forcePath {
-            guard let template = newTree.leaf(ownLeaf) else { throw MLSError(.invalidArgument, "§12.4", "own leaf is blank") }
+            guard let template = newTree.leaf(ownLeaf) else { throw MLSError(.invalidUse, "§12.4", "own leaf is blank") }
             let base = provisional
             let (created, withTreeHash) = try TreeKEM.createPath(
                 &newTree, secrets: &newSecrets, leafTemplate: template, signer: signer, groupID: groupID, newMembers: Set(applied.added),
@@ -263,7 +263,7 @@ extension Group {
 
     /// Moves to the epoch of this member's pending commit, once accepted.
     public mutating func mergePendingCommit() throws(MLSError) {
-        guard let pending = pendingCommit else { throw MLSError(.invalidArgument, "§12.4", "no pending commit") }
+        guard let pending = pendingCommit else { throw MLSError(.invalidUse, "§12.4", "no pending commit") }
         self = pending.next
     }
 

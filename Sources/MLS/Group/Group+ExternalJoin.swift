@@ -9,12 +9,12 @@ extension Group {
     public static func joinExternally(
         groupInfo: GroupInfo, ratchetTree: RatchetTreeNodes? = nil, credential: Credential, signer: SignaturePrivateKey,
         capabilities: Capabilities? = nil, removing oldLeaf: LeafIndex? = nil, psks: [PreSharedKeyID] = [], pskStore: PSKStore = .empty,
-        configuration: GroupConfiguration = .default, now: UInt64? = nil, random: some RandomSource
+        configuration: GroupConfiguration = .default, now: ValidationTime, random: some RandomSource
     ) throws(MLSError) -> (group: Group, commit: MLSMessage) {
         let state = try PublicGroup(groupInfo: groupInfo, ratchetTree: ratchetTree, now: now)
         let provider = state.provider
         guard let ext = groupInfo.extensions.first(ofType: .externalPub) else {
-            throw MLSError(.invalidArgument, "§12.4.3.2", "GroupInfo has no external_pub")
+            throw MLSError(.invalidGroupInfo, "§12.4.3.2", "GroupInfo has no external_pub")
         }
         let externalPub = try decodeMLS(ExternalPub.self, from: ext.data).externalPub
         let (kemOutput, initSecret) = try provider.hpkeExportSend(

@@ -35,14 +35,14 @@ public enum ProcessedMessage: Sendable {
 extension Group {
     /// Processes one PublicMessage or PrivateMessage of this group (§6, §12).
     /// On any error the group is unchanged.
-    public mutating func process(_ message: MLSMessage, psks: PSKStore = .empty, now: UInt64? = nil) throws(MLSError) -> ProcessedMessage {
+    public mutating func process(_ message: MLSMessage, psks: PSKStore = .empty, now: ValidationTime) throws(MLSError) -> ProcessedMessage {
         var next = self
         let result = try next.processInPlace(message, psks: psks, now: now)
         self = next
         return result
     }
 
-    private mutating func processInPlace(_ message: MLSMessage, psks: PSKStore, now: UInt64?) throws(MLSError) -> ProcessedMessage {
+    private mutating func processInPlace(_ message: MLSMessage, psks: PSKStore, now: ValidationTime) throws(MLSError) -> ProcessedMessage {
         if let own = sentProposals[message.tlsSerialized] {
             // This member's own proposal, echoed back: already cached.
             return .proposal(own, sender: .member(ownLeaf))
@@ -69,7 +69,7 @@ extension Group {
     /// message and returns its verified content (§6).
     mutating func unprotect(_ message: MLSMessage) throws(MLSError) -> AuthenticatedContent {
         guard pendingReInit == nil else {
-            throw MLSError(.invalidArgument, "§11.2", "the group was reinitialised: it takes no more messages")
+            throw MLSError(.groupReinitialised, "§11.2", "the group was reinitialised: it takes no more messages")
         }
         switch message.body {
         case .publicMessage(let publicMessage):

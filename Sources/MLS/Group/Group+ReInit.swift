@@ -6,47 +6,48 @@ extension Group {
     /// with `Group(welcome:keyPackage:psks: oldGroup.pskStore())`.
     public func reinitialize(
         creator bundle: KeyPackageBundle, adding keyPackages: [KeyPackage], configuration: GroupConfiguration? = nil,
-        random: some RandomSource
+        now: ValidationTime, random: some RandomSource
     ) throws(MLSError) -> (group: Group, welcome: Welcome?) {
-        guard let reinit = pendingReInit else { throw MLSError(.invalidArgument, "§11.2", "no ReInit was committed in this group") }
+        guard let reinit = pendingReInit else { throw MLSError(.invalidReInit, "§11.2", "no ReInit was committed in this group") }
         guard bundle.keyPackage.cipherSuite == reinit.cipherSuite, bundle.keyPackage.version == reinit.version else {
-            throw MLSError(.invalidArgument, "§11.2", "the creator's KeyPackage does not match the ReInit")
+            throw MLSError(.invalidReInit, "§11.2", "the creator's KeyPackage does not match the ReInit")
         }
         return try startSuccessor(
             groupID: reinit.groupID, usage: .reinit, creator: bundle, adding: keyPackages, extensions: reinit.extensions,
-            configuration: configuration ?? self.configuration, random: random)
+            configuration: configuration ?? self.configuration, now: now, random: random)
     }
 
     /// Creates a subgroup of this group's members (§11.3): a new group id,
     /// the same suite, linked by a `branch` resumption PSK of this epoch.
     public func branch(
         groupID: [UInt8], creator bundle: KeyPackageBundle, adding keyPackages: [KeyPackage], extensions: [Extension] = [],
-        random: some RandomSource
+        now: ValidationTime, random: some RandomSource
     ) throws(MLSError) -> (group: Group, welcome: Welcome?) {
         guard bundle.keyPackage.cipherSuite == cipherSuite else {
-            throw MLSError(.invalidArgument, "§11.3", "a branch keeps the group's cipher suite")
+            throw MLSError(.invalidReInit, "§11.3", "a branch keeps the group's cipher suite")
         }
         let members = Set(tree.members.map(\.leaf.credential))
         guard keyPackages.allSatisfy({ members.contains($0.leafNode.credential) }), members.contains(bundle.keyPackage.leafNode.credential)
         else {
-            throw MLSError(.invalidArgument, "§11.3", "a branch holds only members of this group")
+            throw MLSError(.invalidReInit, "§11.3", "a branch holds only members of this group")
         }
         return try startSuccessor(
             groupID: groupID, usage: .branch, creator: bundle, adding: keyPackages, extensions: extensions, configuration: configuration,
-            random: random)
+            now: now, random: random)
     }
 
     /// A new group at epoch 0 whose first commit adds `keyPackages` and the
     /// resumption PSK of this group's current epoch.
     private func startSuccessor(
         groupID: [UInt8], usage: ResumptionPSKUsage, creator bundle: KeyPackageBundle, adding keyPackages: [KeyPackage],
-        extensions: [Extension], configuration: GroupConfiguration, random: some RandomSource
+        extensions: [Extension], configuration: GroupConfiguration, now: ValidationTime,
+        random: some RandomSource
     ) throws(MLSError) -> (group: Group, welcome: Welcome?) {
         var successor = try Group(creating: groupID, creator: bundle, extensions: extensions, configuration: configuration, random: random)
         let psk = PreSharedKeyID(
             kind: .resumption(usage: usage, groupID: self.groupID, epoch: epoch), nonce: random.bytes(count: successor.provider.hashLength))
         let output = try successor.commit(
-            adding: keyPackages, proposals: [.preSharedKey(psk)], forcePath: true, psks: pskStore(), random: random)
+            adding: keyPackages, proposals: [.preSharedKey(psk)], forcePath: true, psks: pskStore(), now: now, random: random)
         try successor.mergePendingCommit()
         return (successor, output.welcome)
     }

@@ -22,11 +22,11 @@ extension Group {
     /// leaves; nil skips them.
     public init(
         welcome: Welcome, keyPackage bundle: KeyPackageBundle, ratchetTree: RatchetTreeNodes? = nil, psks: PSKStore = .empty,
-        now: UInt64? = nil, configuration: GroupConfiguration = .default
+        now: ValidationTime, configuration: GroupConfiguration = .default
     ) throws(MLSError) {
         let keyPackage = bundle.keyPackage
         guard welcome.cipherSuite == keyPackage.cipherSuite else {
-            throw MLSError(.invalidArgument, "§12.4.3.1", "Welcome suite differs from the KeyPackage's")
+            throw MLSError(.invalidWelcome, "§12.4.3.1", "Welcome suite differs from the KeyPackage's")
         }
         let provider = try CipherSuiteProvider(welcome.cipherSuite)
         let (groupSecrets, groupInfo, pskSecret) = try welcome.open(provider, keyPackage: keyPackage, initKey: bundle.initKey, psks: psks)
@@ -35,18 +35,18 @@ extension Group {
             return false
         }
         guard branching.count <= 1 else {
-            throw MLSError(.invalidArgument, "§12.4.3.1", "more than one reinit or branch PSK")
+            throw MLSError(.invalidWelcome, "§12.4.3.1", "more than one reinit or branch PSK")
         }
         let joinerSecret = JoinerSecret(groupSecrets.joinerSecret.bytes)
         let context = groupInfo.groupContext
         guard context.cipherSuite == keyPackage.cipherSuite, context.version == keyPackage.version else {
-            throw MLSError(.invalidArgument, "§12.4.3.1", "GroupInfo suite or version differs from the KeyPackage's")
+            throw MLSError(.invalidWelcome, "§12.4.3.1", "GroupInfo suite or version differs from the KeyPackage's")
         }
 
         var treeNodes = ratchetTree
         if treeNodes == nil { treeNodes = try groupInfo.ratchetTreeExtension() }
         guard let treeNodes else {
-            throw MLSError(.invalidArgument, "§12.4.3.1", "no ratchet tree: not in the Welcome and none given")
+            throw MLSError(.invalidWelcome, "§12.4.3.1", "no ratchet tree: not in the Welcome and none given")
         }
         let tree = try RatchetTree(provider, nodes: treeNodes)
         guard let signerLeaf = tree.leaf(groupInfo.signer), groupInfo.verifySignature(provider, signerKey: signerLeaf.signatureKey) else {
@@ -56,7 +56,7 @@ extension Group {
         guard let ownNode = tree.node(holding: keyPackage.leafNode.encryptionKey), let ownLeaf = ownNode.leafIndex,
             tree.leaf(ownLeaf) == keyPackage.leafNode
         else {
-            throw MLSError(.invalidArgument, "§12.4.3.1", "the tree does not hold this KeyPackage's leaf")
+            throw MLSError(.invalidWelcome, "§12.4.3.1", "the tree does not hold this KeyPackage's leaf")
         }
 
         var treeSecrets = TreeSecrets(leaf: ownLeaf, leafKey: bundle.encryptionKey)
@@ -64,7 +64,7 @@ extension Group {
             let ancestor = TreeMath.commonAncestor(ownLeaf.nodeIndex, groupInfo.signer.nodeIndex)
             let signerPath = tree.filteredDirectPath(groupInfo.signer).map(\.node)
             guard let start = signerPath.firstIndex(of: ancestor) else {
-                throw MLSError(.invalidArgument, "§12.4.3.1", "path secret for a node off the signer's path")
+                throw MLSError(.invalidWelcome, "§12.4.3.1", "path secret for a node off the signer's path")
             }
             var secret = pathSecret.bytes
             for node in signerPath[start...] {
@@ -80,7 +80,7 @@ extension Group {
             throw MLSError(.invalidConfirmationTag, "§12.4.3.1", "GroupInfo confirmation tag does not verify")
         }
         if !branching.isEmpty, context.epoch != 1 {
-            throw MLSError(.invalidArgument, "§12.4.3.1", "a reinit or branch group must start at epoch 1")
+            throw MLSError(.invalidWelcome, "§12.4.3.1", "a reinit or branch group must start at epoch 1")
         }
 
         self.state = PublicGroup(
@@ -97,11 +97,11 @@ extension Group {
     }
 
     /// The checks a joiner runs on the whole tree (§12.4.3.1).
-    static func validateJoinedTree(_ tree: RatchetTree, context: GroupContext, now: UInt64?) throws(MLSError) {
-        guard context.epoch < UInt64.max else { throw MLSError(.invalidArgument, "§8.1", "the epoch counter is exhausted") }
+    static func validateJoinedTree(_ tree: RatchetTree, context: GroupContext, now: ValidationTime) throws(MLSError) {
+        guard context.epoch < UInt64.max else { throw MLSError(.epochExhausted, "§8.1", "the epoch counter is exhausted") }
         try context.checkExtensionsSupported(by: tree)
         guard constantTimeEqual(tree.treeHash, context.treeHash) else {
-            throw MLSError(.invalidArgument, "§12.4.3.1", "ratchet tree hash differs from the GroupContext's")
+            throw MLSError(.invalidWelcome, "§12.4.3.1", "ratchet tree hash differs from the GroupContext's")
         }
         // Unmerged lists first: the parent-hash check relies on them being sound.
         try tree.verifyUnmergedLeaves()
@@ -121,7 +121,7 @@ extension Welcome {
     ) throws(MLSError) -> (groupSecrets: GroupSecrets, groupInfo: GroupInfo, pskSecret: PSKSecret) {
         let reference = keyPackage.reference(provider)
         guard let entry = secrets.first(where: { constantTimeEqual($0.newMember, reference) }) else {
-            throw MLSError(.invalidArgument, "§12.4.3.1", "Welcome holds no secrets for this KeyPackage")
+            throw MLSError(.invalidWelcome, "§12.4.3.1", "Welcome holds no secrets for this KeyPackage")
         }
         let groupSecretsBytes = try provider.decryptWithLabel(
             initKey, label: "Welcome", context: encryptedGroupInfo, ciphertext: entry.encryptedGroupSecrets)

@@ -66,7 +66,7 @@ public struct PSKStore: Sendable {
         case .external(let pskID): secret = external[pskID]
         case .resumption(_, let groupID, let epoch): secret = resumption[ResumptionKey(groupID: groupID, epoch: epoch)]
         }
-        guard let secret else { throw MLSError(.invalidArgument, "§8.4", "unknown pre-shared key") }
+        guard let secret else { throw MLSError(.invalidPreSharedKey, "§8.4", "unknown pre-shared key") }
         return PreSharedKeyInput(id: id, secret: secret.bytes)
     }
 }

@@ -5,16 +5,16 @@ extension LeafNode {
     /// Checks a leaf node as it enters or sits in a group's tree.
     ///
     /// - `source`: the `leaf_node_source` the context requires (nil: any).
-    /// - `now`: seconds since the epoch for the lifetime check; nil skips it
+    /// - `now`: the time for the lifetime check; `.unchecked` skips it
     ///   (RECOMMENDED only for received leaves, §7.3).
     /// - `tree`: when given, the credential type must be supported by every
     ///   member, and this leaf must support every credential type in use.
     public func validate(
         _ provider: CipherSuiteProvider, context: GroupContext, leafIndex: LeafIndex, source expected: LeafNodeSource?,
-        tree: RatchetTree?, now: UInt64?
+        tree: RatchetTree?, now: ValidationTime
     ) throws(MLSError) {
         if let expected, source.type != expected {
-            throw MLSError(.invalidArgument, "§7.3", "leaf node source does not fit where the leaf appears")
+            throw MLSError(.invalidLeafNode, "§7.3", "leaf node source does not fit where the leaf appears")
         }
         guard verifySignature(provider, groupID: context.groupID, leafIndex: leafIndex) else {
             throw MLSError(.invalidSignature, "§7.3", "leaf node signature does not verify")
@@ -23,11 +23,11 @@ extension LeafNode {
         try checkCapabilities(requiredBy: context)
         // A KeyPackage's leaf is not in the tree yet; any other leaf replaces the one at its index.
         if let tree, !tree.credentialsCompatible(self, at: source.type == .keyPackage && tree.leaf(leafIndex) != self ? nil : leafIndex) {
-            throw MLSError(.invalidArgument, "§7.3", "credential type not supported by every member")
+            throw MLSError(.invalidLeafNode, "§7.3", "credential type not supported by every member")
         }
-        if let now, case .keyPackage(let lifetime) = source {
+        if let now = now.seconds, case .keyPackage(let lifetime) = source {
             guard lifetime.notBefore <= now, now <= lifetime.notAfter else {
-                throw MLSError(.invalidArgument, "§7.3", "leaf node lifetime does not cover the current time")
+                throw MLSError(.invalidLeafNode, "§7.3", "leaf node lifetime does not cover the current time")
             }
         }
     }
@@ -36,10 +36,10 @@ extension LeafNode {
     /// extensions listed, and the group's required capabilities met.
     func checkCapabilities(requiredBy context: GroupContext) throws(MLSError) {
         guard capabilities.credentials.contains(credential.type) else {
-            throw MLSError(.invalidArgument, "§7.3", "leaf node does not list its own credential type")
+            throw MLSError(.invalidLeafNode, "§7.3", "leaf node does not list its own credential type")
         }
         for ext in extensions where !capabilities.extensions.contains(ext.type) {
-            throw MLSError(.invalidArgument, "§7.3", "leaf node carries an extension it does not list")
+            throw MLSError(.invalidLeafNode, "§7.3", "leaf node carries an extension it does not list")
         }
         if let required = try context.requiredCapabilities() {
             let defaultExtensions: Set<ExtensionType> = [
@@ -50,7 +50,7 @@ extension LeafNode {
                 required.proposalTypes.allSatisfy({ defaultProposals.contains($0) || capabilities.proposals.contains($0) }),
                 required.credentialTypes.allSatisfy({ capabilities.credentials.contains($0) })
             else {
-                throw MLSError(.invalidArgument, "§11.1", "leaf node lacks a required capability")
+                throw MLSError(.invalidLeafNode, "§11.1", "leaf node lacks a required capability")
             }
         }
     }
@@ -81,15 +81,15 @@ public struct ExternalSendersList: Hashable, Sendable, TLSCodable {
 extension KeyPackage {
     /// KeyPackage validation (§10.1): suite and version, signature, leaf node
     /// (source `key_package`), and an init key distinct from the leaf's key.
-    public func validate(_ provider: CipherSuiteProvider, context: GroupContext, tree: RatchetTree?, now: UInt64?) throws(MLSError) {
+    public func validate(_ provider: CipherSuiteProvider, context: GroupContext, tree: RatchetTree?, now: ValidationTime) throws(MLSError) {
         guard cipherSuite == context.cipherSuite, version == context.version else {
-            throw MLSError(.invalidArgument, "§10.1", "KeyPackage suite or version differs from the group's")
+            throw MLSError(.invalidKeyPackage, "§10.1", "KeyPackage suite or version differs from the group's")
         }
         guard verifySignature(provider) else {
             throw MLSError(.invalidSignature, "§10.1", "KeyPackage signature does not verify")
         }
         guard initKey != leafNode.encryptionKey else {
-            throw MLSError(.invalidArgument, "§10.1", "KeyPackage init key equals its encryption key")
+            throw MLSError(.invalidKeyPackage, "§10.1", "KeyPackage init key equals its encryption key")
         }
         try provider.validateHPKEPublicKey(initKey)
         try leafNode.validate(provider, context: context, leafIndex: LeafIndex(0), source: .keyPackage, tree: tree, now: now)
@@ -102,7 +102,7 @@ extension GroupContext {
         let custom = extensions.map(\.type).filter { !PublicGroup.defaultExtensionTypes.contains($0) }
         guard !custom.isEmpty else { return }
         for (_, member) in tree.members where !custom.allSatisfy(member.capabilities.extensions.contains) {
-            throw MLSError(.invalidArgument, "§12.1.7", "a member does not support a group extension")
+            throw MLSError(.invalidLeafNode, "§12.1.7", "a member does not support a group extension")
         }
     }
 }

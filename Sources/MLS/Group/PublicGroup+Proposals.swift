@@ -26,7 +26,7 @@ extension PublicGroup {
         case .update:
             guard case .member = sender else { throw MLSError(.invalidSender, "§12.1.2", "an Update comes from a member") }
         case .externalInit:
-            throw MLSError(.invalidArgument, "§12.1.6", "an ExternalInit is only sent by value in an external commit")
+            throw MLSError(.invalidProposal, "§12.1.6", "an ExternalInit is only sent by value in an external commit")
         default:
             break
         }
@@ -42,7 +42,7 @@ extension PublicGroup {
                 entries.append(ProposalEntry(proposal: proposal, sender: committer))
             case .reference(let reference):
                 guard let cached = proposals[reference] else {
-                    throw MLSError(.invalidArgument, "§12.4", "commit refers to an unknown proposal")
+                    throw MLSError(.invalidCommit, "§12.4", "commit refers to an unknown proposal")
                 }
                 entries.append(ProposalEntry(proposal: cached.proposal, sender: cached.sender))
             }
@@ -53,7 +53,7 @@ extension PublicGroup {
     /// Proposal-list validation (§12.2) for a commit by `committer`
     /// (nil for an external commit).
     func validateProposalList(_ entries: [ProposalEntry], committer: LeafIndex?) throws(MLSError) {
-        func invalid(_ message: String) -> MLSError { MLSError(.invalidArgument, "§12.2", message) }
+        func invalid(_ message: String) -> MLSError { MLSError(.invalidProposal, "§12.2", message) }
         var pskIDs = Set<PreSharedKeyID>()
         for entry in entries {
             if case .preSharedKey(let id) = entry.proposal, !pskIDs.insert(id).inserted { throw invalid("one PSK proposed twice") }
@@ -100,7 +100,7 @@ extension PublicGroup {
 
     /// Applies a validated proposal list (§12.3) and checks each proposal
     /// against the state it applies to (§12.1).
-    func applyProposals(_ entries: [ProposalEntry], now: UInt64?) throws(MLSError) -> AppliedProposals {
+    func applyProposals(_ entries: [ProposalEntry], now: ValidationTime) throws(MLSError) -> AppliedProposals {
         var applied = AppliedProposals(tree: tree, extensions: context.extensions, pathRequired: entries.isEmpty)
         var newContext = context
 
@@ -116,7 +116,7 @@ extension PublicGroup {
         for entry in entries {
             guard case .update(let leafNode) = entry.proposal, case .member(let leaf) = entry.sender else { continue }
             guard let current = applied.tree.leaf(leaf), current.encryptionKey != leafNode.encryptionKey else {
-                throw MLSError(.invalidArgument, "§12.1.2", "Update for a blank leaf, or with an unchanged encryption key")
+                throw MLSError(.invalidProposal, "§12.1.2", "Update for a blank leaf, or with an unchanged encryption key")
             }
             try leafNode.validate(provider, context: newContext, leafIndex: leaf, source: .update, tree: applied.tree, now: now)
             applied.tree.update(leaf, with: leafNode)
@@ -125,7 +125,7 @@ extension PublicGroup {
         }
         for entry in entries {
             guard case .remove(let leaf) = entry.proposal else { continue }
-            guard applied.tree.leaf(leaf) != nil else { throw MLSError(.invalidArgument, "§12.1.3", "Remove of a blank leaf") }
+            guard applied.tree.leaf(leaf) != nil else { throw MLSError(.invalidProposal, "§12.1.3", "Remove of a blank leaf") }
             applied.tree.remove(leaf)
             applied.removed.append(leaf)
             applied.pathRequired = true
@@ -144,12 +144,12 @@ extension PublicGroup {
             switch entry.proposal {
             case .preSharedKey(let id):
                 guard id.nonce.count == provider.hashLength else {
-                    throw MLSError(.invalidArgument, "§8.4", "PSK nonce is not Nh bytes")
+                    throw MLSError(.invalidPreSharedKey, "§8.4", "PSK nonce is not Nh bytes")
                 }
                 // Reinit and branch PSKs belong only to the initial commit of the
                 // group they start (§11.2, §11.3).
                 if case .resumption(let usage, _, _) = id.kind, usage != .application, context.epoch != 0 {
-                    throw MLSError(.invalidArgument, "§12.1.4", "a reinit or branch PSK outside a new group's first commit")
+                    throw MLSError(.invalidPreSharedKey, "§12.1.4", "a reinit or branch PSK outside a new group's first commit")
                 }
                 applied.psks.append(id)
             case .externalInit(let kemOutput):
@@ -157,7 +157,7 @@ extension PublicGroup {
                 applied.pathRequired = true
             case .reinit(let reinit):
                 guard reinit.version.rawValue >= context.version.rawValue else {
-                    throw MLSError(.invalidArgument, "§12.1.5", "ReInit to an older protocol version")
+                    throw MLSError(.invalidProposal, "§12.1.5", "ReInit to an older protocol version")
                 }
                 applied.reinit = reinit
             default:

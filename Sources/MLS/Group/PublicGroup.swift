@@ -29,11 +29,11 @@ public struct PublicGroup: Sendable {
 
     /// Starts following a group from its GroupInfo (§12.4.3): checks the
     /// signature and the whole tree (§12.4.3.1).
-    public init(groupInfo: GroupInfo, ratchetTree: RatchetTreeNodes? = nil, now: UInt64? = nil) throws(MLSError) {
+    public init(groupInfo: GroupInfo, ratchetTree: RatchetTreeNodes? = nil, now: ValidationTime) throws(MLSError) {
         let provider = try CipherSuiteProvider(groupInfo.groupContext.cipherSuite)
         var nodes = ratchetTree
         if nodes == nil { nodes = try groupInfo.ratchetTreeExtension() }
-        guard let nodes else { throw MLSError(.invalidArgument, "§12.4.3", "no ratchet tree: not in the GroupInfo and none given") }
+        guard let nodes else { throw MLSError(.invalidGroupInfo, "§12.4.3", "no ratchet tree: not in the GroupInfo and none given") }
         let tree = try RatchetTree(provider, nodes: nodes)
         guard let signer = tree.leaf(groupInfo.signer), groupInfo.verifySignature(provider, signerKey: signer.signatureKey) else {
             throw MLSError(.invalidSignature, "§12.4.3", "GroupInfo signature does not verify")
@@ -98,7 +98,7 @@ public struct PublicGroup: Sendable {
 
     /// Applies a verified commit's public effects: proposals, path, new
     /// tree hash and transcript hashes (§12.4.2).
-    func stageCommit(_ authenticated: AuthenticatedContent, now: UInt64?) throws(MLSError) -> StagedCommit {
+    func stageCommit(_ authenticated: AuthenticatedContent, now: ValidationTime) throws(MLSError) -> StagedCommit {
         guard case .commit(let commit) = authenticated.content.content, let tag = authenticated.auth.confirmationTag else {
             throw MLSError(.invalidContentType, "§12.4", "not a commit")
         }
@@ -111,17 +111,17 @@ public struct PublicGroup: Sendable {
         }
 
         if committerLeaf == nil, commit.proposals.contains(where: { if case .reference = $0 { true } else { false } }) {
-            throw MLSError(.invalidArgument, "§12.4.3.2", "an external commit refers to proposals")
+            throw MLSError(.invalidCommit, "§12.4.3.2", "an external commit refers to proposals")
         }
         let entries = try resolve(commit, committer: sender)
         try validateProposalList(entries, committer: committerLeaf)
         var applied = try applyProposals(entries, now: now)
         if committerLeaf == nil { applied.pathRequired = true }
         guard commit.path != nil || !applied.pathRequired else {
-            throw MLSError(.invalidArgument, "§12.4", "this commit must carry a path")
+            throw MLSError(.invalidCommit, "§12.4", "this commit must carry a path")
         }
 
-        guard context.epoch < UInt64.max else { throw MLSError(.invalidArgument, "§8.1", "the epoch counter is exhausted") }
+        guard context.epoch < UInt64.max else { throw MLSError(.epochExhausted, "§8.1", "the epoch counter is exhausted") }
         var provisional = context
         provisional.epoch += 1
         provisional.extensions = applied.extensions
@@ -130,7 +130,7 @@ public struct PublicGroup: Sendable {
             // No key of the path may already be in the tree, nor appear twice in it (§12.4.2).
             let pathKeys = [path.leafNode.encryptionKey] + path.nodes.map(\.encryptionKey)
             guard Set(pathKeys).count == pathKeys.count, pathKeys.allSatisfy({ applied.tree.node(holding: $0) == nil }) else {
-                throw MLSError(.invalidArgument, "§12.4.2", "an UpdatePath key is already in the tree")
+                throw MLSError(.invalidUpdatePath, "§12.4.2", "an UpdatePath key is already in the tree")
             }
             if let committerLeaf {
                 committer = committerLeaf  // its old leaf key is in the tree, so the check above refuses a kept key
@@ -141,7 +141,7 @@ public struct PublicGroup: Sendable {
             try TreeKEM.mergePath(&applied.tree, path, sender: committer, groupID: groupID, newMembers: Set(applied.added))
             try applied.tree.verifyKeyUniqueness()
         } else {
-            guard let committerLeaf else { throw MLSError(.invalidArgument, "§12.4.3.2", "an external commit must carry a path") }
+            guard let committerLeaf else { throw MLSError(.invalidCommit, "§12.4.3.2", "an external commit must carry a path") }
             committer = committerLeaf
         }
         provisional.treeHash = applied.tree.treeHash
@@ -171,7 +171,7 @@ public struct PublicGroup: Sendable {
     /// epoch's membership key, which only members hold, so it is not checked
     /// here; the sender's signature is. Returns what the message changed;
     /// on any error the view is unchanged.
-    public mutating func process(_ message: PublicMessage, now: UInt64? = nil) throws(MLSError) -> PublicProcessed {
+    public mutating func process(_ message: PublicMessage, now: ValidationTime) throws(MLSError) -> PublicProcessed {
         guard message.content.groupID == groupID else { throw MLSError(.wrongGroup, "§6", "message is for another group") }
         guard message.content.epoch == epoch else { throw MLSError(.wrongEpoch, "§6", "message is for another epoch") }
         let authenticated = AuthenticatedContent(wireFormat: .publicMessage, content: message.content, auth: message.auth)

@@ -70,7 +70,7 @@ public enum KeySchedule {
         _ provider: CipherSuiteProvider, exporterSecret: ExporterSecret, label: String, context: [UInt8], length: Int
     ) throws(MLSError) -> [UInt8] {
         guard provider.expandLengths.contains(length) else {
-            throw MLSError(.invalidArgument, "§8.5", "exporter length must be 1 to 255 × Nh")
+            throw MLSError(.invalidUse, "§8.5", "exporter length must be 1 to 255 × Nh")
         }
         let derived = provider.deriveSecret(exporterSecret.bytes, label: label)
         return provider.expandWithLabel(secret: derived, label: "exported", context: provider.hash(context), length: length)

@@ -21,7 +21,7 @@ extension KeySchedule {
     /// An empty list gives the all-zero secret.
     public static func pskSecret(_ provider: CipherSuiteProvider, psks: [PreSharedKeyInput]) throws(MLSError) -> PSKSecret {
         guard psks.count <= Int(UInt16.max) else {
-            throw MLSError(.invalidArgument, "§8.4", "more PSKs than PSKLabel.count can hold")
+            throw MLSError(.invalidPreSharedKey, "§8.4", "more PSKs than PSKLabel.count can hold")
         }
         let zero = zeroSecret(provider)
         var secret = zero

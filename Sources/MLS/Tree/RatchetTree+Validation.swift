@@ -22,7 +22,7 @@ extension RatchetTree {
                 if storedParentHash(descendant) == expected { chained += 1 }
             }
             guard chained == 1 else {
-                throw MLSError(.invalidArgument, "§7.9.2", "parent node is not parent-hash valid")
+                throw MLSError(.invalidTree, "§7.9.2", "parent node is not parent-hash valid")
             }
         }
     }
@@ -44,16 +44,16 @@ extension RatchetTree {
             let node = NodeIndex(raw)
             guard let parent = parentNode(node) else { continue }
             guard zip(parent.unmergedLeaves, parent.unmergedLeaves.dropFirst()).allSatisfy({ $0 < $1 }) else {
-                throw MLSError(.invalidArgument, "§7.1", "unmerged leaves are not strictly increasing")
+                throw MLSError(.invalidTree, "§7.1", "unmerged leaves are not strictly increasing")
             }
             for unmerged in parent.unmergedLeaves {
                 guard unmerged.rawValue < leafCount, leaf(unmerged) != nil, subtree(node, contains: unmerged) else {
-                    throw MLSError(.invalidArgument, "§12.4.3.1", "unmerged leaf is blank or not a descendant")
+                    throw MLSError(.invalidTree, "§12.4.3.1", "unmerged leaf is blank or not a descendant")
                 }
                 for between in math.directPath(unmerged.nodeIndex) {
                     if between == node { break }
                     if let intermediate = parentNode(between), !intermediate.unmergedLeaves.sortedContains(unmerged) {
-                        throw MLSError(.invalidArgument, "§12.4.3.1", "unmerged leaf missing from an intermediate node")
+                        throw MLSError(.invalidTree, "§12.4.3.1", "unmerged leaf missing from an intermediate node")
                     }
                 }
             }
@@ -63,7 +63,7 @@ extension RatchetTree {
     /// Encryption keys are unique across all nodes and signature keys across
     /// leaves (§7.3). O(1): the tree keeps count as it changes.
     public func verifyKeyUniqueness() throws(MLSError) {
-        guard !hasDuplicateKeys else { throw MLSError(.invalidArgument, "§7.3", "duplicate key in the ratchet tree") }
+        guard !hasDuplicateKeys else { throw MLSError(.invalidTree, "§7.3", "duplicate key in the ratchet tree") }
     }
 }
 

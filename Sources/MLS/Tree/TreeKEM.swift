@@ -154,16 +154,16 @@ public enum TreeKEM {
         let provider = tree.provider
         let path = tree.filteredDirectPath(sender)
         guard updatePath.nodes.count == path.count else {
-            throw MLSError(.invalidArgument, "§7.6", "UpdatePath length differs from the filtered direct path")
+            throw MLSError(.invalidUpdatePath, "§7.6", "UpdatePath length differs from the filtered direct path")
         }
         for (node, step) in zip(updatePath.nodes, path) {
             guard node.encryptedPathSecret.count == tree.resolution(step.copathChild, excluding: newMembers).count else {
-                throw MLSError(.invalidArgument, "§7.6", "wrong number of encrypted path secrets")
+                throw MLSError(.invalidUpdatePath, "§7.6", "wrong number of encrypted path secrets")
             }
             try provider.validateHPKEPublicKey(node.encryptionKey)
         }
         guard case .commit(let claimedParentHash) = updatePath.leafNode.source else {
-            throw MLSError(.invalidArgument, "§7.3", "UpdatePath leaf node source is not commit")
+            throw MLSError(.invalidUpdatePath, "§7.3", "UpdatePath leaf node source is not commit")
         }
         guard updatePath.leafNode.verifySignature(provider, groupID: groupID, leafIndex: sender) else {
             throw MLSError(.invalidSignature, "§7.3", "UpdatePath leaf node signature does not verify")
@@ -171,7 +171,7 @@ public enum TreeKEM {
         var staged = tree
         let leafParentHash = setPath(&staged, sender: sender, path: path, keys: updatePath.nodes.map(\.encryptionKey))
         guard constantTimeEqual(leafParentHash, claimedParentHash) else {
-            throw MLSError(.invalidArgument, "§7.9.2", "UpdatePath leaf parent hash does not match")
+            throw MLSError(.invalidUpdatePath, "§7.9.2", "UpdatePath leaf parent hash does not match")
         }
         staged.set(sender.nodeIndex, .leaf(updatePath.leafNode))
         tree = staged
@@ -190,12 +190,12 @@ public enum TreeKEM {
         guard updatePath.nodes.count == path.count,
             let start = path.firstIndex(where: { tree.subtree($0.copathChild, contains: secrets.leaf) })
         else {
-            throw MLSError(.invalidArgument, "§7.5", "no node of the UpdatePath is meant for this member")
+            throw MLSError(.invalidUpdatePath, "§7.5", "no node of the UpdatePath is meant for this member")
         }
         let resolution = tree.resolution(path[start].copathChild, excluding: newMembers)
         let ciphertexts = updatePath.nodes[start].encryptedPathSecret
         guard ciphertexts.count == resolution.count else {
-            throw MLSError(.invalidArgument, "§7.6", "wrong number of encrypted path secrets")
+            throw MLSError(.invalidUpdatePath, "§7.6", "wrong number of encrypted path secrets")
         }
         guard let position = resolution.firstIndex(where: { secrets.key(for: $0) != nil }),
             let key = secrets.key(for: resolution[position])

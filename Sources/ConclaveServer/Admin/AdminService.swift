@@ -1,0 +1,129 @@
+import ConclaveProtocol
+import ConclaveStorage
+import Foundation
+import Logging
+
+/// The admin API's accounts (DESIGN.md §4): users and their devices, every
+/// change written to the audit log in the same transaction. Cutting an
+/// account or its devices off ends their connections at once and has the
+/// server propose their removal from every conversation.
+final class AdminService: Sendable {
+    private let store: ConclaveStore
+    private let identity: NetworkIdentity
+    private let audit: AuditRecorder
+    private let authentication: AuthenticationService
+    private let enforcement: PolicyEnforcement
+    private let gateway: FederationGateway
+    private let logger: Logger
+
+    init(
+        store: ConclaveStore, identity: NetworkIdentity, audit: AuditRecorder, authentication: AuthenticationService,
+        enforcement: PolicyEnforcement, gateway: FederationGateway, logger: Logger
+    ) {
+        self.store = store
+        self.identity = identity
+        self.audit = audit
+        self.authentication = authentication
+        self.enforcement = enforcement
+        self.gateway = gateway
+        self.logger = logger
+    }
+
+    func network() async throws -> NetworkInfo {
+        NetworkInfo(
+            domain: identity.domain, url: identity.baseURL, keyFingerprint: identity.publicKey.fingerprint, apiVersion: conclaveAPIVersion,
+            storage: store.database.dialect.rawValue, users: try await store.users().count)
+    }
+
+    func users() async throws -> UserList {
+        UserList(users: try await store.users().map { userInfo($0.user, devices: $0.devices) })
+    }
+
+    func createUser(_ body: CreateUser) async throws -> UserInfo {
+        guard (8...1024).contains(body.password.count) else { throw APIError.badRequest("a password has 8 to 1024 characters") }
+        guard let group = SecurityGroupName(body.group ?? "default") else { throw APIError.badRequest("not a security group name") }
+        let record = UserRecord(
+            name: body.name, passwordHash: try authentication.hashPassword(body.password), securityGroup: group.value, suspended: false,
+            createdAt: audit.clock.now)
+        do {
+            try await store.createUser(
+                record, audit: audit.draft("user.create", "user:\(body.name)", before: nil, after: AuditedUser(record)))
+        } catch StoreError.conflict {
+            throw APIError(.userExists, "a user with this name exists")
+        } catch StoreError.notFound {
+            throw APIError(.unknownGroup, "security group \(group) does not exist")
+        }
+        logger.info("admin: user created")
+        return userInfo(record, devices: 0)
+    }
+
+    /// Moves a user to another security group, enforced at once.
+    func updateUser(_ name: UserName, _ change: UserChange) async throws -> UserInfo {
+        guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
+        guard let group = change.group, group.value != before.securityGroup else {
+            return userInfo(before, devices: try await store.devices(of: name).count)
+        }
+        var after = before
+        after.securityGroup = group.value
+        do {
+            try await store.setSecurityGroup(
+                of: name, to: group,
+                audit: audit.draft("user.update", "user:\(name)", before: AuditedUser(before), after: AuditedUser(after)))
+        } catch StoreError.notFound(let what) {
+            throw what == "user" ? APIError.notFound("user") : APIError(.unknownGroup, "security group \(group) does not exist")
+        }
+        let enforced = try await enforcement.enforce(on: [name])
+        logger.info(
+            "admin: user moved to another security group", metadata: ["removals": "\(enforced.removed)", "retuned": "\(enforced.retuned)"])
+        return userInfo(after, devices: try await store.devices(of: name).count)
+    }
+
+    func setSuspended(_ name: UserName, _ suspended: Bool) async throws -> UserInfo {
+        guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
+        var after = before
+        after.suspended = suspended
+        let draft = audit.draft(
+            suspended ? "user.suspend" : "user.unsuspend", "user:\(name)", before: AuditedUser(before), after: AuditedUser(after))
+        guard try await store.setSuspended(name, suspended, audit: draft), let user = try await store.user(named: name) else {
+            throw APIError.notFound("user")
+        }
+        let devices = try await store.devices(of: name).map(\.id)
+        if suspended {
+            try await enforcement.cutOff(devices, conversations: try await store.conversations(withDevices: devices))
+            try await gateway.requestRemoteRemoval(of: devices, user: name)
+        }
+        logger.info("admin: user \(suspended ? "suspended" : "unsuspended")")
+        return userInfo(user, devices: devices.count)
+    }
+
+    func deleteUser(_ name: UserName) async throws {
+        guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
+        let devices = try await store.devices(of: name).map(\.id)
+        let conversations = try await store.conversations(withDevices: devices)
+        // Asked while the user's memberships elsewhere are still recorded.
+        try await gateway.requestRemoteRemoval(of: devices, user: name)
+        let draft = audit.draft("user.delete", "user:\(name)", before: AuditedUser(before, devices: devices.count), after: nil)
+        guard let deleted = try await store.deleteUser(name, audit: draft) else { throw APIError.notFound("user") }
+        try await enforcement.cutOff(deleted, conversations: conversations)
+        logger.info("admin: user deleted")
+    }
+
+    func resetDevices(_ name: UserName) async throws -> Int {
+        guard let user = try await store.user(named: name) else { throw APIError.notFound("user") }
+        let devices = try await store.devices(of: name).map(\.id)
+        let conversations = try await store.conversations(withDevices: devices)
+        let draft = audit.draft(
+            "user.reset_devices", "user:\(name)", before: AuditedUser(user, devices: devices.count), after: AuditedUser(user, devices: 0))
+        let deleted = try await store.deleteDevices(of: name, audit: draft)
+        try await enforcement.cutOff(deleted, conversations: conversations)
+        try await gateway.requestRemoteRemoval(of: devices, user: name)
+        logger.info("admin: devices reset", metadata: ["count": "\(deleted.count)"])
+        return deleted.count
+    }
+
+    private func userInfo(_ user: UserRecord, devices: Int) -> UserInfo {
+        UserInfo(
+            name: user.name, address: identity.address(user.name), group: user.securityGroup, suspended: user.suspended, devices: devices,
+            createdAt: user.createdAt)
+    }
+}

@@ -1,0 +1,210 @@
+import ConclaveProtocol
+import ConclaveStorage
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import ServiceLifecycle
+
+/// The composition root: wires the services over one store and the
+/// network's key, and serves them on one HTTP server (client, admin,
+/// discovery and federation APIs and the WebSocket inbox), with the sweeper
+/// and the federation relay as services of the same service group.
+/// The schema is migrated before the server accepts connections; the
+/// background services wait for that. `onServerRunning` is told the URL
+/// the server answers at, once it listens.
+public func buildApplication(
+    configuration: ServerConfiguration, storage: ServerStorage, networkKey: NetworkSigningKey, logger: Logger,
+    clock: ServerClock = .system, onServerRunning: (@Sendable (_ url: String) async -> Void)? = nil
+) throws -> some ApplicationProtocol {
+    let store = storage.store
+    let identity = try NetworkIdentity(
+        key: networkKey, baseURL: configuration.publicURL ?? "http://\(configuration.host):\(configuration.port)")
+    let api = try composeServices(configuration: configuration, store: store, identity: identity, clock: clock, logger: logger)
+    let router = api.router()
+    var app = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: router),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conclave"),
+        onServerRunning: { channel in
+            if configuration.publicURL == nil, let address = channel.localAddress, let port = address.port, let ip = address.ipAddress {
+                identity.listening(at: "http://\(ip.contains(":") ? "[\(ip)]" : ip):\(port)")
+            }
+            await onServerRunning?(identity.baseURL)
+        },
+        logger: logger)
+    if let service = storage.service { app.addServices(service) }
+    let ready = storage.ready
+    app.beforeServerStarts {
+        try await store.migrate()
+        await ready.open()
+    }
+    app.addServices(
+        Sweeper(store: store, clock: clock, interval: configuration.sweepInterval, ready: ready, logger: logger),
+        FederationRelay(
+            store: store, client: api.gateway.client, clock: clock, idleInterval: configuration.relayIdleInterval, ready: ready,
+            logger: logger))
+    return app
+}
+
+/// The server's storage: the store, and for PostgreSQL the pool's service,
+/// which the application runs in its service group.
+public struct ServerStorage: Sendable {
+    public let store: ConclaveStore
+    let service: (any Service)?
+    /// Opens once the schema is migrated.
+    let ready = Gate()
+
+    public init(store: ConclaveStore, service: (any Service)?) {
+        self.store = store
+        self.service = service
+    }
+
+    /// A data directory's storage: PostgreSQL when a URL is given (or
+    /// configured; probed now), else the embedded SQLite file.
+    public static func open(directory: DataDirectory, postgres: String?, logger: Logger) async throws -> ServerStorage {
+        let settings = try directory.settings()
+        if let url = postgres ?? settings.postgres {
+            let database = try PostgresDatabase(url: url, logger: logger)
+            try await database.probe()
+            return ServerStorage(store: ConclaveStore(database: database), service: database.service)
+        }
+        let database = try await SQLiteDatabase.open(path: directory.sqliteFile, logger: logger)
+        return ServerStorage(store: ConclaveStore(database: database), service: nil)
+    }
+
+    /// Runs `body` with the storage's service running (for work outside the
+    /// server's service group: `server init`, one-off commands).
+    public func withRunning<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        guard let service else { return try await body() }
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+}
+
+/// A one-way gate: waiters resume once it opens.
+actor Gate {
+    private var isOpen = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func open() {
+        isOpen = true
+        for waiter in waiters { waiter.resume() }
+        waiters = []
+    }
+
+    func wait() async {
+        if isOpen { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    var opened: Bool { isOpen }
+}
+
+/// Builds every service once, each with the dependencies it names.
+func composeServices(
+    configuration: ServerConfiguration, store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, logger: Logger
+) throws -> ConclaveAPI {
+    let hub = InboxHub()
+    let audit = AuditRecorder(identity: identity, clock: clock)
+    let authentication = try AuthenticationService(
+        store: store, identity: identity, clock: clock, configuration: configuration, logger: logger)
+    let policy = PolicyService(store: store, identity: identity, audit: audit)
+    let directory = FederationDirectory(store: store, identity: identity, clock: clock, audit: audit, logger: logger)
+    let delivery = DeliveryService(
+        store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, logger: logger)
+    let gateway = FederationGateway(
+        store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, delivery: delivery, logger: logger)
+    let enforcement = PolicyEnforcement(store: store, hub: hub, delivery: delivery, gateway: gateway)
+    return ConclaveAPI(
+        identity: identity, authentication: authentication,
+        keyPackages: KeyPackageDirectory(store: store, identity: identity, clock: clock, policy: policy, gateway: gateway),
+        conversations: ConversationRequests(delivery: delivery, gateway: gateway), delivery: delivery,
+        inbox: InboxService(store: store, hub: hub, clock: clock), policy: policy, enforcement: enforcement,
+        admin: AdminService(
+            store: store, identity: identity, audit: audit, authentication: authentication, enforcement: enforcement, gateway: gateway,
+            logger: logger),
+        directory: directory, gateway: gateway)
+}
+
+/// Deletes expired ciphertext and payloads every device has acknowledged.
+struct Sweeper: Service {
+    let store: ConclaveStore
+    let clock: ServerClock
+    let interval: Duration
+    let ready: Gate
+    let logger: Logger
+
+    func run() async throws {
+        await ready.wait()
+        while !Task.isCancelledOrShuttingDown {
+            guard await Task.pause(for: interval) else { return }
+            do {
+                let removed = try await store.sweep(now: clock.now)
+                if removed > 0 { logger.debug("sweeper deleted payloads", metadata: ["count": "\(removed)"]) }
+            } catch {
+                logger.warning("sweep failed", metadata: ["error.type": "\(type(of: error))"])
+            }
+        }
+    }
+}
+
+/// The words `conclave server run` logs once it accepts connections
+/// (end-to-end tests wait for them).
+public enum ServerLogMarker {
+    public static let listening = "conclave server listening"
+}
+
+/// Parses `HOST:PORT`.
+public func parseListen(_ text: String) -> (host: String, port: Int)? {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        return nil
+    }
+    let host = String(text[..<colon])
+    return host.isEmpty ? nil : (host, port)
+}
+
+/// Runs a network in this process on a fresh data directory for as long as
+/// `body` runs (the demo): `body` gets the server's URL and the
+/// administrator token.
+public func withLocalNetwork<T: Sendable>(
+    directory path: String, network: NetworkDomain, port: Int, passwordHasher: PasswordHasher = PasswordHasher(), logger: Logger,
+    _ body: @escaping @Sendable (_ url: String, _ adminToken: String) async throws -> T
+) async throws -> T {
+    let directory = DataDirectory(path: path)
+    let token = try directory.initialise(network: network, listen: "127.0.0.1:\(port)")
+    let storage = try await ServerStorage.open(directory: directory, postgres: nil, logger: logger)
+    let store = storage.store
+    let configuration = ServerConfiguration(
+        network: network, host: "127.0.0.1", port: port, adminTokenHash: Tokens.hash(token), passwordHasher: passwordHasher)
+    let listening = Gate()
+    let app = try buildApplication(
+        configuration: configuration, storage: storage, networkKey: try directory.networkKey(domain: network), logger: logger,
+        onServerRunning: { _ in await listening.open() })
+    let services = ServiceGroup(configuration: .init(services: [.init(service: app)], gracefulShutdownSignals: [], logger: logger))
+    do {
+        let result = try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                do { try await services.run() } catch {
+                    await listening.open()  // so that the body does not wait for a server that never listens
+                    throw error
+                }
+                return nil
+            }
+            defer { group.cancelAll() }
+            await listening.wait()
+            let value = try await body("http://127.0.0.1:\(port)", token)
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
+            return value
+        }
+        try await store.close()
+        return result
+    } catch {
+        try? await store.close()
+        throw error
+    }
+}

@@ -1,0 +1,82 @@
+import ConclaveProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import NIOCore
+
+/// The request context: Hummingbird's core storage, WebSocket upgrade
+/// support, and the body limit.
+public struct ConclaveRequestContext: RequestContext, WebSocketRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+    public var maxUploadSize: Int { 1 << 20 }
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+    }
+}
+
+typealias ConclaveRouter = Router<ConclaveRequestContext>
+
+extension Request {
+    /// The bearer token of the `Authorization` header, if it is one.
+    var bearerToken: String? {
+        guard let value = headers[.authorization], value.hasPrefix("Bearer ") else { return nil }
+        let token = String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        return token.isEmpty || token.utf8.count > 256 ? nil : token
+    }
+
+    /// Decodes a JSON body, answering 400 with a JSON error when it is not
+    /// the expected shape, and 413 when it is over the context's limit.
+    func decodeJSON<T: Decodable>(_ type: T.Type, context: some RequestContext) async throws -> T {
+        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        return try JSONBody.decode(T.self, Array(buffer.readableBytesView))
+    }
+
+    /// An integer query parameter within `range`, or `value` when absent.
+    func integerQuery(_ name: String, default value: Int64, range: ClosedRange<Int64>) throws -> Int64 {
+        guard let text = uri.queryParameters.get(name) else { return value }
+        guard let number = Int64(text), range.contains(number) else { throw APIError.badRequest("\(name) must be an integer in \(range)") }
+        return number
+    }
+}
+
+extension ConclaveRequestContext {
+    /// A path parameter parsed by `parse`, or a 400 naming what it should be.
+    func parameter<T>(_ name: String, as what: String, _ parse: (String) -> T?) throws -> T {
+        guard let value = parse(try parameters.require(name)) else { throw APIError.badRequest("not \(what)") }
+        return value
+    }
+
+    var conversationID: ConversationID { get throws { try parameter("id", as: "a conversation id", ConversationID.init) } }
+    var userName: UserName { get throws { try parameter("name", as: "a user name", UserName.init) } }
+}
+
+/// JSON bodies in and out.
+enum JSONBody {
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        do { return try ConclaveJSON.decoder().decode(T.self, from: Data(bytes)) } catch {
+            throw APIError.badRequest("the body is not a valid \(T.self) JSON object")
+        }
+    }
+}
+
+/// A JSON response body.
+struct JSONResponse<Value: Encodable & Sendable>: ResponseGenerator {
+    var status: HTTPResponse.Status
+    let value: Value
+
+    init(_ value: Value, status: HTTPResponse.Status = .ok) {
+        self.value = value
+        self.status = status
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(
+            status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(value))))
+    }
+}

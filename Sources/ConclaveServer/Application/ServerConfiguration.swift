@@ -1,0 +1,95 @@
+import ConclaveProtocol
+import Foundation
+import MLS
+import Synchronization
+
+/// What the server is told at start.
+public struct ServerConfiguration: Sendable {
+    public var network: NetworkDomain
+    public var host: String
+    /// The port to listen on; 0 lets the system choose (in-process tests).
+    public var port: Int
+    /// The URL clients and peers use; defaults to http://host:port.
+    public var publicURL: String?
+    public var adminTokenHash: [UInt8]
+    public var sessionLifetime: TimeInterval
+    public var passwordHasher: PasswordHasher
+    /// How often expired and delivered ciphertext is deleted.
+    public var sweepInterval: Duration
+    /// How long the federation relay waits when its outbox is empty.
+    public var relayIdleInterval: Duration
+
+    public init(
+        network: NetworkDomain, host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, adminTokenHash: [UInt8],
+        sessionLifetime: TimeInterval = 30 * 24 * 3600, passwordHasher: PasswordHasher = PasswordHasher(),
+        sweepInterval: Duration = .seconds(60), relayIdleInterval: Duration = .milliseconds(100)
+    ) {
+        self.network = network
+        self.host = host
+        self.port = port
+        self.publicURL = publicURL
+        self.adminTokenHash = adminTokenHash
+        self.sessionLifetime = sessionLifetime
+        self.passwordHasher = passwordHasher
+        self.sweepInterval = sweepInterval
+        self.relayIdleInterval = relayIdleInterval
+    }
+}
+
+/// The server's clock. Production reads the system clock; tests inject
+/// their own, so that expiry and lifetimes are driven, never waited for.
+public struct ServerClock: Sendable {
+    private let read: @Sendable () -> Date
+
+    public init(_ read: @escaping @Sendable () -> Date) { self.read = read }
+
+    public static let system = ServerClock { Date() }
+
+    public var now: Date { read() }
+    /// The time for MLS lifetime checks.
+    var validationTime: ValidationTime { .at(UInt64(max(0, now.timeIntervalSince1970))) }
+}
+
+/// Who this server is: the network's domain and signing key, and the URL it
+/// answers at.
+final class NetworkIdentity: Sendable {
+    let key: NetworkSigningKey
+    /// The same key as the MLS external sender of every conversation hosted here.
+    let serverSigner: SignaturePrivateKey
+    private let url: Mutex<String>
+
+    /// `baseURL` is the configured public URL, or where the server will
+    /// listen; ``listening(at:)`` corrects it once the server is bound
+    /// when no public URL is configured (a port chosen by the system).
+    init(key: NetworkSigningKey, baseURL: String) throws {
+        self.key = key
+        self.serverSigner = try key.mlsSigner()
+        self.url = Mutex(baseURL)
+    }
+
+    /// The URL clients and peers reach this server at.
+    var baseURL: String { url.withLock { $0 } }
+
+    /// Records the address the server listens at.
+    func listening(at address: String) { url.withLock { $0 = address } }
+
+    var domain: NetworkDomain { key.domain }
+    var publicKey: NetworkPublicKey { key.publicKey }
+
+    /// A local user named by `alice` or `alice@<this network>`.
+    func localUser(_ text: String) throws -> UserName {
+        if let address = UserAddress(text) {
+            guard address.domain == domain else { throw APIError(.notFound, "\(address.domain) is not this network (\(domain))") }
+            return address.name
+        }
+        guard let name = UserName(text) else { throw APIError.badRequest("not a user name or address") }
+        return name
+    }
+
+    func address(_ name: UserName) -> UserAddress { UserAddress(name: name, domain: domain) }
+}
+
+extension Date {
+    /// Seconds since 1970, as MLS lifetimes count.
+    var unixSeconds: UInt64 { UInt64(max(0, timeIntervalSince1970)) }
+}

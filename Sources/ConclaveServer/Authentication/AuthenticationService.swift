@@ -1,0 +1,141 @@
+import ConclaveProtocol
+import ConclaveStorage
+import Foundation
+import Logging
+import MLS
+
+/// The Authentication Service (DESIGN.md §4): password sign-in, device
+/// registration with a certificate signed by the network, sessions bound to
+/// one device, and the administrator token. Rules A1–A5 in docs/server.md.
+final class AuthenticationService: Sendable {
+    private let store: ConclaveStore
+    private let identity: NetworkIdentity
+    private let clock: ServerClock
+    private let sessionLifetime: TimeInterval
+    private let hasher: PasswordHasher
+    private let adminTokenHash: [UInt8]
+    private let limiter = SignInRateLimiter()
+    private let logger: Logger
+    /// A well-formed hash of a random password, checked when the user does not exist.
+    private let decoyHash: String
+
+    init(store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, configuration: ServerConfiguration, logger: Logger) throws {
+        self.store = store
+        self.identity = identity
+        self.clock = clock
+        self.sessionLifetime = configuration.sessionLifetime
+        self.hasher = configuration.passwordHasher
+        self.adminTokenHash = configuration.adminTokenHash
+        self.logger = logger
+        self.decoyHash = try configuration.passwordHasher.hash(Tokens.random())
+    }
+
+    /// Hashes a new password with the server's cost.
+    func hashPassword(_ password: String) throws -> String { try hasher.hash(password) }
+
+    // MARK: Sessions
+
+    /// The session behind a bearer token.
+    func session(token: String?) async throws -> Session {
+        guard let token, let found = try await store.session(tokenHash: Tokens.hash(token), now: clock.now) else {
+            throw APIError.unauthenticated
+        }
+        return Session(device: found.device, user: found.user, address: identity.address(found.user.name))
+    }
+
+    /// Ends the session behind the token.
+    func logout(token: String?) async throws {
+        _ = try await session(token: token)
+        if let token { try await store.deleteSession(tokenHash: Tokens.hash(token)) }
+    }
+
+    /// Checks the administrator token (constant-time compare of its hash).
+    func requireAdmin(token: String?) throws {
+        guard let token, constantTimeEquals(Tokens.hash(token), adminTokenHash) else {
+            throw APIError(.unauthenticated, "a valid administrator token is required")
+        }
+    }
+
+    // MARK: Sign-in
+
+    /// A1–A5: checks the password, registers a new device with a
+    /// certificate of the network, and opens a session bound to it.
+    func login(_ request: LoginRequest) async throws -> LoginResponse {
+        let name = try identity.localUser(request.user)
+        let now = clock.now
+        guard await !limiter.isBlocked(name.value, now: now) else {  // A1
+            throw APIError(.rateLimited, "too many failed sign-ins; try again later", retryAfter: Int(limiter.window))
+        }
+        let user = try await store.user(named: name)
+        // Hash even for an unknown user, so timing does not tell which names exist.
+        let valid = hasher.verify(request.password, against: user?.passwordHash ?? decoyHash)
+        guard let user, valid else {
+            await limiter.recordFailure(name.value, now: now)
+            throw APIError(.invalidCredentials, "wrong user name or password")  // A2
+        }
+        guard !user.suspended else { throw APIError(.accountSuspended, "this account is suspended") }  // A3
+        await limiter.reset(name.value)
+        let (device, certificate) = try await registerDevice(of: user, request, now: now)
+        let token = Tokens.random()
+        let expiresAt = now.addingTimeInterval(sessionLifetime)
+        try await store.createSession(tokenHash: Tokens.hash(token), device: device, createdAt: now, expiresAt: expiresAt)
+        logger.info("device registered", metadata: ["device": "\(device)"])
+        return LoginResponse(
+            token: token, user: identity.address(user.name), deviceId: device, certificate: Base64Bytes(certificate.tlsSerialized),
+            expiresAt: expiresAt)
+    }
+
+    /// A4, A5: a device of a supported suite, with a signature key of that
+    /// suite that no other device holds, certified by the network.
+    private func registerDevice(of user: UserRecord, _ request: LoginRequest, now: Date) async throws -> (
+        DeviceID, VerifiedDeviceCertificate
+    ) {
+        let suite = CipherSuite(rawValue: request.cipherSuite)
+        guard CipherSuite.supported.contains(suite) else { throw APIError.badRequest("unsupported cipher suite") }
+        let deviceName = request.deviceName.trimmingCharacters(in: .whitespaces)
+        guard (1...64).contains(deviceName.count), !deviceName.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else { throw APIError.badRequest("device_name must be 1 to 64 printable characters") }
+        guard request.signatureKey.bytes.count == Self.signatureKeyLength(suite) else {  // A4
+            throw APIError.badRequest("the signature key does not fit the cipher suite")
+        }
+        let device = DeviceID.random()
+        let certificate = try VerifiedDeviceCertificate.issue(
+            user: identity.address(user.name), device: device, signatureKey: SignaturePublicKey(request.signatureKey.bytes),
+            cipherSuite: suite, issuedAt: now.unixSeconds, by: identity.key)
+        do {
+            try await store.createDevice(
+                DeviceRecord(
+                    id: device, user: user.name, name: deviceName, signatureKey: request.signatureKey.bytes,
+                    certificate: certificate.tlsSerialized, createdAt: now, lastSeenAt: nil))
+        } catch StoreError.conflict {
+            throw APIError(.keyInUse, "this signature key belongs to another device")  // A5
+        }
+        return (device, certificate)
+    }
+
+    /// The length of a serialised signature public key (raw Ed25519, or an
+    /// uncompressed ECDSA point).
+    static func signatureKeyLength(_ suite: CipherSuite) -> Int {
+        switch suite {
+        case .p256Aes128Sha256P256: 65
+        case .p384Aes256Sha384P384: 97
+        case .p521Aes256Sha512P521: 133
+        default: 32
+        }
+    }
+
+    // MARK: Devices
+
+    /// A user's devices with their certificates.
+    func deviceList(of name: UserName) async throws -> DeviceList {
+        guard try await store.user(named: name) != nil else { throw APIError.notFound("user") }
+        let devices = try await store.devices(of: name)
+        return DeviceList(
+            user: identity.address(name),
+            devices: devices.map {
+                DeviceInfo(
+                    deviceId: $0.id, name: $0.name, certificate: Base64Bytes($0.certificate), createdAt: $0.createdAt,
+                    lastSeenAt: $0.lastSeenAt)
+            })
+    }
+}

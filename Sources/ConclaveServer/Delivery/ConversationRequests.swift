@@ -1,0 +1,50 @@
+import ConclaveProtocol
+import ConclaveStorage
+import Foundation
+
+/// A device's requests on a conversation, wherever it is hosted: here, to
+/// the Delivery Service; on another network, relayed to that host through
+/// the federation gateway.
+struct ConversationRequests: Sendable {
+    let delivery: DeliveryService
+    let gateway: FederationGateway
+
+    func info(_ id: ConversationID, session: Session) async throws -> ConversationInfo {
+        if let host = try await gateway.remoteHost(id, session: session) {
+            return try await gateway.relay(.info, of: id, to: host, FederationGateway.Empty?.none, session: session).0
+        }
+        return try await delivery.conversationInfo(id, requester: session.requester)
+    }
+
+    func groupInfo(_ id: ConversationID, session: Session) async throws -> GroupInfoResponse {
+        if let host = try await gateway.remoteHost(id, session: session) {
+            return try await gateway.relay(.groupInfo, of: id, to: host, FederationGateway.Empty?.none, session: session).0
+        }
+        return try await delivery.groupInfo(id, requester: session.requester)
+    }
+
+    func commit(_ id: ConversationID, _ request: CommitRequest, session: Session) async throws -> CommitAccepted {
+        if let host = try await gateway.remoteHost(id, session: session) {
+            return try await gateway.relay(.commits, of: id, to: host, request, session: session).0
+        }
+        return try await delivery.acceptCommit(id, request, requester: session.requester)
+    }
+
+    /// The accepted message, and whether it is new (201) or a retry (200).
+    func send(_ id: ConversationID, _ request: SendMessage, session: Session) async throws -> (MessageAccepted, created: Bool) {
+        if let host = try await gateway.remoteHost(id, session: session) {
+            let (accepted, status) = try await gateway.relay(
+                .messages, of: id, to: host, request, session: session, as: MessageAccepted.self)
+            return (accepted, status == 201)
+        }
+        return try await delivery.acceptMessage(id, request, requester: session.requester)
+    }
+
+    func leave(_ id: ConversationID, session: Session) async throws {
+        if let host = try await gateway.remoteHost(id, session: session) {
+            _ = try await gateway.relay(.leave, of: id, to: host, FederationGateway.Empty?.none, session: session, as: [String: Bool].self)
+            return
+        }
+        try await delivery.leave(id, requester: session.requester)
+    }
+}

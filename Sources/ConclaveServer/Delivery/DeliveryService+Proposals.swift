@@ -1,0 +1,121 @@
+import ConclaveProtocol
+import ConclaveStorage
+import Foundation
+import MLS
+
+/// The server's own proposals, sent as the group's external sender
+/// (DESIGN.md §2): Remove for de-provisioning, leaving and policy, and
+/// GroupContextExtensions for settings that policy no longer allows.
+/// Members' clients commit them (D11 holds the conversation until then).
+extension DeliveryService {
+    /// Proposes removing every leaf of these devices from each of these
+    /// conversations. Devices are named by id within `network` (this one
+    /// unless said): another network's certificate naming the same id is
+    /// not touched.
+    func proposeRemoval(of devices: Set<DeviceID>, ofNetwork network: NetworkDomain? = nil, in conversations: [ConversationID])
+        async throws
+    {
+        let network = network ?? domain
+        for id in conversations {
+            try await proposeAsServer(in: id) { group in
+                let alreadyRemoved = Set(group.pendingProposals.compactMap { if case .remove(let leaf) = $0 { leaf } else { nil } })
+                return group.members.compactMap { member in
+                    guard !alreadyRemoved.contains(member.index),
+                        let claim = UnverifiedDeviceCertificate(credential: member.leaf.credential),
+                        claim.claimedUser.domain == network, devices.contains(claim.claimedDevice)
+                    else { return nil }
+                    return .remove(member.index)
+                }
+            }
+        }
+    }
+
+    /// Proposes new conversation settings (a GroupContextExtensions
+    /// proposal keeping every other extension), unless a settings proposal
+    /// of the server already waits in this epoch: a commit may carry only
+    /// one, so the next goes out after that commit (``retuneAfterCommit(_:)``).
+    /// True when a proposal went out.
+    func proposeSettings(_ settings: ConversationSettings, in id: ConversationID) async throws -> Bool {
+        try await proposeAsServer(in: id) { group in
+            let waiting = group.pendingProposals.contains { if case .groupContextExtensions = $0 { true } else { false } }
+            guard !waiting, ConversationSettings(extensions: group.context.extensions) != settings else { return [] }
+            let others = group.context.extensions.filter { $0.type != ConversationSettings.extensionType }
+            return [.groupContextExtensions(others + (settings.isDefault ? [] : [settings.extension]))]
+        }
+    }
+
+    /// Signs proposals as the group's external sender, records them as
+    /// pending in the current epoch (D11) and delivers them to every member
+    /// device. True when any went out.
+    @discardableResult
+    func proposeAsServer(in id: ConversationID, _ make: (PublicGroup) -> [Proposal]) async throws -> Bool {
+        guard let record = try await store.conversation(id), record.host == nil else { return false }
+        let pending = try await store.pendingProposals(id).filter { $0.epoch == record.epoch }
+        var group = try await publicGroup(record, pending: pending)
+        guard let senderIndex = try group.context.externalSenders().firstIndex(of: identity.publicKey.externalSender) else { return false }
+        var proposals: [(ref: [UInt8], message: [UInt8])] = []
+        for proposal in make(group) {
+            let message = try group.externalProposal(proposal, senderIndex: UInt32(senderIndex), signer: identity.serverSigner)
+            guard case .publicMessage(let publicMessage) = message.body else { continue }
+            _ = try group.process(publicMessage, now: clock.validationTime)
+            proposals.append((publicMessage.proposalReference(group.provider), message.tlsSerialized))
+        }
+        guard !proposals.isEmpty else { return false }
+        let recipients = try await store.memberDevices(id).map(\.device)
+        let remote = try await store.remoteDevices(id)
+        let now = clock.now
+        let deliveries = proposals.map { Delivery(kind: .handshake, data: $0.message, sentAt: now, recipients: recipients, remote: remote) }
+        let notified = try await store.addPendingProposals(id, epoch: record.epoch, proposals: proposals, delivery: deliveries)
+        await groups.forget(id)
+        await hub.notify(notified)
+        return true
+    }
+
+    /// Proposes the nearest settings within these groups' bounds when the
+    /// conversation's are outside them. True when a proposal went out.
+    func retune(_ record: ConversationRecord, _ policies: [SecurityGroupPolicy]) async throws -> Bool {
+        guard let bounds = ConversationBounds(intersecting: policies) else {
+            logger.warning("a conversation's members' lifetime bounds do not overlap", metadata: ["conversation": "\(record.id)"])
+            return false
+        }
+        guard bounds.problem(record.settings) != nil else { return false }
+        return try await proposeSettings(bounds.clamp(record.settings), in: record.id)
+    }
+
+    /// After a commit that carried server proposals: a settings change
+    /// that had to wait for the epoch to end goes out now.
+    func retuneAfterCommit(_ id: ConversationID) async {
+        do {
+            guard let record = try await store.conversation(id) else { return }
+            let members = try await store.memberUsers(id)
+            _ = try await retune(record, Array(try await store.policies(of: members).values))
+        } catch {
+            logger.warning("could not check a conversation's settings against policy", metadata: ["conversation": "\(id)"])
+        }
+    }
+}
+
+/// The Delivery Service's public view of each group (RFC 9420 §12 without
+/// keys), kept in memory by epoch and rebuilt from the stored GroupInfo and
+/// tree when missing or stale.
+actor GroupCache {
+    private struct Entry {
+        var group: PublicGroup
+        var pendingCount: Int
+    }
+
+    private var entries: [ConversationID: Entry] = [:]
+    private let capacity = 10_000
+
+    func group(_ id: ConversationID, epoch: UInt64, pendingCount: Int) -> PublicGroup? {
+        guard let entry = entries[id], entry.group.epoch == epoch, entry.pendingCount == pendingCount else { return nil }
+        return entry.group
+    }
+
+    func store(_ id: ConversationID, _ group: PublicGroup, pendingCount: Int) {
+        if entries.count >= capacity, entries[id] == nil, let victim = entries.keys.first { entries[victim] = nil }
+        entries[id] = Entry(group: group, pendingCount: pendingCount)
+    }
+
+    func forget(_ id: ConversationID) { entries[id] = nil }
+}

@@ -1,0 +1,234 @@
+import ConclaveProtocol
+import ConclaveStorage
+import Foundation
+import Logging
+import MLS
+
+/// The Delivery Service (DESIGN.md §4) for the conversations this network
+/// hosts: one commit per epoch (first wins), handshakes checked with the
+/// public group view, application messages only as PrivateMessage, fan-out
+/// to every member device, Welcomes to added devices, GroupInfo for
+/// external joins, and the server's own proposals. This type is the shell:
+/// it loads a conversation and the facts a rule needs, asks
+/// ``DeliveryCore`` for a decision, and applies it in one transaction.
+final class DeliveryService: Sendable {
+    let store: ConclaveStore
+    let identity: NetworkIdentity
+    let clock: ServerClock
+    let hub: InboxHub
+    let policy: PolicyService
+    let directory: FederationDirectory
+    let groups = GroupCache()
+    let logger: Logger
+
+    init(
+        store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, hub: InboxHub, policy: PolicyService,
+        directory: FederationDirectory, logger: Logger
+    ) {
+        self.store = store
+        self.identity = identity
+        self.clock = clock
+        self.hub = hub
+        self.policy = policy
+        self.directory = directory
+        self.logger = logger
+    }
+
+    var domain: NetworkDomain { identity.domain }
+
+    // MARK: Conversations
+
+    /// Creates a conversation hosted here (D1–D5, P1, P2, F5).
+    func createConversation(_ request: CreateConversation, session: Session) async throws -> ConversationInfo {
+        let new = try DeliveryCore.checkNewConversation(
+            request, by: session.requester, networkKey: identity.publicKey, now: clock.validationTime)
+        var directKey: String?
+        var participants = [session.user.name]
+        if request.kind == .direct {
+            guard let peer = request.peer else { throw APIError.badRequest("a 1:1 conversation needs a peer") }
+            if peer.domain != domain {
+                // A 1:1 with a user of another network, hosted here: this network's policy first (F5).
+                try await policy.checkFederation(try await policy.policies(of: participants), remote: [peer], newcomers: [peer])
+                directKey = [session.address.description, peer.description].sorted().joined(separator: " ")
+            } else {
+                guard peer.name != session.user.name else { throw APIError.badRequest("a 1:1 conversation needs another user") }
+                guard let peerUser = try await store.user(named: peer.name), !peerUser.suspended else { throw APIError.notFound("user") }
+                participants.append(peer.name)
+                directKey = UserName.directKey(session.user.name, peer.name)
+            }
+            if let existing = try await store.directConversation(key: directKey ?? "") {  // D5
+                throw APIError(.conversationExists, "a 1:1 conversation with this user exists", conversation: existing)
+            }
+        }
+        // P1, P2: a 1:1 conversation's two users may message each other; the settings are within their groups' bounds.
+        let policies = try await policy.policies(of: participants)
+        try PolicyRules.checkSegmentation(added: participants.dropFirst(), members: participants, policies)
+        try PolicyRules.checkSettings(new.settings, policies.values)
+        let record = ConversationRecord(
+            id: new.id, kind: request.kind, name: new.name, directKey: directKey, createdBy: session.user.name, createdAt: clock.now,
+            epoch: 0, groupInfo: request.groupInfo.bytes, ratchetTree: new.group.tree.exported.tlsSerialized, settings: new.settings)
+        do {
+            try await store.createConversation(record, creator: MemberDevice(device: session.device.id, user: session.user.name))
+        } catch StoreError.conflict {
+            if let directKey, let existing = try await store.directConversation(key: directKey) {
+                throw APIError(.conversationExists, "a 1:1 conversation with this user exists", conversation: existing)
+            }
+            throw APIError(.conflict, "a conversation with this group id exists")
+        }
+        await groups.store(new.id, new.group, pendingCount: 0)
+        return info(record, members: [session.address])
+    }
+
+    func conversationInfo(_ id: ConversationID, requester: Requester) async throws -> ConversationInfo {
+        let (record, members) = try await memberConversation(id, requester: requester)
+        return info(record, members: members)
+    }
+
+    func listConversations(session: Session) async throws -> ConversationList {
+        var conversations: [ConversationInfo] = []
+        for row in try await store.conversations(of: session.user.name) {
+            let remote = try await store.remoteMembers(row.conversation.id)
+            conversations.append(info(row.conversation, members: row.members.map(identity.address) + remote))
+        }
+        return ConversationList(conversations: conversations)
+    }
+
+    /// D6: only members read a conversation's GroupInfo.
+    func groupInfo(_ id: ConversationID, requester: Requester) async throws -> GroupInfoResponse {
+        let (record, _) = try await memberConversation(id, requester: requester)
+        return GroupInfoResponse(
+            epoch: record.epoch, groupInfo: Base64Bytes(record.groupInfo), ratchetTree: Base64Bytes(record.ratchetTree))
+    }
+
+    /// A conversation hosted here that the requester's user is a member of
+    /// (404 otherwise, so that outsiders learn nothing of it, D6), with its
+    /// members.
+    func memberConversation(_ id: ConversationID, requester: Requester) async throws -> (ConversationRecord, [UserAddress]) {
+        guard let record = try await store.conversation(id), record.host == nil else { throw APIError.notFound("conversation") }
+        let members = try await allMembers(id)
+        guard members.contains(requester.address) else { throw APIError.notFound("conversation") }
+        return (record, members)
+    }
+
+    /// The members of a conversation, of this network and of others.
+    func allMembers(_ id: ConversationID) async throws -> [UserAddress] {
+        try await store.memberUsers(id).map(identity.address) + (try await store.remoteMembers(id))
+    }
+
+    func info(_ record: ConversationRecord, members: [UserAddress]) -> ConversationInfo {
+        ConversationInfo(
+            id: record.id, kind: record.kind, name: record.name, epoch: record.epoch, members: members.sorted(),
+            createdBy: UserAddress(name: record.createdBy, domain: record.host ?? domain), createdAt: record.createdAt,
+            messageLifetime: record.settings.messageLifetime, burnOnRead: record.settings.burnOnRead)
+    }
+
+    // MARK: Commits and messages
+
+    /// A commit: staged and admitted by ``DeliveryCore``, then stored with
+    /// its fan-out if the conversation is still at its epoch.
+    func acceptCommit(_ id: ConversationID, _ request: CommitRequest, requester: Requester) async throws -> CommitAccepted {
+        let conversation = try await hosted(id)
+        let staged = try DeliveryCore.stageCommit(request, to: conversation, by: requester, now: clock.validationTime)
+        let write = try DeliveryCore.admit(staged, facts: try await admissionFacts(for: staged), domain: domain, now: clock.now)
+        let (outcome, notified) = try await store.applyCommit(write)
+        switch outcome {
+        case .applied:
+            await groups.store(id, staged.group, pendingCount: 0)
+            await hub.notify(notified)
+            if !conversation.pendingProposalRefs.isEmpty { await retuneAfterCommit(id) }
+            return CommitAccepted(epoch: staged.group.epoch)
+        case .wrongEpoch(let current):
+            throw APIError(.wrongEpoch, "another commit was accepted first", currentEpoch: current)
+        }
+    }
+
+    /// An application message (D8, D11, D15–D17), stored once for every
+    /// other member device.
+    func acceptMessage(_ id: ConversationID, _ request: SendMessage, requester: Requester) async throws -> (MessageAccepted, created: Bool)
+    {
+        let devices = try await store.memberDevices(id).map(\.device)
+        let remote = try await store.remoteDevices(id)
+        let epoch = try DeliveryCore.checkMessage(request, to: id, localDevices: devices, remoteDevices: remote, by: requester)
+        let delivery = Delivery(
+            kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: requester.device,
+            sentAt: Date(millis: clock.now.millis), recipients: devices.filter { !requester.isLocal || $0 != requester.device },
+            remote: remote.filter { $0 != requester.remoteDevice })
+        let (outcome, notified) = try await store.appendApplication(id, epoch: epoch, delivery: delivery)
+        switch outcome {
+        case .stored(let sentAt, let expiresAt):
+            await hub.notify(notified)
+            return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), true)
+        case .duplicate(let sentAt, let expiresAt):  // D17
+            return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), false)
+        case .wrongEpoch(let current):  // D8
+            throw APIError(.wrongEpoch, "the conversation is at another epoch", currentEpoch: current)
+        case .pendingProposals:  // D11
+            throw APIError(.pendingProposals, "the server's proposals must be committed before new messages")
+        case .unknownConversation:
+            throw APIError.notFound("conversation")
+        }
+    }
+
+    /// A member leaves: the server proposes removing every device of its
+    /// user (of its network) from the conversation.
+    func leave(_ id: ConversationID, requester: Requester) async throws {
+        _ = try await memberConversation(id, requester: requester)
+        let devices =
+            requester.isLocal
+            ? try await store.devices(of: requester.address.name).map(\.id)
+            : try await store.remoteDevices(id).filter { $0.user == requester.address }.map(\.device)
+        try await proposeRemoval(of: Set(devices), ofNetwork: requester.address.domain, in: [id])
+    }
+
+    // MARK: Loading
+
+    /// The conversation as the core needs it.
+    func hosted(_ id: ConversationID) async throws -> HostedConversation {
+        guard let record = try await store.conversation(id), record.host == nil else { throw APIError.notFound("conversation") }
+        let pending = try await store.pendingProposals(id).filter { $0.epoch == record.epoch }
+        return HostedConversation(
+            record: record, group: try await publicGroup(record, pending: pending), pendingProposalRefs: pending.map(\.ref),
+            members: try await allMembers(id), localDevices: try await store.memberDevices(id).map(\.device),
+            remoteDevices: try await store.remoteDevices(id))
+    }
+
+    /// The facts D12, P1, P2 and F5 need for a staged commit.
+    func admissionFacts(for staged: StagedCommit) async throws -> AdmissionFacts {
+        var keys: [NetworkDomain: NetworkPublicKey] = [:]
+        for network in staged.networksToVerify {
+            keys[network] = network == domain ? identity.publicKey : try? await directory.peerKey(network)
+        }
+        var devices: [DeviceID: LiveDevice] = [:]
+        for id in staged.localDevicesToCheck(domain) {
+            guard let device = try await store.device(id), let user = try await store.user(named: device.user) else { continue }
+            devices[id] = LiveDevice(signatureKey: device.signatureKey, user: device.user, suspended: user.suspended)
+        }
+        let localUsers = staged.memberUsers.filter { $0.domain == domain }.map(\.name)
+        return AdmissionFacts(
+            networkKeys: keys, devices: devices,
+            policies: staged.needsPolicy ? try await store.policies(of: localUsers) : [:],
+            federation: staged.needsPolicy ? try await policy.federationFacts() : FederationFacts(mode: .off, peers: []))
+    }
+
+    /// The public view at the record's epoch, with this epoch's server
+    /// proposals applied.
+    func publicGroup(_ record: ConversationRecord, pending: [(epoch: UInt64, ref: [UInt8], message: [UInt8])]) async throws -> PublicGroup {
+        if let cached = await groups.group(record.id, epoch: record.epoch, pendingCount: pending.count) { return cached }
+        do {
+            var group = try PublicGroup(
+                groupInfo: try GroupInfo(tlsSerialized: record.groupInfo),
+                ratchetTree: try RatchetTreeNodes(tlsSerialized: record.ratchetTree),
+                now: .unchecked)  // stored state was validated when it was accepted
+            for proposal in pending {
+                if case .publicMessage(let message) = try MLSMessage(tlsSerialized: proposal.message).body {
+                    _ = try group.process(message, now: .unchecked)
+                }
+            }
+            await groups.store(record.id, group, pendingCount: pending.count)
+            return group
+        } catch {
+            logger.error("stored group state does not load", metadata: ["conversation": "\(record.id)"])
+            throw APIError(.internal, "the conversation's stored state does not load")
+        }
+    }
+}

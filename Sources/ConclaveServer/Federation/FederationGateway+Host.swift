@@ -1,0 +1,79 @@
+import ConclaveProtocol
+import ConclaveStorage
+import Foundation
+
+/// The host's side: requests that a member's network relays for its
+/// devices, and key package claims from peers.
+extension FederationGateway {
+    /// An answer to a peer: a JSON value and its status.
+    struct PeerReply: Sendable {
+        let body: [UInt8]
+        let status: Int
+
+        init(_ value: some Encodable, status: Int = 200) throws {
+            self.body = Array(try ConclaveJSON.encoder().encode(value))
+            self.status = status
+        }
+    }
+
+    /// Carries out a relayed operation on a conversation hosted here. The
+    /// relayed actor must be a user of the requesting network.
+    func hostOperation(_ operation: HostOperation, of id: ConversationID, body: [UInt8], origin: NetworkDomain) async throws
+        -> PeerReply
+    {
+        if operation == .removeDevices {
+            return try await removeDevices(id, try JSONBody.decode(RemoteRemoval.self, body), origin: origin)
+        }
+        func relayed<T: Codable & Sendable>(_ type: T.Type) throws -> (Requester, T?) {
+            let relayed = try JSONBody.decode(RelayedRequest<T>.self, body)
+            guard relayed.actor.user.domain == origin else { throw APIError(.forbidden, "a network may only act for its own users") }
+            return (Requester(address: relayed.actor.user, device: relayed.actor.device, isLocal: false), relayed.request)
+        }
+        switch operation {
+        case .info:
+            return try PeerReply(try await delivery.conversationInfo(id, requester: try relayed(Empty.self).0))
+        case .groupInfo:
+            return try PeerReply(try await delivery.groupInfo(id, requester: try relayed(Empty.self).0))
+        case .commits:
+            let (requester, commit) = try relayed(CommitRequest.self)
+            guard let commit else { throw APIError.badRequest("a relayed commit needs its request") }
+            return try PeerReply(try await delivery.acceptCommit(id, commit, requester: requester), status: 201)
+        case .messages:
+            let (requester, message) = try relayed(SendMessage.self)
+            guard let message else { throw APIError.badRequest("a relayed message needs its request") }
+            let (accepted, created) = try await delivery.acceptMessage(id, message, requester: requester)
+            return try PeerReply(accepted, status: created ? 201 : 200)
+        case .leave:
+            try await delivery.leave(id, requester: try relayed(Empty.self).0)
+            return try PeerReply(["left": true], status: 202)
+        case .removeDevices:
+            throw APIError.notFound("operation")
+        }
+    }
+
+    /// The host proposes removing devices of the requesting network's user
+    /// (that network de-provisioned them).
+    private func removeDevices(_ id: ConversationID, _ removal: RemoteRemoval, origin: NetworkDomain) async throws -> PeerReply {
+        let theirs = try await store.remoteDevices(id).filter { $0.user.domain == origin && removal.devices.contains($0.device) }
+        try await delivery.proposeRemoval(of: Set(theirs.map(\.device)), ofNetwork: origin, in: [id])
+        return try PeerReply(["proposed": theirs.count], status: 202)
+    }
+
+    /// A peer claims key packages of one of this network's users for one of
+    /// its own (F5 on this side: the user's group must reach that network).
+    func serveKeyPackageClaim(_ claim: FederatedKeyPackageClaim, origin: NetworkDomain) async throws -> ClaimedKeyPackages {
+        guard claim.requester.domain == origin else { throw APIError(.forbidden, "a network may only act for its own users") }
+        guard let user = try await store.user(named: claim.user), !user.suspended,
+            let policy = try await store.policies(of: [claim.user])[claim.user]
+        else { throw APIError.notFound("user") }
+        guard policy.federation.contains(origin) else {
+            throw APIError(.policyFederation, "\(domain) does not let this user be reached from \(origin) (federation policy)")
+        }
+        let claimed = try await store.claimKeyPackages(user: claim.user)
+        return ClaimedKeyPackages(
+            user: identity.address(claim.user),
+            keyPackages: claimed.map { ClaimedKeyPackages.Entry(deviceId: $0.device, keyPackage: Base64Bytes($0.data)) })
+    }
+
+    struct Empty: Codable, Sendable {}
+}

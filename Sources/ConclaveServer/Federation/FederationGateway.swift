@@ -1,0 +1,125 @@
+import ConclaveProtocol
+import ConclaveStorage
+import Foundation
+import Logging
+import MLS
+
+/// Conversations across networks (DESIGN.md §7): a conversation lives on
+/// its creator's network, whose Delivery Service orders it. A member of
+/// another network talks to its own server, which relays the request,
+/// signed, to the host (``relay(_:of:to:_:session:as:)``); the host answers
+/// relayed requests (``hostOperation(_:of:body:origin:)``) and sends each
+/// message for another network's devices through the durable outbox, which
+/// that network takes in (``acceptDelivery(_:from:)``).
+final class FederationGateway: Sendable {
+    let store: ConclaveStore
+    let identity: NetworkIdentity
+    let clock: ServerClock
+    let hub: InboxHub
+    let policy: PolicyService
+    let directory: FederationDirectory
+    let delivery: DeliveryService
+    let client: FederationClient
+    let logger: Logger
+
+    init(
+        store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, hub: InboxHub, policy: PolicyService,
+        directory: FederationDirectory, delivery: DeliveryService, logger: Logger
+    ) {
+        self.store = store
+        self.identity = identity
+        self.clock = clock
+        self.hub = hub
+        self.policy = policy
+        self.directory = directory
+        self.delivery = delivery
+        self.client = FederationClient(identity: identity, clock: clock, logger: logger)
+        self.logger = logger
+    }
+
+    var domain: NetworkDomain { identity.domain }
+
+    // MARK: A member's side: relaying to the host
+
+    /// The host of a conversation this session's user belongs to, when it
+    /// is another network.
+    func remoteHost(_ id: ConversationID, session: Session) async throws -> NetworkDomain? {
+        guard let record = try await store.conversation(id), let host = record.host else { return nil }
+        guard try await store.memberUsers(id).contains(session.user.name) else { throw APIError.notFound("conversation") }
+        return host
+    }
+
+    /// Sends a client's request on to the conversation's host, signed, for
+    /// this session's device; the host's answer (or refusal) comes back.
+    func relay<Request: Codable & Sendable, Response: Decodable>(
+        _ operation: HostOperation, of id: ConversationID, to host: NetworkDomain, _ request: Request?, session: Session,
+        as type: Response.Type = Response.self
+    ) async throws -> (Response, status: Int) {
+        guard try await store.federationMode() != .off else { throw APIError(.federationOff, "\(domain) does not federate") }
+        guard let peer = try await store.peer(host) else {
+            throw APIError(.unknownNetwork, "\(domain) no longer federates with \(host), which hosts this conversation")
+        }
+        if let own = try await policy.policies(of: [session.user.name])[session.user.name], !own.federation.contains(host) {
+            throw APIError(.policyFederation, "your security group may not reach \(host) (federation policy)")
+        }
+        let body = RelayedRequest(actor: RemoteActor(user: session.address, device: session.device.id), request: request)
+        let answer = try await client.send(.POST, to: peer.peer, path: HostOperation.path(operation, of: id), body: body)
+        return (try answer.decode(Response.self, from: host), answer.status)
+    }
+
+    /// Claims key packages of a user of another network through its server,
+    /// after this network's own policy allows it (F5 on this side).
+    func claimRemoteKeyPackages(_ user: UserAddress, session: Session) async throws -> ClaimedKeyPackages {
+        guard try await store.federationMode() != .off else { throw APIError(.federationOff, "\(domain) does not federate") }
+        guard let own = try await policy.policies(of: [session.user.name])[session.user.name] else { throw APIError.unauthenticated }
+        guard own.federation.contains(user.domain) else {
+            throw APIError(.policyFederation, "your security group may not reach \(user.domain) (federation policy)")
+        }
+        let peer = try await directory.peer(user.domain)
+        let answer = try await client.send(
+            .POST, to: peer.peer, path: "/v1/federation/key-packages/claim",
+            body: FederatedKeyPackageClaim(user: user.name, requester: session.address))
+        let claimed = try answer.decode(ClaimedKeyPackages.self, from: user.domain)
+        guard claimed.user == user else { throw APIError(.peerInvalid, "\(user.domain) answered for another user") }
+        return claimed
+    }
+
+    /// Unpins a peer network; its users leave the conversations hosted here.
+    func removePeer(_ peer: NetworkDomain) async throws {
+        let hosted = try await directory.unpin(peer)
+        for (id, devices) in hosted { try await delivery.proposeRemoval(of: Set(devices), ofNetwork: peer, in: [id]) }
+        logger.info("admin: federation peer removed", metadata: ["peer": "\(peer)", "conversations": "\(hosted.count)"])
+    }
+
+    // MARK: The user's network: de-provisioning elsewhere
+
+    /// Asks the hosts of the user's conversations elsewhere to propose
+    /// removing these devices (queued, so a host that is down gets the
+    /// request when it is back).
+    func requestRemoteRemoval(of devices: [DeviceID], user: UserName) async throws {
+        for (record, _) in try await store.conversations(of: user) {
+            guard let host = record.host else { continue }
+            try await requestRemoteRemoval(of: devices, in: record.id, host: host)
+        }
+    }
+
+    func requestRemoteRemoval(of devices: [DeviceID], in id: ConversationID, host: NetworkDomain) async throws {
+        guard !devices.isEmpty else { return }
+        try await store.enqueue(
+            destination: host, path: HostOperation.path(.removeDevices, of: id), body: RemoteRemoval(devices: devices), at: clock.now)
+    }
+}
+
+/// What a member's network may ask of a conversation's host.
+enum HostOperation: String, Sendable, CaseIterable {
+    case info
+    case groupInfo = "group-info"
+    case commits
+    case messages
+    case leave
+    case removeDevices = "remove-devices"
+
+    static func path(_ operation: HostOperation, of id: ConversationID) -> String {
+        "/v1/federation/conversations/\(id)/\(operation.rawValue)"
+    }
+}

@@ -1,0 +1,76 @@
+import ConclaveProtocol
+import ConclaveStorage
+import Foundation
+import HummingbirdWebSocket
+
+/// The inbox (DESIGN.md §4): a device reads its own queue over HTTP, or
+/// has it pushed over one WebSocket; it acknowledges what it processed.
+final class InboxService: Sendable {
+    private let store: ConclaveStore
+    private let hub: InboxHub
+    private let clock: ServerClock
+
+    init(store: ConclaveStore, hub: InboxHub, clock: ServerClock) {
+        self.store = store
+        self.hub = hub
+        self.clock = clock
+    }
+
+    func page(of session: Session, after: Int64, limit: Int) async throws -> InboxPage {
+        InboxPage(events: try await store.inbox(device: session.device.id, after: after, limit: limit, now: clock.now))
+    }
+
+    func acknowledge(_ ack: InboxAck, session: Session) async throws -> AckResult {
+        AckResult(removed: try await store.acknowledge(device: session.device.id, upTo: ack.upTo))
+    }
+
+    /// Pushes the device's inbox as JSON text frames, one event each, and
+    /// takes `{"ack": seq}` frames back, until either side closes or the
+    /// device is cut off.
+    func stream(session: Session, after: Int64, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+        let device = session.device.id
+        let (id, wakeups) = await hub.subscribe(device)
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.push(device, after: after, wakeups: wakeups, outbound: outbound) }
+                group.addTask { try await self.takeAcknowledgements(device, inbound: inbound) }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch {
+            await hub.unsubscribe(device, id: id)
+            throw error
+        }
+        await hub.unsubscribe(device, id: id)
+    }
+
+    private func push(_ device: DeviceID, after: Int64, wakeups: AsyncStream<Void>, outbound: WebSocketOutboundWriter) async throws {
+        let encoder = ConclaveJSON.encoder()
+        var cursor = after
+        for await _ in wakeups {
+            while true {
+                let events = try await store.inbox(device: device, after: cursor, limit: 200, now: clock.now)
+                for event in events {
+                    try await outbound.write(.text(String(decoding: try encoder.encode(event), as: UTF8.self)))
+                    cursor = event.seq
+                }
+                if events.count < 200 { break }
+            }
+        }
+        // The device was cut off (suspended, deleted, reset).
+        try await outbound.close(.policyViolation, reason: "session ended")
+    }
+
+    private func takeAcknowledgements(_ device: DeviceID, inbound: WebSocketInboundStream) async throws {
+        for try await message in inbound.messages(maxSize: 4096) {
+            guard case .text(let text) = message, let ack = try? ConclaveJSON.decoder().decode(WebSocketAck.self, from: Data(text.utf8))
+            else { continue }
+            _ = try await store.acknowledge(device: device, upTo: ack.ack)
+        }
+    }
+}
+
+/// A client's acknowledgement over the WebSocket.
+struct WebSocketAck: Decodable {
+    let ack: Int64
+}

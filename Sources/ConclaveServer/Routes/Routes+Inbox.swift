@@ -1,0 +1,29 @@
+import ConclaveProtocol
+import Hummingbird
+import HummingbirdWebSocket
+
+/// The inbox: read and acknowledge over HTTP, or pushed on a WebSocket.
+extension ConclaveAPI {
+    func addInboxRoutes(_ router: ConclaveRouter) {
+        router.get("/v1/inbox") { request, _ in
+            let session = try await session(request)
+            let after = try request.integerQuery("after", default: 0, range: 0...Int64.max)
+            let limit = try request.integerQuery("limit", default: 100, range: 1...500)
+            return JSONResponse(try await inbox.page(of: session, after: after, limit: Int(limit)))
+        }
+        router.post("/v1/inbox/ack") { request, context in
+            let session = try await session(request)
+            return JSONResponse(
+                try await inbox.acknowledge(try await request.decodeJSON(InboxAck.self, context: context), session: session))
+        }
+        router.ws("/v1/events") { request, _ in
+            _ = try await session(request)  // 401 with a JSON body when the token is not valid
+            _ = try request.integerQuery("after", default: 0, range: 0...Int64.max)
+            return .upgrade([:])
+        } onUpgrade: { inbound, outbound, context in
+            guard let session = try? await session(context.request) else { return }
+            let after = try context.request.integerQuery("after", default: 0, range: 0...Int64.max)
+            try await inbox.stream(session: session, after: after, inbound: inbound, outbound: outbound)
+        }
+    }
+}

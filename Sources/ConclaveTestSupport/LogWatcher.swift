@@ -1,0 +1,91 @@
+import Foundation
+import Synchronization
+
+/// Copies a child process's output to its log file as it comes, and tells
+/// a waiter when a marker line appears (the server says it listens) or the
+/// process exits first. Event-driven: nothing polls.
+final class LogWatcher: Sendable {
+    private struct State {
+        var seen = false
+        var exited = false
+        var waiters: [CheckedContinuation<Void, any Error>] = []
+    }
+
+    private let state = Mutex(State())
+    private let signal = DispatchSemaphore(value: 0)
+    let marker: String
+
+    init(copyingTo log: FileHandle, from pipe: Pipe, marker: String) {
+        self.marker = marker
+        let lastTail = Mutex("")
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
+            log.write(data)
+            // A marker may be split between two reads: look at the last line's tail too.
+            let text = lastTail.withLock { tail in
+                let joined = tail + String(decoding: data, as: UTF8.self)
+                tail = String(joined.suffix(marker.count))
+                return joined
+            }
+            if text.contains(marker) { self?.finish(nil) }
+        }
+    }
+
+    /// Called when the process ends.
+    func processExited() { finish(LogWatcherError("the process exited before it logged \"\(marker)\"")) }
+
+    private func finish(_ failure: LogWatcherError?) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            guard !state.seen, !state.exited else { return [] }
+            if failure == nil { state.seen = true } else { state.exited = true }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        signal.signal()
+        for waiter in waiters {
+            if let failure { waiter.resume(throwing: failure) } else { waiter.resume() }
+        }
+    }
+
+    private var outcome: Result<Void, any Error>? {
+        state.withLock { state in
+            if state.seen { return .success(()) }
+            if state.exited { return .failure(LogWatcherError("the process exited before it logged \"\(marker)\"")) }
+            return nil
+        }
+    }
+
+    /// Waits until the marker appears; throws if the process exits first.
+    func waitForMarker() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let now: Result<Void, any Error>? = state.withLock { state in
+                if state.seen { return .success(()) }
+                if state.exited { return .failure(LogWatcherError("the process exited before it logged \"\(marker)\"")) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let now { continuation.resume(with: now) }
+        }
+    }
+
+    /// The same, blocking, for synchronous callers; false on timeout.
+    func waitForMarker(timeout: TimeInterval) throws -> Bool {
+        if let outcome {
+            try outcome.get()
+            return true
+        }
+        guard signal.wait(timeout: .now() + timeout) == .success else { return false }
+        signal.signal()
+        try outcome?.get()
+        return outcome != nil
+    }
+}
+
+struct LogWatcherError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

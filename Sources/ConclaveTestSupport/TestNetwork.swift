@@ -1,0 +1,221 @@
+import ConclaveClient
+import ConclaveProtocol
+import ConclaveServer
+import ConclaveStorage
+import ConclaveSupport
+import Foundation
+import HummingbirdTesting
+import Logging
+import Synchronization
+import Testing
+
+/// The two storage backends every server test runs against.
+public enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    public var testDescription: String { rawValue }
+
+    /// A new PostgreSQL database's URL on the test server, or nil (and
+    /// why, printed; a test failure with `CONCLAVE_REQUIRE_POSTGRES=1`).
+    public static func postgresDatabase() throws -> String? {
+        guard let postgres = PostgresServer.shared else {
+            let reason = PostgresServer.unavailableReason ?? "unknown reason"
+            if ProcessInfo.processInfo.environment["CONCLAVE_REQUIRE_POSTGRES"] == "1" {
+                Issue.record("PostgreSQL is required but not available: \(reason)")
+            } else {
+                print("PostgreSQL not available: \(reason); skipping the postgres case")
+            }
+            return nil
+        }
+        return try postgres.createDatabase()
+    }
+}
+
+/// What every test network offers: its URL, administrator, users and devices.
+public protocol NetworkFixture: Sendable {
+    var root: String { get }
+    var url: String { get }
+    var adminToken: String { get }
+    var domain: String { get }
+    /// The time of the server and of devices made by ``device(_:_:)``,
+    /// when the network runs on a test clock.
+    var clock: TestClock? { get }
+}
+
+extension NetworkFixture {
+    public var password: String { "correct horse battery staple" }
+    public var admin: AdminClient { AdminClient(server: url, token: adminToken) }
+    public var networkDomain: NetworkDomain { NetworkDomain(domain) ?? NetworkDomain("invalid.example")! }  // literals of the test
+
+    /// Creates users with the test password, in `group` (default: default).
+    public func users(_ names: String..., group: String? = nil) async throws {
+        for name in names {
+            guard let user = UserName(name) else { throw TestSupportError("bad name \(name)") }
+            _ = try await admin.addUser(user, password: password, group: group)
+        }
+    }
+
+    /// A signed-in device in its own profile directory, on the network's
+    /// clock if it has one.
+    public func device(_ name: String, _ deviceName: String = "phone") async throws -> ConclaveClient {
+        let client = try await profile(name, deviceName)
+        try await client.login(server: url, user: "\(name)@\(domain)", password: password, deviceName: deviceName)
+        return client
+    }
+
+    /// A new, empty profile (no device yet), on the network's clock if it has one.
+    public func profile(_ name: String, _ deviceName: String = "phone") async throws -> ConclaveClient {
+        let profile = root + "/profiles/\(name)-\(deviceName)-\(UUID().uuidString.prefix(4))"
+        if let clock { return try await ConclaveClient.open(profile: profile, clock: { clock.now() }) }
+        return try await ConclaveClient.open(profile: profile)
+    }
+
+    public func address(_ name: String) -> UserAddress {
+        UserAddress(name: UserName(name) ?? UserName("invalid")!, domain: networkDomain)  // literals of the test
+    }
+}
+
+/// A network served in this process (HummingbirdTesting's `.live`
+/// framework, on loopback), on SQLite or PostgreSQL, optionally on a
+/// ``TestClock``. The test reaches the server's own store.
+public struct TestNetwork: NetworkFixture {
+    public let root: String
+    public let backend: Backend
+    public let url: String
+    public let adminToken: String
+    public let domain: String
+    public let clock: TestClock?
+    /// The server's store, to inspect it or to tamper with it as someone
+    /// with access to the database would.
+    public let store: ConclaveStore
+    /// The network's signing key (the data directory's `network.key`).
+    public let networkKey: NetworkSigningKey
+    /// The server's log file.
+    public let logFile: String
+
+    public var dataDirectory: String { root + "/server" }
+
+    /// Runs `body` with a network, or returns nil (and says why) when the
+    /// backend cannot run here.
+    @discardableResult
+    public static func run<T: Sendable>(
+        _ backend: Backend, domain: String = "acme.example", testClock: Bool = false,
+        configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        _ body: @Sendable (TestNetwork) async throws -> T
+    ) async throws -> T? {
+        let root = NSTemporaryDirectory() + "conclave-test-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        var postgresURL: String?
+        if backend == .postgres {
+            guard let url = try Backend.postgresDatabase() else { return nil }
+            postgresURL = url
+        }
+        guard let network = NetworkDomain(domain) else { throw TestSupportError("bad domain \(domain)") }
+        let directory = DataDirectory(path: root + "/server")
+        let token = try directory.initialise(network: network, listen: "127.0.0.1:0", postgres: postgresURL)
+        let logFile = root + "/server.log"
+        let logger = FileLogHandler.logger(label: "conclave.test-server", file: logFile)
+        let storage = try await ServerStorage.open(directory: directory, postgres: postgresURL, logger: logger)
+        let clock = testClock ? TestClock() : nil
+        guard let adminHash = Hex.decode(try directory.settings().adminTokenSha256) else { throw TestSupportError("bad admin hash") }
+        var configuration = ServerConfiguration(
+            network: network, host: "127.0.0.1", port: 0, adminTokenHash: adminHash, passwordHasher: PasswordHasher(rounds: 1 << 12))
+        configure(&configuration)
+        let key = try directory.networkKey(domain: network)
+        let url = Mutex("")
+        let app = try buildApplication(
+            configuration: configuration, storage: storage, networkKey: key, logger: logger,
+            clock: clock.map { clock in ServerClock { clock.now() } } ?? .system, onServerRunning: { bound in url.withLock { $0 = bound } })
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        do {
+            // HummingbirdTesting's live framework binds a port of the system's choice on loopback; the server tells its URL.
+            let value = try await app.test(.live) { _ in
+                let fixture = TestNetwork(
+                    root: root, backend: backend, url: url.withLock { $0 }, adminToken: token, domain: domain, clock: clock,
+                    store: storage.store, networkKey: key, logFile: logFile)
+                return try await body(fixture)
+            }
+            try await storage.store.close()
+            return value
+        } catch {
+            try? await storage.store.close()
+            throw error
+        }
+    }
+
+    /// The server's log so far.
+    public var log: String { String(decoding: FileManager.default.contents(atPath: logFile) ?? Data(), as: UTF8.self) }
+}
+
+/// A network served by a real `conclave server run` process on loopback,
+/// for the end-to-end tests (SIGKILL, restarts, the CLI).
+public struct ProcessNetwork: NetworkFixture {
+    public let root: String
+    public let backend: Backend
+    public let postgresURL: String?
+    public let adminToken: String
+    public let domain: String
+    public var server: ConclaveServerProcess
+    public var clock: TestClock? { nil }
+
+    public var url: String { server.url }
+    public var dataDirectory: String { root + "/server" }
+
+    /// Starts a network, or returns nil (and says why) when the backend
+    /// cannot run here.
+    public static func start(_ backend: Backend, domain: String = "acme.example") async throws -> ProcessNetwork? {
+        let root = NSTemporaryDirectory() + "conclave-e2e-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        var postgresURL: String?
+        if backend == .postgres {
+            guard let url = try Backend.postgresDatabase() else { return nil }
+            postgresURL = url
+        }
+        let token = try ConclaveServerProcess.initialise(directory: root + "/server", network: domain)
+        let server = try await ConclaveServerProcess.start(directory: root + "/server", postgres: postgresURL)
+        return ProcessNetwork(root: root, backend: backend, postgresURL: postgresURL, adminToken: token, domain: domain, server: server)
+    }
+
+    /// Runs `body` with the server's database opened beside the server
+    /// (to inspect it, or to tamper with it as someone with its access would).
+    public func withDatabase<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        var logger = Logger(label: "test.database")
+        logger.logLevel = .warning
+        if let postgresURL {
+            let database = try PostgresDatabase(url: postgresURL, maximumConnections: 2, logger: logger)
+            return try await database.withRunning { try await body(database) }
+        }
+        let database = try await SQLiteDatabase.open(path: dataDirectory + "/conclave.sqlite", readers: 1, logger: logger)
+        do {
+            let value = try await body(database)
+            try await database.close()
+            return value
+        } catch {
+            try? await database.close()
+            throw error
+        }
+    }
+
+    /// Restarts the server process on the same data and port.
+    public mutating func restart(kill: Bool = false) async throws {
+        if kill { server.kill() } else { server.stop() }
+        server = try await ConclaveServerProcess.start(directory: dataDirectory, postgres: postgresURL, port: server.port)
+    }
+
+    public func stop() { server.stop() }
+}
+
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The texts of the messages among some events.
+public func texts(_ events: [ClientEvent]) -> [String] {
+    events.compactMap { if case .message(let message) = $0 { message.text } else { nil } }
+}
+
+public func messages(_ events: [ClientEvent]) -> [ReceivedMessage] {
+    events.compactMap { if case .message(let message) = $0 { message } else { nil } }
+}
