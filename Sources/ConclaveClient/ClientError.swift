@@ -23,6 +23,13 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     /// The members' security-group policy does not allow it (checked before
     /// anything is sent; the server checks again).
     case policy(String)
+    /// This device's server now names another key for a peer network than
+    /// the one this device pinned the first time it saw that network.
+    case networkKeyChanged(NetworkDomain)
+    /// The conversation holds a device this device does not trust (a leaf
+    /// whose certificate does not verify), or is not the 1:1 it claims to
+    /// be; nothing was sent.
+    case untrusted(String)
 
     public var description: String {
         switch self {
@@ -36,6 +43,9 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         case .localStore(let what): "local store: \(what)"
         case .invalid(let what): "refused: \(what)"
         case .policy(let what): "not allowed by security-group policy: \(what)"
+        case .networkKeyChanged(let domain):
+            "the key of network \(domain) changed since this device first saw it: your server may be impersonating it; nothing was sent"
+        case .untrusted(let what): "refused: \(what); nothing was sent"
         }
     }
 

@@ -68,7 +68,9 @@ extension ConclaveClient {
         if let local = try await conversations().first(where: { $0.kind == .direct && $0.peer == peer }) { return local }
         let list: ConversationList = try await api.get("/v1/conversations")
         if let existing = list.conversations.first(where: { $0.kind == .direct && $0.members.contains(peer) }) {
-            return try await joinExternally(existing.id)
+            let joined = try await joinExternally(existing.id)
+            guard joined.peer == peer else { throw ClientError.untrusted("the server's 1:1 with \(peer) holds other users") }
+            return joined
         }
         do {
             let settings = try await settingsWithinPolicy(nil, members: [peer])
@@ -76,8 +78,18 @@ extension ConclaveClient {
             return try await addUsers([peer], to: id)
         } catch let error as ClientError where error.code == .conversationExists {
             guard case .api(_, let detail) = error, let existing = detail.conversation else { throw error }
-            return try await joinExternally(existing)
+            let joined = try await joinExternally(existing)
+            guard joined.peer == peer else { throw ClientError.untrusted("the server's 1:1 with \(peer) holds other users") }
+            return joined
         }
+    }
+
+    /// C3: a 1:1's peer is the one other user whose leaves verified in the
+    /// tree this device joined; a "1:1" with more users has none, and is
+    /// never taken for the 1:1 with anyone.
+    static func directPeer(_ kind: ConversationKind, _ leaves: LeafVerification, me: UserAddress) -> UserAddress? {
+        let others = Set(leaves.verified.values.map(\.user)).subtracting([me])
+        return kind == .direct && others.count == 1 ? others.first : nil
     }
 
     /// Creates the group with this device alone, naming the network's server
@@ -85,9 +97,9 @@ extension ConclaveClient {
     private func createGroup(
         kind: ConversationKind, name: String?, peer: UserAddress?, settings: ConversationSettings = ConversationSettings()
     ) async throws -> ConversationID {
-        let (_, signer, networkKey) = try requireAccount()
+        let (account, signer, networkKey) = try requireAccount()
         let provider = try self.provider
-        let id = ConversationID.random()
+        let id = ConversationID.hosted(by: account.user.domain)
         let bundle = try KeyPackageBundle.create(
             provider, credential: try credential, signer: signer, lifetime: Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600),
             capabilities: ConversationSettings.capabilities(provider.suite), random: random)
@@ -116,9 +128,9 @@ extension ConclaveClient {
         let (account, _, _) = try requireAccount()
         var packages: [KeyPackage] = []
         for user in Set(users + [account.user]) {
+            let networkKey = try await confirmNetworkKey(for: user.domain)
             let claimed: ClaimedKeyPackages = try await api.post("/v1/key-packages/claim", KeyPackageClaim(user: user))
             var found = 0
-            let networkKey = try await networkKey(for: user.domain)
             for entry in claimed.keyPackages where entry.deviceId != account.device {
                 guard case .keyPackage(let package) = try? MLSMessage(tlsSerialized: entry.keyPackage.bytes).body,
                     let certificate = VerifiedDeviceCertificate.verify(leaf: package.leafNode, networkKey: networkKey),
@@ -220,8 +232,10 @@ extension ConclaveClient {
             let (group, commit) = try Group.joinExternally(
                 groupInfo: info, ratchetTree: tree, credential: try credential, signer: signer,
                 capabilities: ConversationSettings.capabilities(try provider.suite), now: validationTime, random: random)
-            guard await verifyLeaves(group).failed.isEmpty else {
-                throw ClientError.invalid("conversation \(id) holds a device without a valid certificate of the network")
+            let leaves = await verifyLeaves(group)
+            if let (_, error) = leaves.unavailable.first { throw error }
+            guard leaves.failed.isEmpty else {
+                throw ClientError.untrusted("conversation \(id) holds a device without a valid certificate of its network")
             }
             let request = CommitRequest(
                 commit: Base64Bytes(commit.tlsSerialized), welcome: nil,
@@ -234,8 +248,7 @@ extension ConclaveClient {
             }
             let meta: ConversationInfo = try await api.get("/v1/conversations/\(id)")
             let stored = StoredConversation(
-                kind: meta.kind, name: meta.name, peer: meta.kind == .direct ? meta.members.first { $0 != account.user } : nil,
-                snapshot: Base64Bytes([]))
+                kind: meta.kind, name: meta.name, peer: Self.directPeer(meta.kind, leaves, me: account.user), snapshot: Base64Bytes([]))
             try await saveGroup(id, stored, group)
             return await conversation(id, stored, group)
         }

@@ -76,7 +76,7 @@ extension ConclaveClient {
             if let last = page.events.last {
                 let _: AckResult = try await api.post("/v1/inbox/ack", InboxAck(upTo: last.seq))
             }
-            if page.events.count < 200 { break }
+            if page.events.isEmpty { break }  // a page is bounded in bytes too: only an empty one means the end
         }
         if autoCommit {
             for id in needsCommit {
@@ -124,16 +124,21 @@ extension ConclaveClient {
             let bundle = try KeyPackageBundle(serialized: bytes, signer: signer)
             let group = try Group(welcome: welcome, keyPackage: bundle, now: validationTime)
             let leaves = await verifyLeaves(group)
+            if let (_, error) = leaves.unavailable.first { throw error }
             guard leaves.failed.isEmpty, group.groupID == id.bytes else {
                 return [.warning("refused to join \(id): a device in it has no valid certificate of the network")]
             }
             if !lastResort { try await store.deleteKeyPackage(secrets.newMember) }
             let meta: ConversationInfo = try await api.get("/v1/conversations/\(id)")
-            let others = Set(leaves.verified.values.map(\.user)).subtracting([account.user])
             let stored = StoredConversation(
-                kind: meta.kind, name: meta.name, peer: meta.kind == .direct ? others.first : nil, snapshot: Base64Bytes([]))
+                kind: meta.kind, name: meta.name, peer: Self.directPeer(meta.kind, leaves, me: account.user), snapshot: Base64Bytes([]))
             try await saveGroup(id, stored, group)
-            return [.joined(await conversation(id, stored, group))]
+            var events: [ClientEvent] = [.joined(await conversation(id, stored, group))]
+            if meta.kind == .direct && stored.peer == nil {
+                events.append(
+                    .warning("conversation \(id) calls itself a 1:1 but holds other users than you and one peer; it is not used as a 1:1"))
+            }
+            return events
         }
         return [.warning("a Welcome to \(id) matches none of this device's key packages")]
     }
@@ -182,15 +187,18 @@ extension ConclaveClient {
             return [.warning("a message in \(id) is not a Conclave message")]
         }
         guard try await store.markSeen(body.id, at: clock()) else { return [] }
-        // Expired ciphertext the server had not swept yet is not shown.
-        if let expiresAt = event.expiresAt, expiresAt <= clock() { return [] }
+        // C5: the expiry comes from the lifetime the members agreed on in the group's context; the server's own
+        // stamp can only bring it closer.
         let settings = ConversationSettings(extensions: group.context.extensions) ?? ConversationSettings()
+        let agreed = settings.messageLifetime > 0 ? event.sentAt.addingTimeInterval(TimeInterval(settings.messageLifetime)) : nil
+        let expiresAt = [agreed, event.expiresAt].compactMap { $0 }.min()
+        // Expired ciphertext the server had not swept yet is not shown.
+        if let expiresAt, expiresAt <= clock() { return [] }
         return [
             .message(
                 ReceivedMessage(
                     id: body.id, conversation: id, room: stored.name, from: certificate.user, device: certificate.device, text: body.text,
-                    sentAt: event.sentAt, expiresAt: event.expiresAt,
-                    burnOnRead: settings.burnOnRead > 0 ? settings.burnOnRead : nil))
+                    sentAt: event.sentAt, expiresAt: expiresAt, burnOnRead: settings.burnOnRead > 0 ? settings.burnOnRead : nil))
         ]
     }
 
@@ -213,6 +221,7 @@ extension ConclaveClient {
             try await catchUp(autoCommit: true)
         }
         for _ in 0..<4 {
+            try await ensureTrusted(id)
             guard let (stored, original) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
             var group = original
             let message = try group.encrypt(body, random: random)
@@ -226,5 +235,31 @@ extension ConclaveClient {
             }
         }
         throw lastError ?? ClientError.invalid("the message was not accepted")
+    }
+
+    /// Before anything is sent into a group (C3, C4 in docs/client.md):
+    /// every leaf's certificate verifies with the key of its network (a leaf
+    /// that does not is removed by a commit of this device first), and a
+    /// 1:1 holds this user and the peer only; a 1:1 whose peer has no device
+    /// left gets the peer's current devices added again.
+    func ensureTrusted(_ id: ConversationID) async throws {
+        guard let (stored, group) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
+        let (account, _, _) = try requireAccount()
+        let leaves = await verifyLeaves(group)
+        if let (_, error) = leaves.unavailable.first { throw error }
+        if !leaves.failed.isEmpty {
+            let untrusted = Set(leaves.failed.compactMap { group.tree.leaf($0)?.signatureKey })
+            _ = try await commitWithRetry(id) { group in
+                let remove = group.members.filter { untrusted.contains($0.leaf.signatureKey) && $0.index != group.ownLeaf }.map(\.index)
+                return try group.commit(removing: remove, now: self.validationTime, random: self.random)
+            }
+        }
+        guard stored.kind == .direct else { return }
+        guard let peer = stored.peer else { throw ClientError.untrusted("this 1:1 conversation has no known peer") }
+        let users = Set(leaves.verified.values.map(\.user))
+        guard users.isSubset(of: [account.user, peer]) else {
+            throw ClientError.untrusted("the 1:1 conversation with \(peer) holds other users")
+        }
+        if !users.contains(peer) { _ = try await addUsers([peer], to: id) }
     }
 }

@@ -6,6 +6,15 @@ import Logging
 import MLS
 import MLSCodec
 
+/// What ``ConclaveClient/verifyLeaves(_:_:)`` found.
+struct LeafVerification {
+    var verified: [LeafIndex: VerifiedDeviceCertificate] = [:]
+    /// Leaves whose credential is not a certificate, or does not verify.
+    var failed: [LeafIndex] = []
+    /// Leaves of a network whose key could not be had, and why.
+    var unavailable: [(LeafIndex, any Error)] = []
+}
+
 /// The Conclave SDK: one device of one user. It owns the device's MLS
 /// state (in a sealed local store under the profile directory) and talks
 /// to the user's network. Every conversation is an MLS group; the server
@@ -191,40 +200,79 @@ public actor ConclaveClient {
 
     /// Checks leaves of a group (every member when `indices` is nil)
     /// against the key of the network that issued each certificate (C1): a
-    /// leaf without a valid certificate is a device nobody vouched for.
-    func verifyLeaves(_ group: Group, _ indices: [LeafIndex]? = nil) async -> (
-        verified: [LeafIndex: VerifiedDeviceCertificate], failed: [LeafIndex]
-    ) {
+    /// leaf without a valid certificate is a device nobody vouched for
+    /// (`failed`); a leaf of a network whose key cannot be had now is
+    /// neither (`unavailable`, with why).
+    func verifyLeaves(_ group: Group, _ indices: [LeafIndex]? = nil) async -> LeafVerification {
         let leaves =
             indices.map { $0.compactMap { index in group.tree.leaf(index).map { (index, $0) } } }
             ?? group.members.map { ($0.index, $0.leaf) }
-        var verified: [LeafIndex: VerifiedDeviceCertificate] = [:]
-        var failed: [LeafIndex] = []
+        var result = LeafVerification()
         for (index, leaf) in leaves {
-            if let claim = UnverifiedDeviceCertificate(credential: leaf.credential),
-                let key = try? await networkKey(for: claim.claimedUser.domain), let certificate = claim.verified(for: leaf, by: key)
-            {
-                verified[index] = certificate
+            guard let claim = UnverifiedDeviceCertificate(credential: leaf.credential) else {
+                result.failed.append(index)
+                continue
+            }
+            let key: NetworkPublicKey
+            do { key = try await networkKey(for: claim.claimedUser.domain) } catch {
+                result.unavailable.append((index, error))
+                continue
+            }
+            if let certificate = claim.verified(for: leaf, by: key) {
+                result.verified[index] = certificate
             } else {
-                failed.append(index)
+                result.failed.append(index)
             }
         }
-        return (verified, failed)
+        return result
     }
 
     /// The key of a network: this device's own (pinned at sign-in), or a
-    /// peer's as this device's network pinned it (`GET /v1/networks/…`).
+    /// peer's as this device pinned it the first time its server named it
+    /// (C2). Leaves of that network are verified with the pinned key, so a
+    /// server that later names another key cannot certify devices for it.
     func networkKey(for domain: NetworkDomain) async throws -> NetworkPublicKey {
         let (_, _, own) = try requireAccount()
         if domain == own.domain { return own }
         if let known = peerKeys[domain] { return known }
+        if let pinned = try await pinnedPeerKeys()[domain.value] {
+            let key = NetworkPublicKey(domain: domain, rawKey: pinned.bytes)
+            peerKeys[domain] = key
+            return key
+        }
+        return try await confirmNetworkKey(for: domain)
+    }
+
+    /// Asks this device's server for a peer network's key and checks it
+    /// against the pin (C2): another key than the one pinned is refused
+    /// with ``ClientError/networkKeyChanged(_:)``; a network seen for the
+    /// first time is pinned.
+    @discardableResult
+    func confirmNetworkKey(for domain: NetworkDomain) async throws -> NetworkPublicKey {
+        let (_, _, own) = try requireAccount()
+        if domain == own.domain { return own }
         let peer: PeerNetwork = try await api.get("/v1/networks/\(domain)")
         let key = NetworkPublicKey(domain: domain, rawKey: peer.signingKey.bytes)
         guard peer.domain == domain, key.fingerprint == peer.keyFingerprint else {
             throw ClientError.invalid("the key of \(domain) does not match its fingerprint")
         }
+        var pinned = try await pinnedPeerKeys()
+        if let first = pinned[domain.value] {
+            guard first.bytes == key.rawKey else { throw ClientError.networkKeyChanged(domain) }
+        } else {
+            pinned[domain.value] = Base64Bytes(key.rawKey)
+            try await store.setMeta("peer_keys", Array(try ConclaveJSON.encoder().encode(pinned)))
+        }
         peerKeys[domain] = key
         return key
+    }
+
+    /// The peer networks' keys this device pinned, by domain.
+    func pinnedPeerKeys() async throws -> [String: Base64Bytes] {
+        guard let bytes = try await store.meta("peer_keys") else { return [:] }
+        do { return try ConclaveJSON.decoder().decode([String: Base64Bytes].self, from: Data(bytes)) } catch {
+            throw ClientError.localStore("the pinned network keys are unreadable")
+        }
     }
 
     /// The conversations this device holds.

@@ -24,7 +24,6 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case replayedRequest = "replayed_request"
     // 403
     case forbidden
-    case accountSuspended = "account_suspended"
     case inactiveDevice = "inactive_device"
     case policySegmentation = "policy_segmentation"
     case policySettings = "policy_settings"
@@ -33,6 +32,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case federationOff = "federation_off"
     case networkNotPinned = "network_not_pinned"
     case peerUnverified = "peer_unverified"
+    case directConversation = "direct_conversation"
     // 404
     case notFound = "not_found"
     case unknownNetwork = "unknown_network"
@@ -49,6 +49,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case peerExists = "peer_exists"
     case wrongEpoch = "wrong_epoch"
     case pendingProposals = "pending_proposals"
+    case keyPackageStockFull = "key_package_stock_full"
     // 413
     case tooLarge = "too_large"
     // 429
@@ -60,6 +61,8 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case peerInvalid = "peer_invalid"
     case peerKeyMismatch = "peer_key_mismatch"
     case peerRefused = "peer_refused"
+    // 503
+    case serverBusy = "server_busy"
 
     /// The HTTP status that goes with the code, always.
     public var status: Int {
@@ -68,18 +71,19 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
             .missingExternalSender, .unknownGroup, .peerMismatch:
             400
         case .unauthenticated, .sessionExpired, .invalidCredentials, .invalidRequestSignature, .staleRequest, .replayedRequest: 401
-        case .forbidden, .accountSuspended, .inactiveDevice, .policySegmentation, .policySettings, .policyConflict, .policyFederation,
-            .federationOff, .networkNotPinned, .peerUnverified:
+        case .forbidden, .inactiveDevice, .policySegmentation, .policySettings, .policyConflict, .policyFederation,
+            .federationOff, .networkNotPinned, .peerUnverified, .directConversation:
             403
         case .notFound, .unknownNetwork: 404
         case .methodNotAllowed: 405
         case .conflict, .conversationExists, .userExists, .groupExists, .groupInUse, .keyInUse, .duplicateKeyPackage, .peerExists,
-            .wrongEpoch, .pendingProposals:
+            .wrongEpoch, .pendingProposals, .keyPackageStockFull:
             409
         case .tooLarge: 413
         case .rateLimited: 429
         case .internal: 500
         case .peerUnavailable, .peerInvalid, .peerKeyMismatch, .peerRefused: 502
+        case .serverBusy: 503
         }
     }
 
@@ -102,7 +106,6 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .staleRequest: "a server-to-server request's timestamp is too far from this server's clock"
         case .replayedRequest: "a server-to-server request was received before"
         case .forbidden: "this session or network may not do that"
-        case .accountSuspended: "the account is suspended"
         case .inactiveDevice: "a device in the commit is unknown, deleted or suspended"
         case .policySegmentation: "the security groups' may-message policy does not allow these users to share a conversation"
         case .policySettings: "the conversation settings lie outside the members' security-group bounds"
@@ -110,7 +113,8 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .policyFederation: "a security group's federation policy does not allow reaching that network"
         case .federationOff: "the network does not federate"
         case .networkNotPinned: "the requesting network is not a federation peer of this one"
-        case .peerUnverified: "an unlisted network's URL does not publish the domain and key it signs with"
+        case .peerUnverified: "an unlisted network is not verified yet, or its URL does not publish the domain and key it signs with"
+        case .directConversation: "a 1:1 conversation holds its two users only"
         case .notFound: "no such resource, or the caller may not know of it"
         case .unknownNetwork: "the network is not a federation peer"
         case .methodNotAllowed: "the route exists but not with this method"
@@ -124,13 +128,15 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .peerExists: "the network is pinned already"
         case .wrongEpoch: "the conversation is at another epoch (the current one is in `current_epoch`)"
         case .pendingProposals: "the server's pending proposals must be committed first"
+        case .keyPackageStockFull: "the device keeps the most key packages the server stores for one device"
         case .tooLarge: "the request body is over the limit"
-        case .rateLimited: "too many requests; try again later"
+        case .rateLimited: "too many requests; try again later (`Retry-After` says when)"
         case .internal: "an internal error (details are in neither the answer nor the log)"
         case .peerUnavailable: "a peer network does not answer"
         case .peerInvalid: "a peer network answered with something that is not the API"
         case .peerKeyMismatch: "a peer network publishes a key that does not match its pin"
         case .peerRefused: "a peer network refused this network's request"
+        case .serverBusy: "the server is at its connection limit; try again later"
         }
     }
 
@@ -147,7 +153,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     public var isFinal: Bool {
         switch self {
         case .badRequest, .invalidMLSMessage, .invalidCredential, .invalidKeyPackage, .invalidSettings, .tooLarge, .forbidden,
-            .policyFederation, .policySegmentation, .policySettings, .notFound, .inactiveDevice, .accountSuspended:
+            .policyFederation, .policySegmentation, .policySettings, .notFound, .inactiveDevice, .directConversation:
             true
         default: false
         }

@@ -185,33 +185,22 @@ public struct FederatedDelivery: Codable, Sendable, Hashable {
     public var sentAt: Date
     public var expiresAt: Date?
     public var recipients: [DeviceID]
-    /// Every member after this message; a bare name is a user of the
-    /// hosting network.
-    public var members: [String]
-    /// The conversation's settings (seconds; 0: off), which the receiving
-    /// network checks against its own users' security groups.
-    public var messageLifetime: UInt64
-    public var burnOnRead: UInt64
+    /// The conversation's GroupInfo and ratchet tree after this message, as
+    /// the host holds them; required with `welcome` and `handshake`. The
+    /// receiving network reads the members and the settings from this
+    /// member-signed state (never from the host's word) and checks its own
+    /// users' policy against them (F6 in docs/federation.md).
+    public var groupInfo: Base64Bytes?
+    public var ratchetTree: Base64Bytes?
     /// A random id the receiver remembers, so that a delivery retried after
     /// a lost answer is stored once.
     public var deliveryId: String
 
-    /// ``members`` as addresses, bare names read as users of `host`;
-    /// malformed entries are left out.
-    public func memberAddresses(host: NetworkDomain) -> [UserAddress] {
-        members.compactMap { member in
-            member.contains("@") ? UserAddress(member) : UserName(member).map { UserAddress(name: $0, domain: host) }
-        }
-    }
-
     public init(
         conversation: ConversationID, conversationKind: ConversationKind, name: String?, createdBy: UserName, createdAt: Date,
         kind: InboxEventKind, message: Base64Bytes, messageId: String?, sentAt: Date, expiresAt: Date?, recipients: [DeviceID],
-        members: [String], messageLifetime: UInt64 = 0, burnOnRead: UInt64 = 0, deliveryId: String = FederationRequestSignature.newNonce()
+        groupInfo: Base64Bytes? = nil, ratchetTree: Base64Bytes? = nil, deliveryId: String = FederationRequestSignature.newNonce()
     ) {
-        self.deliveryId = deliveryId
-        self.messageLifetime = messageLifetime
-        self.burnOnRead = burnOnRead
         self.conversation = conversation
         self.conversationKind = conversationKind
         self.name = name
@@ -223,7 +212,9 @@ public struct FederatedDelivery: Codable, Sendable, Hashable {
         self.sentAt = sentAt
         self.expiresAt = expiresAt
         self.recipients = recipients
-        self.members = members
+        self.groupInfo = groupInfo
+        self.ratchetTree = ratchetTree
+        self.deliveryId = deliveryId
     }
 }
 

@@ -1,3 +1,5 @@
+import Crypto
+
 /// A network's domain, a DNS name such as `acme.example` (DESIGN.md §3).
 public struct NetworkDomain: TextIdentifier {
     public let value: String
@@ -94,6 +96,21 @@ public struct ConversationID: TextIdentifier {
     public static func random() -> ConversationID {
         var generator = SystemRandomNumberGenerator()
         return ConversationID(unchecked: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+
+    /// A new id for a conversation hosted by `host`: 16 random bytes and
+    /// the host's tag, so that no other network can claim to host it
+    /// (D22, F7 in docs/federation.md).
+    public static func hosted(by host: NetworkDomain) -> ConversationID {
+        ConversationID(unchecked: random().bytes + hostTag(host))
+    }
+
+    /// Whether the id carries `host`'s tag.
+    public func isHosted(by host: NetworkDomain) -> Bool { bytes.count == 32 && Array(bytes.suffix(16)) == Self.hostTag(host) }
+
+    /// The first 16 bytes of SHA-256("Conclave conversation host v1", 0, domain).
+    static func hostTag(_ host: NetworkDomain) -> [UInt8] {
+        Array(SHA256.hash(data: Array("Conclave conversation host v1".utf8) + [0] + Array(host.value.utf8)).prefix(16))
     }
 
     private init(unchecked bytes: [UInt8]) { self.bytes = bytes }

@@ -132,7 +132,9 @@ extension ConclaveStore {
             try await connection.execute("DELETE FROM pending_proposals WHERE conversation_id = ?", [id])
             var notified = Set<DeviceID>()
             for delivery in write.deliveries {
-                notified.formUnion(try await Self.deliver(connection, delivery, conversation: write.conversation, deviceLock: deviceLock))
+                notified.formUnion(
+                    try await Self.deliver(
+                        connection, delivery, conversation: write.conversation, deviceLock: deviceLock, outboxLimit: outboxLimit))
             }
             return (.applied, notified)
         }
@@ -168,7 +170,7 @@ extension ConclaveStore {
             var timed = delivery
             let lifetime = try row.integer(1)
             if lifetime > 0 { timed.expiresAt = delivery.sentAt.addingTimeInterval(TimeInterval(lifetime)) }
-            let notified = try await Self.deliver(connection, timed, conversation: id, deviceLock: deviceLock)
+            let notified = try await Self.deliver(connection, timed, conversation: id, deviceLock: deviceLock, outboxLimit: outboxLimit)
             return (.stored(sentAt: timed.sentAt, expiresAt: timed.expiresAt), notified)
         }
     }
@@ -187,7 +189,10 @@ extension ConclaveStore {
                     [key, .integer(Int64(epoch)), .blob(proposal.ref), .blob(proposal.message)])
             }
             var notified = Set<DeviceID>()
-            for item in delivery { notified.formUnion(try await Self.deliver(connection, item, conversation: id, deviceLock: deviceLock)) }
+            for item in delivery {
+                notified.formUnion(
+                    try await Self.deliver(connection, item, conversation: id, deviceLock: deviceLock, outboxLimit: outboxLimit))
+            }
             return notified
         }
     }
@@ -205,9 +210,9 @@ extension ConclaveStore {
     /// PostgreSQL the device rows are locked in id order first
     /// (``ConclaveStore/deviceLock``).
     static func deliver(
-        _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, deviceLock: String
+        _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, deviceLock: String, outboxLimit: Int = 10_000
     ) async throws -> Set<DeviceID> {
-        if !delivery.remote.isEmpty { try await enqueueFederated(connection, delivery, conversation: conversation) }
+        if !delivery.remote.isEmpty { try await enqueueFederated(connection, delivery, conversation: conversation, limit: outboxLimit) }
         // With no local recipient, a message still leaves a payload row, so that a retry of its id is known (D17).
         guard !delivery.recipients.isEmpty || delivery.messageID != nil else { return [] }
         let marks = Array(repeating: "?", count: delivery.recipients.count).joined(separator: ", ")
@@ -269,25 +274,28 @@ extension ConclaveStore {
     }
 
     /// Puts one ``FederatedDelivery`` per network of the remote recipients
-    /// into the federation outbox, in the same transaction as the message.
-    static func enqueueFederated(_ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID) async throws {
+    /// into the federation outbox, in the same transaction as the message,
+    /// with the conversation's current GroupInfo and tree for Welcomes and
+    /// handshakes (F6).
+    static func enqueueFederated(
+        _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, limit: Int
+    ) async throws {
         let rows = try await connection.query(
-            "SELECT kind, name, created_by, created_at, message_lifetime, burn_on_read FROM conversations WHERE id = ?",
+            "SELECT kind, name, created_by, created_at, group_info, ratchet_tree FROM conversations WHERE id = ?",
             [.blob(conversation.bytes)])
         guard let row = rows.first, let kind = ConversationKind(rawValue: try row.text(0)), let creator = UserName(try row.text(2)) else {
             throw StoreError.corrupt("conversations")
         }
-        let members = try await connection.query(
-            "SELECT user_name FROM conversation_members WHERE conversation_id = ? ORDER BY user_name", [.blob(conversation.bytes)]
-        ).map { try $0.text(0) }
+        let withState = delivery.kind != .application
         for (destination, devices) in Dictionary(grouping: delivery.remote, by: \.user.domain).sorted(by: { $0.key < $1.key }) {
             let body = FederatedDelivery(
                 conversation: conversation, conversationKind: kind, name: try row.optionalText(1), createdBy: creator,
-                createdAt: Date(millis: try row.integer(3)), kind: delivery.kind,
-                message: Base64Bytes(delivery.data), messageId: delivery.messageID, sentAt: delivery.sentAt, expiresAt: delivery.expiresAt,
-                recipients: devices.map(\.device), members: members, messageLifetime: UInt64(max(0, try row.integer(4))),
-                burnOnRead: UInt64(max(0, try row.integer(5))), deliveryId: FederationRequestSignature.newNonce())
-            try await enqueue(connection, destination: destination, path: "/v1/federation/deliver", body: body, at: delivery.sentAt)
+                createdAt: Date(millis: try row.integer(3)), kind: delivery.kind, message: Base64Bytes(delivery.data),
+                messageId: delivery.messageID, sentAt: delivery.sentAt, expiresAt: delivery.expiresAt, recipients: devices.map(\.device),
+                groupInfo: withState ? Base64Bytes(try row.blob(4)) : nil, ratchetTree: withState ? Base64Bytes(try row.blob(5)) : nil,
+                deliveryId: FederationRequestSignature.newNonce())
+            _ = try await enqueue(
+                connection, destination: destination, path: "/v1/federation/deliver", body: body, at: delivery.sentAt, limit: limit)
         }
     }
 
@@ -325,15 +333,31 @@ extension ConclaveStore {
 // MARK: - Inbox
 
 extension ConclaveStore {
-    /// A device's inbox after `seq`, oldest first, leaving out expired payloads.
-    public func inbox(device: DeviceID, after seq: Int64, limit: Int, now: Date) async throws -> [InboxEvent] {
+    /// A device's inbox after `seq`, oldest first, leaving out expired
+    /// payloads: at most `limit` events and, past the first, at most
+    /// `maxBytes` of messages (D23). The sizes are read first, so a page of
+    /// large messages never loads more than it returns.
+    public func inbox(device: DeviceID, after seq: Int64, limit: Int, maxBytes: Int = .max, now: Date) async throws -> [InboxEvent] {
         try await database.read { connection in
+            let sizes = try await connection.query(
+                """
+                SELECT i.seq, \(dataLength)(p.data) FROM inbox i JOIN payloads p ON p.id = i.payload_id \
+                WHERE i.device_id = ? AND i.seq > ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY i.seq LIMIT ?
+                """, [.text(device.value), .integer(seq), .integer(now.millis), .integer(Int64(limit))])
+            var last: Int64?
+            var total = 0
+            for row in sizes {
+                total += Int(try row.integer(1))
+                if last != nil, total > maxBytes { break }
+                last = try row.integer(0)
+            }
+            guard let last else { return [] }
             let rows = try await connection.query(
                 """
                 SELECT i.seq, p.kind, p.conversation_id, p.data, p.message_id, p.sent_at, p.expires_at \
                 FROM inbox i JOIN payloads p ON p.id = i.payload_id \
-                WHERE i.device_id = ? AND i.seq > ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY i.seq LIMIT ?
-                """, [.text(device.value), .integer(seq), .integer(now.millis), .integer(Int64(limit))])
+                WHERE i.device_id = ? AND i.seq > ? AND i.seq <= ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY i.seq
+                """, [.text(device.value), .integer(seq), .integer(last), .integer(now.millis)])
             return try rows.map { row in
                 guard let kind = InboxEventKind(rawValue: try row.text(1)), let conversation = ConversationID(bytes: try row.blob(2)) else {
                     throw StoreError.corrupt("payloads")
@@ -345,6 +369,9 @@ extension ConclaveStore {
             }
         }
     }
+
+    /// The SQL function giving a blob's length in bytes.
+    var dataLength: String { database.dialect == .postgres ? "octet_length" : "length" }
 
     /// Deletes a device's inbox entries up to `seq`; payloads no inbox
     /// refers to any more go with them.

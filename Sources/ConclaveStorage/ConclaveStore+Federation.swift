@@ -142,19 +142,53 @@ public enum RemoteDeliveryOutcome: Sendable, Hashable {
     case unknownConversation
 }
 
+/// What became of a request put in the outbox.
+public enum EnqueueOutcome: Sendable, Hashable {
+    case queued
+    /// The same request (destination, path and body) waits already.
+    case alreadyQueued
+    /// The destination's queue is full (`outboxPerPeer`): not queued.
+    case full
+}
+
 extension ConclaveStore {
+    /// Queues a request unless the same one waits already or the
+    /// destination already has `limit` requests waiting.
     static func enqueue(
-        _ connection: any SQLConnection, destination: NetworkDomain, path: String, body: some Encodable, at date: Date
-    ) async throws {
+        _ connection: any SQLConnection, destination: NetworkDomain, path: String, body: some Encodable, at date: Date, limit: Int
+    ) async throws -> EnqueueOutcome {
+        let bytes = Array(try ConclaveJSON.encoder().encode(body))
+        let waiting =
+            try await connection.query(
+                "SELECT COUNT(*) FROM federation_outbox WHERE destination = ?", [.text(destination.value)]
+            ).first?.integer(0) ?? 0
+        guard waiting < limit else { return .full }
+        let same = try await connection.query(
+            "SELECT 1 FROM federation_outbox WHERE destination = ? AND path = ? AND body = ? LIMIT 1",
+            [.text(destination.value), .text(path), .blob(bytes)])
+        guard same.isEmpty else { return .alreadyQueued }
         try await connection.execute(
             "INSERT INTO federation_outbox (destination, path, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, 0)",
-            [.text(destination.value), .text(path), .blob(Array(try ConclaveJSON.encoder().encode(body))), .integer(date.millis)])
+            [.text(destination.value), .text(path), .blob(bytes), .integer(date.millis)])
+        return .queued
     }
 
-    /// Queues a request to a peer, to be sent after those queued before it.
-    public func enqueue(destination: NetworkDomain, path: String, body: some Encodable & Sendable, at date: Date) async throws {
+    /// Queues a request to a peer, to be sent after those queued before it
+    /// (unless the same one waits, or the peer's queue is full).
+    @discardableResult
+    public func enqueue(
+        destination: NetworkDomain, path: String, body: some Encodable & Sendable, at date: Date, limit: Int = 10_000
+    ) async throws -> EnqueueOutcome {
         try await database.transaction { connection in
-            try await Self.enqueue(connection, destination: destination, path: path, body: body, at: date)
+            try await Self.enqueue(connection, destination: destination, path: path, body: body, at: date, limit: limit)
+        }
+    }
+
+    /// Drops requests queued before `date` (the outbox's maximum age).
+    /// Returns how many went.
+    public func dropOutbox(queuedBefore date: Date) async throws -> Int {
+        try await database.transaction { connection in
+            try await connection.query("DELETE FROM federation_outbox WHERE created_at < ? RETURNING id", [.integer(date.millis)]).count
         }
     }
 
@@ -198,17 +232,21 @@ extension ConclaveStore {
     }
 
     /// At a member's network: records a conversation hosted by `origin`
-    /// (its members; bare names are the origin's users) and puts the
-    /// message into these local devices' inboxes, in one transaction.
+    /// and puts the message into these local devices' inboxes, in one
+    /// transaction. With `state` (a Welcome or handshake, read from the
+    /// member-signed GroupInfo), the conversation's members and settings
+    /// become those; without it (an application message) the conversation
+    /// must be known already.
     public func acceptRemoteDelivery(
-        _ delivery: FederatedDelivery, origin: NetworkDomain, localDomain: NetworkDomain, recipients: [DeviceID]
+        _ delivery: FederatedDelivery, origin: NetworkDomain, localDomain: NetworkDomain, recipients: [DeviceID],
+        state: RemoteConversationState?
     ) async throws -> RemoteDeliveryOutcome {
         try await database.transaction { connection in
             let id = SQLValue.blob(delivery.conversation.bytes)
             let existing = try await connection.query("SELECT host FROM conversations WHERE id = ?\(forUpdate)", [id])
             if let row = existing.first {
                 guard try row.optionalText(0) == origin.value else { return .notTheHost }
-            } else if delivery.kind != .welcome || recipients.isEmpty {
+            } else if delivery.kind != .welcome || recipients.isEmpty || state == nil {
                 return .unknownConversation  // a conversation starts here only with a Welcome for one of its devices
             }
             let fresh = try await connection.query(
@@ -226,24 +264,49 @@ extension ConclaveStore {
                         .text(delivery.createdBy.value), .integer(delivery.createdAt.millis), .blob([]), .blob([]), .text(origin.value),
                     ])
             }
-            try await connection.execute(
-                "UPDATE conversations SET name = ?, message_lifetime = ?, burn_on_read = ? WHERE id = ?",
-                [
-                    delivery.name.map(SQLValue.text) ?? .null, .integer(Int64(min(delivery.messageLifetime, UInt64(Int64.max)))),
-                    .integer(Int64(min(delivery.burnOnRead, UInt64(Int64.max)))), id,
-                ])
-            try await connection.execute("DELETE FROM conversation_members WHERE conversation_id = ?", [id])
-            for address in Set(delivery.memberAddresses(host: origin)) {
-                let stored = address.domain == localDomain ? address.name.value : address.description
-                try await connection.execute(
-                    "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    [id, .text(stored)])
-            }
+            if let state { try await Self.recordRemoteState(connection, id, delivery.name, state, localDomain: localDomain) }
             let local = Delivery(
                 kind: delivery.kind, data: delivery.message.bytes, messageID: delivery.messageId, sentAt: delivery.sentAt,
                 expiresAt: delivery.expiresAt, recipients: recipients)
-            return .stored(notified: try await Self.deliver(connection, local, conversation: delivery.conversation, deviceLock: deviceLock))
+            return .stored(
+                notified: try await Self.deliver(
+                    connection, local, conversation: delivery.conversation, deviceLock: deviceLock, outboxLimit: outboxLimit))
         }
+    }
+
+    /// A peer-hosted conversation's members and settings, as its latest
+    /// member-signed state has them.
+    static func recordRemoteState(
+        _ connection: any SQLConnection, _ id: SQLValue, _ name: String?, _ state: RemoteConversationState, localDomain: NetworkDomain
+    ) async throws {
+        try await connection.execute(
+            "UPDATE conversations SET name = ?, epoch = ?, message_lifetime = ?, burn_on_read = ? WHERE id = ?",
+            [
+                name.map(SQLValue.text) ?? .null, .integer(Int64(min(state.epoch, UInt64(Int64.max)))),
+                .integer(Int64(min(state.settings.messageLifetime, UInt64(Int64.max)))),
+                .integer(Int64(min(state.settings.burnOnRead, UInt64(Int64.max)))), id,
+            ])
+        try await connection.execute("DELETE FROM conversation_members WHERE conversation_id = ?", [id])
+        for address in Set(state.members) {
+            let stored = address.domain == localDomain ? address.name.value : address.description
+            try await connection.execute(
+                "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?) ON CONFLICT DO NOTHING", [id, .text(stored)])
+        }
+    }
+}
+
+/// What a member's network knows of a conversation another network hosts,
+/// read from the conversation's member-signed GroupInfo and tree.
+public struct RemoteConversationState: Sendable, Hashable {
+    public var epoch: UInt64
+    /// The users with a leaf in the group whose certificates verified.
+    public var members: [UserAddress]
+    public var settings: ConversationSettings
+
+    public init(epoch: UInt64, members: [UserAddress], settings: ConversationSettings) {
+        self.epoch = epoch
+        self.members = members
+        self.settings = settings
     }
 }
 

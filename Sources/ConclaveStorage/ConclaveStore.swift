@@ -6,9 +6,12 @@ import Foundation
 /// Message payloads are MLS ciphertext only: the store never sees plaintext.
 public struct ConclaveStore: Sendable {
     public let database: any SQLDatabase
+    /// Requests the federation outbox holds for one peer at most.
+    public let outboxLimit: Int
 
-    public init(database: any SQLDatabase) {
+    public init(database: any SQLDatabase, outboxLimit: Int = 10_000) {
         self.database = database
+        self.outboxLimit = outboxLimit
     }
 
     /// Brings the schema to the newest version.
@@ -156,6 +159,14 @@ extension ConclaveStore {
         }
     }
 
+    /// Deletes one device (its sessions, key packages and inbox go with it).
+    /// Returns false when there is no such device.
+    public func deleteDevice(_ id: DeviceID) async throws -> Bool {
+        try await database.transaction { connection in
+            !(try await connection.query("DELETE FROM devices WHERE id = ? RETURNING id", [.text(id.value)])).isEmpty
+        }
+    }
+
     static func userRecord(_ row: SQLRow) throws -> UserRecord {
         guard let name = UserName(try row.text(0)) else { throw StoreError.corrupt("users.name") }
         return UserRecord(
@@ -217,12 +228,20 @@ extension ConclaveStore {
 extension ConclaveStore {
     /// Stores key packages of a device; a new last-resort package replaces
     /// the old one.
+    /// Throws ``StoreError/full(_:)`` when the device would hold more
+    /// than `stock` ordinary packages (K3).
     public func addKeyPackages(
-        device: DeviceID, _ packages: [(ref: [UInt8], data: [UInt8])], lastResort: (ref: [UInt8], data: [UInt8])?, now: Date
+        device: DeviceID, _ packages: [(ref: [UInt8], data: [UInt8])], lastResort: (ref: [UInt8], data: [UInt8])?, now: Date,
+        stock: Int = .max
     )
         async throws
     {
         try await database.transaction { connection in
+            let held =
+                try await connection.query(
+                    "SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 0", [.text(device.value)]
+                ).first?.integer(0) ?? 0
+            guard Int(held) + packages.count <= stock else { throw StoreError.full("key packages") }
             for package in packages {
                 try await connection.execute(
                     "INSERT INTO key_packages (ref, device_id, data, last_resort, created_at) VALUES (?, ?, ?, 0, ?)",

@@ -85,6 +85,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case conflict(String)
     /// A row the change refers to does not exist.
     case notFound(String)
+    /// The change would go past a limit on how many rows of a kind are kept.
+    case full(String)
     /// A stored value does not have the shape the schema promises.
     case corrupt(String)
     /// The database said no; the text is the driver's own, free of bound values.
@@ -96,6 +98,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .conflict(let what): "conflict: \(what)"
         case .notFound(let what): "not found: \(what)"
+        case .full(let what): "too many \(what)"
         case .corrupt(let what): "corrupt row: \(what)"
         case .database(let what): "database error: \(what)"
         case .schemaTooNew(let version): "the database schema (version \(version)) is newer than this program"

@@ -81,8 +81,15 @@ public final class SQLiteDatabase: SQLDatabase {
                 try await connection.execute("RELEASE job")
             } catch {
                 job.error = error
-                try? await connection.execute("ROLLBACK TO job")
-                try? await connection.execute("RELEASE job")
+                do {
+                    try await connection.execute("ROLLBACK TO job")
+                    try await connection.execute("RELEASE job")
+                } catch {
+                    // The failed job's writes could not be undone on their own: nothing of the batch may commit.
+                    try? await connection.execute("ROLLBACK")
+                    for job in jobs { job.error = error }
+                    return
+                }
             }
         }
         do {

@@ -40,7 +40,7 @@ public struct FileLogHandler: LogHandler {
         private let handle: Mutex<FileHandle?>
 
         init(file: String) {
-            if !FileManager.default.fileExists(atPath: file) { FileManager.default.createFile(atPath: file, contents: nil) }
+            if !FileManager.default.fileExists(atPath: file) { _ = FileManager.default.createFile(atPath: file, contents: nil) }
             let handle = FileHandle(forWritingAtPath: file)
             _ = try? handle?.seekToEnd()
             self.handle = Mutex(handle)

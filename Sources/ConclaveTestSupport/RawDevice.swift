@@ -62,7 +62,8 @@ public struct RawDevice: Sendable {
     /// A new one-member group, not yet registered.
     public func newGroup(extensions: [Extension]? = nil) throws -> Group {
         try Group(
-            creating: ConversationID.random().bytes, creator: try keyPackage(), extensions: extensions ?? [externalSenders], random: random)
+            creating: ConversationID.hosted(by: networkKey.domain).bytes, creator: try keyPackage(),
+            extensions: extensions ?? [externalSenders], random: random)
     }
 
     public func create(_ group: Group, kind: ConversationKind = .room, name: String? = "raw room", peer: UserAddress? = nil) async throws

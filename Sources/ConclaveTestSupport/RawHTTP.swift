@@ -14,6 +14,8 @@ public struct RawHTTP: Sendable {
     public struct Answer: Sendable {
         public let status: Int
         public let body: Data
+        /// The `Retry-After` header, in seconds.
+        public var retryAfter: Int?
 
         public var error: APIErrorBody.Detail? { try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: body).error }
         public func decode<T: Decodable>(_ type: T.Type) throws -> T { try ConclaveJSON.decoder().decode(T.self, from: body) }
@@ -36,7 +38,9 @@ public struct RawHTTP: Sendable {
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 16 << 20)
-        return Answer(status: Int(response.status.code), body: Data(body.readableBytesView))
+        return Answer(
+            status: Int(response.status.code), body: Data(body.readableBytesView),
+            retryAfter: response.headers.first(name: "Retry-After").flatMap { Int($0) })
     }
 
     /// Checks a refusal: the status, and a JSON error body with a code.

@@ -120,7 +120,9 @@ public struct TestNetwork: NetworkFixture {
         let clock = testClock ? TestClock() : nil
         guard let adminHash = Hex.decode(try directory.settings().adminTokenSha256) else { throw TestSupportError("bad admin hash") }
         var configuration = ServerConfiguration(
-            network: network, host: "127.0.0.1", port: 0, adminTokenHash: adminHash, passwordHasher: PasswordHasher(rounds: 1 << 12))
+            network: network, host: "127.0.0.1", port: 0, adminTokenHash: adminHash, passwordHasher: PasswordHasher(rounds: 1 << 12),
+            insecureFederationHosts: ["127.0.0.1", "localhost"])
+        configuration.limits.firstUseAnswerSeconds = 0.2
         configure(&configuration)
         let key = try directory.networkKey(domain: network)
         let url = Mutex("")

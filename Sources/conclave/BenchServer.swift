@@ -24,9 +24,15 @@ final class BenchServer: @unchecked Sendable {  // the Process is only touched b
         return CommandLine.arguments.first ?? "conclave"
     }
 
-    /// Runs `server init` into `directory`, then `server run`, and waits
-    /// until `/healthz` answers.
-    static func start(directory: String, postgres: String?, http: HTTPClient) async throws -> BenchServer {
+    /// Runs `server init` into `directory`, sets `limits` in its
+    /// `conclave.json` (by default the production limits with the rate
+    /// limits lifted, so that the load generator is not throttled), then
+    /// `server run`, and waits until `/healthz` answers. `executable` runs
+    /// another build's server (an older one, for a comparison).
+    static func start(
+        directory: String, postgres: String?, http: HTTPClient, limits: ServerLimits = .unthrottled, executable: String? = nil
+    ) async throws -> BenchServer {
+        let executable = executable ?? Self.executable
         guard let port = LoopbackPort.free() else { throw BenchError("no free port on 127.0.0.1") }
         let listen = "127.0.0.1:\(port)"
         let logFile = directory + ".log"
@@ -46,6 +52,7 @@ final class BenchServer: @unchecked Sendable {  // the Process is only touched b
             throw BenchError("`conclave server init` wrote no admin.token")
         }
         let adminToken = String(decoding: tokenData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try DataDirectory(path: directory).update { $0.limits = limits }
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)

@@ -73,7 +73,8 @@ struct ServerRun: AsyncParsableCommand {
         guard let adminHash = Hex.decode(settings.adminTokenSha256) else { throw ValidationError("conclave.json: bad admin_token_sha256") }
         let configuration = ServerConfiguration(
             network: settings.network, host: host, port: port, adminTokenHash: adminHash,
-            sessionLifetime: TimeInterval(settings.sessionLifetimeSeconds))
+            sessionLifetime: TimeInterval(settings.sessionLifetimeSeconds), limits: settings.limits ?? ServerLimits(),
+            insecureFederationHosts: Set(settings.federationInsecureHosts ?? []), trustedProxies: Set(settings.trustedProxies ?? []))
         let app = try buildApplication(
             configuration: configuration, storage: storage, networkKey: try directory.networkKey(domain: settings.network), logger: logger,
             onServerRunning: { _ in

@@ -64,7 +64,7 @@ struct FederationProcessTests {
         let push = FederatedDelivery(
             conversation: room.id, conversationKind: .room, name: "ops", createdBy: try #require(UserName("alice")), createdAt: Date(),
             kind: .application, message: Base64Bytes([1, 2, 3]), messageId: "pushed", sentAt: Date(), expiresAt: nil,
-            recipients: [bobDevice], members: ["alice", "bob@globex.example"])
+            recipients: [bobDevice])
         let body = Array(try ConclaveJSON.encoder().encode(push))
         let signature = FederationRequestSignature(
             method: "POST", path: "/v1/federation/deliver", body: body, timestamp: Date().millis,

@@ -39,7 +39,8 @@ struct AdminTests {
             let relogin = LoginRequest(
                 user: "bob", password: network.password, deviceName: "again", signatureKey: Base64Bytes([UInt8](repeating: 7, count: 32)),
                 cipherSuite: 1)
-            http.expectRefusal(try await http.send(.POST, "/v1/login", json: relogin), .accountSuspended)
+            // A7: the right password of a suspended account is answered as a wrong one, confirming nothing.
+            http.expectRefusal(try await http.send(.POST, "/v1/login", json: relogin), .invalidCredentials)
             // The server proposed removing bob's device; alice's client commits it, and the room goes on without bob.
             _ = try await alice.receive()
             try await alice.send("bob is suspended", to: room.id)

@@ -38,12 +38,13 @@ import Testing
                 capabilities: ConversationSettings.capabilities(provider.suite), random: SystemRandom())
         }
 
-        func newGroup(extensions: [Extension]? = nil) throws -> Group {
+        func newGroup(extensions: [Extension]? = nil, id: [UInt8]? = nil) throws -> Group {
             var writer = TLSWriter()
             writer.writeVector([DeliveryCoreTests.acme.publicKey.externalSender])
             let senders = Extension(type: .externalSenders, data: writer.bytes)
             return try Group(
-                creating: ConversationID.random().bytes, creator: try keyPackage(), extensions: extensions ?? [senders],
+                creating: id ?? ConversationID.hosted(by: DeliveryCoreTests.acme.domain).bytes, creator: try keyPackage(),
+                extensions: extensions ?? [senders],
                 random: SystemRandom())
         }
     }
@@ -100,7 +101,7 @@ import Testing
 
     // MARK: Creation
 
-    @Test("D1–D4, D18: a new conversation")
+    @Test("D1–D4, D18, D22: a new conversation")
     func creation() throws {
         let alice = try Device("alice")
         let bob = try Device("bob")
@@ -132,6 +133,13 @@ import Testing
         #expect(
             Self.refusal { try DeliveryCore.checkNewConversation(unmanaged, by: alice.requester, networkKey: key, now: Self.now) }
                 == .missingExternalSender)
+        // D22: a group id without this network's tag (random, or another network's).
+        for id in [ConversationID.random().bytes, ConversationID.hosted(by: try #require(NetworkDomain("globex.example"))).bytes] {
+            let untagged = try Self.creation(try alice.newGroup(id: id))
+            #expect(
+                Self.refusal { try DeliveryCore.checkNewConversation(untagged, by: alice.requester, networkKey: key, now: Self.now) }
+                    == .invalidMLSMessage)
+        }
         // D18: malformed settings. A room without a printable name.
         var writer = TLSWriter()
         writer.writeVector([key.externalSender])
@@ -207,7 +215,7 @@ import Testing
         try group.mergePendingCommit()
     }
 
-    @Test("D12, P1: admission with the facts the shell loaded")
+    @Test("D12, D21, P1: admission with the facts the shell loaded")
     func admission() throws {
         let alice = try Device("alice")
         let bob = try Device("bob")
@@ -234,6 +242,13 @@ import Testing
         otherKey.networkKeys[Self.acme.domain] = NetworkSigningKey.generate(domain: Self.acme.domain).publicKey
         #expect(
             Self.refusal { try DeliveryCore.admit(staged, facts: otherKey, domain: Self.acme.domain, now: Date()) } == .invalidCredential)
+        // D21: a 1:1 of alice and carol does not take in bob.
+        var direct = conversation
+        direct.directUsers = [alice.address, try Device("carol").address]
+        let intoDirect = try DeliveryCore.stageCommit(try Self.request(add, on: group), to: direct, by: alice.requester, now: Self.now)
+        #expect(
+            Self.refusal { try DeliveryCore.admit(intoDirect, facts: Self.facts([alice, bob]), domain: Self.acme.domain, now: Date()) }
+                == .directConversation)
         // P1: bob's group may not message alice's.
         let walled = SecurityGroupPolicy(name: SecurityGroupName("walled")!, mayMessage: .only([]))
         let policies = [alice.address.name: SecurityGroupPolicy(name: .default), bob.address.name: walled]
@@ -245,32 +260,47 @@ import Testing
 
     // MARK: Messages
 
-    @Test("D15, D16: an application message")
+    @Test("D15, D16, D19: an application message")
     func messages() throws {
         let alice = try Device("alice")
         let mallory = try Device("mallory")
         var group = try alice.newGroup()
         let id = try #require(ConversationID(bytes: group.groupID))
         let message = SendMessage(messageId: "m-1", message: Base64Bytes(try group.encrypt([1, 2], random: SystemRandom()).tlsSerialized))
-        #expect(try DeliveryCore.checkMessage(message, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester) == 0)
+        #expect(
+            try DeliveryCore.checkMessage(
+                message, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester, maxBytes: 1 << 20) == 0)
         #expect(
             Self.refusal {
-                try DeliveryCore.checkMessage(message, to: id, localDevices: [alice.id], remoteDevices: [], by: mallory.requester)
+                try DeliveryCore.checkMessage(
+                    message, to: id, localDevices: [alice.id], remoteDevices: [], by: mallory.requester, maxBytes: 1 << 20)
             } == .notFound)
         #expect(
             Self.refusal {
-                try DeliveryCore.checkMessage(message, to: .random(), localDevices: [alice.id], remoteDevices: [], by: alice.requester)
+                try DeliveryCore.checkMessage(
+                    message, to: .random(), localDevices: [alice.id], remoteDevices: [], by: alice.requester, maxBytes: 1 << 20)
             } == .invalidMLSMessage)
         var badID = message
         badID.messageId = "no spaces"
         #expect(
-            Self.refusal { try DeliveryCore.checkMessage(badID, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester) }
+            Self.refusal {
+                try DeliveryCore.checkMessage(
+                    badID, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester, maxBytes: 1 << 20)
+            }
                 == .badRequest)
+        // D19: over the network's size limit.
+        #expect(
+            Self.refusal {
+                try DeliveryCore.checkMessage(
+                    message, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester, maxBytes: 16)
+            }
+                == .tooLarge)
         var cleartext = message
         cleartext.message = Base64Bytes(try group.proposeUpdate(random: SystemRandom()).tlsSerialized)
         #expect(
             Self.refusal {
-                try DeliveryCore.checkMessage(cleartext, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester)
+                try DeliveryCore.checkMessage(
+                    cleartext, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester, maxBytes: 1 << 20)
             } == .invalidMLSMessage)
     }
 }

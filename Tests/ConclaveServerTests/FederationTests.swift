@@ -121,7 +121,8 @@ struct FederationTests {
         "Signed server-to-server requests: unlisted, forged, tampered, stale and replayed requests change nothing",
         arguments: [Backend.sqlite])
     func hostileRequests(_ backend: Backend) async throws {
-        try await TestNetwork.run(backend, domain: "globex.example") { network in
+        try await TestNetwork.run(backend, domain: "globex.example", testClock: true) { network in
+            let clock = try #require(network.clock)
             try await network.users("bob")
             let bob = try await network.device("bob")
             // acme's key is held by the test; acme's server is not running, so globex learns the key on first contact.
@@ -179,15 +180,24 @@ struct FederationTests {
             http.expectRefusal(
                 try await send(try request(from: Self.initech, key: initechKey, requester: "carol@initech.example")), .networkNotPinned)
             #expect(try await network.admin.federation().peers.map(\.domain) == [Self.acme])
-            // Open mode: a network is pinned on first use once the URL it gives publishes its key; another key for it
-            // afterwards is refused.
+            // Open mode (F9): a network is pinned on first use once the URL it gives publishes its key; another key for it
+            // afterwards is refused. A URL off the network's domain (and not on the test's loopback allow-list) is refused
+            // without being fetched; each network's URL is fetched at most once per interval.
             _ = try await network.admin.setFederationMode(.open)
+            http.expectRefusal(
+                try await send(
+                    try request(
+                        from: Self.initech, key: initechKey, requester: "carol@initech.example", originURL: "https://elsewhere.example")),
+                .peerUnverified)
             http.expectRefusal(
                 try await send(try request(from: Self.initech, key: initechKey, requester: "carol@initech.example")), .peerUnverified)
             try await TestNetwork.run(.sqlite, domain: "initech.example") { initech in
                 let realKey = initech.networkKey
                 let first = try request(from: Self.initech, key: realKey, requester: "carol@initech.example", originURL: initech.url)
-                #expect(try await send(first).status == 200)
+                http.expectRefusal(try await send(first), .peerUnverified)  // checked moments ago: not fetched again yet
+                clock.advance(by: 61)
+                let again = try request(from: Self.initech, key: realKey, requester: "carol@initech.example", originURL: initech.url)
+                #expect(try await send(again).status == 200)
                 let peers = try await network.admin.federation().peers
                 #expect(peers.map(\.domain) == [Self.acme, Self.initech])
                 #expect(peers.last?.pinnedBy == "first-use")
@@ -218,46 +228,46 @@ struct FederationTests {
                         try request(from: Self.globex, key: initechKey, requester: "bob@globex.example", originURL: network.url)),
                     .invalidRequestSignature)
 
-                // Deliveries: a conversation starts only with a Welcome for a listed member's device, once per delivery id.
-                @Sendable func deliver(_ delivery: FederatedDelivery, from origin: NetworkDomain = Self.acme, key: NetworkSigningKey? = nil)
-                    async throws -> RawHTTP.Answer
-                {
-                    let body = Array(try ConclaveJSON.encoder().encode(delivery))
-                    let signature = FederationRequestSignature(
-                        method: "POST", path: "/v1/federation/deliver", body: body, timestamp: Date().millis,
-                        nonce: FederationRequestSignature.newNonce(), origin: origin,
-                        originURL: origin == Self.acme ? "http://127.0.0.1:9" : initech.url, destination: Self.globex)
-                    return try await http.send(
-                        .POST, "/v1/federation/deliver", raw: body, headers: try signature.headers(signedBy: key ?? acmeKey))
-                }
+                // Deliveries: a conversation starts only with a Welcome for a device that has a leaf in the delivered,
+                // member-signed group state (F6), once per delivery id.
+                let host = HostileNetwork(key: acmeKey)
+                let alice = try host.device("alice")
                 let bobDevice = try #require(await bob.device)
                 let bobToken = try #require(await bob.sessionTokenForTesting)
-                let conversation = ConversationID.random()
-                @Sendable func delivery(_ kind: InboxEventKind, members: [String], id: String = FederationRequestSignature.newNonce())
-                    throws
-                    -> FederatedDelivery
-                {
-                    FederatedDelivery(
-                        conversation: conversation, conversationKind: .room, name: "pushed", createdBy: try #require(UserName("alice")),
-                        createdAt: Date(), kind: kind, message: Base64Bytes([1, 2, 3]), messageId: nil, sentAt: Date(), expiresAt: nil,
-                        recipients: [bobDevice], members: members, deliveryId: id)
+                let bobAddress = network.address("bob")
+                var room = try alice.newGroup()
+                let welcome = try room.addAndMerge(
+                    try await host.claimKeyPackages(of: bobAddress, for: alice.certificate.user, from: network).map(\.keyPackage))
+                let conversation = try #require(ConversationID(bytes: room.groupID))
+                @Sendable func deliver(_ delivery: FederatedDelivery) async throws -> RawHTTP.Answer {
+                    try await host.send("/v1/federation/deliver", delivery, to: network)
                 }
-                http.expectRefusal(try await deliver(try delivery(.handshake, members: ["alice", "bob@globex.example"])), .notFound)
-                http.expectRefusal(try await deliver(try delivery(.welcome, members: ["alice"])), .policyFederation)
+                let handshake = try host.delivery(
+                    of: room, kind: .handshake, message: [1, 2, 3], recipients: [bobDevice], creator: alice.user)
+                http.expectRefusal(try await deliver(handshake), .notFound)
+                let withoutBob = try host.delivery(
+                    of: try alice.newGroup(), kind: .welcome, message: [1, 2, 3], recipients: [bobDevice], creator: alice.user)
+                http.expectRefusal(try await deliver(withoutBob), .policyFederation)
                 let before = try await http.send(.GET, "/v1/conversations", token: bobToken).decode(ConversationList.self)
                 #expect(before.conversations.isEmpty)
-                let welcome = try delivery(.welcome, members: ["alice", "bob@globex.example"])
-                #expect(try await deliver(welcome).status == 200)
-                #expect(try await deliver(welcome).status == 200)  // retried after a lost answer: stored once
+                let joined = try host.delivery(of: room, kind: .welcome, message: welcome, recipients: [bobDevice], creator: alice.user)
+                #expect(try await deliver(joined).status == 200)
+                #expect(try await deliver(joined).status == 200)  // retried after a lost answer: stored once
                 let inbox = try await http.send(.GET, "/v1/inbox", token: bobToken).decode(InboxPage.self)
                 #expect(inbox.events.filter { $0.conversation == conversation }.count == 1)
-                let expected = [try #require(UserAddress("alice@acme.example")), try #require(UserAddress("bob@globex.example"))]
                 let after = try await http.send(.GET, "/v1/conversations", token: bobToken).decode(ConversationList.self)
-                #expect(after.conversations.map(\.members) == [expected])
-                // Another network cannot deliver into a conversation acme hosts.
+                #expect(after.conversations.map(\.members) == [[alice.certificate.user, bobAddress]])
+                // Another network cannot deliver into a conversation acme hosts, nor start one with an id acme's tag marks (F7).
+                let intruder = HostileNetwork(key: realKey, url: initech.url)
+                http.expectRefusal(try await intruder.send("/v1/federation/deliver", handshake, to: network), .forbidden)
+                var squatted = try alice.newGroup(id: ConversationID.hosted(by: Self.initech))
+                let squatWelcome = try squatted.addAndMerge(
+                    try await host.claimKeyPackages(of: bobAddress, for: alice.certificate.user, from: network).map(\.keyPackage))
                 http.expectRefusal(
                     try await deliver(
-                        try delivery(.handshake, members: ["alice", "bob@globex.example"]), from: Self.initech, key: realKey), .forbidden)
+                        try host.delivery(of: squatted, kind: .welcome, message: squatWelcome, recipients: [bobDevice], creator: alice.user)
+                    ),
+                    .forbidden)
 
                 // Device ids are per network: acme can certify a device with the id of one of globex's, but a group may not hold
                 // both; a device acme certifies with an id of its own is accepted (its key was learned from the request above).

@@ -13,18 +13,20 @@ final class AdminService: Sendable {
     private let audit: AuditRecorder
     private let authentication: AuthenticationService
     private let enforcement: PolicyEnforcement
+    private let deprovisioning: Deprovisioning
     private let gateway: FederationGateway
     private let logger: Logger
 
     init(
         store: ConclaveStore, identity: NetworkIdentity, audit: AuditRecorder, authentication: AuthenticationService,
-        enforcement: PolicyEnforcement, gateway: FederationGateway, logger: Logger
+        enforcement: PolicyEnforcement, deprovisioning: Deprovisioning, gateway: FederationGateway, logger: Logger
     ) {
         self.store = store
         self.identity = identity
         self.audit = audit
         self.authentication = authentication
         self.enforcement = enforcement
+        self.deprovisioning = deprovisioning
         self.gateway = gateway
         self.logger = logger
     }
@@ -43,7 +45,8 @@ final class AdminService: Sendable {
         guard (8...1024).contains(body.password.count) else { throw APIError.badRequest("a password has 8 to 1024 characters") }
         guard let group = SecurityGroupName(body.group ?? "default") else { throw APIError.badRequest("not a security group name") }
         let record = UserRecord(
-            name: body.name, passwordHash: try authentication.hashPassword(body.password), securityGroup: group.value, suspended: false,
+            name: body.name, passwordHash: try await authentication.hashPassword(body.password), securityGroup: group.value,
+            suspended: false,
             createdAt: audit.clock.now)
         do {
             try await store.createUser(
@@ -89,7 +92,7 @@ final class AdminService: Sendable {
         }
         let devices = try await store.devices(of: name).map(\.id)
         if suspended {
-            try await enforcement.cutOff(devices, conversations: try await store.conversations(withDevices: devices))
+            try await deprovisioning.cutOff(devices, conversations: try await store.conversations(withDevices: devices))
             try await gateway.requestRemoteRemoval(of: devices, user: name)
         }
         logger.info("admin: user \(suspended ? "suspended" : "unsuspended")")
@@ -104,7 +107,7 @@ final class AdminService: Sendable {
         try await gateway.requestRemoteRemoval(of: devices, user: name)
         let draft = audit.draft("user.delete", "user:\(name)", before: AuditedUser(before, devices: devices.count), after: nil)
         guard let deleted = try await store.deleteUser(name, audit: draft) else { throw APIError.notFound("user") }
-        try await enforcement.cutOff(deleted, conversations: conversations)
+        try await deprovisioning.cutOff(deleted, conversations: conversations)
         logger.info("admin: user deleted")
     }
 
@@ -115,7 +118,7 @@ final class AdminService: Sendable {
         let draft = audit.draft(
             "user.reset_devices", "user:\(name)", before: AuditedUser(user, devices: devices.count), after: AuditedUser(user, devices: 0))
         let deleted = try await store.deleteDevices(of: name, audit: draft)
-        try await enforcement.cutOff(deleted, conversations: conversations)
+        try await deprovisioning.cutOff(deleted, conversations: conversations)
         try await gateway.requestRemoteRemoval(of: devices, user: name)
         logger.info("admin: devices reset", metadata: ["count": "\(deleted.count)"])
         return deleted.count

@@ -2,8 +2,10 @@ import ConclaveProtocol
 import ConclaveStorage
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// The composition root: wires the services over one store and the
@@ -24,7 +26,7 @@ public func buildApplication(
     let router = api.router()
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: router),
+        server: gatedServer(router: router, limits: configuration.limits),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conclave"),
         onServerRunning: { channel in
             if configuration.publicURL == nil, let address = channel.localAddress, let port = address.port, let ip = address.ipAddress {
@@ -40,7 +42,9 @@ public func buildApplication(
         await ready.open()
     }
     app.addServices(
-        Sweeper(store: store, clock: clock, interval: configuration.sweepInterval, ready: ready, logger: logger),
+        api.authentication.hashing,
+        Sweeper(
+            store: store, clock: clock, interval: configuration.sweepInterval, limits: configuration.limits, ready: ready, logger: logger),
         FederationRelay(
             store: store, client: api.gateway.client, clock: clock, idleInterval: configuration.relayIdleInterval, ready: ready,
             logger: logger))
@@ -64,13 +68,14 @@ public struct ServerStorage: Sendable {
     /// configured; probed now), else the embedded SQLite file.
     public static func open(directory: DataDirectory, postgres: String?, logger: Logger) async throws -> ServerStorage {
         let settings = try directory.settings()
+        let outboxLimit = (settings.limits ?? ServerLimits()).outboxPerPeer
         if let url = postgres ?? settings.postgres {
             let database = try PostgresDatabase(url: url, logger: logger)
             try await database.probe()
-            return ServerStorage(store: ConclaveStore(database: database), service: database.service)
+            return ServerStorage(store: ConclaveStore(database: database, outboxLimit: outboxLimit), service: database.service)
         }
         let database = try await SQLiteDatabase.open(path: directory.sqliteFile, logger: logger)
-        return ServerStorage(store: ConclaveStore(database: database), service: nil)
+        return ServerStorage(store: ConclaveStore(database: database, outboxLimit: outboxLimit), service: nil)
     }
 
     /// Runs `body` with the storage's service running (for work outside the
@@ -104,37 +109,63 @@ actor Gate {
     var opened: Bool { isOpen }
 }
 
+/// HTTP/1.1 with the WebSocket upgrade, behind the connection gate: the
+/// connection limit and the time to send a first request head; later
+/// heads are bounded by the idle timeout, bodies by ``BodyDeadline`` (D24).
+func gatedServer(router: ConclaveRouter, limits: ServerLimits) -> HTTPServerBuilder {
+    let connections = ConnectionCount(limit: limits.connections)
+    let headTimeout = TimeAmount.milliseconds(Int64(limits.requestHeadTimeoutSeconds * 1000))
+    let webSocketResponder = router.buildResponder()
+    let configuration = HTTP1WebSocketUpgradeChannel.Configuration(
+        http1: HTTP1Channel.Configuration(additionalChannelHandlers: [BodyDeadline(bodyTimeout: .seconds(60))], idleTimeout: headTimeout))
+    return HTTPServerBuilder { responder in
+        GatedChildChannel(
+            base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
+            connections: connections, headTimeout: headTimeout)
+    }
+}
+
 /// Builds every service once, each with the dependencies it names.
 func composeServices(
     configuration: ServerConfiguration, store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, logger: Logger
 ) throws -> ConclaveAPI {
+    let limits = configuration.limits
     let hub = InboxHub()
     let audit = AuditRecorder(identity: identity, clock: clock)
+    let claims = ClaimBudget(limits: limits)
     let authentication = try AuthenticationService(
         store: store, identity: identity, clock: clock, configuration: configuration, logger: logger)
     let policy = PolicyService(store: store, identity: identity, audit: audit)
-    let directory = FederationDirectory(store: store, identity: identity, clock: clock, audit: audit, logger: logger)
+    let directory = FederationDirectory(
+        store: store, identity: identity, clock: clock, audit: audit, limits: limits,
+        insecureHosts: configuration.insecureFederationHosts, logger: logger)
     let delivery = DeliveryService(
-        store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, logger: logger)
+        store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, limits: limits, logger: logger)
     let gateway = FederationGateway(
-        store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, delivery: delivery, logger: logger)
-    let enforcement = PolicyEnforcement(store: store, hub: hub, delivery: delivery, gateway: gateway)
+        store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, delivery: delivery,
+        claims: claims, logger: logger)
+    let enforcement = PolicyEnforcement(store: store, delivery: delivery, gateway: gateway)
+    let deprovisioning = Deprovisioning(store: store, hub: hub, delivery: delivery, gateway: gateway, logger: logger)
     return ConclaveAPI(
         identity: identity, authentication: authentication,
-        keyPackages: KeyPackageDirectory(store: store, identity: identity, clock: clock, policy: policy, gateway: gateway),
+        keyPackages: KeyPackageDirectory(
+            store: store, identity: identity, clock: clock, policy: policy, gateway: gateway, claims: claims, stock: limits.keyPackageStock),
         conversations: ConversationRequests(delivery: delivery, gateway: gateway), delivery: delivery,
-        inbox: InboxService(store: store, hub: hub, clock: clock), policy: policy, enforcement: enforcement,
+        inbox: InboxService(store: store, hub: hub, clock: clock, limits: limits), policy: policy, enforcement: enforcement,
+        deprovisioning: deprovisioning,
         admin: AdminService(
-            store: store, identity: identity, audit: audit, authentication: authentication, enforcement: enforcement, gateway: gateway,
-            logger: logger),
-        directory: directory, gateway: gateway)
+            store: store, identity: identity, audit: audit, authentication: authentication, enforcement: enforcement,
+            deprovisioning: deprovisioning, gateway: gateway, logger: logger),
+        directory: directory, gateway: gateway, trustedProxies: configuration.trustedProxies)
 }
 
-/// Deletes expired ciphertext and payloads every device has acknowledged.
+/// Deletes expired ciphertext, payloads every device has acknowledged, and
+/// federation requests past the outbox's maximum age.
 struct Sweeper: Service {
     let store: ConclaveStore
     let clock: ServerClock
     let interval: Duration
+    let limits: ServerLimits
     let ready: Gate
     let logger: Logger
 
@@ -143,8 +174,13 @@ struct Sweeper: Service {
         while !Task.isCancelledOrShuttingDown {
             guard await Task.pause(for: interval) else { return }
             do {
-                let removed = try await store.sweep(now: clock.now)
+                let now = clock.now
+                let removed = try await store.sweep(now: now)
                 if removed > 0 { logger.debug("sweeper deleted payloads", metadata: ["count": "\(removed)"]) }
+                let dropped = try await store.dropOutbox(queuedBefore: now.addingTimeInterval(-limits.outboxMaxAgeSeconds))  // F8
+                if dropped > 0 {
+                    logger.warning("federation: dropped requests older than the outbox's maximum age", metadata: ["count": "\(dropped)"])
+                }
             } catch {
                 logger.warning("sweep failed", metadata: ["error.type": "\(type(of: error))"])
             }

@@ -23,12 +23,20 @@ public struct DataDirectory: Sendable {
         public var sessionLifetimeSeconds: Int
         /// A PostgreSQL URL; nil for the embedded SQLite database.
         public var postgres: String?
+        /// Limits that differ from the defaults (docs/admin-guide.md); nil: all defaults.
+        public var limits: ServerLimits?
+        /// Hosts an unlisted network may name with a plain-http URL, or off
+        /// its domain, in open federation mode: for tests on loopback only.
+        public var federationInsecureHosts: [String]?
+        /// Addresses of reverse proxies whose `X-Forwarded-For` names the client.
+        public var trustedProxies: [String]?
     }
 
     public enum Failure: Error, CustomStringConvertible {
         case alreadyInitialised(String)
         case notInitialised(String)
         case unreadable(String)
+        case invalid(String)
 
         public var description: String {
             switch self {
@@ -36,6 +44,7 @@ public struct DataDirectory: Sendable {
             case .notInitialised(let path):
                 "\(path) is not a Conclave data directory: run `conclave server init --data \(path) --network DOMAIN` first"
             case .unreadable(let what): "cannot read \(what)"
+            case .invalid(let what): what
             }
         }
     }
@@ -52,16 +61,54 @@ public struct DataDirectory: Sendable {
         try writePrivate(token + "\n", to: adminTokenFile)
         let settings = Settings(
             network: network, listen: listen, adminTokenSha256: Hex.encode(Tokens.hash(token)), sessionLifetimeSeconds: 30 * 24 * 3600,
-            postgres: postgres)
+            postgres: postgres, limits: nil, federationInsecureHosts: nil, trustedProxies: nil)
+        try write(settings)
+        return token
+    }
+
+    /// Rewrites `conclave.json` with `change` applied (tools and
+    /// benchmarks that set limits before the server starts).
+    public func update(_ change: (inout Settings) -> Void) throws {
+        var settings = try settings()
+        change(&settings)
+        try write(settings)
+    }
+
+    private func write(_ settings: Settings) throws {
         let encoder = ConclaveJSON.encoder()
         encoder.outputFormatting.insert(.prettyPrinted)
         try writePrivate(String(decoding: try encoder.encode(settings), as: UTF8.self) + "\n", to: configurationFile)
-        return token
     }
 
     public func settings() throws -> Settings {
         guard let data = FileManager.default.contents(atPath: configurationFile) else { throw Failure.notInitialised(path) }
-        do { return try ConclaveJSON.decoder().decode(Settings.self, from: data) } catch { throw Failure.unreadable("conclave.json") }
+        do { return try ConclaveJSON.decoder().decode(Settings.self, from: data) } catch let error as DecodingError {
+            throw Failure.invalid("conclave.json: \(Self.describe(error))")
+        } catch { throw Failure.unreadable("conclave.json") }
+    }
+
+    /// A key as the file spells it (`maxMessageBytes` is `max_message_bytes`).
+    static func snakeCase(_ key: String) -> String {
+        key.reduce(into: "") { text, character in
+            if character.isUppercase {
+                text += "_" + character.lowercased()
+            } else {
+                text.append(character)
+            }
+        }
+    }
+
+    /// Which key is wrong in a configuration file, and why.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map(String.init) ?? snakeCase($0.stringValue) }.joined(separator: ".")
+        }
+        switch error {
+        case .dataCorrupted(let context): return "\(path(context)): \(context.debugDescription)"
+        case .keyNotFound(let key, _): return "\(snakeCase(key.stringValue)) is missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "\(path(context)) has the wrong type"
+        @unknown default: return "not valid JSON of the expected shape"
+        }
     }
 
     public func networkKey(domain: NetworkDomain) throws -> NetworkSigningKey {

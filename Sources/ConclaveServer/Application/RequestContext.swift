@@ -7,15 +7,40 @@ import NIOCore
 
 /// The request context: Hummingbird's core storage, WebSocket upgrade
 /// support, and the body limit.
-public struct ConclaveRequestContext: RequestContext, WebSocketRequestContext {
+public struct ConclaveRequestContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
+    public let remoteAddress: SocketAddress?
     public var maxUploadSize: Int { 1 << 20 }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
+        remoteAddress = source.channel.remoteAddress
     }
+
+    /// The client's IP address, as sign-in limits count it: the
+    /// connection's peer, or, when that peer is a trusted reverse proxy,
+    /// the nearest address in `X-Forwarded-For` that is not one (each proxy
+    /// appends the address it was reached from, so entries further left
+    /// are the client's own word).
+    func clientAddress(of request: Request, trustedProxies: Set<String>) -> String {
+        Self.clientAddress(
+            peer: remoteAddress?.ipAddress, forwardedFor: request.headers[values: .xForwardedFor], trustedProxies: trustedProxies)
+    }
+
+    static func clientAddress(peer: String?, forwardedFor: [String], trustedProxies: Set<String>) -> String {
+        guard var address = peer else { return "unknown" }
+        var chain = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        while trustedProxies.contains(address), let previous = chain.popLast(), !previous.isEmpty, previous.utf8.count <= 64 {
+            address = previous
+        }
+        return address
+    }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = Self("X-Forwarded-For")!
 }
 
 typealias ConclaveRouter = Router<ConclaveRequestContext>

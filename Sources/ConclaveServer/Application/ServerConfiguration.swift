@@ -18,11 +18,22 @@ public struct ServerConfiguration: Sendable {
     public var sweepInterval: Duration
     /// How long the federation relay waits when its outbox is empty.
     public var relayIdleInterval: Duration
+    /// What one party may cost the server (docs/admin-guide.md).
+    public var limits: ServerLimits
+    /// Hosts an unlisted network may name in `open` federation mode with a
+    /// plain `http` URL, or off its own domain (tests on loopback); empty in
+    /// production, where only `https` URLs on the network's own domain count.
+    public var insecureFederationHosts: Set<String>
+    /// Addresses of reverse proxies in front of the server: for a
+    /// connection from one of them, the client's address (which sign-in
+    /// limits count) is read from `X-Forwarded-For`.
+    public var trustedProxies: Set<String>
 
     public init(
         network: NetworkDomain, host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, adminTokenHash: [UInt8],
         sessionLifetime: TimeInterval = 30 * 24 * 3600, passwordHasher: PasswordHasher = PasswordHasher(),
-        sweepInterval: Duration = .seconds(60), relayIdleInterval: Duration = .milliseconds(100)
+        sweepInterval: Duration = .seconds(60), relayIdleInterval: Duration = .milliseconds(100), limits: ServerLimits = ServerLimits(),
+        insecureFederationHosts: Set<String> = [], trustedProxies: Set<String> = []
     ) {
         self.network = network
         self.host = host
@@ -33,6 +44,9 @@ public struct ServerConfiguration: Sendable {
         self.passwordHasher = passwordHasher
         self.sweepInterval = sweepInterval
         self.relayIdleInterval = relayIdleInterval
+        self.limits = limits
+        self.insecureFederationHosts = insecureFederationHosts
+        self.trustedProxies = trustedProxies
     }
 }
 

@@ -14,7 +14,8 @@ final class AuthenticationService: Sendable {
     private let sessionLifetime: TimeInterval
     private let hasher: PasswordHasher
     private let adminTokenHash: [UInt8]
-    private let limiter = SignInRateLimiter()
+    private let signInGuard: SignInGuard
+    let hashing: PasswordHashingPool
     private let logger: Logger
     /// A well-formed hash of a random password, checked when the user does not exist.
     private let decoyHash: String
@@ -26,12 +27,19 @@ final class AuthenticationService: Sendable {
         self.sessionLifetime = configuration.sessionLifetime
         self.hasher = configuration.passwordHasher
         self.adminTokenHash = configuration.adminTokenHash
+        let limits = configuration.limits
+        self.signInGuard = SignInGuard(
+            perAddress: limits.signInFailuresPerAddress, perName: limits.signInFailuresPerName, window: limits.signInWindowSeconds)
+        self.hashing = PasswordHashingPool(threads: limits.passwordHashThreads, queue: limits.passwordHashQueue)
         self.logger = logger
         self.decoyHash = try configuration.passwordHasher.hash(Tokens.random())
     }
 
-    /// Hashes a new password with the server's cost.
-    func hashPassword(_ password: String) throws -> String { try hasher.hash(password) }
+    /// Hashes a new password with the server's cost, on the hashing pool.
+    func hashPassword(_ password: String) async throws -> String {
+        let hasher = hasher
+        return try await hashing.run { try hasher.hash(password) }
+    }
 
     // MARK: Sessions
 
@@ -43,12 +51,6 @@ final class AuthenticationService: Sendable {
         return Session(device: found.device, user: found.user, address: identity.address(found.user.name))
     }
 
-    /// Ends the session behind the token.
-    func logout(token: String?) async throws {
-        _ = try await session(token: token)
-        if let token { try await store.deleteSession(tokenHash: Tokens.hash(token)) }
-    }
-
     /// Checks the administrator token (constant-time compare of its hash).
     func requireAdmin(token: String?) throws {
         guard let token, constantTimeEquals(Tokens.hash(token), adminTokenHash) else {
@@ -58,23 +60,26 @@ final class AuthenticationService: Sendable {
 
     // MARK: Sign-in
 
-    /// A1–A5: checks the password, registers a new device with a
-    /// certificate of the network, and opens a session bound to it.
-    func login(_ request: LoginRequest) async throws -> LoginResponse {
+    /// A1–A7: checks the password (on the hashing pool, within the
+    /// sign-in limits of this address and name), registers a new device with
+    /// a certificate of the network, and opens a session bound to it. A
+    /// suspended account answers as a wrong password does, so the answer
+    /// never confirms a guessed password.
+    func login(_ request: LoginRequest, from address: String) async throws -> LoginResponse {
         let name = try identity.localUser(request.user)
         let now = clock.now
-        guard await !limiter.isBlocked(name.value, now: now) else {  // A1
-            throw APIError(.rateLimited, "too many failed sign-ins; try again later", retryAfter: Int(limiter.window))
+        if let wait = await signInGuard.admit(address: address, name: name.value, now: now) {  // A1
+            throw APIError(.rateLimited, "too many failed sign-ins; try again later", retryAfter: max(1, Int(wait.rounded(.up))))
         }
         let user = try await store.user(named: name)
-        // Hash even for an unknown user, so timing does not tell which names exist.
-        let valid = hasher.verify(request.password, against: user?.passwordHash ?? decoyHash)
-        guard let user, valid else {
-            await limiter.recordFailure(name.value, now: now)
-            throw APIError(.invalidCredentials, "wrong user name or password")  // A2
+        // Hash even for an unknown user, with the same cost, so timing does not tell which names exist (A2).
+        let (hasher, stored, password) = (hasher, user?.passwordHash ?? decoyHash, request.password)
+        let valid = try await hashing.run { hasher.verify(password, against: stored) }  // A6
+        guard let user, valid, !user.suspended else {  // A2, A7
+            await signInGuard.failed(address: address, name: name.value, now: now)
+            throw APIError(.invalidCredentials, "wrong user name or password")
         }
-        guard !user.suspended else { throw APIError(.accountSuspended, "this account is suspended") }  // A3
-        await limiter.reset(name.value)
+        await signInGuard.succeeded(address: address, name: name.value)
         let (device, certificate) = try await registerDevice(of: user, request, now: now)
         let token = Tokens.random()
         let expiresAt = now.addingTimeInterval(sessionLifetime)
@@ -126,7 +131,22 @@ final class AuthenticationService: Sendable {
 
     // MARK: Devices
 
-    /// A user's devices with their certificates.
+    /// A9: a user's devices, for a device of a user who may message them
+    /// (or of the same user); anyone else learns nothing, not even that the
+    /// user exists.
+    func deviceList(of name: UserName, for session: Session, policy: PolicyService) async throws -> DeviceList {
+        if name != session.user.name {
+            do {
+                let users = [session.user.name, name]
+                try PolicyRules.checkSegmentation(added: [name], members: users, try await policy.policies(of: users))
+            } catch let error as APIError where error.code == .policySegmentation {
+                throw APIError.notFound("user")
+            }
+        }
+        return try await deviceList(of: name)
+    }
+
+    /// A user's devices with their certificates (the admin API).
     func deviceList(of name: UserName) async throws -> DeviceList {
         guard try await store.user(named: name) != nil else { throw APIError.notFound("user") }
         let devices = try await store.devices(of: name)

@@ -12,13 +12,20 @@ final class KeyPackageDirectory: Sendable {
     private let clock: ServerClock
     private let policy: PolicyService
     private let gateway: FederationGateway
+    private let claims: ClaimBudget
+    private let stock: Int
 
-    init(store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, policy: PolicyService, gateway: FederationGateway) {
+    init(
+        store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, policy: PolicyService, gateway: FederationGateway,
+        claims: ClaimBudget, stock: Int
+    ) {
         self.store = store
         self.identity = identity
         self.clock = clock
         self.policy = policy
         self.gateway = gateway
+        self.claims = claims
+        self.stock = stock
     }
 
     func upload(_ upload: KeyPackageUpload, session: Session) async throws -> KeyPackageCount {
@@ -26,9 +33,11 @@ final class KeyPackageDirectory: Sendable {
         let packages = try upload.keyPackages.map { try checked($0.bytes, session: session) }
         let lastResort = try upload.lastResort.map { try checked($0.bytes, session: session) }
         do {
-            try await store.addKeyPackages(device: session.device.id, packages, lastResort: lastResort, now: clock.now)
+            try await store.addKeyPackages(device: session.device.id, packages, lastResort: lastResort, now: clock.now, stock: stock)
         } catch StoreError.conflict {
             throw APIError(.duplicateKeyPackage, "a key package was uploaded before")
+        } catch StoreError.full {  // K3
+            throw APIError(.keyPackageStockFull, "a device keeps at most \(stock) key packages on the server")
         }
         return try await count(session: session)
     }
@@ -59,8 +68,13 @@ final class KeyPackageDirectory: Sendable {
 
     /// Claims one key package of every device of a user: of this network
     /// (whom the caller's group may message, P1), or of a peer network
-    /// through its server (F5).
+    /// through its server (F5); within the claim budgets (K4). Claims of
+    /// one's own user (for one's other devices) count against the
+    /// requester's budget only.
     func claim(_ claim: KeyPackageClaim, session: Session) async throws -> ClaimedKeyPackages {
+        let requester = session.requester
+        try await claims.spend(
+            requester: "\(requester.address)/\(requester.device)", target: claim.user == session.address ? nil : claim.user, now: clock.now)
         if claim.user.domain != identity.domain { return try await gateway.claimRemoteKeyPackages(claim.user, session: session) }
         let name = claim.user.name
         guard let user = try await store.user(named: name), !user.suspended else { throw APIError.notFound("user") }

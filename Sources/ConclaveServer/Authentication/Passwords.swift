@@ -60,29 +60,3 @@ enum Tokens {
 
     static func hash(_ token: String) -> [UInt8] { Array(SHA256.hash(data: Array(token.utf8))) }
 }
-
-/// Counts failed sign-ins per user name and refuses more than `limit` in
-/// `window` (in memory, per process).
-actor SignInRateLimiter {
-    let limit: Int
-    nonisolated let window: TimeInterval
-    private var failures: [String: [Date]] = [:]
-
-    init(limit: Int = 5, window: TimeInterval = 300) {
-        self.limit = limit
-        self.window = window
-    }
-
-    func isBlocked(_ key: String, now: Date) -> Bool {
-        let recent = (failures[key] ?? []).filter { now.timeIntervalSince($0) < window }
-        failures[key] = recent.isEmpty ? nil : recent
-        return recent.count >= limit
-    }
-
-    func recordFailure(_ key: String, now: Date) {
-        failures[key, default: []].append(now)
-        if failures.count > 100_000 { failures = failures.filter { !$0.value.isEmpty } }
-    }
-
-    func reset(_ key: String) { failures[key] = nil }
-}

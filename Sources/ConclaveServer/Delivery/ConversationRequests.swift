@@ -9,9 +9,13 @@ struct ConversationRequests: Sendable {
     let delivery: DeliveryService
     let gateway: FederationGateway
 
+    /// A conversation's kind, name, members and settings. For one hosted
+    /// elsewhere, as this network last read them from the group's
+    /// member-signed state (F6): answered here, so that a host that is
+    /// down, or hostile, cannot keep a device from joining.
     func info(_ id: ConversationID, session: Session) async throws -> ConversationInfo {
-        if let host = try await gateway.remoteHost(id, session: session) {
-            return try await gateway.relay(.info, of: id, to: host, FederationGateway.Empty?.none, session: session).0
+        if try await gateway.remoteHost(id, session: session) != nil {
+            return try await gateway.localView(of: id)
         }
         return try await delivery.conversationInfo(id, requester: session.requester)
     }

@@ -153,6 +153,9 @@ extension DeliveryCore {
         guard Set(staged.claims.map(\.claimedDevice)).count == staged.claims.count else {  // D12: one leaf per device
             throw APIError(.invalidCredential, "two leaves of the group name the same device")
         }
+        if let pair = staged.before.directUsers, !staged.memberUsers.isSubset(of: pair) {  // D21
+            throw APIError(.directConversation, "a 1:1 conversation holds its two users only; create a room to talk with more")
+        }
         if staged.needsPolicy {
             let local = staged.memberUsers.filter { $0.domain == domain }
             let remote = staged.memberUsers.filter { $0.domain != domain }

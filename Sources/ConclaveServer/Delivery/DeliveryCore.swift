@@ -17,6 +17,9 @@ struct HostedConversation: Sendable {
     var members: [UserAddress]
     var localDevices: [DeviceID]
     var remoteDevices: [RemoteDevice]
+    /// A 1:1 conversation's two users (nil for a room): its group may
+    /// hold no one else's leaves (D21).
+    var directUsers: Set<UserAddress>?
 }
 
 /// A new conversation that passed D1–D4 and D18.
@@ -34,14 +37,14 @@ struct NewConversation: Sendable {
 /// database, socket or clock: the shell passes the time, and the rules are
 /// unit-tested without either (docs/server.md numbers them).
 enum DeliveryCore {
-    /// D1–D4, D18 and the room's name, for `POST /v1/conversations`.
+    /// D1–D4, D18, D22 and the room's name, for `POST /v1/conversations`.
     static func checkNewConversation(
         _ request: CreateConversation, by requester: Requester, networkKey: NetworkPublicKey, now: ValidationTime
     ) throws(APIError) -> NewConversation {
         let groupInfo = try decode(GroupInfo.self, request.groupInfo.bytes, "GroupInfo")
         guard groupInfo.groupContext.epoch == 0 else { throw .invalidMessage("a new conversation starts at epoch 0") }  // D1
-        guard let id = ConversationID(bytes: groupInfo.groupContext.groupID) else {
-            throw .invalidMessage("the group id must be 16 to 64 bytes")
+        guard let id = ConversationID(bytes: groupInfo.groupContext.groupID), id.isHosted(by: networkKey.domain) else {  // D22
+            throw .invalidMessage("the group id must be 16 random bytes and this network's host tag (ConversationID.hosted(by:))")
         }
         let group: PublicGroup
         do { group = try PublicGroup(groupInfo: groupInfo, now: now) } catch {
@@ -74,15 +77,21 @@ enum DeliveryCore {
         return settings
     }
 
-    /// D15, D16 and the message id: an application message of a member
-    /// device, as a PrivateMessage of this group. Returns its epoch (the
-    /// store checks it against the conversation's, D8, D11).
+    /// D15, D16, D19 and the message id: an application message of a
+    /// member device, as a PrivateMessage of this group, at most `maxBytes`.
+    /// Returns its epoch (the store checks it against the conversation's,
+    /// D8, D11).
     static func checkMessage(
-        _ request: SendMessage, to id: ConversationID, localDevices: [DeviceID], remoteDevices: [RemoteDevice], by requester: Requester
+        _ request: SendMessage, to id: ConversationID, localDevices: [DeviceID], remoteDevices: [RemoteDevice], by requester: Requester,
+        maxBytes: Int
     ) throws(APIError) -> UInt64 {
         let isMember =
             requester.isLocal ? localDevices.contains(requester.device) : remoteDevices.contains(requester.remoteDevice)
         guard isMember else { throw .notFound("conversation") }  // D16: outsiders learn nothing
+        guard request.message.bytes.count <= maxBytes else {  // D19
+            throw APIError(
+                .tooLarge, "a message is at most \(maxBytes) bytes (the network's max_message_bytes); send large content as a file")
+        }
         guard (1...64).contains(request.messageId.utf8.count), request.messageId.utf8.allSatisfy(\.isASCIIIdentifier) else {
             throw .badRequest("message_id must be 1 to 64 of A-Z a-z 0-9 - _")
         }

@@ -19,11 +19,15 @@ final class DeliveryService: Sendable {
     let policy: PolicyService
     let directory: FederationDirectory
     let groups = GroupCache()
+    let limits: ServerLimits
+    /// D20: each device's message and byte budgets.
+    private let messageRate: RateLimiter<String>
+    private let byteRate: RateLimiter<String>
     let logger: Logger
 
     init(
         store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, hub: InboxHub, policy: PolicyService,
-        directory: FederationDirectory, logger: Logger
+        directory: FederationDirectory, limits: ServerLimits, logger: Logger
     ) {
         self.store = store
         self.identity = identity
@@ -31,6 +35,9 @@ final class DeliveryService: Sendable {
         self.hub = hub
         self.policy = policy
         self.directory = directory
+        self.limits = limits
+        self.messageRate = RateLimiter(rate: limits.messagesPerSecond, burst: limits.messageBurst)
+        self.byteRate = RateLimiter(rate: limits.messageBytesPerSecond, burst: limits.messageByteBurst)
         self.logger = logger
     }
 
@@ -142,13 +149,15 @@ final class DeliveryService: Sendable {
         }
     }
 
-    /// An application message (D8, D11, D15–D17), stored once for every
-    /// other member device.
+    /// An application message (D8, D11, D15–D17, D19, D20), stored once for
+    /// every other member device.
     func acceptMessage(_ id: ConversationID, _ request: SendMessage, requester: Requester) async throws -> (MessageAccepted, created: Bool)
     {
         let devices = try await store.memberDevices(id).map(\.device)
         let remote = try await store.remoteDevices(id)
-        let epoch = try DeliveryCore.checkMessage(request, to: id, localDevices: devices, remoteDevices: remote, by: requester)
+        let epoch = try DeliveryCore.checkMessage(
+            request, to: id, localDevices: devices, remoteDevices: remote, by: requester, maxBytes: limits.maxMessageBytes)
+        try await spendSendBudget(requester, bytes: request.message.bytes.count)
         let delivery = Delivery(
             kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: requester.device,
             sentAt: Date(millis: clock.now.millis), recipients: devices.filter { !requester.isLocal || $0 != requester.device },
@@ -166,6 +175,20 @@ final class DeliveryService: Sendable {
             throw APIError(.pendingProposals, "the server's proposals must be committed before new messages")
         case .unknownConversation:
             throw APIError.notFound("conversation")
+        }
+    }
+
+    /// D20: a device sends at most `messagesPerSecond` messages and
+    /// `messageBytesPerSecond` bytes, with bursts; beyond that 429 with
+    /// `Retry-After`, and nothing is stored.
+    private func spendSendBudget(_ requester: Requester, bytes: Int) async throws {
+        let key = "\(requester.address)/\(requester.device)"
+        let now = clock.now
+        if let wait = await messageRate.spend(for: key, now: now) {
+            throw APIError(.rateLimited, "this device sends too many messages; slow down", retryAfter: max(1, Int(wait.rounded(.up))))
+        }
+        if let wait = await byteRate.spend(Double(bytes), for: key, now: now) {
+            throw APIError(.rateLimited, "this device sends too many bytes; slow down", retryAfter: max(1, Int(wait.rounded(.up))))
         }
     }
 
@@ -189,7 +212,17 @@ final class DeliveryService: Sendable {
         return HostedConversation(
             record: record, group: try await publicGroup(record, pending: pending), pendingProposalRefs: pending.map(\.ref),
             members: try await allMembers(id), localDevices: try await store.memberDevices(id).map(\.device),
-            remoteDevices: try await store.remoteDevices(id))
+            remoteDevices: try await store.remoteDevices(id), directUsers: directUsers(record))
+    }
+
+    /// A 1:1 conversation's two users, read from its key: two local names,
+    /// or two addresses when one user is of another network.
+    func directUsers(_ record: ConversationRecord) -> Set<UserAddress>? {
+        guard record.kind == .direct, let key = record.directKey else { return nil }
+        let users = key.split(separator: " ").compactMap { part -> UserAddress? in
+            part.contains("@") ? UserAddress(String(part)) : UserName(String(part)).map(identity.address)
+        }
+        return users.count == 2 ? Set(users) : nil
     }
 
     /// The facts D12, P1, P2 and F5 need for a staged commit.

@@ -88,13 +88,26 @@ extension FederationDirectory {
         return try await pinOnFirstUse(signed.origin, key: key, url: signed.originURL)
     }
 
-    /// Open mode: trust on first use, pinning the key an unlisted network
-    /// signed with, once the URL it gave publishes that domain and key (so
-    /// deliveries go where that network really answers).
+    /// Open mode, F9: trust on first use, pinning the key an unlisted
+    /// network signed with, once the URL it gave publishes that domain and
+    /// key (so deliveries go where that network really answers). Only an
+    /// `https` URL on the network's own domain counts (or a host the
+    /// operator allows, for tests on loopback); each network's URL is
+    /// fetched at most once per interval; and every answer takes the same
+    /// time, so that it tells a stranger nothing about the hosts and ports
+    /// this server can reach.
     private func pinOnFirstUse(_ origin: NetworkDomain, key: NetworkPublicKey, url: String) async throws -> StoredPeer {
-        let published = try? await FederationClient.wellKnown(url)
+        guard Self.mayFetch(url, for: origin, insecureHosts: insecureHosts) else {
+            throw APIError(.peerUnverified, "in open mode a network's URL is https on its own domain")
+        }
+        let answerAt = ContinuousClock.now.advanced(by: .seconds(limits.firstUseAnswerSeconds))
+        var published: WellKnown?
+        if await firstUseChecks.mayCheck(origin, now: clock.now, interval: limits.firstUseCheckIntervalSeconds) {
+            published = await Self.fetch(url, within: .seconds(limits.firstUseAnswerSeconds))
+        }
+        try? await Task.sleep(until: answerAt)
         guard let published, published.domain == origin, published.signingKey.bytes == key.rawKey else {
-            throw APIError(.peerUnverified, "the origin URL does not publish \(origin) with the key the request is signed with")
+            throw APIError(.peerUnverified, "the origin URL did not publish \(origin) with the key the request is signed with")
         }
         let peer = FederationPeer(
             domain: origin, url: FederationClient.trimmed(url), keyFingerprint: key.fingerprint, pinnedBy: "first-use",
@@ -111,5 +124,40 @@ extension FederationDirectory {
             }
         }
         return StoredPeer(peer: peer, signingKey: key.rawKey)
+    }
+
+    /// Whether open mode may fetch `url` for `origin`: https on the
+    /// network's domain or a subdomain of it, or an allowed host.
+    static func mayFetch(_ url: String, for origin: NetworkDomain, insecureHosts: Set<String>) -> Bool {
+        guard let components = URLComponents(string: url), let host = components.host?.lowercased() else { return false }
+        if insecureHosts.contains(host) { return true }
+        return components.scheme == "https" && (host == origin.value || host.hasSuffix("." + origin.value))
+    }
+
+    /// The URL's `/.well-known/conclave`, or nil if it does not answer with
+    /// one within `timeout`.
+    static func fetch(_ url: String, within timeout: Duration) async -> WellKnown? {
+        await withTaskGroup(of: WellKnown?.self) { group in
+            group.addTask { try? await FederationClient.wellKnown(url) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return await group.next() ?? nil
+        }
+    }
+}
+
+/// When each unlisted network was last checked (open mode), so that a
+/// stranger cannot make this server fetch a URL more than once per interval.
+actor FirstUseChecks {
+    private var last: [NetworkDomain: Date] = [:]
+
+    func mayCheck(_ origin: NetworkDomain, now: Date, interval: TimeInterval) -> Bool {
+        if let previous = last[origin], now.timeIntervalSince(previous) < interval { return false }
+        last = last.filter { now.timeIntervalSince($0.value) < interval }
+        last[origin] = now
+        return true
     }
 }

@@ -14,13 +14,21 @@ final class FederationDirectory: Sendable {
     let identity: NetworkIdentity
     let clock: ServerClock
     let audit: AuditRecorder
+    let limits: ServerLimits
+    let insecureHosts: Set<String>
+    let firstUseChecks = FirstUseChecks()
     let logger: Logger
 
-    init(store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, audit: AuditRecorder, logger: Logger) {
+    init(
+        store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, audit: AuditRecorder, limits: ServerLimits,
+        insecureHosts: Set<String>, logger: Logger
+    ) {
         self.store = store
         self.identity = identity
         self.clock = clock
         self.audit = audit
+        self.limits = limits
+        self.insecureHosts = insecureHosts
         self.logger = logger
     }
 

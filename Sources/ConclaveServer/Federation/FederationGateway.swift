@@ -20,11 +20,12 @@ final class FederationGateway: Sendable {
     let directory: FederationDirectory
     let delivery: DeliveryService
     let client: FederationClient
+    let claims: ClaimBudget
     let logger: Logger
 
     init(
         store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, hub: InboxHub, policy: PolicyService,
-        directory: FederationDirectory, delivery: DeliveryService, logger: Logger
+        directory: FederationDirectory, delivery: DeliveryService, claims: ClaimBudget, logger: Logger
     ) {
         self.store = store
         self.identity = identity
@@ -34,6 +35,7 @@ final class FederationGateway: Sendable {
         self.directory = directory
         self.delivery = delivery
         self.client = FederationClient(identity: identity, clock: clock, logger: logger)
+        self.claims = claims
         self.logger = logger
     }
 
@@ -65,6 +67,12 @@ final class FederationGateway: Sendable {
         let body = RelayedRequest(actor: RemoteActor(user: session.address, device: session.device.id), request: request)
         let answer = try await client.send(.POST, to: peer.peer, path: HostOperation.path(operation, of: id), body: body)
         return (try answer.decode(Response.self, from: host), answer.status)
+    }
+
+    /// A conversation another network hosts, as this network recorded it.
+    func localView(of id: ConversationID) async throws -> ConversationInfo {
+        guard let record = try await store.conversation(id) else { throw APIError.notFound("conversation") }
+        return delivery.info(record, members: try await delivery.allMembers(id))
     }
 
     /// Claims key packages of a user of another network through its server,
@@ -103,10 +111,13 @@ final class FederationGateway: Sendable {
         }
     }
 
+    /// Queues the request (once: the same request already waiting is not
+    /// queued again, F8).
     func requestRemoteRemoval(of devices: [DeviceID], in id: ConversationID, host: NetworkDomain) async throws {
         guard !devices.isEmpty else { return }
         try await store.enqueue(
-            destination: host, path: HostOperation.path(.removeDevices, of: id), body: RemoteRemoval(devices: devices), at: clock.now)
+            destination: host, path: HostOperation.path(.removeDevices, of: id), body: RemoteRemoval(devices: devices.sorted()),
+            at: clock.now, limit: store.outboxLimit)
     }
 }
 

@@ -23,9 +23,12 @@ struct FederationRelay: Service {
             do {
                 // The head of each destination's queue, all at once: a slow peer holds up only its own queue.
                 let due = try await store.dueOutbox(now: clock.now)
-                progressed = await withTaskGroup(of: Bool.self) { group in
-                    for item in due { group.addTask { await deliver(item) } }
-                    return await group.reduce(!due.isEmpty) { $0 && $1 }
+                // A shutdown cancels requests in flight: each stays queued and goes out after the restart.
+                progressed = await cancelWhenGracefulShutdown {
+                    await withTaskGroup(of: Bool.self) { group in
+                        for item in due { group.addTask { await deliver(item) } }
+                        return await group.reduce(!due.isEmpty) { $0 && $1 }
+                    }
                 }
             } catch {
                 logger.warning("federation outbox failed", metadata: ["error.type": "\(type(of: error))"])

@@ -8,9 +8,14 @@ import Foundation
 actor InboxHub {
     private var listeners: [DeviceID: [UUID: AsyncStream<Void>.Continuation]] = [:]
 
+    /// How many connections a device holds.
+    func connections(of device: DeviceID) -> Int { listeners[device]?.count ?? 0 }
+
     /// A stream that yields whenever the device's inbox may have grown, and
-    /// finishes when the device is cut off (suspended, deleted, reset).
-    func subscribe(_ device: DeviceID) -> (id: UUID, wakeups: AsyncStream<Void>) {
+    /// finishes when the device is cut off (suspended, deleted, reset); nil
+    /// when the device already holds `limit` connections (D24).
+    func subscribe(_ device: DeviceID, limit: Int) -> (id: UUID, wakeups: AsyncStream<Void>)? {
+        guard connections(of: device) < limit else { return nil }
         let id = UUID()
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         listeners[device, default: [:]][id] = continuation

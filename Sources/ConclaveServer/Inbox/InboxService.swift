@@ -9,15 +9,20 @@ final class InboxService: Sendable {
     private let store: ConclaveStore
     private let hub: InboxHub
     private let clock: ServerClock
+    private let limits: ServerLimits
 
-    init(store: ConclaveStore, hub: InboxHub, clock: ServerClock) {
+    init(store: ConclaveStore, hub: InboxHub, clock: ServerClock, limits: ServerLimits) {
         self.store = store
         self.hub = hub
         self.clock = clock
+        self.limits = limits
     }
 
+    /// D23: a page holds at most `limit` events and `inboxPageBytes` of messages.
     func page(of session: Session, after: Int64, limit: Int) async throws -> InboxPage {
-        InboxPage(events: try await store.inbox(device: session.device.id, after: after, limit: limit, now: clock.now))
+        InboxPage(
+            events: try await store.inbox(
+                device: session.device.id, after: after, limit: limit, maxBytes: limits.inboxPageBytes, now: clock.now))
     }
 
     func acknowledge(_ ack: InboxAck, session: Session) async throws -> AckResult {
@@ -26,10 +31,15 @@ final class InboxService: Sendable {
 
     /// Pushes the device's inbox as JSON text frames, one event each, and
     /// takes `{"ack": seq}` frames back, until either side closes or the
-    /// device is cut off.
+    /// device is cut off. A device already holding its limit of WebSockets
+    /// (D24) has the new one closed at once, with close code 1008 and the
+    /// reason `too many connections of this device`.
     func stream(session: Session, after: Int64, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
         let device = session.device.id
-        let (id, wakeups) = await hub.subscribe(device)
+        guard let (id, wakeups) = await hub.subscribe(device, limit: limits.webSocketsPerDevice) else {
+            try await outbound.close(.policyViolation, reason: "too many connections of this device")
+            return
+        }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.push(device, after: after, wakeups: wakeups, outbound: outbound) }
@@ -49,12 +59,13 @@ final class InboxService: Sendable {
         var cursor = after
         for await _ in wakeups {
             while true {
-                let events = try await store.inbox(device: device, after: cursor, limit: 200, now: clock.now)
+                let events = try await store.inbox(
+                    device: device, after: cursor, limit: 200, maxBytes: limits.inboxPageBytes, now: clock.now)
                 for event in events {
                     try await outbound.write(.text(String(decoding: try encoder.encode(event), as: UTF8.self)))
                     cursor = event.seq
                 }
-                if events.count < 200 { break }
+                if events.isEmpty { break }
             }
         }
         // The device was cut off (suspended, deleted, reset).

@@ -3,12 +3,10 @@ import ConclaveStorage
 import Foundation
 import Logging
 
-/// Applies policy to existing conversations, at once (DESIGN.md §5): after
-/// a change of a security group or of a user's group, and when an account
-/// or its devices are cut off (de-provisioning).
+/// Applies policy to existing conversations, at once (DESIGN.md §5), after
+/// a change of a security group or of a user's group.
 struct PolicyEnforcement: Sendable {
     let store: ConclaveStore
-    let hub: InboxHub
     let delivery: DeliveryService
     let gateway: FederationGateway
 
@@ -66,15 +64,5 @@ struct PolicyEnforcement: Sendable {
             removed += 1
         }
         return removed
-    }
-
-    /// De-provisioning here: these devices' connections end at once, and
-    /// the conversations hosted here that held them (looked up before the
-    /// devices went) get their removal proposed. Conversations on other
-    /// networks are the caller's (``FederationGateway/requestRemoteRemoval(of:user:)``),
-    /// while the user's memberships are still recorded.
-    func cutOff(_ devices: [DeviceID], conversations: [ConversationID]) async throws {
-        await hub.disconnect(devices)
-        try await delivery.proposeRemoval(of: Set(devices), in: conversations)
     }
 }

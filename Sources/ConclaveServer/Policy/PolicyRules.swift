@@ -60,7 +60,7 @@ enum PolicyRules {
         for (name, policy) in policies {
             for other in remote where fresh.contains(other) || fresh.contains(UserAddress(name: name, domain: domain)) {
                 guard policy.federation.contains(other.domain) else {
-                    throw APIError(.policyFederation, "security group \(policy.name) may not reach \(other.domain) (federation policy)")
+                    throw APIError(.policyFederation, "a member's security group may not reach \(other.domain) (federation policy)")
                 }
             }
         }

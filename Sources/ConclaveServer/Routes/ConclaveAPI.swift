@@ -15,9 +15,12 @@ struct ConclaveAPI: Sendable {
     let inbox: InboxService
     let policy: PolicyService
     let enforcement: PolicyEnforcement
+    let deprovisioning: Deprovisioning
     let admin: AdminService
     let directory: FederationDirectory
     let gateway: FederationGateway
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    let trustedProxies: Set<String>
 
     /// Every route of the client, admin, discovery and federation APIs.
     func router() -> ConclaveRouter {

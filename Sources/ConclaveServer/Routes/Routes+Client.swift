@@ -5,16 +5,18 @@ import Hummingbird
 extension ConclaveAPI {
     func addClientRoutes(_ v1: RouterGroup<ConclaveRequestContext>) {
         v1.post("/login") { request, context in
-            JSONResponse(
-                try await authentication.login(try await request.decodeJSON(LoginRequest.self, context: context)), status: .created)
+            let body = try await request.decodeJSON(LoginRequest.self, context: context)
+            let address = context.clientAddress(of: request, trustedProxies: trustedProxies)
+            return JSONResponse(try await authentication.login(body, from: address), status: .created)
         }
         v1.post("/logout") { request, _ -> JSONResponse<[String: Bool]> in
-            try await authentication.logout(token: request.bearerToken)
+            try await deprovisioning.signOut(try await session(request))
             return JSONResponse(["signed_out": true])
         }
         v1.get("/users/:name/devices") { request, context in
-            _ = try await session(request)
-            return JSONResponse(try await authentication.deviceList(of: try identity.localUser(try context.parameters.require("name"))))
+            let session = try await session(request)
+            let name = try identity.localUser(try context.parameters.require("name"))
+            return JSONResponse(try await authentication.deviceList(of: name, for: session, policy: policy))
         }
         v1.post("/key-packages") { request, context in
             let session = try await session(request)

@@ -17,7 +17,8 @@ extension ConclaveAPI {
                 try await inbox.acknowledge(try await request.decodeJSON(InboxAck.self, context: context), session: session))
         }
         router.ws("/v1/events") { request, _ in
-            _ = try await session(request)  // 401 with a JSON body when the token is not valid
+            // A refused upgrade is a bare 400 (the WebSocket upgrade has no room for our error body): a bad token or query.
+            _ = try await session(request)
             _ = try request.integerQuery("after", default: 0, range: 0...Int64.max)
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in

@@ -1,0 +1,51 @@
+import Foundation
+
+/// Token buckets by key: each key may spend `burst` at once and regains
+/// `rate` per second. Full buckets are forgotten, so memory stays
+/// proportional to the keys active within the last `burst / rate` seconds,
+/// and at most `capacity` keys are kept (the fullest are dropped first).
+actor RateLimiter<Key: Hashable & Sendable> {
+    private struct Bucket {
+        var tokens: Double
+        var updated: Date
+    }
+
+    let rate: Double
+    let burst: Double
+    private let capacity: Int
+    private var buckets: [Key: Bucket] = [:]
+
+    init(rate: Double, burst: Double, capacity: Int = 100_000) {
+        self.rate = rate
+        self.burst = burst
+        self.capacity = capacity
+    }
+
+    /// Spends `cost` from the key's bucket if it holds that much; otherwise
+    /// spends nothing and returns the seconds until it would.
+    func spend(_ cost: Double = 1, for key: Key, now: Date) -> TimeInterval? {
+        var bucket = refilled(buckets[key], now: now)
+        guard bucket.tokens >= cost else { return (cost - bucket.tokens) / rate }
+        bucket.tokens -= cost
+        buckets[key] = bucket
+        if buckets.count > capacity { prune(now: now) }
+        return nil
+    }
+
+    private func refilled(_ bucket: Bucket?, now: Date) -> Bucket {
+        guard let bucket else { return Bucket(tokens: burst, updated: now) }
+        let elapsed = max(0, now.timeIntervalSince(bucket.updated))
+        return Bucket(tokens: min(burst, bucket.tokens + elapsed * rate), updated: now)
+    }
+
+    /// Forgets full buckets; if still over capacity, the fullest.
+    private func prune(now: Date) {
+        buckets = buckets.filter { refilled($0.value, now: now).tokens < burst }
+        guard buckets.count > capacity else { return }
+        let keep = buckets.sorted { refilled($0.value, now: now).tokens < refilled($1.value, now: now).tokens }.prefix(capacity / 2)
+        buckets = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+    }
+
+    /// Keys currently tracked (for tests).
+    var count: Int { buckets.count }
+}

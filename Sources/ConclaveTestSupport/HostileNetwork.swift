@@ -1,0 +1,126 @@
+import ConclaveProtocol
+import Foundation
+import MLS
+import MLSCodec
+
+/// A network played by the test: it holds its own signing key, certifies
+/// devices for its own users, builds MLS groups with the library, and
+/// sends signed server-to-server requests of its choosing, as a
+/// hand-modified peer would.
+public struct HostileNetwork: Sendable {
+    public let key: NetworkSigningKey
+    /// The URL it names as its own in its requests.
+    public let url: String
+
+    public init(domain: NetworkDomain, url: String = "http://127.0.0.1:9") {
+        self.init(key: NetworkSigningKey.generate(domain: domain), url: url)
+    }
+
+    public init(key: NetworkSigningKey, url: String = "http://127.0.0.1:9") {
+        self.key = key
+        self.url = url
+    }
+
+    public var domain: NetworkDomain { key.domain }
+    public var fingerprint: String { key.publicKey.fingerprint }
+
+    /// A device of one of its users, certified by its key.
+    public func device(_ name: String) throws -> HostileDevice {
+        guard let user = UserName(name) else { throw TestSupportError("bad name \(name)") }
+        return try HostileDevice(user: UserAddress(name: user, domain: domain), network: key)
+    }
+
+    /// Sends a signed request (`body` JSON) to a network.
+    public func send(
+        _ path: String, _ body: some Encodable, to network: some NetworkFixture, at time: Date = Date()
+    ) async throws -> RawHTTP.Answer {
+        let bytes = Array(try ConclaveJSON.encoder().encode(body))
+        let signature = FederationRequestSignature(
+            method: "POST", path: path, body: bytes, timestamp: time.millis, nonce: FederationRequestSignature.newNonce(), origin: domain,
+            originURL: url, destination: network.networkDomain)
+        return try await RawHTTP(baseURL: network.url).send(.POST, path, raw: bytes, headers: try signature.headers(signedBy: key))
+    }
+
+    /// Claims a user's key packages from a network, for one of its own users.
+    public func claimKeyPackages(of user: UserAddress, for requester: UserAddress, from network: some NetworkFixture) async throws
+        -> [(device: DeviceID, keyPackage: KeyPackage)]
+    {
+        let answer = try await send(
+            "/v1/federation/key-packages/claim", FederatedKeyPackageClaim(user: user.name, requester: requester), to: network)
+        return try answer.decode(ClaimedKeyPackages.self).keyPackages.compactMap { entry in
+            guard case .keyPackage(let package) = try MLSMessage(tlsSerialized: entry.keyPackage.bytes).body else { return nil }
+            return (entry.deviceId, package)
+        }
+    }
+
+    /// A delivery of a message of `group` (hosted by this network), with the
+    /// group's state as an honest host would send it.
+    public func delivery(
+        of group: Group, kind: InboxEventKind, message: [UInt8], recipients: [DeviceID], conversationKind: ConversationKind = .room,
+        creator: UserName
+    ) throws -> FederatedDelivery {
+        guard let id = ConversationID(bytes: group.groupID) else { throw TestSupportError("bad group id") }
+        return FederatedDelivery(
+            conversation: id, conversationKind: conversationKind, name: conversationKind == .room ? "pushed" : nil, createdBy: creator,
+            createdAt: Date(), kind: kind, message: Base64Bytes(message), messageId: nil, sentAt: Date(), expiresAt: nil,
+            recipients: recipients, groupInfo: Base64Bytes(try group.groupInfo(includeTree: false).tlsSerialized),
+            ratchetTree: Base64Bytes(group.tree.exported.tlsSerialized))
+    }
+}
+
+/// A device of a ``HostileNetwork``'s user.
+public struct HostileDevice: Sendable {
+    public let certificate: VerifiedDeviceCertificate
+    public let signer: SignaturePrivateKey
+    public var user: UserName { certificate.user.name }
+    public let provider: CipherSuiteProvider
+    let network: NetworkSigningKey
+
+    /// A device that says it is `user`'s, certified by `key` (which need
+    /// not be the key of `user`'s network: a forgery).
+    public static func impersonating(_ user: UserAddress, certifiedBy key: NetworkSigningKey) throws -> HostileDevice {
+        try HostileDevice(user: user, network: key)
+    }
+
+    init(user: UserAddress, network: NetworkSigningKey) throws {
+        provider = try CipherSuiteProvider(.x25519Aes128Sha256Ed25519)
+        signer = try provider.generateSignatureKey(random: SystemRandom())
+        certificate = try VerifiedDeviceCertificate.issue(
+            user: user, device: DeviceID.random(), signatureKey: signer.publicKey, cipherSuite: provider.suite,
+            issuedAt: UInt64(Date().timeIntervalSince1970), by: network)
+        self.network = network
+    }
+
+    /// A key package of this device.
+    public func keyPackage() throws -> KeyPackage {
+        try KeyPackageBundle.create(
+            provider, credential: certificate.credential, signer: signer, lifetime: Lifetime(notBefore: 0, notAfter: .max),
+            capabilities: ConversationSettings.capabilities(provider.suite), random: SystemRandom()
+        ).keyPackage
+    }
+
+    /// A group this device creates, hosted by its network (its id carries
+    /// that network's tag unless `id` says otherwise), with `settings`.
+    public func newGroup(id: ConversationID? = nil, settings: ConversationSettings = ConversationSettings()) throws -> Group {
+        var writer = TLSWriter()
+        writer.writeVector([network.publicKey.externalSender])
+        let extensions = [Extension(type: .externalSenders, data: writer.bytes)] + (settings.isDefault ? [] : [settings.extension])
+        let bundle = try KeyPackageBundle.create(
+            provider, credential: certificate.credential, signer: signer, lifetime: Lifetime(notBefore: 0, notAfter: .max),
+            capabilities: ConversationSettings.capabilities(provider.suite), random: SystemRandom())
+        return try Group(
+            creating: (id ?? ConversationID.hosted(by: network.domain)).bytes, creator: bundle, extensions: extensions,
+            random: SystemRandom())
+    }
+}
+
+extension Group {
+    /// Adds these key packages and merges the commit; returns the Welcome
+    /// as an MLSMessage (a test host's shortcut).
+    public mutating func addAndMerge(_ packages: [KeyPackage]) throws -> [UInt8] {
+        let output = try commit(adding: packages, now: validationNow, random: SystemRandom())
+        try mergePendingCommit()
+        guard let welcome = output.welcome else { throw TestSupportError("no Welcome") }
+        return MLSMessage(body: .welcome(welcome)).tlsSerialized
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A plain TCP connection to a loopback server, for tests that misbehave
+/// below HTTP: half-sent requests, connections held open.
+public final class RawSocket: @unchecked Sendable {  // the descriptor is used by one test at a time, then closed once
+    private let descriptor: Int32
+
+    /// Connects to 127.0.0.1 (or ::1) on the port of `url`.
+    public init(url: String) throws {
+        guard let components = URLComponents(string: url), let port = components.port else { throw TestSupportError("no port in \(url)") }
+        let ipv6 = components.host?.contains(":") == true
+        #if canImport(Glibc)
+            descriptor = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+            descriptor = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard descriptor >= 0 else { throw TestSupportError("socket() failed") }
+        let connected: Int32
+        if ipv6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            address.sin6_addr = in6addr_loopback
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw TestSupportError("cannot connect to \(url)")
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    public func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        let sent = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard sent == bytes.count else { throw TestSupportError("write failed") }
+    }
+
+    /// Reads until the server closes the connection (or `limit` bytes), on a
+    /// thread of its own; what was read.
+    public func readUntilClosed(limit: Int = 1 << 20) async -> String {
+        let descriptor = descriptor
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var data: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while data.count < limit {
+                    let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                    if count <= 0 { break }
+                    data += buffer[0..<count]
+                }
+                continuation.resume(returning: String(decoding: data, as: UTF8.self))
+            }
+        }
+    }
+}
