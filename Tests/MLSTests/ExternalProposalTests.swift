@@ -33,7 +33,8 @@ struct ExternalProposalTests {
         }
         _ = try view.process(removalMessage, now: testNow)
         for index in groups.indices { _ = try groups[index].process(removal, now: testNow) }
-        let commit = try groups[1].commit(now: testNow, random: bob.random)
+        // Bob also asks to remove carol: her leaf is removed once, by the server's proposal (§12.2).
+        let commit = try groups[1].commit(removing: [groups[2].ownLeaf], now: testNow, random: bob.random)
         try groups[1].mergePendingCommit()
         _ = try groups[0].process(commit.commit, now: testNow)
         guard case .commit(let summary) = try groups[2].process(commit.commit, now: testNow) else {

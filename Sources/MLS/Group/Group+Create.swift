@@ -153,8 +153,11 @@ extension Group {
 
     /// Builds a commit (§12.4.1) of the given proposals by value plus, with
     /// `includePending`, every proposal received this epoch by reference
-    /// (leaving out any that removes this member). The group does not change
-    /// until ``mergePendingCommit()``; ``discardPendingCommit()`` drops it.
+    /// (leaving out any that removes this member). A removal asked for here
+    /// of a leaf that a pending proposal removes already is left to that
+    /// proposal (§12.2 allows one Remove per leaf). The group does not
+    /// change until ``mergePendingCommit()``; ``discardPendingCommit()``
+    /// drops it.
     public mutating func commit(
         adding keyPackages: [KeyPackage] = [], removing removals: [LeafIndex] = [], proposals extra: [Proposal] = [],
         includePending: Bool = true, forcePath: Bool = false, authenticatedData: [UInt8] = [], psks: PSKStore = .empty,
@@ -163,7 +166,9 @@ extension Group {
         guard pendingReInit == nil else { throw MLSError(.groupReinitialised, "§11.2", "the group was reinitialised") }
         guard epoch < UInt64.max else { throw MLSError(.epochExhausted, "§8.1", "the epoch counter is exhausted") }
         let me = Sender.member(ownLeaf)
-        let byValue = keyPackages.map(Proposal.add) + removals.map(Proposal.remove) + extra
+        let removedByPending: Set<LeafIndex> =
+            includePending ? Set(state.proposals.values.compactMap { if case .remove(let leaf) = $0.proposal { leaf } else { nil } }) : []
+        let byValue = keyPackages.map(Proposal.add) + removals.filter { !removedByPending.contains($0) }.map(Proposal.remove) + extra
         var entries = byValue.map { ProposalEntry(proposal: $0, sender: me) }
         var items = byValue.map(ProposalOrRef.proposal)
         if includePending {
