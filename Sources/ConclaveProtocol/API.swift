@@ -134,6 +134,36 @@ public struct LoginRequest: Codable, Sendable {
     }
 }
 
+/// Signs an existing device in again (its session expired, or it signed
+/// out of this session only): the password, and proof that the caller holds
+/// the device's MLS signature key. The device keeps its id, certificate,
+/// conversations and inbox.
+public struct DeviceSignIn: Codable, Sendable {
+    /// `alice` or `alice@acme.example`.
+    public var user: String
+    public var password: String
+    public var deviceId: DeviceID
+    /// Milliseconds since 1970, within five minutes of the server's clock.
+    public var signedAt: Int64
+    /// SignWithLabel(device key, "Conclave device sign-in", ``content(user:device:signedAt:)``).
+    public var signature: Base64Bytes
+
+    public init(user: String, password: String, deviceId: DeviceID, signedAt: Int64, signature: Base64Bytes) {
+        self.user = user
+        self.password = password
+        self.deviceId = deviceId
+        self.signedAt = signedAt
+        self.signature = signature
+    }
+
+    public static let label = "Conclave device sign-in"
+
+    /// What the device signs: the user's address, the device id and the time, one per line.
+    public static func content(user: UserAddress, device: DeviceID, signedAt: Int64) -> [UInt8] {
+        Array("\(user)\n\(device)\n\(signedAt)".utf8)
+    }
+}
+
 public struct LoginResponse: Codable, Sendable {
     public var token: String
     public var user: UserAddress
@@ -364,10 +394,15 @@ public struct InboxEvent: Codable, Sendable, Hashable {
     public var messageId: String?
     public var sentAt: Date
     public var expiresAt: Date?
+    /// For `welcome`: the conversation's kind and a room's name, so that a
+    /// device can join even when it was removed again before it read the
+    /// Welcome (the conversation is then no longer its to look up).
+    public var conversationKind: ConversationKind?
+    public var name: String?
 
     public init(
         seq: Int64, kind: InboxEventKind, conversation: ConversationID, message: Base64Bytes, messageId: String?, sentAt: Date,
-        expiresAt: Date?
+        expiresAt: Date?, conversationKind: ConversationKind? = nil, name: String? = nil
     ) {
         self.seq = seq
         self.kind = kind
@@ -376,6 +411,8 @@ public struct InboxEvent: Codable, Sendable, Hashable {
         self.messageId = messageId
         self.sentAt = sentAt
         self.expiresAt = expiresAt
+        self.conversationKind = conversationKind
+        self.name = name
     }
 }
 

@@ -114,7 +114,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .federationOff: "the network does not federate"
         case .networkNotPinned: "the requesting network is not a federation peer of this one"
         case .peerUnverified: "an unlisted network is not verified yet, or its URL does not publish the domain and key it signs with"
-        case .directConversation: "a 1:1 conversation holds its two users only"
+        case .directConversation: "a 1:1 conversation holds its two users only, for its whole life: no one is added, no one leaves"
         case .notFound: "no such resource, or the caller may not know of it"
         case .unknownNetwork: "the network is not a federation peer"
         case .methodNotAllowed: "the route exists but not with this method"

@@ -180,3 +180,8 @@ extension UInt8 {
         }
     }
 }
+
+/// The version of this build of Conclave (`conclave --version`).
+public enum ConclaveVersion {
+    public static let current = "0.9.0"
+}

@@ -2,10 +2,10 @@ import ConclaveProtocol
 import Foundation
 
 extension ConclaveStore {
-    /// Stores a new conversation at epoch 0 with its creator's device.
-    /// Throws ``StoreError/conflict(_:)`` when the id, or the 1:1 pair, is
-    /// taken.
-    public func createConversation(_ conversation: ConversationRecord, creator: MemberDevice) async throws {
+    /// Stores a new conversation at epoch 0 with its creator's device, and
+    /// its member users (the creator, and a 1:1's local peer). Throws
+    /// ``StoreError/conflict(_:)`` when the id, or the 1:1 pair, is taken.
+    public func createConversation(_ conversation: ConversationRecord, creator: MemberDevice, members: [UserName]? = nil) async throws {
         try await database.transaction { connection in
             try await connection.execute(
                 """
@@ -19,9 +19,11 @@ extension ConclaveStore {
                     .integer(Int64(conversation.epoch)), .blob(conversation.groupInfo), .blob(conversation.ratchetTree),
                     .integer(Int64(conversation.settings.messageLifetime)), .integer(Int64(conversation.settings.burnOnRead)),
                 ])
-            try await connection.execute(
-                "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?)",
-                [.blob(conversation.id.bytes), .text(creator.user.value)])
+            for user in Set(members ?? []).union([creator.user]).sorted() {
+                try await connection.execute(
+                    "INSERT INTO conversation_members (conversation_id, user_name) VALUES (?, ?)",
+                    [.blob(conversation.id.bytes), .text(user.value)])
+            }
             try await connection.execute(
                 "INSERT INTO conversation_devices (conversation_id, device_id, user_name) VALUES (?, ?, ?)",
                 [.blob(conversation.id.bytes), .text(creator.device.value), .text(creator.user.value)])
@@ -354,18 +356,21 @@ extension ConclaveStore {
             guard let last else { return [] }
             let rows = try await connection.query(
                 """
-                SELECT i.seq, p.kind, p.conversation_id, p.data, p.message_id, p.sent_at, p.expires_at \
-                FROM inbox i JOIN payloads p ON p.id = i.payload_id \
+                SELECT i.seq, p.kind, p.conversation_id, p.data, p.message_id, p.sent_at, p.expires_at, c.kind, c.name \
+                FROM inbox i JOIN payloads p ON p.id = i.payload_id LEFT JOIN conversations c ON c.id = p.conversation_id \
                 WHERE i.device_id = ? AND i.seq > ? AND i.seq <= ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY i.seq
                 """, [.text(device.value), .integer(seq), .integer(last), .integer(now.millis)])
             return try rows.map { row in
                 guard let kind = InboxEventKind(rawValue: try row.text(1)), let conversation = ConversationID(bytes: try row.blob(2)) else {
                     throw StoreError.corrupt("payloads")
                 }
+                let isWelcome = kind == .welcome
                 return InboxEvent(
                     seq: try row.integer(0), kind: kind, conversation: conversation, message: Base64Bytes(try row.blob(3)),
                     messageId: try row.optionalText(4), sentAt: Date(millis: try row.integer(5)),
-                    expiresAt: try row.optionalInteger(6).map(Date.init(millis:)))
+                    expiresAt: try row.optionalInteger(6).map(Date.init(millis:)),
+                    conversationKind: isWelcome ? try row.optionalText(7).flatMap(ConversationKind.init(rawValue:)) : nil,
+                    name: isWelcome ? try row.optionalText(8) : nil)
             }
         }
     }

@@ -87,7 +87,10 @@ extension ConclaveStore {
     }
 
     /// Sets the suspension flag; a suspension also ends every session of the
-    /// user at once. Returns false when there is no such user.
+    /// user at once and deletes their devices' key packages, so that after
+    /// it a device is added to a conversation again only once it has signed
+    /// in again (and published new ones). Returns false when there is no
+    /// such user.
     public func setSuspended(_ name: UserName, _ suspended: Bool, audit: AuditDraft? = nil) async throws -> Bool {
         try await database.transaction { connection in
             let rows = try await connection.query(
@@ -95,6 +98,8 @@ extension ConclaveStore {
             if suspended {
                 try await connection.execute(
                     "DELETE FROM sessions WHERE device_id IN (SELECT id FROM devices WHERE user_name = ?)", [.text(name.value)])
+                try await connection.execute(
+                    "DELETE FROM key_packages WHERE device_id IN (SELECT id FROM devices WHERE user_name = ?)", [.text(name.value)])
             }
             if let audit, !rows.isEmpty { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return !rows.isEmpty
@@ -110,6 +115,12 @@ extension ConclaveStore {
                 "SELECT id FROM devices WHERE user_name = ? ORDER BY id\(forUpdate)", [.text(name.value)])
             let deleted = try await connection.query("DELETE FROM users WHERE name = ? RETURNING name", [.text(name.value)])
             guard !deleted.isEmpty else { return nil }
+            // The user's 1:1s keep their pair (D21) under a key no new 1:1 takes: a new account of the same name starts anew.
+            try await connection.execute(
+                """
+                UPDATE conversations SET direct_key = direct_key || ' deleted-' || created_at WHERE kind = 'direct' AND id IN \
+                (SELECT conversation_id FROM conversation_members WHERE user_name = ?)
+                """, [.text(name.value)])
             try await connection.execute("DELETE FROM conversation_members WHERE user_name = ?", [.text(name.value)])
             if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return try devices.map(Self.deviceID)
@@ -213,6 +224,26 @@ extension ConclaveStore {
             let device = try Self.deviceRecord(row)
             let user = try Self.userRecord(SQLRow(Array(row.values[7...])))
             return (device, user)
+        }
+    }
+
+    /// Whether the token names a session that has expired (of a device
+    /// that still exists, of a user who is not suspended).
+    public func sessionExpired(tokenHash: [UInt8], now: Date) async throws -> Bool {
+        try await database.read { connection in
+            try await !connection.query(
+                """
+                SELECT 1 FROM sessions s JOIN devices d ON d.id = s.device_id JOIN users u ON u.name = d.user_name \
+                WHERE s.token_hash = ? AND s.expires_at <= ? AND u.suspended = 0
+                """, [.blob(tokenHash), .integer(now.millis)]
+            ).isEmpty
+        }
+    }
+
+    /// Deletes sessions that expired before `date`.
+    public func deleteSessions(expiredBefore date: Date) async throws -> Int {
+        try await database.transaction { connection in
+            try await connection.query("DELETE FROM sessions WHERE expires_at < ? RETURNING device_id", [.integer(date.millis)]).count
         }
     }
 

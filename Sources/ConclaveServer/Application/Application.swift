@@ -156,7 +156,7 @@ func composeServices(
         admin: AdminService(
             store: store, identity: identity, audit: audit, authentication: authentication, enforcement: enforcement,
             deprovisioning: deprovisioning, gateway: gateway, logger: logger),
-        directory: directory, gateway: gateway, trustedProxies: configuration.trustedProxies)
+        directory: directory, gateway: gateway, trustedProxies: configuration.trustedProxies, clockOffset: configuration.clockOffset)
 }
 
 /// Deletes expired ciphertext, payloads every device has acknowledged, and
@@ -177,6 +177,8 @@ struct Sweeper: Service {
                 let now = clock.now
                 let removed = try await store.sweep(now: now)
                 if removed > 0 { logger.debug("sweeper deleted payloads", metadata: ["count": "\(removed)"]) }
+                // Sessions are kept 90 days past expiry, so that a device is told its session expired (not that it is unknown).
+                _ = try await store.deleteSessions(expiredBefore: now.addingTimeInterval(-90 * 86_400))
                 let dropped = try await store.dropOutbox(queuedBefore: now.addingTimeInterval(-limits.outboxMaxAgeSeconds))  // F8
                 if dropped > 0 {
                     logger.warning("federation: dropped requests older than the outbox's maximum age", metadata: ["count": "\(dropped)"])

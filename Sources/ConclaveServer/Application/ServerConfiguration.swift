@@ -28,6 +28,9 @@ public struct ServerConfiguration: Sendable {
     /// connection from one of them, the client's address (which sign-in
     /// limits count) is read from `X-Forwarded-For`.
     public var trustedProxies: Set<String>
+    /// A clock offset the tests move (debug builds only; the server's
+    /// clock must then be `clockOffset.clock`).
+    public var clockOffset: ClockOffset?
 
     public init(
         network: NetworkDomain, host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, adminTokenHash: [UInt8],

@@ -45,7 +45,12 @@ final class AuthenticationService: Sendable {
 
     /// The session behind a bearer token.
     func session(token: String?) async throws -> Session {
-        guard let token, let found = try await store.session(tokenHash: Tokens.hash(token), now: clock.now) else {
+        guard let token else { throw APIError.unauthenticated }
+        let hash = Tokens.hash(token)
+        guard let found = try await store.session(tokenHash: hash, now: clock.now) else {
+            if try await store.sessionExpired(tokenHash: hash, now: clock.now) {
+                throw APIError(.sessionExpired, "this device's session has expired: sign in again on the same device to get a new one")
+            }
             throw APIError.unauthenticated
         }
         return Session(device: found.device, user: found.user, address: identity.address(found.user.name))
@@ -66,20 +71,8 @@ final class AuthenticationService: Sendable {
     /// suspended account answers as a wrong password does, so the answer
     /// never confirms a guessed password.
     func login(_ request: LoginRequest, from address: String) async throws -> LoginResponse {
-        let name = try identity.localUser(request.user)
         let now = clock.now
-        if let wait = await signInGuard.admit(address: address, name: name.value, now: now) {  // A1
-            throw APIError(.rateLimited, "too many failed sign-ins; try again later", retryAfter: max(1, Int(wait.rounded(.up))))
-        }
-        let user = try await store.user(named: name)
-        // Hash even for an unknown user, with the same cost, so timing does not tell which names exist (A2).
-        let (hasher, stored, password) = (hasher, user?.passwordHash ?? decoyHash, request.password)
-        let valid = try await hashing.run { hasher.verify(password, against: stored) }  // A6
-        guard let user, valid, !user.suspended else {  // A2, A7
-            await signInGuard.failed(address: address, name: name.value, now: now)
-            throw APIError(.invalidCredentials, "wrong user name or password")
-        }
-        await signInGuard.succeeded(address: address, name: name.value)
+        let user = try await checkPassword(request.password, of: request.user, from: address, now: now)
         let (device, certificate) = try await registerDevice(of: user, request, now: now)
         let token = Tokens.random()
         let expiresAt = now.addingTimeInterval(sessionLifetime)
@@ -87,6 +80,51 @@ final class AuthenticationService: Sendable {
         logger.info("device registered", metadata: ["device": "\(device)"])
         return LoginResponse(
             token: token, user: identity.address(user.name), deviceId: device, certificate: Base64Bytes(certificate.tlsSerialized),
+            expiresAt: expiresAt)
+    }
+
+    /// The user whose password this is, within the sign-in limits (A1, A2,
+    /// A6, A7); every failure is the same answer.
+    private func checkPassword(_ password: String, of user: String, from address: String, now: Date) async throws -> UserRecord {
+        let name = try identity.localUser(user)
+        if let wait = await signInGuard.admit(address: address, name: name.value, now: now) {  // A1
+            throw APIError(.rateLimited, "too many failed sign-ins; try again later", retryAfter: max(1, Int(wait.rounded(.up))))
+        }
+        let user = try await store.user(named: name)
+        // Hash even for an unknown user, with the same cost, so timing does not tell which names exist (A2).
+        let (hasher, stored) = (hasher, user?.passwordHash ?? decoyHash)
+        let valid = try await hashing.run { hasher.verify(password, against: stored) }  // A6
+        guard let user, valid, !user.suspended else {  // A2, A7
+            await signInGuard.failed(address: address, name: name.value, now: now)
+            throw APIError(.invalidCredentials, "wrong user name or password")
+        }
+        await signInGuard.succeeded(address: address, name: name.value)
+        return user
+    }
+
+    /// A10: signs an existing device in again, with the password (within
+    /// the same limits as a sign-in, A1, A2, A6, A7) and a recent signature
+    /// by the device's own key, so that the password alone cannot take a
+    /// device over. The device keeps its id, certificate, conversations and
+    /// inbox; a device that was removed is not found.
+    func signInDevice(_ request: DeviceSignIn, from address: String) async throws -> LoginResponse {
+        let now = clock.now
+        let user = try await checkPassword(request.password, of: request.user, from: address, now: now)
+        guard let device = try await store.device(request.deviceId), device.user == user.name,
+            let certificate = try? UnverifiedDeviceCertificate(tlsSerialized: device.certificate)
+        else { throw APIError(.notFound, "this device no longer exists: sign in as a new device") }
+        let content = DeviceSignIn.content(user: identity.address(user.name), device: device.id, signedAt: request.signedAt)
+        guard abs(now.millis - request.signedAt) <= 300_000,
+            let provider = try? CipherSuiteProvider(certificate.cipherSuite),
+            provider.verifyWithLabel(
+                SignaturePublicKey(device.signatureKey), label: DeviceSignIn.label, content: content, signature: request.signature.bytes)
+        else { throw APIError(.forbidden, "the request is not signed by this device's key, or not within five minutes") }
+        let token = Tokens.random()
+        let expiresAt = now.addingTimeInterval(sessionLifetime)
+        try await store.createSession(tokenHash: Tokens.hash(token), device: device.id, createdAt: now, expiresAt: expiresAt)
+        logger.info("device signed in again", metadata: ["device": "\(device.id)"])
+        return LoginResponse(
+            token: token, user: identity.address(user.name), deviceId: device.id, certificate: Base64Bytes(device.certificate),
             expiresAt: expiresAt)
     }
 

@@ -29,8 +29,13 @@ struct StagedCommit: Sendable {
     }
     /// The users of the new group.
     var memberUsers: Set<UserAddress> { Set(claims.map(\.claimedUser)) }
-    /// Users the commit brings in.
-    var newcomers: Set<UserAddress> { memberUsers.subtracting(before.members) }
+    /// Users the commit brings in: users with a leaf after it and none
+    /// before (a 1:1's user whose devices all left comes in again, and P1
+    /// is checked again).
+    var newcomers: Set<UserAddress> {
+        memberUsers.subtracting(
+            before.group.members.compactMap { UnverifiedDeviceCertificate(credential: $0.leaf.credential)?.claimedUser })
+    }
     /// Whether P1, P2 and F5 must look at the commit.
     var needsPolicy: Bool { !newcomers.isEmpty || settings != before.record.settings }
 }
@@ -82,13 +87,14 @@ extension DeliveryCore {
         }
         guard case .commit(let summary) = processed else { throw .invalidMessage("not a commit") }
         let referenced = Set(commit.proposals.compactMap { if case .reference(let ref) = $0 { ref } else { nil } })
-        guard conversation.pendingProposalRefs.allSatisfy(referenced.contains) else {  // D11
+        let isExternalJoin = publicMessage.content.sender == .newMemberCommit
+        // D11; an external join cannot reference proposals (RFC 9420 §12.4.3.2): the server proposes them again after it.
+        guard isExternalJoin || conversation.pendingProposalRefs.allSatisfy(referenced.contains) else {
             throw APIError(.pendingProposals, "the commit must include the server's pending proposals")
         }
         let settings = try settings(of: group)  // D18
         try checkGroupInfo(request.groupInfo.bytes, of: group)  // D13
         if !summary.added.isEmpty { try checkWelcome(request.welcome?.bytes, suite: group.context.cipherSuite) }  // D14
-        let isExternalJoin = publicMessage.content.sender == .newMemberCommit
         var changed: [(LeafIndex, UnverifiedDeviceCertificate)] = []
         for index in Set(summary.added + summary.updated + [summary.committer]).sorted() {
             guard let leaf = group.tree.leaf(index) else { continue }
@@ -196,6 +202,8 @@ extension DeliveryCore {
             before.group.members.compactMap { UnverifiedDeviceCertificate(credential: $0.leaf.credential)?.claimedUser }
                 .filter { $0.domain == domain }.map(\.name))
         let newUsers = Set(local.map(\.claimedUser.name))
+        // A 1:1 keeps its two users as members for its whole life, with or without devices (D21).
+        let kept = Set((before.directUsers ?? []).filter { $0.domain == domain }.map(\.name))
         var deliveries = [
             Delivery(
                 kind: .handshake, data: staged.request.commit.bytes, senderDevice: requester.device, sentAt: now,
@@ -219,7 +227,7 @@ extension DeliveryCore {
             conversation: before.record.id, fromEpoch: before.record.epoch, toEpoch: staged.group.epoch,
             groupInfo: staged.request.groupInfo.bytes, ratchetTree: staged.group.tree.exported.tlsSerialized, settings: staged.settings,
             devices: local.map { MemberDevice(device: $0.claimedDevice, user: $0.claimedUser.name) },
-            addedUsers: Array(newUsers.subtracting(oldUsers)), removedUsers: Array(oldUsers.subtracting(newUsers)),
+            addedUsers: Array(newUsers.subtracting(oldUsers)), removedUsers: Array(oldUsers.subtracting(newUsers).subtracting(kept)),
             remoteMembers: Set(remote.map(\.claimedUser)).sorted(),
             remoteDevices: remote.map { RemoteDevice(device: $0.claimedDevice, user: $0.claimedUser) }, deliveries: deliveries)
     }

@@ -82,6 +82,30 @@ extension DeliveryService {
         return try await proposeSettings(bounds.clamp(record.settings), in: record.id)
     }
 
+    /// The devices the server's pending Remove proposals in `group` remove,
+    /// by network.
+    func removalsPending(in group: PublicGroup) -> [NetworkDomain: Set<DeviceID>] {
+        var devices: [NetworkDomain: Set<DeviceID>] = [:]
+        for case .remove(let leaf) in group.pendingProposals {
+            guard let claim = group.tree.leaf(leaf).flatMap({ UnverifiedDeviceCertificate(credential: $0.credential) }) else { continue }
+            devices[claim.claimedUser.domain, default: []].insert(claim.claimedDevice)
+        }
+        return devices
+    }
+
+    /// After a commit: the removals it did not carry (an external join
+    /// cannot) are proposed again in the new epoch, for the devices still in
+    /// the group (``proposeRemoval(of:ofNetwork:in:)`` skips the others).
+    func proposeAgain(_ removals: [NetworkDomain: Set<DeviceID>], in id: ConversationID) async {
+        for (network, devices) in removals {
+            do {
+                try await proposeRemoval(of: devices, ofNetwork: network, in: [id])
+            } catch {
+                logger.warning("could not propose a removal again after a commit", metadata: ["conversation": "\(id)"])
+            }
+        }
+    }
+
     /// After a commit that carried server proposals: a settings change
     /// that had to wait for the epoch to end goes out now.
     func retuneAfterCommit(_ id: ConversationID) async {

@@ -75,7 +75,10 @@ final class DeliveryService: Sendable {
             id: new.id, kind: request.kind, name: new.name, directKey: directKey, createdBy: session.user.name, createdAt: clock.now,
             epoch: 0, groupInfo: request.groupInfo.bytes, ratchetTree: new.group.tree.exported.tlsSerialized, settings: new.settings)
         do {
-            try await store.createConversation(record, creator: MemberDevice(device: session.device.id, user: session.user.name))
+            // A 1:1's two users are its members from the start and for its whole life (D21): the peer's devices may join it,
+            // and after losing them all, heal it.
+            try await store.createConversation(
+                record, creator: MemberDevice(device: session.device.id, user: session.user.name), members: participants)
         } catch StoreError.conflict {
             if let directKey, let existing = try await store.directConversation(key: directKey) {
                 throw APIError(.conversationExists, "a 1:1 conversation with this user exists", conversation: existing)
@@ -83,7 +86,7 @@ final class DeliveryService: Sendable {
             throw APIError(.conflict, "a conversation with this group id exists")
         }
         await groups.store(new.id, new.group, pendingCount: 0)
-        return info(record, members: [session.address])
+        return info(record, members: participants.map(identity.address))
     }
 
     func conversationInfo(_ id: ConversationID, requester: Requester) async throws -> ConversationInfo {
@@ -142,7 +145,10 @@ final class DeliveryService: Sendable {
         case .applied:
             await groups.store(id, staged.group, pendingCount: 0)
             await hub.notify(notified)
-            if !conversation.pendingProposalRefs.isEmpty { await retuneAfterCommit(id) }
+            if !conversation.pendingProposalRefs.isEmpty {
+                await proposeAgain(removalsPending(in: conversation.group), in: id)  // D11: those an external join left out
+                await retuneAfterCommit(id)
+            }
             return CommitAccepted(epoch: staged.group.epoch)
         case .wrongEpoch(let current):
             throw APIError(.wrongEpoch, "another commit was accepted first", currentEpoch: current)
@@ -192,10 +198,13 @@ final class DeliveryService: Sendable {
         }
     }
 
-    /// A member leaves: the server proposes removing every device of its
-    /// user (of its network) from the conversation.
+    /// A member leaves a room: the server proposes removing every device of
+    /// its user (of its network) from the conversation. A 1:1 cannot be left.
     func leave(_ id: ConversationID, requester: Requester) async throws {
-        _ = try await memberConversation(id, requester: requester)
+        let (record, _) = try await memberConversation(id, requester: requester)
+        guard record.kind != .direct else {  // D21: a 1:1 is its two users' for its whole life
+            throw APIError(.directConversation, "a 1:1 conversation cannot be left; hide it on your device instead")
+        }
         let devices =
             requester.isLocal
             ? try await store.devices(of: requester.address.name).map(\.id)

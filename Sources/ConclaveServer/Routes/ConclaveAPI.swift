@@ -21,6 +21,8 @@ struct ConclaveAPI: Sendable {
     let gateway: FederationGateway
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     let trustedProxies: Set<String>
+    /// The tests' adjustable clock (debug builds only; see ``ClockOffset``).
+    let clockOffset: ClockOffset?
 
     /// Every route of the client, admin, discovery and federation APIs.
     func router() -> ConclaveRouter {

@@ -9,6 +9,17 @@ extension ConclaveAPI {
         addUserRoutes(admin)
         addSecurityGroupRoutes(admin)
         addFederationAdminRoutes(admin.group("/federation"))
+        if let clockOffset {
+            // Only when a debug build runs with CONCLAVE_TEST_CLOCK=1 (ClockOffset); not part of the API.
+            admin.post("/test-clock") { request, context -> JSONResponse<[String: Double]> in
+                try requireAdmin(request)
+                let body = try await request.decodeJSON([String: Double].self, context: context)
+                guard let delta = body["advance_seconds"], delta >= 0, delta <= 10 * 365 * 86_400 else {
+                    throw APIError.badRequest("advance_seconds must be 0 to ten years")
+                }
+                return JSONResponse(["offset_seconds": try clockOffset.advance(by: delta)])
+            }
+        }
     }
 
     private func addUserRoutes(_ admin: RouterGroup<ConclaveRequestContext>) {

@@ -9,6 +9,11 @@ extension ConclaveAPI {
             let address = context.clientAddress(of: request, trustedProxies: trustedProxies)
             return JSONResponse(try await authentication.login(body, from: address), status: .created)
         }
+        v1.post("/sessions") { request, context in
+            let body = try await request.decodeJSON(DeviceSignIn.self, context: context)
+            let address = context.clientAddress(of: request, trustedProxies: trustedProxies)
+            return JSONResponse(try await authentication.signInDevice(body, from: address), status: .created)
+        }
         v1.post("/logout") { request, _ -> JSONResponse<[String: Bool]> in
             try await deprovisioning.signOut(try await session(request))
             return JSONResponse(["signed_out": true])
