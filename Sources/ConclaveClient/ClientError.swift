@@ -18,6 +18,9 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     case noDevices(UserAddress)
     /// The local store is unreadable or was tampered with.
     case localStore(String)
+    /// This device's saved state of one conversation is unreadable: that
+    /// conversation's events are reported and skipped, the others go on.
+    case unreadableConversation(ConversationID)
     /// A message or credential from the server failed a check.
     case invalid(String)
     /// The members' security-group policy does not allow it (checked before
@@ -30,9 +33,23 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     /// whose certificate does not verify), or is not the 1:1 it claims to
     /// be; nothing was sent.
     case untrusted(String)
+    /// A 1:1's peer has no device in the conversation and none to add
+    /// (signed out everywhere, devices reset, suspended); nothing was sent.
+    case peerUnreachable(UserAddress)
+    /// A room of this name exists on this device; a second one would make
+    /// the name ambiguous.
+    case roomNameTaken(String, ConversationID)
+    /// This device no longer exists on the server (signed out, reset, or its
+    /// user deleted): the profile must sign in again as a new device.
+    case deviceRemoved
+    /// The server ended this device's session (its user was suspended or
+    /// deleted, or its devices reset).
+    case sessionEnded
 
     public var description: String {
         switch self {
+        case .api(_, let detail) where detail.code == .sessionExpired:
+            "this device's session has expired: run `conclave login` again with this profile (same server and user); the device, its conversations and unread messages are kept"
         case .api(let status, let detail): "server refused (\(status) \(detail.code.rawValue)): \(detail.message)"
         case .transport(let what): "cannot reach the server: \(what)"
         case .notSignedIn: "this profile has no device: run `conclave login` first"
@@ -41,11 +58,19 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         case .ambiguousConversation(let what): "several rooms are named \(what); use the room id"
         case .noDevices(let user): "\(user) has no device to add (has the user signed in?)"
         case .localStore(let what): "local store: \(what)"
+        case .unreadableConversation(let id):
+            "this device's state of conversation \(id) is unreadable (a damaged local store?): its events are skipped; the other conversations go on"
         case .invalid(let what): "refused: \(what)"
         case .policy(let what): "not allowed by security-group policy: \(what)"
         case .networkKeyChanged(let domain):
             "the key of network \(domain) changed since this device first saw it: your server may be impersonating it; nothing was sent"
         case .untrusted(let what): "refused: \(what); nothing was sent"
+        case .peerUnreachable(let user):
+            "\(user) has no device in this 1:1 and none to add (they must sign in again, or their account is suspended); nothing was sent"
+        case .roomNameTaken(let name, let id): "you are already in a room named \(name) (\(id)); choose another name"
+        case .deviceRemoved:
+            "this device no longer exists on the server (signed out, reset by an administrator, or the user was deleted): run `conclave logout --local` and sign in again"
+        case .sessionEnded: "the server ended this device's session (suspended, deleted, or devices reset)"
         }
     }
 

@@ -9,14 +9,22 @@ extension ConclaveClient {
     /// Creates a room with these users (all their devices) and this user's
     /// other devices. `settings` go into the group's context, where every
     /// member and the server read them; nil takes the default of the
-    /// members' security groups. Settings or members that policy forbids
-    /// are refused before anything is created.
-    public func createRoom(name: String, members: [UserAddress], settings: ConversationSettings? = nil) async throws -> Conversation {
+    /// members' security groups. Settings or members that policy forbids,
+    /// a member without a device, or a name this device already has a room
+    /// of (unless `allowDuplicateName`) are refused before anything is
+    /// created.
+    public func createRoom(
+        name: String, members: [UserAddress], settings: ConversationSettings? = nil, allowDuplicateName: Bool = false
+    ) async throws -> Conversation {
         if let settings, !settings.isValid { throw ClientError.invalid("message lifetime and burn-on-read are at most ten years") }
         return try await lock.withLock {
+            if !allowDuplicateName, let existing = try await self.conversations().first(where: { $0.kind == .room && $0.name == name }) {
+                throw ClientError.roomNameTaken(name, existing.id)
+            }
             let chosen = try await self.settingsWithinPolicy(settings, members: members)
+            let packages = try await self.claimKeyPackages(of: members)
             let id = try await self.createGroup(kind: .room, name: name, peer: nil, settings: chosen)
-            return try await self.addUsers(members, to: id)
+            return try await self.commitAdding(packages, to: id)
         }
     }
 
@@ -86,10 +94,17 @@ extension ConclaveClient {
 
     /// C3: a 1:1's peer is the one other user whose leaves verified in the
     /// tree this device joined; a "1:1" with more users has none, and is
-    /// never taken for the 1:1 with anyone.
-    static func directPeer(_ kind: ConversationKind, _ leaves: LeafVerification, me: UserAddress) -> UserAddress? {
+    /// never taken for the 1:1 with anyone. Only when the tree holds no
+    /// other user (the peer's devices all left) is the peer the conversation's
+    /// listed other user, whose devices the next send adds (C4).
+    static func directPeer(_ kind: ConversationKind, _ leaves: LeafVerification, me: UserAddress, listed: [UserAddress]) -> UserAddress? {
+        guard kind == .direct else { return nil }
         let others = Set(leaves.verified.values.map(\.user)).subtracting([me])
-        return kind == .direct && others.count == 1 ? others.first : nil
+        if others.isEmpty {
+            let named = Set(listed).subtracting([me])
+            return named.count == 1 ? named.first : nil
+        }
+        return others.count == 1 ? others.first : nil
     }
 
     /// Creates the group with this device alone, naming the network's server
@@ -119,12 +134,35 @@ extension ConclaveClient {
 
     // MARK: Membership
 
-    /// Adds users (every device of each) to a conversation.
+    /// Adds users (every device of each) to a room. A 1:1 holds its two
+    /// users for its whole life: nobody is added to it (create a room).
     public func add(_ users: [UserAddress], to id: ConversationID) async throws -> Conversation {
-        try await lock.withLock { try await self.addUsers(users, to: id) }
+        try await lock.withLock {
+            guard try await self.current(id).kind == .room else {
+                throw ClientError.invalid("a 1:1 conversation holds its two users only; create a room to talk with more")
+            }
+            return try await self.addUsers(users, to: id)
+        }
     }
 
     func addUsers(_ users: [UserAddress], to id: ConversationID) async throws -> Conversation {
+        try await commitAdding(try await claimKeyPackages(of: users), to: id)
+    }
+
+    /// Commits adding these key packages' devices (those not in the group yet).
+    func commitAdding(_ packages: [KeyPackage], to id: ConversationID) async throws -> Conversation {
+        guard !packages.isEmpty else { return try await current(id) }
+        return try await commitWithRetry(id) { group in
+            let alreadyIn = Set(group.members.map { $0.leaf.signatureKey })
+            let fresh = packages.filter { !alreadyIn.contains($0.leafNode.signatureKey) }
+            return try group.commit(adding: fresh, now: self.validationTime, random: self.random)
+        }
+    }
+
+    /// One key package of every device of these users and of this user's
+    /// other devices, each verified against its network's key; a user
+    /// without a device is refused (``ClientError/noDevices(_:)``).
+    func claimKeyPackages(of users: [UserAddress]) async throws -> [KeyPackage] {
         let (account, _, _) = try requireAccount()
         var packages: [KeyPackage] = []
         for user in Set(users + [account.user]) {
@@ -142,18 +180,17 @@ extension ConclaveClient {
             }
             if found == 0 && user != account.user { throw ClientError.noDevices(user) }
         }
-        guard !packages.isEmpty else { return try await current(id) }
-        return try await commitWithRetry(id) { group in
-            let alreadyIn = Set(group.members.map { $0.leaf.signatureKey })
-            let fresh = packages.filter { !alreadyIn.contains($0.leafNode.signatureKey) }
-            return try group.commit(adding: fresh, now: self.validationTime, random: self.random)
-        }
+        return packages
     }
 
-    /// Removes a user (every device) from a conversation.
+    /// Removes a user (every device) from a room.
     public func remove(_ user: UserAddress, from id: ConversationID) async throws -> Conversation {
         try await lock.withLock {
-            try await self.commitWithRetry(id) { group in
+            guard try await self.current(id).kind == .room else {
+                throw ClientError.invalid("a 1:1 conversation holds its two users for its whole life; nobody is removed from it")
+            }
+            try await self.catchUp(autoCommit: false)  // the user may have been added by a commit this device has not read
+            return try await self.commitWithRetry(id) { group in
                 let leaves = group.members.filter { UnverifiedDeviceCertificate(credential: $0.leaf.credential)?.claimedUser == user }.map(
                     \.index)
                 guard !leaves.isEmpty else { throw ClientError.invalid("\(user) is not in this conversation") }
@@ -162,18 +199,39 @@ extension ConclaveClient {
         }
     }
 
-    /// Leaves a conversation: the server proposes removing all of this user's
-    /// devices, another member commits it, and this device drops its state.
+    /// Leaves a room: what is waiting for this device is processed first
+    /// (messages stay held for the next receive), then the server proposes
+    /// removing all of this user's devices, another member commits it, and
+    /// this device drops its state. "Leaving" a 1:1 hides it on this
+    /// device: it stays, with both users, and shows again when a message
+    /// arrives or the user writes.
     public func leave(_ id: ConversationID) async throws {
         try await lock.withLock {
+            let (stored, group) = try await self.joinedGroup(id)
+            if stored.kind == .direct {
+                var hidden = stored
+                hidden.hidden = true
+                try await self.saveGroup(id, hidden, group)
+                return
+            }
+            try await self.catchUp(autoCommit: true)
             let _: [String: Bool] = try await self.api.post("/v1/conversations/\(id)/leave")
-            try await self.store.deleteGroup(id)
+            try await self.store.atomically { try await self.forget(id) }
         }
     }
 
     func current(_ id: ConversationID) async throws -> Conversation {
-        guard let (stored, group) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
+        let (stored, group) = try await joinedGroup(id)
         return await conversation(id, stored, group)
+    }
+
+    /// This device's state of a conversation; when it holds none yet, the
+    /// inbox is processed first (the Welcome may be waiting there).
+    func joinedGroup(_ id: ConversationID) async throws -> (StoredConversation, Group) {
+        if let found = try await loadGroup(id) { return found }
+        try await catchUp(autoCommit: true)
+        guard let found = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
+        return found
     }
 
     /// Builds a commit, sends it with the new epoch's GroupInfo, and merges it
@@ -191,47 +249,113 @@ extension ConclaveClient {
                 commit: Base64Bytes(output.commit.tlsSerialized),
                 welcome: output.welcome.map { Base64Bytes(MLSMessage(body: .welcome($0)).tlsSerialized) },
                 groupInfo: Base64Bytes(try next.groupInfo(includeTree: false).tlsSerialized))
+            // Written ahead: if the server takes the commit and this process stops before saving the new epoch, the
+            // device still finds its way (it never receives its own commit).
+            var written = stored
+            written.pendingNext = Base64Bytes(next.snapshot())
+            let pending = written
+            try await store.atomically {
+                try await self.saveGroup(id, pending, original)
+                try await self.store.setFlag(.pendingCommit, id, true)
+            }
             do {
                 let _: CommitAccepted = try await api.post("/v1/conversations/\(id)/commits", request)
-                try await saveGroup(id, stored, next)
-                needsCommit.remove(id)
-                return await conversation(id, stored, next)
             } catch let error as ClientError where error.code == .wrongEpoch || error.code == .pendingProposals {
                 lastError = error
+                try await clearPendingCommit(id, stored, original)
                 try await catchUp(autoCommit: false)
+                continue
+            } catch let error as ClientError where error.code != nil && !error.stopsProcessing {
+                try await clearPendingCommit(id, stored, original)
+                throw error
             }
+            let accepted = next
+            var kept = stored
+            kept.retain(original)
+            let retained = kept
+            try await store.atomically {
+                try await self.saveGroup(id, retained, accepted)
+                try await self.store.setFlag(.previousEpochs, id, true)
+                try await self.store.setFlag(.pendingCommit, id, false)
+                try await self.store.setFlag(.needsCommit, id, !accepted.state.pendingProposals.isEmpty)
+            }
+            return await conversation(id, retained, accepted)
         }
         throw lastError ?? ClientError.invalid("the commit was not accepted")
+    }
+
+    /// The commit was refused: the group stays in its epoch.
+    private func clearPendingCommit(_ id: ConversationID, _ stored: StoredConversation, _ group: Group) async throws {
+        try await store.atomically {
+            try await self.saveGroup(id, stored, group)
+            try await self.store.setFlag(.pendingCommit, id, false)
+        }
     }
 
     // MARK: Joining by external commit
 
     /// Joins the user's conversations this device is not in yet (a new
-    /// device): each by external commit from the server's GroupInfo.
-    func joinMissingConversations() async throws -> [ClientEvent] {
+    /// device, a 1:1 this user's devices all left, a join that failed
+    /// before): each by external commit from the server's GroupInfo. Rooms
+    /// this device left are not joined again. `quietly`: a failure is
+    /// reported once per conversation, not at every receive.
+    func joinMissingConversations(quietly: Bool) async throws -> [ClientEvent] {
         let list: ConversationList = try await api.get("/v1/conversations")
         let local = Set(try await store.groupIDs())
         var events: [ClientEvent] = []
         for info in list.conversations where !local.contains(info.id) {
+            if try await store.departed(info.id) { continue }
             do {
-                events.append(.joined(try await joinExternally(info.id)))
+                if let joined = try await joinExternally(info.id, listed: info, unlessWelcomed: true) { events.append(.joined(joined)) }
+                joinWarnings.remove(info.id)
+            } catch let error as ClientError where error.stopsProcessing {
+                throw error
             } catch {
-                events.append(.warning("could not join conversation \(info.id): \(error)"))
+                if !quietly || joinWarnings.insert(info.id).inserted {
+                    events.append(.warning("could not join conversation \(info.name ?? info.id.description): \(error)"))
+                }
             }
         }
         return events
     }
 
-    func joinExternally(_ id: ConversationID) async throws -> Conversation {
+    /// Joins a conversation by external commit. A leaf this device already
+    /// has in the group (a join whose answer was lost, or state lost
+    /// locally) is replaced in the same commit (resynchronisation).
+    func joinExternally(_ id: ConversationID, listed: ConversationInfo? = nil) async throws -> Conversation {
+        guard let joined = try await joinExternally(id, listed: listed, unlessWelcomed: false) else { return try await current(id) }
+        return joined
+    }
+
+    /// With `unlessWelcomed`: when the group already holds a leaf of this
+    /// device, a member added it and its Welcome is in the inbox: the inbox
+    /// is processed first, and the join happens only if that did not bring
+    /// the group (nil then: the Welcome's `joined` event is held).
+    private func joinExternally(_ id: ConversationID, listed: ConversationInfo?, unlessWelcomed: Bool) async throws -> Conversation? {
+        var welcomeChecked = !unlessWelcomed
         let (account, signer, _) = try requireAccount()
+        let meta: ConversationInfo
+        if let listed { meta = listed } else { meta = try await api.get("/v1/conversations/\(id)") }
         var lastError: (any Error)?
         for _ in 0..<4 {
             let response: GroupInfoResponse = try await api.get("/v1/conversations/\(id)/group-info")
             let info = try GroupInfo(tlsSerialized: response.groupInfo.bytes)
             let tree = try RatchetTreeNodes(tlsSerialized: response.ratchetTree.bytes)
+            let current = try PublicGroup(groupInfo: info, ratchetTree: tree, now: validationTime)
+            let ownOldLeaf = current.members.first {
+                UnverifiedDeviceCertificate(credential: $0.leaf.credential)?.claimedDevice == account.device
+                    && UnverifiedDeviceCertificate(credential: $0.leaf.credential)?.claimedUser == account.user
+            }?.index
+            if ownOldLeaf != nil, !welcomeChecked {
+                welcomeChecked = true
+                try await catchUp(autoCommit: false)
+                if try await store.group(id) != nil { return nil }
+                continue
+            }
             let (group, commit) = try Group.joinExternally(
                 groupInfo: info, ratchetTree: tree, credential: try credential, signer: signer,
-                capabilities: ConversationSettings.capabilities(try provider.suite), now: validationTime, random: random)
+                capabilities: ConversationSettings.capabilities(try provider.suite), removing: ownOldLeaf, now: validationTime,
+                random: random)
             let leaves = await verifyLeaves(group)
             if let (_, error) = leaves.unavailable.first { throw error }
             guard leaves.failed.isEmpty else {
@@ -246,10 +370,11 @@ extension ConclaveClient {
                 lastError = error
                 continue
             }
-            let meta: ConversationInfo = try await api.get("/v1/conversations/\(id)")
             let stored = StoredConversation(
-                kind: meta.kind, name: meta.name, peer: Self.directPeer(meta.kind, leaves, me: account.user), snapshot: Base64Bytes([]))
+                kind: meta.kind, name: meta.name, peer: Self.directPeer(meta.kind, leaves, me: account.user, listed: meta.members),
+                snapshot: Base64Bytes([]))
             try await saveGroup(id, stored, group)
+            try await store.setFlag(.needsCommit, id, !group.state.pendingProposals.isEmpty)
             return await conversation(id, stored, group)
         }
         throw lastError ?? ClientError.invalid("could not join conversation \(id)")
@@ -263,7 +388,7 @@ extension ConclaveClient {
         if let id = ConversationID(text), let match = all.first(where: { $0.id == id }) { return match }
         if let address = UserAddress(text), let match = all.first(where: { $0.kind == .direct && $0.peer == address }) { return match }
         let named = all.filter { $0.kind == .room && $0.name == text }
-        if named.count > 1 { throw ClientError.ambiguousConversation(text) }
+        if named.count > 1 { throw ClientError.ambiguousConversation("\(text): \(named.map(\.id.description).joined(separator: ", "))") }
         if let match = named.first { return match }
         let prefixed = all.filter { $0.id.description.hasPrefix(text.lowercased()) }
         if text.count >= 6, prefixed.count == 1, let match = prefixed.first { return match }

@@ -7,13 +7,16 @@ import Logging
 extension ConclaveClient {
     /// Events as they happen: the device's WebSocket rings on every new inbox
     /// entry, and each ring processes the inbox (``receive()``). The stream
-    /// starts with whatever is pending, ends when the server cuts the
-    /// session, and throws when the connection fails.
+    /// starts with whatever is pending, and throws when the connection
+    /// fails (``ClientError/transport(_:)``) or the server ends the session
+    /// (``ClientError/sessionEnded``).
     public nonisolated func events() -> AsyncThrowingStream<ClientEvent, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    try await self.streamEvents(into: continuation)
+                    for try await _ in self.inboxRings() {
+                        for event in try await self.receive() { continuation.yield(event) }
+                    }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -23,20 +26,48 @@ extension ConclaveClient {
         }
     }
 
-    private func streamEvents(into continuation: AsyncThrowingStream<ClientEvent, any Error>.Continuation) async throws {
+    /// One element as soon as the device's WebSocket is open, then one for
+    /// every inbox entry the server pushes: a cue to process the inbox (with
+    /// ``receive()`` or ``pendingEvents()``). Throws
+    /// ``ClientError/sessionEnded`` when the server ends the session, and
+    /// ``ClientError/transport(_:)`` when the connection fails or closes.
+    public nonisolated func inboxRings() -> AsyncThrowingStream<Void, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await self.ring(into: continuation)
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func ring(into continuation: AsyncThrowingStream<Void, any Error>.Continuation) async throws {
         let (account, _, _) = try requireAccount()
         let url = account.server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(of: "https://", with: "wss://")
         var headers = HTTPFields()
         headers[.authorization] = "Bearer \(account.token)"
         var logger = Logger(label: "conclave.client.events")
         logger.logLevel = .critical
-        try await WebSocketClient.connect(
-            url: url + "/v1/events", configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers), logger: logger
-        ) { inbound, _, _ in
-            for try await _ in inbound.messages(maxSize: 1 << 22) {
-                for event in try await self.receive() { continuation.yield(event) }
+        let close: WebSocketCloseFrame?
+        do {
+            close = try await WebSocketClient.connect(
+                url: url + "/v1/events", configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers), logger: logger
+            ) { inbound, _, _ in
+                continuation.yield()
+                for try await _ in inbound.messages(maxSize: 1 << 22) { continuation.yield() }
             }
+        } catch {
+            throw ClientError.transport("the event connection failed (\(type(of: error)))")
         }
+        if close?.closeCode == .policyViolation, close?.reason == "session ended" { throw ClientError.sessionEnded }
+        if Task.isCancelled {
+            continuation.finish()
+            return
+        }
+        throw ClientError.transport("the server closed the event connection\(close?.reason.map { ": \($0)" } ?? "")")
     }
 }
 

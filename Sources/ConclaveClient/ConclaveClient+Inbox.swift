@@ -3,263 +3,564 @@ import Foundation
 import MLS
 import MLSCodec
 
+/// What processing one inbox event came to.
+enum EventOutcome: Sendable {
+    /// Processed (or dropped with a warning): these events for the user;
+    /// `advanced` when the conversation moved to a new epoch or was joined,
+    /// so that events deferred behind it may now go through.
+    case handled([ClientEvent], advanced: Bool)
+    /// Not processable yet (a conversation or an epoch not reached, a peer
+    /// network's key not to be had now): kept, and tried again later.
+    case deferred
+}
+
+/// How a held event is stored: a burn-on-read message only as a
+/// placeholder, its text staying in memory (never on disk).
+enum HeldRecord: Codable, Sendable {
+    case event(ClientEvent)
+    case burnOnRead(messageID: String)
+}
+
 extension ConclaveClient {
-    /// Processes every pending inbox event: joins from Welcomes, applies
-    /// commits, decrypts messages (each shown once), commits the server's
-    /// pending proposals, acknowledges what was processed, and tops up key
-    /// packages.
+    /// How long, and how many, inbox events may wait for their
+    /// conversation or epoch before they are given up (with a warning).
+    static let deferredLifetime: TimeInterval = 7 * 86_400
+    static let deferredLimit = 1_000
+
+    // MARK: Receiving
+
+    /// Processes the inbox and returns every event not yet confirmed
+    /// (messages, joins, membership and settings changes, warnings), oldest
+    /// first; they are confirmed at once. An application that must not lose
+    /// a message if it stops before showing it uses ``pendingEvents()`` and
+    /// ``confirm(through:)`` instead.
     public func receive() async throws -> [ClientEvent] {
         try await lock.withLock {
-            let held = try await self.takeHeldMessages()
-            return held.map(ClientEvent.message) + (try await self.processInbox(autoCommit: true))
+            try await self.processAll()
+            let pending = try await self.takePending()
+            if let last = pending.last { try await self.release(through: last.sequence) }
+            return pending.map(\.event)
         }
+    }
+
+    /// Processes the inbox and returns every event not yet confirmed,
+    /// oldest first. They stay held (sealed in the local store; burn-on-read
+    /// messages in memory only) until ``confirm(through:)``, so an
+    /// application that stops before showing them gets them again.
+    public func pendingEvents() async throws -> [PendingEvent] {
+        try await lock.withLock {
+            try await self.processAll()
+            return try await self.takePending()
+        }
+    }
+
+    /// Confirms that the application showed the held events up to
+    /// `sequence`: they are deleted.
+    public func confirm(through sequence: Int64) async throws {
+        try await lock.withLock { try await self.release(through: sequence) }
     }
 
     /// Brings the device up to date (joins, commits, key packages) without
-    /// taking its new messages: they wait for the next ``receive()``.
+    /// returning anything: what it finds waits for the next ``receive()``.
     public func sync() async throws {
-        try await lock.withLock { try await self.catchUp(autoCommit: true) }
+        try await lock.withLock { try await self.processAll() }
+    }
+
+    /// Everything a receive does: the inbox (and what waited), the server's
+    /// proposals committed, conversations of this user that this device is
+    /// not in yet joined, key packages topped up.
+    func processAll() async throws {
+        try await catchUp(autoCommit: true)
+        try await holdEvents(try await joinMissingConversations(quietly: true))
+        try await replenishKeyPackages()
     }
 
     /// Processes the inbox on the way to something else (sending,
-    /// committing): the messages it decrypts are held for the next
-    /// ``receive()``, so none is lost: sealed in the local store, except
-    /// burn-on-read messages, which stay in memory only.
+    /// committing): what it finds is held for the next ``receive()``.
     func catchUp(autoCommit: Bool) async throws {
-        let events = try await processInbox(autoCommit: autoCommit)
-        let received = events.compactMap { event -> ReceivedMessage? in if case .message(let message) = event { message } else { nil } }
-        guard !received.isEmpty else { return }
-        heldBurnOnRead += received.filter { $0.burnOnRead != nil }
-        let kept = received.filter { $0.burnOnRead == nil }
-        guard !kept.isEmpty else { return }
-        try await setHeldMessages(try await heldMessages() + kept)
-    }
-
-    private func heldMessages() async throws -> [ReceivedMessage] {
-        guard let bytes = try await store.meta("held_messages") else { return [] }
-        do { return try ConclaveJSON.decoder().decode([ReceivedMessage].self, from: Data(bytes)) } catch {
-            throw ClientError.localStore("held messages are unreadable")
-        }
-    }
-
-    private func setHeldMessages(_ messages: [ReceivedMessage]) async throws {
-        try await store.setMeta("held_messages", Array(try ConclaveJSON.encoder().encode(messages)))
-    }
-
-    /// Deletes held messages whose lifetime is over: their plaintext leaves
-    /// the disk and memory at expiry.
-    func purgeExpiredHeldMessages() async throws {
-        let now = clock()
-        heldBurnOnRead.removeAll { ($0.expiresAt ?? .distantFuture) <= now }
-        let held = try await heldMessages()
-        let live = held.filter { ($0.expiresAt ?? .distantFuture) > now }
-        if live.count != held.count { try await setHeldMessages(live) }
-    }
-
-    private func takeHeldMessages() async throws -> [ReceivedMessage] {
-        try await purgeExpiredHeldMessages()
-        let held = try await heldMessages() + heldBurnOnRead
-        heldBurnOnRead = []
-        if !held.isEmpty { try await setHeldMessages([]) }
-        return held.sorted { $0.sentAt < $1.sentAt }
-    }
-
-    func processInbox(autoCommit: Bool) async throws -> [ClientEvent] {
+        try await resolvePendingCommits()
         let api = try self.api
-        var events: [ClientEvent] = []
         while true {
             let page: InboxPage = try await api.get("/v1/inbox?after=\(inboxCursor)&limit=200")
-            for event in page.events {
-                events += try await handle(event)
-                inboxCursor = event.seq
-            }
+            for event in page.events where event.seq > inboxCursor { try await process(event) }
             if let last = page.events.last {
                 let _: AckResult = try await api.post("/v1/inbox/ack", InboxAck(upTo: last.seq))
             }
             if page.events.isEmpty { break }  // a page is bounded in bytes too: only an empty one means the end
         }
-        if autoCommit {
-            for id in needsCommit {
-                do {
-                    let conversation = try await commitWithRetry(id) { group in
-                        try group.commit(includePending: true, now: self.validationTime, random: self.random)
-                    }
-                    events.append(.membersChanged(conversation))
-                } catch {
-                    events.append(.warning("could not commit the server's proposals in \(id): \(error)"))
-                }
-            }
-            try await replenishKeyPackages()
-        }
-        return events
+        try await retryAllDeferred()
+        // Every message of an epoch before an own commit was in the inbox when the server took that commit (it
+        // takes no message of an older epoch after it, D8): all read now, so those epochs' states go.
+        try await dropPreviousEpochs()
+        if autoCommit { try await commitServerProposals() }
     }
 
-    /// Handles one inbox event; a malformed or unprocessable one becomes a
-    /// warning and is skipped, so one bad message cannot block the inbox.
-    func handle(_ event: InboxEvent) async throws -> [ClientEvent] {
-        guard let message = try? MLSMessage(tlsSerialized: event.message.bytes) else {
-            return [.warning("dropped an undecodable message in \(event.conversation)")]
+    /// Processes one event in one local transaction: its effects on the
+    /// conversation, the events it gives the user, and the inbox cursor are
+    /// saved together (or, if this process dies, not at all, and the server
+    /// delivers it again).
+    private func process(_ event: InboxEvent) async throws {
+        var queued = false
+        if event.kind != .welcome { queued = !(try await store.deferred(of: event.conversation)).isEmpty }
+        let waiting = queued
+        let outcome = try await store.atomically {
+            // Behind events of its conversation that wait, an event waits too, so that order holds.
+            let outcome = waiting ? EventOutcome.deferred : try await self.handleSafely(event)
+            switch outcome {
+            case .handled(let events, _): try await self.holdEvents(events)
+            case .deferred: try await self.deferEvent(event)
+            }
+            try await self.setInboxCursor(event.seq)
+            return outcome
         }
+        if case .handled(_, advanced: true) = outcome { try await retryDeferred(event.conversation) }
+    }
+
+    /// Handles an event; what goes wrong with this event alone (a message
+    /// that does not decrypt, a conversation that refuses) becomes a warning
+    /// and never stops the inbox. Only trouble reaching the server (or a
+    /// session that ended) stops it, and then nothing is lost.
+    func handleSafely(_ event: InboxEvent) async throws -> EventOutcome {
         do {
-            switch (event.kind, message.body) {
-            case (.welcome, .welcome(let welcome)):
-                return try await join(welcome, id: event.conversation)
-            case (.handshake, .publicMessage(let handshake)):
-                return try await apply(handshake, message, id: event.conversation)
-            case (.application, .privateMessage):
-                return try await decrypt(message, event: event)
-            default:
-                return [.warning("dropped a message of the wrong kind in \(event.conversation)")]
-            }
+            return try await handle(event)
+        } catch let error as ClientError where error.stopsProcessing {
+            throw error
         } catch let error as MLSError {
-            return [.warning("dropped a message in \(event.conversation): \(error.rule) \(error.message)")]
+            return .handled(
+                [.warning("could not read an event of conversation \(event.conversation): \(error.rule) \(error.message)")], advanced: false
+            )
+        } catch {
+            return .handled([.warning("could not process an event of conversation \(event.conversation): \(error)")], advanced: false)
         }
     }
 
-    private func join(_ welcome: Welcome, id: ConversationID) async throws -> [ClientEvent] {
-        if try await store.group(id) != nil { return [] }
+    private func handle(_ event: InboxEvent) async throws -> EventOutcome {
+        guard let message = try? MLSMessage(tlsSerialized: event.message.bytes) else {
+            return .handled([.warning("dropped an undecodable message in \(event.conversation)")], advanced: false)
+        }
+        switch (event.kind, message.body) {
+        case (.welcome, .welcome(let welcome)):
+            return try await join(welcome, event: event)
+        case (.handshake, .publicMessage(let handshake)):
+            return try await apply(handshake, message, id: event.conversation)
+        case (.application, .privateMessage(let privateMessage)):
+            return try await decrypt(message, epoch: privateMessage.epoch, event: event)
+        default:
+            return .handled([.warning("dropped a message of the wrong kind in \(event.conversation)")], advanced: false)
+        }
+    }
+
+    /// An event of a conversation this device does not hold: dropped if
+    /// the device left it or was removed; else it waits (its Welcome may be
+    /// on the way).
+    private func unknownConversation(_ id: ConversationID) async throws -> EventOutcome {
+        try await store.departed(id) ? .handled([], advanced: false) : .deferred
+    }
+
+    // MARK: Welcome
+
+    private func join(_ welcome: Welcome, event: InboxEvent) async throws -> EventOutcome {
+        let id = event.conversation
+        if try await store.group(id) != nil { return .handled([], advanced: false) }
+        if try await store.departed(id) { return .handled([], advanced: false) }
         let (account, signer, _) = try requireAccount()
         for secrets in welcome.secrets {
             guard let (bytes, lastResort) = try await store.keyPackage(secrets.newMember) else { continue }
             let bundle = try KeyPackageBundle(serialized: bytes, signer: signer)
             let group = try Group(welcome: welcome, keyPackage: bundle, now: validationTime)
             let leaves = await verifyLeaves(group)
-            if let (_, error) = leaves.unavailable.first { throw error }
+            guard leaves.unavailable.isEmpty else { return .deferred }  // a peer network's key, later
             guard leaves.failed.isEmpty, group.groupID == id.bytes else {
-                return [.warning("refused to join \(id): a device in it has no valid certificate of the network")]
+                return .handled(
+                    [.warning("refused to join \(id): a device in it has no valid certificate of its network")], advanced: false)
             }
             if !lastResort { try await store.deleteKeyPackage(secrets.newMember) }
-            let meta: ConversationInfo = try await api.get("/v1/conversations/\(id)")
-            let stored = StoredConversation(
-                kind: meta.kind, name: meta.name, peer: Self.directPeer(meta.kind, leaves, me: account.user), snapshot: Base64Bytes([]))
+            var kind = event.conversationKind ?? .room
+            var name = event.name
+            if event.conversationKind == nil, let meta: ConversationInfo = try? await api.get("/v1/conversations/\(id)") {
+                (kind, name) = (meta.kind, meta.name)
+            }
+            let peer = Self.directPeer(kind, leaves, me: account.user, listed: [])
+            let stored = StoredConversation(kind: kind, name: name, peer: peer, snapshot: Base64Bytes([]))
             try await saveGroup(id, stored, group)
             var events: [ClientEvent] = [.joined(await conversation(id, stored, group))]
-            if meta.kind == .direct && stored.peer == nil {
+            if kind == .direct && peer == nil {
                 events.append(
                     .warning("conversation \(id) calls itself a 1:1 but holds other users than you and one peer; it is not used as a 1:1"))
             }
-            return events
+            return .handled(events, advanced: true)
         }
-        return [.warning("a Welcome to \(id) matches none of this device's key packages")]
+        return .handled([.warning("a Welcome to \(id) matches none of this device's key packages")], advanced: false)
     }
 
-    private func apply(_ handshake: PublicMessage, _ message: MLSMessage, id: ConversationID) async throws -> [ClientEvent] {
-        guard let (stored, original) = try await loadGroup(id) else { return [] }
-        guard handshake.content.epoch == original.epoch else {
-            // An older epoch's message was processed already (at-least-once delivery).
-            return handshake.content.epoch < original.epoch ? [] : [.warning("a handshake of \(id) is from a future epoch")]
+    // MARK: Handshakes
+
+    private func apply(_ handshake: PublicMessage, _ message: MLSMessage, id: ConversationID) async throws -> EventOutcome {
+        guard let (loaded, current) = try await loadGroup(id) else { return try await unknownConversation(id) }
+        let epoch = handshake.content.epoch
+        var (stored, original) = try await adoptPendingCommit(id, loaded, current, evidence: epoch)
+        if epoch < original.epoch { return .handled([], advanced: false) }  // processed before (at-least-once delivery)
+        if epoch > original.epoch { return .deferred }
+        if stored.pendingNext != nil {
+            // Another commit of this epoch reached this device: this device's own commit lost the race.
+            stored.pendingNext = nil
+            try await store.setFlag(.pendingCommit, id, false)
         }
         var group = original
         switch try group.process(message, now: validationTime) {
         case .commit(let summary):
+            let byServer = !original.state.pendingProposals.isEmpty
+            let before = await verifyLeaves(original)
             if summary.removedSelf {
-                try await store.deleteGroup(id)
-                needsCommit.remove(id)
-                return [.removed(id)]
+                try await forget(id)
+                return .handled([.removed(id, by: before.verified[summary.committer].map(DeviceRef.init))], advanced: false)
             }
-            needsCommit.remove(id)
             try await saveGroup(id, stored, group)
-            let changed = summary.added + summary.updated + [summary.committer]
-            var events: [ClientEvent] = [.membersChanged(await conversation(id, stored, group))]
-            if !(await verifyLeaves(group, changed)).failed.isEmpty {
-                events.append(.warning("conversation \(id) now holds a device without a valid certificate of the network"))
+            try await store.setFlag(.needsCommit, id, !group.state.pendingProposals.isEmpty)
+            let after = await verifyLeaves(group)
+            let conversation = await conversation(id, stored, group)
+            let by = after.verified[summary.committer].map(DeviceRef.init)
+            var events: [ClientEvent] = []
+            if let change = Self.membershipChange(conversation, before: before, after: after, by: by, proposedByServer: byServer) {
+                events.append(.membersChanged(change))
             }
-            return events
+            if ConversationSettings(extensions: original.context.extensions) != ConversationSettings(extensions: group.context.extensions) {
+                events.append(.settingsChanged(SettingsChange(conversation: conversation, by: by, proposedByServer: byServer)))
+            }
+            if !after.failed.isEmpty {
+                events.append(
+                    .warning(
+                        "conversation \(id) now holds a device without a valid certificate of its network; it is removed before anything is sent"
+                    ))
+            }
+            return .handled(events, advanced: true)
         case .proposal(_, let sender):
             try await saveGroup(id, stored, group)
-            if case .external = sender { needsCommit.insert(id) }
-            return []
+            if case .external = sender { try await store.setFlag(.needsCommit, id, true) }
+            return .handled([], advanced: false)
         case .application:
-            return [.warning("dropped application data sent in the clear")]
+            return .handled([.warning("dropped application data sent in the clear in \(id)")], advanced: false)
         }
     }
 
-    private func decrypt(_ message: MLSMessage, event: InboxEvent) async throws -> [ClientEvent] {
+    /// Who came and went between two verified views of a group; nil when nobody did.
+    static func membershipChange(
+        _ conversation: Conversation, before: LeafVerification, after: LeafVerification, by: DeviceRef?, proposedByServer: Bool
+    ) -> MembershipChange? {
+        let old = Set(before.verified.values.map(DeviceRef.init))
+        let new = Set(after.verified.values.map(DeviceRef.init))
+        guard old != new else { return nil }
+        let oldUsers = Set(old.map(\.user))
+        let newUsers = Set(new.map(\.user))
+        return MembershipChange(
+            conversation: conversation, by: by, proposedByServer: proposedByServer,
+            addedUsers: newUsers.subtracting(oldUsers).sorted(), removedUsers: oldUsers.subtracting(newUsers).sorted(),
+            addedDevices: new.subtracting(old).sorted(), removedDevices: old.subtracting(new).sorted())
+    }
+
+    // MARK: Application messages
+
+    private func decrypt(_ message: MLSMessage, epoch: UInt64, event: InboxEvent) async throws -> EventOutcome {
         let id = event.conversation
-        guard let (stored, original) = try await loadGroup(id) else { return [] }
+        guard let (loaded, current) = try await loadGroup(id) else { return try await unknownConversation(id) }
+        var (stored, original) = try await adoptPendingCommit(id, loaded, current, evidence: epoch)
+        if epoch > original.epoch { return .deferred }
         var group = original
-        guard case .application(let application) = try group.process(message, now: validationTime) else { return [] }
-        try await saveGroup(id, stored, group)
-        guard let certificate = await verifyLeaves(group, [application.sender]).verified[application.sender] else {
-            return [.warning("a message in \(id) comes from a device without a valid certificate; not shown")]
+        // A message of an epoch this device's own commit ended: read with that epoch's state, kept for it.
+        let past = (stored.previous ?? []).firstIndex { (try? Group(snapshot: $0.bytes))?.epoch == epoch }
+        if epoch < original.epoch, let past, let bytes = stored.previous?[past].bytes { group = try Group(snapshot: bytes) }
+        guard case .application(let application) = try group.process(message, now: validationTime) else {
+            return .handled([], advanced: false)
+        }
+        if stored.hidden == true { stored.hidden = nil }  // a hidden 1:1 shows again when a message arrives
+        if epoch < original.epoch, let past {
+            stored.previous?[past] = Base64Bytes(group.snapshot())  // its used keys deleted
+            try await saveGroup(id, stored, original)
+        } else {
+            try await saveGroup(id, stored, group)
+        }
+        let leaves = await verifyLeaves(group, [application.sender])
+        guard leaves.unavailable.isEmpty else {
+            return .handled([.warning("a message in \(id) comes from a network whose key cannot be had now; not shown")], advanced: false)
+        }
+        guard let certificate = leaves.verified[application.sender] else {
+            return .handled([.warning("a message in \(id) comes from a device without a valid certificate; not shown")], advanced: false)
         }
         guard let body = try? ConclaveJSON.decoder().decode(MessageBody.self, from: Data(application.data)) else {
-            return [.warning("a message in \(id) is not a Conclave message")]
+            return .handled([.warning("a message in \(id) is not a Conclave message")], advanced: false)
         }
-        guard try await store.markSeen(body.id, at: clock()) else { return [] }
+        guard try await store.markSeen(body.id, at: clock()) else { return .handled([], advanced: false) }
         // C5: the expiry comes from the lifetime the members agreed on in the group's context; the server's own
         // stamp can only bring it closer.
         let settings = ConversationSettings(extensions: group.context.extensions) ?? ConversationSettings()
         let agreed = settings.messageLifetime > 0 ? event.sentAt.addingTimeInterval(TimeInterval(settings.messageLifetime)) : nil
         let expiresAt = [agreed, event.expiresAt].compactMap { $0 }.min()
         // Expired ciphertext the server had not swept yet is not shown.
-        if let expiresAt, expiresAt <= clock() { return [] }
-        return [
-            .message(
-                ReceivedMessage(
-                    id: body.id, conversation: id, room: stored.name, from: certificate.user, device: certificate.device, text: body.text,
-                    sentAt: event.sentAt, expiresAt: expiresAt, burnOnRead: settings.burnOnRead > 0 ? settings.burnOnRead : nil))
-        ]
+        if let expiresAt, expiresAt <= clock() { return .handled([], advanced: false) }
+        let received = ReceivedMessage(
+            id: body.id, conversation: id, room: stored.name, from: certificate.user, device: certificate.device, text: body.text,
+            sentAt: event.sentAt, expiresAt: expiresAt, burnOnRead: settings.burnOnRead > 0 ? settings.burnOnRead : nil)
+        return .handled([.message(received)], advanced: false)
     }
 
-    // MARK: Sending
+    // MARK: This device's own commits
 
-    /// Encrypts and sends a text message. The group state is saved before
-    /// the message leaves, so a key is never used twice even after a crash.
-    /// A refused epoch is caught up and retried with a new encryption.
-    @discardableResult
-    public func send(_ text: String, to id: ConversationID) async throws -> MessageAccepted {
-        try await lock.withLock { try await self.performSend(text, to: id) }
+    /// Evidence that this device's own commit was accepted: traffic of the
+    /// next epoch while the device is one behind, with a commit of its own
+    /// pending for that epoch (every other commit is delivered to the
+    /// device; its own never is). Then the pending epoch is adopted.
+    private func adoptPendingCommit(_ id: ConversationID, _ stored: StoredConversation, _ group: Group, evidence epoch: UInt64) async throws
+        -> (StoredConversation, Group)
+    {
+        guard epoch == group.epoch + 1, let bytes = stored.pendingNext?.bytes, let next = try? Group(snapshot: bytes), next.epoch == epoch
+        else { return (stored, group) }
+        var adopted = stored
+        adopted.pendingNext = nil
+        adopted.retain(group)
+        try await saveGroup(id, adopted, next)
+        try await store.setFlag(.previousEpochs, id, true)
+        try await store.setFlag(.pendingCommit, id, false)
+        try await store.setFlag(.needsCommit, id, false)
+        return (adopted, next)
     }
 
-    private func performSend(_ text: String, to id: ConversationID) async throws -> MessageAccepted {
-        let messageID = UUID().uuidString.lowercased()
-        let body = Array(try ConclaveJSON.encoder().encode(MessageBody(id: messageID, text: text)))
-        var lastError: (any Error)?
-        if try await store.group(id) == nil {
-            // Not joined yet: the Welcome may be waiting in the inbox.
-            try await catchUp(autoCommit: true)
+    /// For each conversation where a commit of this device was sent and
+    /// its fate is unknown (the process stopped, or the answer was lost),
+    /// asks the server: the same epoch and group context as the pending
+    /// one means it was accepted; an older epoch means it was not.
+    private func resolvePendingCommits() async throws {
+        for id in try await store.flagged(.pendingCommit) {
+            guard let (stored, group) = try await loadGroup(id), let bytes = stored.pendingNext?.bytes,
+                let next = try? Group(snapshot: bytes), next.epoch > group.epoch
+            else {
+                try await clearPendingCommit(id)
+                continue
+            }
+            let response: GroupInfoResponse
+            do { response = try await api.get("/v1/conversations/\(id)/group-info") } catch let error as ClientError
+                where !error.stopsProcessing
+            {
+                continue  // not a member any more, or refused: the inbox will tell
+            }
+            if response.epoch < next.epoch {
+                try await clearPendingCommit(id)
+            } else if response.epoch == next.epoch {
+                let accepted = (try? GroupInfo(tlsSerialized: response.groupInfo.bytes))?.groupContext == next.context
+                if accepted {
+                    _ = try await adoptPendingCommit(id, stored, group, evidence: next.epoch)
+                } else {
+                    try await clearPendingCommit(id)
+                }
+            }
         }
-        for _ in 0..<4 {
-            try await ensureTrusted(id)
-            guard let (stored, original) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
-            var group = original
-            let message = try group.encrypt(body, random: random)
-            try await saveGroup(id, stored, group)
+    }
+
+    private func dropPreviousEpochs() async throws {
+        for id in try await store.flagged(.previousEpochs) {
+            try await store.atomically {
+                if let (stored, group) = try await self.loadGroup(id), stored.previous != nil {
+                    var cleared = stored
+                    cleared.previous = nil
+                    try await self.saveGroup(id, cleared, group)
+                }
+                try await self.store.setFlag(.previousEpochs, id, false)
+            }
+        }
+    }
+
+    private func clearPendingCommit(_ id: ConversationID) async throws {
+        if let (stored, group) = try await loadGroup(id), stored.pendingNext != nil {
+            var cleared = stored
+            cleared.pendingNext = nil
+            try await saveGroup(id, cleared, group)
+        }
+        try await store.setFlag(.pendingCommit, id, false)
+    }
+
+    /// Commits the server's proposals (removals, settings) in every
+    /// conversation that has some, as members must before anything else
+    /// happens there (D11).
+    private func commitServerProposals() async throws {
+        for id in try await store.flagged(.needsCommit) {
             do {
-                return try await api.post(
-                    "/v1/conversations/\(id)/messages", SendMessage(messageId: messageID, message: Base64Bytes(message.tlsSerialized)))
-            } catch let error as ClientError where error.code == .wrongEpoch || error.code == .pendingProposals {
-                lastError = error
-                try await catchUp(autoCommit: true)
+                guard let (_, before) = try await loadGroup(id) else {
+                    try await store.setFlag(.needsCommit, id, false)
+                    continue
+                }
+                let old = await verifyLeaves(before)
+                let conversation = try await commitWithRetry(id) { group in
+                    try group.commit(includePending: true, now: self.validationTime, random: self.random)
+                }
+                guard let (_, after) = try await loadGroup(id) else { continue }
+                let own = try requireAccount().0
+                let change = Self.membershipChange(
+                    conversation, before: old, after: await verifyLeaves(after), by: DeviceRef(user: own.user, device: own.device),
+                    proposedByServer: true)
+                try await holdEvents(change.map { [.membersChanged($0)] } ?? [])
+            } catch let error as ClientError where error.stopsProcessing {
+                throw error
+            } catch {
+                try await holdEvents([.warning("could not commit the server's proposals in \(id): \(error)")])
             }
         }
-        throw lastError ?? ClientError.invalid("the message was not accepted")
     }
 
-    /// Before anything is sent into a group (C3, C4 in docs/client.md):
-    /// every leaf's certificate verifies with the key of its network (a leaf
-    /// that does not is removed by a commit of this device first), and a
-    /// 1:1 holds this user and the peer only; a 1:1 whose peer has no device
-    /// left gets the peer's current devices added again.
-    func ensureTrusted(_ id: ConversationID) async throws {
-        guard let (stored, group) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
-        let (account, _, _) = try requireAccount()
-        let leaves = await verifyLeaves(group)
-        if let (_, error) = leaves.unavailable.first { throw error }
-        if !leaves.failed.isEmpty {
-            let untrusted = Set(leaves.failed.compactMap { group.tree.leaf($0)?.signatureKey })
-            _ = try await commitWithRetry(id) { group in
-                let remove = group.members.filter { untrusted.contains($0.leaf.signatureKey) && $0.index != group.ownLeaf }.map(\.index)
-                return try group.commit(removing: remove, now: self.validationTime, random: self.random)
+    // MARK: Deferred events
+
+    private func deferEvent(_ event: InboxEvent) async throws {
+        try await store.deferEvent(
+            seq: event.seq, conversation: event.conversation, at: clock(), Array(try JSONEncoder().encode(event)))
+    }
+
+    /// Tries a conversation's waiting events again, Welcomes first, then in
+    /// inbox order, until one still has to wait.
+    func retryDeferred(_ id: ConversationID) async throws {
+        let waiting = try await store.deferred(of: id).compactMap { entry -> (Int64, InboxEvent)? in
+            guard let event = try? JSONDecoder().decode(InboxEvent.self, from: Data(entry.value)) else { return nil }
+            return (entry.seq, event)
+        }
+        for (seq, event) in waiting.filter({ $0.1.kind == .welcome }) + waiting.filter({ $0.1.kind != .welcome }) {
+            let outcome = try await store.atomically {
+                let outcome = try await self.handleSafely(event)
+                if case .handled(let events, _) = outcome {
+                    try await self.holdEvents(events)
+                    try await self.store.dropDeferred(seq: seq)
+                }
+                return outcome
+            }
+            if case .deferred = outcome, event.kind != .welcome { return }
+        }
+    }
+
+    /// Every conversation's waiting events, tried again (a peer network
+    /// reachable again, a Welcome that came); those waiting too long, or
+    /// beyond the limit, are given up with a warning.
+    private func retryAllDeferred() async throws {
+        let expired = try await store.dropDeferred(before: clock().addingTimeInterval(-Self.deferredLifetime))
+        if expired > 0 {
+            try await holdEvents([.warning("\(expired) events waited more than 7 days for their conversation and were given up")])
+        }
+        let excess = try await store.deferredCount() - Self.deferredLimit
+        if excess > 0 {
+            try await store.dropOldestDeferred(excess)
+            try await holdEvents([.warning("\(excess) events waiting for their conversation were given up (too many wait)")])
+        }
+        for id in try await store.deferredConversations() { try await retryDeferred(id) }
+    }
+
+    // MARK: Held events
+
+    /// Holds events for the user (in the caller's transaction, if any).
+    func holdEvents(_ events: [ClientEvent]) async throws {
+        let encoder = JSONEncoder()  // local records: Swift's own keys, read back by JSONDecoder()
+        for event in events {
+            let record: HeldRecord
+            if case .message(let message) = event, message.burnOnRead != nil {
+                heldBurnOnRead[message.id] = message
+                record = .burnOnRead(messageID: message.id)
+            } else {
+                record = .event(event)
+            }
+            try await store.hold(Array(try encoder.encode(record)))
+        }
+    }
+
+    /// The held events, oldest first; expired messages are deleted, not returned.
+    private func takePending() async throws -> [PendingEvent] {
+        let now = clock()
+        var pending: [PendingEvent] = []
+        for (seq, value) in try await store.held() {
+            guard let record = try? JSONDecoder().decode(HeldRecord.self, from: Data(value)) else {
+                throw ClientError.localStore("a held event is unreadable")
+            }
+            switch record {
+            case .event(.message(let message)) where (message.expiresAt ?? .distantFuture) <= now:
+                try await store.releaseOne(seq)
+            case .event(let event):
+                pending.append(PendingEvent(sequence: seq, event: event))
+            case .burnOnRead(let id):
+                if let message = heldBurnOnRead[id], (message.expiresAt ?? .distantFuture) > now {
+                    pending.append(PendingEvent(sequence: seq, event: .message(message)))
+                } else if heldBurnOnRead[id] == nil {
+                    pending.append(
+                        PendingEvent(
+                            sequence: seq,
+                            event: .warning(
+                                "a burn-on-read message was lost: the app stopped before showing it (it is never written to disk)")))
+                } else {
+                    heldBurnOnRead[id] = nil
+                    try await store.releaseOne(seq)
+                }
             }
         }
-        guard stored.kind == .direct else { return }
-        guard let peer = stored.peer else { throw ClientError.untrusted("this 1:1 conversation has no known peer") }
-        let users = Set(leaves.verified.values.map(\.user))
-        guard users.isSubset(of: [account.user, peer]) else {
-            throw ClientError.untrusted("the 1:1 conversation with \(peer) holds other users")
+        return pending
+    }
+
+    private func release(through sequence: Int64) async throws {
+        for (seq, value) in try await store.held() where seq <= sequence {
+            if case .burnOnRead(let id) = try? JSONDecoder().decode(HeldRecord.self, from: Data(value)) {
+                heldBurnOnRead[id] = nil
+            }
         }
-        if !users.contains(peer) { _ = try await addUsers([peer], to: id) }
+        try await store.release(through: sequence)
+    }
+
+    /// Deletes held messages whose lifetime is over: their plaintext leaves
+    /// the disk and memory at expiry.
+    func purgeExpiredHeldMessages() async throws {
+        let now = clock()
+        heldBurnOnRead = heldBurnOnRead.filter { ($0.value.expiresAt ?? .distantFuture) > now }
+        for (seq, value) in try await store.held() {
+            if case .event(.message(let message)) = try? JSONDecoder().decode(HeldRecord.self, from: Data(value)),
+                (message.expiresAt ?? .distantFuture) <= now
+            {
+                try await store.releaseOne(seq)
+            }
+        }
+    }
+
+    // MARK: Inbox cursor
+
+    /// The last inbox event whose effects are saved.
+    func loadInboxCursor() async throws {
+        guard let bytes = try await store.meta("inbox_cursor") else { return }
+        guard let value = Int64(String(decoding: bytes, as: UTF8.self)) else {
+            throw ClientError.localStore("the inbox cursor is unreadable")
+        }
+        inboxCursor = value
+    }
+
+    private func setInboxCursor(_ seq: Int64) async throws {
+        try await store.setMeta("inbox_cursor", Array(String(seq).utf8))
+        inboxCursor = seq
+    }
+
+    /// Drops a conversation this device left or was removed from: its
+    /// state, what waited for it, and any later event of it.
+    func forget(_ id: ConversationID) async throws {
+        try await store.deleteGroup(id)
+        try await store.setFlag(.needsCommit, id, false)
+        try await store.setFlag(.pendingCommit, id, false)
+        try await store.markDeparted(id, at: clock())
+        let dropped = try await store.dropDeferred(conversation: id)
+        if dropped > 0 { try await holdEvents([.warning("\(dropped) events of conversation \(id) could not be read before you left it")]) }
+    }
+}
+
+extension DeviceRef {
+    init(_ certificate: VerifiedDeviceCertificate) { self.init(user: certificate.user, device: certificate.device) }
+}
+
+extension ClientError {
+    /// Errors that stop processing the inbox (nothing is lost; it goes on
+    /// next time): the server cannot be reached or is overloaded, or the
+    /// session ended. Anything else concerns one event alone.
+    var stopsProcessing: Bool {
+        switch self {
+        case .transport: true
+        case .api(let status, _): status == 401 || status == 429 || status >= 500
+        case .localStore: true
+        default: false
+        }
     }
 }

@@ -21,11 +21,37 @@ extension ConclaveClient {
     /// The held messages: how many are sealed in the local store, and how
     /// many (burn-on-read) are in memory only.
     @_spi(Testing) public func heldMessageCountsForTesting() async throws -> (onDisk: Int, inMemory: Int) {
-        let bytes = try await store.meta("held_messages") ?? Array("[]".utf8)
-        let onDisk = try ConclaveJSON.decoder().decode([ReceivedMessage].self, from: Data(bytes)).count
+        let onDisk = try await store.held().filter { entry in
+            if case .event(.message) = try? JSONDecoder().decode(HeldRecord.self, from: Data(entry.value)) { true } else { false }
+        }.count
         return (onDisk, heldBurnOnRead.count)
+    }
+
+    /// Adds users to any conversation, as a modified client would (no check
+    /// that it is a room).
+    @_spi(Testing) public func addUsersForTesting(_ users: [UserAddress], to id: ConversationID) async throws -> Conversation {
+        try await lock.withLock { try await self.addUsers(users, to: id) }
+    }
+
+    /// How many epochs before its own commits this device keeps for a conversation.
+    @_spi(Testing) public func retainedEpochCountForTesting(_ id: ConversationID) async throws -> Int {
+        try await loadGroup(id)?.0.previous?.count ?? 0
     }
 
     /// This device's MLS state of a conversation, as saved.
     @_spi(Testing) public func groupForTesting(_ id: ConversationID) async throws -> Group? { try await loadGroup(id)?.1 }
+
+    /// Overwrites this device's saved state of a conversation with bytes
+    /// that do not decode, as a damaged disk would.
+    @_spi(Testing) public func corruptGroupStateForTesting(_ id: ConversationID) async throws {
+        try await store.setGroup(id, Array("not a group".utf8))
+    }
+}
+
+extension AdminClient {
+    /// Moves a debug server's clock forward (`CONCLAVE_TEST_CLOCK=1`); a
+    /// release server does not have the route.
+    @_spi(Testing) public func advanceTestClockForTesting(by seconds: Double) async throws {
+        let _: [String: Double] = try await api.post("/v1/admin/test-clock", ["advance_seconds": seconds])
+    }
 }

@@ -32,12 +32,13 @@ public actor ConclaveClient {
     nonisolated let random = SystemRandom()
     /// How many key packages the device keeps on the server.
     let keyPackageTarget = 20
-    /// Groups with server proposals that wait for a commit.
-    var needsCommit: Set<ConversationID> = []
+    /// The last inbox event whose effects are saved (persisted with them).
     var inboxCursor: Int64 = 0
-    /// Decrypted burn-on-read messages not yet returned by ``receive()``:
+    /// Decrypted burn-on-read messages not yet confirmed, by message id:
     /// held in memory only, never written to disk (DESIGN.md §6).
-    var heldBurnOnRead: [ReceivedMessage] = []
+    var heldBurnOnRead: [String: ReceivedMessage] = [:]
+    /// Conversations whose external join failed, warned about once.
+    var joinWarnings: Set<ConversationID> = []
     /// Peer networks' keys, as this device's network pinned them.
     var peerKeys: [NetworkDomain: NetworkPublicKey] = [:]
     /// The device's clock (message expiry, MLS lifetimes); tests inject their own.
@@ -49,6 +50,7 @@ public actor ConclaveClient {
         let store = try await LocalStore.open(directory: profile)
         let client = ConclaveClient(store: store, profile: profile, clock: clock)
         try await client.loadAccount()
+        try await client.loadInboxCursor()
         try await client.purgeExpiredHeldMessages()
         return client
     }
@@ -105,16 +107,79 @@ public actor ConclaveClient {
 
     // MARK: Sign-in
 
-    /// Signs in with a password and registers this profile as a new device:
-    /// a fresh signature key, a certificate from the network, key packages
-    /// on the server, and the user's existing conversations joined.
+    /// Signs in with a password. A new profile registers as a new device: a
+    /// fresh signature key, a certificate from the network, key packages on
+    /// the server, and the user's existing conversations joined. A profile
+    /// that holds a device of this user signs that device in again (a new
+    /// session, e.g. after the old one expired), proving it holds the
+    /// device's key: the device keeps its conversations and unread messages.
     @discardableResult
     public func login(server: String, user: String, password: String, deviceName: String) async throws -> [ClientEvent] {
         try await lock.withLock { try await self.performLogin(server: server, user: user, password: password, deviceName: deviceName) }
     }
 
+    /// A new session for this profile's device (A10 in docs/server.md).
+    private func signInAgain(password: String) async throws {
+        let (account, signer, _) = try requireAccount()
+        let signedAt = Int64((clock().timeIntervalSince1970 * 1000).rounded())
+        let signature = try provider.signWithLabel(
+            signer, label: DeviceSignIn.label, content: DeviceSignIn.content(user: account.user, device: account.device, signedAt: signedAt)
+        )
+        let anonymous = HTTPAPI(baseURL: account.server, token: nil)
+        let response: LoginResponse
+        do {
+            response = try await anonymous.post(
+                "/v1/sessions",
+                DeviceSignIn(
+                    user: account.user.description, password: password, deviceId: account.device, signedAt: signedAt,
+                    signature: Base64Bytes(signature)))
+        } catch let error as ClientError where error.code == .notFound {
+            throw ClientError.deviceRemoved
+        }
+        guard response.deviceId == account.device, response.user == account.user else {
+            throw ClientError.invalid("the server answered for another device")
+        }
+        var renewed = account
+        renewed.token = response.token
+        try await store.setMeta("account", Array(try ConclaveJSON.encoder().encode(renewed)))
+        self.account = renewed
+    }
+
+    /// Signs this device out: the server removes it from every conversation
+    /// and deletes its key packages and inbox (as `reset-devices` does for
+    /// one device), then this profile is erased. With `localOnly` the server
+    /// is not asked (the session expired, or the device was removed already):
+    /// the device stays listed on the server until an administrator removes it.
+    public func logout(localOnly: Bool = false) async throws {
+        try await lock.withLock { try await self.performLogout(localOnly: localOnly) }
+    }
+
+    private func performLogout(localOnly: Bool) async throws {
+        if !localOnly {
+            do {
+                let _: [String: Bool] = try await api.post("/v1/logout")
+            } catch let error as ClientError where error.code == .unauthenticated {
+                throw ClientError.deviceRemoved
+            }
+        }
+        try await store.erase()
+        account = nil
+        signer = nil
+        networkKey = nil
+        peerKeys = [:]
+        heldBurnOnRead = [:]
+        inboxCursor = 0
+    }
+
     private func performLogin(server: String, user: String, password: String, deviceName: String) async throws -> [ClientEvent] {
-        if let account { throw ClientError.alreadySignedIn(account.user) }
+        if let account {
+            let trimmed = { (url: String) in url.hasSuffix("/") ? String(url.dropLast()) : url }
+            guard account.user.description == user || account.user.name.value == user, trimmed(account.server) == trimmed(server) else {
+                throw ClientError.alreadySignedIn(account.user)
+            }
+            try await signInAgain(password: password)
+            return []
+        }
         let anonymous = HTTPAPI(baseURL: server, token: nil)
         let wellKnown: WellKnown = try await anonymous.get("/.well-known/conclave")
         let suite = CipherSuite.x25519Aes128Sha256Ed25519
@@ -135,7 +200,7 @@ public actor ConclaveClient {
         try await store.setMeta("account", Array(try ConclaveJSON.encoder().encode(account)))
         try adopt(account)
         try await replenishKeyPackages()
-        return try await joinMissingConversations()
+        return try await joinMissingConversations(quietly: false)
     }
 
     /// The credential of this device: its certificate.
@@ -178,7 +243,7 @@ public actor ConclaveClient {
             let stored = try ConclaveJSON.decoder().decode(StoredConversation.self, from: Data(bytes))
             return (stored, try Group(snapshot: stored.snapshot.bytes))
         } catch {
-            throw ClientError.localStore("the state of conversation \(id) is unreadable")
+            throw ClientError.unreadableConversation(id)
         }
     }
 
@@ -191,11 +256,12 @@ public actor ConclaveClient {
     /// The conversation as the user sees it: its members named from their
     /// leaves' verified certificates only.
     func conversation(_ id: ConversationID, _ stored: StoredConversation, _ group: Group) async -> Conversation {
-        let members = Set(await verifyLeaves(group).verified.values.map(\.user))
+        let devices = await verifyLeaves(group).verified.values.map(DeviceRef.init)
         let settings = ConversationSettings(extensions: group.context.extensions) ?? ConversationSettings()
         return Conversation(
-            id: id, kind: stored.kind, name: stored.name, peer: stored.peer, members: members.sorted(), epoch: group.epoch,
-            messageLifetime: settings.messageLifetime, burnOnRead: settings.burnOnRead)
+            id: id, kind: stored.kind, name: stored.name, peer: stored.peer, members: Set(devices.map(\.user)).sorted(),
+            devices: devices.sorted(), epoch: group.epoch, messageLifetime: settings.messageLifetime, burnOnRead: settings.burnOnRead,
+            hidden: stored.hidden == true)
     }
 
     /// Checks leaves of a group (every member when `indices` is nil)
@@ -275,11 +341,16 @@ public actor ConclaveClient {
         }
     }
 
-    /// The conversations this device holds.
+    /// The conversations this device holds (one whose saved state is
+    /// unreadable is left out; its events are reported as warnings).
     public func conversations() async throws -> [Conversation] {
         var result: [Conversation] = []
         for id in try await store.groupIDs() {
-            if let (stored, group) = try await loadGroup(id) { result.append(await conversation(id, stored, group)) }
+            do {
+                if let (stored, group) = try await loadGroup(id) { result.append(await conversation(id, stored, group)) }
+            } catch ClientError.unreadableConversation {
+                continue
+            }
         }
         return result.sorted { ($0.kind.rawValue, $0.title) < ($1.kind.rawValue, $1.title) }
     }

@@ -15,6 +15,7 @@ import SQLiteNIO
 actor LocalStore {
     private let connection: SQLiteConnection
     private let key: SymmetricKey
+    private var transactionDepth = 0
 
     static func open(directory: String) async throws -> LocalStore {
         let files = FileManager.default
@@ -46,6 +47,14 @@ actor LocalStore {
                 "CREATE TABLE IF NOT EXISTS groups (id BLOB PRIMARY KEY, value BLOB NOT NULL)",
                 "CREATE TABLE IF NOT EXISTS key_packages (ref BLOB PRIMARY KEY, value BLOB NOT NULL, last_resort INTEGER NOT NULL)",
                 "CREATE TABLE IF NOT EXISTS seen (message_id TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+                // Events for the user, held until the application confirms it showed them.
+                "CREATE TABLE IF NOT EXISTS held (seq INTEGER PRIMARY KEY AUTOINCREMENT, value BLOB NOT NULL)",
+                // Inbox events that cannot be processed yet (a conversation or epoch not reached), by inbox seq.
+                "CREATE TABLE IF NOT EXISTS deferred (seq INTEGER PRIMARY KEY, conversation BLOB NOT NULL, at INTEGER NOT NULL, value BLOB NOT NULL)",
+                // Conversations that need attention: server proposals to commit, a commit of this device of unknown fate.
+                "CREATE TABLE IF NOT EXISTS flags (id BLOB NOT NULL, flag TEXT NOT NULL, PRIMARY KEY (id, flag))",
+                // Conversations this device left or was removed from: their late events are dropped, not deferred.
+                "CREATE TABLE IF NOT EXISTS departed (id BLOB PRIMARY KEY, at INTEGER NOT NULL)",
             ] {
                 _ = try await connection.query(statement, [])
             }
@@ -89,6 +98,31 @@ actor LocalStore {
 
     private func query(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
         do { return try await connection.query(sql, binds) } catch { throw ClientError.localStore("SQLite: \(sql.prefix(30))…") }
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in one SQLite transaction: every write it makes is
+    /// kept, or none (a crash in the middle leaves the store as before).
+    /// The client's lock keeps writers one at a time.
+    /// A call inside another's body joins the outer transaction.
+    func atomically<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        if transactionDepth > 0 {
+            transactionDepth += 1
+            defer { transactionDepth -= 1 }
+            return try await body()
+        }
+        _ = try await query("BEGIN IMMEDIATE", [])
+        transactionDepth = 1
+        defer { transactionDepth = 0 }
+        do {
+            let value = try await body()
+            _ = try await query("COMMIT", [])
+            return value
+        } catch {
+            _ = try? await connection.query("ROLLBACK", [])
+            throw error
+        }
     }
 
     // MARK: Values
@@ -148,6 +182,130 @@ actor LocalStore {
 
     func deleteKeyPackage(_ ref: [UInt8]) async throws {
         _ = try await query("DELETE FROM key_packages WHERE ref = ?", [.blob(ByteBuffer(bytes: ref))])
+    }
+
+    // MARK: Held events
+
+    /// Holds an event (sealed) until it is confirmed; returns its number.
+    @discardableResult
+    func hold(_ value: [UInt8]) async throws -> Int64 {
+        let rows = try await query("INSERT INTO held (value) VALUES (zeroblob(0)) RETURNING seq", [])
+        guard let seq = rows.first?.column("seq")?.integer else { throw ClientError.localStore("cannot hold an event") }
+        _ = try await query(
+            "UPDATE held SET value = ? WHERE seq = ?", [.blob(ByteBuffer(bytes: try seal(value, binding: "held:\(seq)"))), .integer(seq)])
+        return Int64(seq)
+    }
+
+    /// The held events, oldest first.
+    func held() async throws -> [(seq: Int64, value: [UInt8])] {
+        try await query("SELECT seq, value FROM held ORDER BY seq", []).map { row in
+            guard let seq = row.column("seq")?.integer, case .blob(let buffer) = row.column("value") else {
+                throw ClientError.localStore("a held event is unreadable")
+            }
+            return (Int64(seq), try open(Array(buffer.readableBytesView), binding: "held:\(seq)"))
+        }
+    }
+
+    func release(through seq: Int64) async throws {
+        _ = try await query("DELETE FROM held WHERE seq <= ?", [.integer(Int(seq))])
+    }
+
+    func releaseOne(_ seq: Int64) async throws {
+        _ = try await query("DELETE FROM held WHERE seq = ?", [.integer(Int(seq))])
+    }
+
+    // MARK: Deferred inbox events
+
+    func deferEvent(seq: Int64, conversation: ConversationID, at date: Date, _ value: [UInt8]) async throws {
+        _ = try await query(
+            "INSERT OR REPLACE INTO deferred (seq, conversation, at, value) VALUES (?, ?, ?, ?)",
+            [
+                .integer(Int(seq)), .blob(ByteBuffer(bytes: conversation.bytes)), .integer(Int(date.timeIntervalSince1970)),
+                .blob(ByteBuffer(bytes: try seal(value, binding: "deferred:\(seq)"))),
+            ])
+    }
+
+    /// A conversation's deferred events, in inbox order.
+    func deferred(of conversation: ConversationID) async throws -> [(seq: Int64, value: [UInt8])] {
+        try await query(
+            "SELECT seq, value FROM deferred WHERE conversation = ? ORDER BY seq", [.blob(ByteBuffer(bytes: conversation.bytes))]
+        )
+        .map { row in
+            guard let seq = row.column("seq")?.integer, case .blob(let buffer) = row.column("value") else {
+                throw ClientError.localStore("a deferred event is unreadable")
+            }
+            return (Int64(seq), try open(Array(buffer.readableBytesView), binding: "deferred:\(seq)"))
+        }
+    }
+
+    /// The conversations with deferred events.
+    func deferredConversations() async throws -> [ConversationID] {
+        try await query("SELECT DISTINCT conversation FROM deferred", []).compactMap { row in
+            guard case .blob(let buffer) = row.column("conversation") else { return nil }
+            return ConversationID(bytes: Array(buffer.readableBytesView))
+        }
+    }
+
+    func dropOldestDeferred(_ count: Int) async throws {
+        _ = try await query("DELETE FROM deferred WHERE seq IN (SELECT seq FROM deferred ORDER BY seq LIMIT ?)", [.integer(count)])
+    }
+
+    func deferredCount() async throws -> Int {
+        try await query("SELECT COUNT(*) AS n FROM deferred", []).first?.column("n")?.integer ?? 0
+    }
+
+    /// Deletes deferred events: these, or a conversation's, or those deferred before a time; returns how many went.
+    @discardableResult
+    func dropDeferred(seq: Int64? = nil, conversation: ConversationID? = nil, before date: Date? = nil) async throws -> Int {
+        if let seq { return try await query("DELETE FROM deferred WHERE seq = ? RETURNING seq", [.integer(Int(seq))]).count }
+        if let conversation {
+            return try await query(
+                "DELETE FROM deferred WHERE conversation = ? RETURNING seq", [.blob(ByteBuffer(bytes: conversation.bytes))]
+            ).count
+        }
+        guard let date else { return 0 }
+        return try await query("DELETE FROM deferred WHERE at < ? RETURNING seq", [.integer(Int(date.timeIntervalSince1970))]).count
+    }
+
+    // MARK: Conversation flags
+
+    enum Flag: String {
+        /// The server proposed something this device should commit (D11).
+        case needsCommit = "commit"
+        /// A commit of this device was sent; whether the server took it is not known yet.
+        case pendingCommit = "pending"
+        /// The conversation keeps the state of an epoch before an own commit.
+        case previousEpochs = "previous"
+    }
+
+    func setFlag(_ flag: Flag, _ id: ConversationID, _ set: Bool) async throws {
+        _ = try await query(
+            set ? "INSERT OR IGNORE INTO flags (id, flag) VALUES (?, ?)" : "DELETE FROM flags WHERE id = ? AND flag = ?",
+            [.blob(ByteBuffer(bytes: id.bytes)), .text(flag.rawValue)])
+    }
+
+    func flagged(_ flag: Flag) async throws -> [ConversationID] {
+        try await query("SELECT id FROM flags WHERE flag = ?", [.text(flag.rawValue)]).compactMap { row in
+            guard case .blob(let buffer) = row.column("id") else { return nil }
+            return ConversationID(bytes: Array(buffer.readableBytesView))
+        }
+    }
+
+    func markDeparted(_ id: ConversationID, at date: Date) async throws {
+        _ = try await query(
+            "INSERT OR REPLACE INTO departed (id, at) VALUES (?, ?)",
+            [.blob(ByteBuffer(bytes: id.bytes)), .integer(Int(date.timeIntervalSince1970))])
+    }
+
+    func departed(_ id: ConversationID) async throws -> Bool {
+        try await !query("SELECT 1 FROM departed WHERE id = ?", [.blob(ByteBuffer(bytes: id.bytes))]).isEmpty
+    }
+
+    /// Empties every table: the profile holds no device any more (sign-out).
+    func erase() async throws {
+        for table in ["meta", "groups", "key_packages", "seen", "held", "deferred", "flags", "departed"] {
+            _ = try await query("DELETE FROM \(table)", [])
+        }
     }
 
     /// Records a message id; false when it was seen before (de-duplication).

@@ -13,13 +13,32 @@ public struct Conversation: Sendable, Hashable, Codable {
     public var peer: UserAddress?
     /// The users with a device in the group, from the group's own tree.
     public var members: [UserAddress]
+    /// Every device in the group, named by its verified certificate.
+    public var devices: [DeviceRef]
     public var epoch: UInt64
     /// The group's ConversationSettings, in seconds (0: off).
     public var messageLifetime: UInt64
     public var burnOnRead: UInt64
+    /// A 1:1 the user hid (`leave` on a 1:1): it stays, and shows again
+    /// when a message arrives or the user writes.
+    public var hidden: Bool
 
     /// How the CLI shows it: the room name, or the other user.
     public var title: String { name ?? peer?.description ?? id.description }
+}
+
+/// One device of one user, as a verified certificate names it.
+public struct DeviceRef: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
+    public var user: UserAddress
+    public var device: DeviceID
+
+    public init(user: UserAddress, device: DeviceID) {
+        self.user = user
+        self.device = device
+    }
+
+    public var description: String { "\(user)/\(device)" }
+    public static func < (lhs: DeviceRef, rhs: DeviceRef) -> Bool { lhs.description < rhs.description }
 }
 
 /// A decrypted message.
@@ -38,17 +57,51 @@ public struct ReceivedMessage: Sendable, Hashable, Codable {
     public var burnOnRead: UInt64?
 }
 
+/// Who joined or left a conversation in one commit, and who committed it.
+public struct MembershipChange: Sendable, Hashable, Codable {
+    /// The conversation after the change.
+    public var conversation: Conversation
+    /// The device that committed the change (nil when its certificate does not verify).
+    public var by: DeviceRef?
+    /// The change carried out proposals of the server: a member leaving,
+    /// an administrator removing a user or a device, a policy change.
+    public var proposedByServer: Bool
+    public var addedUsers: [UserAddress]
+    public var removedUsers: [UserAddress]
+    /// Devices that came or went, also of users who stayed (a new device, a device signed out).
+    public var addedDevices: [DeviceRef]
+    public var removedDevices: [DeviceRef]
+}
+
+/// New message lifetime or burn-on-read settings of a conversation.
+public struct SettingsChange: Sendable, Hashable, Codable {
+    public var conversation: Conversation
+    public var by: DeviceRef?
+    public var proposedByServer: Bool
+}
+
 /// What happened while processing the inbox.
-public enum ClientEvent: Sendable, Hashable {
+public enum ClientEvent: Sendable, Hashable, Codable {
     case message(ReceivedMessage)
     /// This device joined a conversation (Welcome or external join).
     case joined(Conversation)
-    /// Members changed (added, removed, a new device).
-    case membersChanged(Conversation)
+    /// Users or devices came or went.
+    case membersChanged(MembershipChange)
+    /// The conversation's message lifetime or burn-on-read changed.
+    case settingsChanged(SettingsChange)
     /// This device was removed from the conversation, or left it.
-    case removed(ConversationID)
-    /// A check failed on something the server delivered; it was dropped.
+    case removed(ConversationID, by: DeviceRef?)
+    /// Something the server delivered failed a check or could not be
+    /// processed; what it was is said, and nothing else was affected.
     case warning(String)
+}
+
+/// An event held (sealed in the local store, or in memory for
+/// burn-on-read) until the application confirms it with
+/// ``ConclaveClient/confirm(through:)``.
+public struct PendingEvent: Sendable, Hashable {
+    public let sequence: Int64
+    public let event: ClientEvent
 }
 
 /// The signed-in device, sealed in the local store.
@@ -70,6 +123,24 @@ struct StoredConversation: Codable, Sendable {
     var name: String?
     var peer: UserAddress?
     var snapshot: Base64Bytes
+    /// A hidden 1:1 (the user "left" it).
+    var hidden: Bool? = nil
+    /// This device's commit, sent and not yet known to be accepted: the
+    /// group in the next epoch. Kept so that a crash between the server's
+    /// acceptance and saving the new epoch does not strand the device (it
+    /// never receives its own commit).
+    var pendingNext: Base64Bytes? = nil
+    /// The group as it was before this device's own last commits (at most
+    /// three epochs): messages the server accepted in an epoch before it
+    /// accepted this device's commit are still in the inbox, and are read
+    /// with these. Deleted once the inbox was read to its end.
+    var previous: [Base64Bytes]? = nil
+
+    /// Keeps `group` (the epoch an own commit ends) for the messages still
+    /// to be read in it.
+    mutating func retain(_ group: Group) {
+        previous = Array(((previous ?? []) + [Base64Bytes(group.snapshot())]).suffix(3))
+    }
 }
 
 /// What an application message carries inside MLS.

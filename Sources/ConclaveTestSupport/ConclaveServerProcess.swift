@@ -76,9 +76,9 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
 
     /// Starts the server on an initialised directory and waits until it
     /// logs that it listens (or exits).
-    public static func start(directory: String, postgres: String? = nil, port: Int? = nil, extraArguments: [String] = []) async throws
-        -> ConclaveServerProcess
-    {
+    public static func start(
+        directory: String, postgres: String? = nil, port: Int? = nil, extraArguments: [String] = [], environment: [String: String] = [:]
+    ) async throws -> ConclaveServerProcess {
         guard let port = port ?? LoopbackPort.free() else { throw ConclaveServerProcessError("no free port on 127.0.0.1") }
         let logFile = directory + "/server-\(port)-\(UUID().uuidString.prefix(6)).log"
         guard FileManager.default.createFile(atPath: logFile, contents: nil), let log = FileHandle(forWritingAtPath: logFile) else {
@@ -89,6 +89,7 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
         process.arguments =
             ["server", "run", "--data", directory, "--listen", "127.0.0.1:\(port)", "--log-level", "debug"]
             + (postgres.map { ["--postgres", $0] } ?? []) + extraArguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

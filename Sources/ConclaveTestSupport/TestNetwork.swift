@@ -1,4 +1,4 @@
-import ConclaveClient
+@_spi(Testing) import ConclaveClient
 import ConclaveProtocol
 import ConclaveServer
 import ConclaveStorage
@@ -159,14 +159,19 @@ public struct ProcessNetwork: NetworkFixture {
     public let adminToken: String
     public let domain: String
     public var server: ConclaveServerProcess
-    public var clock: TestClock? { nil }
+    /// With `testClock`, the server runs on the system clock plus an offset
+    /// that ``advanceClock(by:)`` moves (a debug build's
+    /// `CONCLAVE_TEST_CLOCK=1`), and this is the devices' matching clock.
+    public let clock: TestClock?
 
     public var url: String { server.url }
     public var dataDirectory: String { root + "/server" }
 
     /// Starts a network, or returns nil (and says why) when the backend
     /// cannot run here.
-    public static func start(_ backend: Backend, domain: String = "acme.example") async throws -> ProcessNetwork? {
+    public static func start(
+        _ backend: Backend, domain: String = "acme.example", testClock: Bool = false, limits: ServerLimits? = nil
+    ) async throws -> ProcessNetwork? {
         let root = NSTemporaryDirectory() + "conclave-e2e-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         var postgresURL: String?
@@ -175,8 +180,22 @@ public struct ProcessNetwork: NetworkFixture {
             postgresURL = url
         }
         let token = try ConclaveServerProcess.initialise(directory: root + "/server", network: domain)
-        let server = try await ConclaveServerProcess.start(directory: root + "/server", postgres: postgresURL)
-        return ProcessNetwork(root: root, backend: backend, postgresURL: postgresURL, adminToken: token, domain: domain, server: server)
+        if let limits { try DataDirectory(path: root + "/server").update { $0.limits = limits } }
+        let clock = testClock ? TestClock(ticking: true) : nil
+        let server = try await ConclaveServerProcess.start(
+            directory: root + "/server", postgres: postgresURL, environment: Self.environment(testClock: clock != nil))
+        return ProcessNetwork(
+            root: root, backend: backend, postgresURL: postgresURL, adminToken: token, domain: domain, server: server, clock: clock)
+    }
+
+    private static func environment(testClock: Bool) -> [String: String] { testClock ? ["CONCLAVE_TEST_CLOCK": "1"] : [:] }
+
+    /// Moves the server's and the devices' time forward (a network started
+    /// with `testClock`).
+    public func advanceClock(by seconds: TimeInterval) async throws {
+        guard let clock else { throw TestSupportError("this network was started without a test clock") }
+        try await admin.advanceTestClockForTesting(by: seconds)
+        clock.advance(by: seconds)
     }
 
     /// Runs `body` with the server's database opened beside the server
@@ -202,7 +221,8 @@ public struct ProcessNetwork: NetworkFixture {
     /// Restarts the server process on the same data and port.
     public mutating func restart(kill: Bool = false) async throws {
         if kill { server.kill() } else { server.stop() }
-        server = try await ConclaveServerProcess.start(directory: dataDirectory, postgres: postgresURL, port: server.port)
+        server = try await ConclaveServerProcess.start(
+            directory: dataDirectory, postgres: postgresURL, port: server.port, environment: Self.environment(testClock: clock != nil))
     }
 
     public func stop() { server.stop() }

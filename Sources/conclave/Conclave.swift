@@ -13,8 +13,10 @@ struct Conclave: AsyncParsableCommand {
             `conclave admin`, and talk with `conclave login`, `send`, `room`, `receive` and `chat`. \
             `conclave demo` shows everything working on a throwaway network.
             """,
+        version: ConclaveVersion.current,
         subcommands: [
-            ServerCommand.self, AdminCommand.self, LoginCommand.self, SendCommand.self, RoomCommand.self, ReceiveCommand.self,
+            ServerCommand.self, AdminCommand.self, LoginCommand.self, LogoutCommand.self, SendCommand.self, RoomCommand.self,
+            ReceiveCommand.self,
             ChatCommand.self, DemoCommand.self, BenchCommand.self, MLSCommand.self,
         ]
     )
@@ -92,7 +94,10 @@ enum ProfileArguments {
     }
 
     /// The options before a command that take no value.
-    static func isFlag(_ option: String) -> Bool { ["--json", "--help", "--verbose", "--verify"].contains(option) }
+    static func isFlag(_ option: String) -> Bool {
+        ["--json", "--help", "--verbose", "--verify", "--all", "--local", "--allow-duplicate-name", "--version", "--skip-idle"].contains(
+            option)
+    }
 }
 
 /// Reads a secret from a file, without its trailing newline.

@@ -5,7 +5,13 @@ import Foundation
 
 struct LoginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "login", abstract: "Sign in and register this profile as a new device of the user.")
+        commandName: "login",
+        abstract: "Sign in: register this profile as a new device of the user, or sign its device in again.",
+        discussion: """
+            A new profile becomes a new device (its own keys, a certificate from the network) and joins the user's \
+            conversations. A profile that already holds a device of this user signs that device in again (after its \
+            session expired): it keeps its conversations and unread messages.
+            """)
     @OptionGroup var options: ProfileOptions
     @Option(name: .long, help: "The server's URL.") var server: String
     @Option(name: .long, help: "NAME@DOMAIN.") var user: String
@@ -16,9 +22,38 @@ struct LoginCommand: AsyncParsableCommand {
         guard UserAddress(user) != nil else { throw ValidationError("--user must be NAME@DOMAIN") }
         let password = try readSecretFile(passwordFile, what: "password")
         try await options.withClient(sync: false) { client in
+            let existing = await client.device
             let events = try await client.login(server: server, user: user, password: password, deviceName: deviceName)
-            print("signed in as \(await client.user?.description ?? user), device \(await client.device?.description ?? "?")")
-            for case .joined(let conversation) in events { print("joined \(conversation.title) (\(conversation.id))") }
+            let device = await client.device?.description ?? "?"
+            if existing != nil {
+                print("signed in again as \(await client.user?.description ?? user), device \(device): a new session; nothing was lost")
+            } else {
+                print("signed in as \(await client.user?.description ?? user), device \(device)")
+            }
+            let printer = EventPrinter(json: false)
+            for event in events { try printer.print(event) }
+        }
+    }
+}
+
+struct LogoutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logout",
+        abstract: "Sign this device out: it leaves every conversation, and the profile is erased.",
+        discussion: """
+            The server removes the device from every conversation and deletes its key packages and inbox, then the \
+            profile's keys and state are erased. With --local only the profile is erased (when the session expired or \
+            the device was removed already); the device then stays listed until an administrator removes it.
+            """)
+    @OptionGroup var options: ProfileOptions
+    @Flag(name: .long, help: "Erase the profile without asking the server.") var local = false
+
+    func run() async throws {
+        try await options.withClient(sync: false) { client in
+            guard let user = await client.user, let device = await client.device else { throw ClientError.notSignedIn }
+            try await client.logout(localOnly: local)
+            print(
+                local ? "erased this profile (device \(device) of \(user) stays on the server)" : "signed out device \(device) of \(user)")
         }
     }
 }
@@ -26,11 +61,22 @@ struct LoginCommand: AsyncParsableCommand {
 struct SendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "send", abstract: "Send a message to a user (1:1, created on first use) or to a room.",
-        discussion: "conclave send bob@acme.example 'hi' · conclave send --room ROOM 'hi'")
+        discussion: """
+            conclave send bob@acme.example 'hi' · conclave send --room ROOM 'hi'. "sent" means the server stored the \
+            message for every device listed; a 1:1 whose peer has no device left gets the peer's current devices added \
+            first, and if there are none nothing is sent (exit status 1).
+            """)
     @OptionGroup var options: ProfileOptions
     @Option(name: .long, help: "A room's id or unique name.") var room: String?
     @Argument(help: "NAME@DOMAIN, then the text; with --room, only the text.") var words: [String]
     @Flag(name: .long, help: "Print JSON.") var json = false
+
+    struct SentLine: Encodable {
+        let id: String
+        let conversation: ConversationID
+        let to: String
+        let recipients: [String]
+    }
 
     func run() async throws {
         try await options.withClient { client in
@@ -45,11 +91,16 @@ struct SendCommand: AsyncParsableCommand {
                 conversation = try await client.directConversation(with: peer)
                 text = words.dropFirst().joined(separator: " ")
             }
-            let accepted = try await client.send(text, to: conversation.id)
+            guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw ValidationError("the message is empty") }
+            let sent = try await client.send(text, to: conversation.id)
             if json {
-                try printJSON(accepted)
+                try printJSON(
+                    SentLine(
+                        id: sent.id, conversation: sent.conversation, to: conversation.title, recipients: sent.recipients.map(\.description)
+                    ))
             } else {
-                print("sent \(accepted.messageId) to \(conversation.title)")
+                let count = sent.recipients.count
+                print("sent \(sent.id) to \(conversation.title) (\(count) device\(count == 1 ? "" : "s"))")
             }
         }
     }
@@ -73,6 +124,10 @@ struct RoomCommand: AsyncParsableCommand {
         var ttl: String?
         @Option(name: .long, help: "Burn-on-read delay (30s, 15m, 2h, 7d, or off): readers delete a message this long after reading it.")
         var bor: String?
+        @Flag(
+            name: .long,
+            help: "Create it even if you are in a room of that name already (the name then needs the room id to tell them apart).")
+        var allowDuplicateName = false
 
         func run() async throws {
             let users = try members.split(separator: ",").map { text in
@@ -89,7 +144,8 @@ struct RoomCommand: AsyncParsableCommand {
                     let defaultLifetime = lifetime == nil ? try await client.policyBounds(with: users).messageLifetimeDefault : 0
                     settings = ConversationSettings(messageLifetime: lifetime ?? defaultLifetime, burnOnRead: burnOnRead ?? 0)
                 }
-                let room = try await client.createRoom(name: name, members: users, settings: settings)
+                let room = try await client.createRoom(
+                    name: name, members: users, settings: settings, allowDuplicateName: allowDuplicateName)
                 print("created room \(name) with \(room.members.map(\.description).joined(separator: ", "))\(settingsText(room))")
                 print(room.id)
             }
@@ -145,32 +201,41 @@ struct RoomCommand: AsyncParsableCommand {
     }
 
     struct Leave: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Leave a room (all of your devices).")
+        static let configuration = CommandConfiguration(
+            abstract: "Leave a room (all of your devices), or hide a 1:1.",
+            discussion: "A 1:1 cannot be left: it is hidden on this device, and shows again when a message arrives or you write.")
         @OptionGroup var options: ProfileOptions
-        @Argument var room: String
+        @Argument(help: "A room's id or unique name, or NAME@DOMAIN for a 1:1.") var room: String
 
         func run() async throws {
             try await options.withClient { client in
                 let conversation = try await client.findConversation(room)
                 try await client.leave(conversation.id)
-                print("left \(conversation.title)")
+                if conversation.kind == .direct {
+                    print("hid your 1:1 with \(conversation.title) on this device (it stays; it shows again when a message arrives)")
+                } else {
+                    print("left \(conversation.title)")
+                }
             }
         }
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List this device's conversations with their members.")
+        static let configuration = CommandConfiguration(
+            abstract: "List this device's conversations: id, kind, title, members, settings.")
         @OptionGroup var options: ProfileOptions
         @Flag(name: .long, help: "Print one JSON object per line.") var json = false
+        @Flag(name: .long, help: "Include hidden 1:1s.") var all = false
 
         func run() async throws {
             try await options.withClient { client in
-                for conversation in try await client.conversations() {
+                for conversation in try await client.conversations() where all || !conversation.hidden {
                     if json {
-                        try printJSON(conversation)
+                        try printJSON(ConversationLine(conversation))
                     } else {
+                        let members = conversation.members.map(\.description).joined(separator: ",")
                         print(
-                            "\(conversation.id)\t\(conversation.kind.rawValue)\t\(conversation.title)\t\(conversation.members.map(\.description).joined(separator: ","))"
+                            "\(conversation.id)\t\(conversation.kind.rawValue)\t\(conversation.title)\t\(members)\(settingsText(conversation))\(conversation.hidden ? "\t(hidden)" : "")"
                         )
                     }
                 }
@@ -181,11 +246,17 @@ struct RoomCommand: AsyncParsableCommand {
 
 struct ReceiveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "receive", abstract: "Process pending events and print new messages.",
-        discussion: "With --json each message is one JSON object per line: id, conversation, room, from, device, text, sent_at, expires_at."
-    )
+        commandName: "receive", abstract: "Process pending events and print messages and everything else you should know.",
+        discussion: """
+            Prints messages, joins, membership and device changes, settings changes and warnings, oldest first. An event \
+            is kept (sealed on this device) until it has been printed, so a receive that is interrupted loses nothing. \
+            With --json each event is one JSON object per line with a "type": message (id, conversation, room, from, \
+            device, text, sent_at, expires_at, burn_on_read), joined, members, settings, removed, warning; a setting that \
+            is off is null. --wait keeps listening, reconnecting with backoff when the connection drops; it exits 1 if it \
+            cannot reconnect before the time is up, or if the server ends the session.
+            """)
     @OptionGroup var options: ProfileOptions
-    @Option(name: .long, help: "Keep listening this long for new messages (30s, 15m, 2h).") var wait: String?
+    @Option(name: .long, help: "Keep listening this long for new events (30s, 15m, 2h).") var wait: String?
     @Flag(name: .long, help: "Print one JSON object per line.") var json = false
 
     func run() async throws {
@@ -194,75 +265,269 @@ struct ReceiveCommand: AsyncParsableCommand {
             return seconds
         }
         let client = try await ConclaveClient.open(profile: options.directory)
-        for event in try await client.receive() { try EventPrinter(json: json).print(event) }
-        if let waitSeconds {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for try await event in client.events() { try EventPrinter(json: json).print(event) }
-                }
-                group.addTask { try await Task.sleep(for: .seconds(waitSeconds)) }
-                try await group.next()
-                group.cancelAll()
-            }
+        let printer = EventPrinter(json: json)
+        do {
+            try await printer.printPending(of: client)
+            if let waitSeconds { try await Listener(client: client, printer: printer).listen(for: .seconds(waitSeconds)) }
+        } catch {
+            await client.close()
+            throw error
         }
         await client.close()
     }
 }
 
-/// How the CLI shows events: a line for people, or JSON lines for scripts
-/// (messages only).
-struct EventPrinter {
+/// `receive --wait`: pushed events until the time is up, reconnecting
+/// with backoff (1 s doubling to 30 s) when the connection drops.
+struct Listener: Sendable {
+    let client: ConclaveClient
+    let printer: EventPrinter
+
+    /// Fails when the session ended, or when the connection is down at the
+    /// end and could not be made again.
+    func listen(for duration: Duration) async throws {
+        let state = ListenerState()
+        let finished = await withTaskGroup(of: (any Error)?.self) { group in
+            group.addTask { await self.loop(state) }
+            group.addTask {
+                try? await Task.sleep(for: duration)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if let finished { throw finished }
+        if let lost = state.lostBecause { throw ListenFailure("could not reconnect to the server before the wait ended: \(lost)") }
+    }
+
+    private func loop(_ state: ListenerState) async -> (any Error)? {
+        var backoff: Duration = .seconds(1)
+        while !Task.isCancelled {
+            do {
+                for try await _ in client.inboxRings() {
+                    state.lostBecause = nil
+                    backoff = .seconds(1)
+                    try await printer.printPending(of: client)
+                }
+                return nil  // cancelled: the wait is over
+            } catch let error as ClientError where error.stopsListening {
+                return error
+            } catch {
+                if Task.isCancelled { return nil }
+                state.lostBecause = "\(error)"
+                // A session that ended shows on an ordinary request; the connection alone cannot tell.
+                do { try await printer.printPending(of: client) } catch let error as ClientError where error.stopsListening {
+                    return error
+                } catch {}
+                FileHandle.standardError.write(
+                    Data("warning: lost the connection to the server (\(error)); reconnecting in \(backoff)\n".utf8))
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(30))
+            }
+        }
+        return nil
+    }
+}
+
+/// Why `receive --wait` ended badly (exit status 1).
+struct ListenFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Whether the listener is connected: nil, or why not.
+final class ListenerState: @unchecked Sendable {  // touched by the listening task only, read after it ended
+    var lostBecause: String?
+}
+
+extension ClientError {
+    /// Errors after which listening cannot go on: the session is over.
+    var stopsListening: Bool {
+        switch self {
+        case .sessionEnded, .deviceRemoved, .notSignedIn: true
+        case .api(let status, _): status == 401 || status == 403
+        default: false
+        }
+    }
+}
+
+/// How the CLI shows events: a line for people, or one JSON object per line
+/// for scripts, with a `type`; a setting that is off is `null`.
+struct EventPrinter: Sendable {
     let json: Bool
 
-    struct MessageLine: Encodable {
-        let id: String
-        let conversation: ConversationID
-        let room: String?
-        let from: UserAddress
-        let device: String
-        let text: String
-        let sentAt: Date
-        let expiresAt: Date?
-        let burnOnRead: UInt64?
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(conversation, forKey: .conversation)
-            try container.encode(room, forKey: .room)
-            try container.encode(from, forKey: .from)
-            try container.encode(device, forKey: .device)
-            try container.encode(text, forKey: .text)
-            try container.encode(sentAt, forKey: .sentAt)
-            try container.encode(expiresAt, forKey: .expiresAt)
-            try container.encode(burnOnRead, forKey: .burnOnRead)
+    /// Prints what the device holds for the user, then confirms it: what
+    /// was not printed (the process stopped) comes again next time.
+    func printPending(of client: ConclaveClient) async throws {
+        let pending = try await client.pendingEvents()
+        for item in pending { try print(item.event) }
+        if let last = pending.last {
+            fflush(nil)  // printed before it is confirmed
+            try await client.confirm(through: last.sequence)
         }
-
-        enum CodingKeys: String, CodingKey { case id, conversation, room, from, device, text, sentAt, expiresAt, burnOnRead }
     }
 
     func print(_ event: ClientEvent) throws {
+        if json {
+            try printJSON(EventLine(event))
+            return
+        }
         switch event {
         case .message(let message):
-            if json {
-                try printJSON(
-                    MessageLine(
-                        id: message.id, conversation: message.conversation, room: message.room, from: message.from,
-                        device: "\(message.from)/\(message.device)", text: message.text, sentAt: message.sentAt,
-                        expiresAt: message.expiresAt, burnOnRead: message.burnOnRead))
-            } else {
-                let place = message.room.map { "[\($0)] " } ?? ""
-                Swift.print("\(place)\(message.from): \(message.text)")
-            }
+            let place = message.room.map { "[\($0)] " } ?? ""
+            var notes: [String] = []
+            if let expiresAt = message.expiresAt { notes.append("expires \(Self.time(expiresAt))") }
+            if let burn = message.burnOnRead { notes.append("burns \(DurationText.format(burn)) after reading") }
+            let suffix = notes.isEmpty ? "" : "  (\(notes.joined(separator: ", ")))"
+            Swift.print("\(Self.time(message.sentAt)) \(place)\(message.from): \(message.text)\(suffix)")
         case .joined(let conversation):
-            if !json { Swift.print("* joined \(conversation.title)") }
-        case .membersChanged(let conversation):
-            if !json { Swift.print("* \(conversation.title): members \(conversation.members.map(\.description).joined(separator: ", "))") }
-        case .removed(let id):
-            if !json { Swift.print("* removed from \(id)") }
+            Swift.print(
+                "* joined \(conversation.title) with \(conversation.members.map(\.description).joined(separator: ", "))\(settingsText(conversation))"
+            )
+        case .membersChanged(let change):
+            Swift.print("* \(change.conversation.title): \(Self.describe(change))")
+        case .settingsChanged(let change):
+            Swift.print(
+                "* \(change.conversation.title):\(settingsText(change.conversation, always: true))\(Self.byline(change.by, change.proposedByServer))"
+            )
+        case .removed(let id, let by):
+            Swift.print("* you were removed from \(id)\(Self.byline(by, false))")
         case .warning(let text):
             FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
         }
+    }
+
+    static func describe(_ change: MembershipChange) -> String {
+        var parts: [String] = []
+        if !change.addedUsers.isEmpty { parts.append("added \(change.addedUsers.map(\.description).joined(separator: ", "))") }
+        if !change.removedUsers.isEmpty { parts.append("removed \(change.removedUsers.map(\.description).joined(separator: ", "))") }
+        let newDevices = change.addedDevices.filter { !change.addedUsers.contains($0.user) }
+        let goneDevices = change.removedDevices.filter { !change.removedUsers.contains($0.user) }
+        if !newDevices.isEmpty { parts.append("new device \(newDevices.map(\.description).joined(separator: ", "))") }
+        if !goneDevices.isEmpty { parts.append("device removed \(goneDevices.map(\.description).joined(separator: ", "))") }
+        return parts.joined(separator: "; ") + byline(change.by, change.proposedByServer)
+    }
+
+    static func byline(_ by: DeviceRef?, _ server: Bool) -> String {
+        let who = by.map { " (by \($0)" } ?? " ("
+        if server { return who + (by == nil ? "" : ", ") + "proposed by the server)" }
+        return by == nil ? "" : who + ")"
+    }
+
+    static func time(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return formatter.string(from: date)
+    }
+}
+
+/// One event as a JSON line.
+struct EventLine: Encodable {
+    let event: ClientEvent
+
+    init(_ event: ClientEvent) { self.event = event }
+
+    enum Key: String, CodingKey {
+        case type, id, conversation, room, from, device, text, sentAt, expiresAt, burnOnRead, kind, title, members, messageLifetime, by
+        case proposedByServer, addedUsers, removedUsers, addedDevices, removedDevices
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        switch event {
+        case .message(let message):
+            try container.encode("message", forKey: .type)
+            try container.encode(message.id, forKey: .id)
+            try container.encode(message.conversation, forKey: .conversation)
+            try container.encode(message.room, forKey: .room)
+            try container.encode(message.from, forKey: .from)
+            try container.encode("\(message.from)/\(message.device)", forKey: .device)
+            try container.encode(message.text, forKey: .text)
+            try container.encode(message.sentAt, forKey: .sentAt)
+            try container.encode(message.expiresAt, forKey: .expiresAt)
+            try container.encode(message.burnOnRead, forKey: .burnOnRead)
+        case .joined(let conversation):
+            try container.encode("joined", forKey: .type)
+            try Self.encode(conversation, into: &container)
+        case .membersChanged(let change):
+            try container.encode("members", forKey: .type)
+            try Self.encode(change.conversation, into: &container)
+            try container.encode(change.by?.description, forKey: .by)
+            try container.encode(change.proposedByServer, forKey: .proposedByServer)
+            try container.encode(change.addedUsers, forKey: .addedUsers)
+            try container.encode(change.removedUsers, forKey: .removedUsers)
+            try container.encode(change.addedDevices.map(\.description), forKey: .addedDevices)
+            try container.encode(change.removedDevices.map(\.description), forKey: .removedDevices)
+        case .settingsChanged(let change):
+            try container.encode("settings", forKey: .type)
+            try Self.encode(change.conversation, into: &container)
+            try container.encode(change.by?.description, forKey: .by)
+            try container.encode(change.proposedByServer, forKey: .proposedByServer)
+        case .removed(let id, let by):
+            try container.encode("removed", forKey: .type)
+            try container.encode(id, forKey: .conversation)
+            try container.encode(by?.description, forKey: .by)
+        case .warning(let text):
+            try container.encode("warning", forKey: .type)
+            try container.encode(text, forKey: .text)
+        }
+    }
+
+    static func encode(_ conversation: Conversation, into container: inout KeyedEncodingContainer<Key>) throws {
+        try container.encode(conversation.id, forKey: .conversation)
+        try container.encode(conversation.kind, forKey: .kind)
+        try container.encode(conversation.title, forKey: .title)
+        try container.encode(conversation.members, forKey: .members)
+        try container.encode(conversation.messageLifetime > 0 ? conversation.messageLifetime : nil, forKey: .messageLifetime)
+        try container.encode(conversation.burnOnRead > 0 ? conversation.burnOnRead : nil, forKey: .burnOnRead)
+    }
+}
+
+/// A conversation as `room list --json` prints it: settings that are off are null.
+struct ConversationLine: Encodable {
+    let id: ConversationID
+    let kind: ConversationKind
+    let title: String
+    let name: String?
+    let peer: UserAddress?
+    let members: [UserAddress]
+    let devices: [String]
+    let epoch: UInt64
+    let messageLifetime: UInt64?
+    let burnOnRead: UInt64?
+    let hidden: Bool
+
+    init(_ conversation: Conversation) {
+        id = conversation.id
+        kind = conversation.kind
+        title = conversation.title
+        name = conversation.name
+        peer = conversation.peer
+        members = conversation.members
+        devices = conversation.devices.map(\.description)
+        epoch = conversation.epoch
+        messageLifetime = conversation.messageLifetime > 0 ? conversation.messageLifetime : nil
+        burnOnRead = conversation.burnOnRead > 0 ? conversation.burnOnRead : nil
+        hidden = conversation.hidden
+    }
+
+    enum CodingKeys: String, CodingKey { case id, kind, title, name, peer, members, devices, epoch, messageLifetime, burnOnRead, hidden }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(title, forKey: .title)
+        try container.encode(name, forKey: .name)
+        try container.encode(peer, forKey: .peer)
+        try container.encode(members, forKey: .members)
+        try container.encode(devices, forKey: .devices)
+        try container.encode(epoch, forKey: .epoch)
+        try container.encode(messageLifetime, forKey: .messageLifetime)
+        try container.encode(burnOnRead, forKey: .burnOnRead)
+        try container.encode(hidden, forKey: .hidden)
     }
 }
 

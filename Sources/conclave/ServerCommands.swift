@@ -71,12 +71,23 @@ struct ServerRun: AsyncParsableCommand {
         let logger = Logger(label: "conclave.server")
         let storage = try await ServerStorage.open(directory: directory, postgres: postgres, logger: logger)
         guard let adminHash = Hex.decode(settings.adminTokenSha256) else { throw ValidationError("conclave.json: bad admin_token_sha256") }
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             network: settings.network, host: host, port: port, adminTokenHash: adminHash,
             sessionLifetime: TimeInterval(settings.sessionLifetimeSeconds), limits: settings.limits ?? ServerLimits(),
             insecureFederationHosts: Set(settings.federationInsecureHosts ?? []), trustedProxies: Set(settings.trustedProxies ?? []))
+        var clock = ServerClock.system
+        #if DEBUG
+            // Tests move the server's time (message expiry) through the admin API; release builds cannot.
+            if ProcessInfo.processInfo.environment["CONCLAVE_TEST_CLOCK"] == "1" {
+                let offset = try ClockOffset(file: directory.path + "/test-clock")
+                configuration.clockOffset = offset
+                clock = offset.clock
+                logger.warning("the server's clock can be moved by the test-clock route (debug build, CONCLAVE_TEST_CLOCK=1)")
+            }
+        #endif
         let app = try buildApplication(
             configuration: configuration, storage: storage, networkKey: try directory.networkKey(domain: settings.network), logger: logger,
+            clock: clock,
             onServerRunning: { _ in
                 logger.notice(
                     "\(ServerLogMarker.listening)",

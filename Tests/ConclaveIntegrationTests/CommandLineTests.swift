@@ -53,12 +53,16 @@ struct CommandLineTests {
         #expect(try cli("alice", ["send", "--room", "builders", "room", "text"]).status == 0)
         let received = try cli("bob", ["receive", "--json"])
         #expect(received.status == 0, "\(received.error)")
-        let lines = received.output.split(separator: "\n").compactMap {
+        let events = received.output.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
+        // Every line is JSON with a type: bob joined the 1:1 and the room, then the messages.
+        #expect(events.count == received.output.split(separator: "\n").count)
+        #expect(events.compactMap { $0["type"] as? String } == ["joined", "message", "joined", "message"])
+        let lines = events.filter { $0["type"] as? String == "message" }
         #expect(lines.compactMap { $0["text"] as? String } == ["hello from the cli", "room text"])
         for line in lines {
-            for key in ["id", "conversation", "room", "from", "device", "text", "sent_at", "expires_at"] {
+            for key in ["id", "conversation", "room", "from", "device", "text", "sent_at", "expires_at", "burn_on_read"] {
                 #expect(line.keys.contains(key), "receive --json lacks \(key)")
             }
             #expect(line["from"] as? String == "alice@acme.example")

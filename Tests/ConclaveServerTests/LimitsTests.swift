@@ -267,7 +267,14 @@ struct LimitsTests {
             let bob = try await network.device("bob")
             _ = try await network.device("carol")
             let direct = try await alice.directConversation(with: network.address("bob"))
-            await expectRefused(.directConversation) { _ = try await alice.add([network.address("carol")], to: direct.id) }
+            // The client refuses it; a modified client that commits it anyway is refused by the server (D21).
+            await #expect(throws: ClientError.self) { _ = try await alice.add([network.address("carol")], to: direct.id) }
+            await expectRefused(.directConversation) { _ = try await alice.addUsersForTesting([network.address("carol")], to: direct.id) }
+            // Nobody leaves a 1:1 either: the server refuses, and the client hides it instead.
+            let token = try #require(await alice.sessionTokenForTesting)
+            RawHTTP(baseURL: network.url).expectRefusal(
+                try await RawHTTP(baseURL: network.url).send(.POST, "/v1/conversations/\(direct.id)/leave", token: token),
+                .directConversation)
             try await alice.send("still just us", to: direct.id)
             #expect(ConclaveTestSupport.texts(try await bob.receive()) == ["still just us"])
         }
