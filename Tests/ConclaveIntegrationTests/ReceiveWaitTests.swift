@@ -39,7 +39,7 @@ struct ReceiveWaitTests {
         let second = try CLIProcess(["--profile", profile, "receive", "--wait", "3s"])
         try await alice.send("last", to: direct.id)
         try await second.waitForOutput(containing: "last")
-        network.stop()
+        network.server.kill()  // at once: a graceful stop may keep the connection open past the wait
         let failed = second.waitForExit()
         #expect(failed.status == 1)
         #expect(failed.error.contains("could not reconnect"))

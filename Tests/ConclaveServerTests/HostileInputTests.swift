@@ -12,7 +12,7 @@ import Testing
 struct HostileInputTests {
     @Test("Unauthenticated, malformed, oversized, forged, replayed and wrong-epoch requests are refused", arguments: Backend.allCases)
     func refusals(_ backend: Backend) async throws {
-        try await TestNetwork.run(backend) { network in
+        try await TestNetwork.run(backend, testClock: true) { network in  // the sign-in backoff below must not run out while the test runs
             try await network.users("alice", "bob", "mallory")
             let alice = try await network.device("alice")
             let bob = try await network.device("bob")
