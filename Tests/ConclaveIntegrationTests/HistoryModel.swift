@@ -52,7 +52,8 @@ enum HistoryOp: Sendable, Hashable, CustomStringConvertible {
             case 24..<34: .sendDirect(device: pick(), peer: pick())
             case 34..<54: .receive(device: pick(), crashBeforePrinting: random.next() % 4 == 0)
             case 54..<60:
-                .createRoom(device: pick(), members: (0..<(1 + Int(random.next() % 3))).map { _ in pick() }, expiring: random.next() % 3 == 0)
+                .createRoom(
+                    device: pick(), members: (0..<(1 + Int(random.next() % 3))).map { _ in pick() }, expiring: random.next() % 3 == 0)
             case 60..<67: .add(device: pick(), conversation: pick(), user: pick())
             case 67..<71: .remove(device: pick(), conversation: pick(), member: pick())
             case 71..<74: .leave(device: pick(), conversation: pick())
