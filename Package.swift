@@ -107,6 +107,7 @@ let package = Package(
             dependencies: [
                 "ConclaveClient", "ConclaveProtocol", "ConclaveServer", "ConclaveStorage", "ConclaveSupport", "MLS", "MLSCodec",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -45,6 +45,13 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     /// The server ended this device's session (its user was suspended or
     /// deleted, or its devices reset).
     case sessionEnded
+    /// A contact the user verified shows another identity key now: nothing
+    /// is sent to them until the user verifies the new safety number.
+    case identityChanged(UserAddress)
+    /// The safety number given is not the one of this user and the contact.
+    case safetyNumberMismatch(UserAddress)
+    /// This device waits for approval by another device of its user.
+    case pendingApproval
 
     public var description: String {
         switch self {
@@ -71,6 +78,12 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         case .deviceRemoved:
             "this device no longer exists on the server (signed out, reset by an administrator, or the user was deleted): run `conclave logout --local` and sign in again"
         case .sessionEnded: "the server ended this device's session (suspended, deleted, or devices reset)"
+        case .identityChanged(let user):
+            "\(user)'s identity key changed since you verified it: nothing was sent; compare the new safety number (`conclave safety-number \(user)`) and run `conclave verify` again"
+        case .safetyNumberMismatch(let user):
+            "the safety number does not match the one of you and \(user): do not trust this conversation until you know why"
+        case .pendingApproval:
+            "this device waits for approval: run `conclave device approve CODE` on one of your other devices (`conclave device list` shows the code here)"
         }
     }
 

@@ -117,7 +117,7 @@ extension ConclaveClient {
         let id = ConversationID.hosted(by: account.user.domain)
         let bundle = try KeyPackageBundle.create(
             provider, credential: try credential, signer: signer, lifetime: Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600),
-            capabilities: ConversationSettings.capabilities(provider.suite), random: random)
+            capabilities: ConversationSettings.capabilities(provider.suite), leafExtensions: leafExtensions, random: random)
         var writer = TLSWriter()
         writer.writeVector([networkKey.externalSender])
         let group = try Group(
@@ -354,11 +354,11 @@ extension ConclaveClient {
             }
             let (group, commit) = try Group.joinExternally(
                 groupInfo: info, ratchetTree: tree, credential: try credential, signer: signer,
-                capabilities: ConversationSettings.capabilities(try provider.suite), removing: ownOldLeaf, now: validationTime,
-                random: random)
+                capabilities: ConversationSettings.capabilities(try provider.suite), leafExtensions: leafExtensions, removing: ownOldLeaf,
+                now: validationTime, random: random)
             let leaves = await verifyLeaves(group)
             if let (_, error) = leaves.unavailable.first { throw error }
-            guard leaves.failed.isEmpty else {
+            guard leaves.failed.isEmpty else {  // a device without a certificate; an unapproved one is removed before sending (C6)
                 throw ClientError.untrusted("conversation \(id) holds a device without a valid certificate of its network")
             }
             let request = CommitRequest(

@@ -89,7 +89,12 @@ public struct AdminClient: Sendable {
     /// Moves a user to another security group; the server enforces the new
     /// policy on the user's conversations at once.
     public func setGroup(of name: UserName, to group: SecurityGroupName) async throws -> UserInfo {
-        try await api.patch("/v1/admin/users/\(name)", UserChange(group: group))
+        try await updateUser(name, UserChange(group: group))
+    }
+
+    /// Moves a user to another group and/or sets a new password (audited).
+    public func updateUser(_ name: UserName, _ change: UserChange) async throws -> UserInfo {
+        try await api.patch("/v1/admin/users/\(name)", change)
     }
 
     public func groups() async throws -> [SecurityGroupInfo] { (try await api.get("/v1/admin/groups", as: SecurityGroupList.self)).groups }

@@ -70,8 +70,13 @@ extension ConclaveClient {
     /// proposals committed, conversations of this user that this device is
     /// not in yet joined, key packages topped up.
     func processAll() async throws {
+        if isPending {
+            try await holdEvents(try await checkApproval())
+            if isPending { return }
+        }
         try await catchUp(autoCommit: true)
         try await holdEvents(try await joinMissingConversations(quietly: true))
+        try await holdEvents(try await ownDeviceChanges())
         try await replenishKeyPackages()
     }
 
@@ -232,6 +237,9 @@ extension ConclaveClient {
                     .warning(
                         "conversation \(id) now holds a device without a valid certificate of its network; it is removed before anything is sent"
                     ))
+            }
+            for (index, certificate) in after.unapproved.sorted(by: { $0.key < $1.key }) where before.unapproved[index] == nil {
+                events.append(.untrustedDevice(id, DeviceRef(certificate)))  // C6
             }
             return .handled(events, advanced: true)
         case .proposal(_, let sender):

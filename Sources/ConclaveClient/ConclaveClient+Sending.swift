@@ -27,6 +27,7 @@ extension ConclaveClient {
     @discardableResult
     public func send(_ text: String, to id: ConversationID) async throws -> SentMessage {
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw ClientError.invalid("the message is empty") }
+        guard !isPending else { throw ClientError.pendingApproval }
         return try await lock.withLock { try await self.performSend(text, to: id) }
     }
 
@@ -70,8 +71,10 @@ extension ConclaveClient {
         let (account, _, _) = try requireAccount()
         let leaves = await verifyLeaves(group)
         if let (_, error) = leaves.unavailable.first { throw error }
-        if !leaves.failed.isEmpty {
-            let untrusted = Set(leaves.failed.compactMap { group.tree.leaf($0)?.signatureKey })
+        if !leaves.untrusted.isEmpty {
+            // C4, C6: a leaf without a valid certificate, or not approved by its user, is removed before anything is sent.
+            try await holdEvents(leaves.unapproved.sorted { $0.key < $1.key }.map { .untrustedDevice(id, DeviceRef($0.value)) })
+            let untrusted = Set(leaves.untrusted.compactMap { group.tree.leaf($0)?.signatureKey })
             _ = try await commitWithRetry(id) { group in
                 let remove = group.members.filter { untrusted.contains($0.leaf.signatureKey) && $0.index != group.ownLeaf }.map(\.index)
                 return try group.commit(removing: remove, now: self.validationTime, random: self.random)

@@ -8,9 +8,15 @@ import MLSCodec
 
 /// What ``ConclaveClient/verifyLeaves(_:_:)`` found.
 struct LeafVerification {
+    /// Leaves with a valid certificate of their network (C1) and a valid
+    /// approval under their user's identity key (C6).
     var verified: [LeafIndex: VerifiedDeviceCertificate] = [:]
     /// Leaves whose credential is not a certificate, or does not verify.
     var failed: [LeafIndex] = []
+    /// Leaves with a valid certificate but no valid approval of their user.
+    var unapproved: [LeafIndex: VerifiedDeviceCertificate] = [:]
+    /// Every leaf that must not receive anything: failed or unapproved.
+    var untrusted: [LeafIndex] { failed + unapproved.keys }
     /// Leaves of a network whose key could not be had, and why.
     var unavailable: [(LeafIndex, any Error)] = []
 }
@@ -41,6 +47,8 @@ public actor ConclaveClient {
     var joinWarnings: Set<ConversationID> = []
     /// Peer networks' keys, as this device's network pinned them.
     var peerKeys: [NetworkDomain: NetworkPublicKey] = [:]
+    /// Contacts' identity keys as pinned (C7), read from the store once.
+    var contactPinCache: [String: ContactPin]?
     /// The device's clock (message expiry, MLS lifetimes); tests inject their own.
     nonisolated let clock: @Sendable () -> Date
 
@@ -167,6 +175,7 @@ public actor ConclaveClient {
         signer = nil
         networkKey = nil
         peerKeys = [:]
+        contactPinCache = nil
         heldBurnOnRead = [:]
         inboxCursor = 0
     }
@@ -185,20 +194,26 @@ public actor ConclaveClient {
         let suite = CipherSuite.x25519Aes128Sha256Ed25519
         let provider = try CipherSuiteProvider(suite)
         let signer = try provider.generateSignatureKey(random: random)
+        let transfer = try provider.generateHPKEKeyPair(random: random)
         let response: LoginResponse = try await anonymous.post(
             "/v1/login",
             LoginRequest(
                 user: user, password: password, deviceName: deviceName, signatureKey: Base64Bytes(signer.publicKey.bytes),
-                cipherSuite: suite.rawValue))
+                cipherSuite: suite.rawValue, transferKey: Base64Bytes(transfer.publicKey.bytes)))
         let networkKey = NetworkPublicKey(domain: wellKnown.domain, rawKey: wellKnown.signingKey.bytes)
         guard let certificate = (try? UnverifiedDeviceCertificate(tlsSerialized: response.certificate.bytes))?.verified(by: networkKey),
             certificate.signatureKey == signer.publicKey, certificate.user == response.user, certificate.device == response.deviceId
         else { throw ClientError.invalid("the server's device certificate does not verify") }
         let account = Account(
             server: server, user: response.user, device: response.deviceId, token: response.token, certificate: response.certificate,
-            signerSeed: Base64Bytes(signer.serialized.bytes), cipherSuite: suite.rawValue, networkKey: wellKnown.signingKey)
+            signerSeed: Base64Bytes(signer.serialized.bytes), cipherSuite: suite.rawValue, networkKey: wellKnown.signingKey,
+            pending: response.pending == true ? true : nil,
+            transferSeed: response.pending == true ? Base64Bytes(transfer.privateKey.secret.bytes) : nil)
         try await store.setMeta("account", Array(try ConclaveJSON.encoder().encode(account)))
         try adopt(account)
+        try await establishIdentity(response)
+        if isPending { return [] }
+        _ = try await ownDeviceChanges()  // what this device knows from now on
         try await replenishKeyPackages()
         return try await joinMissingConversations(quietly: false)
     }
@@ -229,8 +244,7 @@ public actor ConclaveClient {
         let lifetime = Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600)
         let bundle = try KeyPackageBundle.create(
             provider, credential: try credential, signer: signer, lifetime: lifetime,
-            capabilities: ConversationSettings.capabilities(provider.suite),
-            random: random)
+            capabilities: ConversationSettings.capabilities(provider.suite), leafExtensions: leafExtensions, random: random)
         try await store.addKeyPackage(bundle.keyPackage.reference(provider), bundle.serialized, lastResort: lastResort)
         return MLSMessage(body: .keyPackage(bundle.keyPackage)).tlsSerialized
     }
@@ -284,10 +298,18 @@ public actor ConclaveClient {
                 result.unavailable.append((index, error))
                 continue
             }
-            if let certificate = claim.verified(for: leaf, by: key) {
-                result.verified[index] = certificate
-            } else {
+            guard let certificate = claim.verified(for: leaf, by: key) else {
                 result.failed.append(index)
+                continue
+            }
+            do {
+                if try await isApproved(certificate, leaf: leaf) {
+                    result.verified[index] = certificate
+                } else {
+                    result.unapproved[index] = certificate
+                }
+            } catch {
+                result.unavailable.append((index, error))
             }
         }
         return result

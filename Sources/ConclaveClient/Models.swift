@@ -94,6 +94,33 @@ public enum ClientEvent: Sendable, Hashable, Codable {
     /// Something the server delivered failed a check or could not be
     /// processed; what it was is said, and nothing else was affected.
     case warning(String)
+    /// A conversation holds a device its user did not approve (C6): it is
+    /// removed before anything is sent there, and reads nothing sent.
+    case untrustedDevice(ConversationID, DeviceRef)
+    /// A contact's identity key is not the one this device knew (C7).
+    case identityChanged(UserAddress)
+    /// A device signed in to this account and waits for approval (or was
+    /// approved, or removed).
+    case ownDevice(OwnDevice, change: OwnDeviceChange)
+    /// This device was approved by another device of its user and joined
+    /// the user's conversations.
+    case approved
+}
+
+/// One of this user's devices, as the server lists them to the user.
+public struct OwnDevice: Sendable, Hashable, Codable {
+    public var id: DeviceID
+    public var name: String
+    public var pending: Bool
+    /// This device.
+    public var current: Bool
+    public var createdAt: Date
+}
+
+public enum OwnDeviceChange: String, Sendable, Hashable, Codable {
+    case signedIn = "signed_in"
+    case approved
+    case removed
 }
 
 /// An event held (sealed in the local store, or in memory for
@@ -115,6 +142,21 @@ struct Account: Codable, Sendable {
     var cipherSuite: UInt16
     /// The network key from `/.well-known/conclave`, pinned at sign-in.
     var networkKey: Base64Bytes
+    /// The user's identity key (its seed), once this device holds it.
+    var identitySeed: Base64Bytes? = nil
+    /// This device's approval under that key (TLS), carried in its leaves.
+    var approval: Base64Bytes? = nil
+    /// Waiting for approval by another device of the user.
+    var pending: Bool? = nil
+    /// The private X25519 key the identity key is sealed to while pending.
+    var transferSeed: Base64Bytes? = nil
+}
+
+/// A contact's identity key as this device first saw it (trust on first
+/// use), and whether the user verified it with the safety number.
+struct ContactPin: Codable, Sendable {
+    var key: Base64Bytes
+    var verified: Bool
 }
 
 /// A conversation's local record: metadata and the MLS group snapshot.

@@ -124,13 +124,19 @@ public struct LoginRequest: Codable, Sendable {
     /// The new device's MLS signature public key.
     public var signatureKey: Base64Bytes
     public var cipherSuite: UInt16
+    /// The new device's X25519 public key, to which an approving device
+    /// seals the user's identity key (required when the user has one).
+    public var transferKey: Base64Bytes?
 
-    public init(user: String, password: String, deviceName: String, signatureKey: Base64Bytes, cipherSuite: UInt16) {
+    public init(
+        user: String, password: String, deviceName: String, signatureKey: Base64Bytes, cipherSuite: UInt16, transferKey: Base64Bytes? = nil
+    ) {
         self.user = user
         self.password = password
         self.deviceName = deviceName
         self.signatureKey = signatureKey
         self.cipherSuite = cipherSuite
+        self.transferKey = transferKey
     }
 }
 
@@ -171,13 +177,64 @@ public struct LoginResponse: Codable, Sendable {
     /// The device's certificate: the identity of its MLS BasicCredential.
     public var certificate: Base64Bytes
     public var expiresAt: Date
+    /// True when the user has an identity key and this device waits for
+    /// one of the user's approved devices to approve it.
+    public var pending: Bool?
+    /// The public half of the user's identity key, when there is one.
+    public var identityKey: Base64Bytes?
 
-    public init(token: String, user: UserAddress, deviceId: DeviceID, certificate: Base64Bytes, expiresAt: Date) {
+    public init(
+        token: String, user: UserAddress, deviceId: DeviceID, certificate: Base64Bytes, expiresAt: Date, pending: Bool? = nil,
+        identityKey: Base64Bytes? = nil
+    ) {
         self.token = token
         self.user = user
         self.deviceId = deviceId
         self.certificate = certificate
         self.expiresAt = expiresAt
+        self.pending = pending
+        self.identityKey = identityKey
+    }
+}
+
+/// The first device of a user publishes the user's identity key with its
+/// own approval (`PUT /v1/identity`).
+public struct IdentityPublication: Codable, Sendable {
+    public var identityKey: Base64Bytes
+    /// This device's ``DeviceApproval`` (TLS encoding).
+    public var approval: Base64Bytes
+
+    public init(identityKey: Base64Bytes, approval: Base64Bytes) {
+        self.identityKey = identityKey
+        self.approval = approval
+    }
+}
+
+/// A user's identity key as the server keeps it (`GET /v1/users/{user}/identity`).
+public struct UserIdentityInfo: Codable, Sendable, Hashable {
+    public var user: UserAddress
+    public var identityKey: Base64Bytes
+    public var createdAt: Date
+
+    public init(user: UserAddress, identityKey: Base64Bytes, createdAt: Date) {
+        self.user = user
+        self.identityKey = identityKey
+        self.createdAt = createdAt
+    }
+}
+
+/// An approved device approves a pending one (`POST /v1/devices/{id}/approve`).
+public struct ApproveDevice: Codable, Sendable {
+    /// The pending device's ``DeviceApproval`` (TLS encoding).
+    public var approval: Base64Bytes
+    /// The identity key's seed sealed to the pending device's transfer key
+    /// (HPKE base mode, suite 1's KEM, KDF and AEAD; info "Conclave identity
+    /// transfer v1", aad the device id): `kem_output || ciphertext`.
+    public var sealedIdentity: Base64Bytes
+
+    public init(approval: Base64Bytes, sealedIdentity: Base64Bytes) {
+        self.approval = approval
+        self.sealedIdentity = sealedIdentity
     }
 }
 
@@ -187,13 +244,25 @@ public struct DeviceInfo: Codable, Sendable, Hashable {
     public var certificate: Base64Bytes
     public var createdAt: Date
     public var lastSeenAt: Date?
+    /// True while the device waits for approval by one of its user's devices.
+    public var pending: Bool?
+    /// A pending device's transfer key (told to its own user's devices only).
+    public var transferKey: Base64Bytes?
+    /// An approved device's ``DeviceApproval`` (TLS encoding), when the user has an identity.
+    public var approval: Base64Bytes?
 
-    public init(deviceId: DeviceID, name: String, certificate: Base64Bytes, createdAt: Date, lastSeenAt: Date?) {
+    public init(
+        deviceId: DeviceID, name: String, certificate: Base64Bytes, createdAt: Date, lastSeenAt: Date?, pending: Bool? = nil,
+        transferKey: Base64Bytes? = nil, approval: Base64Bytes? = nil
+    ) {
         self.deviceId = deviceId
         self.name = name
         self.certificate = certificate
         self.createdAt = createdAt
         self.lastSeenAt = lastSeenAt
+        self.pending = pending
+        self.transferKey = transferKey
+        self.approval = approval
     }
 }
 

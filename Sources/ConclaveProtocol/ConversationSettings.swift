@@ -43,7 +43,9 @@ public struct ConversationSettings: Hashable, Sendable, TLSCodable {
 
     /// What a leaf lists in its capabilities so groups may carry the settings.
     public static func capabilities(_ suite: CipherSuite) -> Capabilities {
-        Capabilities(versions: [.mls10], cipherSuites: [suite], extensions: [extensionType], proposals: [], credentials: [.basic])
+        Capabilities(
+            versions: [.mls10], cipherSuites: [suite], extensions: [extensionType, DeviceApproval.extensionType], proposals: [],
+            credentials: [.basic])
     }
 
     public func encode(to writer: inout TLSWriter) {

@@ -33,6 +33,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case networkNotPinned = "network_not_pinned"
     case peerUnverified = "peer_unverified"
     case directConversation = "direct_conversation"
+    case devicePending = "device_pending"
     // 404
     case notFound = "not_found"
     case unknownNetwork = "unknown_network"
@@ -50,6 +51,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case wrongEpoch = "wrong_epoch"
     case pendingProposals = "pending_proposals"
     case keyPackageStockFull = "key_package_stock_full"
+    case identityExists = "identity_exists"
     // 413
     case tooLarge = "too_large"
     // 429
@@ -72,12 +74,12 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
             400
         case .unauthenticated, .sessionExpired, .invalidCredentials, .invalidRequestSignature, .staleRequest, .replayedRequest: 401
         case .forbidden, .inactiveDevice, .policySegmentation, .policySettings, .policyConflict, .policyFederation,
-            .federationOff, .networkNotPinned, .peerUnverified, .directConversation:
+            .federationOff, .networkNotPinned, .peerUnverified, .directConversation, .devicePending:
             403
         case .notFound, .unknownNetwork: 404
         case .methodNotAllowed: 405
         case .conflict, .conversationExists, .userExists, .groupExists, .groupInUse, .keyInUse, .duplicateKeyPackage, .peerExists,
-            .wrongEpoch, .pendingProposals, .keyPackageStockFull:
+            .wrongEpoch, .pendingProposals, .keyPackageStockFull, .identityExists:
             409
         case .tooLarge: 413
         case .rateLimited: 429
@@ -115,6 +117,8 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .networkNotPinned: "the requesting network is not a federation peer of this one"
         case .peerUnverified: "an unlisted network is not verified yet, or its URL does not publish the domain and key it signs with"
         case .directConversation: "a 1:1 conversation holds its two users only, for its whole life: no one is added, no one leaves"
+        case .devicePending: "this device waits for approval by one of its user's devices: it is in no conversation until then"
+        case .identityExists: "the user has an identity key: a new device is approved by one of the user's devices, not made first"
         case .notFound: "no such resource, or the caller may not know of it"
         case .unknownNetwork: "the network is not a federation peer"
         case .methodNotAllowed: "the route exists but not with this method"
@@ -153,7 +157,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     public var isFinal: Bool {
         switch self {
         case .badRequest, .invalidMLSMessage, .invalidCredential, .invalidKeyPackage, .invalidSettings, .tooLarge, .forbidden,
-            .policyFederation, .policySegmentation, .policySettings, .notFound, .inactiveDevice, .directConversation:
+            .policyFederation, .policySegmentation, .policySettings, .notFound, .inactiveDevice, .directConversation, .devicePending:
             true
         default: false
         }

@@ -329,6 +329,14 @@ public struct PolicyQuery: Codable, Sendable, Hashable {
 /// `PATCH /v1/admin/users/{name}`.
 public struct UserChange: Codable, Sendable, Hashable {
     public var group: SecurityGroupName?
+    /// A new password (8 to 1,024 characters), set by an administrator and
+    /// audited (`user.password_reset`). It lets the holder sign in new
+    /// devices, which stay pending until one of the user's devices approves
+    /// them.
+    public var password: String?
 
-    public init(group: SecurityGroupName?) { self.group = group }
+    public init(group: SecurityGroupName? = nil, password: String? = nil) {
+        self.group = group
+        self.password = password
+    }
 }

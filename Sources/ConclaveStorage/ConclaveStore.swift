@@ -86,6 +86,16 @@ extension ConclaveStore {
         }
     }
 
+    /// Replaces a user's password hash. False when there is no such user.
+    public func setPasswordHash(of name: UserName, to hash: String, audit: AuditDraft? = nil) async throws -> Bool {
+        try await database.transaction { connection in
+            let rows = try await connection.query(
+                "UPDATE users SET password_hash = ? WHERE name = ? RETURNING name", [.text(hash), .text(name.value)])
+            if let audit, !rows.isEmpty { try await Self.appendAudit(connection, audit, lock: forUpdate) }
+            return !rows.isEmpty
+        }
+    }
+
     /// Sets the suspension flag; a suspension also ends every session of the
     /// user at once and deletes their devices' key packages, so that after
     /// it a device is added to a conversation again only once it has signed
@@ -130,11 +140,11 @@ extension ConclaveStore {
     public func createDevice(_ device: DeviceRecord) async throws {
         try await database.transaction { connection in
             try await connection.execute(
-                "INSERT INTO devices (id, user_name, name, signature_key, certificate, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO devices (id, user_name, name, signature_key, certificate, created_at, pending, transfer_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     .text(device.id.value), .text(device.user.value), .text(device.name), .blob(device.signatureKey),
-                    .blob(device.certificate),
-                    .integer(device.createdAt.millis),
+                    .blob(device.certificate), .integer(device.createdAt.millis), .integer(device.pending ? 1 : 0),
+                    device.transferKey.map(SQLValue.blob) ?? .null,
                 ])
         }
     }
@@ -142,7 +152,7 @@ extension ConclaveStore {
     public func device(_ id: DeviceID) async throws -> DeviceRecord? {
         try await database.read { connection in
             let rows = try await connection.query(
-                "SELECT id, user_name, name, signature_key, certificate, created_at, last_seen_at FROM devices WHERE id = ?",
+                "SELECT \(Self.deviceColumns) FROM devices WHERE id = ?",
                 [.text(id.value)])
             return try rows.first.map(Self.deviceRecord)
         }
@@ -151,7 +161,7 @@ extension ConclaveStore {
     public func devices(of user: UserName) async throws -> [DeviceRecord] {
         try await database.read { connection in
             let rows = try await connection.query(
-                "SELECT id, user_name, name, signature_key, certificate, created_at, last_seen_at FROM devices WHERE user_name = ? ORDER BY created_at, id",
+                "SELECT \(Self.deviceColumns) FROM devices WHERE user_name = ? ORDER BY created_at, id",
                 [.text(user.value)])
             return try rows.map(Self.deviceRecord)
         }
@@ -165,6 +175,8 @@ extension ConclaveStore {
                 try await connection.execute("SELECT id FROM devices WHERE user_name = ? ORDER BY id FOR UPDATE", [.text(user.value)])
             }
             let rows = try await connection.query("DELETE FROM devices WHERE user_name = ? RETURNING id", [.text(user.value)])
+            // With every device gone the identity key is gone too: the next first device makes a new one.
+            try await connection.execute("DELETE FROM user_identities WHERE user_name = ?", [.text(user.value)])
             if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return try rows.map(Self.deviceID)
         }
@@ -185,11 +197,22 @@ extension ConclaveStore {
             createdAt: Date(millis: try row.integer(4)))
     }
 
+    static let deviceColumnNames = [
+        "id", "user_name", "name", "signature_key", "certificate", "created_at", "last_seen_at", "pending", "transfer_key", "approval",
+        "sealed_identity",
+    ]
+    static let deviceColumnCount = deviceColumnNames.count
+    static func deviceColumns(prefix: String) -> String { deviceColumnNames.map { prefix + $0 }.joined(separator: ", ") }
+    static var deviceColumns: String { deviceColumns(prefix: "") }
+
+    /// A device from the columns of ``deviceColumns``.
     static func deviceRecord(_ row: SQLRow) throws -> DeviceRecord {
         guard let id = DeviceID(try row.text(0)), let user = UserName(try row.text(1)) else { throw StoreError.corrupt("devices.id") }
         return DeviceRecord(
             id: id, user: user, name: try row.text(2), signatureKey: try row.blob(3), certificate: try row.blob(4),
-            createdAt: Date(millis: try row.integer(5)), lastSeenAt: try row.optionalInteger(6).map(Date.init(millis:)))
+            createdAt: Date(millis: try row.integer(5)), lastSeenAt: try row.optionalInteger(6).map(Date.init(millis:)),
+            pending: try row.integer(7) != 0, transferKey: try row.optionalBlob(8), approval: try row.optionalBlob(9),
+            sealedIdentity: try row.optionalBlob(10))
     }
 
     static func deviceID(_ row: SQLRow) throws -> DeviceID {
@@ -215,14 +238,14 @@ extension ConclaveStore {
         try await database.read { connection in
             let rows = try await connection.query(
                 """
-                SELECT d.id, d.user_name, d.name, d.signature_key, d.certificate, d.created_at, d.last_seen_at, \
+                SELECT \(Self.deviceColumns(prefix: "d.")), \
                 u.name, u.password_hash, u.security_group, u.suspended, u.created_at \
                 FROM sessions s JOIN devices d ON d.id = s.device_id JOIN users u ON u.name = d.user_name \
                 WHERE s.token_hash = ? AND s.expires_at > ? AND u.suspended = 0
                 """, [.blob(tokenHash), .integer(now.millis)])
             guard let row = rows.first else { return nil }
             let device = try Self.deviceRecord(row)
-            let user = try Self.userRecord(SQLRow(Array(row.values[7...])))
+            let user = try Self.userRecord(SQLRow(Array(row.values[Self.deviceColumnCount...])))
             return (device, user)
         }
     }
@@ -305,7 +328,9 @@ extension ConclaveStore {
     /// and kept (RFC 9420 §16.8).
     public func claimKeyPackages(user: UserName) async throws -> [(device: DeviceID, data: [UInt8])] {
         try await database.transaction { connection in
-            let devices = try await connection.query("SELECT id FROM devices WHERE user_name = ? ORDER BY id", [.text(user.value)])
+            // A pending device is in no conversation until its user approved it.
+            let devices = try await connection.query(
+                "SELECT id FROM devices WHERE user_name = ? AND pending = 0 ORDER BY id", [.text(user.value)])
             var claimed: [(DeviceID, [UInt8])] = []
             for row in devices {
                 let device = try Self.deviceID(row)

@@ -31,9 +31,19 @@ public struct DeviceRecord: Sendable, Hashable {
     public var certificate: [UInt8]
     public var createdAt: Date
     public var lastSeenAt: Date?
+    /// Waiting for approval by one of its user's approved devices.
+    public var pending: Bool
+    /// A pending device's X25519 key for the sealed identity key.
+    public var transferKey: [UInt8]?
+    /// Its ``DeviceApproval`` (TLS encoding), once approved.
+    public var approval: [UInt8]?
+    /// The identity key sealed to ``transferKey`` by the approving device.
+    public var sealedIdentity: [UInt8]?
 
-    public init(id: DeviceID, user: UserName, name: String, signatureKey: [UInt8], certificate: [UInt8], createdAt: Date, lastSeenAt: Date?)
-    {
+    public init(
+        id: DeviceID, user: UserName, name: String, signatureKey: [UInt8], certificate: [UInt8], createdAt: Date, lastSeenAt: Date?,
+        pending: Bool = false, transferKey: [UInt8]? = nil, approval: [UInt8]? = nil, sealedIdentity: [UInt8]? = nil
+    ) {
         self.id = id
         self.user = user
         self.name = name
@@ -41,6 +51,10 @@ public struct DeviceRecord: Sendable, Hashable {
         self.certificate = certificate
         self.createdAt = createdAt
         self.lastSeenAt = lastSeenAt
+        self.pending = pending
+        self.transferKey = transferKey
+        self.approval = approval
+        self.sealedIdentity = sealedIdentity
     }
 }
 

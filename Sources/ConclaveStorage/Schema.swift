@@ -100,6 +100,16 @@ enum Schema {
                 """,
                 "CREATE INDEX federation_outbox_destination ON federation_outbox(destination, id)",
             ],
+            [
+                // Users vouch for their devices: the public half of each user's identity key; a device of a user with one
+                // is pending until an approved device of the user approves it (its approval and the identity key sealed
+                // to its transfer key are kept for it).
+                "CREATE TABLE user_identities (user_name TEXT PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE, public_key \(bytes) NOT NULL, created_at \(int) NOT NULL)",
+                "ALTER TABLE devices ADD COLUMN pending \(int) NOT NULL DEFAULT 0",
+                "ALTER TABLE devices ADD COLUMN transfer_key \(bytes)",
+                "ALTER TABLE devices ADD COLUMN approval \(bytes)",
+                "ALTER TABLE devices ADD COLUMN sealed_identity \(bytes)",
+            ],
         ]
     }
 }

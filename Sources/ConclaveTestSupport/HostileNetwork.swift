@@ -1,7 +1,11 @@
 import ConclaveProtocol
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import MLS
 import MLSCodec
+import NIOCore
+import Synchronization
 
 /// A network played by the test: it holds its own signing key, certifies
 /// devices for its own users, builds MLS groups with the library, and
@@ -23,6 +27,38 @@ public struct HostileNetwork: Sendable {
 
     public var domain: NetworkDomain { key.domain }
     public var fingerprint: String { key.publicKey.fingerprint }
+
+    /// The identity key of one of its users, derived from the network's
+    /// key: every device of that user it makes carries an approval under it.
+    public static func identity(of user: UserAddress, network: NetworkSigningKey) throws -> UserIdentityKey {
+        let provider = try CipherSuiteProvider(.x25519Aes128Sha256Ed25519)
+        return try UserIdentityKey(seed: provider.hash(Array("hostile identity v1 \(user)".utf8) + network.seed))
+    }
+
+    /// Runs `body` with this network answering identity-key requests of
+    /// peers (`POST /v1/federation/identity`) on a loopback port, its URL
+    /// the one it names: as a peer's server, a member's network asks it for
+    /// its users' identity keys.
+    public func servingIdentities<T: Sendable>(_ body: @Sendable (HostileNetwork) async throws -> T) async throws -> T {
+        let router = Router()
+        let key = key
+        router.post("/v1/federation/identity") { request, context -> Response in
+            let query = try await request.decode(as: FederatedKeyPackageClaim.self, context: context)
+            let user = UserAddress(name: query.user, domain: key.domain)
+            let info = UserIdentityInfo(
+                user: user, identityKey: Base64Bytes(try Self.identity(of: user, network: key).publicKey.rawKey), createdAt: Date(timeIntervalSince1970: 0))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(info))))
+        }
+        let port = Mutex(0)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port ?? 0 } })
+        return try await app.test(.live) { _ in
+            try await body(HostileNetwork(key: key, url: "http://127.0.0.1:\(port.withLock { $0 })"))
+        }
+    }
 
     /// A device of one of its users, certified by its key.
     public func device(_ name: String) throws -> HostileDevice {
@@ -89,13 +125,20 @@ public struct HostileDevice: Sendable {
             user: user, device: DeviceID.random(), signatureKey: signer.publicKey, cipherSuite: provider.suite,
             issuedAt: UInt64(Date().timeIntervalSince1970), by: network)
         self.network = network
+        let approval = try HostileNetwork.identity(of: user, network: network).approve(
+            user: user, device: certificate.device, signatureKey: signer.publicKey, cipherSuite: provider.suite,
+            at: UInt64(Date().timeIntervalSince1970))
+        leafExtensions = [approval.leafExtension]
     }
+
+    /// Its user's approval of it, under the identity key its network derives.
+    public let leafExtensions: [Extension]
 
     /// A key package of this device.
     public func keyPackage() throws -> KeyPackage {
         try KeyPackageBundle.create(
             provider, credential: certificate.credential, signer: signer, lifetime: Lifetime(notBefore: 0, notAfter: .max),
-            capabilities: ConversationSettings.capabilities(provider.suite), random: SystemRandom()
+            capabilities: ConversationSettings.capabilities(provider.suite), leafExtensions: leafExtensions, random: SystemRandom()
         ).keyPackage
     }
 
@@ -107,7 +150,7 @@ public struct HostileDevice: Sendable {
         let extensions = [Extension(type: .externalSenders, data: writer.bytes)] + (settings.isDefault ? [] : [settings.extension])
         let bundle = try KeyPackageBundle.create(
             provider, credential: certificate.credential, signer: signer, lifetime: Lifetime(notBefore: 0, notAfter: .max),
-            capabilities: ConversationSettings.capabilities(provider.suite), random: SystemRandom())
+            capabilities: ConversationSettings.capabilities(provider.suite), leafExtensions: leafExtensions, random: SystemRandom())
         return try Group(
             creating: (id ?? ConversationID.hosted(by: network.domain)).bytes, creator: bundle, extensions: extensions,
             random: SystemRandom())

@@ -1,3 +1,4 @@
+import ConclaveClient
 import ConclaveProtocol
 import Foundation
 import MLS
@@ -15,24 +16,51 @@ public struct RawDevice: Sendable {
     public let networkKey: NetworkPublicKey
     public let provider: CipherSuiteProvider
     public let random = SystemRandom()
+    /// The leaf extensions of its key packages: its user's approval, when
+    /// one of the user's devices approved it.
+    public var leafExtensions: [Extension] = []
 
-    public static func login(_ network: some NetworkFixture, user: String) async throws -> RawDevice {
+    /// Signs in over raw HTTP. The user's first device makes no identity
+    /// key (it is raw): its leaves carry no approval. A later device of a
+    /// user with an identity key is pending until `approvedBy`, one of the
+    /// user's SDK devices, approves it by its code.
+    public static func login(_ network: some NetworkFixture, user: String, approvedBy approver: ConclaveClient? = nil) async throws
+        -> RawDevice
+    {
         let http = RawHTTP(baseURL: network.url)
         let provider = try CipherSuiteProvider(.x25519Aes128Sha256Ed25519)
         let signer = try provider.generateSignatureKey(random: SystemRandom())
+        let transfer = try provider.generateHPKEKeyPair(random: SystemRandom())
         let answer = try await http.send(
             .POST, "/v1/login",
             json: LoginRequest(
-                user: user, password: network.password, deviceName: "raw", signatureKey: Base64Bytes(signer.publicKey.bytes), cipherSuite: 1
-            ))
+                user: user, password: network.password, deviceName: "raw", signatureKey: Base64Bytes(signer.publicKey.bytes), cipherSuite: 1,
+                transferKey: Base64Bytes(transfer.publicKey.bytes)))
         let login = try answer.decode(LoginResponse.self)
         let wellKnown = try await http.send(.GET, "/.well-known/conclave").decode(WellKnown.self)
-        return RawDevice(
-            http: http, token: login.token,
-            certificate: try Self.verified(
-                login.certificate.bytes, by: NetworkPublicKey(domain: wellKnown.domain, rawKey: wellKnown.signingKey.bytes)),
-            signer: signer,
-            networkKey: NetworkPublicKey(domain: wellKnown.domain, rawKey: wellKnown.signingKey.bytes), provider: provider)
+        let networkKey = NetworkPublicKey(domain: wellKnown.domain, rawKey: wellKnown.signingKey.bytes)
+        var device = RawDevice(
+            http: http, token: login.token, certificate: try Self.verified(login.certificate.bytes, by: networkKey), signer: signer,
+            networkKey: networkKey, provider: provider)
+        if login.pending == true {
+            guard let approver else { throw TestSupportError("\(user) has an identity key: a raw device needs approvedBy") }
+            try await approver.approveDevice(
+                code: ApprovalCode.compute(device: login.deviceId, signatureKey: signer.publicKey, transferKey: transfer.publicKey.bytes))
+            let approval = try await http.send(.GET, "/v1/devices/self/approval", token: login.token).decode(ApproveDevice.self)
+            device.leafExtensions = [try DeviceApproval(tlsSerialized: approval.approval.bytes).leafExtension]
+        } else {
+            // The user's first device: it makes the identity key and approves itself, as the SDK does.
+            let identity = UserIdentityKey.generate()
+            let approval = try identity.approve(
+                user: device.certificate.user, device: device.certificate.device, signatureKey: signer.publicKey,
+                cipherSuite: .x25519Aes128Sha256Ed25519, at: device.now)
+            let published = try await http.send(
+                .PUT, "/v1/identity", token: login.token,
+                json: IdentityPublication(identityKey: Base64Bytes(identity.publicKey.rawKey), approval: Base64Bytes(approval.tlsSerialized)))
+            guard published.status == 201 else { throw TestSupportError("the raw device's identity key was refused") }
+            device.leafExtensions = [approval.leafExtension]
+        }
+        return device
     }
 
     /// The certificate the server issued, checked against its network key.
@@ -49,8 +77,7 @@ public struct RawDevice: Sendable {
         try KeyPackageBundle.create(
             provider, credential: credential ?? certificate.credential, signer: other ?? signer,
             lifetime: Lifetime(notBefore: now - 60, notAfter: now + 86_400),
-            capabilities: ConversationSettings.capabilities(provider.suite),
-            random: random)
+            capabilities: ConversationSettings.capabilities(provider.suite), leafExtensions: leafExtensions, random: random)
     }
 
     public var externalSenders: Extension {

@@ -57,10 +57,18 @@ extension NetworkFixture {
     }
 
     /// A signed-in device in its own profile directory, on the network's
-    /// clock if it has one.
-    public func device(_ name: String, _ deviceName: String = "phone") async throws -> ConclaveClient {
+    /// clock if it has one. A user's later device waits for approval:
+    /// `approvedBy` (one of the user's approved devices) approves it, and
+    /// it joins the user's conversations.
+    public func device(_ name: String, _ deviceName: String = "phone", approvedBy approver: ConclaveClient? = nil) async throws
+        -> ConclaveClient
+    {
         let client = try await profile(name, deviceName)
         try await client.login(server: url, user: "\(name)@\(domain)", password: password, deviceName: deviceName)
+        if let approver, let code = await client.approvalCode {
+            try await approver.approveDevice(code: code)
+            try await client.sync()
+        }
         return client
     }
 

@@ -66,19 +66,28 @@ struct AdminUserCommand: AsyncParsableCommand {
     struct SetGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set",
-            abstract: "Move a user to another security group.",
+            abstract: "Move a user to another security group, or set a new password.",
             discussion: """
-                Takes effect at once: the server proposes removing the user from conversations the new group may not \
-                share, and tighter conversation settings where the new group's bounds require them.
+                --group takes effect at once: the server proposes removing the user from conversations the new group \
+                may not share, and tighter conversation settings where the new group's bounds require them. \
+                --password-file sets a new password (audited as user.password_reset): whoever holds it can sign in new \
+                devices, which stay waiting until one of the user's own devices approves them.
                 """)
         @OptionGroup var admin: AdminOptions
         @Argument var name: String
-        @Option(name: .long, help: "The security group.") var group: String
+        @Option(name: .long, help: "The security group.") var group: String?
+        @Option(name: .long, help: "A file holding the new password (8+ characters).") var passwordFile: String?
 
         func run() async throws {
-            guard let target = SecurityGroupName(group) else { throw ValidationError("not a security group name: \(group)") }
-            let user = try await admin.client().setGroup(of: try userName(name), to: target)
-            print("\(user.address) is in security group \(user.group)")
+            guard group != nil || passwordFile != nil else { throw ValidationError("give --group, --password-file, or both") }
+            let target = try group.map { text in
+                guard let target = SecurityGroupName(text) else { throw ValidationError("not a security group name: \(text)") }
+                return target
+            }
+            let password = try passwordFile.map { try readSecretFile($0, what: "password") }
+            let user = try await admin.client().updateUser(try userName(name), UserChange(group: target, password: password))
+            if password != nil { print("set a new password for \(user.address)") }
+            if target != nil { print("\(user.address) is in security group \(user.group)") }
         }
     }
 

@@ -15,9 +15,9 @@ struct Conclave: AsyncParsableCommand {
             """,
         version: ConclaveVersion.current,
         subcommands: [
-            ServerCommand.self, AdminCommand.self, LoginCommand.self, LogoutCommand.self, SendCommand.self, RoomCommand.self,
-            ReceiveCommand.self,
-            ChatCommand.self, DemoCommand.self, BenchCommand.self, MLSCommand.self,
+            ServerCommand.self, AdminCommand.self, LoginCommand.self, LogoutCommand.self, DeviceCommand.self, SendCommand.self,
+            RoomCommand.self, ReceiveCommand.self, ChatCommand.self, SafetyNumberCommand.self, VerifyCommand.self, DemoCommand.self,
+            BenchCommand.self, MLSCommand.self,
         ]
     )
 
@@ -69,7 +69,7 @@ struct ProfileOptions: ParsableArguments {
 /// whole command path.
 enum ProfileArguments {
     /// Commands whose next word names a subcommand.
-    static let groups: Set<String> = ["room", "admin", "user", "group", "federation", "network", "server", "mls"]
+    static let groups: Set<String> = ["room", "admin", "user", "group", "federation", "network", "server", "mls", "device"]
 
     static func reordered(_ arguments: [String]) -> [String] {
         var path: [String] = []

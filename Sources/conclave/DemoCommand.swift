@@ -131,8 +131,19 @@ struct DemoScenario {
         check(messages(try await carol.receive()).isEmpty, "nothing is delivered twice", tally)
         _ = try await alice.receive()
 
-        print("== second device: bob signs in on his laptop")
+        print("== second device: bob signs in on his laptop, and approves it from his phone")
         let laptop = try await device("bob", "laptop")
+        let code = await laptop.approvalCode
+        print("   the laptop waits for approval; it shows the code \(code ?? "?")")
+        let waiting = try await laptop.conversations()
+        check(code != nil && waiting.isEmpty, "a device bob has not approved is in no conversation", tally)
+        let told = try await bob.receive()
+        check(
+            told.contains { if case .ownDevice(_, .signedIn) = $0 { true } else { false } }, "bob's phone is told a device signed in",
+            tally)
+        try await bob.approveDevice(code: code ?? "")
+        print("   bob types the code on his phone: conclave device approve \(code ?? "?")")
+        try await laptop.sync()
         let joined = try await laptop.conversations()
         print("   bob's laptop joined: \(joined.map(\.title).joined(separator: ", "))")
         check(Set(joined.map(\.id)) == [direct.id, room.id], "the laptop joined both of bob's conversations", tally)
@@ -148,6 +159,16 @@ struct DemoScenario {
             tally)
         check(messages(try await bob.receive()).map(\.text) == ["Welcome to the laptop, Bob."], "bob's phone still reads them too", tally)
         _ = try await carol.receive()
+
+        print("== safety numbers: alice and bob compare theirs, in person")
+        guard let aliceAddress = UserAddress("alice@demo.example") else { return 1 }
+        let aliceSees = try await alice.safetyNumber(with: bobAddress)
+        let bobSees = try await laptop.safetyNumber(with: aliceAddress)
+        print("   alice sees: \(aliceSees)")
+        print("   bob's laptop sees: \(bobSees)")
+        check(aliceSees == bobSees, "both see the same 60 digits", tally)
+        try await alice.verify(bobAddress, safetyNumber: bobSees)
+        check(try await alice.isVerified(bobAddress), "alice marked bob verified", tally)
 
         print("== policy: the administrator walls off contractors")
         guard let contractors = SecurityGroupName("contractors"), let dave = UserName("dave"), let carolName = UserName("carol") else {
@@ -176,7 +197,8 @@ struct DemoScenario {
             "carol's device saw it was removed and dropped the room's keys", tally)
         let (audit, fingerprint) = try await admin.verifyAudit()
         print("   audit log: \(audit.entries) entries, head \(audit.head.prefix(16))…, signed by \(fingerprint.prefix(23))…")
-        check(audit.isIntact && audit.entries == 6, "the audit log holds every admin action, chained and signed", tally)
+        // 6 administrator actions, 3 identity keys published by first devices, 1 device approval.
+        check(audit.isIntact && audit.entries == 10, "the audit log holds every admin action and approval, chained and signed", tally)
         _ = try await bob.receive()
         _ = try await laptop.receive()
 

@@ -17,6 +17,7 @@ struct LoginCommand: AsyncParsableCommand {
     @Option(name: .long, help: "NAME@DOMAIN.") var user: String
     @Option(name: .long, help: "A file holding the password.") var passwordFile: String
     @Option(name: .long, help: "A name for this device.") var deviceName: String = ProcessInfo.processInfo.hostName
+    @Flag(name: .long, help: "Print one JSON object: device, user, pending, approval_code.") var json = false
 
     func run() async throws {
         guard UserAddress(user) != nil else { throw ValidationError("--user must be NAME@DOMAIN") }
@@ -25,15 +26,30 @@ struct LoginCommand: AsyncParsableCommand {
             let existing = await client.device
             let events = try await client.login(server: server, user: user, password: password, deviceName: deviceName)
             let device = await client.device?.description ?? "?"
-            if existing != nil {
-                print("signed in again as \(await client.user?.description ?? user), device \(device): a new session; nothing was lost")
+            let address = await client.user?.description ?? user
+            let code = await client.approvalCode
+            if json {
+                try printJSON(LoginLine(device: device, user: address, pending: code != nil, approvalCode: code))
+            } else if existing != nil {
+                print("signed in again as \(address), device \(device): a new session; nothing was lost")
+            } else if let code {
+                print("signed in as \(address), device \(device): waiting for approval")
+                print("approval code: \(code)")
+                print("on one of your other devices run: conclave device approve \(code)")
             } else {
-                print("signed in as \(await client.user?.description ?? user), device \(device)")
+                print("signed in as \(address), device \(device)")
             }
-            let printer = EventPrinter(json: false)
+            let printer = EventPrinter(json: json)
             for event in events { try printer.print(event) }
         }
     }
+}
+
+struct LoginLine: Encodable {
+    let device: String
+    let user: String
+    let pending: Bool
+    let approvalCode: String?
 }
 
 struct LogoutCommand: AsyncParsableCommand {
@@ -395,6 +411,20 @@ struct EventPrinter: Sendable {
             Swift.print("* you were removed from \(id)\(Self.byline(by, false))")
         case .warning(let text):
             FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
+        case .untrustedDevice(let id, let device):
+            FileHandle.standardError.write(
+                Data("warning: \(id) holds device \(device), which \(device.user) did not approve: it is removed before you send\n".utf8))
+        case .identityChanged(let user):
+            Swift.print("* \(user)'s identity changed: compare your safety number (conclave safety-number \(user))")
+        case .ownDevice(let device, let change):
+            switch change {
+            case .signedIn:
+                Swift.print("* a new device signed in to your account: \(device.id) (\(device.name)), waiting for your approval")
+            case .approved: Swift.print("* your device \(device.id) (\(device.name)) was approved")
+            case .removed: Swift.print("* your device \(device.id) was removed")
+            }
+        case .approved:
+            Swift.print("* this device was approved and joined your conversations")
         }
     }
 
@@ -472,6 +502,21 @@ struct EventLine: Encodable {
         case .warning(let text):
             try container.encode("warning", forKey: .type)
             try container.encode(text, forKey: .text)
+        case .untrustedDevice(let id, let device):
+            try container.encode("untrusted_device", forKey: .type)
+            try container.encode(id, forKey: .conversation)
+            try container.encode(device.user, forKey: .from)
+            try container.encode(device.description, forKey: .device)
+        case .identityChanged(let user):
+            try container.encode("identity_changed", forKey: .type)
+            try container.encode(user, forKey: .from)
+        case .ownDevice(let device, let change):
+            try container.encode("own_device", forKey: .type)
+            try container.encode(device.id.description, forKey: .device)
+            try container.encode(device.name, forKey: .title)
+            try container.encode(change.rawValue, forKey: .kind)
+        case .approved:
+            try container.encode("approved", forKey: .type)
         }
     }
 

@@ -71,6 +71,7 @@ final class HistoryRun {
     var network: ProcessNetwork
     var model = HistoryModel(userCount: names.count)
     var clients: [String: ConclaveClient] = [:]
+    var profiles: [String: String] = [:]
     var trace: [String] = []
     var step = 0
     var serial = 0
@@ -118,14 +119,34 @@ final class HistoryRun {
 
     private func skip() { model.counts.skipped += 1 }
 
+    /// A new device of the user, approved by one of the user's running
+    /// devices; when none runs but a device of a suspended-then-restored
+    /// user is left, that one signs in again and approves it; when the user
+    /// has no device left at all, the new one makes a new identity key.
     private func signIn(_ user: Int) async throws {
         serial += 1
-        let key = "\(Self.names[user])#\(serial)"
-        let client = try await network.device(Self.names[user], "d\(serial)")
-        guard let id = await client.device else { throw TestSupportError("no device after login") }
+        let name = Self.names[user]
+        let key = "\(name)#\(serial)"
+        let client: ConclaveClient
+        var how = "a new identity"
+        if let approver = model.alive(of: user).first, let approving = clients[approver.key] {
+            client = try await network.device(name, "d\(serial)", approvedBy: approving)
+            how = "approved by \(approver.key)"
+        } else if let dormant = model.devices.first(where: { $0.user == user && $0.state == .dormant }), let profile = profiles[dormant.key] {
+            let clock = network.clock
+            let old = try await ConclaveClient.open(profile: profile, clock: { clock?.now() ?? Date() })
+            try await old.login(server: network.url, user: "\(name)@\(network.domain)", password: network.password, deviceName: "d")
+            client = try await network.device(name, "d\(serial)", approvedBy: old)
+            await old.close()
+            how = "approved by \(dormant.key), signed in again"
+        } else {
+            client = try await network.device(name, "d\(serial)")
+        }
+        guard let id = await client.device, await !client.isPending else { throw TestSupportError("\(key) is not approved") }
         clients[key] = client
+        profiles[key] = client.profile
         model.devices.append(HistoryModel.Device(key: key, user: user, id: id.description, since: step, state: .alive))
-        note("\(key) signed in")
+        note("\(key) signed in (\(how))")
     }
 
     private func pickDevice(_ choice: Int) -> HistoryModel.Device? {
@@ -318,6 +339,10 @@ final class HistoryRun {
             case .warning(let warning):
                 model.counts.warnings += 1
                 note("\(device.key) warned: \(warning)")
+            case .untrustedDevice(let conversation, let untrusted):
+                note("\(device.key) was told \(untrusted) in \(conversation.description.prefix(8)) is not approved by its user")
+            case .identityChanged(let user):
+                note("\(device.key) was told \(user)'s identity changed")
             default: break
             }
         }

@@ -53,7 +53,7 @@ struct ConversationTests {
             let direct = try await alice.directConversation(with: network.address("bob"))
             _ = try await bob.receive()
 
-            let laptop = try await network.device("bob", "laptop")
+            let laptop = try await network.device("bob", "laptop", approvedBy: bob)
             #expect(Set(try await laptop.conversations().map(\.id)) == [room.id, direct.id])
             let aliceEvents = try await alice.receive()
             #expect(aliceEvents.contains { if case .membersChanged = $0 { true } else { false } })

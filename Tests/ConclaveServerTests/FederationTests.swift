@@ -67,7 +67,8 @@ struct FederationTests {
         let peer = try await http.send(.GET, "/v1/networks/globex.example", token: token).decode(PeerNetwork.self)
         #expect(peer.keyFingerprint == globexKey)
         let globexPublic = NetworkPublicKey(domain: Self.globex, rawKey: peer.signingKey.bytes)
-        let acmePublic = NetworkPublicKey(domain: Self.acme, rawKey: try await RawDevice.login(acme, user: "alice").networkKey.rawKey)
+        let acmeWellKnown = try await RawHTTP(baseURL: acme.url).send(.GET, "/.well-known/conclave").decode(WellKnown.self)
+        let acmePublic = NetworkPublicKey(domain: Self.acme, rawKey: acmeWellKnown.signingKey.bytes)
         for entry in claimed.keyPackages {
             guard case .keyPackage(let package) = try MLSMessage(tlsSerialized: entry.keyPackage.bytes).body else {
                 Issue.record("not a KeyPackage")
@@ -271,7 +272,7 @@ struct FederationTests {
 
                 // Device ids are per network: acme can certify a device with the id of one of globex's, but a group may not hold
                 // both; a device acme certifies with an id of its own is accepted (its key was learned from the request above).
-                let rawBob = try await RawDevice.login(network, user: "bob")
+                let rawBob = try await RawDevice.login(network, user: "bob", approvedBy: bob)
                 var group = try rawBob.newGroup()
                 let groupID = try #require(ConversationID(bytes: group.groupID))
                 #expect(try await rawBob.create(group).status == 201)
@@ -357,7 +358,7 @@ struct FederatedConversationTests {
         #expect(Set(listed.conversations.map(\.id)) == [direct.id, room.id])
         #expect(listed.conversations.allSatisfy { Set($0.members) == [aliceAddress, bobAddress] })
         // bob's second device joins both conversations by external commit, through globex, and reads on.
-        let laptop = try await globex.device("bob", "laptop")
+        let laptop = try await globex.device("bob", "laptop", approvedBy: bob)
         #expect(Set(try await laptop.conversations().map(\.id)) == [direct.id, room.id])
         _ = try await alice.receive(until: { $0.contains { if case .membersChanged = $0 { true } else { false } } })
         try await alice.send("to both of bob's devices", to: direct.id)

@@ -21,9 +21,10 @@ struct HostilePeerTests {
     ) async throws {
         try await TestNetwork.run(.sqlite, domain: "globex.example") { globex in
             for user in users { try await globex.users(user) }
-            let acme = HostileNetwork(domain: Self.acme)
-            _ = try await globex.admin.addPeer(Self.acme, url: acme.url, keyFingerprint: acme.fingerprint)
-            try await body(globex, acme)
+            try await HostileNetwork(domain: Self.acme).servingIdentities { acme in
+                _ = try await globex.admin.addPeer(Self.acme, url: acme.url, keyFingerprint: acme.fingerprint)
+                try await body(globex, acme)
+            }
         }
     }
 
@@ -182,10 +183,10 @@ struct HostilePeerTests {
             #expect(try await acme.send("/v1/federation/deliver", commit, to: globex).status == 200)
             let events = try await bob.receive()
             #expect(events.contains { if case .warning(let text) = $0 { text.contains("without a valid certificate") } else { false } })
-            // bob's client will not send into the group before that leaf is removed; the host (unreachable here) cannot take
-            // the removal, so the send is refused, clearly, and nothing was sent.
+            // bob's client will not send into the group before that leaf is removed; the host (which answers only identity
+            // requests here) cannot take the removal, so the send is refused, clearly, and nothing was sent.
             let id = try #require(ConversationID(bytes: room.groupID))
-            await expectRefused(.peerUnavailable) { try await bob.send("not for the forged device", to: id) }
+            await expectRefused(.peerInvalid) { try await bob.send("not for the forged device", to: id) }
         }
     }
 

@@ -51,7 +51,9 @@ struct LifecycleTests {
             _ = try await network.admin.unsuspend(UserName("erin")!)
             await #expect(throws: ClientError.self) { try await alice.send("still nobody", to: direct.id) }
 
-            let laptop = try await network.device("erin", "laptop")
+            // erin's phone signs in again (its session ended with the suspension) and approves her laptop.
+            try await erin.login(server: network.url, user: "erin@\(network.domain)", password: network.password, deviceName: "phone")
+            let laptop = try await network.device("erin", "laptop", approvedBy: erin)
             let sent = try await alice.send("to the new device", to: direct.id)
             let laptopDevice = await laptop.device
             #expect(sent.recipients.map(\.device) == [laptopDevice].compactMap { $0 })

@@ -47,7 +47,7 @@ struct PolicyTests {
             #expect(texts(try await cora.receive()) == ["contractors only"])
 
             // A modified client: a 1:1 with a contractor, then an Add of a contractor's key package.
-            let raw = try await RawDevice.login(network, user: "alice")
+            let raw = try await RawDevice.login(network, user: "alice", approvedBy: alice)
             let http = raw.http
             http.expectRefusal(
                 try await raw.create(try raw.newGroup(), kind: .direct, name: nil, peer: network.address("carl")), .policySegmentation)
@@ -118,7 +118,7 @@ struct PolicyTests {
             await expectRefused(.policySettings) { _ = try await alice.add([network.address("dave")], to: open.id) }
 
             // A modified client: settings out of bounds at creation, and in a commit's GroupContextExtensions.
-            let raw = try await RawDevice.login(network, user: "alice")
+            let raw = try await RawDevice.login(network, user: "alice", approvedBy: alice)
             let http = raw.http
             http.expectRefusal(
                 try await raw.create(try raw.newGroup(), kind: .direct, name: nil, peer: network.address("dana")), .policySettings)

@@ -63,6 +63,14 @@ final class AdminService: Sendable {
     /// Moves a user to another security group, enforced at once.
     func updateUser(_ name: UserName, _ change: UserChange) async throws -> UserInfo {
         guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
+        if let password = change.password {
+            guard (8...1024).contains(password.count) else { throw APIError.badRequest("a password has 8 to 1024 characters") }
+            let draft = audit.draft("user.password_reset", "user:\(name)", before: nil, after: nil)
+            guard try await store.setPasswordHash(of: name, to: try await authentication.hashPassword(password), audit: draft) else {
+                throw APIError.notFound("user")
+            }
+            logger.info("admin: password reset")
+        }
         guard let group = change.group, group.value != before.securityGroup else {
             return userInfo(before, devices: try await store.devices(of: name).count)
         }

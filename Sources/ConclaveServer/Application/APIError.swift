@@ -44,6 +44,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     static func badRequest(_ message: String) -> APIError { APIError(.badRequest, message) }
     static func invalidMessage(_ message: String) -> APIError { APIError(.invalidMLSMessage, message) }
     static let unauthenticated = APIError(.unauthenticated, "a valid session token is required")
+    static let devicePending = APIError(
+        .devicePending, "this device waits for approval: run `conclave device approve CODE` on one of your other devices")
     static func notFound(_ what: String) -> APIError { APIError(.notFound, "\(what) not found") }
 }
 

@@ -146,8 +146,11 @@ func composeServices(
         claims: claims, logger: logger)
     let enforcement = PolicyEnforcement(store: store, delivery: delivery, gateway: gateway)
     let deprovisioning = Deprovisioning(store: store, hub: hub, delivery: delivery, gateway: gateway, logger: logger)
+    let approvals = DeviceApprovals(
+        store: store, identity: identity, clock: clock, audit: audit, hub: hub, policy: policy, gateway: gateway,
+        deprovisioning: deprovisioning, logger: logger)
     return ConclaveAPI(
-        identity: identity, authentication: authentication,
+        identity: identity, authentication: authentication, approvals: approvals,
         keyPackages: KeyPackageDirectory(
             store: store, identity: identity, clock: clock, policy: policy, gateway: gateway, claims: claims, stock: limits.keyPackageStock),
         conversations: ConversationRequests(delivery: delivery, gateway: gateway), delivery: delivery,

@@ -73,14 +73,19 @@ final class AuthenticationService: Sendable {
     func login(_ request: LoginRequest, from address: String) async throws -> LoginResponse {
         let now = clock.now
         let user = try await checkPassword(request.password, of: request.user, from: address, now: now)
-        let (device, certificate) = try await registerDevice(of: user, request, now: now)
+        // A14: a user with an identity key gets a pending device, approved later by one of the user's devices.
+        let identityKey = try await store.identity(of: user.name)?.key
+        if identityKey != nil, request.transferKey?.bytes.count != 32 {
+            throw APIError.badRequest("this user has an identity key: a new device sends a 32-byte transfer_key and waits for approval")
+        }
+        let (device, certificate) = try await registerDevice(of: user, request, pending: identityKey != nil, now: now)
         let token = Tokens.random()
         let expiresAt = now.addingTimeInterval(sessionLifetime)
         try await store.createSession(tokenHash: Tokens.hash(token), device: device, createdAt: now, expiresAt: expiresAt)
         logger.info("device registered", metadata: ["device": "\(device)"])
         return LoginResponse(
             token: token, user: identity.address(user.name), deviceId: device, certificate: Base64Bytes(certificate.tlsSerialized),
-            expiresAt: expiresAt)
+            expiresAt: expiresAt, pending: identityKey != nil, identityKey: identityKey.map(Base64Bytes.init))
     }
 
     /// The user whose password this is, within the sign-in limits (A1, A2,
@@ -125,12 +130,12 @@ final class AuthenticationService: Sendable {
         logger.info("device signed in again", metadata: ["device": "\(device.id)"])
         return LoginResponse(
             token: token, user: identity.address(user.name), deviceId: device.id, certificate: Base64Bytes(device.certificate),
-            expiresAt: expiresAt)
+            expiresAt: expiresAt, pending: device.pending, identityKey: try await store.identity(of: user.name).map { Base64Bytes($0.key) })
     }
 
     /// A4, A5: a device of a supported suite, with a signature key of that
     /// suite that no other device holds, certified by the network.
-    private func registerDevice(of user: UserRecord, _ request: LoginRequest, now: Date) async throws -> (
+    private func registerDevice(of user: UserRecord, _ request: LoginRequest, pending: Bool, now: Date) async throws -> (
         DeviceID, VerifiedDeviceCertificate
     ) {
         let suite = CipherSuite(rawValue: request.cipherSuite)
@@ -149,7 +154,8 @@ final class AuthenticationService: Sendable {
             try await store.createDevice(
                 DeviceRecord(
                     id: device, user: user.name, name: deviceName, signatureKey: request.signatureKey.bytes,
-                    certificate: certificate.tlsSerialized, createdAt: now, lastSeenAt: nil))
+                    certificate: certificate.tlsSerialized, createdAt: now, lastSeenAt: nil, pending: pending,
+                    transferKey: pending ? request.transferKey?.bytes : nil))
         } catch StoreError.conflict {
             throw APIError(.keyInUse, "this signature key belongs to another device")  // A5
         }
@@ -173,14 +179,7 @@ final class AuthenticationService: Sendable {
     /// (or of the same user); anyone else learns nothing, not even that the
     /// user exists.
     func deviceList(of name: UserName, for session: Session, policy: PolicyService) async throws -> DeviceList {
-        if name != session.user.name {
-            do {
-                let users = [session.user.name, name]
-                try PolicyRules.checkSegmentation(added: [name], members: users, try await policy.policies(of: users))
-            } catch let error as APIError where error.code == .policySegmentation {
-                throw APIError.notFound("user")
-            }
-        }
+        if name != session.user.name { try await policy.checkVisible(name, to: session) }
         return try await deviceList(of: name)
     }
 

@@ -45,6 +45,8 @@ struct LiveDevice: Sendable {
     let signatureKey: [UInt8]
     let user: UserName
     let suspended: Bool
+    /// Waiting for its user's approval (A14): in no conversation yet.
+    var pending = false
 }
 
 /// What D12, P1, P2 and F5 decide from, loaded by the shell.
@@ -186,8 +188,8 @@ extension DeliveryCore {
         else { throw APIError(.invalidCredential, "a leaf's credential is not a certificate of this network or of a peer") }
         guard certificate.user.domain == domain else { return }  // its own network vouches for a remote device
         guard let device = facts.devices[certificate.device], device.signatureKey == certificate.signatureKey.bytes,
-            device.user == certificate.user.name, !device.suspended
-        else { throw APIError(.inactiveDevice, "a device in the commit is unknown, deleted or suspended") }
+            device.user == certificate.user.name, !device.suspended, !device.pending
+        else { throw APIError(.inactiveDevice, "a device in the commit is unknown, deleted, suspended or waiting for approval") }
     }
 
     /// The store's write for an admitted commit: the new epoch and group

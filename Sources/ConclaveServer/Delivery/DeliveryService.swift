@@ -243,7 +243,8 @@ final class DeliveryService: Sendable {
         var devices: [DeviceID: LiveDevice] = [:]
         for id in staged.localDevicesToCheck(domain) {
             guard let device = try await store.device(id), let user = try await store.user(named: device.user) else { continue }
-            devices[id] = LiveDevice(signatureKey: device.signatureKey, user: device.user, suspended: user.suspended)
+            devices[id] = LiveDevice(
+                signatureKey: device.signatureKey, user: device.user, suspended: user.suspended, pending: device.pending)
         }
         let localUsers = staged.memberUsers.filter { $0.domain == domain }.map(\.name)
         return AdmissionFacts(

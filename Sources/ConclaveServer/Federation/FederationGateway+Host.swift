@@ -76,5 +76,16 @@ extension FederationGateway {
             keyPackages: claimed.map { ClaimedKeyPackages.Entry(deviceId: $0.device, keyPackage: Base64Bytes($0.data)) })
     }
 
+    /// A user's identity key for a peer network acting for one of its
+    /// users, under the user's federation policy.
+    func serveIdentity(_ query: FederatedKeyPackageClaim, origin: NetworkDomain) async throws -> UserIdentityInfo {
+        guard query.requester.domain == origin else { throw APIError(.forbidden, "a network may only act for its own users") }
+        guard let user = try await store.user(named: query.user), !user.suspended,
+            let policy = try await store.policies(of: [query.user])[query.user], policy.federation.contains(origin),
+            let found = try await store.identity(of: query.user)
+        else { throw APIError.notFound("identity") }
+        return UserIdentityInfo(user: identity.address(query.user), identityKey: Base64Bytes(found.key), createdAt: found.createdAt)
+    }
+
     struct Empty: Codable, Sendable {}
 }

@@ -92,6 +92,23 @@ final class FederationGateway: Sendable {
         return claimed
     }
 
+    /// A remote user's identity key, asked of the user's network (within the
+    /// caller's federation policy). Members check it against their own pin.
+    func remoteIdentity(_ user: UserAddress, session: Session) async throws -> UserIdentityInfo {
+        guard try await store.federationMode() != .off else { throw APIError(.federationOff, "\(domain) does not federate") }
+        guard let own = try await policy.policies(of: [session.user.name])[session.user.name] else { throw APIError.unauthenticated }
+        guard own.federation.contains(user.domain) else {
+            throw APIError(.policyFederation, "your security group may not reach \(user.domain) (federation policy)")
+        }
+        let peer = try await directory.peer(user.domain)
+        let answer = try await client.send(
+            .POST, to: peer.peer, path: "/v1/federation/identity",
+            body: FederatedKeyPackageClaim(user: user.name, requester: session.address))
+        let found = try answer.decode(UserIdentityInfo.self, from: user.domain)
+        guard found.user == user else { throw APIError(.peerInvalid, "\(user.domain) answered for another user") }
+        return found
+    }
+
     /// Unpins a peer network; its users leave the conversations hosted here.
     func removePeer(_ peer: NetworkDomain) async throws {
         let hosted = try await directory.unpin(peer)

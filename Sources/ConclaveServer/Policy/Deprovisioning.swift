@@ -26,11 +26,16 @@ struct Deprovisioning: Sendable {
     /// A8: signing out removes the device, as `reset-devices` does for all:
     /// its session, key packages and inbox go, and it leaves every
     /// conversation.
-    func signOut(_ session: Session) async throws {
-        let device = session.device.id
+    func signOut(_ session: Session) async throws { try await signOut(device: session.device.id, of: session.user.name) }
+
+    /// A8 for any device of a user (A13: removed by another of the user's
+    /// devices). When no approved device of the user is left, the user's
+    /// identity key goes too.
+    func signOut(device: DeviceID, of user: UserName) async throws {
         let conversations = try await store.conversations(withDevices: [device])
-        try await gateway.requestRemoteRemoval(of: [device], user: session.user.name)
+        try await gateway.requestRemoteRemoval(of: [device], user: user)
         guard try await store.deleteDevice(device) else { return }
+        try await store.dropIdentityIfOrphaned(of: user)
         try await cutOff([device], conversations: conversations)
         logger.info("device signed out", metadata: ["device": "\(device)"])
     }

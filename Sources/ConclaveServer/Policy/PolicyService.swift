@@ -26,6 +26,18 @@ final class PolicyService: Sendable {
     }
 
     /// The network's federation mode and pinned peers, for F5.
+    /// A9: what is told about a user (devices, identity key) is told only to
+    /// a device of a user who may message them; anyone else gets 404, as for
+    /// a user who does not exist.
+    func checkVisible(_ name: UserName, to session: Session) async throws {
+        do {
+            let users = [session.user.name, name]
+            try PolicyRules.checkSegmentation(added: [name], members: users, try await policies(of: users))
+        } catch let error as APIError where error.code == .policySegmentation {
+            throw APIError.notFound("user")
+        }
+    }
+
     func federationFacts() async throws -> FederationFacts {
         FederationFacts(mode: try await store.federationMode(), peers: Set(try await store.peers().map(\.peer.domain)))
     }

@@ -9,6 +9,7 @@ import NIOCore
 struct ConclaveAPI: Sendable {
     let identity: NetworkIdentity
     let authentication: AuthenticationService
+    let approvals: DeviceApprovals
     let keyPackages: KeyPackageDirectory
     let conversations: ConversationRequests
     let delivery: DeliveryService

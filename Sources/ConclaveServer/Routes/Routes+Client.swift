@@ -23,8 +23,10 @@ extension ConclaveAPI {
             let name = try identity.localUser(try context.parameters.require("name"))
             return JSONResponse(try await authentication.deviceList(of: name, for: session, policy: policy))
         }
+        addDeviceRoutes(v1)
         v1.post("/key-packages") { request, context in
             let session = try await session(request)
+            guard !session.device.pending else { throw APIError.devicePending }
             return JSONResponse(
                 try await keyPackages.upload(try await request.decodeJSON(KeyPackageUpload.self, context: context), session: session))
         }
@@ -47,14 +49,49 @@ extension ConclaveAPI {
         }
     }
 
+    /// Identity keys and device approval (A11–A14).
+    func addDeviceRoutes(_ v1: RouterGroup<ConclaveRequestContext>) {
+        v1.put("/identity") { request, context -> JSONResponse<[String: Bool]> in
+            let session = try await session(request)
+            try await approvals.publish(try await request.decodeJSON(IdentityPublication.self, context: context), session: session)
+            return JSONResponse(["published": true], status: .created)
+        }
+        v1.get("/users/:name/identity") { request, context in
+            let session = try await session(request)
+            let text = try context.parameters.require("name")
+            let user = try UserAddress(text) ?? identity.address(identity.localUser(text))
+            return JSONResponse(try await approvals.identityKey(of: user, session: session))
+        }
+        v1.get("/devices") { request, _ in
+            JSONResponse(try await approvals.ownDevices(session: try await session(request)))
+        }
+        v1.get("/devices/self/approval") { request, _ in
+            JSONResponse(try await approvals.ownApproval(session: try await session(request)))
+        }
+        v1.post("/devices/:id/approve") { request, context -> JSONResponse<[String: Bool]> in
+            let session = try await session(request)
+            let device = try context.parameter("id", as: "a device id", DeviceID.init)
+            try await approvals.approve(device, try await request.decodeJSON(ApproveDevice.self, context: context), session: session)
+            return JSONResponse(["approved": true])
+        }
+        v1.delete("/devices/:id") { request, context -> JSONResponse<[String: Bool]> in
+            let session = try await session(request)
+            try await approvals.remove(try context.parameter("id", as: "a device id", DeviceID.init), session: session)
+            return JSONResponse(["removed": true])
+        }
+    }
+
     func addConversationRoutes(_ group: RouterGroup<ConclaveRequestContext>) {
         group.post("") { request, context in
             let session = try await session(request)
+            guard !session.device.pending else { throw APIError.devicePending }
             let body = try await request.decodeJSON(CreateConversation.self, context: context)
             return JSONResponse(try await delivery.createConversation(body, session: session), status: .created)
         }
         group.get("") { request, _ in
-            JSONResponse(try await delivery.listConversations(session: try await session(request)))
+            let session = try await session(request)
+            guard !session.device.pending else { return JSONResponse(ConversationList(conversations: [])) }  // A14
+            return JSONResponse(try await delivery.listConversations(session: session))
         }
         group.get("/:id") { request, context in
             JSONResponse(try await conversations.info(try context.conversationID, session: try await session(request)))

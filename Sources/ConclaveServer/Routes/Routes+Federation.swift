@@ -13,6 +13,10 @@ extension ConclaveAPI {
             let claim = try JSONBody.decode(FederatedKeyPackageClaim.self, body)
             return JSONResponse(try await gateway.serveKeyPackageClaim(claim, origin: origin))
         }
+        federation.post("/identity") { request, context in
+            let (origin, body) = try await authenticatePeer(request, context: context)
+            return JSONResponse(try await gateway.serveIdentity(try JSONBody.decode(FederatedKeyPackageClaim.self, body), origin: origin))
+        }
         federation.post("/conversations/:id/:operation") { request, context in
             let (origin, body) = try await authenticatePeer(request, context: context)
             let operation = try context.parameter("operation", as: "an operation", HostOperation.init(rawValue:))

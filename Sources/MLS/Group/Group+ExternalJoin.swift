@@ -8,7 +8,9 @@ extension Group {
     /// refuses it, join again from a newer GroupInfo.
     public static func joinExternally(
         groupInfo: GroupInfo, ratchetTree: RatchetTreeNodes? = nil, credential: Credential, signer: SignaturePrivateKey,
-        capabilities: Capabilities? = nil, removing oldLeaf: LeafIndex? = nil, psks: [PreSharedKeyID] = [], pskStore: PSKStore = .empty,
+        capabilities: Capabilities? = nil, leafExtensions: [Extension] = [], removing oldLeaf: LeafIndex? = nil,
+        psks: [PreSharedKeyID] = [],
+        pskStore: PSKStore = .empty,
         configuration: GroupConfiguration = .default, now: ValidationTime, random: some RandomSource
     ) throws(MLSError) -> (group: Group, commit: MLSMessage) {
         let state = try PublicGroup(groupInfo: groupInfo, ratchetTree: ratchetTree, now: now)
@@ -33,7 +35,7 @@ extension Group {
             capabilities: capabilities
                 ?? Capabilities(
                     versions: [.mls10], cipherSuites: [provider.suite], extensions: [], proposals: [], credentials: [credential.type]),
-            source: .update, extensions: [], signature: [])
+            source: .update, extensions: leafExtensions, signature: [])
         let ownLeaf = applied.tree.add(template)
         var treeSecrets = TreeSecrets(leaf: ownLeaf, leafKey: leafKey)
         var provisional = state.context
