@@ -62,7 +62,8 @@ extension ConclaveClient {
             user: account.user, device: account.device, signatureKey: signer.publicKey,
             cipherSuite: CipherSuite(rawValue: account.cipherSuite), at: now)
         let _: [String: Bool] = try await api.put(
-            "/v1/identity", IdentityPublication(identityKey: Base64Bytes(identity.publicKey.rawKey), approval: Base64Bytes(approval.tlsSerialized)))
+            "/v1/identity",
+            IdentityPublication(identityKey: Base64Bytes(identity.publicKey.rawKey), approval: Base64Bytes(approval.tlsSerialized)))
         account.identitySeed = Base64Bytes(identity.seed)
         account.approval = Base64Bytes(approval.tlsSerialized)
         account.pending = nil
@@ -123,7 +124,9 @@ extension ConclaveClient {
         let (account, _, _) = try requireAccount()
         let list: DeviceList = try await api.get("/v1/devices")
         return list.devices.map {
-            OwnDevice(id: $0.deviceId, name: $0.name, pending: $0.pending == true, current: $0.deviceId == account.device, createdAt: $0.createdAt)
+            OwnDevice(
+                id: $0.deviceId, name: $0.name, pending: $0.pending == true, current: $0.deviceId == account.device, createdAt: $0.createdAt
+            )
         }
     }
 
@@ -177,7 +180,8 @@ extension ConclaveClient {
     func ownDeviceChanges() async throws -> [ClientEvent] {
         guard !isPending else { return [] }
         let current = try await devices()
-        let known: [String: Bool] = try await store.meta("devices").flatMap { try? JSONDecoder().decode([String: Bool].self, from: Data($0)) }
+        let known: [String: Bool] =
+            try await store.meta("devices").flatMap { try? JSONDecoder().decode([String: Bool].self, from: Data($0)) }
             ?? [:]
         var events: [ClientEvent] = []
         if !known.isEmpty {
@@ -191,7 +195,8 @@ extension ConclaveClient {
             let present = Set(current.map(\.id.value))
             for id in known.keys where !present.contains(id) {
                 guard let device = DeviceID(id) else { continue }
-                events.append(.ownDevice(OwnDevice(id: device, name: "", pending: false, current: false, createdAt: Date()), change: .removed))
+                events.append(
+                    .ownDevice(OwnDevice(id: device, name: "", pending: false, current: false, createdAt: Date()), change: .removed))
             }
         }
         let next = Dictionary(uniqueKeysWithValues: current.map { ($0.id.value, $0.pending) })
@@ -233,7 +238,9 @@ extension ConclaveClient {
         } catch let error as ClientError where error.code == .notFound {
             return nil
         }
-        guard info.user == user, info.identityKey.bytes.count == 32 else { throw ClientError.invalid("the server answered for another user") }
+        guard info.user == user, info.identityKey.bytes.count == 32 else {
+            throw ClientError.invalid("the server answered for another user")
+        }
         var pins = try await contactPins()
         let key = UserIdentityPublicKey(rawKey: info.identityKey.bytes)
         if let pin = pins[user.description], pin.key.bytes != key.rawKey {
@@ -273,7 +280,9 @@ extension ConclaveClient {
         guard let own = identityKey else { throw ClientError.invalid("this device does not hold your identity key yet (is it approved?)") }
         // Computed from the key the server gives now (a changed key shows a changed number; the pin is not touched).
         let info: UserIdentityInfo = try await api.get("/v1/users/\(user)/identity")
-        guard info.user == user, info.identityKey.bytes.count == 32 else { throw ClientError.invalid("the server answered for another user") }
+        guard info.user == user, info.identityKey.bytes.count == 32 else {
+            throw ClientError.invalid("the server answered for another user")
+        }
         return SafetyNumber.compute((account.user, own.publicKey), (user, UserIdentityPublicKey(rawKey: info.identityKey.bytes)))
     }
 

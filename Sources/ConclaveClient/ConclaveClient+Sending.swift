@@ -45,7 +45,7 @@ extension ConclaveClient {
             shown.hidden = nil  // writing in a hidden 1:1 shows it again
             try await saveGroup(id, shown, group)
             do {
-                let accepted: MessageAccepted = try await api.post(
+                let accepted: MessageAccepted = try await api.postIdempotent(
                     "/v1/conversations/\(id)/messages", SendMessage(messageId: messageID, message: Base64Bytes(message.tlsSerialized)))
                 let own = try requireAccount().0
                 let recipients = await verifyLeaves(group).verified.values.map(DeviceRef.init).filter { $0.device != own.device }

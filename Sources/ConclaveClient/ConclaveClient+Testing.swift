@@ -60,29 +60,33 @@ extension ConclaveClient {
     /// A modified client that ignores "pending": it joins the user's
     /// conversations by external commit without any approval in its leaves.
     @_spi(Testing) public func joinIgnoringApprovalForTesting() async throws -> [ClientEvent] {
-        try await lock.withLock {
-            guard var account = self.account else { throw ClientError.notSignedIn }
-            account.pending = nil
-            try await self.saveAccount(account)
-            try await self.replenishKeyPackages()
-            return try await self.joinMissingConversations(quietly: false)
-        }
+        try await lock.withLock { try await self.performJoinIgnoringApproval() }
+    }
+
+    private func performJoinIgnoringApproval() async throws -> [ClientEvent] {
+        guard var account else { throw ClientError.notSignedIn }
+        account.pending = nil
+        try await saveAccount(account)
+        try await replenishKeyPackages()
+        return try await joinMissingConversations(quietly: false)
     }
 
     /// A modified client that holds an identity key of the attacker's
     /// choosing and approves itself with it.
     @_spi(Testing) public func adoptIdentityForTesting(_ identity: UserIdentityKey) async throws {
-        try await lock.withLock {
-            guard var account = self.account, let signer = self.signer else { throw ClientError.notSignedIn }
-            let approval = try identity.approve(
-                user: account.user, device: account.device, signatureKey: signer.publicKey,
-                cipherSuite: CipherSuite(rawValue: account.cipherSuite), at: self.now)
-            account.identitySeed = Base64Bytes(identity.seed)
-            account.approval = Base64Bytes(approval.tlsSerialized)
-            account.pending = nil
-            account.transferSeed = nil
-            try await self.saveAccount(account)
-        }
+        try await lock.withLock { try await self.performAdoptIdentity(identity) }
+    }
+
+    private func performAdoptIdentity(_ identity: UserIdentityKey) async throws {
+        guard var account, let signer else { throw ClientError.notSignedIn }
+        let approval = try identity.approve(
+            user: account.user, device: account.device, signatureKey: signer.publicKey,
+            cipherSuite: CipherSuite(rawValue: account.cipherSuite), at: now)
+        account.identitySeed = Base64Bytes(identity.seed)
+        account.approval = Base64Bytes(approval.tlsSerialized)
+        account.pending = nil
+        account.transferSeed = nil
+        try await saveAccount(account)
     }
 }
 

@@ -48,7 +48,36 @@ struct HTTPAPI: Sendable {
 
     struct Empty: Codable {}
 
-    func send<Body: Encodable, Response: Decodable>(_ method: HTTPMethod, _ path: String, body: Body?) async throws -> Response {
+    /// A POST the server applies at most once however often it arrives
+    /// (a message, by its id: D17), retried once when the connection fails.
+    func postIdempotent<Body: Encodable, Response: Decodable>(_ path: String, _ body: Body, as type: Response.Type = Response.self)
+        async throws -> Response
+    {
+        try await send(.POST, path, body: body, idempotent: true)
+    }
+
+    /// Sends a request. A request that may be repeated (GET, or one marked
+    /// idempotent) is sent once more when the connection fails before an
+    /// answer, as a pooled connection to a server that restarted does.
+    func send<Body: Encodable, Response: Decodable>(_ method: HTTPMethod, _ path: String, body: Body?, idempotent: Bool = false)
+        async throws -> Response
+    {
+        do {
+            return try await sendOnce(method, path, body: body)
+        } catch let failure as ConnectionFailure {
+            guard idempotent || method == .GET else { throw ClientError.transport(failure.reason) }
+            do { return try await sendOnce(method, path, body: body) } catch let again as ConnectionFailure {
+                throw ClientError.transport(again.reason)
+            }
+        }
+    }
+
+    /// The connection failed before an answer came.
+    private struct ConnectionFailure: Error {
+        let reason: String
+    }
+
+    private func sendOnce<Body: Encodable, Response: Decodable>(_ method: HTTPMethod, _ path: String, body: Body?) async throws -> Response {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -62,7 +91,7 @@ struct HTTPAPI: Sendable {
             response = try await http.execute(request, timeout: .seconds(30))
             bytes = try await response.body.collect(upTo: 16 << 20)
         } catch {
-            throw ClientError.transport("\(type(of: error))")
+            throw ConnectionFailure(reason: "\(type(of: error))")
         }
         let data = Data(bytes.readableBytesView)
         guard (200..<300).contains(response.status.code) else {

@@ -100,7 +100,9 @@ struct SafetyNumberCommand: AsyncParsableCommand {
         try await options.withClient(sync: false) { client in
             let number = try await client.safetyNumber(with: address)
             let groups = number.split(separator: " ")
-            print(stride(from: 0, to: groups.count, by: 4).map { groups[$0..<min($0 + 4, groups.count)].joined(separator: " ") }.joined(separator: "\n"))
+            print(
+                stride(from: 0, to: groups.count, by: 4).map { groups[$0..<min($0 + 4, groups.count)].joined(separator: " ") }.joined(
+                    separator: "\n"))
             if try await client.isVerified(address) { print("(verified)") }
         }
     }
