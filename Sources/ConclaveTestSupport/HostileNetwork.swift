@@ -35,10 +35,11 @@ public struct HostileNetwork: Sendable {
         return try UserIdentityKey(seed: provider.hash(Array("hostile identity v1 \(user)".utf8) + network.seed))
     }
 
-    /// Runs `body` with this network answering identity-key requests of
-    /// peers (`POST /v1/federation/identity`) on a loopback port, its URL
-    /// the one it names: as a peer's server, a member's network asks it for
-    /// its users' identity keys.
+    /// Runs `body` with this network answering its discovery document and
+    /// identity-key requests of peers (`POST /v1/federation/identity`) on a
+    /// loopback port, its URL the one it names: as a peer's server, a
+    /// member's network asks it for its users' identity keys. It answers
+    /// nothing else.
     public func servingIdentities<T: Sendable>(_ body: @Sendable (HostileNetwork) async throws -> T) async throws -> T {
         let router = Router()
         let key = key
@@ -46,12 +47,21 @@ public struct HostileNetwork: Sendable {
             let query = try await request.decode(as: FederatedKeyPackageClaim.self, context: context)
             let user = UserAddress(name: query.user, domain: key.domain)
             let info = UserIdentityInfo(
-                user: user, identityKey: Base64Bytes(try Self.identity(of: user, network: key).publicKey.rawKey), createdAt: Date(timeIntervalSince1970: 0))
+                user: user, identityKey: Base64Bytes(try Self.identity(of: user, network: key).publicKey.rawKey),
+                createdAt: Date(timeIntervalSince1970: 0))
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(info))))
         }
         let port = Mutex(0)
+        router.get("/.well-known/conclave") { _, _ -> Response in
+            let wellKnown = WellKnown(
+                domain: key.domain, apiVersion: conclaveAPIVersion, signingKey: Base64Bytes(key.publicKey.rawKey),
+                keyFingerprint: key.publicKey.fingerprint, cipherSuite: 1)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(wellKnown))))
+        }
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port ?? 0 } })

@@ -34,7 +34,8 @@ public struct RawDevice: Sendable {
         let answer = try await http.send(
             .POST, "/v1/login",
             json: LoginRequest(
-                user: user, password: network.password, deviceName: "raw", signatureKey: Base64Bytes(signer.publicKey.bytes), cipherSuite: 1,
+                user: user, password: network.password, deviceName: "raw", signatureKey: Base64Bytes(signer.publicKey.bytes),
+                cipherSuite: 1,
                 transferKey: Base64Bytes(transfer.publicKey.bytes)))
         let login = try answer.decode(LoginResponse.self)
         let wellKnown = try await http.send(.GET, "/.well-known/conclave").decode(WellKnown.self)
@@ -56,7 +57,8 @@ public struct RawDevice: Sendable {
                 cipherSuite: .x25519Aes128Sha256Ed25519, at: device.now)
             let published = try await http.send(
                 .PUT, "/v1/identity", token: login.token,
-                json: IdentityPublication(identityKey: Base64Bytes(identity.publicKey.rawKey), approval: Base64Bytes(approval.tlsSerialized)))
+                json: IdentityPublication(
+                    identityKey: Base64Bytes(identity.publicKey.rawKey), approval: Base64Bytes(approval.tlsSerialized)))
             guard published.status == 201 else { throw TestSupportError("the raw device's identity key was refused") }
             device.leafExtensions = [approval.leafExtension]
         }

@@ -132,7 +132,8 @@ final class HistoryRun {
         if let approver = model.alive(of: user).first, let approving = clients[approver.key] {
             client = try await network.device(name, "d\(serial)", approvedBy: approving)
             how = "approved by \(approver.key)"
-        } else if let dormant = model.devices.first(where: { $0.user == user && $0.state == .dormant }), let profile = profiles[dormant.key] {
+        } else if let dormant = model.devices.first(where: { $0.user == user && $0.state == .dormant }), let profile = profiles[dormant.key]
+        {
             let clock = network.clock
             let old = try await ConclaveClient.open(profile: profile, clock: { clock?.now() ?? Date() })
             try await old.login(server: network.url, user: "\(name)@\(network.domain)", password: network.password, deviceName: "d")

@@ -3,6 +3,7 @@ import ConclaveProtocol
 import ConclaveStorage
 import ConclaveTestSupport
 import Foundation
+import MLS
 import Testing
 
 /// Users vouch for their own devices (issue 12): attacks by a rogue
@@ -49,7 +50,8 @@ struct IdentityTests {
         // alice's client removed the unapproved device first, and said so; the rogue device reads nothing.
         let aliceEvents = try await alice.receive()
         let rogueDevice = try #require(await rogue.device)
-        #expect(Self.has(aliceEvents) { if case .untrustedDevice(room.id, let device) = $0 { device.device == rogueDevice } else { false } })
+        #expect(
+            Self.has(aliceEvents) { if case .untrustedDevice(room.id, let device) = $0 { device.device == rogueDevice } else { false } })
         #expect(messages(try await rogue.receive()).isEmpty)
         let bobEvents = try await bob.receive()
         #expect(texts(bobEvents) == ["the board meets at nine"])
@@ -123,7 +125,10 @@ struct IdentityTests {
         }
         // carol (not verified): alice is told her identity changed (trust on first use cannot tell more).
         try await alice.send("to carol", to: other.id)
-        #expect(Self.has(try await alice.receive()) { if case .identityChanged(let user) = $0 { user == network.address("carol") } else { false } })
+        #expect(
+            Self.has(try await alice.receive()) {
+                if case .identityChanged(let user) = $0 { user == network.address("carol") } else { false }
+            })
         // bob (verified): nothing is sent until alice verifies again.
         let error = await #expect(throws: ClientError.self) { try await alice.send("to bob", to: direct.id) }
         guard case .identityChanged(let user)? = error else {
@@ -147,7 +152,8 @@ struct IdentityTests {
         }
         func login(_ profile: String, _ user: String, json: Bool = false) throws -> (status: Int32, output: String, error: String) {
             try cli(
-                profile, ["login", "--server", network.url, "--user", "\(user)@\(network.domain)", "--password-file", passwordFile]
+                profile,
+                ["login", "--server", network.url, "--user", "\(user)@\(network.domain)", "--password-file", passwordFile]
                     + (json ? ["--json"] : []))
         }
         #expect(try login("alice", "alice").status == 0)
@@ -174,7 +180,8 @@ struct IdentityTests {
         let digits = aliceNumber.output.filter(\.isWholeNumber)
         #expect(digits.count == 60)
         #expect(try cli("alice", ["verify", "bob@\(network.domain)", String(digits.reversed())]).status != 0)
-        #expect(try cli("alice", ["verify", "bob@\(network.domain)"] + aliceNumber.output.split(separator: " ").map(String.init)).status == 0)
+        #expect(
+            try cli("alice", ["verify", "bob@\(network.domain)"] + aliceNumber.output.split(separator: " ").map(String.init)).status == 0)
         #expect(try cli("alice", ["safety-number", "bob@\(network.domain)"]).output.contains("(verified)"))
     }
 }

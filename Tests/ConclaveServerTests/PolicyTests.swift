@@ -59,7 +59,7 @@ struct PolicyTests {
                 try await http.send(
                     .POST, "/v1/key-packages/claim", token: raw.token, json: KeyPackageClaim(user: network.address("carl"))),
                 .policySegmentation)
-            let carlPackages = [try await RawDevice.login(network, user: "carl").keyPackage().keyPackage]
+            let carlPackages = [try await RawDevice.login(network, user: "carl", approvedBy: carl).keyPackage().keyPackage]
             let refused = try await raw.send(
                 try room.commit(adding: carlPackages, now: validationNow, random: raw.random), on: &room, id: roomID)
             http.expectRefusal(refused, .policySegmentation)
