@@ -224,7 +224,17 @@ extension ConclaveClient {
         {
             return true
         }
-        guard let key = try await contactIdentity(certificate.user) else { return false }
+        guard let key = try await contactIdentity(certificate.user) else {
+            // The user has no identity key now (every device of theirs went since this leaf was made) and this device
+            // never saw one: the key the leaf names is pinned on first use, as one the server named would be (C7).
+            var pins = try await contactPins()
+            guard pins[certificate.user.description] == nil, approval.isValid(for: certificate, identity: approval.identityKey) else {
+                return false
+            }
+            pins[certificate.user.description] = ContactPin(key: Base64Bytes(approval.identityKey.rawKey), verified: false)
+            try await saveContactPins(pins)
+            return true
+        }
         return approval.isValid(for: certificate, identity: key)
     }
 

@@ -27,7 +27,7 @@ public struct UserIdentityKey: Sendable {
     {
         let content = DeviceApproval.content(
             user: user, device: device, signatureKey: signatureKey, cipherSuite: cipherSuite, approvedAt: time)
-        return DeviceApproval(approvedAt: time, signature: Array(try key.signature(for: content)))
+        return DeviceApproval(approvedAt: time, identityKey: publicKey, signature: Array(try key.signature(for: content)))
     }
 }
 
@@ -53,6 +53,7 @@ public struct UserIdentityPublicKey: Hashable, Sendable {
 /// ```
 /// struct {
 ///     uint64 approved_at;        // seconds since 1970
+///     opaque identity_key<V>;    // the approving identity key (Ed25519, 32 bytes)
 ///     opaque signature<V>;       // Ed25519 by the user's identity key over
 ///                                // "Conclave device approval v1" || ApprovalContent
 /// } DeviceApproval;
@@ -70,10 +71,14 @@ public struct DeviceApproval: Hashable, Sendable, TLSCodable {
     public static let label = Array("Conclave device approval v1".utf8)
 
     public let approvedAt: UInt64
+    /// The key that says it approved the device. It counts only when it is
+    /// the key the member knows for the user (C6, C7).
+    public let identityKey: UserIdentityPublicKey
     public let signature: [UInt8]
 
-    public init(approvedAt: UInt64, signature: [UInt8]) {
+    public init(approvedAt: UInt64, identityKey: UserIdentityPublicKey, signature: [UInt8]) {
         self.approvedAt = approvedAt
+        self.identityKey = identityKey
         self.signature = signature
     }
 
@@ -120,11 +125,13 @@ public struct DeviceApproval: Hashable, Sendable, TLSCodable {
 
     public func encode(to writer: inout TLSWriter) {
         writer.write(approvedAt)
+        writer.writeOpaque(identityKey.rawKey)
         writer.writeOpaque(signature)
     }
 
     public init(from reader: inout TLSReader) throws {
         approvedAt = try reader.readUInt64("DeviceApproval.approved_at")
+        identityKey = UserIdentityPublicKey(rawKey: try reader.readOpaque("DeviceApproval.identity_key"))
         signature = try reader.readOpaque("DeviceApproval.signature")
     }
 }

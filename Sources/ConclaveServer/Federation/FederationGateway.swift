@@ -78,16 +78,8 @@ final class FederationGateway: Sendable {
     /// Claims key packages of a user of another network through its server,
     /// after this network's own policy allows it (F5 on this side).
     func claimRemoteKeyPackages(_ user: UserAddress, session: Session) async throws -> ClaimedKeyPackages {
-        guard try await store.federationMode() != .off else { throw APIError(.federationOff, "\(domain) does not federate") }
-        guard let own = try await policy.policies(of: [session.user.name])[session.user.name] else { throw APIError.unauthenticated }
-        guard own.federation.contains(user.domain) else {
-            throw APIError(.policyFederation, "your security group may not reach \(user.domain) (federation policy)")
-        }
-        let peer = try await directory.peer(user.domain)
-        let answer = try await client.send(
-            .POST, to: peer.peer, path: "/v1/federation/key-packages/claim",
-            body: FederatedKeyPackageClaim(user: user.name, requester: session.address))
-        let claimed = try answer.decode(ClaimedKeyPackages.self, from: user.domain)
+        let claimed = try await askUsersNetwork(
+            user, session: session, path: "/v1/federation/key-packages/claim", as: ClaimedKeyPackages.self)
         guard claimed.user == user else { throw APIError(.peerInvalid, "\(user.domain) answered for another user") }
         return claimed
     }
@@ -95,6 +87,17 @@ final class FederationGateway: Sendable {
     /// A remote user's identity key, asked of the user's network (within the
     /// caller's federation policy). Members check it against their own pin.
     func remoteIdentity(_ user: UserAddress, session: Session) async throws -> UserIdentityInfo {
+        let found = try await askUsersNetwork(user, session: session, path: "/v1/federation/identity", as: UserIdentityInfo.self)
+        guard found.user == user else { throw APIError(.peerInvalid, "\(user.domain) answered for another user") }
+        return found
+    }
+
+    /// A question about one remote user, for one local user, to the remote
+    /// user's network: when this network federates and the asker's security
+    /// group may reach that network (F5 on this side).
+    private func askUsersNetwork<Answer: Decodable>(_ user: UserAddress, session: Session, path: String, as type: Answer.Type) async throws
+        -> Answer
+    {
         guard try await store.federationMode() != .off else { throw APIError(.federationOff, "\(domain) does not federate") }
         guard let own = try await policy.policies(of: [session.user.name])[session.user.name] else { throw APIError.unauthenticated }
         guard own.federation.contains(user.domain) else {
@@ -102,11 +105,8 @@ final class FederationGateway: Sendable {
         }
         let peer = try await directory.peer(user.domain)
         let answer = try await client.send(
-            .POST, to: peer.peer, path: "/v1/federation/identity",
-            body: FederatedKeyPackageClaim(user: user.name, requester: session.address))
-        let found = try answer.decode(UserIdentityInfo.self, from: user.domain)
-        guard found.user == user else { throw APIError(.peerInvalid, "\(user.domain) answered for another user") }
-        return found
+            .POST, to: peer.peer, path: path, body: FederatedKeyPackageClaim(user: user.name, requester: session.address))
+        return try answer.decode(Answer.self, from: user.domain)
     }
 
     /// Unpins a peer network; its users leave the conversations hosted here.
