@@ -207,11 +207,13 @@ extension ConclaveClient {
     // MARK: Contacts
 
     /// C6: the leaf carries its user's approval of this device, under the
-    /// user's identity key as this device knows it (its own; a contact's as
-    /// pinned the first time it was seen). A leaf that does not verify with
-    /// the pin makes the device ask the server again: a changed key is
-    /// pinned anew and told (C7), unless the user verified the old one,
-    /// in which case nothing is sent until the user verifies again.
+    /// user's identity key as this device knows it: its own; a contact's as
+    /// pinned the first time one of the contact's leaves or keys was seen
+    /// (C7: the key a valid approval names, when there is no pin yet: no
+    /// more trust than taking the server's word on first use). A leaf that
+    /// does not verify with the pin makes the device ask the server: a
+    /// changed key is pinned anew and told, unless the user verified the
+    /// old one, in which case nothing is sent until the user verifies again.
     func isApproved(_ certificate: VerifiedDeviceCertificate, leaf: LeafNode) async throws -> Bool {
         guard let approval = DeviceApproval(leaf: leaf) else { return false }
         let (account, _, _) = try requireAccount()
@@ -219,23 +221,16 @@ extension ConclaveClient {
             guard let identity = identityKey else { return false }
             return approval.isValid(for: certificate, identity: identity.publicKey)
         }
-        if let pin = try await contactPins()[certificate.user.description],
-            approval.isValid(for: certificate, identity: UserIdentityPublicKey(rawKey: pin.key.bytes))
-        {
-            return true
-        }
-        guard let key = try await contactIdentity(certificate.user) else {
-            // The user has no identity key now (every device of theirs went since this leaf was made) and this device
-            // never saw one: the key the leaf names is pinned on first use, as one the server named would be (C7).
-            var pins = try await contactPins()
-            guard pins[certificate.user.description] == nil, approval.isValid(for: certificate, identity: approval.identityKey) else {
-                return false
-            }
+        var pins = try await contactPins()
+        guard let pin = pins[certificate.user.description] else {
+            guard approval.isValid(for: certificate, identity: approval.identityKey) else { return false }
             pins[certificate.user.description] = ContactPin(key: Base64Bytes(approval.identityKey.rawKey), verified: false)
             try await saveContactPins(pins)
             return true
         }
-        return approval.isValid(for: certificate, identity: key)
+        if approval.isValid(for: certificate, identity: UserIdentityPublicKey(rawKey: pin.key.bytes)) { return true }
+        guard let key = try await contactIdentity(certificate.user) else { return false }
+        return approval.identityKey == key && approval.isValid(for: certificate, identity: key)
     }
 
     /// The contact's identity key, asked of the server and checked against
