@@ -167,7 +167,8 @@ extension ConclaveClient {
     private func join(_ welcome: Welcome, event: InboxEvent) async throws -> EventOutcome {
         let id = event.conversation
         if try await store.group(id) != nil { return .handled([], advanced: false) }
-        if try await store.departed(id) { return .handled([], advanced: false) }
+        // A Welcome to a conversation this device left or was removed from is a new add when it is for one of this
+        // device's key packages (a stale one names a package used up then): the device joins again.
         let (account, signer, _) = try requireAccount()
         for secrets in welcome.secrets {
             guard let (bytes, lastResort) = try await store.keyPackage(secrets.newMember) else { continue }
@@ -188,6 +189,7 @@ extension ConclaveClient {
             let peer = Self.directPeer(kind, leaves, me: account.user, listed: [])
             let stored = StoredConversation(kind: kind, name: name, peer: peer, snapshot: Base64Bytes([]))
             try await saveGroup(id, stored, group)
+            try await store.clearDeparted(id)
             var events: [ClientEvent] = [.joined(await conversation(id, stored, group))]
             if kind == .direct && peer == nil {
                 events.append(

@@ -297,6 +297,11 @@ actor LocalStore {
             [.blob(ByteBuffer(bytes: id.bytes)), .integer(Int(date.timeIntervalSince1970))])
     }
 
+    /// The device is in the conversation again (added back after it left).
+    func clearDeparted(_ id: ConversationID) async throws {
+        _ = try await query("DELETE FROM departed WHERE id = ?", [.blob(ByteBuffer(bytes: id.bytes))])
+    }
+
     func departed(_ id: ConversationID) async throws -> Bool {
         try await !query("SELECT 1 FROM departed WHERE id = ?", [.blob(ByteBuffer(bytes: id.bytes))]).isEmpty
     }

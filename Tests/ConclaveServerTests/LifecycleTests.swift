@@ -154,6 +154,24 @@ struct LifecycleTests {
         }
     }
 
+    @Test("19.8 Removed, then added back: the device joins again and reads on (found by the history test)")
+    func removedThenAddedBack() async throws {
+        try await TestNetwork.run(.sqlite) { network in
+            try await network.users("alice", "bob")
+            let alice = try await network.device("alice")
+            let bob = try await network.device("bob")
+            let room = try await alice.createRoom(name: "ops", members: [network.address("bob")])
+            _ = try await bob.receive()
+            _ = try await alice.remove(network.address("bob"), from: room.id)
+            #expect(try await bob.receive().contains { if case .removed(room.id, _) = $0 { true } else { false } })
+            _ = try await alice.add([network.address("bob")], to: room.id)
+            try await alice.send("welcome back", to: room.id)
+            #expect(texts(try await bob.receive()) == ["welcome back"])
+            try await bob.send("glad to be back", to: room.id)
+            #expect(texts(try await alice.receive()) == ["glad to be back"])
+        }
+    }
+
     @Test("19.5 One broken conversation is reported and skipped; the others' messages are delivered")
     func brokenConversationIsSkipped() async throws {
         try await TestNetwork.run(.sqlite) { network in
