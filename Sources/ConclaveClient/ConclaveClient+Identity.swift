@@ -237,6 +237,26 @@ extension ConclaveClient {
     /// the pin (nil when the user has none).
     @discardableResult
     func contactIdentity(_ user: UserAddress) async throws -> UserIdentityPublicKey? {
+        guard let key = try await serverIdentity(of: user) else { return nil }
+        var pins = try await contactPins()
+        if let pin = pins[user.description], pin.key.bytes != key.rawKey {
+            if pin.verified { throw ClientError.identityChanged(user) }
+            pins[user.description] = ContactPin(key: Base64Bytes(key.rawKey), verified: false)
+            let repinned = pins
+            try await store.atomically {
+                try await self.saveContactPins(repinned)
+                try await self.holdEvents([.identityChanged(user)])
+            }
+        } else if pins[user.description] == nil {
+            pins[user.description] = ContactPin(key: Base64Bytes(key.rawKey), verified: false)
+            try await saveContactPins(pins)
+        }
+        return key
+    }
+
+    /// The identity key the server names for a user now (nil when the user
+    /// has none), the pin not touched.
+    private func serverIdentity(of user: UserAddress) async throws -> UserIdentityPublicKey? {
         let info: UserIdentityInfo
         do {
             info = try await api.get("/v1/users/\(user)/identity")
@@ -246,21 +266,7 @@ extension ConclaveClient {
         guard info.user == user, info.identityKey.bytes.count == 32 else {
             throw ClientError.invalid("the server answered for another user")
         }
-        var pins = try await contactPins()
-        let key = UserIdentityPublicKey(rawKey: info.identityKey.bytes)
-        if let pin = pins[user.description], pin.key.bytes != key.rawKey {
-            if pin.verified { throw ClientError.identityChanged(user) }
-            pins[user.description] = ContactPin(key: info.identityKey, verified: false)
-            let repinned = pins
-            try await store.atomically {
-                try await self.saveContactPins(repinned)
-                try await self.holdEvents([.identityChanged(user)])
-            }
-        } else if pins[user.description] == nil {
-            pins[user.description] = ContactPin(key: info.identityKey, verified: false)
-            try await saveContactPins(pins)
-        }
-        return key
+        return UserIdentityPublicKey(rawKey: info.identityKey.bytes)
     }
 
     func contactPins() async throws -> [String: ContactPin] {
@@ -284,11 +290,8 @@ extension ConclaveClient {
         let (account, _, _) = try requireAccount()
         guard let own = identityKey else { throw ClientError.invalid("this device does not hold your identity key yet (is it approved?)") }
         // Computed from the key the server gives now (a changed key shows a changed number; the pin is not touched).
-        let info: UserIdentityInfo = try await api.get("/v1/users/\(user)/identity")
-        guard info.user == user, info.identityKey.bytes.count == 32 else {
-            throw ClientError.invalid("the server answered for another user")
-        }
-        return SafetyNumber.compute((account.user, own.publicKey), (user, UserIdentityPublicKey(rawKey: info.identityKey.bytes)))
+        guard let theirs = try await serverIdentity(of: user) else { throw ClientError.invalid("\(user) has no identity key") }
+        return SafetyNumber.compute((account.user, own.publicKey), (user, theirs))
     }
 
     /// Marks a contact verified when `number` is the safety number: from
@@ -297,13 +300,12 @@ extension ConclaveClient {
     public func verify(_ user: UserAddress, safetyNumber number: String) async throws {
         let (account, _, _) = try requireAccount()
         guard let own = identityKey else { throw ClientError.invalid("this device does not hold your identity key yet (is it approved?)") }
-        let info: UserIdentityInfo = try await api.get("/v1/users/\(user)/identity")
-        let key = UserIdentityPublicKey(rawKey: info.identityKey.bytes)
-        guard info.user == user, SafetyNumber.normalise(number) == SafetyNumber.compute((account.user, own.publicKey), (user, key)) else {
+        guard let key = try await serverIdentity(of: user) else { throw ClientError.invalid("\(user) has no identity key") }
+        guard SafetyNumber.normalise(number) == SafetyNumber.compute((account.user, own.publicKey), (user, key)) else {
             throw ClientError.safetyNumberMismatch(user)
         }
         var pins = try await contactPins()
-        pins[user.description] = ContactPin(key: info.identityKey, verified: true)
+        pins[user.description] = ContactPin(key: Base64Bytes(key.rawKey), verified: true)
         try await saveContactPins(pins)
     }
 

@@ -79,13 +79,19 @@ final class AuthenticationService: Sendable {
             throw APIError.badRequest("this user has an identity key: a new device sends a 32-byte transfer_key and waits for approval")
         }
         let (device, certificate) = try await registerDevice(of: user, request, pending: identityKey != nil, now: now)
-        let token = Tokens.random()
-        let expiresAt = now.addingTimeInterval(sessionLifetime)
-        try await store.createSession(tokenHash: Tokens.hash(token), device: device, createdAt: now, expiresAt: expiresAt)
+        let (token, expiresAt) = try await openSession(for: device, now: now)
         logger.info("device registered", metadata: ["device": "\(device)"])
         return LoginResponse(
             token: token, user: identity.address(user.name), deviceId: device, certificate: Base64Bytes(certificate.tlsSerialized),
             expiresAt: expiresAt, pending: identityKey != nil, identityKey: identityKey.map(Base64Bytes.init))
+    }
+
+    /// A new session bound to `device`: a random token, kept as its hash.
+    private func openSession(for device: DeviceID, now: Date) async throws -> (token: String, expiresAt: Date) {
+        let token = Tokens.random()
+        let expiresAt = now.addingTimeInterval(sessionLifetime)
+        try await store.createSession(tokenHash: Tokens.hash(token), device: device, createdAt: now, expiresAt: expiresAt)
+        return (token, expiresAt)
     }
 
     /// The user whose password this is, within the sign-in limits (A1, A2,
@@ -124,9 +130,7 @@ final class AuthenticationService: Sendable {
             provider.verifyWithLabel(
                 SignaturePublicKey(device.signatureKey), label: DeviceSignIn.label, content: content, signature: request.signature.bytes)
         else { throw APIError(.forbidden, "the request is not signed by this device's key, or not within five minutes") }
-        let token = Tokens.random()
-        let expiresAt = now.addingTimeInterval(sessionLifetime)
-        try await store.createSession(tokenHash: Tokens.hash(token), device: device.id, createdAt: now, expiresAt: expiresAt)
+        let (token, expiresAt) = try await openSession(for: device.id, now: now)
         logger.info("device signed in again", metadata: ["device": "\(device.id)"])
         return LoginResponse(
             token: token, user: identity.address(user.name), deviceId: device.id, certificate: Base64Bytes(device.certificate),
