@@ -8,6 +8,8 @@ let package = Package(
         .library(name: "MLSCodec", targets: ["MLSCodec"]),
         .library(name: "MLS", targets: ["MLS"]),
         .library(name: "MLSVectors", targets: ["MLSVectors"]),
+        .library(name: "ConclaveProtocol", targets: ["ConclaveProtocol"]),
+        .library(name: "ConclaveSupport", targets: ["ConclaveSupport"]),
         .library(name: "ConclaveClient", targets: ["ConclaveClient"]),
         .library(name: "ConclaveServer", targets: ["ConclaveServer"]),
         .executable(name: "conclave", targets: ["conclave"]),
@@ -93,10 +95,6 @@ let package = Package(
             dependencies: [
                 "MLS", "MLSVectors", "ConclaveProtocol", "ConclaveServer", "ConclaveClient", "ConclaveStorage", "ConclaveSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -2,7 +2,7 @@ import ConclaveProtocol
 import Foundation
 import MLS
 
-/// Hooks for `conclave bench`, the server benchmark. Not API.
+/// Hooks for `conclave-bench` (the `Benchmarks/` package), the server benchmark. Not API.
 extension ConclaveClient {
     /// The device's session token, so that a load generator can talk to the
     /// server directly.

@@ -17,7 +17,7 @@ struct Conclave: AsyncParsableCommand {
         subcommands: [
             ServerCommand.self, AdminCommand.self, LoginCommand.self, LogoutCommand.self, DeviceCommand.self, SendCommand.self,
             RoomCommand.self, ReceiveCommand.self, ChatCommand.self, SafetyNumberCommand.self, VerifyCommand.self, DemoCommand.self,
-            BenchCommand.self, MLSCommand.self,
+            MLSCommand.self,
         ]
     )
 

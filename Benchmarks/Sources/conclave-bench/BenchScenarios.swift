@@ -82,8 +82,9 @@ enum BenchSetup {
 
     /// `pairs` 1:1 conversations; in each, one device sends and the other
     /// holds a WebSocket.
-    static func direct(_ network: BenchNetwork, pairs: Int, messages: Int, warm: Int) async throws -> BenchScenario {
-        let names = (0..<pairs).map { "s\($0)" } + (0..<pairs).map { "r\($0)" }
+    /// `prefix` keeps a second 1:1 scenario's users apart from the first's.
+    static func direct(_ network: BenchNetwork, pairs: Int, messages: Int, warm: Int, prefix: String = "") async throws -> BenchScenario {
+        let names = (0..<pairs).map { "\(prefix)s\($0)" } + (0..<pairs).map { "\(prefix)r\($0)" }
         let devices = try await network.devices(names)
         let senders = Array(devices[0..<pairs])
         let receivers = Array(devices[pairs...])

@@ -8,8 +8,9 @@ import NIOCore
     import Glibc
 #endif
 
-/// A `conclave server run` child process of this very binary, on a fresh
-/// data directory and a free loopback port, for `conclave bench`. It is
+/// A `conclave server run` child process (a release build of the main
+/// package), on a fresh data directory and a free loopback port, for
+/// `conclave-bench`. It is
 /// stopped with SIGTERM by its own process id (SIGKILL after ten seconds).
 final class BenchServer: @unchecked Sendable {  // the Process is only touched by the bench's main task
     let url: String
@@ -18,11 +19,9 @@ final class BenchServer: @unchecked Sendable {  // the Process is only touched b
     let logFile: String
     private let process: Process
 
-    /// The executable to start: this process's own binary.
-    static var executable: String {
-        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
-        return CommandLine.arguments.first ?? "conclave"
-    }
+    /// The server binary started unless `--server-binary` names another:
+    /// the main package's release build, from the repository's root.
+    static let executable = ".build/release/conclave"
 
     /// Runs `server init` into `directory`, sets `limits` in its
     /// `conclave.json` (by default the production limits with the rate
@@ -33,6 +32,11 @@ final class BenchServer: @unchecked Sendable {  // the Process is only touched b
         directory: String, postgres: String?, http: HTTPClient, limits: ServerLimits = .unthrottled, executable: String? = nil
     ) async throws -> BenchServer {
         let executable = executable ?? Self.executable
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw BenchError(
+                "no conclave binary at \(executable): run `swift build -c release --product conclave` in the repository's root "
+                    + "and start the benchmark from there, or pass --server-binary PATH")
+        }
         guard let port = LoopbackPort.free() else { throw BenchError("no free port on 127.0.0.1") }
         let listen = "127.0.0.1:\(port)"
         let logFile = directory + ".log"
@@ -53,7 +57,20 @@ final class BenchServer: @unchecked Sendable {  // the Process is only touched b
         }
         let adminToken = String(decoding: tokenData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         try DataDirectory(path: directory).update { $0.limits = limits }
+        return try await run(directory: directory, postgres: postgres, http: http, adminToken: adminToken, executable: executable)
+    }
 
+    /// Another `server run` on an initialised directory (a second process
+    /// on the same PostgreSQL database), on a port of its own.
+    static func run(
+        directory: String, postgres: String?, http: HTTPClient, adminToken: String, executable: String
+    ) async throws -> BenchServer {
+        guard let port = LoopbackPort.free() else { throw BenchError("no free port on 127.0.0.1") }
+        let listen = "127.0.0.1:\(port)"
+        let logFile = directory + "-\(port).log"
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
+        guard let log = FileHandle(forWritingAtPath: logFile) else { throw BenchError("cannot write \(logFile)") }
+        let extra = postgres.map { ["--postgres", $0] } ?? []
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["server", "run", "--data", directory, "--listen", listen, "--log-level", "warning"] + extra

@@ -4,14 +4,16 @@ import AsyncHTTPClient
 import ConclaveProtocol
 import Foundation
 
-/// `conclave bench`: drives a real server process over loopback and prints
+/// `conclave-bench`: drives a real server process over loopback and prints
 /// delivered messages per second, latency, and memory per idle connection.
+@main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "conclave-bench",
         abstract: "Benchmark a real server over loopback: delivered messages/s, latency, memory per idle connection.",
         discussion: """
-            Starts `conclave server run` (this binary) as a child process on a temporary data directory and a free port \
+            Starts `conclave server run` (a release build of the main package: --server-binary, by default \
+            .build/release/conclave from the repository's root) as a child process on a temporary data directory and a free port \
             on 127.0.0.1, provisions users with the admin API and signs devices in with the SDK. Scenario "1:1": PAIRS \
             conversations, in each one device posts and the other holds a /v1/events WebSocket. Scenario "room-N": one \
             room of ROOM-SIZE members, ROOM-SENDERS of them post, every member holds a WebSocket (each message is N-1 \
@@ -32,6 +34,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Idle WebSocket connections for the memory measurement.") var idle = 10_000
     @Flag(name: .long, help: "Skip the idle-connection measurement.") var skipIdle = false
     @Option(name: .long, help: "Run the server on this (empty or bench-only) PostgreSQL database instead of SQLite.") var postgres: String?
+    @Flag(
+        name: .long,
+        help:
+            "With --postgres: also run the 1:1 scenario across two server processes on the database (post to one, receive from the other)."
+    ) var acrossProcesses = false
+    @Option(name: .long, help: "The conclave binary whose server is measured.") var serverBinary = BenchServer.executable
     @Option(name: .long, help: "Keep the benchmark's files in this new directory instead of a temporary one that is deleted.")
     var directory: String?
 
@@ -41,6 +49,7 @@ struct BenchCommand: AsyncParsableCommand {
         guard roomSize == 0 || (2...1000).contains(roomSize) else { throw ValidationError("--room-size must be 0 or 2 to 1000") }
         guard roomSenders >= 1 else { throw ValidationError("--room-senders must be at least 1") }
         guard (1...4096).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 4096") }
+        guard !acrossProcesses || postgres != nil else { throw ValidationError("--across-processes needs --postgres") }
     }
 
     func run() async throws {
@@ -94,7 +103,7 @@ struct BenchCommand: AsyncParsableCommand {
     private func runMessageScenarios(root: String, http: HTTPClient) async throws -> [BenchRow] {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         say("== starting a server for the message scenarios")
-        let server = try await BenchServer.start(directory: root + "/server", postgres: postgres, http: http)
+        let server = try await BenchServer.start(directory: root + "/server", postgres: postgres, http: http, executable: serverBinary)
         say("   server pid \(server.pid) on \(server.url)")
         do {
             let network = BenchNetwork(server: server, root: root)
@@ -104,6 +113,16 @@ struct BenchCommand: AsyncParsableCommand {
                 say("== 1:1: signing in \(2 * pairs) devices, creating \(pairs) conversations, encrypting \(messages + warm) messages")
                 let scenario = try await BenchSetup.direct(network, pairs: pairs, messages: messages, warm: warm)
                 rows.append(try await BenchRunner.run(scenario, server: server, http: http, concurrency: concurrency))
+            }
+            if acrossProcesses, messages > 0 {
+                say("== 1:1 across processes: a second server process on the same database; posting to one, receiving from the other")
+                let second = try await BenchServer.run(
+                    directory: root + "/server", postgres: postgres, http: http, adminToken: server.adminToken, executable: serverBinary)
+                defer { second.stop() }
+                let scenario = try await BenchSetup.direct(network, pairs: pairs, messages: messages, warm: warm, prefix: "x")
+                var row = try await BenchRunner.run(scenario, server: server, receiver: second, http: http, concurrency: concurrency)
+                row.scenario = "1:1 across 2 processes"
+                rows.append(row)
             }
             if roomSize > 0 {
                 say("== room: signing in \(roomSize) devices, creating the room, encrypting \(roomMessages + warm) messages")
@@ -124,7 +143,7 @@ struct BenchCommand: AsyncParsableCommand {
     private func runIdle(root: String, count: Int, http: HTTPClient) async throws -> BenchIdleResult {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         say("== starting a fresh server for \(count) idle connections")
-        let server = try await BenchServer.start(directory: root + "/server", postgres: postgres, http: http)
+        let server = try await BenchServer.start(directory: root + "/server", postgres: postgres, http: http, executable: serverBinary)
         say("   server pid \(server.pid) on \(server.url)")
         do {
             let network = BenchNetwork(server: server, root: root)

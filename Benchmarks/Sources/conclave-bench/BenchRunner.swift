@@ -9,15 +9,21 @@ enum BenchRunner {
     /// Opens the recipients' WebSockets, posts the warm-up messages and waits
     /// for their delivery, then posts the timed messages and waits for every
     /// delivery (or for 30 s without progress).
-    static func run(_ scenario: BenchScenario, server: BenchServer, http: HTTPClient, concurrency: Int) async throws -> BenchRow {
+    /// With `receiver`, the WebSockets are held on that server process
+    /// (another process on the same PostgreSQL database) while the
+    /// messages are posted to `server`.
+    static func run(
+        _ scenario: BenchScenario, server: BenchServer, receiver: BenchServer? = nil, http: HTTPClient, concurrency: Int
+    ) async throws -> BenchRow {
         let counters = BenchCounters()
         let gate = BenchGate()
         let readers = scenario.recipients.map { _ in BenchReader(index: scenario.index, counters: counters) }
         let url = server.url
+        let holdURL = (receiver ?? server).url
         let holders = Task {
             await withTaskGroup(of: Void.self) { group in
                 for (token, reader) in zip(scenario.recipients, readers) {
-                    group.addTask { await BenchLoad.hold(server: url, token: token, gate: gate, counters: counters, reader: reader) }
+                    group.addTask { await BenchLoad.hold(server: holdURL, token: token, gate: gate, counters: counters, reader: reader) }
                 }
             }
         }

@@ -7,7 +7,7 @@ import Foundation
 import NIOCore
 import Synchronization
 
-/// `conclave bench attacks`: the two resource attacks of the security
+/// `conclave-bench attacks`: the two resource attacks of the security
 /// review, replayed against a real server process, with the figures that
 /// show whether the server holds: `/healthz` latency while sign-ins flood
 /// the server, and the server's memory while a device reads a huge inbox.
@@ -30,7 +30,7 @@ struct AttackBenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Connections posting sign-ins at once.") var floodClients = 6
     @Option(name: .long, help: "Megabytes of messages in the inbox that is read.") var inboxMb = 56
     @Option(name: .long, help: "Concurrent reads of that inbox.") var readers = 8
-    @Option(name: .long, help: "Run this conclave binary's server instead of this binary's.") var serverBinary: String?
+    @Option(name: .long, help: "The conclave binary whose server is measured (default: .build/release/conclave).") var serverBinary: String?
     @Option(name: .long, help: "Keep the benchmark's files in this new directory instead of a temporary one that is deleted.")
     var directory: String?
 
