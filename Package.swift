@@ -110,6 +110,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "MLSCodecTests", dependencies: ["MLSCodec"]),
@@ -140,7 +141,12 @@ let package = Package(
         // End to end: real `conclave` processes (the CLI, SIGKILL under traffic, networks in separate processes).
         .testTarget(
             name: "ConclaveIntegrationTests",
-            dependencies: ["ConclaveClient", "ConclaveProtocol", "ConclaveServer", "ConclaveTestSupport", "MLS"]
+            dependencies: [
+                "ConclaveClient", "ConclaveProtocol", "ConclaveServer", "ConclaveTestSupport", "MLS",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

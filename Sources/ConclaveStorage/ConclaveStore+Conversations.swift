@@ -6,7 +6,7 @@ extension ConclaveStore {
     /// its member users (the creator, and a 1:1's local peer). Throws
     /// ``StoreError/conflict(_:)`` when the id, or the 1:1 pair, is taken.
     public func createConversation(_ conversation: ConversationRecord, creator: MemberDevice, members: [UserName]? = nil) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute(
                 """
                 INSERT INTO conversations (id, kind, name, direct_key, created_by, created_at, epoch, group_info, ratchet_tree, \
@@ -41,6 +41,17 @@ extension ConclaveStore {
         }
     }
 
+    /// Where the conversation is hosted; nil if this network does not know
+    /// it (from memory once read).
+    public func conversationHost(_ id: ConversationID) async throws -> ConversationHost? {
+        if let cached = caches.host(id) { return cached }
+        let generation = caches.generation
+        guard let record = try await conversation(id) else { return nil }
+        let host = record.host.map(ConversationHost.remote) ?? .local
+        caches.keep(host: host, of: id, readAt: generation)
+        return host
+    }
+
     /// The 1:1 conversation between two users, if there is one.
     public func directConversation(key: String) async throws -> ConversationID? {
         try await database.read { connection in
@@ -70,12 +81,40 @@ extension ConclaveStore {
         try await database.read { connection in try await Self.memberUsers(connection, id) }
     }
 
+    /// The devices of this network with a leaf in the conversation, by id
+    /// (from memory once read).
     public func memberDevices(_ id: ConversationID) async throws -> [MemberDevice] {
-        try await database.read { connection in
-            let rows = try await connection.query(
-                "SELECT device_id, user_name FROM conversation_devices WHERE conversation_id = ? ORDER BY device_id", [.blob(id.bytes)])
-            return try rows.map(Self.memberDevice)
+        try await members(id).local
+    }
+
+    /// The devices of other networks with a leaf in the conversation, by id
+    /// (from memory once read).
+    public func remoteDevices(_ id: ConversationID) async throws -> [RemoteDevice] {
+        try await members(id).remote
+    }
+
+    /// Both lists of a conversation's devices, read together and kept in
+    /// ``StoreCaches``.
+    func members(_ id: ConversationID) async throws -> StoreCaches.ConversationMembers {
+        if let cached = caches.members(id) { return cached }
+        let generation = caches.generation
+        let members = try await database.read { connection in
+            let key = SQLValue.blob(id.bytes)
+            let local = try await connection.query(
+                "SELECT device_id, user_name FROM conversation_devices WHERE conversation_id = ? ORDER BY device_id", [key])
+            let remote = try await connection.query(
+                "SELECT device_id, user_address FROM conversation_remote_devices WHERE conversation_id = ? ORDER BY device_id", [key])
+            return StoreCaches.ConversationMembers(
+                local: try local.map(Self.memberDevice),
+                remote: try remote.map {
+                    guard let device = DeviceID(try $0.text(0)), let user = UserAddress(try $0.text(1)) else {
+                        throw StoreError.corrupt("conversation_remote_devices")
+                    }
+                    return RemoteDevice(device: device, user: user)
+                })
         }
+        caches.keep(members: members, of: id, readAt: generation)
+        return members
     }
 
     /// The conversations in which any of these devices has a leaf.
@@ -92,7 +131,7 @@ extension ConclaveStore {
     /// Applies an accepted commit if the conversation is still at
     /// `fromEpoch` (first commit wins), with its fan-out, in one transaction.
     public func applyCommit(_ write: CommitWrite) async throws -> (outcome: CommitOutcome, notified: Set<DeviceID>) {
-        try await database.transaction { connection in
+        try await self.write { connection in
             let id = SQLValue.blob(write.conversation.bytes)
             let rows = try await connection.query("SELECT epoch FROM conversations WHERE id = ?\(forUpdate)", [id])
             guard let row = rows.first else { return (.wrongEpoch(current: 0), []) }
@@ -136,52 +175,68 @@ extension ConclaveStore {
             for delivery in write.deliveries {
                 notified.formUnion(
                     try await Self.deliver(
-                        connection, delivery, conversation: write.conversation, deviceLock: deviceLock, outboxLimit: outboxLimit))
+                        connection, delivery, conversation: write.conversation, deviceLock: deviceLock, origin: clusterOrigin,
+                        outboxLimit: outboxLimit))
             }
             return (.applied, notified)
         }
     }
 
     /// Stores an application message for the conversation's other devices,
-    /// if the conversation is at `epoch` and no server proposal waits.
+    /// if the conversation is at `epoch` and no server proposal waits: one
+    /// read of the conversation's state, then the payload, the recipients'
+    /// sequence numbers and their inbox entries. A retry of a message id
+    /// already stored is answered as the first time (D17), whatever the
+    /// epoch now is. Returns each recipient device's sequence number of the
+    /// message. The caches stay: nothing they hold changes.
     public func appendApplication(
         _ id: ConversationID, epoch: UInt64, delivery: Delivery
-    ) async throws -> (outcome: SendOutcome, notified: Set<DeviceID>) {
-        try await database.transaction { connection in
+    ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
+        try await writeKeepingCaches { connection in
             let key = SQLValue.blob(id.bytes)
-            let rows = try await connection.query("SELECT epoch, message_lifetime FROM conversations WHERE id = ?\(forUpdate)", [key])
-            guard let row = rows.first else { return (.unknownConversation, []) }
-            if let messageID = delivery.messageID, let sender = delivery.senderDevice {
-                let existing = try await connection.query(
-                    "SELECT sent_at, expires_at FROM payloads WHERE conversation_id = ? AND sender_device = ? AND message_id = ?",
-                    [key, .text(sender.value), .text(messageID)])
-                if let previous = existing.first {
-                    return (
-                        .duplicate(
-                            sentAt: Date(millis: try previous.integer(0)),
-                            expiresAt: try previous.optionalInteger(1).map(Date.init(millis:))),
-                        []
-                    )
-                }
-            }
+            let rows = try await connection.query(
+                """
+                SELECT epoch, message_lifetime, EXISTS (SELECT 1 FROM pending_proposals WHERE conversation_id = ?) \
+                FROM conversations WHERE id = ?\(forUpdate)
+                """, [key, key])
+            guard let row = rows.first else { return (.unknownConversation, [:]) }
             let current = UInt64(try row.integer(0))
-            guard current == epoch else { return (.wrongEpoch(current: current), []) }
-            let pending = try await connection.query("SELECT 1 FROM pending_proposals WHERE conversation_id = ? LIMIT 1", [key])
-            guard pending.isEmpty else { return (.pendingProposals, []) }
+            let outcome: SendOutcome? =
+                current != epoch ? .wrongEpoch(current: current) : try row.integer(2) != 0 ? .pendingProposals : nil
+            if let outcome {
+                if let duplicate = try await Self.storedMessage(connection, id, delivery) { return (duplicate, [:]) }
+                return (outcome, [:])
+            }
             // The conversation's message lifetime sets when the ciphertext expires.
             var timed = delivery
             let lifetime = try row.integer(1)
             if lifetime > 0 { timed.expiresAt = delivery.sentAt.addingTimeInterval(TimeInterval(lifetime)) }
-            let notified = try await Self.deliver(connection, timed, conversation: id, deviceLock: deviceLock, outboxLimit: outboxLimit)
-            return (.stored(sentAt: timed.sentAt, expiresAt: timed.expiresAt), notified)
+            guard let payload = try await Self.insertPayload(connection, timed, conversation: id, unlessDuplicate: true) else {
+                return (try await Self.storedMessage(connection, id, delivery) ?? .duplicate(sentAt: timed.sentAt, expiresAt: nil), [:])
+            }
+            if !timed.remote.isEmpty { try await Self.enqueueFederated(connection, timed, conversation: id, limit: outboxLimit) }
+            let sequences = try await Self.fanOut(
+                connection, payload: payload, to: timed.recipients, deviceLock: deviceLock, origin: clusterOrigin)
+            return (.stored(sentAt: timed.sentAt, expiresAt: timed.expiresAt), sequences)
         }
+    }
+
+    /// The message with this delivery's id from its sender, if one is stored (D17).
+    static func storedMessage(_ connection: any SQLConnection, _ id: ConversationID, _ delivery: Delivery) async throws -> SendOutcome? {
+        guard let messageID = delivery.messageID, let sender = delivery.senderDevice else { return nil }
+        let existing = try await connection.query(
+            "SELECT sent_at, expires_at FROM payloads WHERE conversation_id = ? AND sender_device = ? AND message_id = ?",
+            [.blob(id.bytes), .text(sender.value), .text(messageID)])
+        guard let previous = existing.first else { return nil }
+        return .duplicate(
+            sentAt: Date(millis: try previous.integer(0)), expiresAt: try previous.optionalInteger(1).map(Date.init(millis:)))
     }
 
     /// Records server proposals of this epoch and sends them to the group.
     public func addPendingProposals(
         _ id: ConversationID, epoch: UInt64, proposals: [(ref: [UInt8], message: [UInt8])], delivery: [Delivery]
     ) async throws -> Set<DeviceID> {
-        try await database.transaction { connection in
+        try await write { connection in
             let key = SQLValue.blob(id.bytes)
             let rows = try await connection.query("SELECT epoch FROM conversations WHERE id = ?\(forUpdate)", [key])
             guard let row = rows.first, UInt64(try row.integer(0)) == epoch else { return [] }
@@ -193,7 +248,8 @@ extension ConclaveStore {
             var notified = Set<DeviceID>()
             for item in delivery {
                 notified.formUnion(
-                    try await Self.deliver(connection, item, conversation: id, deviceLock: deviceLock, outboxLimit: outboxLimit))
+                    try await Self.deliver(
+                        connection, item, conversation: id, deviceLock: deviceLock, origin: clusterOrigin, outboxLimit: outboxLimit))
             }
             return notified
         }
@@ -208,44 +264,71 @@ extension ConclaveStore {
     }
 
     /// Writes one payload and an inbox entry per recipient device that
-    /// still exists, each with the device's next sequence number. On
-    /// PostgreSQL the device rows are locked in id order first
-    /// (``ConclaveStore/deviceLock``).
+    /// still exists, each with the device's next sequence number (and puts
+    /// the remote recipients' copy into the federation outbox).
     static func deliver(
-        _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, deviceLock: String, outboxLimit: Int = 10_000
+        _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, deviceLock: String, origin: String?,
+        outboxLimit: Int = 10_000
     ) async throws -> Set<DeviceID> {
         if !delivery.remote.isEmpty { try await enqueueFederated(connection, delivery, conversation: conversation, limit: outboxLimit) }
         // With no local recipient, a message still leaves a payload row, so that a retry of its id is known (D17).
         guard !delivery.recipients.isEmpty || delivery.messageID != nil else { return [] }
-        let marks = Array(repeating: "?", count: delivery.recipients.count).joined(separator: ", ")
-        let recipients = delivery.recipients.map { SQLValue.text($0.value) }
+        guard let payload = try await insertPayload(connection, delivery, conversation: conversation, unlessDuplicate: false) else {
+            throw StoreError.corrupt("payloads.id")
+        }
+        return Set(try await fanOut(connection, payload: payload, to: delivery.recipients, deviceLock: deviceLock, origin: origin).keys)
+    }
+
+    /// Inserts a payload and returns its id; with `unlessDuplicate`, nil
+    /// when its sender already stored a message with its id (D17).
+    static func insertPayload(
+        _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, unlessDuplicate: Bool
+    ) async throws -> SQLValue? {
+        let conflict = unlessDuplicate ? " ON CONFLICT (conversation_id, sender_device, message_id) DO NOTHING" : ""
         let payload = try await connection.query(
-            "INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            """
+            INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at) \
+            VALUES (?, ?, ?, ?, ?, ?, ?)\(conflict) RETURNING id
+            """,
             [
                 .blob(conversation.bytes), .text(delivery.kind.rawValue), delivery.messageID.map(SQLValue.text) ?? .null,
                 .blob(delivery.data),
                 delivery.senderDevice.map { .text($0.value) } ?? .null, .integer(delivery.sentAt.millis),
                 delivery.expiresAt.map { .integer($0.millis) } ?? .null,
             ])
-        guard let payloadID = payload.first?.values.first else { throw StoreError.corrupt("payloads.id") }
-        guard !delivery.recipients.isEmpty else { return [] }
+        return payload.first?.values.first
+    }
+
+    /// One inbox entry per recipient device that still exists, each with
+    /// the device's next sequence number. On PostgreSQL the device rows are
+    /// locked in id order first (``ConclaveStore/deviceLock``), and the
+    /// other server processes are told (`origin`: this one's, on a shared
+    /// database). Returns each device's sequence number of the payload.
+    static func fanOut(
+        _ connection: any SQLConnection, payload: SQLValue, to devices: [DeviceID], deviceLock: String, origin: String?
+    ) async throws -> [DeviceID: Int64] {
+        guard !devices.isEmpty else { return [:] }
+        let marks = Array(repeating: "?", count: devices.count).joined(separator: ", ")
+        let recipients = devices.map { SQLValue.text($0.value) }
         if !deviceLock.isEmpty {
             try await connection.execute("SELECT id FROM devices WHERE id IN (\(marks)) ORDER BY id\(deviceLock)", recipients)
         }
         let sequences = try await connection.query(
             "UPDATE devices SET inbox_seq = inbox_seq + 1 WHERE id IN (\(marks)) RETURNING id, inbox_seq", recipients)
-        guard !sequences.isEmpty else { return [] }
+        guard !sequences.isEmpty else { return [:] }
         var binds: [SQLValue] = []
-        var notified = Set<DeviceID>()
+        var numbered: [DeviceID: Int64] = [:]
         for row in sequences {
-            binds.append(.text(try row.text(0)))
-            binds.append(.integer(try row.integer(1)))
-            binds.append(payloadID)
-            if let device = DeviceID(try row.text(0)) { notified.insert(device) }
+            let (device, seq) = (try row.text(0), try row.integer(1))
+            binds.append(.text(device))
+            binds.append(.integer(seq))
+            binds.append(payload)
+            if let device = DeviceID(device) { numbered[device] = seq }
         }
         let values = Array(repeating: "(?, ?, ?)", count: sequences.count).joined(separator: ", ")
         try await connection.execute("INSERT INTO inbox (device_id, seq, payload_id) VALUES \(values)", binds)
-        return notified
+        if let origin { try await announce(.inbox(Array(numbered.keys)), from: origin, on: connection) }
+        return numbered
     }
 
     /// The members of other networks (rows that name a user by address).
@@ -257,20 +340,6 @@ extension ConclaveStore {
             return try rows.map {
                 guard let address = UserAddress(try $0.text(0)) else { throw StoreError.corrupt("conversation_members.user_name") }
                 return address
-            }
-        }
-    }
-
-    public func remoteDevices(_ id: ConversationID) async throws -> [RemoteDevice] {
-        try await database.read { connection in
-            let rows = try await connection.query(
-                "SELECT device_id, user_address FROM conversation_remote_devices WHERE conversation_id = ? ORDER BY device_id",
-                [.blob(id.bytes)])
-            return try rows.map {
-                guard let device = DeviceID(try $0.text(0)), let user = UserAddress(try $0.text(1)) else {
-                    throw StoreError.corrupt("conversation_remote_devices")
-                }
-                return RemoteDevice(device: device, user: user)
             }
         }
     }
@@ -381,13 +450,15 @@ extension ConclaveStore {
     /// Deletes a device's inbox entries up to `seq`; payloads no inbox
     /// refers to any more go with them.
     public func acknowledge(device: DeviceID, upTo seq: Int64) async throws -> Int {
-        try await database.transaction { connection in
+        try await writeKeepingCaches { connection in
             let removed = try await connection.query(
                 "DELETE FROM inbox WHERE device_id = ? AND seq <= ? RETURNING payload_id", [.text(device.value), .integer(seq)])
-            let payloads = Set(removed.compactMap { $0.values.first })
-            for payload in payloads {
+            let payloads = Array(Set(removed.compactMap { $0.values.first }))
+            for batch in stride(from: 0, to: payloads.count, by: 500) {
+                let part = Array(payloads[batch..<min(batch + 500, payloads.count)])
+                let marks = Array(repeating: "?", count: part.count).joined(separator: ", ")
                 try await connection.execute(
-                    "DELETE FROM payloads WHERE id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE payload_id = ?)", [payload, payload])
+                    "DELETE FROM payloads WHERE id IN (\(marks)) AND NOT EXISTS (SELECT 1 FROM inbox WHERE payload_id = payloads.id)", part)
             }
             return removed.count
         }
@@ -397,7 +468,7 @@ extension ConclaveStore {
     /// inbox refers to, and expired federation nonces. Returns how many
     /// payloads went.
     public func sweep(now: Date) async throws -> Int {
-        try await database.transaction { connection in
+        try await writeKeepingCaches { connection in
             let expired = try await connection.query(
                 "DELETE FROM payloads WHERE (expires_at IS NOT NULL AND expires_at <= ?) OR NOT EXISTS (SELECT 1 FROM inbox WHERE payload_id = payloads.id) RETURNING id",
                 [.integer(now.millis)])

@@ -25,7 +25,7 @@ extension ConclaveStore {
     }
 
     public func setFederationMode(_ mode: FederationMode, audit: AuditDraft) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute(
                 "UPDATE network_settings SET value = ? WHERE name = 'federation_mode'", [.text(mode.rawValue)])
             try await Self.appendAudit(connection, audit, lock: forUpdate)
@@ -67,7 +67,7 @@ extension ConclaveStore {
     /// Pins a peer (replacing a removed one). Throws ``StoreError/conflict(_:)``
     /// when it is pinned already.
     public func addPeer(_ peer: StoredPeer, audit: AuditDraft?) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute(
                 "DELETE FROM federation_peers WHERE domain = ? AND pinned_by = 'removed'", [.text(peer.peer.domain.value)])
             try await connection.execute(
@@ -82,7 +82,7 @@ extension ConclaveStore {
 
     /// Unpins a peer, remembering it as removed; false when it was not pinned.
     public func removePeer(_ domain: NetworkDomain, audit: AuditDraft) async throws -> Bool {
-        try await database.transaction { connection in
+        try await write { connection in
             let rows = try await connection.query(
                 "UPDATE federation_peers SET pinned_by = 'removed', signing_key = NULL WHERE domain = ? AND pinned_by <> 'removed' RETURNING domain",
                 [.text(domain.value)])
@@ -94,7 +94,7 @@ extension ConclaveStore {
 
     /// Records a peer's key once it was checked against the pinned fingerprint.
     public func setPeerKey(_ domain: NetworkDomain, _ key: [UInt8]) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute(
                 "UPDATE federation_peers SET signing_key = ? WHERE domain = ? AND signing_key IS NULL", [.blob(key), .text(domain.value)])
         }
@@ -103,7 +103,7 @@ extension ConclaveStore {
     /// Records a request's nonce until it expires; false when the origin
     /// used it before (a replay).
     public func useNonce(origin: NetworkDomain, nonce: String, expiresAt: Date) async throws -> Bool {
-        try await database.transaction { connection in
+        try await write { connection in
             let rows = try await connection.query(
                 "INSERT INTO federation_nonces (origin, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING nonce",
                 [.text(origin.value), .text(nonce), .integer(expiresAt.millis)])
@@ -179,7 +179,7 @@ extension ConclaveStore {
     public func enqueue(
         destination: NetworkDomain, path: String, body: some Encodable & Sendable, at date: Date, limit: Int = 10_000
     ) async throws -> EnqueueOutcome {
-        try await database.transaction { connection in
+        try await write { connection in
             try await Self.enqueue(connection, destination: destination, path: path, body: body, at: date, limit: limit)
         }
     }
@@ -187,7 +187,7 @@ extension ConclaveStore {
     /// Drops requests queued before `date` (the outbox's maximum age).
     /// Returns how many went.
     public func dropOutbox(queuedBefore date: Date) async throws -> Int {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.query("DELETE FROM federation_outbox WHERE created_at < ? RETURNING id", [.integer(date.millis)]).count
         }
     }
@@ -212,13 +212,13 @@ extension ConclaveStore {
     }
 
     public func completeOutbox(_ id: Int64) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute("DELETE FROM federation_outbox WHERE id = ?", [.integer(id)])
         }
     }
 
     public func deferOutbox(_ id: Int64, attempts: Int, until date: Date) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute(
                 "UPDATE federation_outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
                 [.integer(Int64(attempts)), .integer(date.millis), .integer(id)])
@@ -241,7 +241,7 @@ extension ConclaveStore {
         _ delivery: FederatedDelivery, origin: NetworkDomain, localDomain: NetworkDomain, recipients: [DeviceID],
         state: RemoteConversationState?
     ) async throws -> RemoteDeliveryOutcome {
-        try await database.transaction { connection in
+        try await write { connection in
             let id = SQLValue.blob(delivery.conversation.bytes)
             let existing = try await connection.query("SELECT host FROM conversations WHERE id = ?\(forUpdate)", [id])
             if let row = existing.first {
@@ -270,7 +270,8 @@ extension ConclaveStore {
                 expiresAt: delivery.expiresAt, recipients: recipients)
             return .stored(
                 notified: try await Self.deliver(
-                    connection, local, conversation: delivery.conversation, deviceLock: deviceLock, outboxLimit: outboxLimit))
+                    connection, local, conversation: delivery.conversation, deviceLock: deviceLock, origin: clusterOrigin,
+                    outboxLimit: outboxLimit))
         }
     }
 

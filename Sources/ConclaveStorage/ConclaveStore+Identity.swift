@@ -22,7 +22,7 @@ extension ConclaveStore {
     public func publishIdentity(
         of user: UserName, key: [UInt8], device: DeviceID, approval: [UInt8], at time: Date, audit: AuditDraft? = nil
     ) async throws -> Bool {
-        try await database.transaction { connection in
+        try await write { connection in
             let inserted = try await connection.query(
                 "INSERT INTO user_identities (user_name, public_key, created_at) VALUES (?, ?, ?) ON CONFLICT (user_name) DO NOTHING RETURNING user_name",
                 [.text(user.value), .blob(key), .integer(time.millis)])
@@ -38,7 +38,7 @@ extension ConclaveStore {
     /// for it are kept for it to fetch. False when it is not pending.
     public func approveDevice(_ device: DeviceID, approval: [UInt8], sealedIdentity: [UInt8], audit: AuditDraft? = nil) async throws -> Bool
     {
-        try await database.transaction { connection in
+        try await write { connection in
             let rows = try await connection.query(
                 "UPDATE devices SET pending = 0, approval = ?, sealed_identity = ? WHERE id = ? AND pending = 1 RETURNING id",
                 [.blob(approval), .blob(sealedIdentity), .text(device.value)])
@@ -51,7 +51,7 @@ extension ConclaveStore {
     /// Forgets a user's identity key when no approved device of the user is
     /// left to hold it: the next device to sign in makes a new one.
     public func dropIdentityIfOrphaned(of user: UserName) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute(
                 """
                 DELETE FROM user_identities WHERE user_name = ? \

@@ -83,7 +83,7 @@ extension ConclaveStore {
 
     /// Throws ``StoreError/conflict(_:)`` when the name is taken.
     public func createSecurityGroup(_ policy: SecurityGroupPolicy, at date: Date, audit: AuditDraft) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute(
                 "INSERT INTO security_groups (name, policy, created_at) VALUES (?, ?, ?)",
                 [.text(policy.name.value), .text(try Self.json(policy)), .integer(date.millis)])
@@ -93,7 +93,7 @@ extension ConclaveStore {
 
     /// Replaces a group's policy; false when there is no such group.
     public func updateSecurityGroup(_ policy: SecurityGroupPolicy, audit: AuditDraft) async throws -> Bool {
-        try await database.transaction { connection in
+        try await write { connection in
             let rows = try await connection.query(
                 "UPDATE security_groups SET policy = ? WHERE name = ? RETURNING name",
                 [.text(try Self.json(policy)), .text(policy.name.value)])
@@ -105,7 +105,7 @@ extension ConclaveStore {
 
     /// Deletes a group that no account is in.
     public func deleteSecurityGroup(_ name: SecurityGroupName, audit: AuditDraft) async throws -> GroupDeletion {
-        try await database.transaction { connection in
+        try await write { connection in
             let rows = try await connection.query("SELECT name FROM security_groups WHERE name = ?\(forUpdate)", [.text(name.value)])
             guard !rows.isEmpty else { return .notFound }
             let members = try await connection.query("SELECT COUNT(*) FROM users WHERE security_group = ?", [.text(name.value)])
@@ -120,7 +120,7 @@ extension ConclaveStore {
     /// Moves a user to another group. Throws ``StoreError/notFound(_:)``
     /// when the user or the group does not exist.
     public func setSecurityGroup(of user: UserName, to group: SecurityGroupName, audit: AuditDraft) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             guard try await Self.securityGroup(connection, group, lock: forUpdate) != nil else {
                 throw StoreError.notFound("security group")
             }
@@ -180,7 +180,7 @@ extension ConclaveStore {
 
     /// Appends an entry on its own (an action with no row of its own to change).
     public func appendAudit(_ draft: AuditDraft) async throws {
-        try await database.transaction { connection in try await Self.appendAudit(connection, draft, lock: forUpdate) }
+        try await write { connection in try await Self.appendAudit(connection, draft, lock: forUpdate) }
     }
 
     /// The log, oldest first; with `since`, only entries at or after it.

@@ -8,31 +8,68 @@ public struct ConclaveStore: Sendable {
     public let database: any SQLDatabase
     /// Requests the federation outbox holds for one peer at most.
     public let outboxLimit: Int
+    /// Sessions and conversation members, served from memory.
+    let caches = StoreCaches()
+    /// This process among those sharing the database (``ClusterSignal``).
+    let origin = String(UUID().uuidString.prefix(8)).lowercased()
 
     public init(database: any SQLDatabase, outboxLimit: Int = 10_000) {
         self.database = database
         self.outboxLimit = outboxLimit
     }
 
-    /// Brings the schema to the newest version.
+    /// A write transaction; the caches are dropped once it has ended, so no
+    /// read after it sees what it changed from memory. On a shared database
+    /// the transaction also tells the other server processes to drop theirs,
+    /// when (and only if) it commits.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        defer { caches.invalidate() }
+        guard let origin = clusterOrigin else { return try await database.transaction(body) }
+        return try await database.transaction { connection in
+            let result = try await body(connection)
+            try await Self.announce(.invalidate, from: origin, on: connection)
+            return result
+        }
+    }
+
+    /// A write transaction that changes nothing the caches hold (it stores
+    /// or deletes messages and inbox entries only), so they stay.
+    func writeKeepingCaches<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        try await database.transaction(body)
+    }
+
+    /// Brings the schema to the newest version, one migration per
+    /// transaction. On PostgreSQL each transaction first takes an advisory
+    /// lock and reads the version again under it, so that server processes
+    /// starting at once on one database migrate it once, in order.
     public func migrate() async throws {
         let migrations = Schema.migrations(database.dialect)
         let bigint = database.dialect == .sqlite ? "INTEGER" : "BIGINT"
-        let current = try await database.transaction { connection in
-            try await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version \(bigint) NOT NULL)")
-            let rows = try await connection.query("SELECT version FROM schema_version", [])
-            if let row = rows.first { return try row.integer(0) }
-            try await connection.execute("INSERT INTO schema_version (version) VALUES (0)")
-            return 0
-        }
-        guard current <= Int64(migrations.count) else { throw StoreError.schemaTooNew(Int(current)) }
-        for (index, statements) in migrations.enumerated() where Int64(index) >= current {
-            try await database.transaction { connection in
-                for statement in statements { try await connection.execute(statement) }
-                try await connection.execute("UPDATE schema_version SET version = ?", [.integer(Int64(index + 1))])
+        let lock = database.dialect == .postgres ? "SELECT pg_advisory_xact_lock(\(Self.migrationLock))" : nil
+        while true {
+            let done = try await write { connection -> Bool in
+                if let lock { try await connection.execute(lock) }
+                try await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version \(bigint) NOT NULL)")
+                let rows = try await connection.query("SELECT version FROM schema_version", [])
+                let current: Int64
+                if let row = rows.first {
+                    current = try row.integer(0)
+                } else {
+                    try await connection.execute("INSERT INTO schema_version (version) VALUES (0)")
+                    current = 0
+                }
+                guard current <= Int64(migrations.count) else { throw StoreError.schemaTooNew(Int(current)) }
+                guard current < Int64(migrations.count) else { return true }
+                for statement in migrations[Int(current)] { try await connection.execute(statement) }
+                try await connection.execute("UPDATE schema_version SET version = ?", [.integer(current + 1)])
+                return false
             }
+            if done { return }
         }
     }
+
+    /// The advisory lock key of migrations on PostgreSQL ("conclave" in ASCII).
+    static let migrationLock: Int64 = 0x636F_6E63_6C61_7665
 
     public func close() async throws { try await database.close() }
 
@@ -53,7 +90,7 @@ extension ConclaveStore {
     /// ``StoreError/conflict(_:)`` when the name is taken and
     /// ``StoreError/notFound(_:)`` when the group does not exist.
     public func createUser(_ user: UserRecord, audit: AuditDraft? = nil) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             guard let group = SecurityGroupName(user.securityGroup),
                 try await Self.securityGroup(connection, group, lock: forUpdate) != nil
             else { throw StoreError.notFound("security group") }
@@ -88,7 +125,7 @@ extension ConclaveStore {
 
     /// Replaces a user's password hash. False when there is no such user.
     public func setPasswordHash(of name: UserName, to hash: String, audit: AuditDraft? = nil) async throws -> Bool {
-        try await database.transaction { connection in
+        try await write { connection in
             let rows = try await connection.query(
                 "UPDATE users SET password_hash = ? WHERE name = ? RETURNING name", [.text(hash), .text(name.value)])
             if let audit, !rows.isEmpty { try await Self.appendAudit(connection, audit, lock: forUpdate) }
@@ -102,7 +139,7 @@ extension ConclaveStore {
     /// in again (and published new ones). Returns false when there is no
     /// such user.
     public func setSuspended(_ name: UserName, _ suspended: Bool, audit: AuditDraft? = nil) async throws -> Bool {
-        try await database.transaction { connection in
+        try await write { connection in
             let rows = try await connection.query(
                 "UPDATE users SET suspended = ? WHERE name = ? RETURNING name", [.integer(suspended ? 1 : 0), .text(name.value)])
             if suspended {
@@ -119,7 +156,7 @@ extension ConclaveStore {
     /// Deletes a user with its devices, sessions, key packages and inbox.
     /// Returns the devices it had, or nil when there is no such user.
     public func deleteUser(_ name: UserName, audit: AuditDraft? = nil) async throws -> [DeviceID]? {
-        try await database.transaction { connection in
+        try await write { connection in
             // Locked in id order first, as deliveries lock them (see deviceLock).
             let devices = try await connection.query(
                 "SELECT id FROM devices WHERE user_name = ? ORDER BY id\(forUpdate)", [.text(name.value)])
@@ -138,7 +175,7 @@ extension ConclaveStore {
     }
 
     public func createDevice(_ device: DeviceRecord) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute(
                 "INSERT INTO devices (id, user_name, name, signature_key, certificate, created_at, pending, transfer_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -170,7 +207,7 @@ extension ConclaveStore {
     /// Deletes every device of a user (and with them sessions, key packages
     /// and inboxes). Returns the deleted devices.
     public func deleteDevices(of user: UserName, audit: AuditDraft? = nil) async throws -> [DeviceID] {
-        try await database.transaction { connection in
+        try await write { connection in
             if database.dialect == .postgres {
                 try await connection.execute("SELECT id FROM devices WHERE user_name = ? ORDER BY id FOR UPDATE", [.text(user.value)])
             }
@@ -185,7 +222,7 @@ extension ConclaveStore {
     /// Deletes one device (its sessions, key packages and inbox go with it).
     /// Returns false when there is no such device.
     public func deleteDevice(_ id: DeviceID) async throws -> Bool {
-        try await database.transaction { connection in
+        try await write { connection in
             !(try await connection.query("DELETE FROM devices WHERE id = ? RETURNING id", [.text(id.value)])).isEmpty
         }
     }
@@ -225,7 +262,7 @@ extension ConclaveStore {
 
 extension ConclaveStore {
     public func createSession(tokenHash: [UInt8], device: DeviceID, createdAt: Date, expiresAt: Date) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute(
                 "INSERT INTO sessions (token_hash, device_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
                 [.blob(tokenHash), .text(device.value), .integer(createdAt.millis), .integer(expiresAt.millis)])
@@ -234,20 +271,27 @@ extension ConclaveStore {
 
     /// The device and user of a live session of a user who is not
     /// suspended; nil otherwise.
+    /// Served from memory once read (``StoreCaches``).
     public func session(tokenHash: [UInt8], now: Date) async throws -> (device: DeviceRecord, user: UserRecord)? {
-        try await database.read { connection in
+        if let cached = caches.session(tokenHash, now: now) { return (cached.device, cached.user) }
+        let generation = caches.generation
+        let found = try await database.read { connection -> StoreCaches.CachedSession? in
             let rows = try await connection.query(
                 """
                 SELECT \(Self.deviceColumns(prefix: "d.")), \
-                u.name, u.password_hash, u.security_group, u.suspended, u.created_at \
+                u.name, u.password_hash, u.security_group, u.suspended, u.created_at, s.expires_at \
                 FROM sessions s JOIN devices d ON d.id = s.device_id JOIN users u ON u.name = d.user_name \
                 WHERE s.token_hash = ? AND s.expires_at > ? AND u.suspended = 0
                 """, [.blob(tokenHash), .integer(now.millis)])
             guard let row = rows.first else { return nil }
             let device = try Self.deviceRecord(row)
-            let user = try Self.userRecord(SQLRow(Array(row.values[Self.deviceColumnCount...])))
-            return (device, user)
+            let user = try Self.userRecord(SQLRow(Array(row.values[Self.deviceColumnCount..<(Self.deviceColumnCount + 5)])))
+            return StoreCaches.CachedSession(
+                device: device, user: user, expiresAt: Date(millis: try row.integer(Self.deviceColumnCount + 5)))
         }
+        guard let found else { return nil }
+        caches.keep(session: found, for: tokenHash, readAt: generation)
+        return (found.device, found.user)
     }
 
     /// Whether the token names a session that has expired (of a device
@@ -265,13 +309,13 @@ extension ConclaveStore {
 
     /// Deletes sessions that expired before `date`.
     public func deleteSessions(expiredBefore date: Date) async throws -> Int {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.query("DELETE FROM sessions WHERE expires_at < ? RETURNING device_id", [.integer(date.millis)]).count
         }
     }
 
     public func deleteSession(tokenHash: [UInt8]) async throws {
-        try await database.transaction { connection in
+        try await write { connection in
             try await connection.execute("DELETE FROM sessions WHERE token_hash = ?", [.blob(tokenHash)])
         }
     }
@@ -290,7 +334,7 @@ extension ConclaveStore {
     )
         async throws
     {
-        try await database.transaction { connection in
+        try await write { connection in
             let held =
                 try await connection.query(
                     "SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 0", [.text(device.value)]
@@ -327,7 +371,7 @@ extension ConclaveStore {
     /// an ordinary one is consumed, else the last-resort one is handed out
     /// and kept (RFC 9420 §16.8).
     public func claimKeyPackages(user: UserName) async throws -> [(device: DeviceID, data: [UInt8])] {
-        try await database.transaction { connection in
+        try await write { connection in
             // A pending device is in no conversation until its user approved it.
             let devices = try await connection.query(
                 "SELECT id FROM devices WHERE user_name = ? AND pending = 0 ORDER BY id", [.text(user.value)])

@@ -52,7 +52,25 @@ public final class PostgresDatabase: SQLDatabase {
         }
     }
 
+    /// How many times a transaction runs when PostgreSQL ends it to settle
+    /// a conflict with another (SQLSTATE 40001 serialisation failure, 40P01
+    /// deadlock), with a short random pause before each new run.
+    public static let retries = 5
+
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await runTransaction(body)
+            } catch StoreError.contended(let what) {
+                guard attempt < Self.retries else { throw StoreError.contended(what) }
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * attempt))))
+            }
+        }
+    }
+
+    private func runTransaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
         let logger = logger
         return try await PostgresErrors.mapping {
             try await client.withConnection { connection in
@@ -76,6 +94,53 @@ public final class PostgresDatabase: SQLDatabase {
         return try await PostgresErrors.mapping {
             try await client.withConnection { connection in
                 try await body(PostgresTransaction(connection: connection, logger: logger))
+            }
+        }
+    }
+
+    /// Several server processes may share one PostgreSQL database.
+    public var isShared: Bool { true }
+
+    /// `LISTEN` on a connection of the pool, held for as long as it
+    /// follows; after a failure it listens again a second later.
+    public func follow(
+        channel: String, connected: @escaping @Sendable () async -> Void, notified: @escaping @Sendable (String) async -> Void
+    ) async throws {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: channel) { notifications in
+                        await connected()
+                        for try await notification in notifications { await notified(notification.payload) }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                let description = (error as? PSQLError).map(PostgresErrors.describe) ?? "\(type(of: error))"
+                logger.warning(
+                    "PostgreSQL: listening for other server processes failed; listening again", metadata: ["error": "\(description)"])
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Tries the advisory lock every two seconds on a connection it keeps
+    /// while it waits and while `body` runs.
+    public func exclusively(lock key: Int64, _ body: @Sendable () async throws -> Void) async throws {
+        let logger = logger
+        try await PostgresErrors.mapping {
+            try await client.withConnection { connection in
+                let session = PostgresTransaction(connection: connection, logger: logger)
+                while try await session.query("SELECT pg_try_advisory_lock(?)", [.integer(key)]).first?.integer(0) != 1 {
+                    try await Task.sleep(for: .seconds(2))
+                }
+                do {
+                    try await body()
+                } catch {
+                    _ = try? await session.query("SELECT pg_advisory_unlock(?)", [.integer(key)])
+                    throw error
+                }
+                _ = try await session.query("SELECT pg_advisory_unlock(?)", [.integer(key)])
             }
         }
     }
@@ -127,7 +192,7 @@ struct PostgresTransaction: SQLConnection {
 
     /// A result column, by its PostgreSQL type.
     static func value(_ cell: PostgresCell) throws -> SQLValue {
-        guard cell.bytes != nil else { return .null }
+        guard cell.bytes != nil, cell.dataType != .void else { return .null }  // void: pg_notify, advisory locks
         do {
             switch cell.dataType {
             case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
@@ -149,7 +214,11 @@ enum PostgresErrors {
         do {
             return try await body()
         } catch let error as PSQLError {
-            if error.serverInfo?[.sqlState] == "23505" { throw StoreError.conflict("unique constraint") }
+            switch error.serverInfo?[.sqlState] {
+            case "23505": throw StoreError.conflict("unique constraint")
+            case "40001", "40P01": throw StoreError.contended(describe(error))
+            default: break
+            }
             throw StoreError.database(describe(error))
         }
     }

@@ -76,6 +76,23 @@ public protocol SQLDatabase: Sendable {
     func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T
     /// Runs read-only queries, possibly on another connection than writes.
     func read<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T
+    /// Whether several server processes may share this database (and so
+    /// must tell each other what they changed, ``follow(channel:connected:notified:)``).
+    var isShared: Bool { get }
+    /// Hands over the notifications sent on `channel` (by `pg_notify` in a
+    /// committed transaction of any connection) until cancelled, listening
+    /// again after a lost connection; `connected` runs each time it starts
+    /// listening, since notifications may have been missed before. Only for
+    /// a shared database.
+    func follow(
+        channel: String, connected: @escaping @Sendable () async -> Void, notified: @escaping @Sendable (String) async -> Void
+    ) async throws
+    /// Runs `body` while this process holds the database-wide lock `key`,
+    /// waiting its turn: of the server processes sharing a database, one at
+    /// a time runs it (PostgreSQL: a session advisory lock, released when
+    /// the holder's connection ends, even by a crash). At once on a database
+    /// one process owns.
+    func exclusively(lock key: Int64, _ body: @Sendable () async throws -> Void) async throws
     func close() async throws
 }
 
@@ -93,6 +110,10 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case database(String)
     /// The database schema is newer than this program.
     case schemaTooNew(Int)
+    /// The database ended the transaction to settle a conflict with another
+    /// (PostgreSQL's serialisation failure or deadlock): it ran again
+    /// ``PostgresDatabase/retries`` times and failed each time.
+    case contended(String)
 
     public var description: String {
         switch self {
@@ -101,6 +122,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .full(let what): "too many \(what)"
         case .corrupt(let what): "corrupt row: \(what)"
         case .database(let what): "database error: \(what)"
+        case .contended(let what): "database contention: \(what)"
         case .schemaTooNew(let version): "the database schema (version \(version)) is newer than this program"
         }
     }

@@ -1,5 +1,4 @@
 import ConclaveProtocol
-import ConclaveSupport
 import Logging
 import NIOCore
 import SQLiteNIO
@@ -12,15 +11,17 @@ import Synchronization
 ///
 /// Write transactions are **group-committed**: transactions that arrive
 /// while another batch is being written wait, then run together in one
-/// SQLite transaction, each inside its own savepoint (so each still commits
-/// or rolls back on its own), and share one fsync. No caller returns before
-/// the batch's COMMIT is durable.
+/// SQLite transaction and share one fsync (one writer task writes batch after
+/// batch while any are queued); a batch in which one job fails
+/// runs again job by job, so each still commits or rolls back on its own.
+/// No caller returns before its COMMIT is durable.
 public final class SQLiteDatabase: SQLDatabase {
     public let dialect = SQLDialect.sqlite
     private let writer: SQLiteConnection
     private let readers: [SQLiteConnection]
-    private let writeLock = AsyncLock()
-    private let pending = Mutex<[WriteJob]>([])
+    /// The write transactions waiting for the next batch, and whether a
+    /// writer task is running.
+    private let queue = Mutex<(jobs: [WriteJob], writing: Bool)>((jobs: [], writing: false))
     private let readerCursor = RoundRobin()
 
     public static func open(path: String, readers readerCount: Int = 2, logger: Logger) async throws -> SQLiteDatabase {
@@ -48,55 +49,71 @@ public final class SQLiteDatabase: SQLDatabase {
         self.readers = readers
     }
 
+    /// Queues the transaction for the writer task (starting one if none
+    /// runs) and waits until its batch has committed (or it failed).
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
         let result = WriteResult<T>()
         let job = WriteJob { connection in result.set(try await body(connection)) }
-        pending.withLock { $0.append(job) }
-        // Whoever holds the lock writes every job queued so far, ours included
-        // unless an earlier holder already took it.
-        try await writeLock.withLock { await self.writePendingBatch() }
-        if let error = job.error { throw error }
+        let startWriter = queue.withLock { queue -> Bool in
+            queue.jobs.append(job)
+            defer { queue.writing = true }
+            return !queue.writing
+        }
+        if startWriter { Task { await self.writeUntilEmpty() } }
+        if let error = await job.outcome() { throw error }
         guard let value = result.value else { throw StoreError.database("a write transaction did not run") }
         return value
     }
 
-    /// Runs the queued jobs as one transaction, one savepoint each.
-    private func writePendingBatch() async {
-        let jobs = pending.withLock { queued in
-            defer { queued.removeAll() }
-            return queued
+    /// The writer task: writes what is queued, batch after batch, and ends
+    /// when nothing is. Callers only wait for their own job, so a batch of
+    /// n jobs costs one hand-off to each caller, not n turns of a lock.
+    private func writeUntilEmpty() async {
+        while true {
+            let jobs = queue.withLock { queue -> [WriteJob] in
+                let batch = Array(queue.jobs.prefix(Self.batchLimit))
+                queue.jobs.removeFirst(batch.count)
+                if batch.isEmpty { queue.writing = false }
+                return batch
+            }
+            guard !jobs.isEmpty else { return }
+            await writeBatch(jobs)
         }
-        guard !jobs.isEmpty else { return }
+    }
+
+    /// Write transactions in one batch at most.
+    static let batchLimit = 512
+
+    /// Runs the jobs as one transaction. Jobs rarely fail, so no savepoints
+    /// are spent on them: if one does fail, the whole batch rolls back and
+    /// each job runs again in a transaction of its own, so that every job
+    /// still commits or fails alone.
+    private func writeBatch(_ jobs: [WriteJob]) async {
         let connection = SQLiteTransaction(connection: writer)
-        do {
-            try await connection.execute("BEGIN IMMEDIATE")
-        } catch {
-            for job in jobs { job.error = error }
-            return
-        }
-        for job in jobs {
+        if jobs.count > 1 {
             do {
-                try await connection.execute("SAVEPOINT job")
-                try await job.run(connection)
-                try await connection.execute("RELEASE job")
+                try await connection.execute("BEGIN IMMEDIATE")
+                for job in jobs { try await job.run(connection) }
+                try await connection.execute("COMMIT")
+                for job in jobs { job.finish(nil) }
+                return
             } catch {
-                job.error = error
-                do {
-                    try await connection.execute("ROLLBACK TO job")
-                    try await connection.execute("RELEASE job")
-                } catch {
-                    // The failed job's writes could not be undone on their own: nothing of the batch may commit.
-                    try? await connection.execute("ROLLBACK")
-                    for job in jobs { job.error = error }
-                    return
-                }
+                try? await connection.execute("ROLLBACK")
             }
         }
+        for job in jobs { await runAlone(job, connection) }
+    }
+
+    /// One job in its own transaction.
+    private func runAlone(_ job: WriteJob, _ connection: SQLiteTransaction) async {
         do {
+            try await connection.execute("BEGIN IMMEDIATE")
+            try await job.run(connection)
             try await connection.execute("COMMIT")
+            job.finish(nil)
         } catch {
             try? await connection.execute("ROLLBACK")
-            for job in jobs { job.error = error }
+            job.finish(error)
         }
     }
 
@@ -105,20 +122,54 @@ public final class SQLiteDatabase: SQLDatabase {
         return try await body(SQLiteTransaction(connection: reader))
     }
 
+    /// One server process owns the file.
+    public var isShared: Bool { false }
+
+    /// Nothing to follow: no other process writes the file.
+    public func follow(
+        channel: String, connected: @escaping @Sendable () async -> Void, notified: @escaping @Sendable (String) async -> Void
+    ) async throws {}
+
+    /// No other process to wait for.
+    public func exclusively(lock key: Int64, _ body: @Sendable () async throws -> Void) async throws { try await body() }
+
     public func close() async throws {
         for reader in readers { try await reader.close() }
         try await writer.close()
     }
 }
 
-/// One queued write transaction. Its fields are written by the task that
-/// holds the write lock and read by the job's owner after it held the lock
-/// itself, so the lock orders every access.
-final class WriteJob: @unchecked Sendable {
+/// One queued write transaction, and how it ended: the writer task
+/// finishes it once, and its caller waits for that.
+final class WriteJob: Sendable {
     let run: @Sendable (any SQLConnection) async throws -> Void
-    var error: (any Error)?
+    private let state = Mutex<(finished: Bool, error: (any Error)?, waiter: CheckedContinuation<(any Error)?, Never>?)>(
+        (false, nil, nil))
 
     init(_ run: @escaping @Sendable (any SQLConnection) async throws -> Void) { self.run = run }
+
+    /// Records the outcome (nil: committed) and wakes the caller.
+    func finish(_ error: (any Error)?) {
+        let waiter = state.withLock { state -> CheckedContinuation<(any Error)?, Never>? in
+            state.finished = true
+            state.error = error
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: error)
+    }
+
+    /// Waits until the job is finished; its error, or nil once committed.
+    func outcome() async -> (any Error)? {
+        await withCheckedContinuation { continuation in
+            let finished = state.withLock { state -> (any Error)?? in
+                if state.finished { return .some(state.error) }
+                state.waiter = continuation
+                return .none
+            }
+            if let error = finished { continuation.resume(returning: error) }
+        }
+    }
 }
 
 /// A write transaction's value, set inside the batch.

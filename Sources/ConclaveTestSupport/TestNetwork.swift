@@ -249,3 +249,41 @@ public func texts(_ events: [ClientEvent]) -> [String] {
 public func messages(_ events: [ClientEvent]) -> [ReceivedMessage] {
     events.compactMap { if case .message(let message) = $0 { message } else { nil } }
 }
+
+/// Two `conclave server run` processes on one PostgreSQL database and one
+/// data directory, behind a ``LoopbackBalancer``: the deployment for an
+/// organisation that outgrows one process. Clients use the balancer's URL.
+public struct ClusterNetwork: NetworkFixture {
+    public let root: String
+    public let postgresURL: String
+    public let adminToken: String
+    public let domain: String
+    public let servers: [ConclaveServerProcess]
+    public let balancer: LoopbackBalancer
+    public var clock: TestClock? { nil }
+    public var url: String { balancer.url }
+
+    /// Starts the network, or returns nil (and says why) when PostgreSQL
+    /// cannot run here.
+    public static func start(processes: Int = 2, domain: String = "acme.example") async throws -> ClusterNetwork? {
+        guard let postgresURL = try Backend.postgresDatabase() else { return nil }
+        let root = NSTemporaryDirectory() + "conclave-cluster-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let token = try ConclaveServerProcess.initialise(directory: root + "/server", network: domain)
+        // Started together, so that their migrations run at once (they take turns, ConclaveStore.migrate).
+        let servers = try await withThrowingTaskGroup(of: ConclaveServerProcess.self) { group in
+            for _ in 0..<processes {
+                group.addTask { try await ConclaveServerProcess.start(directory: root + "/server", postgres: postgresURL) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let balancer = try await LoopbackBalancer.start(backends: servers.map(\.port))
+        return ClusterNetwork(
+            root: root, postgresURL: postgresURL, adminToken: token, domain: domain, servers: servers, balancer: balancer)
+    }
+
+    public func stop() {
+        balancer.stop()
+        for server in servers where server.isRunning { server.stop() }
+    }
+}

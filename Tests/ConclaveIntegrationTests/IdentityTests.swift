@@ -21,7 +21,7 @@ struct IdentityTests {
 
     @Test("12.1 A rogue administrator signs a device in as bob: it stays pending, and joining anyway gets it removed before alice writes")
     func rogueAdministratorsDevice() async throws {
-        guard let network = try await ProcessNetwork.start(.sqlite) else { return }
+        guard var network = try await ProcessNetwork.start(.sqlite) else { return }
         defer { network.stop() }
         try await network.users("alice", "bob")
         let alice = try await network.device("alice")
@@ -44,6 +44,7 @@ struct IdentityTests {
 
         // A rogue server goes further: it marks the device approved, and the modified client joins anyway.
         try await Self.tamper(network, "UPDATE devices SET pending = 0 WHERE name = 'rogue'")
+        try await network.restart()  // the rogue server serves what it wrote (its caches start empty)
         _ = try await rogue.joinIgnoringApprovalForTesting()
         #expect(try await rogue.conversations().map(\.id) == [room.id])
         try await alice.send("the board meets at nine", to: room.id)

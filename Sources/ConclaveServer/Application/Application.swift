@@ -48,6 +48,7 @@ public func buildApplication(
         FederationRelay(
             store: store, client: api.gateway.client, clock: clock, idleInterval: configuration.relayIdleInterval, ready: ready,
             logger: logger))
+    if store.database.isShared { app.addServices(ClusterFollower(store: store, hub: api.delivery.hub, ready: ready, logger: logger)) }
     return app
 }
 
@@ -190,6 +191,34 @@ struct Sweeper: Service {
                 logger.warning("sweep failed", metadata: ["error.type": "\(type(of: error))"])
             }
         }
+    }
+}
+
+/// Follows the other server processes on a shared (PostgreSQL) database:
+/// messages they store wake this process's connections of the recipients,
+/// devices they cut off lose their connections here too, and their writes
+/// drop this process's caches (``ConclaveStore/followCluster(_:)``).
+struct ClusterFollower: Service {
+    let store: ConclaveStore
+    let hub: InboxHub
+    let ready: Gate
+    let logger: Logger
+
+    func run() async throws {
+        await ready.wait()
+        let hub = hub
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await store.followCluster { signal in
+                    switch signal {
+                    case .inbox(let devices): await hub.notify(Set(devices))
+                    case .disconnect(let devices): await hub.disconnect(devices)
+                    case .resync: await hub.notifyAll()
+                    case .invalidate: break
+                    }
+                }
+            }
+        } catch is CancellationError {}
     }
 }
 

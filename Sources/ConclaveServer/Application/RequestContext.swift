@@ -49,8 +49,11 @@ extension Request {
     /// The bearer token of the `Authorization` header, if it is one.
     var bearerToken: String? {
         guard let value = headers[.authorization], value.hasPrefix("Bearer ") else { return nil }
-        let token = String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        return token.isEmpty || token.utf8.count > 256 ? nil : token
+        let bytes = value.utf8.dropFirst(7)
+        let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return nil }
+        let token = bytes[first...last]
+        return token.count > 256 ? nil : String(decoding: token, as: UTF8.self)
     }
 
     /// Decodes a JSON body, answering 400 with a JSON error when it is not

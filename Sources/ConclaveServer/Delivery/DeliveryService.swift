@@ -168,10 +168,17 @@ final class DeliveryService: Sendable {
             kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: requester.device,
             sentAt: Date(millis: clock.now.millis), recipients: devices.filter { !requester.isLocal || $0 != requester.device },
             remote: remote.filter { $0 != requester.remoteDevice })
-        let (outcome, notified) = try await store.appendApplication(id, epoch: epoch, delivery: delivery)
+        let (outcome, sequences) = try await store.appendApplication(id, epoch: epoch, delivery: delivery)
         switch outcome {
         case .stored(let sentAt, let expiresAt):
-            await hub.notify(notified)
+            let event = InboxEvent(
+                seq: 0, kind: .application, conversation: id, message: request.message, messageId: request.messageId, sentAt: sentAt,
+                expiresAt: expiresAt)
+            if let encoded = EncodedEvent(event) {
+                await hub.push(encoded, sequences: sequences)
+            } else {
+                await hub.notify(Set(sequences.keys))
+            }
             return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), true)
         case .duplicate(let sentAt, let expiresAt):  // D17
             return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), false)

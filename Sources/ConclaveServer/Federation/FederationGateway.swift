@@ -46,7 +46,7 @@ final class FederationGateway: Sendable {
     /// The host of a conversation this session's user belongs to, when it
     /// is another network.
     func remoteHost(_ id: ConversationID, session: Session) async throws -> NetworkDomain? {
-        guard let record = try await store.conversation(id), let host = record.host else { return nil }
+        guard case .remote(let host) = try await store.conversationHost(id) else { return nil }
         guard try await store.memberUsers(id).contains(session.user.name) else { throw APIError.notFound("conversation") }
         return host
     }

@@ -16,8 +16,15 @@ struct FederationRelay: Service {
     let ready: Gate
     let logger: Logger
 
+    /// On a shared database one server process at a time sends the outbox.
     func run() async throws {
         await ready.wait()
+        do {
+            try await cancelWhenGracefulShutdown { try await store.exclusively(.federationRelay) { await relay() } }
+        } catch is CancellationError {}
+    }
+
+    private func relay() async {
         while !Task.isCancelledOrShuttingDown {
             var progressed = false
             do {

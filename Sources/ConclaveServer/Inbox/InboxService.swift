@@ -34,15 +34,25 @@ final class InboxService: Sendable {
     /// device is cut off. A device already holding its limit of WebSockets
     /// (D24) has the new one closed at once, with close code 1008 and the
     /// reason `too many connections of this device`.
-    func stream(session: Session, after: Int64, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+    ///
+    /// Before it sends anything, the connection checks that its session is
+    /// still valid (`stillValid`, from memory while nothing changed): a
+    /// device cut off by another server process on a shared database stops
+    /// receiving even if that process's signal to end the connection is lost.
+    func stream(
+        session: Session, after: Int64, stillValid: @escaping @Sendable () async -> Bool, inbound: WebSocketInboundStream,
+        outbound: WebSocketOutboundWriter
+    ) async throws {
         let device = session.device.id
-        guard let (id, wakeups) = await hub.subscribe(device, limit: limits.webSocketsPerDevice) else {
+        guard let (id, signals) = await hub.subscribe(device, limit: limits.webSocketsPerDevice) else {
             try await outbound.close(.policyViolation, reason: "too many connections of this device")
             return
         }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await self.push(device, after: after, wakeups: wakeups, outbound: outbound) }
+                group.addTask {
+                    try await self.push(device, after: after, signals: signals, stillValid: stillValid, outbound: outbound)
+                }
                 group.addTask { try await self.takeAcknowledgements(device, inbound: inbound) }
                 try await group.next()
                 group.cancelAll()
@@ -54,21 +64,37 @@ final class InboxService: Sendable {
         await hub.unsubscribe(device, id: id)
     }
 
-    private func push(_ device: DeviceID, after: Int64, wakeups: AsyncStream<Void>, outbound: WebSocketOutboundWriter) async throws {
+    /// Sends what the hub hands over as it is while it follows the cursor
+    /// without a gap; otherwise (a wake-up, a gap) reads the store from the
+    /// cursor until it is drained.
+    private func push(
+        _ device: DeviceID, after: Int64, signals: AsyncStream<[PushedEvent]>, stillValid: @Sendable () async -> Bool,
+        outbound: WebSocketOutboundWriter
+    ) async throws {
         let encoder = ConclaveJSON.encoder()
         var cursor = after
-        for await _ in wakeups {
-            while true {
+        for await pushed in signals {
+            guard await stillValid() else { break }
+            var drain = pushed.isEmpty
+            for event in pushed where event.seq > cursor {
+                guard event.seq == cursor + 1 else {
+                    drain = true
+                    break
+                }
+                try await outbound.write(.text(event.event.text(seq: event.seq)))
+                cursor = event.seq
+            }
+            while drain {
                 let events = try await store.inbox(
                     device: device, after: cursor, limit: 200, maxBytes: limits.inboxPageBytes, now: clock.now)
                 for event in events {
                     try await outbound.write(.text(String(decoding: try encoder.encode(event), as: UTF8.self)))
                     cursor = event.seq
                 }
-                if events.isEmpty { break }
+                drain = !events.isEmpty
             }
         }
-        // The device was cut off (suspended, deleted, reset).
+        // The device was cut off (suspended, deleted, reset, signed out).
         try await outbound.close(.policyViolation, reason: "session ended")
     }
 

@@ -24,7 +24,9 @@ extension ConclaveAPI {
         } onUpgrade: { inbound, outbound, context in
             guard let session = try? await session(context.request) else { return }
             let after = try context.request.integerQuery("after", default: 0, range: 0...Int64.max)
-            try await inbox.stream(session: session, after: after, inbound: inbound, outbound: outbound)
+            try await inbox.stream(
+                session: session, after: after, stillValid: { (try? await self.session(context.request)) != nil }, inbound: inbound,
+                outbound: outbound)
         }
     }
 }

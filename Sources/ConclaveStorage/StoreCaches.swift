@@ -1,0 +1,107 @@
+import ConclaveProtocol
+import Foundation
+import Synchronization
+
+/// What the hot path reads on every request, served from memory: sessions
+/// by token hash, and each conversation's host and member devices. The database
+/// stays the source of truth. Every write transaction of the store drops
+/// the caches after it ends, unless it is one of the few that cannot change
+/// what they hold (an application message, an acknowledgement: see
+/// ``ConclaveStore/writeKeepingCaches(_:)``); so a new kind of write is safe
+/// by default.
+///
+/// A read that overlaps a write must not put the old answer back after the
+/// write dropped it: each read notes the generation before it asks the
+/// database, and its answer is kept only if no write ended meanwhile.
+///
+/// One process owns a database's caches: several server processes on one
+/// PostgreSQL would each need the others' writes to drop them (not built:
+/// docs/operations.md).
+public final class StoreCaches: Sendable {
+    private struct State {
+        var generation: UInt64 = 0
+        var sessions: [[UInt8]: CachedSession] = [:]
+        var members: [ConversationID: ConversationMembers] = [:]
+        var hosts: [ConversationID: ConversationHost] = [:]
+    }
+
+    struct CachedSession: Sendable {
+        let device: DeviceRecord
+        let user: UserRecord
+        let expiresAt: Date
+    }
+
+    /// A conversation's devices of this network and of others.
+    struct ConversationMembers: Sendable {
+        let local: [MemberDevice]
+        let remote: [RemoteDevice]
+    }
+
+    /// Entries kept at most per map; past it the map starts again empty.
+    private let capacity: Int
+    private let state = Mutex(State())
+
+    public init(capacity: Int = 100_000) {
+        self.capacity = capacity
+    }
+
+    /// The generation a read starts at.
+    var generation: UInt64 { state.withLock { $0.generation } }
+
+    /// Drops everything: a write has ended.
+    func invalidate() {
+        state.withLock { state in
+            state.generation &+= 1
+            state.sessions.removeAll(keepingCapacity: true)
+            state.members.removeAll(keepingCapacity: true)
+            state.hosts.removeAll(keepingCapacity: true)
+        }
+    }
+
+    func session(_ tokenHash: [UInt8], now: Date) -> CachedSession? {
+        state.withLock { state in
+            guard let session = state.sessions[tokenHash], session.expiresAt > now else { return nil }
+            return session
+        }
+    }
+
+    func keep(session: CachedSession, for tokenHash: [UInt8], readAt generation: UInt64) {
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            if state.sessions.count >= capacity { state.sessions.removeAll() }
+            state.sessions[tokenHash] = session
+        }
+    }
+
+    func host(_ id: ConversationID) -> ConversationHost? {
+        state.withLock { $0.hosts[id] }
+    }
+
+    func keep(host: ConversationHost, of id: ConversationID, readAt generation: UInt64) {
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            if state.hosts.count >= capacity { state.hosts.removeAll() }
+            state.hosts[id] = host
+        }
+    }
+
+    func members(_ id: ConversationID) -> ConversationMembers? {
+        state.withLock { $0.members[id] }
+    }
+
+    func keep(members: ConversationMembers, of id: ConversationID, readAt generation: UInt64) {
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            if state.members.count >= capacity { state.members.removeAll() }
+            state.members[id] = members
+        }
+    }
+}
+
+/// Where a conversation this network knows of is hosted.
+public enum ConversationHost: Sendable, Hashable {
+    /// Here.
+    case local
+    /// On another network (this one relays its members' requests there).
+    case remote(NetworkDomain)
+}
