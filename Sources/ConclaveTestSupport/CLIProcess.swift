@@ -27,22 +27,30 @@ public final class CLIProcess: Sendable {
         process.standardError = error
         process.standardInput = FileHandle.nullDevice
         self.process = process
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in self?.read(handle, error: false) }
-        error.fileHandleForReading.readabilityHandler = { [weak self] handle in self?.read(handle, error: true) }
         for _ in 0..<3 { done.enter() }
         let done = done
         process.terminationHandler = { _ in done.leave() }
         done.notify(queue: .global()) { [weak self] in self?.finish() }
         try process.run()
+        // Each output is read to its end on a thread of its own, which keeps its pipe open until then
+        // (a FileHandle readabilityHandler whose handle goes away first corrupts Dispatch's event loop).
+        readToEnd(output, error: false)
+        readToEnd(error, error: true)
     }
 
-    private func read(_ handle: FileHandle, error: Bool) {
-        let data = handle.availableData
-        guard !data.isEmpty else {
-            handle.readabilityHandler = nil
+    private func readToEnd(_ pipe: Pipe, error: Bool) {
+        let done = done
+        Thread { [weak self] in
+            while true {
+                let data = pipe.fileHandleForReading.availableData
+                if data.isEmpty { break }
+                self?.take(data, error: error)
+            }
             done.leave()
-            return
-        }
+        }.start()
+    }
+
+    private func take(_ data: Data, error: Bool) {
         let text = String(decoding: data, as: UTF8.self)
         let ready = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
             if error { state.error += text } else { state.output += text }

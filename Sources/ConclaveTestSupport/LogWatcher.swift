@@ -17,22 +17,20 @@ final class LogWatcher: Sendable {
 
     init(copyingTo log: FileHandle, from pipe: Pipe, marker: String) {
         self.marker = marker
-        let lastTail = Mutex("")
-        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                return
+        // The output is read to its end on a thread of its own, which keeps the pipe open until then
+        // (a FileHandle readabilityHandler whose handle goes away first corrupts Dispatch's event loop).
+        Thread { [weak self] in
+            var tail = ""
+            while true {
+                let data = pipe.fileHandleForReading.availableData
+                if data.isEmpty { break }
+                log.write(data)
+                // A marker may be split between two reads: look at the last line's tail too.
+                let text = tail + String(decoding: data, as: UTF8.self)
+                tail = String(text.suffix(marker.count))
+                if text.contains(marker) { self?.finish(nil) }
             }
-            log.write(data)
-            // A marker may be split between two reads: look at the last line's tail too.
-            let text = lastTail.withLock { tail in
-                let joined = tail + String(decoding: data, as: UTF8.self)
-                tail = String(joined.suffix(marker.count))
-                return joined
-            }
-            if text.contains(marker) { self?.finish(nil) }
-        }
+        }.start()
     }
 
     /// Called when the process ends.
