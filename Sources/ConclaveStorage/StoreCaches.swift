@@ -66,11 +66,7 @@ public final class StoreCaches: Sendable {
     }
 
     func keep(session: CachedSession, for tokenHash: [UInt8], readAt generation: UInt64) {
-        state.withLock { state in
-            guard state.generation == generation else { return }
-            if state.sessions.count >= capacity { state.sessions.removeAll() }
-            state.sessions[tokenHash] = session
-        }
+        keep(session, for: tokenHash, in: \.sessions, readAt: generation)
     }
 
     func host(_ id: ConversationID) -> ConversationHost? {
@@ -78,11 +74,7 @@ public final class StoreCaches: Sendable {
     }
 
     func keep(host: ConversationHost, of id: ConversationID, readAt generation: UInt64) {
-        state.withLock { state in
-            guard state.generation == generation else { return }
-            if state.hosts.count >= capacity { state.hosts.removeAll() }
-            state.hosts[id] = host
-        }
+        keep(host, for: id, in: \.hosts, readAt: generation)
     }
 
     func members(_ id: ConversationID) -> ConversationMembers? {
@@ -90,10 +82,17 @@ public final class StoreCaches: Sendable {
     }
 
     func keep(members: ConversationMembers, of id: ConversationID, readAt generation: UInt64) {
+        keep(members, for: id, in: \.members, readAt: generation)
+    }
+
+    /// Keeps a value read at `generation`, unless a write has ended since.
+    private func keep<Key: Hashable, Value>(
+        _ value: Value, for key: Key, in map: WritableKeyPath<State, [Key: Value]>, readAt generation: UInt64
+    ) {
         state.withLock { state in
             guard state.generation == generation else { return }
-            if state.members.count >= capacity { state.members.removeAll() }
-            state.members[id] = members
+            if state[keyPath: map].count >= capacity { state[keyPath: map].removeAll() }
+            state[keyPath: map][key] = value
         }
     }
 }

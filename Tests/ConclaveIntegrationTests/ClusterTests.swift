@@ -83,15 +83,7 @@ struct ClusterTests {
         }
         #expect(!victim.isRunning)
         #expect(network.servers[1].isRunning)
-        let sent = acknowledged.all
-        var delivered: [String] = []
-        for _ in 0..<5 {
-            delivered += texts(try await bob.receive())
-            if Set(delivered).isSuperset(of: sent) { break }
-        }
-        let missing = Set(sent).subtracting(delivered)
-        #expect(missing.isEmpty, "acknowledged but lost: \(missing.sorted())")
-        #expect(delivered.count == Set(delivered).count, "a message was shown twice")
+        try await acknowledged.expectDelivered(to: bob)
         try await bob.send("and back", to: direct.id)
         #expect(texts(try await alice.receive()) == ["and back"])
     }

@@ -43,16 +43,8 @@ struct DurabilityTests {
         }
         #expect(!network.server.isRunning)
         try await network.restart()
-        let sent = acknowledged.all
-        #expect(sent.count >= 25)
-        var delivered: [String] = []
-        for _ in 0..<5 {
-            delivered += texts(try await bob.receive())
-            if Set(delivered).isSuperset(of: sent) { break }
-        }
-        let missing = Set(sent).subtracting(delivered)
-        #expect(missing.isEmpty, "acknowledged but lost: \(missing.sorted())")
-        #expect(delivered.count == Set(delivered).count, "a message was shown twice")
+        #expect(acknowledged.all.count >= 25)
+        try await acknowledged.expectDelivered(to: bob)
         // Both keep talking after the crash.
         try await alice.send("after the crash", to: direct.id)
         #expect(texts(try await bob.receive()) == ["after the crash"])
@@ -141,4 +133,18 @@ final class Acknowledged: Sendable {
     }
 
     var all: [String] { state.withLock { $0.list } }
+
+    /// Receives on `device` (a few rounds) and expects every acknowledged
+    /// message among what arrives, none of them twice.
+    func expectDelivered(to device: ConclaveClient, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let sent = all
+        var delivered: [String] = []
+        for _ in 0..<5 {
+            delivered += texts(try await device.receive())
+            if Set(delivered).isSuperset(of: sent) { break }
+        }
+        let missing = Set(sent).subtracting(delivered)
+        #expect(missing.isEmpty, "acknowledged but lost: \(missing.sorted())", sourceLocation: sourceLocation)
+        #expect(delivered.count == Set(delivered).count, "a message was shown twice", sourceLocation: sourceLocation)
+    }
 }

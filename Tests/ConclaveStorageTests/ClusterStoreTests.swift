@@ -127,15 +127,7 @@ import Testing
 func withSharedDatabase(
     migrated: Bool = true, _ body: @Sendable (ConclaveStore, ConclaveStore) async throws -> Void
 ) async throws {
-    guard let server = PostgresServer.shared else {
-        let reason = PostgresServer.unavailableReason ?? "unknown reason"
-        if ProcessInfo.processInfo.environment["CONCLAVE_REQUIRE_POSTGRES"] == "1" {
-            Issue.record("PostgreSQL not available: \(reason) (CONCLAVE_REQUIRE_POSTGRES=1)")
-        } else {
-            print("PostgreSQL not available: \(reason); skipping")
-        }
-        return
-    }
+    guard let server = availablePostgres() else { return }
     let url = try server.createDatabase()
     let first = try PostgresDatabase(url: url, logger: testLogger)
     let second = try PostgresDatabase(url: url, logger: testLogger)
