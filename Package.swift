@@ -42,12 +42,13 @@ let package = Package(
             name: "ConclaveProtocol",
             dependencies: ["MLS", "MLSCodec", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The system's SQLite 3 (Debian: libsqlite3-dev) for the server's own driver.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // SQL storage behind one interface, with SQLite and PostgreSQL drivers.
         .target(
             name: "ConclaveStorage",
             dependencies: [
-                "ConclaveProtocol", "ConclaveSupport",
-                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                "ConclaveProtocol", "ConclaveSupport", "CSQLite",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

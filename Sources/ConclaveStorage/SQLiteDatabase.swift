@@ -1,13 +1,13 @@
 import ConclaveProtocol
 import Logging
-import NIOCore
-import SQLiteNIO
 import Synchronization
 
 /// The embedded default: one SQLite file in WAL mode, `synchronous=FULL`
 /// so that a committed transaction survives a crash of the process or the
 /// machine. One writer connection (SQLite allows one writer at a time) and a
-/// few reader connections that WAL lets run beside it.
+/// few reader connections that WAL lets run beside it, each an
+/// ``SQLiteLink`` with a thread of its own: a batch of transactions runs on
+/// the writer's thread in one hop, its statements prepared once.
 ///
 /// Write transactions are **group-committed**: transactions that arrive
 /// while another batch is being written wait, then run together in one
@@ -17,34 +17,35 @@ import Synchronization
 /// No caller returns before its COMMIT is durable.
 public final class SQLiteDatabase: SQLDatabase {
     public let dialect = SQLDialect.sqlite
-    private let writer: SQLiteConnection
-    private let readers: [SQLiteConnection]
+    private let writer: SQLiteLink
+    private let readers: [SQLiteLink]
     /// The write transactions waiting for the next batch, and whether a
     /// writer task is running.
     private let queue = Mutex<(jobs: [WriteJob], writing: Bool)>((jobs: [], writing: false))
     private let readerCursor = RoundRobin()
 
     public static func open(path: String, readers readerCount: Int = 2, logger: Logger) async throws -> SQLiteDatabase {
+        let writer = try SQLiteLink(path: path, name: "sqlite-writer")
+        var readers: [SQLiteLink] = []
         do {
-            let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
             for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000"] {
                 _ = try await writer.query(pragma, [])
             }
-            var readers: [SQLiteConnection] = []
-            for _ in 0..<max(1, readerCount) {
-                let reader = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            for index in 0..<max(1, readerCount) {
+                let reader = try SQLiteLink(path: path, name: "sqlite-reader-\(index)")
+                readers.append(reader)
                 for pragma in ["PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000", "PRAGMA query_only=ON"] {
                     _ = try await reader.query(pragma, [])
                 }
-                readers.append(reader)
             }
-            return SQLiteDatabase(writer: writer, readers: readers)
-        } catch let error as SQLiteError {
-            throw StoreError.database("cannot open the SQLite database: \(error.reason)")
+        } catch {
+            for link in [writer] + readers { link.close() }
+            throw error
         }
+        return SQLiteDatabase(writer: writer, readers: readers)
     }
 
-    private init(writer: SQLiteConnection, readers: [SQLiteConnection]) {
+    private init(writer: SQLiteLink, readers: [SQLiteLink]) {
         self.writer = writer
         self.readers = readers
     }
@@ -59,7 +60,7 @@ public final class SQLiteDatabase: SQLDatabase {
             defer { queue.writing = true }
             return !queue.writing
         }
-        if startWriter { Task { await self.writeUntilEmpty() } }
+        if startWriter { Task(executorPreference: writer) { await self.writeUntilEmpty() } }
         if let error = await job.outcome() { throw error }
         guard let value = result.value else { throw StoreError.database("a write transaction did not run") }
         return value
@@ -89,7 +90,7 @@ public final class SQLiteDatabase: SQLDatabase {
     /// each job runs again in a transaction of its own, so that every job
     /// still commits or fails alone.
     private func writeBatch(_ jobs: [WriteJob]) async {
-        let connection = SQLiteTransaction(connection: writer)
+        let connection = SQLiteTransaction(link: writer)
         if jobs.count > 1 {
             do {
                 try await connection.execute("BEGIN IMMEDIATE")
@@ -119,7 +120,7 @@ public final class SQLiteDatabase: SQLDatabase {
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T {
         let reader = readers[readerCursor.next(modulo: readers.count)]
-        return try await body(SQLiteTransaction(connection: reader))
+        return try await withTaskExecutorPreference(reader) { try await body(SQLiteTransaction(link: reader)) }
     }
 
     /// One server process owns the file.
@@ -134,8 +135,7 @@ public final class SQLiteDatabase: SQLDatabase {
     public func exclusively(lock key: Int64, _ body: @Sendable () async throws -> Void) async throws { try await body() }
 
     public func close() async throws {
-        for reader in readers { try await reader.close() }
-        try await writer.close()
+        for link in [writer] + readers { link.close() }
     }
 }
 
@@ -192,37 +192,9 @@ final class RoundRobin: Sendable {
     }
 }
 
+/// Statements on one ``SQLiteLink``.
 struct SQLiteTransaction: SQLConnection {
-    let connection: SQLiteConnection
+    let link: SQLiteLink
 
-    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-        let data: [SQLiteData] = binds.map { value in
-            switch value {
-            case .null: .null
-            case .integer(let number): .integer(SQLiteInt64(number))
-            case .text(let text): .text(text)
-            case .blob(let bytes): .blob(ByteBuffer(bytes: bytes))
-            }
-        }
-        do {
-            let rows = try await connection.query(sql, data)
-            return rows.map { row in
-                SQLRow(
-                    row.columns.map { column in
-                        switch column.data {
-                        case .null: .null
-                        case .integer(let number): .integer(Int64(number))
-                        case .float(let number): .integer(Int64(number))
-                        case .text(let text): .text(text)
-                        case .blob(let buffer): .blob(Array(buffer.readableBytesView))
-                        }
-                    })
-            }
-        } catch let error as SQLiteError {
-            if error.reason == .constraint || error.reason == .constraintUniqueFailed || error.reason == .constraintPrimaryKeyFailed {
-                throw StoreError.conflict("unique constraint")
-            }
-            throw StoreError.database("SQLite: \(error.reason)")
-        }
-    }
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] { try await link.query(sql, binds) }
 }

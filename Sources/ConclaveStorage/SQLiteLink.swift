@@ -1,0 +1,211 @@
+import CSQLite
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One SQLite connection with a thread of its own, which is also a task
+/// executor: a transaction runs with this executor preferred, so every
+/// statement of it runs on the connection's thread, one after the other, in
+/// one hop (SQLiteNIO takes a round trip to a thread pool per statement).
+/// Statements are prepared once (`SQLITE_PREPARE_PERSISTENT`) and kept.
+///
+/// The connection is touched only on its thread: ``query(_:_:)`` hops
+/// there first when it is called from anywhere else.
+final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `statements` are used on `thread` only
+    private let handle: OpaquePointer
+    private var statements: [String: OpaquePointer] = [:]
+    private let jobs = SQLiteJobQueue()
+    private let threadID = Mutex<pthread_t?>(nil)
+
+    /// Statements kept at most; past it they are finalised and prepared again.
+    static let statementLimit = 256
+
+    /// Opens the database file (creating it) and starts the thread.
+    init(path: String, name: String) throws(StoreError) {
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        guard sqlite3_open_v2(path, &handle, flags, nil) == SQLITE_OK, let handle else {
+            let reason = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            if let handle { sqlite3_close_v2(handle) }
+            throw StoreError.database("cannot open the SQLite database: \(reason)")
+        }
+        sqlite3_extended_result_codes(handle, 1)  // tells a unique key apart from a broken reference
+        self.handle = handle
+        let thread = Thread {
+            self.threadID.withLock { $0 = pthread_self() }
+            self.jobs.run { $0.runSynchronously(on: self.asUnownedTaskExecutor()) }
+            self.finish()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    /// After ``close()``, jobs of tasks that still prefer this executor run
+    /// on Dispatch's threads instead: their queries throw (the connection is
+    /// closed) rather than wait forever for a thread that has ended.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        guard jobs.append(job) else {
+            let executor = asUnownedTaskExecutor()
+            DispatchQueue.global().async { job.runSynchronously(on: executor) }
+            return
+        }
+    }
+
+    /// Whether the caller runs on this connection's thread.
+    private var isCurrent: Bool {
+        threadID.withLock { id in id.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+    }
+
+    /// Runs one statement and returns its rows, on the connection's thread.
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        guard !jobs.isStopped else { throw StoreError.database("SQLite: the database is closed") }
+        if isCurrent { return try run(sql, binds) }
+        return try await withTaskExecutorPreference(self) { try self.run(sql, binds) }
+    }
+
+    /// Stops the thread once the jobs queued so far have run; the
+    /// connection closes on it.
+    func close() { jobs.stop() }
+
+    private func finish() {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        statements = [:]
+        sqlite3_close_v2(handle)
+    }
+
+    // MARK: On the thread
+
+    private func run(_ sql: String, _ binds: [SQLValue]) throws -> [SQLRow] {
+        let statement = try prepared(sql)
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        for (offset, value) in binds.enumerated() {
+            let index = Int32(offset + 1)
+            let code: Int32
+            switch value {
+            case .null: code = sqlite3_bind_null(statement, index)
+            case .integer(let number): code = sqlite3_bind_int64(statement, index, number)
+            case .text(let text):
+                code = text.utf8CString.withUnsafeBufferPointer {
+                    conclave_sqlite3_bind_text(statement, index, $0.baseAddress, Int32($0.count - 1))
+                }
+            case .blob(let bytes):
+                // An empty blob needs a pointer too: a null one would bind NULL.
+                code = bytes.withUnsafeBytes {
+                    conclave_sqlite3_bind_blob(statement, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count))
+                }
+            }
+            guard code == SQLITE_OK else { throw error(code) }
+        }
+        var rows: [SQLRow] = []
+        let columns = sqlite3_column_count(statement)
+        while true {
+            let code = sqlite3_step(statement)
+            if code == SQLITE_DONE { break }
+            guard code == SQLITE_ROW else { throw error(code) }
+            var values: [SQLValue] = []
+            values.reserveCapacity(Int(columns))
+            for column in 0..<columns {
+                switch sqlite3_column_type(statement, column) {
+                case SQLITE_NULL: values.append(.null)
+                case SQLITE_INTEGER, SQLITE_FLOAT: values.append(.integer(sqlite3_column_int64(statement, column)))
+                case SQLITE_TEXT:
+                    let count = Int(sqlite3_column_bytes(statement, column))
+                    let text = sqlite3_column_text(statement, column).map {
+                        String(decoding: UnsafeBufferPointer(start: $0, count: count), as: UTF8.self)
+                    }
+                    values.append(.text(text ?? ""))
+                default:
+                    let count = Int(sqlite3_column_bytes(statement, column))
+                    let bytes = sqlite3_column_blob(statement, column).map {
+                        Array(UnsafeRawBufferPointer(start: $0, count: count))
+                    }
+                    values.append(.blob(bytes ?? []))
+                }
+            }
+            rows.append(SQLRow(values))
+        }
+        return rows
+    }
+
+    /// The statement for `sql`, prepared once and kept.
+    private func prepared(_ sql: String) throws -> OpaquePointer {
+        if let statement = statements[sql] { return statement }
+        if statements.count >= Self.statementLimit {
+            for statement in statements.values { sqlite3_finalize(statement) }
+            statements = [:]
+        }
+        var statement: OpaquePointer?
+        let code = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard code == SQLITE_OK, let statement else { throw error(code) }
+        statements[sql] = statement
+        return statement
+    }
+
+    /// A typed error with SQLite's own words (never a bound value).
+    private func error(_ code: Int32) -> StoreError {
+        // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY; a foreign key or NOT NULL is not a conflict.
+        if code == SQLITE_CONSTRAINT | (8 << 8) || code == SQLITE_CONSTRAINT | (6 << 8) { return .conflict("unique constraint") }
+        return .database("SQLite: \(String(cString: sqlite3_errstr(code)))")
+    }
+}
+
+/// The jobs waiting for an ``SQLiteLink``'s thread.
+final class SQLiteJobQueue: Sendable {
+    private struct State {
+        var jobs: [UnownedJob] = []
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
+    private let condition = NSCondition()
+
+    /// Queues a job; false once stopped (the job is not queued).
+    func append(_ job: UnownedJob) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let queued = state.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            state.jobs.append(job)
+            return true
+        }
+        if queued { condition.signal() }
+        return queued
+    }
+
+    var isStopped: Bool { state.withLock { $0.stopped } }
+
+    func stop() {
+        condition.lock()
+        state.withLock { $0.stopped = true }
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Runs jobs as they come, until stopped and empty.
+    func run(_ execute: (UnownedJob) -> Void) {
+        while true {
+            condition.lock()
+            var next = state.withLock { state -> (jobs: [UnownedJob], stop: Bool) in
+                defer { state.jobs.removeAll(keepingCapacity: true) }
+                return (state.jobs, state.stopped)
+            }
+            while next.jobs.isEmpty, !next.stop {
+                condition.wait()
+                next = state.withLock { state -> (jobs: [UnownedJob], stop: Bool) in
+                    defer { state.jobs.removeAll(keepingCapacity: true) }
+                    return (state.jobs, state.stopped)
+                }
+            }
+            condition.unlock()
+            for job in next.jobs { execute(job) }
+            if next.stop, next.jobs.isEmpty { return }
+        }
+    }
+}
