@@ -36,7 +36,7 @@ struct ReceiveWaitTests {
         #expect(ended.output.components(separatedBy: "\"first\"").count == 2)
 
         // Down for good: the wait ends with status 1 and says why.
-        let second = try CLIProcess(["--profile", profile, "receive", "--wait", "3s"])
+        let second = try CLIProcess(["--profile", profile, "receive", "--wait", "10s"])
         try await alice.send("last", to: direct.id)
         try await second.waitForOutput(containing: "last")
         network.server.kill()  // at once: a graceful stop may keep the connection open past the wait
