@@ -188,20 +188,22 @@ final class SQLiteJobQueue: Sendable {
         condition.unlock()
     }
 
+    /// Takes every queued job, and tells whether the queue stopped.
+    private func take() -> (jobs: [UnownedJob], stop: Bool) {
+        state.withLock { state in
+            defer { state.jobs.removeAll(keepingCapacity: true) }
+            return (state.jobs, state.stopped)
+        }
+    }
+
     /// Runs jobs as they come, until stopped and empty.
     func run(_ execute: (UnownedJob) -> Void) {
         while true {
             condition.lock()
-            var next = state.withLock { state -> (jobs: [UnownedJob], stop: Bool) in
-                defer { state.jobs.removeAll(keepingCapacity: true) }
-                return (state.jobs, state.stopped)
-            }
+            var next = take()
             while next.jobs.isEmpty, !next.stop {
                 condition.wait()
-                next = state.withLock { state -> (jobs: [UnownedJob], stop: Bool) in
-                    defer { state.jobs.removeAll(keepingCapacity: true) }
-                    return (state.jobs, state.stopped)
-                }
+                next = take()
             }
             condition.unlock()
             for job in next.jobs { execute(job) }

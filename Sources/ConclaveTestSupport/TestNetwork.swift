@@ -19,6 +19,12 @@ public enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible
     /// A new PostgreSQL database's URL on the test server, or nil (and
     /// why, printed; a test failure with `CONCLAVE_REQUIRE_POSTGRES=1`).
     public static func postgresDatabase() throws -> String? {
+        try postgresServer()?.createDatabase()
+    }
+
+    /// The test process's PostgreSQL server, or nil (and why, printed; a
+    /// test failure with `CONCLAVE_REQUIRE_POSTGRES=1`).
+    public static func postgresServer() -> PostgresServer? {
         guard let postgres = PostgresServer.shared else {
             let reason = PostgresServer.unavailableReason ?? "unknown reason"
             if ProcessInfo.processInfo.environment["CONCLAVE_REQUIRE_POSTGRES"] == "1" {
@@ -28,7 +34,7 @@ public enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible
             }
             return nil
         }
-        return try postgres.createDatabase()
+        return postgres
     }
 }
 

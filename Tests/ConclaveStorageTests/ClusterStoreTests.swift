@@ -127,7 +127,7 @@ import Testing
 func withSharedDatabase(
     migrated: Bool = true, _ body: @Sendable (ConclaveStore, ConclaveStore) async throws -> Void
 ) async throws {
-    guard let server = availablePostgres() else { return }
+    guard let server = ConclaveTestSupport.Backend.postgresServer() else { return }
     let url = try server.createDatabase()
     let first = try PostgresDatabase(url: url, logger: testLogger)
     let second = try PostgresDatabase(url: url, logger: testLogger)

@@ -32,25 +32,10 @@ func withStore(_ backend: Backend, _ body: @Sendable (ConclaveStore) async throw
         let database = try await SQLiteDatabase.open(path: folder.appendingPathComponent("conclave.sqlite").path, logger: testLogger)
         try await run(ConclaveStore(database: database), body)
     case .postgres:
-        guard let server = availablePostgres() else { return }
+        guard let server = ConclaveTestSupport.Backend.postgresServer() else { return }
         let database = try PostgresDatabase(url: try server.createDatabase(), logger: testLogger)
         try await database.withRunning { try await run(ConclaveStore(database: database), body) }
     }
-}
-
-/// The test process's PostgreSQL server; nil after saying why there is
-/// none (a test failure when `CONCLAVE_REQUIRE_POSTGRES=1`).
-func availablePostgres() -> PostgresServer? {
-    guard let server = PostgresServer.shared else {
-        let reason = PostgresServer.unavailableReason ?? "unknown reason"
-        if ProcessInfo.processInfo.environment["CONCLAVE_REQUIRE_POSTGRES"] == "1" {
-            Issue.record("PostgreSQL not available: \(reason) (CONCLAVE_REQUIRE_POSTGRES=1)")
-        } else {
-            print("PostgreSQL not available: \(reason); skipping")
-        }
-        return nil
-    }
-    return server
 }
 
 /// Migrates the store, runs `body`, and closes the store whatever happens.
