@@ -60,7 +60,7 @@ extension ConclaveClient {
                 for try await _ in inbound.messages(maxSize: 1 << 22) { continuation.yield() }
             }
         } catch {
-            throw ClientError.transport("the event connection failed (\(type(of: error)))")
+            throw ClientError.transport("the event connection failed: \(HTTPAPI.cause(of: error))")
         }
         if close?.closeCode == .policyViolation, close?.reason == "session ended" { throw ClientError.sessionEnded }
         if Task.isCancelled {

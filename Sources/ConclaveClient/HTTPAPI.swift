@@ -10,7 +10,7 @@ struct HTTPAPI: Sendable {
     var token: String?
     let http: HTTPClient
 
-    init(baseURL: String, token: String?, http: HTTPClient = .shared) {
+    init(baseURL: String, token: String?, http: HTTPClient = HTTPAPI.client) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.http = http
@@ -48,6 +48,17 @@ struct HTTPAPI: Sendable {
 
     struct Empty: Codable {}
 
+    /// The SDK's HTTP client: a server that refuses the connection (down,
+    /// wrong port) is reported at once, not after the request's 30 s of
+    /// retried connection attempts; the retry that matters (a pooled
+    /// connection to a server that restarted) is ``send(_:_:body:idempotent:)``'s.
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     /// A POST the server applies at most once however often it arrives
     /// (a message, by its id: D17), retried once when the connection fails.
     func postIdempotent<Body: Encodable, Response: Decodable>(_ path: String, _ body: Body, as type: Response.Type = Response.self)
@@ -77,6 +88,31 @@ struct HTTPAPI: Sendable {
         let reason: String
     }
 
+    /// Why a connection failed, in words (not the type of an error).
+    static func cause(of error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "timed out while connecting"
+            case .deadlineExceeded, .readTimeout: return "no answer in time"
+            case .remoteConnectionClosed: return "the server closed the connection"
+            case .invalidURL, .emptyHost, .emptyScheme: return "not a valid server URL"
+            default: return "\(error)"
+            }
+        }
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        // NIO's connection errors list each address tried; the system's words are enough.
+        let text = String(describing: error)
+        for known in ["Connection refused", "Network is unreachable", "No route to host", "Connection reset by peer"]
+        where text.contains(known) {
+            return known.lowercased()
+        }
+        if text.contains("dnsAError") || text.contains("dnsAAAAError") || text.contains("NXDOMAIN") {
+            return "the host name does not resolve"
+        }
+        if text.contains("NIOSSL") || text.contains("handshakeFailed") { return "TLS failed (\(text))" }
+        return text
+    }
+
     private func sendOnce<Body: Encodable, Response: Decodable>(_ method: HTTPMethod, _ path: String, body: Body?) async throws -> Response
     {
         var request = HTTPClientRequest(url: baseURL + path)
@@ -92,7 +128,7 @@ struct HTTPAPI: Sendable {
             response = try await http.execute(request, timeout: .seconds(30))
             bytes = try await response.body.collect(upTo: 16 << 20)
         } catch {
-            throw ConnectionFailure(reason: "\(type(of: error))")
+            throw ConnectionFailure(reason: "\(baseURL): \(Self.cause(of: error))")
         }
         let data = Data(bytes.readableBytesView)
         guard (200..<300).contains(response.status.code) else {

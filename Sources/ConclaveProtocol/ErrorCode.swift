@@ -65,6 +65,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case peerRefused = "peer_refused"
     // 503
     case serverBusy = "server_busy"
+    case notReady = "not_ready"
 
     /// The HTTP status that goes with the code, always.
     public var status: Int {
@@ -85,7 +86,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .rateLimited: 429
         case .internal: 500
         case .peerUnavailable, .peerInvalid, .peerKeyMismatch, .peerRefused: 502
-        case .serverBusy: 503
+        case .serverBusy, .notReady: 503
         }
     }
 
@@ -141,6 +142,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .peerKeyMismatch: "a peer network publishes a key that does not match its pin"
         case .peerRefused: "a peer network refused this network's request"
         case .serverBusy: "the server is at its connection limit; try again later"
+        case .notReady: "the server cannot serve yet: its database does not answer, or its schema is being migrated (`/readyz`)"
         }
     }
 

@@ -170,12 +170,16 @@ public struct SecurityGroupPolicy: Codable, Sendable, Hashable {
         self.maxFileSize = maxFileSize
     }
 
+    /// The largest `max-file-size` a group may set: 1 TiB.
+    public static let largestFileSize: UInt64 = 1 << 40
+
     /// Why these settings cannot be saved, or nil when they can.
     public var problem: String? {
         let limit = ConversationSettings.maximumSeconds
         if [messageLifetimeMin, messageLifetimeMax, messageLifetimeDefault, burnOnReadMax].contains(where: { $0 > limit }) {
             return "durations are at most ten years"
         }
+        if maxFileSize > Self.largestFileSize { return "the maximum file size is at most 1 TiB (1099511627776 bytes)" }
         if messageLifetimeMax > 0 && messageLifetimeMin > messageLifetimeMax { return "the lifetime minimum exceeds the maximum" }
         let bounds = ConversationBounds(intersecting: [self])
         if let problem = bounds?.problem(ConversationSettings(messageLifetime: messageLifetimeDefault)) {

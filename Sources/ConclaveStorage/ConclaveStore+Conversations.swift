@@ -449,6 +449,11 @@ extension ConclaveStore {
 
     /// Deletes a device's inbox entries up to `seq`; payloads no inbox
     /// refers to any more go with them.
+    /// Inbox entries not yet acknowledged, over all devices.
+    public func inboxDepth() async throws -> Int {
+        try await database.read { connection in Int(try await connection.query("SELECT COUNT(*) FROM inbox", []).first?.integer(0) ?? 0) }
+    }
+
     public func acknowledge(device: DeviceID, upTo seq: Int64) async throws -> Int {
         try await writeKeepingCaches { connection in
             let removed = try await connection.query(

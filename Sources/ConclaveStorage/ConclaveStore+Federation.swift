@@ -225,6 +225,17 @@ extension ConclaveStore {
         }
     }
 
+    /// Requests waiting in the federation outbox, by destination.
+    public func outboxDepths() async throws -> [String: Int] {
+        try await database.read { connection in
+            var depths: [String: Int] = [:]
+            for row in try await connection.query("SELECT destination, COUNT(*) FROM federation_outbox GROUP BY destination", []) {
+                depths[try row.text(0)] = Int(try row.integer(1))
+            }
+            return depths
+        }
+    }
+
     public func outboxCount() async throws -> Int {
         try await database.read { connection in
             Int(try await connection.query("SELECT COUNT(*) FROM federation_outbox", []).first?.integer(0) ?? 0)

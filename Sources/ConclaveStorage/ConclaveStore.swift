@@ -1,5 +1,6 @@
 import ConclaveProtocol
 import Foundation
+import Synchronization
 
 /// Everything the server keeps, behind one interface. The SQL is written
 /// once here; ``SQLiteDatabase`` and ``PostgresDatabase`` carry it out.
@@ -12,6 +13,8 @@ public struct ConclaveStore: Sendable {
     let caches = StoreCaches()
     /// This process among those sharing the database (``ClusterSignal``).
     let origin = String(UUID().uuidString.prefix(8)).lowercased()
+    /// Told how long each write transaction took (the server's metrics).
+    public let observer = StoreObserver()
 
     public init(database: any SQLDatabase, outboxLimit: Int = 10_000) {
         self.database = database
@@ -24,8 +27,8 @@ public struct ConclaveStore: Sendable {
     /// when (and only if) it commits.
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
         defer { caches.invalidate() }
-        guard let origin = clusterOrigin else { return try await database.transaction(body) }
-        return try await database.transaction { connection in
+        guard let origin = clusterOrigin else { return try await timed(body) }
+        return try await timed { connection in
             let result = try await body(connection)
             try await Self.announce(.invalidate, from: origin, on: connection)
             return result
@@ -35,7 +38,14 @@ public struct ConclaveStore: Sendable {
     /// A write transaction that changes nothing the caches hold (it stores
     /// or deletes messages and inbox entries only), so they stay.
     func writeKeepingCaches<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
-        try await database.transaction(body)
+        try await timed(body)
+    }
+
+    /// A write transaction, its duration (queueing, statements and commit) told to ``observer``.
+    private func timed<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        let start = ContinuousClock.now
+        defer { observer.transactionEnded(after: ContinuousClock.now - start) }
+        return try await database.transaction(body)
     }
 
     /// Brings the schema to the newest version, one migration per
@@ -66,6 +76,16 @@ public struct ConclaveStore: Sendable {
             }
             if done { return }
         }
+    }
+
+    /// Whether the database answers and its schema is the newest this
+    /// server knows (readiness: false while another process migrates).
+    public func isCurrent() async -> Bool {
+        let target = Int64(Schema.migrations(database.dialect).count)
+        return
+            (try? await database.read { connection in
+                try await connection.query("SELECT version FROM schema_version", []).first?.integer(0) == target
+            }) ?? false
     }
 
     /// The advisory lock key of migrations on PostgreSQL ("conclave" in ASCII).
@@ -397,4 +417,14 @@ extension UserName {
     public static func directKey(_ a: UserName, _ b: UserName) -> String {
         [a.value, b.value].sorted().joined(separator: " ")
     }
+}
+
+/// Who is told how long the store's write transactions take: set once by
+/// the server before it serves, read on every transaction.
+public final class StoreObserver: Sendable {
+    private let onTransaction = Mutex<(@Sendable (Duration) -> Void)?>(nil)
+
+    public func observeTransactions(_ body: @escaping @Sendable (Duration) -> Void) { onTransaction.withLock { $0 = body } }
+
+    func transactionEnded(after duration: Duration) { onTransaction.withLock { $0 }?(duration) }
 }

@@ -28,7 +28,7 @@ public final class SQLiteDatabase: SQLDatabase {
         let writer = try SQLiteLink(path: path, name: "sqlite-writer")
         var readers: [SQLiteLink] = []
         do {
-            for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000"] {
+            for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"] {
                 _ = try await writer.query(pragma, [])
             }
             for index in 0..<max(1, readerCount) {

@@ -93,16 +93,19 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        let server = ConclaveServerProcess(process: process, port: port, directory: directory, logFile: logFile, log: log, pipe: pipe)
+        let scheme = extraArguments.contains("--tls-certificate") ? "https" : "http"
+        let server = ConclaveServerProcess(
+            process: process, url: "\(scheme)://127.0.0.1:\(port)", port: port, directory: directory, logFile: logFile, log: log, pipe: pipe
+        )
         try process.run()
         try await server.output.waitForMarker()
         return server
     }
 
-    private init(process: Process, port: Int, directory: String, logFile: String, log: FileHandle, pipe: Pipe) {
+    private init(process: Process, url: String, port: Int, directory: String, logFile: String, log: FileHandle, pipe: Pipe) {
         self.process = process
         self.port = port
-        self.url = "http://127.0.0.1:\(port)"
+        self.url = url
         self.dataDirectory = directory
         self.logFile = logFile
         self.output = LogWatcher(copyingTo: log, from: pipe, marker: ServerLogMarker.listening)
@@ -133,6 +136,15 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
     /// False when the last ``stop()`` had to kill the server.
     public var stoppedGracefully: Bool { !gracefulFailure }
     private var gracefulFailure = false
+
+    /// Waits until the server has logged `text` (now or later); throws if it exits first.
+    public func waitForLog(containing text: String, timeout: Duration = .seconds(30)) async throws {
+        let output = output
+        try await withDeadline(timeout, "the server to log \"\(text)\"") { try await output.wait(for: text) }
+    }
+
+    /// Sends SIGHUP (re-read the TLS certificate and key).
+    public func hangUp() { send(SIGHUP, to: process.processIdentifier) }
 
     /// Kills the server with SIGKILL, as a crash would, and waits for it.
     public func kill() {

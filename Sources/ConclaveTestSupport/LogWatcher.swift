@@ -9,6 +9,9 @@ final class LogWatcher: Sendable {
         var seen = false
         var exited = false
         var waiters: [CheckedContinuation<Void, any Error>] = []
+        /// Everything read so far, and who waits for which text in it.
+        var text = ""
+        var textWaiters: [(id: UUID, text: String, continuation: CheckedContinuation<Void, any Error>)] = []
     }
 
     private let state = Mutex(State())
@@ -25,6 +28,7 @@ final class LogWatcher: Sendable {
                 let data = pipe.fileHandleForReading.availableData
                 if data.isEmpty { break }
                 log.write(data)
+                self?.append(String(decoding: data, as: UTF8.self))
                 // A marker may be split between two reads: look at the last line's tail too.
                 let text = tail + String(decoding: data, as: UTF8.self)
                 tail = String(text.suffix(marker.count))
@@ -34,7 +38,54 @@ final class LogWatcher: Sendable {
     }
 
     /// Called when the process ends.
-    func processExited() { finish(LogWatcherError("the process exited before it logged \"\(marker)\"")) }
+    func processExited() {
+        finish(LogWatcherError("the process exited before it logged \"\(marker)\""))
+        let waiters = state.withLock { state in
+            state.exited = true
+            defer { state.textWaiters = [] }
+            return state.textWaiters
+        }
+        for waiter in waiters {
+            waiter.continuation.resume(throwing: LogWatcherError("the process exited before it logged \"\(waiter.text)\""))
+        }
+    }
+
+    private func append(_ text: String) {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.text += text
+            let (met, waiting) = (
+                state.textWaiters.filter { state.text.contains($0.text) }, state.textWaiters.filter { !state.text.contains($0.text) }
+            )
+            state.textWaiters = waiting
+            return met.map(\.continuation)
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    /// Waits until the output holds `text` (now or later); throws if the
+    /// process exits first, or when the waiting task is cancelled.
+    func wait(for text: String) async throws {
+        let id = UUID()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let now: Result<Void, any Error>? = state.withLock { state in
+                    if state.text.contains(text) { return .success(()) }
+                    if state.exited { return .failure(LogWatcherError("the process exited before it logged \"\(text)\"")) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    state.textWaiters.append((id, text, continuation))
+                    return nil
+                }
+                if let now { continuation.resume(with: now) }
+            }
+        } onCancel: {
+            let cancelled = state.withLock { state in
+                let found = state.textWaiters.first { $0.id == id }
+                state.textWaiters.removeAll { $0.id == id }
+                return found
+            }
+            cancelled?.continuation.resume(throwing: CancellationError())
+        }
+    }
 
     private func finish(_ failure: LogWatcherError?) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in

@@ -16,6 +16,8 @@ public struct RawHTTP: Sendable {
         public let body: Data
         /// The `Retry-After` header, in seconds.
         public var retryAfter: Int?
+        /// Every response header.
+        public var headers: HTTPHeaders = [:]
 
         public var error: APIErrorBody.Detail? { try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: body).error }
         public func decode<T: Decodable>(_ type: T.Type) throws -> T { try ConclaveJSON.decoder().decode(T.self, from: body) }
@@ -40,7 +42,7 @@ public struct RawHTTP: Sendable {
         let body = try await response.body.collect(upTo: 16 << 20)
         return Answer(
             status: Int(response.status.code), body: Data(body.readableBytesView),
-            retryAfter: response.headers.first(name: "Retry-After").flatMap { Int($0) })
+            retryAfter: response.headers.first(name: "Retry-After").flatMap { Int($0) }, headers: response.headers)
     }
 
     /// Checks a refusal: the status, and a JSON error body with a code.

@@ -4,11 +4,30 @@ import ConclaveProtocol
 import Foundation
 
 struct AdminOptions: ParsableArguments {
-    @Option(name: .long, help: "The server's URL, e.g. http://127.0.0.1:8080.") var server: String
-    @Option(name: .long, help: "A file holding the administrator token (DIR/admin.token).") var tokenFile: String
+    @Option(name: .long, help: "The server's URL, e.g. http://127.0.0.1:8080 (default: $CONCLAVE_SERVER).") var server: String?
+    @Option(name: .long, help: "A file holding the administrator token, DIR/admin.token (default: $CONCLAVE_ADMIN_TOKEN_FILE).")
+    var tokenFile: String?
+
+    /// The flag, else the environment variable (an empty one counts as unset).
+    private static func setting(_ flag: String?, _ variable: String) -> String? {
+        flag ?? ProcessInfo.processInfo.environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func validate() throws {
+        guard Self.setting(server, "CONCLAVE_SERVER") != nil else {
+            throw ValidationError("Missing --server URL (or set CONCLAVE_SERVER).")
+        }
+        guard Self.setting(tokenFile, "CONCLAVE_ADMIN_TOKEN_FILE") != nil else {
+            throw ValidationError("Missing --token-file FILE (or set CONCLAVE_ADMIN_TOKEN_FILE).")
+        }
+    }
 
     func client() throws -> AdminClient {
-        AdminClient(server: server, token: try readSecretFile(tokenFile, what: "administrator token"))
+        guard let server = Self.setting(server, "CONCLAVE_SERVER"), let tokenFile = Self.setting(tokenFile, "CONCLAVE_ADMIN_TOKEN_FILE")
+        else {
+            throw ValidationError("Missing --server and --token-file (or CONCLAVE_SERVER and CONCLAVE_ADMIN_TOKEN_FILE).")
+        }
+        return AdminClient(server: server, token: try readSecretFile(tokenFile, what: "administrator token"))
     }
 }
 
@@ -352,7 +371,7 @@ struct AdminAuditCommand: AsyncParsableCommand {
         }
         for entry in try await client.audit(since: from) {
             if json {
-                try printJSON(entry)
+                try printAuditJSON(entry)
             } else {
                 let change = [entry.before.map { "before \($0)" }, entry.after.map { "after \($0)" }].compactMap { $0 }.joined(
                     separator: " ")
@@ -361,6 +380,22 @@ struct AdminAuditCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// An audit entry as one JSON object, its `before` and `after` states as
+/// the JSON objects they are (the API carries them as the exact strings
+/// the entry's hash covers; `audit --verify` checks those).
+private func printAuditJSON(_ entry: AuditEntry) throws {
+    guard var object = try JSONSerialization.jsonObject(with: ConclaveJSON.encoder().encode(entry)) as? [String: Any] else { return }
+    for key in ["before", "after"] {
+        if let text = object[key] as? String,
+            let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+        {
+            object[key] = value
+        }
+    }
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
 }
 
 struct AdminFederationCommand: AsyncParsableCommand {

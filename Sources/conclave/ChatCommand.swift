@@ -11,7 +11,7 @@ struct ChatCommand: AsyncParsableCommand {
     @Argument(help: "A room (id or name) or NAME@DOMAIN.") var target: String
 
     func run() async throws {
-        let client = try await ConclaveClient.open(profile: options.directory)
+        let client = try await options.open()
         let printer = EventPrinter(json: false)
         for event in try await client.receive() { try printer.print(event) }
         let conversation: Conversation

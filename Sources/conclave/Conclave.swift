@@ -21,8 +21,33 @@ struct Conclave: AsyncParsableCommand {
         ]
     )
 
+    /// Parses, then runs the command; an error, also one from a command's
+    /// `run`, is reported with that command's usage (not the top level's).
     static func main() async {
-        await Self.main(ProfileArguments.reordered(Array(CommandLine.arguments.dropFirst())))
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot(ProfileArguments.reordered(Array(CommandLine.arguments.dropFirst())))
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                var command = command
+                try command.run()
+            }
+        } catch {
+            // A usage mistake found while running shows the command's own usage, with its full path.
+            var text = "Error: " + message(for: error)
+            if error is ValidationError {
+                let usage = usageString(for: type(of: command))
+                let path = usage.split(separator: " ").prefix { !$0.hasPrefix("-") && !$0.hasPrefix("<") && !$0.hasPrefix("[") }
+                text += "\nUsage: \(usage)\n  See '\(path.joined(separator: " ")) --help' for more information."
+            }
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+            Foundation.exit(exitCode(for: error).rawValue)
+        }
     }
 }
 
@@ -44,13 +69,26 @@ struct ProfileOptions: ParsableArguments {
         if let fromEnvironment = ProcessInfo.processInfo.environment["CONCLAVE_PROFILE"], !fromEnvironment.isEmpty {
             return fromEnvironment
         }
+        // $HOME as the shell has it (a service or `sudo -E` may point it elsewhere than the password database).
+        if let home = ProcessInfo.processInfo.environment["HOME"], !home.isEmpty { return home + "/.conclave" }
         return FileManager.default.homeDirectoryForCurrentUser.path + "/.conclave"
+    }
+
+    /// Opens the profile of a device signed in before; a profile that does
+    /// not exist is not created (a typo in --profile is an error, not a new
+    /// empty directory).
+    func open() async throws -> ConclaveClient {
+        guard FileManager.default.fileExists(atPath: directory + "/profile.sqlite") else { throw ClientError.notSignedIn }
+        return try await ConclaveClient.open(profile: directory)
     }
 
     /// Opens the profile, brings it up to date with the server (unless
     /// `sync` is false), runs `body`, and closes the profile whatever happens.
-    func withClient<T>(sync: Bool = true, _ body: (ConclaveClient) async throws -> T) async throws -> T {
-        let client = try await ConclaveClient.open(profile: directory)
+    /// With `creating` (login) a new profile is created, and removed again
+    /// if `body` fails.
+    func withClient<T>(sync: Bool = true, creating: Bool = false, _ body: (ConclaveClient) async throws -> T) async throws -> T {
+        let isNew = creating && !FileManager.default.fileExists(atPath: directory)
+        let client = creating ? try await ConclaveClient.open(profile: directory) : try await open()
         do {
             if sync { try await client.sync() }
             let value = try await body(client)
@@ -58,6 +96,7 @@ struct ProfileOptions: ParsableArguments {
             return value
         } catch {
             await client.close()
+            if isNew { try? FileManager.default.removeItem(atPath: directory) }
             throw error
         }
     }

@@ -22,7 +22,7 @@ struct LoginCommand: AsyncParsableCommand {
     func run() async throws {
         guard UserAddress(user) != nil else { throw ValidationError("--user must be NAME@DOMAIN") }
         let password = try readSecretFile(passwordFile, what: "password")
-        try await options.withClient(sync: false) { client in
+        try await options.withClient(sync: false, creating: true) { client in
             let existing = await client.device
             let events = try await client.login(server: server, user: user, password: password, deviceName: deviceName)
             let device = await client.device?.description ?? "?"
@@ -280,7 +280,7 @@ struct ReceiveCommand: AsyncParsableCommand {
             guard let seconds = DurationText.seconds(text) else { throw ValidationError("--wait takes a duration such as 30s, 15m, 2h") }
             return seconds
         }
-        let client = try await ConclaveClient.open(profile: options.directory)
+        let client = try await options.open()
         let printer = EventPrinter(json: json)
         do {
             try await printer.printPending(of: client)

@@ -1,4 +1,5 @@
 import ConclaveProtocol
+import ConclaveServer
 import ConclaveTestSupport
 import Foundation
 import Testing
@@ -13,7 +14,11 @@ import Testing
             let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .deletingLastPathComponent().appendingPathComponent("Sources/ConclaveServer/Resources/openapi.json")
             #expect(served.status == 200)
-            #expect(served.body == (try Data(contentsOf: repository)))
+            // The repository's document, with the server's own URL in `servers`.
+            let kept = String(decoding: try Data(contentsOf: repository), as: UTF8.self)
+            #expect(kept.contains(OpenAPIDocument.placeholderServer))
+            let expected = kept.replacingOccurrences(of: OpenAPIDocument.placeholderServer, with: "\"url\": \"\(network.url)\"")
+            #expect(String(decoding: served.body, as: UTF8.self) == expected)
             let document = try JSONSerialization.jsonObject(with: served.body) as? [String: Any]
             #expect((document?["paths"] as? [String: Any])?.keys.contains("/v1/conversations/{id}/commits") == true)
             // The document lists the closed set of error codes, no more, no fewer.

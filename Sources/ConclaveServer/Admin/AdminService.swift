@@ -48,15 +48,15 @@ final class AdminService: Sendable {
             name: body.name, passwordHash: try await authentication.hashPassword(body.password), securityGroup: group.value,
             suspended: false,
             createdAt: audit.clock.now)
+        let draft = audit.draft("user.create", "user:\(body.name)", before: nil, after: AuditedUser(record))
         do {
-            try await store.createUser(
-                record, audit: audit.draft("user.create", "user:\(body.name)", before: nil, after: AuditedUser(record)))
+            try await store.createUser(record, audit: draft)
         } catch StoreError.conflict {
             throw APIError(.userExists, "a user with this name exists")
         } catch StoreError.notFound {
             throw APIError(.unknownGroup, "security group \(group) does not exist")
         }
-        logger.info("admin: user created")
+        audit.appended(draft)
         return userInfo(record, devices: 0)
     }
 
@@ -69,23 +69,21 @@ final class AdminService: Sendable {
             guard try await store.setPasswordHash(of: name, to: try await authentication.hashPassword(password), audit: draft) else {
                 throw APIError.notFound("user")
             }
-            logger.info("admin: password reset")
+            audit.appended(draft)
         }
         guard let group = change.group, group.value != before.securityGroup else {
             return userInfo(before, devices: try await store.devices(of: name).count)
         }
         var after = before
         after.securityGroup = group.value
+        let draft = audit.draft("user.update", "user:\(name)", before: AuditedUser(before), after: AuditedUser(after))
         do {
-            try await store.setSecurityGroup(
-                of: name, to: group,
-                audit: audit.draft("user.update", "user:\(name)", before: AuditedUser(before), after: AuditedUser(after)))
+            try await store.setSecurityGroup(of: name, to: group, audit: draft)
         } catch StoreError.notFound(let what) {
             throw what == "user" ? APIError.notFound("user") : APIError(.unknownGroup, "security group \(group) does not exist")
         }
         let enforced = try await enforcement.enforce(on: [name])
-        logger.info(
-            "admin: user moved to another security group", metadata: ["removals": "\(enforced.removed)", "retuned": "\(enforced.retuned)"])
+        audit.appended(draft, ["removals": "\(enforced.removed)", "retuned": "\(enforced.retuned)"])
         return userInfo(after, devices: try await store.devices(of: name).count)
     }
 
@@ -103,7 +101,7 @@ final class AdminService: Sendable {
             try await deprovisioning.cutOff(devices, conversations: try await store.conversations(withDevices: devices))
             try await gateway.requestRemoteRemoval(of: devices, user: name)
         }
-        logger.info("admin: user \(suspended ? "suspended" : "unsuspended")")
+        audit.appended(draft)
         return userInfo(user, devices: devices.count)
     }
 
@@ -116,7 +114,7 @@ final class AdminService: Sendable {
         let draft = audit.draft("user.delete", "user:\(name)", before: AuditedUser(before, devices: devices.count), after: nil)
         guard let deleted = try await store.deleteUser(name, audit: draft) else { throw APIError.notFound("user") }
         try await deprovisioning.cutOff(deleted, conversations: conversations)
-        logger.info("admin: user deleted")
+        audit.appended(draft)
     }
 
     func resetDevices(_ name: UserName) async throws -> Int {
@@ -128,7 +126,7 @@ final class AdminService: Sendable {
         let deleted = try await store.deleteDevices(of: name, audit: draft)
         try await deprovisioning.cutOff(deleted, conversations: conversations)
         try await gateway.requestRemoteRemoval(of: devices, user: name)
-        logger.info("admin: devices reset", metadata: ["count": "\(deleted.count)"])
+        audit.appended(draft, ["count": "\(deleted.count)"])
         return deleted.count
     }
 

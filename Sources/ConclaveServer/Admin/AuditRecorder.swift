@@ -1,12 +1,26 @@
 import ConclaveProtocol
 import ConclaveStorage
 import Foundation
+import Logging
 
 /// Drafts audit entries (signed by the network key when the store appends
 /// them, in the same transaction as the change they record).
 struct AuditRecorder: Sendable {
     let identity: NetworkIdentity
     let clock: ServerClock
+    let metrics: ServerMetrics
+    let logger: Logger
+
+    /// Logs an entry the store has appended (its change committed), with
+    /// who did what to which target, and counts it. Never the entry's
+    /// before/after state: that stays in the signed log.
+    func appended(_ draft: AuditDraft, _ details: Logger.Metadata = [:]) {
+        metrics.auditAppended()
+        logger.notice(
+            "admin action",
+            metadata: details.merging(
+                ["actor": "\(draft.actor)", "action": "\(draft.action)", "target": "\(draft.target)"], uniquingKeysWith: { $1 }))
+    }
 
     /// An entry for `action` on `target`, with the state before and after.
     func draft(_ action: String, _ target: String, before: (any Encodable)?, after: (any Encodable)?, actor: String = "admin")

@@ -14,6 +14,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public var conversation: ConversationID?
     /// Seconds after which a rate-limited request may be tried again.
     public var retryAfter: Int?
+    /// The methods a path has, for a `405` (the `Allow` header).
+    public var allow: [String]?
 
     public init(
         _ code: ErrorCode, _ message: String, currentEpoch: UInt64? = nil, conversation: ConversationID? = nil, retryAfter: Int? = nil
@@ -35,6 +37,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if let allow { headers[.allow] = allow.joined(separator: ", ") }
         return Response(
             status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(body))))
     }
@@ -59,6 +62,15 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             throw error
         } catch let error as HTTPError {
+            if error.status == .notFound {
+                // A path the API has, named with a method it does not have: 405 with the methods it has.
+                let allowed = OpenAPIDocument.methods(ofPath: request.uri.path)
+                if !allowed.isEmpty, !allowed.contains(request.method.rawValue) {
+                    var refusal = APIError(.methodNotAllowed, "\(request.method.rawValue) is not a method of this path")
+                    refusal.allow = allowed
+                    throw refusal
+                }
+            }
             throw APIError(
                 Self.code(for: error.status), error.status.code < 500 ? (error.body ?? error.status.reasonPhrase) : "internal error")
         } catch let error as any HTTPResponseError {

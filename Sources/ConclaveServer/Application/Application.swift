@@ -13,8 +13,8 @@ import ServiceLifecycle
 /// discovery and federation APIs and the WebSocket inbox), with the sweeper
 /// and the federation relay as services of the same service group.
 /// The schema is migrated before the server accepts connections; the
-/// background services wait for that. `onServerRunning` is told the URL
-/// the server answers at, once it listens.
+/// background services wait for that. `onServerRunning` is told the
+/// address the server listens at (`http(s)://IP:PORT`), once it listens.
 public func buildApplication(
     configuration: ServerConfiguration, storage: ServerStorage, networkKey: NetworkSigningKey, logger: Logger,
     clock: ServerClock = .system, onServerRunning: (@Sendable (_ url: String) async -> Void)? = nil
@@ -22,17 +22,22 @@ public func buildApplication(
     let store = storage.store
     let identity = try NetworkIdentity(
         key: networkKey, baseURL: configuration.publicURL ?? "http://\(configuration.host):\(configuration.port)")
-    let api = try composeServices(configuration: configuration, store: store, identity: identity, clock: clock, logger: logger)
+    let metrics = ServerMetrics()
+    store.observer.observeTransactions { metrics.transaction($0) }
+    let api = try composeServices(
+        configuration: configuration, store: store, identity: identity, clock: clock, metrics: metrics, ready: storage.ready, logger: logger
+    )
     let router = api.router()
+    let tls = try configuration.tls.map { try TLSCertificates(files: $0, logger: logger) }
     var app = Application(
         router: router,
-        server: gatedServer(router: router, limits: configuration.limits),
+        server: gatedServer(router: router, limits: configuration.limits, tls: tls),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conclave"),
         onServerRunning: { channel in
-            if configuration.publicURL == nil, let address = channel.localAddress, let port = address.port, let ip = address.ipAddress {
-                identity.listening(at: "http://\(ip.contains(":") ? "[\(ip)]" : ip):\(port)")
-            }
-            await onServerRunning?(identity.baseURL)
+            guard let address = channel.localAddress, let port = address.port, let ip = address.ipAddress else { return }
+            let bound = "\(tls == nil ? "http" : "https")://\(ip.contains(":") ? "[\(ip)]" : ip):\(port)"
+            if configuration.publicURL == nil { identity.listening(at: bound) }
+            await onServerRunning?(bound)
         },
         logger: logger)
     if let service = storage.service { app.addServices(service) }
@@ -47,8 +52,19 @@ public func buildApplication(
             store: store, clock: clock, interval: configuration.sweepInterval, limits: configuration.limits, ready: ready, logger: logger),
         FederationRelay(
             store: store, client: api.gateway.client, clock: clock, idleInterval: configuration.relayIdleInterval, ready: ready,
-            logger: logger))
+            metrics: metrics, logger: logger))
     if store.database.isShared { app.addServices(ClusterFollower(store: store, hub: api.delivery.hub, ready: ready, logger: logger)) }
+    if configuration.ownsProcess {
+        app.addServices(TLSReloader(certificates: tls, logger: logger), ShutdownAnnouncer(logger: logger))
+    }
+    if let (host, port) = configuration.metricsListen {
+        let metricsRouter = Router(context: ConclaveRequestContext.self)
+        metricsRouter.get("/metrics") { _, _ in try await api.metricsResponse() }
+        app.addServices(
+            Application(
+                router: metricsRouter, configuration: .init(address: .hostname(host, port: port), serverName: "conclave-metrics"),
+                logger: logger))
+    }
     return app
 }
 
@@ -113,7 +129,7 @@ actor Gate {
 /// HTTP/1.1 with the WebSocket upgrade, behind the connection gate: the
 /// connection limit and the time to send a first request head; later
 /// heads are bounded by the idle timeout, bodies by ``BodyDeadline`` (D24).
-func gatedServer(router: ConclaveRouter, limits: ServerLimits) -> HTTPServerBuilder {
+func gatedServer(router: ConclaveRouter, limits: ServerLimits, tls: TLSCertificates?) -> HTTPServerBuilder {
     let connections = ConnectionCount(limit: limits.connections)
     let headTimeout = TimeAmount.milliseconds(Int64(limits.requestHeadTimeoutSeconds * 1000))
     let webSocketResponder = router.buildResponder()
@@ -122,17 +138,20 @@ func gatedServer(router: ConclaveRouter, limits: ServerLimits) -> HTTPServerBuil
     return HTTPServerBuilder { responder in
         GatedChildChannel(
             base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
-            connections: connections, headTimeout: headTimeout)
+            connections: connections, headTimeout: headTimeout, tls: tls)
     }
 }
 
 /// Builds every service once, each with the dependencies it names.
 func composeServices(
-    configuration: ServerConfiguration, store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, logger: Logger
+    configuration: ServerConfiguration, store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, metrics: ServerMetrics,
+    ready: Gate, logger: Logger
 ) throws -> ConclaveAPI {
     let limits = configuration.limits
+    var accessLogger = logger
+    accessLogger[metadataKey: "log"] = "access"
     let hub = InboxHub()
-    let audit = AuditRecorder(identity: identity, clock: clock)
+    let audit = AuditRecorder(identity: identity, clock: clock, metrics: metrics, logger: logger)
     let claims = ClaimBudget(limits: limits)
     let authentication = try AuthenticationService(
         store: store, identity: identity, clock: clock, configuration: configuration, logger: logger)
@@ -155,12 +174,15 @@ func composeServices(
         keyPackages: KeyPackageDirectory(
             store: store, identity: identity, clock: clock, policy: policy, gateway: gateway, claims: claims, stock: limits.keyPackageStock),
         conversations: ConversationRequests(delivery: delivery, gateway: gateway), delivery: delivery,
-        inbox: InboxService(store: store, hub: hub, clock: clock, limits: limits), policy: policy, enforcement: enforcement,
+        inbox: InboxService(store: store, hub: hub, clock: clock, limits: limits, metrics: metrics), policy: policy,
+        enforcement: enforcement,
         deprovisioning: deprovisioning,
         admin: AdminService(
             store: store, identity: identity, audit: audit, authentication: authentication, enforcement: enforcement,
             deprovisioning: deprovisioning, gateway: gateway, logger: logger),
-        directory: directory, gateway: gateway, trustedProxies: configuration.trustedProxies, clockOffset: configuration.clockOffset)
+        directory: directory, gateway: gateway, trustedProxies: configuration.trustedProxies, clockOffset: configuration.clockOffset,
+        store: store, metrics: metrics, ready: ready, metricsOnOwnListener: configuration.metricsListen != nil,
+        accessLogger: accessLogger)
 }
 
 /// Deletes expired ciphertext, payloads every device has acknowledged, and

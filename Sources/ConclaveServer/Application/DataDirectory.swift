@@ -30,6 +30,14 @@ public struct DataDirectory: Sendable {
         public var federationInsecureHosts: [String]?
         /// Addresses of reverse proxies whose `X-Forwarded-For` names the client.
         public var trustedProxies: [String]?
+        /// Operator settings that the environment and flags override
+        /// (``RunSettings``; docs/operations.md#configuration).
+        public var publicUrl: String?
+        public var logLevel: String?
+        public var logFormat: String?
+        public var tlsCertificate: String?
+        public var tlsKey: String?
+        public var metricsListen: String?
     }
 
     public enum Failure: Error, CustomStringConvertible {
@@ -54,14 +62,14 @@ public struct DataDirectory: Sendable {
     public func initialise(network: NetworkDomain, listen: String, postgres: String? = nil) throws -> String {
         let files = FileManager.default
         guard !files.fileExists(atPath: configurationFile) else { throw Failure.alreadyInitialised(path) }
-        try files.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try Self.makeDirectory(path)
         let key = NetworkSigningKey.generate(domain: network)
         try writePrivate(Data(key.seed).base64EncodedString() + "\n", to: networkKeyFile)
         let token = Tokens.random()
         try writePrivate(token + "\n", to: adminTokenFile)
         let settings = Settings(
             network: network, listen: listen, adminTokenSha256: Hex.encode(Tokens.hash(token)), sessionLifetimeSeconds: 30 * 24 * 3600,
-            postgres: postgres, limits: nil, federationInsecureHosts: nil, trustedProxies: nil)
+            postgres: postgres)
         try write(settings)
         return token
     }
@@ -87,6 +95,22 @@ public struct DataDirectory: Sendable {
         } catch { throw Failure.unreadable("conclave.json") }
     }
 
+    /// Creates a directory and its missing parents (mode 0700), failing
+    /// with the system's words ("Permission denied", "Not a directory").
+    static func makeDirectory(_ path: String) throws(Failure) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            guard mkdir(current, 0o700) == 0 || errno == EEXIST else {
+                throw Failure.invalid("cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw Failure.invalid("cannot create \(path): a file of that name exists")
+        }
+    }
+
     /// A key as the file spells it (`maxMessageBytes` is `max_message_bytes`).
     static func snakeCase(_ key: String) -> String {
         key.reduce(into: "") { text, character in
@@ -109,6 +133,34 @@ public struct DataDirectory: Sendable {
         case .typeMismatch(_, let context), .valueNotFound(_, let context): return "\(path(context)) has the wrong type"
         @unknown default: return "not valid JSON of the expected shape"
         }
+    }
+
+    public var lockFile: String { path + "/conclave.lock" }
+
+    /// An exclusive lock on the directory, held while the process lives
+    /// (released by the kernel when it exits, however it exits).
+    public final class Lock: Sendable {
+        private let descriptor: Int32
+
+        fileprivate init(descriptor: Int32) { self.descriptor = descriptor }
+
+        deinit { close(descriptor) }
+    }
+
+    /// Takes the directory's lock, or fails at once when another process
+    /// holds it.
+    public func lock() throws -> Lock {
+        let descriptor = open(lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw Failure.unreadable("\(lockFile) (\(String(cString: strerror(errno))))") }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK
+            close(descriptor)
+            throw Failure.invalid(
+                busy
+                    ? "\(path) is in use by another `conclave server run` (\(lockFile) is locked); stop that one first"
+                    : "cannot lock \(lockFile)")
+        }
+        return Lock(descriptor: descriptor)
     }
 
     public func networkKey(domain: NetworkDomain) throws -> NetworkSigningKey {

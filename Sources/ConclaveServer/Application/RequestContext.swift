@@ -84,9 +84,47 @@ extension ConclaveRequestContext {
 
 /// JSON bodies in and out.
 enum JSONBody {
+    /// Decodes a request body, refusing what the OpenAPI document refuses
+    /// (`additionalProperties: false`, no `null`s): a property the request
+    /// type does not read back, or a `null`, is a 400 rather than ignored.
     static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
-        do { return try ConclaveJSON.decoder().decode(T.self, from: Data(bytes)) } catch {
+        let value: T
+        do { value = try ConclaveJSON.decoder().decode(T.self, from: Data(bytes)) } catch {
             throw APIError.badRequest("the body is not a valid \(T.self) JSON object")
+        }
+        if let encodable = value as? any Encodable {
+            guard let given = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]),
+                let read = try? JSONSerialization.jsonObject(with: ConclaveJSON.encoder().encode(encodable), options: [.fragmentsAllowed])
+            else { throw APIError.badRequest("the body is not a valid \(T.self) JSON object") }
+            if let problem = extraneous(given, read, path: "") { throw APIError.badRequest(problem) }
+        }
+        return value
+    }
+
+    /// The first property of `given` that `read` (the decoded value,
+    /// encoded again) does not have, or a `null`.
+    static func extraneous(_ given: Any, _ read: Any, path: String) -> String? {
+        switch (given, read) {
+        case (let given as [String: Any], let read as [String: Any]):
+            for key in given.keys.sorted() {
+                let name = path.isEmpty ? key : path + "." + key
+                let shown = name.utf8.count <= 64 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_.[]".contains($0)) }
+                if given[key] is NSNull {
+                    return shown ? "\(name) must not be null: leave an absent value out" : "a property is null: leave absent values out"
+                }
+                guard let inner = read[key] else {
+                    return shown ? "unknown property \(name)" : "the body has a property this request does not take"
+                }
+                if let problem = extraneous(given[key] as Any, inner, path: name) { return problem }
+            }
+            return nil
+        case (let given as [Any], let read as [Any]) where given.count == read.count:
+            for (index, pair) in zip(given, read).enumerated() {
+                if let problem = extraneous(pair.0, pair.1, path: "\(path)[\(index)]") { return problem }
+            }
+            return nil
+        default:
+            return nil
         }
     }
 }

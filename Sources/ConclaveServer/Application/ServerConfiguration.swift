@@ -28,6 +28,15 @@ public struct ServerConfiguration: Sendable {
     /// connection from one of them, the client's address (which sign-in
     /// limits count) is read from `X-Forwarded-For`.
     public var trustedProxies: Set<String>
+    /// Serve HTTPS (and WSS) with these PEM files, re-read on SIGHUP; nil: plain HTTP.
+    public var tls: TLSFiles?
+    /// Whether the server is the process (`server run`): it then takes
+    /// SIGHUP (re-reads the TLS files) and announces its shutdown. Not for
+    /// in-process tests, whose signals belong to the test runner.
+    public var ownsProcess = false
+    /// Serve `/metrics` here, without the administrator token; nil: on the
+    /// main listener, behind the administrator token.
+    public var metricsListen: (host: String, port: Int)?
     /// A clock offset the tests move (debug builds only; the server's
     /// clock must then be `clockOffset.clock`).
     public var clockOffset: ClockOffset?

@@ -41,7 +41,7 @@ struct DeviceApprovals: Sendable {
                 of: session.user.name, key: key.rawKey, device: session.device.id, approval: body.approval.bytes, at: clock.now,
                 audit: draft)
         else { throw APIError(.identityExists, "this user has an identity key: this device must be approved by one of the user's devices") }
-        logger.info("identity key published", metadata: ["device": "\(session.device.id)"])
+        audit.appended(draft)
     }
 
     /// A user's identity key: of this network (told under the same rule as
@@ -89,7 +89,7 @@ struct DeviceApprovals: Sendable {
         guard try await store.approveDevice(target, approval: body.approval.bytes, sealedIdentity: body.sealedIdentity.bytes, audit: draft)
         else { throw APIError(.conflict, "this device is not waiting for approval") }
         await hub.notify([target])
-        logger.info("device approved", metadata: ["device": "\(target)"])
+        audit.appended(draft)
     }
 
     /// What an approved device fetches once: its approval and the identity
@@ -112,5 +112,6 @@ struct DeviceApprovals: Sendable {
             "device.remove", "device:\(session.address)/\(target)", before: ["name": device.name], after: nil,
             actor: "device:\(session.address)/\(session.device.id)")
         try await store.appendAudit(draft)
+        audit.appended(draft)
     }
 }

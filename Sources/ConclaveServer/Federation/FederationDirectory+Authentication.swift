@@ -112,11 +112,10 @@ extension FederationDirectory {
         let peer = FederationPeer(
             domain: origin, url: FederationClient.trimmed(url), keyFingerprint: key.fingerprint, pinnedBy: "first-use",
             addedAt: Date(millis: clock.now.millis))
+        let draft = audit.draft("federation.pin", "network:\(origin)", before: nil, after: peer, actor: "federation")
         do {
-            try await store.addPeer(
-                StoredPeer(peer: peer, signingKey: key.rawKey),
-                audit: audit.draft("federation.pin", "network:\(origin)", before: nil, after: peer, actor: "federation"))
-            logger.info("federation: pinned a network on first use", metadata: ["peer": "\(origin)"])
+            try await store.addPeer(StoredPeer(peer: peer, signingKey: key.rawKey), audit: draft)
+            audit.appended(draft)
         } catch StoreError.conflict {
             // Pinned meanwhile by another request: it must be the same key.
             guard try await store.peer(origin)?.peer.keyFingerprint == key.fingerprint else {

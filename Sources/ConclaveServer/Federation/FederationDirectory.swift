@@ -42,8 +42,9 @@ final class FederationDirectory: Sendable {
 
     func setMode(_ change: FederationModeChange) async throws -> FederationState {
         let before = try await store.federationMode()
-        try await store.setFederationMode(
-            change.mode, audit: audit.draft("federation.mode", "network:\(domain)", before: before, after: change.mode))
+        let draft = audit.draft("federation.mode", "network:\(domain)", before: before, after: change.mode)
+        try await store.setFederationMode(change.mode, audit: draft)
+        audit.appended(draft)
         return try await state()
     }
 
@@ -73,14 +74,13 @@ final class FederationDirectory: Sendable {
         let peer = FederationPeer(
             domain: request.domain, url: FederationClient.trimmed(request.url), keyFingerprint: request.keyFingerprint, pinnedBy: "admin",
             addedAt: Date(millis: clock.now.millis))
+        let draft = audit.draft("federation.add", "network:\(peer.domain)", before: nil, after: peer)
         do {
-            try await store.addPeer(
-                StoredPeer(peer: peer, signingKey: key),
-                audit: audit.draft("federation.add", "network:\(peer.domain)", before: nil, after: peer))
+            try await store.addPeer(StoredPeer(peer: peer, signingKey: key), audit: draft)
         } catch StoreError.conflict {
             throw APIError(.peerExists, "\(request.domain) is pinned already; remove it first to pin another key")
         }
-        logger.info("admin: federation peer pinned", metadata: ["peer": "\(peer.domain)", "key_known": "\(key != nil)"])
+        audit.appended(draft, ["key_known": "\(key != nil)"])
         return peer
     }
 
@@ -88,10 +88,9 @@ final class FederationDirectory: Sendable {
     /// devices, for the caller to propose their removal.
     func unpin(_ peer: NetworkDomain) async throws -> [(ConversationID, [DeviceID])] {
         let before = try await store.peer(peer)?.peer
-        guard try await store.removePeer(peer, audit: audit.draft("federation.remove", "network:\(peer)", before: before, after: nil))
-        else {
-            throw APIError.notFound("federation peer")
-        }
+        let draft = audit.draft("federation.remove", "network:\(peer)", before: before, after: nil)
+        guard try await store.removePeer(peer, audit: draft) else { throw APIError.notFound("federation peer") }
+        audit.appended(draft)
         return try await store.conversationsWithRemoteDevices(of: peer)
     }
 

@@ -113,7 +113,9 @@ final class FederationGateway: Sendable {
     func removePeer(_ peer: NetworkDomain) async throws {
         let hosted = try await directory.unpin(peer)
         for (id, devices) in hosted { try await delivery.proposeRemoval(of: Set(devices), ofNetwork: peer, in: [id]) }
-        logger.info("admin: federation peer removed", metadata: ["peer": "\(peer)", "conversations": "\(hosted.count)"])
+        logger.notice(
+            "admin: federation peer's users removed from hosted conversations",
+            metadata: ["peer": "\(peer)", "conversations": "\(hosted.count)"])
     }
 
     // MARK: The user's network: de-provisioning elsewhere

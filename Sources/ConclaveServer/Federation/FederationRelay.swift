@@ -14,6 +14,7 @@ struct FederationRelay: Service {
     let clock: ServerClock
     let idleInterval: Duration
     let ready: Gate
+    let metrics: ServerMetrics
     let logger: Logger
 
     /// On a shared database one server process at a time sends the outbox.
@@ -76,6 +77,7 @@ struct FederationRelay: Service {
     }
 
     func retryLater(_ item: OutboxItem) async throws {
+        metrics.federationRetry(peer: "\(item.destination)")
         let delay = min(300, pow(2, Double(min(item.attempts, 10))))
         try await store.deferOutbox(item.id, attempts: item.attempts + 1, until: clock.now.addingTimeInterval(delay))
     }

@@ -10,12 +10,14 @@ final class InboxService: Sendable {
     private let hub: InboxHub
     private let clock: ServerClock
     private let limits: ServerLimits
+    private let metrics: ServerMetrics
 
-    init(store: ConclaveStore, hub: InboxHub, clock: ServerClock, limits: ServerLimits) {
+    init(store: ConclaveStore, hub: InboxHub, clock: ServerClock, limits: ServerLimits, metrics: ServerMetrics) {
         self.store = store
         self.hub = hub
         self.clock = clock
         self.limits = limits
+        self.metrics = metrics
     }
 
     /// D23: a page holds at most `limit` events and `inboxPageBytes` of messages.
@@ -26,7 +28,9 @@ final class InboxService: Sendable {
     }
 
     func acknowledge(_ ack: InboxAck, session: Session) async throws -> AckResult {
-        AckResult(removed: try await store.acknowledge(device: session.device.id, upTo: ack.upTo))
+        let removed = try await store.acknowledge(device: session.device.id, upTo: ack.upTo)
+        metrics.delivered(removed)
+        return AckResult(removed: removed)
     }
 
     /// Pushes the device's inbox as JSON text frames, one event each, and
@@ -48,6 +52,8 @@ final class InboxService: Sendable {
             try await outbound.close(.policyViolation, reason: "too many connections of this device")
             return
         }
+        metrics.webSocketOpened()
+        defer { metrics.webSocketClosed() }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -102,7 +108,7 @@ final class InboxService: Sendable {
         for try await message in inbound.messages(maxSize: 4096) {
             guard case .text(let text) = message, let ack = try? ConclaveJSON.decoder().decode(WebSocketAck.self, from: Data(text.utf8))
             else { continue }
-            _ = try await store.acknowledge(device: device, upTo: ack.ack)
+            metrics.delivered(try await store.acknowledge(device: device, upTo: ack.ack))
         }
     }
 }

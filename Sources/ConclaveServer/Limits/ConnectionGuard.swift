@@ -6,6 +6,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import NIOSSL
 import Synchronization
 
 /// The number of open connections, shared by every connection's gate.
@@ -128,9 +129,13 @@ struct GatedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
     let base: Base
     let connections: ConnectionCount
     let headTimeout: TimeAmount
+    /// TLS in front of HTTP, with the context current when the connection is accepted.
+    let tls: TLSCertificates?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Base.Value> {
         do {
+            // The gate reads the plaintext: it finds the end of the first request head in what TLS decrypted.
+            if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
             try channel.pipeline.syncOperations.addHandler(ConnectionGate(connections: connections, headTimeout: headTimeout))
         } catch {
             return channel.eventLoop.makeFailedFuture(error)

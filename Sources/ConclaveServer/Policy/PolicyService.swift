@@ -73,12 +73,13 @@ final class PolicyService: Sendable {
     func createGroup(_ body: CreateSecurityGroup) async throws -> SecurityGroupInfo {
         let policy = body.settings.applied(to: SecurityGroupPolicy(name: body.name))
         try await validate(policy)
+        let draft = audit.draft("group.create", "group:\(policy.name)", before: nil, after: policy)
         do {
-            try await store.createSecurityGroup(
-                policy, at: audit.clock.now, audit: audit.draft("group.create", "group:\(policy.name)", before: nil, after: policy))
+            try await store.createSecurityGroup(policy, at: audit.clock.now, audit: draft)
         } catch StoreError.conflict {
             throw APIError(.groupExists, "a security group with this name exists")
         }
+        audit.appended(draft)
         return SecurityGroupInfo(policy: policy, members: 0)
     }
 
@@ -88,17 +89,18 @@ final class PolicyService: Sendable {
         guard let before = try await store.securityGroup(name) else { throw APIError.notFound("security group") }
         let policy = change.applied(to: before)
         try await validate(policy)
-        guard
-            try await store.updateSecurityGroup(policy, audit: audit.draft("group.update", "group:\(name)", before: before, after: policy))
-        else { throw APIError.notFound("security group") }
+        let draft = audit.draft("group.update", "group:\(name)", before: before, after: policy)
+        guard try await store.updateSecurityGroup(policy, audit: draft) else { throw APIError.notFound("security group") }
+        audit.appended(draft)
         return (policy, try await store.users(inGroup: name))
     }
 
     func deleteGroup(_ name: SecurityGroupName) async throws {
         guard name != .default else { throw APIError(.groupInUse, "the default security group cannot be deleted") }
         let before = try await store.securityGroup(name)
-        switch try await store.deleteSecurityGroup(name, audit: audit.draft("group.delete", "group:\(name)", before: before, after: nil)) {
-        case .deleted: return
+        let draft = audit.draft("group.delete", "group:\(name)", before: before, after: nil)
+        switch try await store.deleteSecurityGroup(name, audit: draft) {
+        case .deleted: audit.appended(draft)
         case .notFound: throw APIError.notFound("security group")
         case .inUse(let accounts):
             throw APIError(.groupInUse, "\(accounts) account(s) are in this security group; move them to another group first")

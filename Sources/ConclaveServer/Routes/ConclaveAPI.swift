@@ -1,7 +1,9 @@
 import ConclaveProtocol
+import ConclaveStorage
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 
 /// The server's services, as the routes reach them. Each route decodes,
@@ -24,10 +26,19 @@ struct ConclaveAPI: Sendable {
     let trustedProxies: Set<String>
     /// The tests' adjustable clock (debug builds only; see ``ClockOffset``).
     let clockOffset: ClockOffset?
+    let store: ConclaveStore
+    let metrics: ServerMetrics
+    /// Opens once the schema is migrated.
+    let ready: Gate
+    /// Whether `/metrics` is served on a listener of its own (without the
+    /// administrator token) rather than on this one (with it).
+    let metricsOnOwnListener: Bool
+    let accessLogger: Logger
 
     /// Every route of the client, admin, discovery and federation APIs.
     func router() -> ConclaveRouter {
         let router = ConclaveRouter(context: ConclaveRequestContext.self)
+        router.add(middleware: AccessLogMiddleware<ConclaveRequestContext>(metrics: metrics, logger: accessLogger))
         router.add(middleware: JSONErrorMiddleware<ConclaveRequestContext>())
         addDiscoveryRoutes(router)
         addClientRoutes(router.group("/v1"))
@@ -55,19 +66,29 @@ struct ConclaveAPI: Sendable {
         router.get("/openapi.json") { _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
+            return Response(
+                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.served(at: identity.baseURL))))
         }
         router.get("/healthz") { _, _ in JSONResponse(["status": "ok"]) }
-    }
-}
-
-/// The OpenAPI document of the API, as kept in the repository
-/// (`Sources/ConclaveServer/Resources/openapi.json`).
-public enum OpenAPIDocument {
-    public static let bytes: [UInt8] = {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"), let data = try? Data(contentsOf: url) else {
-            return Array(#"{"error":"openapi document missing"}"#.utf8)
+        // Ready once the schema is migrated, while the database answers with the newest schema.
+        router.get("/readyz") { _, _ -> JSONResponse<[String: String]> in
+            guard await ready.opened, await store.isCurrent() else {
+                throw APIError(.notReady, "the database does not answer, or its schema is not migrated yet")
+            }
+            return JSONResponse(["status": "ready"])
         }
-        return Array(data)
-    }()
+        if !metricsOnOwnListener {
+            router.get("/metrics") { request, _ -> Response in
+                try requireAdmin(request)
+                return try await metricsResponse()
+            }
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    func metricsResponse() async throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try await metrics.render(store: store))))
+    }
 }

@@ -108,6 +108,7 @@ extension ConclaveAPI {
             let session = try await session(request)
             let body = try await request.decodeJSON(SendMessage.self, context: context)
             let (accepted, created) = try await conversations.send(try context.conversationID, body, session: session)
+            if created { metrics.messageAccepted() }
             return JSONResponse(accepted, status: created ? .created : .ok)
         }
         group.post("/:id/leave") { request, context in

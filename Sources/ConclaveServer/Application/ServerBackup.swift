@@ -1,0 +1,273 @@
+import ConclaveStorage
+import Crypto
+import Foundation
+import _CryptoExtras
+
+/// `conclave server backup` and `restore`: the data directory's files (the
+/// network key, the admin token, the configuration) and, with the embedded
+/// database, a consistent online copy of it, in one file encrypted under a
+/// passphrase. The format (docs/operations.md#backup-file-format):
+///
+///     header   "CONCLAVE-BACKUP1" (16 bytes) ‖ log2(N) r p 0 (4 bytes, scrypt) ‖ salt (16 bytes)
+///     chunk*   length (UInt32, big-endian) ‖ ChaCha20-Poly1305(key, nonce = 0⁴ ‖ index (UInt64, big-endian),
+///              plaintext ≤ 1 MiB, aad = header ‖ final (1 byte: 1 on the last chunk, else 0))
+///
+/// with key = scrypt(passphrase, salt, N, r, p, 32 bytes). The plaintext,
+/// cut into chunks, is a sequence of entries `name length (UInt16) ‖ name ‖
+/// size (UInt64) ‖ bytes`, ended by a name length of 0. A changed,
+/// reordered, truncated or extended file fails to decrypt.
+public enum ServerBackup {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// What a backup holds.
+    public struct Summary: Sendable {
+        public var files: [String]
+        public var bytes: Int
+        /// Whether the database is in the backup (false on PostgreSQL: pg_dump backs it up).
+        public var includesDatabase: Bool
+    }
+
+    static let magic = Array("CONCLAVE-BACKUP1".utf8)
+    static let chunkSize = 1 << 20
+    /// The files a backup may hold, and nothing else (a restore writes no other name).
+    static let configurationFiles = ["conclave.json", "network.key", "admin.token"]
+    static let databaseFile = "conclave.sqlite"
+
+    /// Backs up `directory` into a new file `destination` (mode 0600).
+    /// `postgres`: the database is PostgreSQL even if conclave.json does not say so (`CONCLAVE_POSTGRES`).
+    public static func create(of directory: DataDirectory, to destination: String, passphrase: String, postgres: Bool = false) throws
+        -> Summary
+    {
+        try checkPassphrase(passphrase)
+        let settings: DataDirectory.Settings
+        do { settings = try directory.settings() } catch { throw Failure("\(error)") }
+        guard !FileManager.default.fileExists(atPath: destination) else { throw Failure("\(destination) exists; refusing to overwrite it") }
+        let scratch = NSTemporaryDirectory() + "conclave-backup-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var sources = configurationFiles.map { ($0, directory.path + "/" + $0) }.filter { FileManager.default.fileExists(atPath: $0.1) }
+        let includesDatabase = settings.postgres == nil && !postgres
+        if includesDatabase {
+            let copy = scratch + "/" + databaseFile
+            do { try SQLiteBackup.copy(from: directory.sqliteFile, to: copy) } catch { throw Failure("the database: \(error)") }
+            sources.append((databaseFile, copy))
+        }
+        let partial = destination + ".partial"
+        guard FileManager.default.createFile(atPath: partial, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let output = FileHandle(forWritingAtPath: partial)
+        else { throw Failure("cannot create \(destination)") }
+        do {
+            let writer = try ChunkWriter(output: output, passphrase: passphrase)
+            var total = 0
+            for (name, path) in sources {
+                guard let input = FileHandle(forReadingAtPath: path) else { throw Failure("cannot read \(path)") }
+                defer { try? input.close() }
+                let size = try input.seekToEnd()
+                try input.seek(toOffset: 0)
+                try writer.append(UInt16(name.utf8.count).bigEndianBytes + Array(name.utf8) + size.bigEndianBytes)
+                var copied: UInt64 = 0
+                while let piece = try input.read(upToCount: chunkSize), !piece.isEmpty {
+                    try writer.append(Array(piece))
+                    copied += UInt64(piece.count)
+                }
+                guard copied == size else { throw Failure("\(path) changed while it was read") }
+                total += Int(size)
+            }
+            try writer.append(UInt16(0).bigEndianBytes)
+            try writer.finish()
+            try output.close()
+            try FileManager.default.moveItem(atPath: partial, toPath: destination)
+            return Summary(files: sources.map(\.0), bytes: total, includesDatabase: includesDatabase)
+        } catch {
+            try? output.close()
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+    }
+
+    /// Restores a backup into `directory`, which must not exist (or be
+    /// empty). On any failure nothing is left behind.
+    public static func restore(from source: String, into directory: DataDirectory, passphrase: String) throws -> Summary {
+        let files = FileManager.default
+        if files.fileExists(atPath: directory.path) {
+            guard (try? files.contentsOfDirectory(atPath: directory.path))?.isEmpty == true else {
+                throw Failure("\(directory.path) exists and is not empty; restore into a new directory")
+            }
+        }
+        guard let input = FileHandle(forReadingAtPath: source) else { throw Failure("cannot read \(source)") }
+        defer { try? input.close() }
+        let existed = files.fileExists(atPath: directory.path)
+        do {
+            try files.createDirectory(atPath: directory.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let reader = try ChunkReader(input: input, passphrase: passphrase)
+            var restored: [String] = []
+            var total = 0
+            while true {
+                let length = Int(try UInt16(bigEndianBytes: try reader.read(2)))
+                if length == 0 { break }
+                let name = String(decoding: try reader.read(length), as: UTF8.self)
+                guard configurationFiles.contains(name) || name == databaseFile, !restored.contains(name) else {
+                    throw Failure("the backup names an unexpected file")
+                }
+                let size = try UInt64(bigEndianBytes: try reader.read(8))
+                let path = directory.path + "/" + name
+                guard files.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+                    let output = FileHandle(forWritingAtPath: path)
+                else { throw Failure("cannot write \(path)") }
+                defer { try? output.close() }
+                var left = size
+                while left > 0 {
+                    let piece = try reader.read(Int(min(left, UInt64(chunkSize))))
+                    try output.write(contentsOf: piece)
+                    left -= UInt64(piece.count)
+                }
+                restored.append(name)
+                total += Int(size)
+            }
+            try reader.finish()
+            guard restored.contains("conclave.json"), restored.contains("network.key") else {
+                throw Failure("the backup lacks conclave.json or network.key")
+            }
+            let settings = try directory.settings()
+            _ = try directory.networkKey(domain: settings.network)
+            let includesDatabase = restored.contains(databaseFile)
+            if includesDatabase, !SQLiteBackup.isIntact(directory.sqliteFile) {
+                throw Failure("the restored database fails SQLite's integrity check")
+            }
+            return Summary(files: restored, bytes: total, includesDatabase: includesDatabase)
+        } catch {
+            if existed {
+                for name in (try? files.contentsOfDirectory(atPath: directory.path)) ?? [] {
+                    try? files.removeItem(atPath: directory.path + "/" + name)
+                }
+            } else {
+                try? files.removeItem(atPath: directory.path)
+            }
+            throw error
+        }
+    }
+
+    static func checkPassphrase(_ passphrase: String) throws {
+        guard passphrase.count >= 12 else { throw Failure("the passphrase has at least 12 characters") }
+    }
+
+    /// scrypt's cost: N = 2^15, r = 8, p = 1 (32 MiB, a fraction of a second).
+    static let cost: (log2N: UInt8, r: UInt8, p: UInt8) = (15, 8, 1)
+
+    static func key(_ passphrase: String, salt: [UInt8], log2N: UInt8, r: UInt8, p: UInt8) throws -> SymmetricKey {
+        guard (10...20).contains(log2N), (1...16).contains(r), (1...4).contains(p) else { throw Failure("not a Conclave backup") }
+        return try KDF.Scrypt.deriveKey(
+            from: Array(passphrase.utf8), salt: salt, outputByteCount: 32, rounds: 1 << Int(log2N), blockSize: Int(r),
+            parallelism: Int(p), maxMemory: 512 * 1024 * 1024)
+    }
+
+    static func nonce(_ index: UInt64) throws -> ChaChaPoly.Nonce {
+        try ChaChaPoly.Nonce(data: [0, 0, 0, 0] + index.bigEndianBytes)
+    }
+}
+
+/// Encrypts the plaintext stream chunk by chunk.
+private final class ChunkWriter {
+    private let output: FileHandle
+    private let key: SymmetricKey
+    private let header: [UInt8]
+    private var buffer: [UInt8] = []
+    private var index: UInt64 = 0
+
+    init(output: FileHandle, passphrase: String) throws {
+        let salt = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let cost = ServerBackup.cost
+        header = ServerBackup.magic + [cost.log2N, cost.r, cost.p, 0] + salt
+        key = try ServerBackup.key(passphrase, salt: salt, log2N: cost.log2N, r: cost.r, p: cost.p)
+        self.output = output
+        try output.write(contentsOf: header)
+    }
+
+    func append(_ bytes: [UInt8]) throws {
+        buffer += bytes
+        while buffer.count > ServerBackup.chunkSize {
+            try seal(Array(buffer.prefix(ServerBackup.chunkSize)), final: false)
+            buffer.removeFirst(ServerBackup.chunkSize)
+        }
+    }
+
+    func finish() throws {
+        try seal(buffer, final: true)
+        buffer = []
+    }
+
+    private func seal(_ plaintext: [UInt8], final: Bool) throws {
+        let box = try ChaChaPoly.seal(plaintext, using: key, nonce: try ServerBackup.nonce(index), authenticating: header + [final ? 1 : 0])
+        let sealed = Array(box.ciphertext) + Array(box.tag)
+        try output.write(contentsOf: UInt32(sealed.count).bigEndianBytes + sealed)
+        index += 1
+    }
+}
+
+/// Decrypts the stream chunk by chunk; ``read(_:)`` hands out plaintext.
+private final class ChunkReader {
+    private let input: FileHandle
+    private let key: SymmetricKey
+    private let header: [UInt8]
+    private var buffer: [UInt8] = []
+    private var offset = 0
+    private var index: UInt64 = 0
+    private var ended = false
+
+    init(input: FileHandle, passphrase: String) throws {
+        guard let header = try input.read(upToCount: 36).map(Array.init), header.count == 36,
+            Array(header.prefix(16)) == ServerBackup.magic
+        else { throw ServerBackup.Failure("not a Conclave backup file") }
+        self.header = header
+        key = try ServerBackup.key(passphrase, salt: Array(header[20..<36]), log2N: header[16], r: header[17], p: header[18])
+        self.input = input
+    }
+
+    func read(_ count: Int) throws -> [UInt8] {
+        while buffer.count - offset < count {
+            guard !ended else { throw ServerBackup.Failure("the backup file is truncated") }
+            buffer = Array(buffer[offset...]) + (try open())
+            offset = 0
+        }
+        defer { offset += count }
+        return Array(buffer[offset..<(offset + count)])
+    }
+
+    /// The stream must end exactly where its final chunk ends.
+    func finish() throws {
+        guard ended, offset == buffer.count, (try input.read(upToCount: 1))?.isEmpty ?? true else {
+            throw ServerBackup.Failure("the backup file has data past its end")
+        }
+    }
+
+    private func open() throws -> [UInt8] {
+        guard let lengthBytes = try input.read(upToCount: 4), lengthBytes.count == 4 else {
+            throw ServerBackup.Failure("the backup file is truncated")
+        }
+        let length = Int(try UInt32(bigEndianBytes: Array(lengthBytes)))
+        guard (16...(ServerBackup.chunkSize + 16)).contains(length), let sealed = try input.read(upToCount: length), sealed.count == length
+        else { throw ServerBackup.Failure("the backup file is truncated or damaged") }
+        let nonce = try ServerBackup.nonce(index)
+        index += 1
+        for final in [false, true] {
+            let box = try ChaChaPoly.SealedBox(nonce: nonce, ciphertext: sealed.prefix(length - 16), tag: sealed.suffix(16))
+            if let plaintext = try? ChaChaPoly.open(box, using: key, authenticating: header + [final ? 1 : 0]) {
+                ended = final
+                return Array(plaintext)
+            }
+        }
+        throw ServerBackup.Failure("the passphrase is wrong, or the backup file is damaged")
+    }
+}
+
+extension FixedWidthInteger {
+    fileprivate var bigEndianBytes: [UInt8] { withUnsafeBytes(of: bigEndian) { Array($0) } }
+
+    fileprivate init(bigEndianBytes bytes: [UInt8]) throws {
+        guard bytes.count == MemoryLayout<Self>.size else { throw ServerBackup.Failure("the backup file is damaged") }
+        self = bytes.reduce(0) { $0 << 8 | Self($1) }
+    }
+}
