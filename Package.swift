@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "ConclaveIntegrationTests",
             dependencies: [
-                "ConclaveClient", "ConclaveProtocol", "ConclaveServer", "ConclaveTestSupport", "MLS",
+                "ConclaveClient", "ConclaveProtocol", "ConclaveServer", "ConclaveSupport", "ConclaveTestSupport", "MLS",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

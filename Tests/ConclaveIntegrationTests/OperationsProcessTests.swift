@@ -1,4 +1,5 @@
 import ConclaveProtocol
+import ConclaveSupport
 import ConclaveTestSupport
 import Foundation
 import Testing
@@ -95,7 +96,14 @@ struct OperationsProcessTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let data = root + "/server"
         _ = try ConclaveServerProcess.initialise(directory: data, network: "acme.example")
-        let server = try await ConclaveServerProcess.start(directory: data, extraArguments: ["--log-format", "json"])
+        let metricsPort = try #require(LoopbackPort.free())
+        let server = try await ConclaveServerProcess.start(
+            directory: data, extraArguments: ["--log-format", "json", "--metrics-listen", "127.0.0.1:\(metricsPort)"])
+        // The metrics on their own listener, without the admin token; not on the main one.
+        let scraped = try await RawHTTP(baseURL: "http://127.0.0.1:\(metricsPort)").send(.GET, "/metrics")
+        #expect(scraped.status == 200)
+        #expect(String(decoding: scraped.body, as: UTF8.self).contains("conclave_messages_accepted_total 0"))
+        #expect(try await RawHTTP(baseURL: server.url).send(.GET, "/metrics").status == 404)
         let second = try cli(["server", "run", "--data", data, "--listen", "127.0.0.1:0"])
         #expect(second.status != 0)
         #expect(second.error.contains("in use by another `conclave server run`"))

@@ -36,7 +36,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
-        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        // Every 429 says when to try again (1 s when its cause gave no time).
+        if let wait = retryAfter ?? (code == .rateLimited ? 1 : nil) { headers[.retryAfter] = String(wait) }
         if let allow { headers[.allow] = allow.joined(separator: ", ") }
         return Response(
             status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(body))))

@@ -10,6 +10,8 @@ import NIOHTTP1
 struct PeerAnswer: Sendable {
     let status: Int
     let body: Data
+    /// The peer's `Retry-After` (seconds), passed on with its refusal.
+    var retryAfter: Int? = nil
 
     /// The peer's refusal, if it sent one of our error bodies.
     var refusal: APIErrorBody.Detail? { try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: body).error }
@@ -22,7 +24,8 @@ struct PeerAnswer: Sendable {
             guard let refusal else { throw APIError(.peerInvalid, "\(peer) answered HTTP \(status)") }
             let code: ErrorCode = [401, 500, 502].contains(refusal.code.status) ? .peerRefused : refusal.code
             throw APIError(
-                code, "\(peer) refused: \(refusal.message)", currentEpoch: refusal.currentEpoch, conversation: refusal.conversation)
+                code, "\(peer) refused: \(refusal.message)", currentEpoch: refusal.currentEpoch, conversation: refusal.conversation,
+                retryAfter: code == .rateLimited ? retryAfter ?? 1 : nil)
         }
         do { return try ConclaveJSON.decoder().decode(T.self, from: body) } catch {
             throw APIError(.peerInvalid, "\(peer) answered with unexpected JSON")
@@ -51,7 +54,9 @@ struct FederationClient: Sendable {
         do {
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
             let data = try await response.body.collect(upTo: 16 << 20)
-            return PeerAnswer(status: Int(response.status.code), body: Data(data.readableBytesView))
+            return PeerAnswer(
+                status: Int(response.status.code), body: Data(data.readableBytesView),
+                retryAfter: response.headers.first(name: "Retry-After").flatMap { Int($0) })
         } catch {
             logger.warning("federation: a peer does not answer", metadata: ["peer": "\(peer.domain)"])
             throw APIError(.peerUnavailable, "\(peer.domain) does not answer")
