@@ -13,7 +13,7 @@
 # .ci/schemathesis.toml beside this script.
 #
 # Environment knobs (all optional):
-#   MAX_EXAMPLES   test cases per operation and phase          (default 20)
+#   MAX_EXAMPLES   test cases per operation and phase          (default 10)
 #   SEED           Hypothesis seed                             (default 1)
 #   WORKERS        schemathesis workers                        (default 2)
 #   OUT_DIR        reports and logs                            (default: a temp dir, kept)
@@ -35,7 +35,7 @@ BIN=${1:?usage: .ci/schemathesis.sh /path/to/conclave}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 [ -x "$BIN" ] || { echo "not executable: $BIN" >&2; exit 2; }
 
-MAX_EXAMPLES=${MAX_EXAMPLES:-20}
+MAX_EXAMPLES=${MAX_EXAMPLES:-10}
 SEED=${SEED:-1}
 WORKERS=${WORKERS:-2}
 ST_VERSION=${ST_VERSION:-4.32.5}

@@ -74,6 +74,28 @@ import Testing
         }
     }
 
+    @Test("A request that is not HTTP is answered 400 and its connection closed; path parameters are percent-decoded")
+    func malformedRequests() async throws {
+        try await TestNetwork.run(.sqlite) { network in
+            for request in [
+                "GET /healthz HTTP/1.1\r\nX: a\u{0}b\r\n\r\n", "GARBAGE\r\n\r\n", "GET /healthz HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            ] {
+                let socket = try RawSocket(url: network.url)
+                try socket.send(request)
+                let answer = try await withDeadline(.seconds(10), "the answer to a malformed request") { await socket.readUntilClosed() }
+                #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+                #expect(answer.contains("bad_request"))
+            }
+            try await network.users("bob")
+            let http = RawHTTP(baseURL: network.url)
+            let devices = try await http.send(.GET, "/v1/admin/users/b%6Fb/devices", token: network.adminToken)
+            #expect(devices.status == 200)
+            http.expectRefusal(try await http.send(.GET, "/v1/admin/users/b%ZZb/devices", token: network.adminToken), .badRequest)
+            // /v1/events is for WebSocket upgrades: a plain GET is told so (after its token is checked).
+            http.expectRefusal(try await http.send(.GET, "/v1/events"), .unauthenticated)
+        }
+    }
+
     @Test("Request bodies keep to the schema: unknown properties and nulls are refused, with no change")
     func strictBodies() async throws {
         try await TestNetwork.run(.sqlite) { network in

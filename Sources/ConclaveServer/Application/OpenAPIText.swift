@@ -126,6 +126,75 @@ extension OpenAPIDocument {
         }
       }
     },
+    "/readyz": {
+      "get": {
+        "operationId": "getReadiness",
+        "summary": "Readiness probe",
+        "description": "Answers `{\"status\": \"ready\"}` once the database answers with the newest schema; 503 `not_ready` while it does not answer or its schema is being migrated. No authentication.",
+        "tags": [
+          "Discovery"
+        ],
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "Ready",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ReadyStatus"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "`not_ready`: the database does not answer or its schema is not migrated yet; or `server_busy` (D24).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/metrics": {
+      "get": {
+        "operationId": "getMetrics",
+        "summary": "Prometheus metrics",
+        "description": "The server's metrics in the Prometheus text exposition format 0.0.4. Takes the administrator token. Not served here when the server runs with `--metrics-listen` (then it is on that listener).",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The metrics.",
+            "content": {
+              "text/plain; version=0.0.4; charset=utf-8": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
     "/v1/login": {
       "post": {
         "operationId": "login",
@@ -2199,7 +2268,7 @@ extension OpenAPIDocument {
             "description": "Switching Protocols: the WebSocket is open."
           },
           "400": {
-            "description": "Not a WebSocket upgrade (a JSON error body), or a refused upgrade: a missing or invalid session token or `after` (a bare 400 with no body: the upgrade has no room for one).",
+            "description": "Not a WebSocket upgrade (with a JSON error body), or a refused upgrade: an invalid session token or `after` (a bare 400 with no body: the upgrade has no room for one). A malformed handshake (no `Sec-WebSocket-Key`, another version) is closed without an answer.",
             "content": {
               "application/json": {
                 "schema": {
@@ -2207,6 +2276,9 @@ extension OpenAPIDocument {
                 }
               }
             }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
           },
           "500": {
             "$ref": "#/components/responses/Internal"
@@ -4539,7 +4611,7 @@ extension OpenAPIDocument {
       },
       "Error": {
         "type": "object",
-        "description": "The body of every 4xx/5xx answer (except the bare 405 of a refused WebSocket upgrade on `/v1/events`).",
+        "description": "The body of every 4xx/5xx answer (except the bare 400 of a refused WebSocket upgrade on `/v1/events`).",
         "properties": {
           "error": {
             "$ref": "#/components/schemas/ErrorDetail"
@@ -4567,7 +4639,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The network's Ed25519 public key (32 raw bytes). It signs every DeviceCertificate and is the `external_senders` entry of every conversation the network hosts.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "key_fingerprint": {
             "type": "string",
@@ -4644,7 +4716,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The new device's MLS signature public key, in the suite's encoding: 32 raw bytes for Ed25519 suites (1, 3); an uncompressed point for ECDSA suites: 65 bytes for P-256 (2), 97 for P-384 (7), 133 for P-521 (5) (rule A4). It may not belong to another device (A5).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "cipher_suite": {
             "$ref": "#/components/schemas/CipherSuite"
@@ -4682,7 +4754,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The device's DeviceCertificate (TLS encoding, see below), signed by the network key: use it as the identity of the device's MLS BasicCredential.\n\n```\nstruct {\n    opaque user<V>;            // \"alice@acme.example\"\n    opaque device<V>;          // 16 hex digits\n    opaque signature_key<V>;   // the leaf's MLS signature key\n    uint16 cipher_suite;\n    uint64 issued_at;          // seconds since 1970\n    opaque signature<V>;       // Ed25519 by the network key over \"Conclave DeviceCertificate v1\" || all of the above\n} DeviceCertificate;\n```",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "expires_at": {
             "type": "string",
@@ -4722,7 +4794,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "This device's DeviceApproval (TLS encoding, docs/client.md).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -4762,13 +4834,13 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The pending device's DeviceApproval (TLS encoding).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "sealed_identity": {
             "type": "string",
             "contentEncoding": "base64",
             "description": "HPKECiphertext (TLS encoding) of EncryptWithLabel(transfer key, \"Conclave identity transfer v1\", device id, identity key seed); 1 to 4,096 bytes.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -4801,7 +4873,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "SignWithLabel(device key, \"Conclave device sign-in\", `<user address>\\n<device id>\\n<signed_at>`).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -4827,7 +4899,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The device's DeviceCertificate (TLS encoding), the identity of its MLS BasicCredential.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "created_at": {
             "type": "string",
@@ -4853,7 +4925,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "An approved device's DeviceApproval (TLS encoding).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -4905,7 +4977,7 @@ extension OpenAPIDocument {
               "contentEncoding": "base64",
               "contentMediaType": "message/mls",
               "description": "An MLSMessage holding a KeyPackage (RFC 9420 encoding), at most 64 KiB, of this device: signed, of a supported suite equal to the certificate's, whose leaf carries this device's certificate and signature key (rule K2).",
-              "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+              "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
             },
             "description": "One-time key packages; at most 100 per upload (rule K1). Each is handed out once."
           },
@@ -4914,7 +4986,7 @@ extension OpenAPIDocument {
             "contentEncoding": "base64",
             "contentMediaType": "message/mls",
             "description": "A last-resort KeyPackage (same rules, K2): kept after the others are claimed and handed out again (RFC 9420 §16.8). Replaces the device's previous one.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -4964,7 +5036,7 @@ extension OpenAPIDocument {
             "contentEncoding": "base64",
             "contentMediaType": "message/mls",
             "description": "An MLSMessage holding the device's KeyPackage (RFC 9420 encoding).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -5010,7 +5082,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "Epoch 0's GroupInfo (RFC 9420 encoding, not wrapped in an MLSMessage) with the `ratchet_tree` extension: the creating device alone, its leaf carrying its DeviceCertificate, and this network's server in the `external_senders` extension. The group id (16–64 bytes) becomes the conversation id.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -5178,13 +5250,13 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The latest GroupInfo (RFC 9420 encoding) as uploaded with the last accepted commit (with `external_pub`), or epoch 0's at creation; for external joins.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "ratchet_tree": {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The server's view of the ratchet tree: the content of the `ratchet_tree` extension (`RatchetTreeNodes`, RFC 9420 §12.4.3.3 encoding). Server Remove proposals pending in this epoch are not applied to it.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -5201,20 +5273,20 @@ extension OpenAPIDocument {
             "contentEncoding": "base64",
             "contentMediaType": "message/mls",
             "description": "An MLSMessage holding a PublicMessage whose content is a Commit (RFC 9420 encoding), sent by a member as itself or as an external commit by a new device of a member user.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "welcome": {
             "type": "string",
             "contentEncoding": "base64",
             "contentMediaType": "message/mls",
             "description": "An MLSMessage holding the Welcome for the devices the commit adds (same cipher suite). Required when the commit adds members (rule D14).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "group_info": {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The new epoch's GroupInfo (RFC 9420 encoding), signed by a member, with the `external_pub` extension, matching the new group context (rule D13).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -5253,7 +5325,7 @@ extension OpenAPIDocument {
             "contentEncoding": "base64",
             "contentMediaType": "message/mls",
             "description": "An MLSMessage holding a PrivateMessage of application data (RFC 9420 encoding) of this conversation at its current epoch (rule D15).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -5317,7 +5389,7 @@ extension OpenAPIDocument {
             "contentEncoding": "base64",
             "contentMediaType": "message/mls",
             "description": "The MLSMessage (RFC 9420 encoding): a PublicMessage commit or proposal for `handshake`, a PrivateMessage for `application`, a Welcome for `welcome`.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "message_id": {
             "type": "string",
@@ -5886,7 +5958,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The network key's Ed25519 signature (64 bytes) over the label and `hash` (see above).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           }
         },
         "required": [
@@ -6051,7 +6123,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "description": "The network's Ed25519 public key (32 raw bytes); its SHA-256 is `key_fingerprint`.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "key_fingerprint": {
             "type": "string",
@@ -6177,7 +6249,7 @@ extension OpenAPIDocument {
             "contentEncoding": "base64",
             "contentMediaType": "message/mls",
             "description": "The MLSMessage (RFC 9420 encoding): a Welcome for `welcome`, a PublicMessage commit or proposal for `handshake`, a PrivateMessage for `application`.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "message_id": {
             "type": "string",
@@ -6205,13 +6277,13 @@ extension OpenAPIDocument {
             "contentEncoding": "base64",
             "contentMediaType": "message/mls",
             "description": "For `welcome` and `handshake`: the conversation's GroupInfo (RFC 9420 encoding) after this message, signed by a member. The receiving network verifies it with `ratchet_tree` and reads the members and settings from it, never from the host's word (F6).",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "ratchet_tree": {
             "type": "string",
             "contentEncoding": "base64",
             "description": "For `welcome` and `handshake`: the group's ratchet tree (RFC 9420 §12.4.3.3 encoding), with which `group_info` verifies.",
-            "pattern": "^[A-Za-z0-9+/]*={0,2}$"
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "delivery_id": {
             "type": "string",
@@ -6242,6 +6314,18 @@ extension OpenAPIDocument {
         },
         "required": [
           "accepted"
+        ]
+      },
+      "ReadyStatus": {
+        "type": "object",
+        "properties": {
+          "status": {
+            "type": "string",
+            "const": "ready"
+          }
+        },
+        "required": [
+          "status"
         ]
       }
     },

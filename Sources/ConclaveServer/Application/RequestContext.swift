@@ -72,9 +72,18 @@ extension Request {
 }
 
 extension ConclaveRequestContext {
+    /// A path parameter as the client meant it: percent-decoded
+    /// (`bob%40acme.example` is `bob@acme.example`); a 400 when it does not decode.
+    func pathParameter(_ name: String) throws -> String {
+        guard let value = try parameters.require(name).removingPercentEncoding else {
+            throw APIError.badRequest("a path parameter is not valid percent-encoding")
+        }
+        return value
+    }
+
     /// A path parameter parsed by `parse`, or a 400 naming what it should be.
     func parameter<T>(_ name: String, as what: String, _ parse: (String) -> T?) throws -> T {
-        guard let value = parse(try parameters.require(name)) else { throw APIError.badRequest("not \(what)") }
+        guard let value = parse(try pathParameter(name)) else { throw APIError.badRequest("not \(what)") }
         return value
     }
 

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import NIOSSL
 import Synchronization
@@ -93,6 +94,35 @@ final class ConnectionGate: ChannelInboundHandler {
     }
 }
 
+/// Answers a request that is not HTTP (a control character in a header, a
+/// space in a header name, a garbage request line) with 400 and closes the
+/// connection. It sits right after the HTTP decoder: while a WebSocket
+/// upgrade may still happen, the parser's error otherwise reached no one
+/// and the connection stayed open. Everything else passes through.
+final class MalformedRequestAnswer: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var answered = false
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard !answered else { return }
+        answered = true
+        let body = (try? ConclaveJSON.encoder().encode(APIError.badRequest("not a valid HTTP/1.1 request").body)) ?? Data()
+        let headers = HTTPHeaders([
+            ("Content-Type", "application/json; charset=utf-8"), ("Content-Length", String(body.count)), ("Connection", "close"),
+        ])
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
 /// Bounds a request's body: it must arrive within `bodyTimeout` of its
 /// head (D24). Removed from the pipeline when a WebSocket upgrades.
 final class BodyDeadline: ChannelInboundHandler, RemovableChannelHandler {
@@ -140,7 +170,11 @@ struct GatedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
-        return base.setup(channel: channel, logger: logger)
+        return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try channel.pipeline.syncOperations.addHandler(MalformedRequestAnswer(), position: .after(decoder))
+            return value
+        }
     }
 
     func handle(value: Base.Value, logger: Logger) async { await base.handle(value: value, logger: logger) }

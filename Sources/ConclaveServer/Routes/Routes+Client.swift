@@ -20,7 +20,7 @@ extension ConclaveAPI {
         }
         v1.get("/users/:name/devices") { request, context in
             let session = try await session(request)
-            let name = try identity.localUser(try context.parameters.require("name"))
+            let name = try identity.localUser(try context.pathParameter("name"))
             return JSONResponse(try await authentication.deviceList(of: name, for: session, policy: policy))
         }
         addDeviceRoutes(v1)
@@ -58,7 +58,7 @@ extension ConclaveAPI {
         }
         v1.get("/users/:name/identity") { request, context in
             let session = try await session(request)
-            let text = try context.parameters.require("name")
+            let text = try context.pathParameter("name")
             let user = try UserAddress(text) ?? identity.address(identity.localUser(text))
             return JSONResponse(try await approvals.identityKey(of: user, session: session))
         }

@@ -17,12 +17,12 @@ extension ConclaveAPI {
                 try await inbox.acknowledge(try await request.decodeJSON(InboxAck.self, context: context), session: session))
         }
         router.ws("/v1/events") { request, _ in
-            // A request that is not an upgrade is answered with a JSON error; a refused upgrade is a bare 400 (the
-            // WebSocket upgrade has no room for our error body): a bad token or query.
+            // A request that is not an upgrade is answered with a JSON error (401 without a valid session, else 400);
+            // a refused upgrade is a bare 400 (the WebSocket upgrade has no room for our error body): a bad token or query.
+            _ = try await session(request)
             guard request.headers[.upgrade]?.lowercased() == "websocket" else {
                 throw APIError.badRequest("this path takes a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
             }
-            _ = try await session(request)
             _ = try request.integerQuery("after", default: 0, range: 0...Int64.max)
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
