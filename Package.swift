@@ -130,7 +130,9 @@ let package = Package(
         .testTarget(
             name: "MLSTests", dependencies: ["MLS", "MLSCodec", "MLSVectors", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "ConclaveSupportTests", dependencies: ["ConclaveSupport"]),
-        .testTarget(name: "ConclaveProtocolTests", dependencies: ["ConclaveProtocol", "MLS", "MLSCodec"]),
+        .testTarget(
+            name: "ConclaveProtocolTests",
+            dependencies: ["ConclaveProtocol", "MLS", "MLSCodec", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "ConclaveStorageTests",
             dependencies: ["ConclaveStorage", "ConclaveProtocol", "ConclaveTestSupport", .product(name: "Logging", package: "swift-log")]

@@ -1,3 +1,4 @@
+import ConclaveProtocol
 import ConclaveStorage
 import Crypto
 import Foundation
@@ -6,14 +7,13 @@ import _CryptoExtras
 /// `conclave server backup` and `restore`: the data directory's files (the
 /// network key, the admin token, the configuration) and, with the embedded
 /// database, a consistent online copy of it, in one file encrypted under a
-/// passphrase. The format (docs/operations.md#backup-file-format):
+/// passphrase (docs/operations.md#backup-file-format):
 ///
-///     header   "CONCLAVE-BACKUP1" (16 bytes) ‖ log2(N) r p 0 (4 bytes, scrypt) ‖ salt (16 bytes)
-///     chunk*   length (UInt32, big-endian) ‖ ChaCha20-Poly1305(key, nonce = 0⁴ ‖ index (UInt64, big-endian),
-///              plaintext ≤ 1 MiB, aad = header ‖ final (1 byte: 1 on the last chunk, else 0))
+///     header  "CONCLAVE-BACKUP1" (16 bytes) ‖ log2(N) r p 0 (4 bytes, scrypt) ‖ salt (16 bytes)
+///     then    a ``SealedStream`` of 1 MiB chunks under key = scrypt(passphrase, salt, N, r, p, 32 bytes),
+///             with the header as its header
 ///
-/// with key = scrypt(passphrase, salt, N, r, p, 32 bytes). The plaintext,
-/// cut into chunks, is a sequence of entries `name length (UInt16) ‖ name ‖
+/// The plaintext is a sequence of entries `name length (UInt16) ‖ name ‖
 /// size (UInt64) ‖ bytes`, ended by a name length of 0. A changed,
 /// reordered, truncated or extended file fails to decrypt.
 public enum ServerBackup {
@@ -60,7 +60,12 @@ public enum ServerBackup {
             let output = FileHandle(forWritingAtPath: partial)
         else { throw Failure("cannot create \(destination)") }
         do {
-            let writer = try ChunkWriter(output: output, passphrase: passphrase)
+            let salt = (0..<16).map { _ in UInt8.random(in: 0...255) }
+            let header = magic + [cost.log2N, cost.r, cost.p, 0] + salt
+            try output.write(contentsOf: header)
+            let writer = SealedStream.Writer(
+                key: try key(passphrase, salt: salt, log2N: cost.log2N, r: cost.r, p: cost.p), header: header, chunkSize: chunkSize,
+                output: { try output.write(contentsOf: $0) })
             var total = 0
             for (name, path) in sources {
                 guard let input = FileHandle(forReadingAtPath: path) else { throw Failure("cannot read \(path)") }
@@ -102,7 +107,12 @@ public enum ServerBackup {
         let existed = files.fileExists(atPath: directory.path)
         do {
             try files.createDirectory(atPath: directory.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let reader = try ChunkReader(input: input, passphrase: passphrase)
+            guard let header = try input.read(upToCount: 36).map(Array.init), header.count == 36, Array(header.prefix(16)) == magic else {
+                throw Failure("not a Conclave backup file")
+            }
+            let reader = SealedStream.Reader(
+                key: try key(passphrase, salt: Array(header[20..<36]), log2N: header[16], r: header[17], p: header[18]), header: header,
+                chunkSize: chunkSize, input: { Array(try input.read(upToCount: $0) ?? Data()) })
             var restored: [String] = []
             var total = 0
             while true {
@@ -139,6 +149,13 @@ public enum ServerBackup {
             }
             return Summary(files: restored, bytes: total, includesDatabase: includesDatabase)
         } catch {
+            let failure: any Error
+            switch error {
+            case SealedStream.Failure.damaged: failure = Failure("the passphrase is wrong, or the backup file is damaged")
+            case SealedStream.Failure.truncated: failure = Failure("the backup file is truncated")
+            case SealedStream.Failure.trailingData: failure = Failure("the backup file has data past its end")
+            default: failure = error
+            }
             if existed {
                 for name in (try? files.contentsOfDirectory(atPath: directory.path)) ?? [] {
                     try? files.removeItem(atPath: directory.path + "/" + name)
@@ -146,7 +163,7 @@ public enum ServerBackup {
             } else {
                 try? files.removeItem(atPath: directory.path)
             }
-            throw error
+            throw failure
         }
     }
 
@@ -164,103 +181,6 @@ public enum ServerBackup {
             parallelism: Int(p), maxMemory: 512 * 1024 * 1024)
     }
 
-    static func nonce(_ index: UInt64) throws -> ChaChaPoly.Nonce {
-        try ChaChaPoly.Nonce(data: [0, 0, 0, 0] + index.bigEndianBytes)
-    }
-}
-
-/// Encrypts the plaintext stream chunk by chunk.
-private final class ChunkWriter {
-    private let output: FileHandle
-    private let key: SymmetricKey
-    private let header: [UInt8]
-    private var buffer: [UInt8] = []
-    private var index: UInt64 = 0
-
-    init(output: FileHandle, passphrase: String) throws {
-        let salt = (0..<16).map { _ in UInt8.random(in: 0...255) }
-        let cost = ServerBackup.cost
-        header = ServerBackup.magic + [cost.log2N, cost.r, cost.p, 0] + salt
-        key = try ServerBackup.key(passphrase, salt: salt, log2N: cost.log2N, r: cost.r, p: cost.p)
-        self.output = output
-        try output.write(contentsOf: header)
-    }
-
-    func append(_ bytes: [UInt8]) throws {
-        buffer += bytes
-        while buffer.count > ServerBackup.chunkSize {
-            try seal(Array(buffer.prefix(ServerBackup.chunkSize)), final: false)
-            buffer.removeFirst(ServerBackup.chunkSize)
-        }
-    }
-
-    func finish() throws {
-        try seal(buffer, final: true)
-        buffer = []
-    }
-
-    private func seal(_ plaintext: [UInt8], final: Bool) throws {
-        let box = try ChaChaPoly.seal(plaintext, using: key, nonce: try ServerBackup.nonce(index), authenticating: header + [final ? 1 : 0])
-        let sealed = Array(box.ciphertext) + Array(box.tag)
-        try output.write(contentsOf: UInt32(sealed.count).bigEndianBytes + sealed)
-        index += 1
-    }
-}
-
-/// Decrypts the stream chunk by chunk; ``read(_:)`` hands out plaintext.
-private final class ChunkReader {
-    private let input: FileHandle
-    private let key: SymmetricKey
-    private let header: [UInt8]
-    private var buffer: [UInt8] = []
-    private var offset = 0
-    private var index: UInt64 = 0
-    private var ended = false
-
-    init(input: FileHandle, passphrase: String) throws {
-        guard let header = try input.read(upToCount: 36).map(Array.init), header.count == 36,
-            Array(header.prefix(16)) == ServerBackup.magic
-        else { throw ServerBackup.Failure("not a Conclave backup file") }
-        self.header = header
-        key = try ServerBackup.key(passphrase, salt: Array(header[20..<36]), log2N: header[16], r: header[17], p: header[18])
-        self.input = input
-    }
-
-    func read(_ count: Int) throws -> [UInt8] {
-        while buffer.count - offset < count {
-            guard !ended else { throw ServerBackup.Failure("the backup file is truncated") }
-            buffer = Array(buffer[offset...]) + (try open())
-            offset = 0
-        }
-        defer { offset += count }
-        return Array(buffer[offset..<(offset + count)])
-    }
-
-    /// The stream must end exactly where its final chunk ends.
-    func finish() throws {
-        guard ended, offset == buffer.count, (try input.read(upToCount: 1))?.isEmpty ?? true else {
-            throw ServerBackup.Failure("the backup file has data past its end")
-        }
-    }
-
-    private func open() throws -> [UInt8] {
-        guard let lengthBytes = try input.read(upToCount: 4), lengthBytes.count == 4 else {
-            throw ServerBackup.Failure("the backup file is truncated")
-        }
-        let length = Int(try UInt32(bigEndianBytes: Array(lengthBytes)))
-        guard (16...(ServerBackup.chunkSize + 16)).contains(length), let sealed = try input.read(upToCount: length), sealed.count == length
-        else { throw ServerBackup.Failure("the backup file is truncated or damaged") }
-        let nonce = try ServerBackup.nonce(index)
-        index += 1
-        for final in [false, true] {
-            let box = try ChaChaPoly.SealedBox(nonce: nonce, ciphertext: sealed.prefix(length - 16), tag: sealed.suffix(16))
-            if let plaintext = try? ChaChaPoly.open(box, using: key, authenticating: header + [final ? 1 : 0]) {
-                ended = final
-                return Array(plaintext)
-            }
-        }
-        throw ServerBackup.Failure("the passphrase is wrong, or the backup file is damaged")
-    }
 }
 
 extension FixedWidthInteger {
