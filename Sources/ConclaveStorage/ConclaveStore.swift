@@ -419,12 +419,19 @@ extension UserName {
     }
 }
 
+/// Told how long each of the store's write transactions took.
+public protocol TransactionObserver: AnyObject, Sendable {
+    func transactionEnded(after duration: Duration)
+}
+
 /// Who is told how long the store's write transactions take: set once by
-/// the server before it serves, read on every transaction.
+/// the server before it serves, read on every transaction. (An object, not
+/// a closure: a closure kept in a generic container is called through
+/// reabstraction thunks, which cost more than the transaction's bookkeeping.)
 public final class StoreObserver: Sendable {
-    private let onTransaction = Mutex<(@Sendable (Duration) -> Void)?>(nil)
+    private let observer = Mutex<(any TransactionObserver)?>(nil)
 
-    public func observeTransactions(_ body: @escaping @Sendable (Duration) -> Void) { onTransaction.withLock { $0 = body } }
+    public func observeTransactions(with observer: any TransactionObserver) { self.observer.withLock { $0 = observer } }
 
-    func transactionEnded(after duration: Duration) { onTransaction.withLock { $0 }?(duration) }
+    func transactionEnded(after duration: Duration) { observer.withLock { $0 }?.transactionEnded(after: duration) }
 }

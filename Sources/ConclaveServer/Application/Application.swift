@@ -23,7 +23,7 @@ public func buildApplication(
     let identity = try NetworkIdentity(
         key: networkKey, baseURL: configuration.publicURL ?? "http://\(configuration.host):\(configuration.port)")
     let metrics = ServerMetrics()
-    store.observer.observeTransactions { metrics.transaction($0) }
+    store.observer.observeTransactions(with: metrics)
     let api = try composeServices(
         configuration: configuration, store: store, identity: identity, clock: clock, metrics: metrics, ready: storage.ready, logger: logger
     )

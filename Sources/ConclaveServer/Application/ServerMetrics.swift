@@ -10,7 +10,7 @@ import Synchronization
 /// rendered in the Prometheus text format at `/metrics`. Labels are route
 /// templates, methods, statuses and peer domains only: never a user name,
 /// a token or content.
-final class ServerMetrics: Sendable {
+final class ServerMetrics: TransactionObserver {
     private let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     private let messagesAccepted: Metrics.Counter
@@ -55,7 +55,7 @@ final class ServerMetrics: Sendable {
     func messageAccepted() { messagesAccepted.increment() }
     func delivered(_ count: Int) { if count > 0 { messagesDelivered.increment(by: count) } }
     func auditAppended() { auditAppends.increment() }
-    func transaction(_ duration: Duration) { transactions.record(duration: duration) }
+    func transactionEnded(after duration: Duration) { transactions.record(duration: duration) }
 
     func webSocketOpened() {
         webSockets.record(
