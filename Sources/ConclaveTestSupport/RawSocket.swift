@@ -55,7 +55,10 @@ public final class RawSocket: @unchecked Sendable {  // the descriptor is used b
 
     /// Reads until the server closes the connection (or `limit` bytes), on a
     /// thread of its own; what was read.
-    public func readUntilClosed(limit: Int = 1 << 20) async -> String {
+    public func readUntilClosed(limit: Int = 1 << 20) async -> String { await receive(until: nil, limit: limit) }
+
+    /// Reads until what was read contains `text`, or the server closes the connection.
+    public func receive(until text: String?, limit: Int = 1 << 20) async -> String {
         let descriptor = descriptor
         return await withCheckedContinuation { continuation in
             Thread.detachNewThread {
@@ -65,6 +68,7 @@ public final class RawSocket: @unchecked Sendable {  // the descriptor is used b
                     let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
                     if count <= 0 { break }
                     data += buffer[0..<count]
+                    if let text, String(decoding: data, as: UTF8.self).contains(text) { break }
                 }
                 continuation.resume(returning: String(decoding: data, as: UTF8.self))
             }
