@@ -272,7 +272,7 @@ public struct IdentityPublication: Codable, Sendable {
     }
 }
 
-/// A user's identity key as the server keeps it (`GET /v1/users/{user}/identity`).
+/// A user's identity key as the server keeps it (`GET /v1/users/{name}/identity`).
 public struct UserIdentityInfo: Codable, Sendable, Hashable {
     public var user: UserAddress
     public var identityKey: Base64Bytes

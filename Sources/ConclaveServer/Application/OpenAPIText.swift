@@ -1054,7 +1054,7 @@ extension OpenAPIDocument {
         }
       }
     },
-    "/v1/users/{user}/devices": {
+    "/v1/users/{name}/devices": {
       "get": {
         "operationId": "listUserDevices",
         "summary": "A user's devices",
@@ -1069,7 +1069,7 @@ extension OpenAPIDocument {
         ],
         "parameters": [
           {
-            "name": "user",
+            "name": "name",
             "in": "path",
             "required": true,
             "description": "A UserName or a UserAddress of this network.",
