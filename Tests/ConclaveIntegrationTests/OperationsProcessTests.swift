@@ -10,6 +10,15 @@ import Testing
 struct OperationsProcessTests {
     let root = NSTemporaryDirectory() + "conclave-ops-\(UUID().uuidString.prefix(8))"
 
+    init() throws { try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true) }
+
+    /// `root/server`, initialised for acme.example.
+    func initialisedDataDirectory() throws -> String {
+        let data = root + "/server"
+        _ = try ConclaveServerProcess.initialise(directory: data, network: "acme.example")
+        return data
+    }
+
     func write(_ text: String, to name: String) -> String {
         let path = root + "/" + name
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
@@ -22,10 +31,8 @@ struct OperationsProcessTests {
 
     @Test("A backup taken while the server runs restores into a new directory, and a client reads its undelivered messages from it")
     func backupAndRestore() async throws {
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let data = root + "/server"
-        _ = try ConclaveServerProcess.initialise(directory: data, network: "acme.example")
+        let data = try initialisedDataDirectory()
         let server = try await ConclaveServerProcess.start(directory: data)
         // The admin CLI reads its server and token from the environment.
         let adminEnvironment = ["CONCLAVE_SERVER": server.url, "CONCLAVE_ADMIN_TOKEN_FILE": data + "/admin.token"]
@@ -92,10 +99,8 @@ struct OperationsProcessTests {
 
     @Test("One server per SQLite data directory; SIGHUP does not stop a server; JSON logs; shutdown logged")
     func lockSignalsAndLogs() async throws {
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let data = root + "/server"
-        _ = try ConclaveServerProcess.initialise(directory: data, network: "acme.example")
+        let data = try initialisedDataDirectory()
         let metricsPort = try #require(LoopbackPort.free())
         let server = try await ConclaveServerProcess.start(
             directory: data, extraArguments: ["--log-format", "json", "--metrics-listen", "127.0.0.1:\(metricsPort)"])
@@ -131,10 +136,8 @@ struct OperationsProcessTests {
 
     @Test("HTTPS from the server itself; SIGHUP loads a renewed certificate; a bad one is refused at start and kept out on reload")
     func tls() async throws {
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let data = root + "/server"
-        _ = try ConclaveServerProcess.initialise(directory: data, network: "acme.example")
+        let data = try initialisedDataDirectory()
         let first = try TLSFixtures.certificate(in: root, named: "first")
         let renewed = try TLSFixtures.certificate(in: root, named: "renewed")
         let certificate = root + "/server.crt.pem"
@@ -176,7 +179,6 @@ struct OperationsProcessTests {
 
     @Test("The CLI: no empty profiles, $HOME, errors that name the server and the cause, audit --json with objects")
     func cliPolish() async throws {
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
         let password = write("s3cret-passw0rd\n", to: "password")
         // Nothing listens on port 9 of loopback: the error names the URL and why.
@@ -200,8 +202,7 @@ struct OperationsProcessTests {
         #expect(initFailed.status != 0)
         #expect(initFailed.error.contains("cannot create \(blocked)/data") && !initFailed.error.contains("NSCocoaErrorDomain"))
 
-        let data = root + "/server"
-        _ = try ConclaveServerProcess.initialise(directory: data, network: "acme.example")
+        let data = try initialisedDataDirectory()
         let server = try await ConclaveServerProcess.start(directory: data)
         defer { server.stop() }
         let admin = ["admin", "--server", server.url, "--token-file", data + "/admin.token"]

@@ -42,15 +42,31 @@ final class ServerMetrics: TransactionObserver {
     /// One answered HTTP request: its method, route template (`/v1/admin/users/{name}`,
     /// or `unmatched`), status and latency.
     func request(method: String, route: String, status: Int, duration: Duration) {
-        Metrics.Counter(
-            label: "conclave_http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))],
-            factory: factory
-        ).increment()
-        Metrics.Timer(
-            label: "conclave_http_request_duration_seconds", dimensions: [("method", method), ("route", route)], factory: factory
-        )
-        .record(duration: duration)
+        let key = RequestSeries(method: method, route: route, status: status)
+        let (count, latency) = requestSeries.withLock { series in
+            if let known = series[key] { return known }
+            let made = (
+                Metrics.Counter(
+                    label: "conclave_http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))],
+                    factory: factory),
+                Metrics.Timer(
+                    label: "conclave_http_request_duration_seconds", dimensions: [("method", method), ("route", route)], factory: factory)
+            )
+            series[key] = made
+            return made
+        }
+        count.increment()
+        latency.record(duration: duration)
     }
+
+    /// The metrics of one kind of answered request, made on its first
+    /// request and kept (not looked up in the registry on every request).
+    private struct RequestSeries: Hashable {
+        let method: String
+        let route: String
+        let status: Int
+    }
+    private let requestSeries = Mutex<[RequestSeries: (Metrics.Counter, Metrics.Timer)]>([:])
 
     func messageAccepted() { messagesAccepted.increment() }
     func delivered(_ count: Int) { if count > 0 { messagesDelivered.increment(by: count) } }
