@@ -8,6 +8,8 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     case transport(String)
     /// This profile has no signed-in device.
     case notSignedIn
+    /// A shared file cannot be sent, fetched or saved (the reason holds no content).
+    case file(String)
     /// The profile already holds a device.
     case alreadySignedIn(UserAddress)
     /// No conversation matches (by id, room name or user).
@@ -68,6 +70,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         case .unreadableConversation(let id):
             "this device's state of conversation \(id) is unreadable (a damaged local store?): its events are skipped; the other conversations go on"
         case .invalid(let what): "refused: \(what)"
+        case .file(let what): "file: \(what)"
         case .policy(let what): "not allowed by security-group policy: \(what)"
         case .networkKeyChanged(let domain):
             "the key of network \(domain) changed since this device first saw it: your server may be impersonating it; nothing was sent"

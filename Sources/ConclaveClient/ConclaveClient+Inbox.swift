@@ -307,10 +307,16 @@ extension ConclaveClient {
         let expiresAt = [agreed, event.expiresAt].compactMap { $0 }.min()
         // Expired ciphertext the server had not swept yet is not shown.
         if let expiresAt, expiresAt <= clock() { return .handled([], advanced: false) }
+        var events: [ClientEvent] = []
+        var file = body.file
+        if let shared = file, !shared.isWellFormed {
+            events.append(.warning("a message in \(id) shares a file whose description is malformed; the file is left out"))
+            file = nil
+        }
         let received = ReceivedMessage(
             id: body.id, conversation: id, room: stored.name, from: certificate.user, device: certificate.device, text: body.text,
-            sentAt: event.sentAt, expiresAt: expiresAt, burnOnRead: settings.burnOnRead > 0 ? settings.burnOnRead : nil)
-        return .handled([.message(received)], advanced: false)
+            sentAt: event.sentAt, expiresAt: expiresAt, burnOnRead: settings.burnOnRead > 0 ? settings.burnOnRead : nil, file: file)
+        return .handled(events + [.message(received)], advanced: false)
     }
 
     // MARK: This device's own commits

@@ -28,12 +28,14 @@ extension ConclaveClient {
     public func send(_ text: String, to id: ConversationID) async throws -> SentMessage {
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw ClientError.invalid("the message is empty") }
         guard !isPending else { throw ClientError.pendingApproval }
-        return try await lock.withLock { try await self.performSend(text, to: id) }
+        return try await lock.withLock { try await self.performSend(MessageBody(id: UUID().uuidString.lowercased(), text: text), to: id) }
     }
 
-    private func performSend(_ text: String, to id: ConversationID) async throws -> SentMessage {
-        let messageID = UUID().uuidString.lowercased()
-        let body = Array(try ConclaveJSON.encoder().encode(MessageBody(id: messageID, text: text)))
+    /// Sends a message body: its text, and the file it shares (uploaded
+    /// already, S5 in docs/server.md).
+    func performSend(_ content: MessageBody, to id: ConversationID) async throws -> SentMessage {
+        let messageID = content.id
+        let body = Array(try ConclaveJSON.encoder().encode(content))
         var lastError: (any Error)?
         _ = try await joinedGroup(id)
         for _ in 0..<4 {
@@ -46,7 +48,9 @@ extension ConclaveClient {
             try await saveGroup(id, shown, group)
             do {
                 let accepted: MessageAccepted = try await api.postIdempotent(
-                    "/v1/conversations/\(id)/messages", SendMessage(messageId: messageID, message: Base64Bytes(message.tlsSerialized)))
+                    "/v1/conversations/\(id)/messages",
+                    SendMessage(
+                        messageId: messageID, message: Base64Bytes(message.tlsSerialized), files: content.file.map { [$0.id] }))
                 let own = try requireAccount().0
                 let recipients = await verifyLeaves(group).verified.values.map(DeviceRef.init).filter { $0.device != own.device }
                 return SentMessage(

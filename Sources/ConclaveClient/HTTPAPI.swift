@@ -115,32 +115,79 @@ struct HTTPAPI: Sendable {
 
     private func sendOnce<Body: Encodable, Response: Decodable>(_ method: HTTPMethod, _ path: String, body: Body?) async throws -> Response
     {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        var request = request(method, path)
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: try ConclaveJSON.encoder().encode(body)))
         }
+        return try await answer(to: request, path: path, timeout: .seconds(30))
+    }
+
+    private func request(_ method: HTTPMethod, _ path: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        return request
+    }
+
+    private func answer<Response: Decodable>(to request: HTTPClientRequest, path: String, timeout: TimeAmount) async throws -> Response {
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
-            response = try await http.execute(request, timeout: .seconds(30))
+            response = try await http.execute(request, timeout: timeout)
             bytes = try await response.body.collect(upTo: 16 << 20)
         } catch {
             throw ConnectionFailure(reason: "\(baseURL): \(Self.cause(of: error))")
         }
         let data = Data(bytes.readableBytesView)
-        guard (200..<300).contains(response.status.code) else {
-            if let error = try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: data) {
-                throw ClientError.api(status: Int(response.status.code), error.error)
-            }
-            throw ClientError.transport("HTTP \(response.status.code) without an API error body")
-        }
+        try Self.check(response.status.code, data)
         do {
             return try ConclaveJSON.decoder().decode(Response.self, from: data)
         } catch {
             throw ClientError.transport("the server's answer to \(path) is not the expected JSON")
         }
+    }
+
+    /// A refusal as the API error it carries.
+    private static func check(_ status: UInt, _ data: Data) throws {
+        guard (200..<300).contains(status) else {
+            if let error = try? ConclaveJSON.decoder().decode(APIErrorBody.self, from: data) {
+                throw ClientError.api(status: Int(status), error.error)
+            }
+            throw ClientError.transport("HTTP \(status) without an API error body")
+        }
+    }
+
+    /// Sends raw bytes with PUT (a piece of a file), once; a connection
+    /// failure is ``ClientError/transport(_:)``.
+    func putBytes<Response: Decodable>(_ path: String, _ bytes: ByteBuffer, as type: Response.Type = Response.self) async throws
+        -> Response
+    {
+        var request = request(.PUT, path)
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        request.body = .bytes(bytes)
+        do { return try await answer(to: request, path: path, timeout: .seconds(300)) } catch let failure as ConnectionFailure {
+            throw ClientError.transport(failure.reason)
+        }
+    }
+
+    /// Starts a download from `offset`: the response once it is 200 or 206,
+    /// its body still to be read.
+    func download(_ path: String, from offset: UInt64) async throws -> HTTPClientResponse {
+        var request = request(.GET, path)
+        if offset > 0 { request.headers.add(name: "Range", value: "bytes=\(offset)-") }
+        let response: HTTPClientResponse
+        do { response = try await http.execute(request, deadline: .distantFuture) } catch {
+            throw ClientError.transport("\(baseURL): \(Self.cause(of: error))")
+        }
+        guard (200..<300).contains(response.status.code) else {
+            let bytes = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+            try Self.check(response.status.code, Data(bytes.readableBytesView))
+            throw ClientError.transport("unexpected answer")
+        }
+        guard (offset > 0 ? 206 : 200) == response.status.code else {
+            throw ClientError.transport("the server did not answer the download's range")
+        }
+        return response
     }
 }

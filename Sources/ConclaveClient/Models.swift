@@ -55,6 +55,39 @@ public struct ReceivedMessage: Sendable, Hashable, Codable {
     public var expiresAt: Date?
     /// Seconds after reading at which the reader must delete it; nil when off.
     public var burnOnRead: UInt64?
+    /// The file the message shares, if any (``ConclaveClient/saveFile(_:in:to:progress:)`` fetches it).
+    public var file: SharedFile?
+}
+
+/// A file a message shares, as the message carries it inside MLS: the
+/// server stores the sealed bytes under `id` and never sees the rest.
+public struct SharedFile: Sendable, Hashable, Codable {
+    public var id: FileID
+    /// The sender's name for it: show or save it through
+    /// ``ConclaveClient/safeFileName(_:)`` only.
+    public var name: String
+    public var mediaType: String
+    /// The plaintext's size and SHA-256.
+    public var size: UInt64
+    public var sha256: Base64Bytes
+    /// The file key (docs/client.md#encrypted-files).
+    public var key: Base64Bytes
+
+    public init(id: FileID, name: String, mediaType: String, size: UInt64, sha256: Base64Bytes, key: Base64Bytes) {
+        self.id = id
+        self.name = name
+        self.mediaType = mediaType
+        self.size = size
+        self.sha256 = sha256
+        self.key = key
+    }
+
+    /// Whether the fields are of the documented shape (a hostile sender's are not trusted).
+    var isWellFormed: Bool {
+        sha256.bytes.count == 32 && key.bytes.count == 32 && size <= SecurityGroupPolicy.largestFileSize
+            && (1...1024).contains(name.utf8.count) && (1...255).contains(mediaType.utf8.count)
+            && mediaType.unicodeScalars.allSatisfy { $0.isASCII && $0.value > 0x20 && $0.value < 0x7F }
+    }
 }
 
 /// Who joined or left a conversation in one commit, and who committed it.
@@ -189,6 +222,7 @@ struct StoredConversation: Codable, Sendable {
 struct MessageBody: Codable, Sendable {
     var id: String
     var text: String
+    var file: SharedFile?
 }
 
 extension KeyPackageBundle {

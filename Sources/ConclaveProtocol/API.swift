@@ -485,10 +485,60 @@ public struct SendMessage: Codable, Sendable {
     public var messageId: String
     /// An MLSMessage holding a PrivateMessage of application data.
     public var message: Base64Bytes
+    /// The files this message shares (uploaded to the conversation by this
+    /// device, complete, shared by no other message): from now on each is
+    /// deleted with the message (its lifetime, or burn-on-read once every
+    /// recipient device has fetched it).
+    public var files: [FileID]?
 
-    public init(messageId: String, message: Base64Bytes) {
+    public init(messageId: String, message: Base64Bytes, files: [FileID]? = nil) {
         self.messageId = messageId
         self.message = message
+        self.files = files
+    }
+}
+
+// MARK: - Files
+
+/// Starts an upload: the size of the sealed file (docs/client.md#encrypted-files).
+public struct CreateUpload: Codable, Sendable {
+    public var size: UInt64
+
+    public init(size: UInt64) { self.size = size }
+}
+
+/// A file on the server, as its uploader and the conversation's devices see it.
+public struct FileStatus: Codable, Sendable, Hashable {
+    public var id: FileID
+    public var conversation: ConversationID
+    /// The sealed size, and how many bytes of it the server holds (an
+    /// upload resumes at `received`).
+    public var size: UInt64
+    public var received: UInt64
+    public var complete: Bool
+    /// Whether a message shares it yet.
+    public var shared: Bool
+    /// When the server deletes it: an upload no message shares by then, or
+    /// the sharing message's expiry; nil: with its conversation (or, under
+    /// burn-on-read, once every recipient device has fetched it).
+    public var expiresAt: Date?
+    /// Members whose security group does not let them download a file of
+    /// this size (answered to the uploader when the upload starts; members
+    /// of other networks are checked by their own network).
+    public var cannotReceive: [UserAddress]?
+
+    public init(
+        id: FileID, conversation: ConversationID, size: UInt64, received: UInt64, shared: Bool, expiresAt: Date?,
+        cannotReceive: [UserAddress]? = nil
+    ) {
+        self.id = id
+        self.conversation = conversation
+        self.size = size
+        self.received = received
+        self.complete = received == size
+        self.shared = shared
+        self.expiresAt = expiresAt
+        self.cannotReceive = cannotReceive
     }
 }
 

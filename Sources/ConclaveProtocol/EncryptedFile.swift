@@ -13,8 +13,6 @@ import Foundation
 /// an MLS application message, which the server cannot read. A receiver
 /// checks the size and the hash after decrypting.
 ///
-/// Status: the format and its tests. Upload, download, policy and the CLI
-/// (issue "Encrypted file sharing, gated by policy") are not built yet.
 public enum EncryptedFile {
     public static let magic = Array("CONCLAVE-FILE-1\n".utf8)
     public static let chunkSize = 64 * 1024
@@ -60,28 +58,110 @@ public enum EncryptedFile {
         return UInt64(header.count) + size + chunks * UInt64(SealedStream.tagSize)
     }
 
+    /// Seals a file as its bytes come: ``append(_:)`` them, ``take()``
+    /// the sealed bytes produced so far (the header first), then
+    /// ``finish()``. The key is fresh and random, for this file only.
+    public final class Sealer {
+        private final class Output {
+            var bytes = EncryptedFile.header
+            var count = UInt64(EncryptedFile.header.count)
+        }
+
+        private let key = SymmetricKey(size: .bits256)
+        private let output = Output()
+        private let writer: SealedStream.Writer
+        private var hash = SHA256()
+        private var size: UInt64 = 0
+
+        public init() {
+            let output = output
+            writer = SealedStream.Writer(key: key, header: EncryptedFile.header, chunkSize: EncryptedFile.chunkSize) { bytes in
+                output.bytes.append(contentsOf: bytes)
+                output.count += UInt64(bytes.count)
+            }
+        }
+
+        public func append(_ bytes: some Collection<UInt8>) throws {
+            hash.update(data: Array(bytes))
+            size += UInt64(bytes.count)
+            try writer.append(bytes)
+        }
+
+        /// The sealed bytes produced since the last call.
+        public func take() -> [UInt8] {
+            defer { output.bytes = [] }
+            return output.bytes
+        }
+
+        /// Seals the last chunk (``take()`` it after) and says what the
+        /// message about the file carries.
+        public func finish() throws -> Sealed {
+            try writer.finish()
+            return Sealed(key: key.withUnsafeBytes { Array($0) }, size: size, sha256: Array(hash.finalize()), sealedSize: output.count)
+        }
+    }
+
+    /// Opens a sealed file as its bytes come, checking at the end its size
+    /// and hash against what its message states. Bytes handed out before
+    /// ``finish()`` returns are authentic chunks of a file sealed with this
+    /// key, but the file is whole and the one the message names only once
+    /// it returns: write them to a temporary place until then.
+    public final class Opener {
+        private let stream: SealedStream.Opener
+        private let size: UInt64
+        private let sha256: [UInt8]
+        private var header: [UInt8] = []
+        private var hash = SHA256()
+        private var opened: UInt64 = 0
+
+        public init(key: [UInt8], size: UInt64, sha256: [UInt8]) throws {
+            guard key.count == 32 else { throw Failure.wrongKeySize }
+            self.stream = SealedStream.Opener(
+                key: SymmetricKey(data: key), header: EncryptedFile.header, chunkSize: EncryptedFile.chunkSize)
+            self.size = size
+            self.sha256 = sha256
+        }
+
+        public func feed(_ bytes: some Collection<UInt8>) throws -> [UInt8] {
+            var rest = bytes[...]
+            if header.count < EncryptedFile.header.count {
+                let wanted = EncryptedFile.header.count - header.count
+                header.append(contentsOf: rest.prefix(wanted))
+                rest = rest.dropFirst(wanted)
+                guard header == Array(EncryptedFile.header.prefix(header.count)) else { throw Failure.notAnEncryptedFile }
+            }
+            return try counted(try stream.feed(rest))
+        }
+
+        public func finish() throws -> [UInt8] {
+            guard header == EncryptedFile.header else { throw Failure.notAnEncryptedFile }
+            let last = try counted(try stream.finish())
+            guard opened == size else { throw Failure.sizeMismatch }
+            guard Array(hash.finalize()) == sha256 else { throw Failure.hashMismatch }
+            return last
+        }
+
+        private func counted(_ plaintext: [UInt8]) throws -> [UInt8] {
+            opened += UInt64(plaintext.count)
+            guard opened <= size else { throw Failure.sizeMismatch }
+            hash.update(data: plaintext)
+            return plaintext
+        }
+    }
+
     /// Encrypts what `read(n)` returns (fewer than `n` bytes only at the
     /// end) into `write`, under a fresh random key.
-    public static func seal(read: (Int) throws -> [UInt8], write: @escaping ([UInt8]) throws -> Void) throws -> Sealed {
-        let key = SymmetricKey(size: .bits256)
-        var sealedSize = UInt64(header.count)
-        try write(header)
-        let writer = SealedStream.Writer(key: key, header: header, chunkSize: chunkSize) { bytes in
-            sealedSize += UInt64(bytes.count)
-            try write(bytes)
-        }
-        var hash = SHA256()
-        var size: UInt64 = 0
+    public static func seal(read: (Int) throws -> [UInt8], write: ([UInt8]) throws -> Void) throws -> Sealed {
+        let sealer = Sealer()
         while true {
             let piece = try read(chunkSize)
             if piece.isEmpty { break }
-            hash.update(data: piece)
-            size += UInt64(piece.count)
-            try writer.append(piece)
+            try sealer.append(piece)
+            try write(sealer.take())
         }
-        try writer.finish()
-        return Sealed(
-            key: key.withUnsafeBytes { Array($0) }, size: size, sha256: Array(hash.finalize()), sealedSize: sealedSize)
+        let sealed = try sealer.finish()
+        try write(sealer.take())
+        return sealed
     }
 
     /// Decrypts a sealed file into `write`, checking its size and hash
@@ -89,23 +169,16 @@ public enum EncryptedFile {
     /// when this throws: the caller discards them (writes to a temporary
     /// file, renamed only on success).
     public static func open(
-        key: [UInt8], size: UInt64, sha256: [UInt8], read: @escaping (Int) throws -> [UInt8], write: ([UInt8]) throws -> Void
+        key: [UInt8], size: UInt64, sha256: [UInt8], read: (Int) throws -> [UInt8], write: ([UInt8]) throws -> Void
     ) throws {
-        guard key.count == 32 else { throw Failure.wrongKeySize }
-        guard try read(header.count) == header else { throw Failure.notAnEncryptedFile }
-        let reader = SealedStream.Reader(key: SymmetricKey(data: key), header: header, chunkSize: chunkSize, input: read)
-        var hash = SHA256()
-        var written: UInt64 = 0
+        let opener = try Opener(key: key, size: size, sha256: sha256)
         while true {
-            let piece = try reader.next(upTo: chunkSize)
+            let piece = try read(chunkSize)
             if piece.isEmpty { break }
-            written += UInt64(piece.count)
-            guard written <= size else { throw Failure.sizeMismatch }
-            hash.update(data: piece)
-            try write(piece)
+            let plaintext = try opener.feed(piece)
+            if !plaintext.isEmpty { try write(plaintext) }
         }
-        try reader.finish()
-        guard written == size else { throw Failure.sizeMismatch }
-        guard Array(hash.finalize()) == sha256 else { throw Failure.hashMismatch }
+        let last = try opener.finish()
+        if !last.isEmpty { try write(last) }
     }
 }

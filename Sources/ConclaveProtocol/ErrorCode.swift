@@ -29,6 +29,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case policySettings = "policy_settings"
     case policyConflict = "policy_conflict"
     case policyFederation = "policy_federation"
+    case policyFiles = "policy_files"
     case federationOff = "federation_off"
     case networkNotPinned = "network_not_pinned"
     case peerUnverified = "peer_unverified"
@@ -52,8 +53,13 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case pendingProposals = "pending_proposals"
     case keyPackageStockFull = "key_package_stock_full"
     case identityExists = "identity_exists"
+    case wrongOffset = "wrong_offset"
+    case fileIncomplete = "file_incomplete"
     // 413
     case tooLarge = "too_large"
+    case policyFileSize = "policy_file_size"
+    // 416
+    case rangeNotSatisfiable = "range_not_satisfiable"
     // 429
     case rateLimited = "rate_limited"
     // 500
@@ -74,15 +80,16 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
             .missingExternalSender, .unknownGroup, .peerMismatch:
             400
         case .unauthenticated, .sessionExpired, .invalidCredentials, .invalidRequestSignature, .staleRequest, .replayedRequest: 401
-        case .forbidden, .inactiveDevice, .policySegmentation, .policySettings, .policyConflict, .policyFederation,
+        case .forbidden, .inactiveDevice, .policySegmentation, .policySettings, .policyConflict, .policyFederation, .policyFiles,
             .federationOff, .networkNotPinned, .peerUnverified, .directConversation, .devicePending:
             403
         case .notFound, .unknownNetwork: 404
         case .methodNotAllowed: 405
         case .conflict, .conversationExists, .userExists, .groupExists, .groupInUse, .keyInUse, .duplicateKeyPackage, .peerExists,
-            .wrongEpoch, .pendingProposals, .keyPackageStockFull, .identityExists:
+            .wrongEpoch, .pendingProposals, .keyPackageStockFull, .identityExists, .wrongOffset, .fileIncomplete:
             409
-        case .tooLarge: 413
+        case .tooLarge, .policyFileSize: 413
+        case .rangeNotSatisfiable: 416
         case .rateLimited: 429
         case .internal: 500
         case .peerUnavailable, .peerInvalid, .peerKeyMismatch, .peerRefused: 502
@@ -114,6 +121,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .policySettings: "the conversation settings lie outside the members' security-group bounds"
         case .policyConflict: "the members' security-group bounds do not overlap"
         case .policyFederation: "a security group's federation policy does not allow reaching that network"
+        case .policyFiles: "a security group's policy does not let this user share files (upload or download)"
         case .federationOff: "the network does not federate"
         case .networkNotPinned: "the requesting network is not a federation peer of this one"
         case .peerUnverified: "an unlisted network is not verified yet, or its URL does not publish the domain and key it signs with"
@@ -135,6 +143,10 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .pendingProposals: "the server's pending proposals must be committed first"
         case .keyPackageStockFull: "the device keeps the most key packages the server stores for one device"
         case .tooLarge: "the request body is over the limit"
+        case .policyFileSize: "the file is larger than the user's security group allows (`max-file-size`)"
+        case .rangeNotSatisfiable: "the `Range` asks for bytes past the file's end"
+        case .wrongOffset: "an upload's bytes start at another offset than the server's count of received bytes (`GET` the file to resume)"
+        case .fileIncomplete: "the file's upload is not complete, or a message already shares it"
         case .rateLimited: "too many requests; try again later (`Retry-After` says when)"
         case .internal: "an internal error (details are in neither the answer nor the log)"
         case .peerUnavailable: "a peer network does not answer"
@@ -149,7 +161,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     /// A refusal by security-group policy (P1, P2, F5).
     public var isPolicyRefusal: Bool {
         switch self {
-        case .policySegmentation, .policySettings, .policyConflict, .policyFederation: true
+        case .policySegmentation, .policySettings, .policyConflict, .policyFederation, .policyFiles, .policyFileSize: true
         default: false
         }
     }
@@ -159,7 +171,8 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     public var isFinal: Bool {
         switch self {
         case .badRequest, .invalidMLSMessage, .invalidCredential, .invalidKeyPackage, .invalidSettings, .tooLarge, .forbidden,
-            .policyFederation, .policySegmentation, .policySettings, .notFound, .inactiveDevice, .directConversation, .devicePending:
+            .policyFederation, .policySegmentation, .policySettings, .policyFiles, .policyFileSize, .notFound, .inactiveDevice,
+            .directConversation, .devicePending:
             true
         default: false
         }

@@ -231,6 +231,20 @@ public struct RemoteActor: Codable, Sendable, Hashable {
 
 /// A client request to a conversation hosted elsewhere, relayed by the
 /// member's own network: `POST /v1/federation/conversations/{id}/{operation}`.
+/// A relayed question about one shared file: its status, or (with
+/// `offset` and `length`) up to 4 MiB of its sealed bytes.
+public struct FileQuery: Codable, Sendable {
+    public var file: FileID
+    public var offset: UInt64?
+    public var length: UInt64?
+
+    public init(file: FileID, offset: UInt64? = nil, length: UInt64? = nil) {
+        self.file = file
+        self.offset = offset
+        self.length = length
+    }
+}
+
 public struct RelayedRequest<Body: Codable & Sendable>: Codable, Sendable {
     public var actor: RemoteActor
     public var request: Body?

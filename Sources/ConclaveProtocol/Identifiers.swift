@@ -79,6 +79,27 @@ public struct DeviceID: TextIdentifier {
     public var description: String { value }
 }
 
+/// A shared file on the server: 16 random bytes, written as 32 lowercase
+/// hex digits. It names the sealed bytes only; the file's name, type and
+/// key travel inside an MLS message.
+public struct FileID: TextIdentifier {
+    public let value: String
+
+    public init?(_ text: String) {
+        guard text.utf8.count == 32, text.utf8.allSatisfy({ $0.isLowerHexDigit }) else { return nil }
+        value = text
+    }
+
+    public static func random() -> FileID {
+        var generator = SystemRandomNumberGenerator()
+        return FileID(hex: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+
+    init(hex bytes: [UInt8]) { value = Hex.encode(bytes) }
+
+    public var description: String { value }
+}
+
 /// A conversation: the MLS group id, 16–64 bytes, written as lowercase hex.
 public struct ConversationID: TextIdentifier {
     public let bytes: [UInt8]

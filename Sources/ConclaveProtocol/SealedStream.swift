@@ -146,19 +146,78 @@ public enum SealedStream {
 
         private func open() throws -> [UInt8] {
             let sealed = try input(chunkSize + SealedStream.tagSize)
-            guard sealed.count >= SealedStream.tagSize else { throw Failure.truncated }
-            let nonce = try SealedStream.nonce(index)
+            let (plaintext, final) = try SealedStream.openChunk(sealed[...], index: index, key: key, header: header, chunkSize: chunkSize)
             index += 1
-            let box = try ChaChaPoly.SealedBox(
-                nonce: nonce, ciphertext: sealed.prefix(sealed.count - SealedStream.tagSize), tag: sealed.suffix(SealedStream.tagSize))
-            // A full-size chunk is either; a shorter one can only be the last.
-            for final in sealed.count == chunkSize + SealedStream.tagSize ? [false, true] : [true] {
-                if let plaintext = try? ChaChaPoly.open(box, using: key, authenticating: header + [final ? 1 : 0]) {
-                    ended = final
-                    return Array(plaintext)
-                }
-            }
-            throw Failure.damaged
+            ended = final
+            return plaintext
         }
+    }
+
+    /// Opens a sealed stream as its bytes arrive (a download): each
+    /// ``feed(_:)`` returns the plaintext of the chunks it completed.
+    public final class Opener {
+        private let key: SymmetricKey
+        private let header: [UInt8]
+        private let chunkSize: Int
+        private var buffer: [UInt8] = []
+        private var index: UInt64 = 0
+        private var ended = false
+
+        public init(key: SymmetricKey, header: [UInt8], chunkSize: Int) {
+            precondition(chunkSize > 0, "a chunk holds at least one byte")
+            self.key = key
+            self.header = header
+            self.chunkSize = chunkSize
+        }
+
+        public func feed(_ bytes: some Collection<UInt8>) throws -> [UInt8] {
+            buffer.append(contentsOf: bytes)
+            let sealedChunk = chunkSize + SealedStream.tagSize
+            var start = 0
+            var plaintext: [UInt8] = []
+            while buffer.count - start >= sealedChunk {
+                guard !ended else { throw Failure.trailingData }
+                let chunk = try SealedStream.openChunk(
+                    buffer[start..<(start + sealedChunk)], index: index, key: key, header: header, chunkSize: chunkSize)
+                index += 1
+                ended = chunk.final
+                plaintext.append(contentsOf: chunk.plaintext)
+                start += sealedChunk
+            }
+            if start > 0 { buffer.removeFirst(start) }
+            if ended, !buffer.isEmpty { throw Failure.trailingData }
+            return plaintext
+        }
+
+        /// The input ended: returns the last chunk's plaintext, or throws
+        /// when the stream is cut short.
+        public func finish() throws -> [UInt8] {
+            if ended {
+                guard buffer.isEmpty else { throw Failure.trailingData }
+                return []
+            }
+            let chunk = try SealedStream.openChunk(buffer[...], index: index, key: key, header: header, chunkSize: chunkSize)
+            guard chunk.final else { throw Failure.truncated }
+            ended = true
+            buffer = []
+            return chunk.plaintext
+        }
+    }
+
+    /// Opens chunk `index`: a full-size chunk may be the last or not (its
+    /// tag tells); a shorter one can only be the last.
+    static func openChunk(_ sealed: ArraySlice<UInt8>, index: UInt64, key: SymmetricKey, header: [UInt8], chunkSize: Int) throws -> (
+        plaintext: [UInt8], final: Bool
+    ) {
+        guard sealed.count >= SealedStream.tagSize else { throw Failure.truncated }
+        let box = try ChaChaPoly.SealedBox(
+            nonce: try SealedStream.nonce(index), ciphertext: sealed.prefix(sealed.count - SealedStream.tagSize),
+            tag: sealed.suffix(SealedStream.tagSize))
+        for final in sealed.count == chunkSize + SealedStream.tagSize ? [false, true] : [true] {
+            if let plaintext = try? ChaChaPoly.open(box, using: key, authenticating: header + [final ? 1 : 0]) {
+                return (Array(plaintext), final)
+            }
+        }
+        throw Failure.damaged
     }
 }

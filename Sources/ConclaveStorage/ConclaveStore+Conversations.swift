@@ -190,13 +190,13 @@ extension ConclaveStore {
     /// epoch now is. Returns each recipient device's sequence number of the
     /// message. The caches stay: nothing they hold changes.
     public func appendApplication(
-        _ id: ConversationID, epoch: UInt64, delivery: Delivery
+        _ id: ConversationID, epoch: UInt64, delivery: Delivery, files: FileShare? = nil
     ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
         try await writeKeepingCaches { connection in
             let key = SQLValue.blob(id.bytes)
             let rows = try await connection.query(
                 """
-                SELECT epoch, message_lifetime, EXISTS (SELECT 1 FROM pending_proposals WHERE conversation_id = ?) \
+                SELECT epoch, message_lifetime, EXISTS (SELECT 1 FROM pending_proposals WHERE conversation_id = ?), burn_on_read \
                 FROM conversations WHERE id = ?\(forUpdate)
                 """, [key, key])
             guard let row = rows.first else { return (.unknownConversation, [:]) }
@@ -213,6 +213,10 @@ extension ConclaveStore {
             if lifetime > 0 { timed.expiresAt = delivery.sentAt.addingTimeInterval(TimeInterval(lifetime)) }
             guard let payload = try await Self.insertPayload(connection, timed, conversation: id, unlessDuplicate: true) else {
                 return (try await Self.storedMessage(connection, id, delivery) ?? .duplicate(sentAt: timed.sentAt, expiresAt: nil), [:])
+            }
+            if let files, !files.files.isEmpty, let messageID = timed.messageID {
+                try await Self.shareFiles(
+                    connection, files, conversation: id, messageID: messageID, expiresAt: timed.expiresAt, burn: try row.integer(3) > 0)
             }
             if !timed.remote.isEmpty { try await Self.enqueueFederated(connection, timed, conversation: id, limit: outboxLimit) }
             let sequences = try await Self.fanOut(

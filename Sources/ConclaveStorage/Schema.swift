@@ -110,6 +110,23 @@ enum Schema {
                 "ALTER TABLE devices ADD COLUMN approval \(bytes)",
                 "ALTER TABLE devices ADD COLUMN sealed_identity \(bytes)",
             ],
+            [
+                // Shared files: sealed bytes in the blob directory under their id (no name, no type: those are inside
+                // MLS). uploader and readers name a device as "user@domain/device". expires_at: an unshared upload's
+                // deadline, or its message's expiry; NULL: kept with the conversation (or, burn-on-read, until its
+                // readers, the recipient devices of its message, have all fetched it).
+                """
+                CREATE TABLE files (id TEXT PRIMARY KEY, conversation_id \(bytes) NOT NULL REFERENCES conversations(id) ON DELETE CASCADE, \
+                uploader TEXT NOT NULL, size \(int) NOT NULL, received \(int) NOT NULL DEFAULT 0, created_at \(int) NOT NULL, \
+                message_id TEXT, expires_at \(int), burn \(int) NOT NULL DEFAULT 0)
+                """,
+                "CREATE INDEX files_expiry ON files(expires_at)",
+                "CREATE INDEX files_conversation ON files(conversation_id)",
+                """
+                CREATE TABLE file_readers (file_id TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE, device_id TEXT NOT NULL, \
+                user_address TEXT NOT NULL, PRIMARY KEY (file_id, device_id))
+                """,
+            ],
         ]
     }
 }

@@ -107,8 +107,14 @@ public struct TestNetwork: NetworkFixture {
     public let networkKey: NetworkSigningKey
     /// The server's log file.
     public let logFile: String
+    let sweeper: SweepHandle
 
     public var dataDirectory: String { root + "/server" }
+    /// Where the server keeps shared files' sealed bytes.
+    public var blobDirectory: String { dataDirectory + "/blobs" }
+
+    /// Runs the sweeper's round now, at the server's time (the test clock's, when there is one).
+    public func sweep() async throws { try await sweeper.sweep(now: clock?.now() ?? Date()) }
 
     /// Runs `body` with a network, or returns nil (and says why) when the
     /// backend cannot run here.
@@ -134,9 +140,12 @@ public struct TestNetwork: NetworkFixture {
         let clock = testClock ? TestClock() : nil
         guard let adminHash = Hex.decode(try directory.settings().adminTokenSha256) else { throw TestSupportError("bad admin hash") }
         var configuration = ServerConfiguration(
-            network: network, host: "127.0.0.1", port: 0, adminTokenHash: adminHash, passwordHasher: PasswordHasher(rounds: 1 << 12),
+            network: network, host: "127.0.0.1", port: 0, adminTokenHash: adminHash, blobDirectory: directory.blobDirectory,
+            passwordHasher: PasswordHasher(rounds: 1 << 12),
             insecureFederationHosts: ["127.0.0.1", "localhost"])
         configuration.limits.firstUseAnswerSeconds = 0.2
+        let sweeper = SweepHandle()
+        configuration.sweepHandle = sweeper
         configure(&configuration)
         let key = try directory.networkKey(domain: network)
         let url = Mutex("")
@@ -149,7 +158,7 @@ public struct TestNetwork: NetworkFixture {
             let value = try await app.test(.live) { _ in
                 let fixture = TestNetwork(
                     root: root, backend: backend, url: url.withLock { $0 }, adminToken: token, domain: domain, clock: clock,
-                    store: storage.store, networkKey: key, logFile: logFile)
+                    store: storage.store, networkKey: key, logFile: logFile, sweeper: sweeper)
                 return try await body(fixture)
             }
             try await storage.store.close()

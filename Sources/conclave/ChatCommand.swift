@@ -12,8 +12,8 @@ struct ChatCommand: AsyncParsableCommand {
 
     func run() async throws {
         let client = try await options.open()
-        let printer = EventPrinter(json: false)
-        for event in try await client.receive() { try printer.print(event) }
+        let printer = EventPrinter(json: false, downloadDirectory: options.directory + "/downloads")
+        for event in try await client.receive() { try await printer.show(event, with: client) }
         let conversation: Conversation
         if let peer = UserAddress(target) {
             conversation = try await client.directConversation(with: peer)
@@ -24,7 +24,7 @@ struct ChatCommand: AsyncParsableCommand {
         let lines = StandardInputLines.stream()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for try await event in client.events() { try printer.print(event) }
+                for try await event in client.events() { try await printer.show(event, with: client) }
             }
             group.addTask {
                 for await line in lines {

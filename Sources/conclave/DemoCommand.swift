@@ -11,7 +11,7 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run a network in-process on a temporary directory and show it working.",
         discussion: """
-            Provisions alice, bob and carol on demo.example and shows, with a transcript: a 1:1 conversation, a room, \
+            Provisions alice, bob and carol on demo.example and shows, with a transcript: a 1:1 conversation, a room, a file, \
             offline delivery, a second device of bob joining his conversations, a security group that walls off \
             contractors (a refusal, a removal applied at once, the audit log), a conversation with a user of a second, \
             federated network (globex.example), and that the server holds no plaintext. \
@@ -131,6 +131,25 @@ struct DemoScenario {
         check(messages(try await carol.receive()).isEmpty, "nothing is delivered twice", tally)
         _ = try await alice.receive()
 
+        print("== files: bob shares the launch plan in #launch, encrypted on his device")
+        let plan = root + "/launch-plan.txt"
+        let planText = "Launch plan: doors open at 9, keynote at 10.\n" + String(repeating: "agenda line\n", count: 10_000)
+        try Data(planText.utf8).write(to: URL(fileURLWithPath: plan))
+        let shared = try await bob.sendFile(at: plan, caption: "the plan", to: room.id)
+        print("   bob → #launch: \(shared.file.name) (\(shared.file.size) bytes), sealed with a key of its own")
+        var saved: [String] = []
+        for (name, client) in [("alice", alice), ("carol", carol)] {
+            for message in messages(try await client.receive()) {
+                guard let file = message.file else { continue }
+                let path = try await client.saveFile(file, in: room.id, to: root + "/downloads-\(name)")
+                print("   \(name) saved \(path)")
+                saved.append(path)
+            }
+        }
+        check(
+            saved.count == 2 && saved.allSatisfy { FileManager.default.contents(atPath: $0) == Data(planText.utf8) },
+            "alice and carol decrypted the file and checked its size and SHA-256", tally)
+
         print("== second device: bob signs in on his laptop, and approves it from his phone")
         let laptop = try await device("bob", "laptop")
         let code = await laptop.approvalCode
@@ -230,12 +249,18 @@ struct DemoScenario {
         for database in [root + "/server/conclave.sqlite", root + "/globex/conclave.sqlite"] {
             for suffix in ["", "-wal"] { stored.append(FileManager.default.contents(atPath: database + suffix) ?? Data()) }
         }
+        for directory in [root + "/server/blobs", root + "/globex/blobs"] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+                stored.append(FileManager.default.contents(atPath: directory + "/" + name) ?? Data())
+            }
+        }
         let plaintexts = [
             "Hi Bob, lunch at noon?", "Launch is on Thursday.", "Bring coffee.", "Welcome to the laptop, Bob.",
-            "Hello Erin, from demo.example.", "Hi Alice, from globex.",
+            "Hello Erin, from demo.example.", "Hi Alice, from globex.", "Launch plan: doors open", "launch-plan.txt",
         ]
         check(
-            !plaintexts.contains { stored.range(of: Data($0.utf8)) != nil }, "no message text in either network's database files", tally)
+            !plaintexts.contains { stored.range(of: Data($0.utf8)) != nil },
+            "no message text, file content or file name in either network's database or file store", tally)
 
         for client in [alice, bob, carol, laptop, erin] { await client.close() }
         return tally.failures

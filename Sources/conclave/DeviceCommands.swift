@@ -76,15 +76,19 @@ struct LogoutCommand: AsyncParsableCommand {
 
 struct SendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "send", abstract: "Send a message to a user (1:1, created on first use) or to a room.",
+        commandName: "send", abstract: "Send a message or a file to a user (1:1, created on first use) or to a room.",
         discussion: """
-            conclave send bob@acme.example 'hi' · conclave send --room ROOM 'hi'. "sent" means the server stored the \
-            message for every device listed; a 1:1 whose peer has no device left gets the peer's current devices added \
-            first, and if there are none nothing is sent (exit status 1).
+            conclave send bob@acme.example 'hi' · conclave send --room ROOM 'hi' · conclave send bob@acme.example --file \
+            report.pdf ['caption']. "sent" means the server stored the message for every device listed; a 1:1 whose peer \
+            has no device left gets the peer's current devices added first, and if there are none nothing is sent (exit \
+            status 1). A file is encrypted on this device with a key of its own and uploaded in pieces (resumed after a \
+            lost connection or a server restart); only the message, end-to-end encrypted, carries its name, type and key. \
+            A progress bar shows on a terminal.
             """)
     @OptionGroup var options: ProfileOptions
     @Option(name: .long, help: "A room's id or unique name.") var room: String?
-    @Argument(help: "NAME@DOMAIN, then the text; with --room, only the text.") var words: [String]
+    @Option(name: .long, help: "A file to send; the text, if any, is its caption.") var file: String?
+    @Argument(help: "NAME@DOMAIN, then the text; with --room, only the text.") var words: [String] = []
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     struct SentLine: Encodable {
@@ -92,6 +96,7 @@ struct SendCommand: AsyncParsableCommand {
         let conversation: ConversationID
         let to: String
         let recipients: [String]
+        var file: FileLine?
     }
 
     func run() async throws {
@@ -99,13 +104,19 @@ struct SendCommand: AsyncParsableCommand {
             let conversation: Conversation
             let text: String
             if let room {
-                guard !words.isEmpty else { throw ValidationError("give the text to send") }
+                guard !words.isEmpty || file != nil else { throw ValidationError("give the text to send") }
                 conversation = try await client.findConversation(room)
                 text = words.joined(separator: " ")
             } else {
-                guard words.count >= 2, let peer = UserAddress(words[0]) else { throw ValidationError("usage: send NAME@DOMAIN TEXT") }
+                guard words.count >= (file == nil ? 2 : 1), let peer = UserAddress(words[0]) else {
+                    throw ValidationError("usage: send NAME@DOMAIN TEXT, or send NAME@DOMAIN --file PATH [CAPTION]")
+                }
                 conversation = try await client.directConversation(with: peer)
                 text = words.dropFirst().joined(separator: " ")
+            }
+            if let file {
+                try await sendFile(file, caption: text, to: conversation, with: client)
+                return
             }
             guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw ValidationError("the message is empty") }
             let sent = try await client.send(text, to: conversation.id)
@@ -267,12 +278,16 @@ struct ReceiveCommand: AsyncParsableCommand {
             Prints messages, joins, membership and device changes, settings changes and warnings, oldest first. An event \
             is kept (sealed on this device) until it has been printed, so a receive that is interrupted loses nothing. \
             With --json each event is one JSON object per line with a "type": message (id, conversation, room, from, \
-            device, text, sent_at, expires_at, burn_on_read), joined, members, settings, removed, warning; a setting that \
-            is off is null. --wait keeps listening, reconnecting with backoff when the connection drops; it exits 1 if it \
-            cannot reconnect before the time is up, or if the server ends the session.
+            device, text, sent_at, expires_at, burn_on_read, file), joined, members, settings, removed, warning; a setting \
+            that is off is null. A message's file is downloaded, decrypted and checked (size, SHA-256) into --download-dir \
+            under its sanitised name, never replacing a file there; "file" then holds name, size, media_type, sha256 and \
+            path, or error when it could not be had (policy, expired, damaged). When the server cannot be reached the \
+            message stays pending and the next receive tries again. --wait keeps listening, reconnecting with backoff when \
+            the connection drops; it exits 1 if it cannot reconnect before the time is up, or if the server ends the session.
             """)
     @OptionGroup var options: ProfileOptions
     @Option(name: .long, help: "Keep listening this long for new events (30s, 15m, 2h).") var wait: String?
+    @Option(name: .long, help: "Save received files here (default: the profile's downloads/).") var downloadDir: String?
     @Flag(name: .long, help: "Print one JSON object per line.") var json = false
 
     func run() async throws {
@@ -281,7 +296,7 @@ struct ReceiveCommand: AsyncParsableCommand {
             return seconds
         }
         let client = try await options.open()
-        let printer = EventPrinter(json: json)
+        let printer = EventPrinter(json: json, downloadDirectory: downloadDir ?? options.directory + "/downloads")
         do {
             try await printer.printPending(of: client)
             if let waitSeconds { try await Listener(client: client, printer: printer).listen(for: .seconds(waitSeconds)) }
@@ -372,21 +387,45 @@ extension ClientError {
 /// for scripts, with a `type`; a setting that is off is `null`.
 struct EventPrinter: Sendable {
     let json: Bool
+    /// Where received files are saved; nil: they are not downloaded.
+    var downloadDirectory: String? = nil
 
     /// Prints what the device holds for the user, then confirms it: what
-    /// was not printed (the process stopped) comes again next time.
+    /// was not printed (the process stopped, or a file could not be
+    /// downloaded for now) comes again next time.
     func printPending(of client: ConclaveClient) async throws {
         let pending = try await client.pendingEvents()
-        for item in pending { try print(item.event) }
+        var printed: Int64?
+        do {
+            for item in pending {
+                try await show(item.event, with: client)
+                printed = item.sequence
+            }
+        } catch {
+            if let printed {
+                fflush(nil)
+                try await client.confirm(through: printed)
+            }
+            throw error
+        }
         if let last = pending.last {
             fflush(nil)  // printed before it is confirmed
             try await client.confirm(through: last.sequence)
         }
     }
 
-    func print(_ event: ClientEvent) throws {
+    /// Prints an event, after saving the file of a message that shares one.
+    func show(_ event: ClientEvent, with client: ConclaveClient) async throws {
+        if case .message(let message) = event {
+            try print(event, file: try await download(message, with: client))
+        } else {
+            try print(event)
+        }
+    }
+
+    func print(_ event: ClientEvent, file: FileOutcome? = nil) throws {
         if json {
-            try printJSON(EventLine(event))
+            try printJSON(EventLine(event, file: file))
             return
         }
         switch event {
@@ -396,7 +435,18 @@ struct EventPrinter: Sendable {
             if let expiresAt = message.expiresAt { notes.append("expires \(Self.time(expiresAt))") }
             if let burn = message.burnOnRead { notes.append("burns \(DurationText.format(burn)) after reading") }
             let suffix = notes.isEmpty ? "" : "  (\(notes.joined(separator: ", ")))"
-            Swift.print("\(Self.time(message.sentAt)) \(place)\(message.from): \(message.text)\(suffix)")
+            var text = message.text
+            if let shared = message.file {
+                let described = "file \(ConclaveClient.safeFileName(shared.name)) (\(FileLine.size(shared.size)))"
+                let outcome =
+                    switch file {
+                    case .saved(let path): "[\(described) saved to \(path)]"
+                    case .refused(let why): "[\(described) not saved: \(why)]"
+                    case nil: "[\(described)]"
+                    }
+                text = text.isEmpty ? outcome : text + " " + outcome
+            }
+            Swift.print("\(Self.time(message.sentAt)) \(place)\(message.from): \(text)\(suffix)")
         case .joined(let conversation):
             Swift.print(
                 "* joined \(conversation.title) with \(conversation.members.map(\.description).joined(separator: ", "))\(settingsText(conversation))"
@@ -456,12 +506,16 @@ struct EventPrinter: Sendable {
 /// One event as a JSON line.
 struct EventLine: Encodable {
     let event: ClientEvent
+    let file: FileOutcome?
 
-    init(_ event: ClientEvent) { self.event = event }
+    init(_ event: ClientEvent, file: FileOutcome? = nil) {
+        self.event = event
+        self.file = file
+    }
 
     enum Key: String, CodingKey {
         case type, id, conversation, room, from, device, text, sentAt, expiresAt, burnOnRead, kind, title, members, messageLifetime, by
-        case proposedByServer, addedUsers, removedUsers, addedDevices, removedDevices
+        case proposedByServer, addedUsers, removedUsers, addedDevices, removedDevices, file
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -478,6 +532,14 @@ struct EventLine: Encodable {
             try container.encode(message.sentAt, forKey: .sentAt)
             try container.encode(message.expiresAt, forKey: .expiresAt)
             try container.encode(message.burnOnRead, forKey: .burnOnRead)
+            try container.encode(
+                message.file.map { shared in
+                    switch file {
+                    case .saved(let path): FileLine(shared, path: path, error: nil)
+                    case .refused(let why): FileLine(shared, path: nil, error: why)
+                    case nil: FileLine(shared, path: nil, error: nil)
+                    }
+                }, forKey: .file)
         case .joined(let conversation):
             try container.encode("joined", forKey: .type)
             try Self.encode(conversation, into: &container)

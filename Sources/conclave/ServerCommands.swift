@@ -68,13 +68,17 @@ struct ServerRun: AsyncParsableCommand {
     @Option(name: .long, help: "The PEM private key of --tls-certificate.") var tlsKey: String?
     @Option(name: .long, help: "Serve /metrics on this HOST:PORT without authentication (default: on the main listener, admin token).")
     var metricsListen: String?
+    @Option(
+        name: .long,
+        help: "Keep shared files' sealed bytes here (default DIR/blobs; with several processes on PostgreSQL, a directory they all share).")
+    var blobDir: String?
 
     func run() async throws {
         let directory = DataDirectory(path: data)
         let file: DataDirectory.Settings
         do { file = try directory.settings() } catch let error as DataDirectory.Failure { throw ValidationError(error.description) }
         let given: [(RunSettings.Key, String?)] = zip(
-            RunSettings.Key.all, [listen, publicUrl, postgres, logLevel, logFormat, tlsCertificate, tlsKey, metricsListen]
+            RunSettings.Key.all, [listen, publicUrl, postgres, logLevel, logFormat, tlsCertificate, tlsKey, metricsListen, blobDir]
         ).map { ($0, $1) }
         let settings: RunSettings
         do {
@@ -106,6 +110,7 @@ struct ServerRun: AsyncParsableCommand {
         guard let adminHash = Hex.decode(file.adminTokenSha256) else { throw ValidationError("conclave.json: bad admin_token_sha256") }
         var configuration = ServerConfiguration(
             network: file.network, host: host, port: port, publicURL: settings.publicURL, adminTokenHash: adminHash,
+            blobDirectory: settings.blobDirectory ?? directory.blobDirectory,
             sessionLifetime: TimeInterval(file.sessionLifetimeSeconds), limits: file.limits ?? ServerLimits(),
             insecureFederationHosts: Set(file.federationInsecureHosts ?? []), trustedProxies: Set(file.trustedProxies ?? []))
         configuration.tls = settings.tls

@@ -7,6 +7,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// The composition root: wires the services over one store and the
 /// network's key, and serves them on one HTTP server (client, admin,
@@ -46,10 +47,13 @@ public func buildApplication(
         try await store.migrate()
         await ready.open()
     }
+    let sweeper = Sweeper(
+        store: store, files: api.files.files, clock: clock, interval: configuration.sweepInterval, limits: configuration.limits,
+        ready: ready, logger: logger)
+    configuration.sweepHandle?.connect { try await sweeper.round(now: $0) }
     app.addServices(
         api.authentication.hashing,
-        Sweeper(
-            store: store, clock: clock, interval: configuration.sweepInterval, limits: configuration.limits, ready: ready, logger: logger),
+        sweeper,
         FederationRelay(
             store: store, client: api.gateway.client, clock: clock, idleInterval: configuration.relayIdleInterval, ready: ready,
             metrics: metrics, logger: logger))
@@ -159,11 +163,15 @@ func composeServices(
     let directory = FederationDirectory(
         store: store, identity: identity, clock: clock, audit: audit, limits: limits,
         insecureHosts: configuration.insecureFederationHosts, logger: logger)
+    let files = FileService(
+        store: store, identity: identity, clock: clock, policy: policy, blobs: try BlobDirectory(path: configuration.blobDirectory),
+        limits: limits, logger: logger)
     let delivery = DeliveryService(
-        store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, limits: limits, logger: logger)
+        store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, files: files, limits: limits,
+        logger: logger)
     let gateway = FederationGateway(
         store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, delivery: delivery,
-        claims: claims, logger: logger)
+        files: files, claims: claims, logger: logger)
     let enforcement = PolicyEnforcement(store: store, delivery: delivery, gateway: gateway)
     let deprovisioning = Deprovisioning(store: store, hub: hub, delivery: delivery, gateway: gateway, logger: logger)
     let approvals = DeviceApprovals(
@@ -173,7 +181,8 @@ func composeServices(
         identity: identity, authentication: authentication, approvals: approvals,
         keyPackages: KeyPackageDirectory(
             store: store, identity: identity, clock: clock, policy: policy, gateway: gateway, claims: claims, stock: limits.keyPackageStock),
-        conversations: ConversationRequests(delivery: delivery, gateway: gateway), delivery: delivery,
+        conversations: ConversationRequests(delivery: delivery, gateway: gateway),
+        files: FileRequests(files: files, gateway: gateway), delivery: delivery,
         inbox: InboxService(store: store, hub: hub, clock: clock, limits: limits, metrics: metrics), policy: policy,
         enforcement: enforcement,
         deprovisioning: deprovisioning,
@@ -185,10 +194,12 @@ func composeServices(
         accessLogger: accessLogger)
 }
 
-/// Deletes expired ciphertext, payloads every device has acknowledged, and
-/// federation requests past the outbox's maximum age.
+/// Deletes expired ciphertext, payloads every device has acknowledged,
+/// files past their time (S6), and federation requests past the outbox's
+/// maximum age.
 struct Sweeper: Service {
     let store: ConclaveStore
+    let files: FileService
     let clock: ServerClock
     let interval: Duration
     let limits: ServerLimits
@@ -197,22 +208,45 @@ struct Sweeper: Service {
 
     func run() async throws {
         await ready.wait()
+        do { try await files.removeOrphans() } catch {
+            logger.warning("could not look for files left without a row", metadata: ["error.type": "\(type(of: error))"])
+        }
         while !Task.isCancelledOrShuttingDown {
             guard await Task.pause(for: interval) else { return }
-            do {
-                let now = clock.now
-                let removed = try await store.sweep(now: now)
-                if removed > 0 { logger.debug("sweeper deleted payloads", metadata: ["count": "\(removed)"]) }
-                // Sessions are kept 90 days past expiry, so that a device is told its session expired (not that it is unknown).
-                _ = try await store.deleteSessions(expiredBefore: now.addingTimeInterval(-90 * 86_400))
-                let dropped = try await store.dropOutbox(queuedBefore: now.addingTimeInterval(-limits.outboxMaxAgeSeconds))  // F8
-                if dropped > 0 {
-                    logger.warning("federation: dropped requests older than the outbox's maximum age", metadata: ["count": "\(dropped)"])
-                }
-            } catch {
+            do { try await round(now: clock.now) } catch {
                 logger.warning("sweep failed", metadata: ["error.type": "\(type(of: error))"])
             }
         }
+    }
+
+    /// One round: what is past its time goes.
+    func round(now: Date) async throws {
+        let removed = try await store.sweep(now: now)
+        if removed > 0 { logger.debug("sweeper deleted payloads", metadata: ["count": "\(removed)"]) }
+        let files = try await files.sweep(now: now)
+        if files > 0 { logger.debug("sweeper deleted files", metadata: ["count": "\(files)"]) }
+        // Sessions are kept 90 days past expiry, so that a device is told its session expired (not that it is unknown).
+        _ = try await store.deleteSessions(expiredBefore: now.addingTimeInterval(-90 * 86_400))
+        let dropped = try await store.dropOutbox(queuedBefore: now.addingTimeInterval(-limits.outboxMaxAgeSeconds))  // F8
+        if dropped > 0 {
+            logger.warning("federation: dropped requests older than the outbox's maximum age", metadata: ["count": "\(dropped)"])
+        }
+    }
+}
+
+/// Runs the sweeper's round on demand (the tests, driving expiry with
+/// their clock, instead of waiting for the next round).
+public final class SweepHandle: Sendable {
+    private let round = Mutex<(@Sendable (Date) async throws -> Void)?>(nil)
+
+    public init() {}
+
+    func connect(_ body: @escaping @Sendable (Date) async throws -> Void) { round.withLock { $0 = body } }
+
+    /// One round at `now`, as the server's clock would give it.
+    public func sweep(now: Date) async throws {
+        guard let body = round.withLock({ $0 }) else { return }
+        try await body(now)
     }
 }
 
@@ -271,7 +305,8 @@ public func withLocalNetwork<T: Sendable>(
     let storage = try await ServerStorage.open(directory: directory, postgres: nil, logger: logger)
     let store = storage.store
     let configuration = ServerConfiguration(
-        network: network, host: "127.0.0.1", port: port, adminTokenHash: Tokens.hash(token), passwordHasher: passwordHasher)
+        network: network, host: "127.0.0.1", port: port, adminTokenHash: Tokens.hash(token), blobDirectory: directory.blobDirectory,
+        passwordHasher: passwordHasher)
     let listening = Gate()
     let app = try buildApplication(
         configuration: configuration, storage: storage, networkKey: try directory.networkKey(domain: network), logger: logger,

@@ -14,6 +14,8 @@ public struct DataDirectory: Sendable {
     public var networkKeyFile: String { path + "/network.key" }
     public var adminTokenFile: String { path + "/admin.token" }
     public var sqliteFile: String { path + "/conclave.sqlite" }
+    /// Shared files' sealed bytes, unless `blob_dir` says elsewhere.
+    public var blobDirectory: String { path + "/blobs" }
 
     public struct Settings: Codable, Sendable {
         public var network: NetworkDomain
@@ -38,6 +40,7 @@ public struct DataDirectory: Sendable {
         public var tlsCertificate: String?
         public var tlsKey: String?
         public var metricsListen: String?
+        public var blobDir: String?
     }
 
     public enum Failure: Error, CustomStringConvertible {

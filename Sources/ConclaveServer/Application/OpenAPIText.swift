@@ -9,7 +9,7 @@ extension OpenAPIDocument {
   "info": {
     "title": "Conclave API",
     "version": "1",
-    "description": "The HTTP API of a Conclave server: an end-to-end encrypted messaging network built on MLS (RFC 9420). The server is the network's Authentication Service (accounts, devices and their certificates, the key package directory) and Delivery Service (one commit per epoch, fan-out of MLS messages to per-device inboxes); it never sees plaintext.\n\nConventions: JSON bodies with snake_case keys; absent optional values are left out (never `null`); times are RFC 3339 strings in UTC with milliseconds; binary values are standard base64 strings holding RFC 9420 encodings (the media type `message/mls` marks an MLSMessage). Every error is `{\"error\": {\"code\", \"message\", …}}` (schema `Error`); the codes are a closed set, each with one status (`ErrorDetail.code`). Request bodies are limited to 1 MiB (413 `too_large`). Unknown routes are answered 404 `not_found`, wrong methods 405 `method_not_allowed`.\n\nAuthentication: client routes take a device session token from `POST /v1/login` (`Authorization: Bearer <token>`); `/v1/admin/…` routes take the administrator token instead; `/v1/federation/…` routes are called by the servers of peer networks, every request signed with the origin network's key (security scheme `federation`). Rule numbers (A1–A5 Authentication Service, K1–K2 key packages, D1–D18 Delivery Service, P1–P3 security-group policy) are those in docs/server.md; F1–F5 (federation) those in docs/federation.md.\n\nFederation: users of other networks are named by address (`bob@globex.example`). A conversation lives on its creator's network, the host, whose Delivery Service orders it. A member of another network talks only to its own server, which relays the member's requests about the conversation, signed, to the host (`POST /v1/federation/conversations/{id}/…`) and answers with the host's answer; the host's refusals come back with the same code (and so the same status), the message prefixed with the host's domain (`globex.example refused: …`), except refusals about the servers themselves (401, 5xx), which become 502 `peer_refused`; a host that does not answer is 502 `peer_unavailable`. The host hands each message for another network's devices to that network (`POST /v1/federation/deliver`) through a durable outbox. Each network applies its own security groups' `federation` setting to its own users (F5)."
+    "description": "The HTTP API of a Conclave server: an end-to-end encrypted messaging network built on MLS (RFC 9420). The server is the network's Authentication Service (accounts, devices and their certificates, the key package directory) and Delivery Service (one commit per epoch, fan-out of MLS messages to per-device inboxes); it never sees plaintext.\n\nConventions: JSON bodies with snake_case keys; absent optional values are left out (never `null`); times are RFC 3339 strings in UTC with milliseconds; binary values are standard base64 strings holding RFC 9420 encodings (the media type `message/mls` marks an MLSMessage). Every error is `{\"error\": {\"code\", \"message\", …}}` (schema `Error`); the codes are a closed set, each with one status (`ErrorDetail.code`). Request bodies are limited to 1 MiB (413 `too_large`), except the bytes of a file upload (`PUT /v1/conversations/{id}/files/{file}/content`). A shared file's sealed bytes travel raw (`application/octet-stream`), never in JSON. Unknown routes are answered 404 `not_found`, wrong methods 405 `method_not_allowed`.\n\nAuthentication: client routes take a device session token from `POST /v1/login` (`Authorization: Bearer <token>`); `/v1/admin/…` routes take the administrator token instead; `/v1/federation/…` routes are called by the servers of peer networks, every request signed with the origin network's key (security scheme `federation`). Rule numbers (A1–A5 Authentication Service, K1–K2 key packages, D1–D18 Delivery Service, P1–P3 security-group policy, S1–S7 shared files) are those in docs/server.md; F1–F5 (federation) those in docs/federation.md.\n\nFederation: users of other networks are named by address (`bob@globex.example`). A conversation lives on its creator's network, the host, whose Delivery Service orders it. A member of another network talks only to its own server, which relays the member's requests about the conversation, signed, to the host (`POST /v1/federation/conversations/{id}/…`) and answers with the host's answer; the host's refusals come back with the same code (and so the same status), the message prefixed with the host's domain (`globex.example refused: …`), except refusals about the servers themselves (401, 5xx), which become 502 `peer_refused`; a host that does not answer is 502 `peer_unavailable`. The host hands each message for another network's devices to that network (`POST /v1/federation/deliver`) through a durable outbox. Each network applies its own security groups' `federation` setting to its own users (F5)."
   },
   "servers": [
     {
@@ -31,6 +31,10 @@ extension OpenAPIDocument {
     },
     {
       "name": "Conversations"
+    },
+    {
+      "name": "Files",
+      "description": "Shared files (rules S1–S7): a member device uploads a file it sealed (encrypted) itself to a conversation, resumably, and shares it in an MLS message that carries its name, type, key and hash; the conversation's devices download it, with byte ranges. The server holds the sealed bytes only, applies each user's security-group file policy, and deletes a file with the message that shares it (its lifetime, burn-on-read) or, unshared, after a deadline."
     },
     {
       "name": "Inbox"
@@ -1872,7 +1876,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "sendMessage",
         "summary": "Send an application message",
-        "description": "Delivery Service. Rules: D15 — application messages travel only as PrivateMessage (MLSMessage holding a PrivateMessage with application content) of this group; D16 — the session's device is a member device of the conversation (404 otherwise); D8 — the message's epoch is the conversation's current epoch (409 `wrong_epoch` with `current_epoch`); D11 — no server proposal waits to be committed (409 `pending_proposals`); D17 — a retry with a `message_id` already stored in this conversation is answered 200 with the first `sent_at` and stored once. The message is delivered as an `application` event to every other member device (devices of other networks through their network, `POST /v1/federation/deliver`).\n\nA conversation hosted by another network: the request is relayed, signed, to the host (`POST /v1/federation/conversations/{id}/messages`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
+        "description": "Delivery Service. Rules: D15 — application messages travel only as PrivateMessage (MLSMessage holding a PrivateMessage with application content) of this group; D16 — the session's device is a member device of the conversation (404 otherwise); D8 — the message's epoch is the conversation's current epoch (409 `wrong_epoch` with `current_epoch`); D11 — no server proposal waits to be committed (409 `pending_proposals`); D17 — a retry with a `message_id` already stored in this conversation is answered 200 with the first `sent_at` and stored once. S5 — each file in `files` was uploaded to this conversation by the sending device (404 `not_found` for an unknown file or one of another conversation, 403 `forbidden` for another device's upload), is complete and is shared by no other message (409 `file_incomplete`); from then on it is deleted with the message (its lifetime; under burn-on-read once every recipient device has fetched it, S6). The message is delivered as an `application` event to every other member device (devices of other networks through their network, `POST /v1/federation/deliver`).\n\nA conversation hosted by another network: the request is relayed, signed, to the host (`POST /v1/federation/conversations/{id}/messages`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
         "tags": [
           "Conversations"
         ],
@@ -1913,7 +1917,7 @@ extension OpenAPIDocument {
             }
           },
           "400": {
-            "description": "`bad_request`: invalid body or conversation id, or a `message_id` not 1–64 of `A-Z a-z 0-9 - _`; `invalid_mls_message`: not an MLSMessage, not an application PrivateMessage (D15), or for another group.",
+            "description": "`bad_request`: invalid body or conversation id, a `message_id` not 1–64 of `A-Z a-z 0-9 - _`, or more than 16 `files` or one twice; `invalid_mls_message`: not an MLSMessage, not an application PrivateMessage (D15), or for another group.",
             "content": {
               "application/json": {
                 "schema": {
@@ -1926,7 +1930,7 @@ extension OpenAPIDocument {
             "$ref": "#/components/responses/Unauthenticated"
           },
           "403": {
-            "description": "`federation_off`: this network does not federate; `policy_federation` (F5): the caller's security group may not reach the network that hosts the conversation; or a refusal of the host (the message prefixed with its domain).",
+            "description": "`federation_off`: this network does not federate; `policy_federation` (F5): the caller's security group may not reach the network that hosts the conversation; or a refusal of the host (the message prefixed with its domain). `forbidden` (S5): a file in `files` was uploaded by another device.",
             "content": {
               "application/json": {
                 "schema": {
@@ -1936,7 +1940,7 @@ extension OpenAPIDocument {
             }
           },
           "404": {
-            "description": "`not_found` (D16): no such conversation, or this device is not a member of it; `unknown_network`: the conversation is hosted by a network this one no longer federates with.",
+            "description": "`not_found` (D16): no such conversation, or this device is not a member of it; `not_found` (S5): a file in `files` is unknown or of another conversation; `unknown_network`: the conversation is hosted by a network this one no longer federates with.",
             "content": {
               "application/json": {
                 "schema": {
@@ -1946,7 +1950,7 @@ extension OpenAPIDocument {
             }
           },
           "409": {
-            "description": "`wrong_epoch` (D8, with `current_epoch`); `pending_proposals` (D11): the server's proposals must be committed before new messages.",
+            "description": "`wrong_epoch` (D8, with `current_epoch`); `pending_proposals` (D11): the server's proposals must be committed before new messages. `file_incomplete` (S5): a file in `files` is not completely uploaded, or another message shares it.",
             "content": {
               "application/json": {
                 "schema": {
@@ -1967,6 +1971,14 @@ extension OpenAPIDocument {
                       "error": {
                         "code": "pending_proposals",
                         "message": "the server's proposals must be committed before new messages"
+                      }
+                    }
+                  },
+                  "file_incomplete": {
+                    "value": {
+                      "error": {
+                        "code": "file_incomplete",
+                        "message": "a shared file must be completely uploaded, and shared by no other message"
                       }
                     }
                   }
@@ -2099,6 +2111,717 @@ extension OpenAPIDocument {
           },
           "404": {
             "$ref": "#/components/responses/ConversationNotFound"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "502": {
+            "$ref": "#/components/responses/PeerUnavailable"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/conversations/{id}/files": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        }
+      ],
+      "post": {
+        "operationId": "createUpload",
+        "summary": "Start a file upload",
+        "description": "Starts the upload of a file the device sealed with a fresh key (docs/client.md#encrypted-files); the server only ever holds sealed bytes (the file's name, type, key and hash travel in the MLS message that shares it). Rules: S1 — the session's device is a member device of the conversation (404 otherwise) and not pending (403 `device_pending`); S2 — the session user's security group allows files (403 `policy_files`) and `size` is at most its `max_file_size` plus its sealing (413 `policy_file_size`). Answers 201 with the file's id, `received` 0, and `cannot_receive`: the conversation's users of this network whose security group will refuse them the download (S4; other networks check their own users). Then send the bytes (`PUT /v1/conversations/{id}/files/{file}/content`) and share the file in a message (`SendMessage.files`, S5); an upload no message shares is deleted `upload_timeout_seconds` (default 86400) after its last bytes (S6, `expires_at`).\n\nA conversation hosted by another network: files live with their conversation, on its host (S7). This network first checks S2 for its own user; the host checks S1 and lists its own users in `cannot_receive`. The request is relayed, signed, to the host (`POST /v1/federation/conversations/{id}/files`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
+        "tags": [
+          "Files"
+        ],
+        "security": [
+          {
+            "session": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/CreateUpload"
+              }
+            }
+          }
+        },
+        "responses": {
+          "201": {
+            "description": "The upload is started.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/FileStatus"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: invalid body or conversation id, or a `size` outside 36–1099780063252 (not a sealed file's size of at most 1 TiB).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "description": "`device_pending` (S1): the device waits for approval by another device of its user; `policy_files` (S2): the user's security group does not allow files; `federation_off`: this network does not federate; `policy_federation` (F5): the caller's security group may not reach the network that hosts the conversation; or a refusal of the host (the message prefixed with its domain).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "device_pending": {
+                    "value": {
+                      "error": {
+                        "code": "device_pending",
+                        "message": "this device waits for approval: run `conclave device approve CODE` on one of your other devices"
+                      }
+                    }
+                  },
+                  "policy_files": {
+                    "value": {
+                      "error": {
+                        "code": "policy_files",
+                        "message": "your security group does not allow sending files (file policy)"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found` (S1): no such conversation, or the session's device is not a member device of it; `unknown_network`: the conversation is hosted by a network this one no longer federates with.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "`policy_file_size` (S2): the file is larger than the user's security group allows (`max_file_size` plus its sealing); `too_large`: the request body is over 1 MiB.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "policy_file_size": {
+                    "value": {
+                      "error": {
+                        "code": "policy_file_size",
+                        "message": "the file is larger than your security group allows (max-file-size 104857600 bytes)"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "502": {
+            "$ref": "#/components/responses/PeerUnavailable"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/conversations/{id}/files/{file}": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        },
+        {
+          "name": "file",
+          "in": "path",
+          "required": true,
+          "description": "The file id (32 lowercase hex digits), from the answer to `POST /v1/conversations/{id}/files` or the message that shares the file.",
+          "schema": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$"
+          }
+        }
+      ],
+      "get": {
+        "operationId": "getFile",
+        "summary": "A file's status",
+        "description": "S1 — a file of the conversation, for any member device of it: its size, how many bytes the server holds (`received`: an interrupted upload resumes there), whether it is complete and shared, and when it is deleted.\n\nA conversation hosted by another network: files live with their conversation, on its host (S7). The request is relayed, signed, to the host (`POST /v1/federation/conversations/{id}/file-status`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
+        "tags": [
+          "Files"
+        ],
+        "security": [
+          {
+            "session": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/FileStatus"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: the path's id is not a conversation id, or its file is not a file id.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "description": "`federation_off`: this network does not federate; `policy_federation` (F5): the caller's security group may not reach the network that hosts the conversation; or a refusal of the host (the message prefixed with its domain).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation, or the session's device is not a member device of it (S1), or the conversation has no such file (never uploaded, or deleted, S6); `unknown_network`: the conversation is hosted by a network this one no longer federates with.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "502": {
+            "$ref": "#/components/responses/PeerUnavailable"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/conversations/{id}/files/{file}/content": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        },
+        {
+          "name": "file",
+          "in": "path",
+          "required": true,
+          "description": "The file id (32 lowercase hex digits), from the answer to `POST /v1/conversations/{id}/files` or the message that shares the file.",
+          "schema": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$"
+          }
+        }
+      ],
+      "put": {
+        "operationId": "uploadFileContent",
+        "summary": "Send a file's bytes",
+        "description": "S3 — the next sealed bytes of an upload, raw in the body, from `offset`, which must be the count the server holds (`received`; 409 `wrong_offset` otherwise: read the status with `GET /v1/conversations/{id}/files/{file}` and send from there). Only the device that started the upload sends its bytes (403 `forbidden`); the body may not go past the upload's `size` (413 `too_large`, checked as the body streams; nothing of the body counts then); a complete upload is 409 `conflict`, as is a second body for the same file while one is being written. The bytes are on disk (synced) before `received` counts them, so after a lost connection the server holds all of a body or none of it. S2 is checked again (403 `policy_files`, 413 `policy_file_size`). Each body moves the upload's deadline (`expires_at`, S6). The body is not held to the 1 MiB limit: send the file in pieces of any size (the `conclave` client sends 8 MiB). Answers the file's status; the upload is complete when `received` reaches `size`.\n\nA conversation hosted by another network: files live with their conversation, on its host (S7). This network reads the file's status from the host (`file-status`), checks S2 for its own user and the offset, then relays the body in pieces of 512 KiB, each counted on its own (after a failure, read the status). The pieces are relayed, signed, to the host (`POST /v1/federation/conversations/{id}/file-content`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
+        "tags": [
+          "Files"
+        ],
+        "security": [
+          {
+            "session": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "offset",
+            "in": "query",
+            "required": true,
+            "description": "Where the body's bytes start in the sealed file: the count of bytes the server holds (`received`).",
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 0
+            }
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/octet-stream": {
+              "schema": {
+                "contentMediaType": "application/octet-stream"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The bytes are stored; the file's new status.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/FileStatus"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: `offset` is missing or not a non-negative integer, or the path's id is not a conversation id, or its file is not a file id.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "description": "`forbidden` (S3): another device started this upload; `policy_files` (S2): the user's security group does not allow files; `federation_off`: this network does not federate; `policy_federation` (F5): the caller's security group may not reach the network that hosts the conversation; or a refusal of the host (the message prefixed with its domain).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "forbidden": {
+                    "value": {
+                      "error": {
+                        "code": "forbidden",
+                        "message": "only the device that started an upload sends its bytes"
+                      }
+                    }
+                  },
+                  "policy_files": {
+                    "value": {
+                      "error": {
+                        "code": "policy_files",
+                        "message": "your security group does not allow sending files (file policy)"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation, or the session's device is not a member device of it (S1), or the conversation has no such file (never uploaded, or deleted, S6); `unknown_network`: the conversation is hosted by a network this one no longer federates with.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "`wrong_offset` (S3): `offset` is not the count of bytes the server holds, or the upload changed meanwhile; `conflict`: the upload is complete or shared, or another body for this file is being written.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "wrong_offset": {
+                    "value": {
+                      "error": {
+                        "code": "wrong_offset",
+                        "message": "the server holds the first 8388608 bytes of this file: send from there"
+                      }
+                    }
+                  },
+                  "conflict": {
+                    "value": {
+                      "error": {
+                        "code": "conflict",
+                        "message": "the upload is complete"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "`too_large` (S3): the body holds more bytes than the upload has left; `policy_file_size` (S2): the file is larger than the user's security group allows.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "too_large": {
+                    "value": {
+                      "error": {
+                        "code": "too_large",
+                        "message": "the body holds more bytes than the upload has left (1048576)"
+                      }
+                    }
+                  },
+                  "policy_file_size": {
+                    "value": {
+                      "error": {
+                        "code": "policy_file_size",
+                        "message": "the file is larger than your security group allows (max-file-size 104857600 bytes)"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "502": {
+            "$ref": "#/components/responses/PeerUnavailable"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      },
+      "get": {
+        "operationId": "downloadFileContent",
+        "summary": "Download a file's bytes",
+        "description": "S1, S4 — the sealed bytes of a complete file (409 `file_incomplete` before), for any member device of the conversation whose user's security group allows files (403 `policy_files`) of this size (413 `policy_file_size`). One byte range may be asked with `Range` (RFC 9110 §14.1.2): the answer is then 206 with `Content-Range`, or 200 when the range covers the whole file; a range that starts past the file's end is 416 `range_not_satisfiable`; a header that is not one byte range (several ranges, another unit, malformed) is ignored and the whole file sent. A lost download resumes with a range. The client checks every chunk, then the size and SHA-256 the sharing message states (docs/client.md#encrypted-files). S6 — under burn-on-read, a download that reaches the file's last byte counts as the device's fetch of the file, and the last recipient device's fetch deletes it (later downloads are 404).\n\nA conversation hosted by another network: files live with their conversation, on its host (S7). This network reads the file's status from the host (`file-status`), checks S4 for its own user, then fetches the range from the host in pieces of at most 4 MiB; a host that fails after the answer started cuts it short (resume with a range). The requests are relayed, signed, to the host (`POST /v1/federation/conversations/{id}/file-fetch`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
+        "tags": [
+          "Files"
+        ],
+        "security": [
+          {
+            "session": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "Range",
+            "in": "header",
+            "required": false,
+            "description": "One byte range of the sealed file: `bytes=START-END` (END inclusive, clamped to the file's end), `bytes=START-` (to the end) or `bytes=-SUFFIX` (the last SUFFIX bytes). Anything else is ignored: the whole file is sent.",
+            "schema": {
+              "type": "string",
+              "examples": [
+                "bytes=8388608-",
+                "bytes=0-1048575",
+                "bytes=-65552"
+              ]
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The whole sealed file.",
+            "headers": {
+              "Accept-Ranges": {
+                "description": "`bytes`: ranges may be asked.",
+                "schema": {
+                  "type": "string",
+                  "const": "bytes"
+                }
+              },
+              "Cache-Control": {
+                "description": "`no-store`.",
+                "schema": {
+                  "type": "string",
+                  "const": "no-store"
+                }
+              }
+            },
+            "content": {
+              "application/octet-stream": {
+                "schema": {
+                  "contentMediaType": "application/octet-stream"
+                }
+              }
+            }
+          },
+          "206": {
+            "description": "The asked range of the sealed file.",
+            "headers": {
+              "Content-Range": {
+                "description": "`bytes FIRST-LAST/SIZE`: the range sent (LAST inclusive) and the sealed file's size.",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^bytes [0-9]+-[0-9]+/[0-9]+$"
+                }
+              },
+              "Accept-Ranges": {
+                "description": "`bytes`: ranges may be asked.",
+                "schema": {
+                  "type": "string",
+                  "const": "bytes"
+                }
+              },
+              "Cache-Control": {
+                "description": "`no-store`.",
+                "schema": {
+                  "type": "string",
+                  "const": "no-store"
+                }
+              }
+            },
+            "content": {
+              "application/octet-stream": {
+                "schema": {
+                  "contentMediaType": "application/octet-stream"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: the path's id is not a conversation id, or its file is not a file id.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "description": "`policy_files` (S4): the user's security group does not allow files; `federation_off`: this network does not federate; `policy_federation` (F5): the caller's security group may not reach the network that hosts the conversation; or a refusal of the host (the message prefixed with its domain).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "policy_files": {
+                    "value": {
+                      "error": {
+                        "code": "policy_files",
+                        "message": "your security group does not allow receiving files (file policy)"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation, or the session's device is not a member device of it (S1), or the conversation has no such file (never uploaded, or deleted, S6); `unknown_network`: the conversation is hosted by a network this one no longer federates with.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "`file_incomplete`: the file's upload is not complete.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "file_incomplete": {
+                    "value": {
+                      "error": {
+                        "code": "file_incomplete",
+                        "message": "the file's upload is not complete"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "`policy_file_size` (S4): the file is larger than the user's security group allows (`max_file_size` plus its sealing).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "policy_file_size": {
+                    "value": {
+                      "error": {
+                        "code": "policy_file_size",
+                        "message": "the file is larger than your security group allows (max-file-size 104857600 bytes)"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "416": {
+            "description": "`range_not_satisfiable`: the range starts past the file's end.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "range_not_satisfiable": {
+                    "value": {
+                      "error": {
+                        "code": "range_not_satisfiable",
+                        "message": "the file has 1048852 bytes"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "502": {
+            "$ref": "#/components/responses/PeerUnavailable"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/conversations/{id}/files/{file}/fetched": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        },
+        {
+          "name": "file",
+          "in": "path",
+          "required": true,
+          "description": "The file id (32 lowercase hex digits), from the answer to `POST /v1/conversations/{id}/files` or the message that shares the file.",
+          "schema": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$"
+          }
+        }
+      ],
+      "post": {
+        "operationId": "fileFetched",
+        "summary": "Say this device has the whole file",
+        "description": "S6 — the session's device has downloaded the whole file, decrypted it and checked its size and SHA-256, and kept it. For a file shared under burn-on-read, the server deletes it once every recipient device of its message has said so (or has left the conversation); the answer says whether this call deleted it. For other files nothing changes (`deleted` false): they go at their message's expiry, or with their conversation. The SDK calls this after `saveFile`; a lost call leaves a burn-on-read file until its message's expiry.\n\nA conversation hosted by another network: the request is relayed, signed, to the host (`POST /v1/federation/conversations/{id}/file-fetched`) for the session's device, with the same relay checks and refusals as `GET /v1/conversations/{id}/files/{file}`.",
+        "tags": [
+          "Files"
+        ],
+        "security": [
+          {
+            "session": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Recorded.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "deleted": {
+                      "type": "boolean",
+                      "description": "Whether this was the last recipient device of a burn-on-read file, which is now deleted."
+                    }
+                  },
+                  "required": [
+                    "deleted"
+                  ],
+                  "additionalProperties": false
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: the path's id is not a conversation id, or its file is not a file id.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "description": "`federation_off`: this network does not federate; `policy_federation` (F5): the caller's security group may not reach the network that hosts the conversation; or a refusal of the host (the message prefixed with its domain).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation, or the session's device is not a member device of it (S1), or the conversation has no such file (never uploaded, or deleted, S6); `unknown_network`: the conversation is hosted by a network this one no longer federates with.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
           },
           "500": {
             "$ref": "#/components/responses/Internal"
@@ -4085,7 +4808,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "federationSendMessage",
         "summary": "Send an application message, for a peer's member",
-        "description": "Server-to-server: a signed request of a peer network (security scheme `federation`, rules F1–F4). A member's request about a conversation hosted here, relayed by the member's own network for the device `actor`: handled as `POST /v1/conversations/{id}/messages` for that device (the same rules and answers), after checking that `actor.user` is a user of the origin network. `request` is the `SendMessage`; D16: `actor.device` must be a member device of the conversation.",
+        "description": "Server-to-server: a signed request of a peer network (security scheme `federation`, rules F1–F4). A member's request about a conversation hosted here, relayed by the member's own network for the device `actor`: handled as `POST /v1/conversations/{id}/messages` for that device (the same rules and answers), after checking that `actor.user` is a user of the origin network. `request` is the `SendMessage`; D16: `actor.device` must be a member device of the conversation. S5: each file in `files` must be `actor.device`'s upload to this conversation.",
         "tags": [
           "Federation"
         ],
@@ -4141,7 +4864,7 @@ extension OpenAPIDocument {
             }
           },
           "400": {
-            "description": "`bad_request`: the body is not a `RelayedRequest` of the expected shape or has no `request`, or the path's id is not a conversation id; a `message_id` not 1–64 of `A-Z a-z 0-9 - _`; `invalid_mls_message` (D15).",
+            "description": "`bad_request`: the body is not a `RelayedRequest` of the expected shape or has no `request`, or the path's id is not a conversation id; a `message_id` not 1–64 of `A-Z a-z 0-9 - _`, or more than 16 `files` or one twice; `invalid_mls_message` (D15).",
             "content": {
               "application/json": {
                 "schema": {
@@ -4154,7 +4877,7 @@ extension OpenAPIDocument {
             "$ref": "#/components/responses/PeerUnauthenticated"
           },
           "403": {
-            "description": "`federation_off`: this network does not federate; `network_not_pinned` (F3): the origin is not a pinned peer and this network is in `listed` mode (or an administrator removed it); `peer_unverified` (F3, `open` mode): the origin URL does not publish the origin's domain and the key the request is signed with; `forbidden`: the actor is not a user of the origin network.",
+            "description": "`federation_off`: this network does not federate; `network_not_pinned` (F3): the origin is not a pinned peer and this network is in `listed` mode (or an administrator removed it); `peer_unverified` (F3, `open` mode): the origin URL does not publish the origin's domain and the key the request is signed with; `forbidden`: the actor is not a user of the origin network. `forbidden` (S5): a file in `files` was uploaded by another device.",
             "content": {
               "application/json": {
                 "schema": {
@@ -4164,7 +4887,7 @@ extension OpenAPIDocument {
             }
           },
           "404": {
-            "description": "`not_found` (D16): no such conversation hosted here, or the actor's device is not a member of it.",
+            "description": "`not_found` (D16): no such conversation hosted here, or the actor's device is not a member of it; (S5) a file in `files` is unknown or of another conversation.",
             "content": {
               "application/json": {
                 "schema": {
@@ -4174,7 +4897,7 @@ extension OpenAPIDocument {
             }
           },
           "409": {
-            "description": "`wrong_epoch` (D8, with `current_epoch`); `pending_proposals` (D11).",
+            "description": "`wrong_epoch` (D8, with `current_epoch`); `pending_proposals` (D11); `file_incomplete` (S5).",
             "content": {
               "application/json": {
                 "schema": {
@@ -4360,6 +5083,608 @@ extension OpenAPIDocument {
         }
       }
     },
+    "/v1/federation/conversations/{id}/files": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        }
+      ],
+      "post": {
+        "operationId": "federationCreateUpload",
+        "summary": "Start a file upload, for a peer's member",
+        "description": "Server-to-server: a signed request of a peer network (security scheme `federation`, rules F1–F4). A member's request about a conversation hosted here, relayed by the member's own network for the device `actor`: handled as `POST /v1/conversations/{id}/files` for that device (the same rules and answers), after checking that `actor.user` is a user of the origin network. `request` is the `CreateUpload`. S7: the host checks S1 for `actor.device`; the file policy of the actor's security group (S2, S4) is checked by the origin network before it relays. `cannot_receive` lists this network's users only.",
+        "tags": [
+          "Federation"
+        ],
+        "security": [
+          {
+            "federation": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "allOf": [
+                  {
+                    "$ref": "#/components/schemas/RelayedRequest"
+                  },
+                  {
+                    "type": "object",
+                    "properties": {
+                      "request": {
+                        "$ref": "#/components/schemas/CreateUpload"
+                      }
+                    },
+                    "required": [
+                      "request"
+                    ]
+                  }
+                ]
+              }
+            }
+          }
+        },
+        "responses": {
+          "201": {
+            "description": "The upload is started.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/FileStatus"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: the body is not a `RelayedRequest` of the expected shape or has no `request`, or the path's id is not a conversation id; a `size` outside 36–1099780063252.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/PeerUnauthenticated"
+          },
+          "403": {
+            "description": "`federation_off`: this network does not federate; `network_not_pinned` (F3): the origin is not a pinned peer and this network is in `listed` mode (or an administrator removed it); `peer_unverified` (F3, `open` mode): the origin URL does not publish the origin's domain and the key the request is signed with; `forbidden`: the actor is not a user of the origin network.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation hosted here, or the actor's device is not a member device of it (S1). An unknown operation is also 404 `not_found`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/federation/conversations/{id}/file-status": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        }
+      ],
+      "post": {
+        "operationId": "federationFileStatus",
+        "summary": "A file's status, for a peer's member",
+        "description": "Server-to-server: a signed request of a peer network (security scheme `federation`, rules F1–F4). A member's request about a conversation hosted here, relayed by the member's own network for the device `actor`: handled as `GET /v1/conversations/{id}/files/{file}` for that device (the same rules and answers), after checking that `actor.user` is a user of the origin network. `request` is a `FileQuery` naming the file. The member's network also reads it before it relays upload bytes or fetches a download.",
+        "tags": [
+          "Federation"
+        ],
+        "security": [
+          {
+            "federation": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "allOf": [
+                  {
+                    "$ref": "#/components/schemas/RelayedRequest"
+                  },
+                  {
+                    "type": "object",
+                    "properties": {
+                      "request": {
+                        "$ref": "#/components/schemas/FileQuery"
+                      }
+                    },
+                    "required": [
+                      "request"
+                    ]
+                  }
+                ]
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/FileStatus"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: the body is not a `RelayedRequest` of the expected shape or has no `request`, or the path's id is not a conversation id.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/PeerUnauthenticated"
+          },
+          "403": {
+            "description": "`federation_off`: this network does not federate; `network_not_pinned` (F3): the origin is not a pinned peer and this network is in `listed` mode (or an administrator removed it); `peer_unverified` (F3, `open` mode): the origin URL does not publish the origin's domain and the key the request is signed with; `forbidden`: the actor is not a user of the origin network.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation hosted here, or the actor's device is not a member device of it (S1), or the conversation has no such file. An unknown operation is also 404 `not_found`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/federation/conversations/{id}/file-content": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        }
+      ],
+      "post": {
+        "operationId": "federationUploadFileContent",
+        "summary": "Send a file's bytes, for a peer's member",
+        "description": "Server-to-server: a signed request of a peer network (security scheme `federation`, rules F1–F4). A member's upload bytes for a conversation hosted here, relayed by the member's own network: handled as `PUT /v1/conversations/{id}/files/{file}/content?offset=…` (the same rules and answers, S3) for the device named by the query parameters `user` and `device` (signed with the rest of the request target), after checking that `user` is a user of the origin network (403 `forbidden`). The body is the raw bytes, at most 1 MiB (the member's network sends pieces of 512 KiB); the answer is the file's new status. S7: the host checks S1 for that device; the file policy of the user's security group (S2) is checked by the origin network before it relays.",
+        "tags": [
+          "Federation"
+        ],
+        "security": [
+          {
+            "federation": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "file",
+            "in": "query",
+            "required": true,
+            "description": "The file.",
+            "schema": {
+              "$ref": "#/components/schemas/FileID"
+            }
+          },
+          {
+            "name": "offset",
+            "in": "query",
+            "required": true,
+            "description": "Where the body's bytes start in the sealed file: the count of bytes the host holds (`received`).",
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 0
+            }
+          },
+          {
+            "name": "user",
+            "in": "query",
+            "required": true,
+            "description": "The uploading device's user, a user of the origin network.",
+            "schema": {
+              "$ref": "#/components/schemas/UserAddress"
+            }
+          },
+          {
+            "name": "device",
+            "in": "query",
+            "required": true,
+            "description": "The uploading device: the one that started the upload.",
+            "schema": {
+              "$ref": "#/components/schemas/DeviceID"
+            }
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/octet-stream": {
+              "schema": {
+                "contentMediaType": "application/octet-stream"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The bytes are stored; the file's new status.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/FileStatus"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: `file`, `offset`, `user` or `device` is missing or malformed, or the path's id is not a conversation id.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/PeerUnauthenticated"
+          },
+          "403": {
+            "description": "`federation_off`: this network does not federate; `network_not_pinned` (F3): the origin is not a pinned peer and this network is in `listed` mode (or an administrator removed it); `peer_unverified` (F3, `open` mode): the origin URL does not publish the origin's domain and the key the request is signed with; `forbidden`: `user` is not a user of the origin network, or (S3) another device started this upload.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation hosted here, or the device is not a member device of it (S1), or the conversation has no such file.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "`wrong_offset` (S3): `offset` is not the count of bytes the host holds; `conflict`: the upload is complete or shared, or another body for this file is being written.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "`too_large`: the body is over 1 MiB, or (S3) holds more bytes than the upload has left.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/federation/conversations/{id}/file-fetch": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        }
+      ],
+      "post": {
+        "operationId": "federationFetchFile",
+        "summary": "Read a file's bytes, for a peer's member",
+        "description": "Server-to-server: a signed request of a peer network (security scheme `federation`, rules F1–F4). A member's request about a conversation hosted here, relayed by the member's own network for the device `actor`: handled as `GET /v1/conversations/{id}/files/{file}/content` for that device (the same rules and answers), after checking that `actor.user` is a user of the origin network. `request` is a `FileQuery` with `offset` and `length` (1 to 4 MiB); the answer is the sealed bytes from `offset`, `length` of them, fewer when the file ends first (as the range `bytes=OFFSET-(OFFSET+LENGTH-1)`). S7: the host checks S1 for `actor.device`; the file policy of the actor's security group (S2, S4) is checked by the origin network before it relays. S6: under burn-on-read, a fetch that reaches the file's last byte counts as `actor.device`'s fetch of the file.",
+        "tags": [
+          "Federation"
+        ],
+        "security": [
+          {
+            "federation": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "allOf": [
+                  {
+                    "$ref": "#/components/schemas/RelayedRequest"
+                  },
+                  {
+                    "type": "object",
+                    "properties": {
+                      "request": {
+                        "$ref": "#/components/schemas/FileQuery"
+                      }
+                    },
+                    "required": [
+                      "request"
+                    ]
+                  }
+                ]
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The sealed bytes.",
+            "content": {
+              "application/octet-stream": {
+                "schema": {
+                  "contentMediaType": "application/octet-stream"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: the body is not a `RelayedRequest` of the expected shape or has no `request`, or the path's id is not a conversation id, or the `FileQuery` has no `offset` or no `length` of 1 to 4194304.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/PeerUnauthenticated"
+          },
+          "403": {
+            "description": "`federation_off`: this network does not federate; `network_not_pinned` (F3): the origin is not a pinned peer and this network is in `listed` mode (or an administrator removed it); `peer_unverified` (F3, `open` mode): the origin URL does not publish the origin's domain and the key the request is signed with; `forbidden`: the actor is not a user of the origin network.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation hosted here, or the actor's device is not a member device of it (S1), or the conversation has no such file. An unknown operation is also 404 `not_found`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "`file_incomplete`: the file's upload is not complete.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "416": {
+            "description": "`range_not_satisfiable`: `offset` is past the file's end.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/federation/conversations/{id}/file-fetched": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        }
+      ],
+      "post": {
+        "operationId": "federationFileFetched",
+        "summary": "A peer's member has the whole file",
+        "description": "Server-to-server: a signed request of a peer network (security scheme `federation`, rules F1–F4). A member's request about a conversation hosted here, relayed by the member's own network for the device `actor`: handled as `POST /v1/conversations/{id}/files/{file}/fetched` for that device (the same rules and answers), after checking that `actor.user` is a user of the origin network. `request` is a `FileQuery` naming the file.",
+        "tags": [
+          "Federation"
+        ],
+        "security": [
+          {
+            "federation": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "allOf": [
+                  {
+                    "$ref": "#/components/schemas/RelayedRequest"
+                  },
+                  {
+                    "type": "object",
+                    "properties": {
+                      "request": {
+                        "$ref": "#/components/schemas/FileQuery"
+                      }
+                    },
+                    "required": [
+                      "request"
+                    ]
+                  }
+                ]
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Recorded.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "deleted": {
+                      "type": "boolean",
+                      "description": "Whether this was the last recipient device of a burn-on-read file, which is now deleted."
+                    }
+                  },
+                  "required": [
+                    "deleted"
+                  ],
+                  "additionalProperties": false
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: the body is not a `RelayedRequest` of the expected shape or has no `request`, or the path's id is not a conversation id.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/PeerUnauthenticated"
+          },
+          "403": {
+            "description": "`federation_off`: this network does not federate; `network_not_pinned` (F3): the origin is not a pinned peer and this network is in `listed` mode (or an administrator removed it); `peer_unverified` (F3, `open` mode): the origin URL does not publish the origin's domain and the key the request is signed with; `forbidden`: the actor is not a user of the origin network.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation hosted here, or the actor's device is not a member device of it (S1), or the conversation has no such file. An unknown operation is also 404 `not_found`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
     "/v1/federation/deliver": {
       "post": {
         "operationId": "federationDeliver",
@@ -4510,6 +5835,14 @@ extension OpenAPIDocument {
           "8c1f3e5a7b9d0f2e4a6c8e0b2d4f6a8c"
         ]
       },
+      "FileID": {
+        "type": "string",
+        "description": "A shared file on the server: 16 random bytes chosen by the server, as 32 lowercase hex digits. It names the sealed bytes only; the file's name, media type and key travel inside the MLS message that shares it.",
+        "pattern": "^[0-9a-f]{32}$",
+        "examples": [
+          "5b1e0c7d9a2f4e6b8c0d1e2f3a4b5c6d"
+        ]
+      },
       "ConversationKind": {
         "type": "string",
         "enum": [
@@ -4558,6 +5891,7 @@ extension OpenAPIDocument {
               "policy_settings",
               "policy_conflict",
               "policy_federation",
+              "policy_files",
               "federation_off",
               "network_not_pinned",
               "peer_unverified",
@@ -4578,7 +5912,11 @@ extension OpenAPIDocument {
               "pending_proposals",
               "key_package_stock_full",
               "identity_exists",
+              "wrong_offset",
+              "file_incomplete",
               "too_large",
+              "policy_file_size",
+              "range_not_satisfiable",
               "rate_limited",
               "internal",
               "peer_unavailable",
@@ -5326,6 +6664,15 @@ extension OpenAPIDocument {
             "contentMediaType": "message/mls",
             "description": "An MLSMessage holding a PrivateMessage of application data (RFC 9420 encoding) of this conversation at its current epoch (rule D15).",
             "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+          },
+          "files": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/FileID"
+            },
+            "maxItems": 16,
+            "uniqueItems": true,
+            "description": "The files this message shares (rule S5): each completely uploaded to this conversation by the sending device and shared by no other message. From then on each is deleted with the message (S6): at its expiry (the conversation's message lifetime) or, under burn-on-read, once every recipient device has fetched it. Absent: none."
           }
         },
         "required": [
@@ -5366,6 +6713,76 @@ extension OpenAPIDocument {
         },
         "required": [
           "left"
+        ]
+      },
+      "CreateUpload": {
+        "type": "object",
+        "description": "Starts an upload: the size of the sealed file (docs/client.md#encrypted-files).",
+        "properties": {
+          "size": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 36,
+            "maximum": 1099780063252,
+            "description": "The sealed file's size in bytes: 20 + n + 16·max(1, ⌈n / 65536⌉) for a file of n bytes, so from 36 (an empty file) to 1099780063252 (1 TiB). S2: checked against the uploader's security group (`max_file_size` plus its sealing)."
+          }
+        },
+        "required": [
+          "size"
+        ],
+        "additionalProperties": false
+      },
+      "FileStatus": {
+        "type": "object",
+        "description": "A shared file on the server, as its uploader and the conversation's devices see it.",
+        "properties": {
+          "id": {
+            "$ref": "#/components/schemas/FileID"
+          },
+          "conversation": {
+            "$ref": "#/components/schemas/ConversationID"
+          },
+          "size": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 36,
+            "maximum": 1099780063252,
+            "description": "The sealed size the upload declared, in bytes."
+          },
+          "received": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "description": "How many of the sealed bytes the server holds, on disk (S3): an interrupted upload resumes here."
+          },
+          "complete": {
+            "type": "boolean",
+            "description": "`received` equals `size`: the file can be shared (S5) and downloaded."
+          },
+          "shared": {
+            "type": "boolean",
+            "description": "Whether a message shares the file (S5)."
+          },
+          "expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the server deletes the file (S6): for a file no message shares, its upload deadline (`upload_timeout_seconds`, default 86400, after its last bytes); for a shared file, the sharing message's expiry. Absent when the file lives as long as its conversation (under burn-on-read, until every recipient device has fetched it). RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T10:00:00.123Z`."
+          },
+          "cannot_receive": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/UserAddress"
+            },
+            "description": "Only in the answer to `POST /v1/conversations/{id}/files` (possibly empty): the conversation's users of the host network whose security group will refuse them this file (S4: files off, or the file over their `max_file_size`). Users of other networks are checked by their own network."
+          }
+        },
+        "required": [
+          "id",
+          "conversation",
+          "size",
+          "received",
+          "complete",
+          "shared"
         ]
       },
       "InboxEvent": {
@@ -5721,13 +7138,13 @@ extension OpenAPIDocument {
           },
           "files": {
             "type": "boolean",
-            "description": "Whether members may share files. Stored; it takes effect with file sharing."
+            "description": "Whether members may upload and download files (S2, S4: 403 `policy_files`)."
           },
           "max_file_size": {
             "type": "integer",
             "format": "int64",
             "minimum": 0,
-            "description": "The largest file members may share, in bytes. Stored; it takes effect with file sharing.",
+            "description": "The largest file members may upload or download, in bytes before sealing: a sealed file may be this size plus its sealing (S2, S4: 413 `policy_file_size`).",
             "maximum": 1099511627776
           }
         },
@@ -5821,13 +7238,13 @@ extension OpenAPIDocument {
           },
           "files": {
             "type": "boolean",
-            "description": "Whether members may share files. Stored; it takes effect with file sharing."
+            "description": "Whether members may upload and download files (S2, S4: 403 `policy_files`)."
           },
           "max_file_size": {
             "type": "integer",
             "format": "int64",
             "minimum": 0,
-            "description": "The largest file members may share, in bytes. Stored; it takes effect with file sharing.",
+            "description": "The largest file members may upload or download, in bytes before sealing: a sealed file may be this size plus its sealing (S2, S4: 413 `policy_file_size`).",
             "maximum": 1099511627776
           }
         },
@@ -6181,11 +7598,37 @@ extension OpenAPIDocument {
             "$ref": "#/components/schemas/RemoteActor"
           },
           "request": {
-            "description": "The client request's body: a `CommitRequest` for `commits`, a `SendMessage` for `messages`; absent for `info`, `group-info` and `leave`."
+            "description": "The client request's body: a `CommitRequest` for `commits`, a `SendMessage` for `messages`, a `CreateUpload` for `files`, a `FileQuery` for `file-status` and `file-fetch`; absent for `info`, `group-info` and `leave`."
           }
         },
         "required": [
           "actor"
+        ],
+        "additionalProperties": false
+      },
+      "FileQuery": {
+        "type": "object",
+        "description": "A relayed question about one shared file: its status (`file` alone, for `file-status`), or up to 4 MiB of its sealed bytes (`file`, `offset` and `length`, for `file-fetch`).",
+        "properties": {
+          "file": {
+            "$ref": "#/components/schemas/FileID"
+          },
+          "offset": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "description": "The first byte to send; required for `file-fetch`."
+          },
+          "length": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 1,
+            "maximum": 4194304,
+            "description": "How many bytes to send, at most 4 MiB (fewer when the file ends first); required for `file-fetch`."
+          }
+        },
+        "required": [
+          "file"
         ],
         "additionalProperties": false
       },

@@ -19,6 +19,8 @@ public struct RunSettings: Sendable {
     public var logFormat: LogFormat
     public var tls: TLSFiles?
     public var metricsListen: (host: String, port: Int)?
+    /// Where shared files' bytes live; nil: the data directory's `blobs/`.
+    public var blobDirectory: String?
 
     /// A setting: its key (as conclave.json spells it), flag and environment variable.
     public struct Key: Sendable {
@@ -36,7 +38,10 @@ public struct RunSettings: Sendable {
         static let tlsCertificate = Key(name: "tls_certificate")
         static let tlsKeyFile = Key(name: "tls_key")
         static let metricsListen = Key(name: "metrics_listen")
-        public static let all: [Key] = [listen, publicURL, postgres, logLevel, logFormat, tlsCertificate, tlsKeyFile, metricsListen]
+        static let blobDirectory = Key(name: "blob_dir")
+        public static let all: [Key] = [
+            listen, publicURL, postgres, logLevel, logFormat, tlsCertificate, tlsKeyFile, metricsListen, blobDirectory,
+        ]
     }
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -51,7 +56,7 @@ public struct RunSettings: Sendable {
         var fileValues: [String: String?] = [
             Key.listen.name: file.listen, Key.publicURL.name: file.publicUrl, Key.postgres.name: file.postgres,
             Key.logLevel.name: file.logLevel, Key.logFormat.name: file.logFormat, Key.tlsCertificate.name: file.tlsCertificate,
-            Key.tlsKeyFile.name: file.tlsKey, Key.metricsListen.name: file.metricsListen,
+            Key.tlsKeyFile.name: file.tlsKey, Key.metricsListen.name: file.metricsListen, Key.blobDirectory.name: file.blobDir,
         ]
         fileValues = fileValues.filter { $0.value != nil }
         func provider(_ name: String, _ values: [String: String]) -> InMemoryProvider {
@@ -107,8 +112,11 @@ public struct RunSettings: Sendable {
         if let metricsListen, metricsListen == listen {
             throw Invalid(description: "\(Key.metricsListen.flag) must differ from the main listen address")
         }
+        if let blobs = value(.blobDirectory), !blobs.hasPrefix("/") {
+            throw Invalid(description: "\(Key.blobDirectory.sources) must be an absolute path")
+        }
         return RunSettings(
             listen: listen, publicURL: publicURL, postgres: value(.postgres), logLevel: logLevel, logFormat: logFormat, tls: tls,
-            metricsListen: metricsListen)
+            metricsListen: metricsListen, blobDirectory: value(.blobDirectory))
     }
 }

@@ -12,6 +12,9 @@ public struct ServerConfiguration: Sendable {
     /// The URL clients and peers use; defaults to http://host:port.
     public var publicURL: String?
     public var adminTokenHash: [UInt8]
+    /// Where shared files' sealed bytes are kept (S6; `DIR/blobs` by
+    /// default; a directory every server process shares on PostgreSQL).
+    public var blobDirectory: String
     public var sessionLifetime: TimeInterval
     public var passwordHasher: PasswordHasher
     /// How often expired and delivered ciphertext is deleted.
@@ -40,9 +43,12 @@ public struct ServerConfiguration: Sendable {
     /// A clock offset the tests move (debug builds only; the server's
     /// clock must then be `clockOffset.clock`).
     public var clockOffset: ClockOffset?
+    /// Lets a test run the sweeper's round when it chooses.
+    public var sweepHandle: SweepHandle?
 
     public init(
         network: NetworkDomain, host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, adminTokenHash: [UInt8],
+        blobDirectory: String,
         sessionLifetime: TimeInterval = 30 * 24 * 3600, passwordHasher: PasswordHasher = PasswordHasher(),
         sweepInterval: Duration = .seconds(60), relayIdleInterval: Duration = .milliseconds(100), limits: ServerLimits = ServerLimits(),
         insecureFederationHosts: Set<String> = [], trustedProxies: Set<String> = []
@@ -52,6 +58,7 @@ public struct ServerConfiguration: Sendable {
         self.port = port
         self.publicURL = publicURL
         self.adminTokenHash = adminTokenHash
+        self.blobDirectory = blobDirectory
         self.sessionLifetime = sessionLifetime
         self.passwordHasher = passwordHasher
         self.sweepInterval = sweepInterval

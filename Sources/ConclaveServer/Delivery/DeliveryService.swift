@@ -18,6 +18,7 @@ final class DeliveryService: Sendable {
     let hub: InboxHub
     let policy: PolicyService
     let directory: FederationDirectory
+    let files: FileService
     let groups = GroupCache()
     let limits: ServerLimits
     /// D20: each device's message and byte budgets.
@@ -27,7 +28,7 @@ final class DeliveryService: Sendable {
 
     init(
         store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, hub: InboxHub, policy: PolicyService,
-        directory: FederationDirectory, limits: ServerLimits, logger: Logger
+        directory: FederationDirectory, files: FileService, limits: ServerLimits, logger: Logger
     ) {
         self.store = store
         self.identity = identity
@@ -35,6 +36,7 @@ final class DeliveryService: Sendable {
         self.hub = hub
         self.policy = policy
         self.directory = directory
+        self.files = files
         self.limits = limits
         self.messageRate = RateLimiter(rate: limits.messagesPerSecond, burst: limits.messageBurst)
         self.byteRate = RateLimiter(rate: limits.messageBytesPerSecond, burst: limits.messageByteBurst)
@@ -155,8 +157,8 @@ final class DeliveryService: Sendable {
         }
     }
 
-    /// An application message (D8, D11, D15–D17, D19, D20), stored once for
-    /// every other member device.
+    /// An application message (D8, D11, D15–D17, D19, D20, S5), stored
+    /// once for every other member device.
     func acceptMessage(_ id: ConversationID, _ request: SendMessage, requester: Requester) async throws -> (MessageAccepted, created: Bool)
     {
         let devices = try await store.memberDevices(id).map(\.device)
@@ -168,7 +170,20 @@ final class DeliveryService: Sendable {
             kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: requester.device,
             sentAt: Date(millis: clock.now.millis), recipients: devices.filter { !requester.isLocal || $0 != requester.device },
             remote: remote.filter { $0 != requester.remoteDevice })
-        let (outcome, sequences) = try await store.appendApplication(id, epoch: epoch, delivery: delivery)
+        var share: FileShare?
+        if let shared = request.files, !shared.isEmpty {  // S5
+            try await files.checkShareable(shared, in: id, messageID: request.messageId, requester: requester)
+            share = FileShare(
+                files: shared, sharer: requester.fileReader,
+                readers: delivery.recipients.map { FileReader(device: $0, user: nil) }
+                    + delivery.remote.map { FileReader(device: $0.device, user: $0.user) })
+        }
+        let (outcome, sequences): (SendOutcome, [DeviceID: Int64])
+        do {
+            (outcome, sequences) = try await store.appendApplication(id, epoch: epoch, delivery: delivery, files: share)
+        } catch StoreError.conflict("files") {
+            throw APIError(.fileIncomplete, "a shared file must be completely uploaded, and shared by no other message")
+        }
         switch outcome {
         case .stored(let sentAt, let expiresAt):
             let event = InboxEvent(

@@ -42,13 +42,15 @@ struct FederationClient: Sendable {
 
     /// Sends `bytes` to a peer, signed with the network key (F1–F4 on the
     /// other side).
-    func send(_ method: HTTPMethod, to peer: FederationPeer, path: String, raw bytes: [UInt8]) async throws -> PeerAnswer {
+    func send(
+        _ method: HTTPMethod, to peer: FederationPeer, path: String, raw bytes: [UInt8], contentType: String = "application/json"
+    ) async throws -> PeerAnswer {
         let signature = FederationRequestSignature(
             method: method.rawValue, path: path, body: bytes, timestamp: clock.now.millis, nonce: FederationRequestSignature.newNonce(),
             origin: identity.domain, originURL: identity.baseURL, destination: peer.domain)
         var request = HTTPClientRequest(url: peer.url + path)
         request.method = method
-        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Content-Type", value: contentType)
         for (name, value) in try signature.headers(signedBy: identity.key) { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: bytes))
         do {

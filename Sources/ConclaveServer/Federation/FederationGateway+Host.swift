@@ -1,6 +1,7 @@
 import ConclaveProtocol
 import ConclaveStorage
 import Foundation
+import NIOCore
 
 /// The host's side: requests that a member's network relays for its
 /// devices, and key package claims from peers.
@@ -9,10 +10,18 @@ extension FederationGateway {
     struct PeerReply: Sendable {
         let body: [UInt8]
         let status: Int
+        var contentType = "application/json; charset=utf-8"
 
         init(_ value: some Encodable, status: Int = 200) throws {
             self.body = Array(try ConclaveJSON.encoder().encode(value))
             self.status = status
+        }
+
+        /// Sealed file bytes.
+        init(bytes: [UInt8]) {
+            self.body = bytes
+            self.status = 200
+            self.contentType = "application/octet-stream"
         }
     }
 
@@ -46,9 +55,55 @@ extension FederationGateway {
         case .leave:
             try await delivery.leave(id, requester: try relayed(Empty.self).0)
             return try PeerReply(["left": true], status: 202)
-        case .removeDevices:
+        case .files:
+            let (requester, upload) = try relayed(CreateUpload.self)
+            guard let upload else { throw APIError.badRequest("a relayed upload needs its request") }
+            return try PeerReply(try await files.create(id, upload, requester: requester), status: 201)
+        case .fileStatus:
+            let (requester, query) = try relayed(FileQuery.self)
+            guard let query else { throw APIError.badRequest("a relayed file status needs its file") }
+            return try PeerReply(try await files.status(id, query.file, requester: requester))
+        case .fileFetched:
+            let (requester, query) = try relayed(FileQuery.self)
+            guard let query else { throw APIError.badRequest("a relayed fetch names its file") }
+            return try PeerReply(["deleted": try await files.fetched(id, query.file, requester: requester)])
+        case .fileFetch:
+            let (requester, query) = try relayed(FileQuery.self)
+            guard let query, let offset = query.offset, let length = query.length, (1...Self.fetchPiece).contains(length) else {
+                throw APIError.badRequest("a relayed fetch names its file, offset and length (at most 4 MiB)")
+            }
+            return PeerReply(bytes: try await fetch(query.file, in: id, offset: offset, length: length, requester: requester))
+        case .removeDevices, .fileContent:
             throw APIError.notFound("operation")
         }
+    }
+
+    /// Bytes of a relayed download, at most this many per request.
+    static let fetchPiece: UInt64 = 4 << 20
+
+    /// S7: a piece of a file for a device of the requesting network.
+    private func fetch(_ file: FileID, in id: ConversationID, offset: UInt64, length: UInt64, requester: Requester) async throws -> [UInt8]
+    {
+        let (record, range) = try await files.download(
+            id, file, range: "bytes=\(offset)-\(offset + length - 1)", requester: requester)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(range.count))
+        try await files.blobs.read(record.id, range: range) { bytes.append(contentsOf: $0.readableBytesView) }
+        return bytes
+    }
+
+    /// S7: upload bytes a member's network relays for one of its devices
+    /// (named in the signed path's query).
+    func hostFileContent(_ id: ConversationID, query: [String: String], body: [UInt8], origin: NetworkDomain) async throws -> PeerReply {
+        guard let file = query["file"].flatMap(FileID.init), let offset = query["offset"].flatMap({ UInt64($0) }),
+            let user = query["user"].flatMap(UserAddress.init), let device = query["device"].flatMap(DeviceID.init)
+        else { throw APIError.badRequest("relayed file bytes name the file, offset, user and device") }
+        guard user.domain == origin else { throw APIError(.forbidden, "a network may only act for its own users") }
+        let requester = Requester(address: user, device: device, isLocal: false)
+        let (bytes, end) = AsyncStream.makeStream(of: ByteBuffer.self)
+        end.yield(ByteBuffer(bytes: body))
+        end.finish()
+        return try PeerReply(try await files.upload(id, file, offset: offset, body: bytes, requester: requester))
     }
 
     /// The host proposes removing devices of the requesting network's user

@@ -19,13 +19,14 @@ final class FederationGateway: Sendable {
     let policy: PolicyService
     let directory: FederationDirectory
     let delivery: DeliveryService
+    let files: FileService
     let client: FederationClient
     let claims: ClaimBudget
     let logger: Logger
 
     init(
         store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, hub: InboxHub, policy: PolicyService,
-        directory: FederationDirectory, delivery: DeliveryService, claims: ClaimBudget, logger: Logger
+        directory: FederationDirectory, delivery: DeliveryService, files: FileService, claims: ClaimBudget, logger: Logger
     ) {
         self.store = store
         self.identity = identity
@@ -34,6 +35,7 @@ final class FederationGateway: Sendable {
         self.policy = policy
         self.directory = directory
         self.delivery = delivery
+        self.files = files
         self.client = FederationClient(identity: identity, clock: clock, logger: logger)
         self.claims = claims
         self.logger = logger
@@ -57,6 +59,37 @@ final class FederationGateway: Sendable {
         _ operation: HostOperation, of id: ConversationID, to host: NetworkDomain, _ request: Request?, session: Session,
         as type: Response.Type = Response.self
     ) async throws -> (Response, status: Int) {
+        let answer = try await relayAnswer(operation, of: id, to: host, request, session: session)
+        return (try answer.decode(Response.self, from: host), answer.status)
+    }
+
+    /// The host's answer to a relayed request, as it came.
+    func relayAnswer<Request: Codable & Sendable>(
+        _ operation: HostOperation, of id: ConversationID, to host: NetworkDomain, _ request: Request?, session: Session
+    ) async throws -> PeerAnswer {
+        let peer = try await hostPeer(host, session: session)
+        let body = RelayedRequest(actor: RemoteActor(user: session.address, device: session.device.id), request: request)
+        return try await client.send(.POST, to: peer, path: HostOperation.path(operation, of: id), body: body)
+    }
+
+    /// S7: a piece of an upload's bytes, relayed to the host for this
+    /// session's device (the actor is in the signed path, the bytes are the body).
+    func relayFileContent(
+        _ bytes: [UInt8], of file: FileID, at offset: UInt64, in id: ConversationID, to host: NetworkDomain, session: Session
+    )
+        async throws -> FileStatus
+    {
+        let peer = try await hostPeer(host, session: session)
+        let path =
+            HostOperation.path(.fileContent, of: id)
+            + "?file=\(file)&offset=\(offset)&user=\(session.address)&device=\(session.device.id)"
+        return try await client.send(.POST, to: peer, path: path, raw: bytes, contentType: "application/octet-stream")
+            .decode(FileStatus.self, from: host)
+    }
+
+    /// The pinned host a session's user may reach (federation on, the host
+    /// pinned, the user's security group reaching it).
+    private func hostPeer(_ host: NetworkDomain, session: Session) async throws -> FederationPeer {
         guard try await store.federationMode() != .off else { throw APIError(.federationOff, "\(domain) does not federate") }
         guard let peer = try await store.peer(host) else {
             throw APIError(.unknownNetwork, "\(domain) no longer federates with \(host), which hosts this conversation")
@@ -64,9 +97,7 @@ final class FederationGateway: Sendable {
         if let own = try await policy.policies(of: [session.user.name])[session.user.name], !own.federation.contains(host) {
             throw APIError(.policyFederation, "your security group may not reach \(host) (federation policy)")
         }
-        let body = RelayedRequest(actor: RemoteActor(user: session.address, device: session.device.id), request: request)
-        let answer = try await client.send(.POST, to: peer.peer, path: HostOperation.path(operation, of: id), body: body)
-        return (try answer.decode(Response.self, from: host), answer.status)
+        return peer.peer
     }
 
     /// A conversation another network hosts, as this network recorded it.
@@ -148,6 +179,11 @@ enum HostOperation: String, Sendable, CaseIterable {
     case messages
     case leave
     case removeDevices = "remove-devices"
+    case files
+    case fileStatus = "file-status"
+    case fileContent = "file-content"
+    case fileFetch = "file-fetch"
+    case fileFetched = "file-fetched"
 
     static func path(_ operation: HostOperation, of id: ConversationID) -> String {
         "/v1/federation/conversations/\(id)/\(operation.rawValue)"

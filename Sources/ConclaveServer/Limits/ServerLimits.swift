@@ -46,6 +46,9 @@ public struct ServerLimits: Codable, Sendable, Hashable {
     /// timing tells nothing of the URL's host or port).
     public var firstUseCheckIntervalSeconds = 60.0
     public var firstUseAnswerSeconds = 2.0
+    /// Seconds an upload may go without new bytes, and a complete upload
+    /// without a message sharing it, before it is deleted (S6).
+    public var uploadTimeoutSeconds = 86_400.0
 
     public init() {}
 
@@ -54,7 +57,7 @@ public struct ServerLimits: Codable, Sendable, Hashable {
         case signInFailuresPerAddress, signInFailuresPerName, signInWindowSeconds, passwordHashThreads, passwordHashQueue
         case keyPackageClaimsPerRequester, keyPackageClaimsPerTarget, keyPackageStock, outboxPerPeer, outboxMaxAgeSeconds
         case connections, webSocketsPerDevice, requestHeadTimeoutSeconds, idleTimeoutSeconds, firstUseCheckIntervalSeconds
-        case firstUseAnswerSeconds
+        case firstUseAnswerSeconds, uploadTimeoutSeconds
     }
 
     /// Reads the keys given; the others keep their defaults. A value out of
@@ -91,6 +94,7 @@ public struct ServerLimits: Codable, Sendable, Hashable {
         try read(.idleTimeoutSeconds, \.idleTimeoutSeconds, 5...86_400)
         try read(.firstUseCheckIntervalSeconds, \.firstUseCheckIntervalSeconds, 1...86_400)
         try read(.firstUseAnswerSeconds, \.firstUseAnswerSeconds, 0.1...30)
+        try read(.uploadTimeoutSeconds, \.uploadTimeoutSeconds, 60...(30 * 86_400))
         self = limits
     }
 

@@ -44,6 +44,20 @@ enum PolicyRules {
         }
     }
 
+    /// S2, S4: a user of this security group may upload or download a
+    /// sealed file of `size` bytes: files are on, and the file is within
+    /// the group's maximum (compared sealed: the maximum plus its sealing).
+    static func checkFile(size: UInt64, _ policy: SecurityGroupPolicy, download: Bool) throws(APIError) {
+        guard policy.files else {
+            throw APIError(.policyFiles, "your security group does not allow \(download ? "receiving" : "sending") files (file policy)")
+        }
+        guard size <= EncryptedFile.sealedSize(of: policy.maxFileSize) else {
+            throw APIError(
+                .policyFileSize,
+                "the file is larger than your security group allows (max-file-size \(policy.maxFileSize) bytes)")
+        }
+    }
+
     /// F5 on this side: every remote member's network is a peer, and each
     /// pair of a local and a remote member in which one is new is allowed
     /// by the local member's security-group federation setting.

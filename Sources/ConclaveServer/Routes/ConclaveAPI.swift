@@ -14,6 +14,7 @@ struct ConclaveAPI: Sendable {
     let approvals: DeviceApprovals
     let keyPackages: KeyPackageDirectory
     let conversations: ConversationRequests
+    let files: FileRequests
     let delivery: DeliveryService
     let inbox: InboxService
     let policy: PolicyService
@@ -43,6 +44,7 @@ struct ConclaveAPI: Sendable {
         addDiscoveryRoutes(router)
         addClientRoutes(router.group("/v1"))
         addConversationRoutes(router.group("/v1/conversations"))
+        addFileRoutes(router.group("/v1/conversations"))
         addInboxRoutes(router)
         addAdminRoutes(router.group("/v1/admin"))
         addFederationRoutes(router.group("/v1/federation"))

@@ -20,9 +20,15 @@ extension ConclaveAPI {
         federation.post("/conversations/:id/:operation") { request, context in
             let (origin, body) = try await authenticatePeer(request, context: context)
             let operation = try context.parameter("operation", as: "an operation", HostOperation.init(rawValue:))
-            let reply = try await gateway.hostOperation(operation, of: try context.conversationID, body: body, origin: origin)
+            let reply =
+                operation == .fileContent
+                ? try await gateway.hostFileContent(
+                    try context.conversationID,
+                    query: Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }) { a, _ in a },
+                    body: body, origin: origin)
+                : try await gateway.hostOperation(operation, of: try context.conversationID, body: body, origin: origin)
             var headers = HTTPFields()
-            headers[.contentType] = "application/json; charset=utf-8"
+            headers[.contentType] = reply.contentType
             return Response(
                 status: HTTPResponse.Status(code: reply.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: reply.body)))
         }
