@@ -323,4 +323,47 @@ struct FileTests {
             #expect(!stored(abandoned.id))
         }
     }
+
+    @Test(
+        "Across two networks: files live on the conversation's host; each network applies its own file policy", arguments: [Backend.sqlite])
+    func federated(_ backend: Backend) async throws {
+        try await FederatedConversationTests.federate([("acme.example", backend), ("globex.example", .postgres)]) { networks in
+            let (acme, globex) = (networks[0], networks[1])
+            _ = try await globex.admin.addGroup(Self.nofiles, SecurityGroupChange(files: false))
+            try await acme.users("alice")
+            try await globex.users("bob")
+            try await globex.users("carol", group: "nofiles")
+            let alice = try await acme.device("alice")
+            let bob = try await globex.device("bob")
+            let carol = try await globex.device("carol")
+            // A room hosted by acme, with members of globex.
+            let room = try await alice.createRoom(name: "across", members: [globex.address("bob"), globex.address("carol")])
+            _ = try await bob.receive(until: { $0.contains(where: ClientEvent.joined(where: room.id)) })
+            _ = try await carol.receive(until: { $0.contains(where: ClientEvent.joined(where: room.id)) })
+            let outgoing = acme.root + "/outgoing"
+
+            // acme's alice shares; globex fetches it from acme for bob in 4 MiB pieces, and refuses carol itself.
+            for size in [0, 1, 65_535, 65_536, 65_537, 5 << 20] {
+                let (path, bytes) = try Self.file(size, named: "from-acme-\(size).txt", in: outgoing)
+                let sent = try await alice.sendFile(at: path, to: room.id)
+                #expect(FileManager.default.fileExists(atPath: acme.blobDirectory + "/" + sent.file.id.value))
+                let (file, _) = try Self.sharedFile(try await bob.receive(until: { !messages($0).isEmpty }))
+                let saved = try await bob.saveFile(file, in: room.id, to: globex.root + "/bob")
+                #expect(Self.contents(saved) == bytes)
+                let (refused, _) = try Self.sharedFile(try await carol.receive(until: { !messages($0).isEmpty }))
+                await expectRefused(.policyFiles) { _ = try await carol.saveFile(refused, in: room.id, to: globex.root + "/carol") }
+            }
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: globex.blobDirectory)) ?? []).isEmpty)
+
+            // globex's bob shares: his network relays the upload to acme in pieces; the file lives on acme.
+            let (path, bytes) = try Self.file(3 << 20, named: "from-globex.txt", in: globex.root + "/outgoing")
+            let sent = try await bob.sendFile(at: path, caption: "from globex", to: room.id)
+            #expect(FileManager.default.fileExists(atPath: acme.blobDirectory + "/" + sent.file.id.value))
+            let (file, message) = try Self.sharedFile(try await alice.receive(until: { !messages($0).isEmpty }))
+            #expect(message.from == globex.address("bob"))
+            #expect(Self.contents(try await alice.saveFile(file, in: room.id, to: acme.root + "/alice")) == bytes)
+            // carol's own network refuses her upload before anything reaches acme.
+            await expectRefused(.policyFiles) { _ = try await carol.sendFile(at: path, to: room.id) }
+        }
+    }
 }
