@@ -112,15 +112,13 @@ extension ConclaveClient {
         let temporary = directory + "/.conclave-\(UUID().uuidString.lowercased()).part"
         let descriptor = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw ClientError.file("cannot write in \(directory)") }
-        let output = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         do {
-            for try await piece in try fileContent(file, in: id, progress: progress) {
-                try output.write(contentsOf: piece)
-            }
-            try output.synchronize()
-            try output.close()
+            var writer = FileWriter(descriptor: descriptor)
+            for try await piece in try fileContent(file, in: id, progress: progress) { try writer.write(piece) }
+            try writer.finish()
+            Glibc.close(descriptor)
         } catch {
-            try? output.close()
+            Glibc.close(descriptor)
             unlink(temporary)
             if let error = error as? ClientError { throw error }
             throw ClientError.file("cannot save the file: \(error)")
@@ -190,18 +188,21 @@ extension ConclaveClient {
     }
 }
 
-/// Uploads sealed bytes in pieces of ``ConclaveClient/uploadPiece``. The
-/// server counts a piece only once it is all on its disk, so after a lost
-/// connection it holds either the piece or none of it: the status says
-/// which, and the piece (still in memory) is sent again if needed.
+/// Uploads sealed bytes in pieces of ``ConclaveClient/uploadPiece``, one
+/// in flight while the next is sealed. The server counts a piece only once
+/// it is all on its disk, so after a lost connection it holds either the
+/// piece or none of it: the status says which, and the piece (still in
+/// memory) is sent again if needed.
 struct PieceUploader {
     let api: HTTPAPI
     /// `/v1/conversations/ID/files/FILE`.
     let path: String
     let total: UInt64
     let progress: (@Sendable (UInt64, UInt64) -> Void)?
-    private var piece: [UInt8] = []
-    private var sent: UInt64 = 0
+    private var piece = ByteBuffer()
+    /// Bytes handed to a request so far.
+    private var dispatched: UInt64 = 0
+    private var inFlight: Task<UInt64, any Error>?
 
     init(api: HTTPAPI, path: String, total: UInt64, progress: (@Sendable (UInt64, UInt64) -> Void)?) {
         self.api = api
@@ -211,47 +212,60 @@ struct PieceUploader {
     }
 
     mutating func add(_ bytes: [UInt8]) async throws {
-        piece.append(contentsOf: bytes)
-        while piece.count >= ConclaveClient.uploadPiece {
-            try await send(Array(piece.prefix(ConclaveClient.uploadPiece)))
-            piece.removeFirst(ConclaveClient.uploadPiece)
+        piece.writeBytes(bytes)
+        while piece.readableBytes >= ConclaveClient.uploadPiece {
+            // The rest goes to a buffer of its own, so that the piece in flight is never copied.
+            let full = piece.getSlice(at: piece.readerIndex, length: ConclaveClient.uploadPiece) ?? ByteBuffer()
+            var rest = ByteBuffer()
+            rest.writeBytes(piece.readableBytesView.dropFirst(ConclaveClient.uploadPiece))
+            piece = rest
+            try await dispatch(full)
         }
     }
 
     mutating func finish() async throws {
-        if !piece.isEmpty || sent == 0 { try await send(piece) }
-        piece = []
+        if piece.readableBytes > 0 || dispatched == 0 { try await dispatch(piece) }
+        piece = ByteBuffer()
+        let sent = try await inFlight?.value ?? 0
+        inFlight = nil
         guard sent == total else { throw ClientError.file("the upload ended at \(sent) of \(total) bytes") }
     }
 
+    /// Waits for the piece in flight, then sends this one.
+    private mutating func dispatch(_ buffer: ByteBuffer) async throws {
+        if let previous = inFlight { _ = try await previous.value }
+        let (api, path, total, progress, offset) = (api, path, total, progress, dispatched)
+        dispatched += UInt64(buffer.readableBytes)
+        inFlight = Task { try await Self.send(buffer, at: offset, api: api, path: path, total: total, progress: progress) }
+    }
+
     /// Sends one piece, retrying with backoff (about a minute in all) while
-    /// the server is unreachable or busy.
-    private mutating func send(_ bytes: [UInt8]) async throws {
-        let buffer = ByteBuffer(bytes: bytes)
+    /// the server is unreachable or busy; the count the server then holds.
+    private static func send(
+        _ buffer: ByteBuffer, at offset: UInt64, api: HTTPAPI, path: String, total: UInt64,
+        progress: (@Sendable (UInt64, UInt64) -> Void)?
+    ) async throws -> UInt64 {
+        let end = offset + UInt64(buffer.readableBytes)
         var delay: Duration = .milliseconds(250)
         for attempt in 1...12 {
             do {
-                let status: FileStatus = try await api.putBytes("\(path)/content?offset=\(sent)", buffer)
-                try accept(status, bytes.count)
-                return
+                let status: FileStatus = try await api.putBytes("\(path)/content?offset=\(offset)", buffer)
+                guard status.received == end else { throw ClientError.file("the server counted another part of the upload") }
+                progress?(end, total)
+                return end
             } catch let error as ClientError where Self.retryable(error) && attempt < 12 {
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(8))
                 // The server holds the piece, or none of it: ask which.
                 guard let status: FileStatus = try? await api.get(path) else { continue }
-                if status.received == sent + UInt64(bytes.count) {
-                    try accept(status, bytes.count)
-                    return
+                if status.received == end {
+                    progress?(end, total)
+                    return end
                 }
-                guard status.received == sent else { throw ClientError.file("the server holds an unexpected part of the upload") }
+                guard status.received == offset else { throw ClientError.file("the server holds an unexpected part of the upload") }
             }
         }
-    }
-
-    private mutating func accept(_ status: FileStatus, _ count: Int) throws {
-        guard status.received == sent + UInt64(count) else { throw ClientError.file("the server counted another part of the upload") }
-        sent = status.received
-        progress?(sent, total)
+        throw ClientError.file("the upload could not be completed")
     }
 
     static func retryable(_ error: ClientError) -> Bool {
@@ -330,5 +344,49 @@ public struct FileContent: AsyncSequence, Sendable {
             do { last = try opener.finish() } catch { throw ClientError.file("refused: \(error)") }
             return last.isEmpty ? nil : last
         }
+    }
+}
+
+/// Writes a file a MiB at a time, having the kernel start writing each MiB
+/// to disk at once (on Linux), then syncs it: the disk works while the
+/// download goes on, and the final sync finds little left.
+struct FileWriter {
+    let descriptor: Int32
+    private var buffer: [UInt8] = []
+    private var offset: Int64 = 0
+
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+        buffer.reserveCapacity(1 << 20)
+    }
+
+    mutating func write(_ bytes: [UInt8]) throws {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    mutating func finish() throws {
+        try flush()
+        guard fsync(descriptor) == 0 else { throw ClientError.file("cannot sync the file: \(String(cString: strerror(errno)))") }
+    }
+
+    private mutating func flush() throws {
+        var done = 0
+        while done < buffer.count {
+            let result = buffer.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress else { return 0 }
+                return Glibc.write(descriptor, base + done, bytes.count - done)
+            }
+            guard result > 0 else {
+                if result < 0, errno == EINTR { continue }
+                throw ClientError.file("cannot write the file: \(String(cString: strerror(errno)))")
+            }
+            done += result
+        }
+        #if os(Linux)
+            _ = posix_fadvise(descriptor, off_t(offset), off_t(buffer.count), Int32(POSIX_FADV_DONTNEED))
+        #endif
+        offset += Int64(buffer.count)
+        buffer.removeAll(keepingCapacity: true)
     }
 }

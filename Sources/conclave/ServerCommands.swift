@@ -182,7 +182,9 @@ struct ServerBackupCommand: AsyncParsableCommand {
         {
             throw ValidationError(error.description)
         }
-        print("backed up \(summary.files.joined(separator: ", ")) (\(summary.bytes) bytes) to \(to)")
+        print(
+            "backed up \(summary.files.joined(separator: ", ")) and \(summary.sharedFiles) shared file(s) (\(summary.bytes) bytes) to \(to)"
+        )
         if !summary.includesDatabase {
             print("the database is on PostgreSQL: back it up with pg_dump or continuous archiving (docs/operations.md#backups)")
         }
@@ -210,7 +212,9 @@ struct ServerRestoreCommand: AsyncParsableCommand {
         } catch let error as DataDirectory.Failure {
             throw ValidationError(error.description)
         }
-        print("restored \(summary.files.joined(separator: ", ")) (\(summary.bytes) bytes) into \(data)")
+        print(
+            "restored \(summary.files.joined(separator: ", ")) and \(summary.sharedFiles) shared file(s) (\(summary.bytes) bytes) into \(data)"
+        )
         if !summary.includesDatabase { print("the database is on PostgreSQL: restore it from its own backup before `server run`") }
     }
 }

@@ -49,11 +49,14 @@ struct OperationsProcessTests {
         for text in ["before the backup", "also before"] {
             #expect(try cli(["--profile", root + "/alice", "send", "bob@acme.example", text]).status == 0)
         }
+        let attachment = write("a file shared before the backup\n", to: "attachment.txt")
+        #expect(try cli(["--profile", root + "/alice", "send", "bob@acme.example", "--file", attachment]).status == 0)
         let passphrase = write("correct horse battery staple\n", to: "passphrase")
         let backup = root + "/acme.backup"
         let made = try cli(["server", "backup", "--data", data, "--to", backup, "--passphrase-file", passphrase])
         #expect(made.status == 0, "\(made.error)")
         #expect(made.output.contains("conclave.sqlite"))
+        #expect(made.output.contains("and 1 shared file(s)"))
         #expect((try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int) == 0o600)
         // Encrypted: neither the network key nor the token is in the file as it is on disk.
         let sealed = try Data(contentsOf: URL(fileURLWithPath: backup))
@@ -92,9 +95,12 @@ struct OperationsProcessTests {
         // The restored network, where bob's profile expects it, still holds what bob has not read.
         let again = try await ConclaveServerProcess.start(directory: restored, port: port)
         defer { again.stop() }
-        let received = try cli(["--profile", root + "/bob", "receive", "--json"])
+        let received = try cli(["--profile", root + "/bob", "receive", "--json", "--download-dir", root + "/bob-downloads"])
         #expect(received.status == 0, "\(received.error)")
         #expect(received.output.contains("before the backup") && received.output.contains("also before"))
+        // The shared file came back with the database: bob saves and checks it.
+        #expect(
+            FileManager.default.contents(atPath: root + "/bob-downloads/attachment.txt") == Data("a file shared before the backup\n".utf8))
     }
 
     @Test("One server per SQLite data directory; SIGHUP does not stop a server; JSON logs; shutdown logged")

@@ -23,7 +23,7 @@ struct BenchCommand: AsyncParsableCommand {
             WebSockets and its memory per connection is measured (VmRSS from /proc). The load generator shares the \
             machine with the server. A benchmark, not a test: it fails only when its machinery does.
             """,
-        subcommands: [AttackBenchCommand.self])
+        subcommands: [AttackBenchCommand.self, FileBenchCommand.self])
 
     @Option(name: .long, help: "1:1 conversations, each with a sending and a receiving device.") var pairs = 20
     @Option(name: .long, help: "Messages posted in the 1:1 scenario, spread over the pairs (0 skips it).") var messages = 20_000

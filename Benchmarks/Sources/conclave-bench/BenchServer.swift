@@ -113,12 +113,17 @@ final class BenchServer: @unchecked Sendable {  // the Process is only touched b
     var isRunning: Bool { process.isRunning }
 
     /// The server's resident set size (VmRSS) in bytes, from /proc.
-    var residentBytes: Int? {
+    var residentBytes: Int? { statusKiB("VmRSS").map { $0 * 1024 } }
+    /// The server's peak resident set size so far (VmHWM), in KiB.
+    var peakKiB: Int? { statusKiB("VmHWM") }
+
+    /// A `… kB` line of /proc/PID/status.
+    private func statusKiB(_ field: String) -> Int? {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/status") else { return nil }
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix(field + ":") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 2, let kilobytes = Int(fields[1]) else { return nil }
-            return kilobytes * 1024
+            return kilobytes
         }
         return nil
     }

@@ -5,9 +5,10 @@ import Foundation
 import _CryptoExtras
 
 /// `conclave server backup` and `restore`: the data directory's files (the
-/// network key, the admin token, the configuration) and, with the embedded
-/// database, a consistent online copy of it, in one file encrypted under a
-/// passphrase (docs/operations.md#backup-file-format):
+/// network key, the admin token, the configuration), with the embedded
+/// database a consistent online copy of it, and the shared files' sealed
+/// bytes (`blobs/ID`, taken after the database), in one file encrypted
+/// under a passphrase (docs/operations.md#backup-file-format):
 ///
 ///     header  "CONCLAVE-BACKUP1" (16 bytes) ‖ log2(N) r p 0 (4 bytes, scrypt) ‖ salt (16 bytes)
 ///     then    a ``SealedStream`` of 1 MiB chunks under key = scrypt(passphrase, salt, N, r, p, 32 bytes),
@@ -26,6 +27,8 @@ public enum ServerBackup {
     public struct Summary: Sendable {
         public var files: [String]
         public var bytes: Int
+        /// Shared files' sealed bytes (`blobs/…`), not listed in `files`.
+        public var sharedFiles = 0
         /// Whether the database is in the backup (false on PostgreSQL: pg_dump backs it up).
         public var includesDatabase: Bool
     }
@@ -35,6 +38,8 @@ public enum ServerBackup {
     /// The files a backup may hold, and nothing else (a restore writes no other name).
     static let configurationFiles = ["conclave.json", "network.key", "admin.token"]
     static let databaseFile = "conclave.sqlite"
+    /// Shared files are `blobs/ID` (an id is 32 hex digits: no other name is written).
+    static let blobPrefix = "blobs/"
 
     /// Backs up `directory` into a new file `destination` (mode 0600).
     /// `postgres`: the database is PostgreSQL even if conclave.json does not say so (`CONCLAVE_POSTGRES`).
@@ -55,6 +60,11 @@ public enum ServerBackup {
             do { try SQLiteBackup.copy(from: directory.sqliteFile, to: copy) } catch { throw Failure("the database: \(error)") }
             sources.append((databaseFile, copy))
         }
+        // After the database: a file whose row is in the copy was complete, or is being uploaded, by then; one
+        // created later has no row there and is deleted at the restored server's start.
+        let blobs = settings.blobDir ?? directory.blobDirectory
+        let shared = ((try? FileManager.default.contentsOfDirectory(atPath: blobs)) ?? []).compactMap(FileID.init).sorted()
+        sources += shared.map { (blobPrefix + $0.value, blobs + "/" + $0.value) }
         let partial = destination + ".partial"
         guard FileManager.default.createFile(atPath: partial, contents: nil, attributes: [.posixPermissions: 0o600]),
             let output = FileHandle(forWritingAtPath: partial)
@@ -67,25 +77,35 @@ public enum ServerBackup {
                 key: try key(passphrase, salt: salt, log2N: cost.log2N, r: cost.r, p: cost.p), header: header, chunkSize: chunkSize,
                 output: { try output.write(contentsOf: $0) })
             var total = 0
+            var saved: [String] = []
             for (name, path) in sources {
-                guard let input = FileHandle(forReadingAtPath: path) else { throw Failure("cannot read \(path)") }
+                let isBlob = name.hasPrefix(blobPrefix)
+                guard let input = FileHandle(forReadingAtPath: path) else {
+                    if isBlob { continue }  // deleted meanwhile (expired, burned)
+                    throw Failure("cannot read \(path)")
+                }
                 defer { try? input.close() }
                 let size = try input.seekToEnd()
                 try input.seek(toOffset: 0)
                 try writer.append(UInt16(name.utf8.count).bigEndianBytes + Array(name.utf8) + size.bigEndianBytes)
                 var copied: UInt64 = 0
-                while let piece = try input.read(upToCount: chunkSize), !piece.isEmpty {
+                // An upload in progress may grow meanwhile: the bytes up to its size when opened are taken.
+                while copied < size, let piece = try input.read(upToCount: Int(min(UInt64(chunkSize), size - copied))), !piece.isEmpty {
                     try writer.append(Array(piece))
                     copied += UInt64(piece.count)
                 }
                 guard copied == size else { throw Failure("\(path) changed while it was read") }
                 total += Int(size)
+                saved.append(name)
             }
             try writer.append(UInt16(0).bigEndianBytes)
             try writer.finish()
             try output.close()
             try FileManager.default.moveItem(atPath: partial, toPath: destination)
-            return Summary(files: sources.map(\.0), bytes: total, includesDatabase: includesDatabase)
+            return Summary(
+                files: saved.filter { !$0.hasPrefix(blobPrefix) }, bytes: total,
+                sharedFiles: saved.filter { $0.hasPrefix(blobPrefix) }.count,
+                includesDatabase: includesDatabase)
         } catch {
             try? output.close()
             try? FileManager.default.removeItem(atPath: partial)
@@ -119,8 +139,13 @@ public enum ServerBackup {
                 let length = Int(try UInt16(bigEndianBytes: try reader.read(2)))
                 if length == 0 { break }
                 let name = String(decoding: try reader.read(length), as: UTF8.self)
-                guard configurationFiles.contains(name) || name == databaseFile, !restored.contains(name) else {
+                let isBlob = name.hasPrefix(blobPrefix) && FileID(String(name.dropFirst(blobPrefix.count))) != nil
+                guard configurationFiles.contains(name) || name == databaseFile || isBlob, !restored.contains(name) else {
                     throw Failure("the backup names an unexpected file")
+                }
+                if isBlob, !files.fileExists(atPath: directory.blobDirectory) {
+                    try files.createDirectory(
+                        atPath: directory.blobDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 }
                 let size = try UInt64(bigEndianBytes: try reader.read(8))
                 let path = directory.path + "/" + name
@@ -147,7 +172,9 @@ public enum ServerBackup {
             if includesDatabase, !SQLiteBackup.isIntact(directory.sqliteFile) {
                 throw Failure("the restored database fails SQLite's integrity check")
             }
-            return Summary(files: restored, bytes: total, includesDatabase: includesDatabase)
+            return Summary(
+                files: restored.filter { !$0.hasPrefix(blobPrefix) }, bytes: total,
+                sharedFiles: restored.filter { $0.hasPrefix(blobPrefix) }.count, includesDatabase: includesDatabase)
         } catch {
             let failure: any Error
             switch error {

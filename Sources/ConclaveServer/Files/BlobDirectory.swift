@@ -96,7 +96,14 @@ struct BlobDirectory: Sendable {
         ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).compactMap(FileID.init)
     }
 
+    /// Writes all of `buffer` at `offset`, then has the kernel start writing
+    /// it to disk (POSIX_FADV_DONTNEED starts writeback of dirty pages on
+    /// Linux), so that the fsync at the end of a request finds little left
+    /// to do: the disk works while the next bytes arrive.
     private static func writeAll(_ descriptor: Int32, _ buffer: ByteBuffer, at offset: UInt64) throws(BlobFailure) {
+        #if os(Linux)
+            defer { _ = posix_fadvise(descriptor, off_t(offset), off_t(buffer.readableBytes), Int32(POSIX_FADV_DONTNEED)) }
+        #endif
         var done = 0
         let total = buffer.readableBytes
         while done < total {
