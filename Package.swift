@@ -40,13 +40,15 @@ let package = Package(
         .target(name: "MLS", dependencies: ["MLSCodec", .product(name: "Crypto", package: "swift-crypto")]),
         // Runs the official MLS working-group test vectors (JSON files) against the MLS target.
         .target(name: "MLSVectors", dependencies: ["MLS", "MLSCodec"]),
-        // Small utilities with one home: an async lock, a free loopback port.
-        .target(name: "ConclaveSupport"),
+        // Small utilities with one home: an async lock, a free loopback port, early writeback of file transfers.
+        .target(name: "ConclaveSupport", dependencies: ["CConclaveSystem"]),
         // Wire types shared by server, SDK and CLI: DTOs, identifiers, error codes, device certificates.
         .target(
             name: "ConclaveProtocol",
             dependencies: ["MLS", "MLSCodec", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // System calls the Swift Glibc module leaves out (sync_file_range), for file transfers.
+        .systemLibrary(name: "CConclaveSystem"),
         // The system's SQLite 3 (Debian: libsqlite3-dev) for the server's own driver.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // SQL storage behind one interface, with SQLite and PostgreSQL drivers.
@@ -64,7 +66,7 @@ let package = Package(
         .target(
             name: "ConclaveServer",
             dependencies: [
-                "ConclaveProtocol", "ConclaveStorage", "MLS", "MLSCodec",
+                "ConclaveProtocol", "ConclaveStorage", "ConclaveSupport", "MLS", "MLSCodec",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

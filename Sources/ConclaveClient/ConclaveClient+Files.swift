@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ConclaveProtocol
+import ConclaveSupport
 import Foundation
 import NIOCore
 
@@ -211,15 +212,20 @@ struct PieceUploader {
         self.progress = progress
     }
 
+    /// Each piece is one buffer of exactly ``ConclaveClient/uploadPiece``
+    /// bytes, handed to its request as it is: two pieces are in memory at most.
     mutating func add(_ bytes: [UInt8]) async throws {
-        piece.writeBytes(bytes)
-        while piece.readableBytes >= ConclaveClient.uploadPiece {
-            // The rest goes to a buffer of its own, so that the piece in flight is never copied.
-            let full = piece.getSlice(at: piece.readerIndex, length: ConclaveClient.uploadPiece) ?? ByteBuffer()
-            var rest = ByteBuffer()
-            rest.writeBytes(piece.readableBytesView.dropFirst(ConclaveClient.uploadPiece))
-            piece = rest
-            try await dispatch(full)
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            if piece.capacity == 0 { piece = ByteBufferAllocator().buffer(capacity: ConclaveClient.uploadPiece) }
+            let room = ConclaveClient.uploadPiece - piece.readableBytes
+            piece.writeBytes(rest.prefix(room))
+            rest = rest.dropFirst(room)
+            if piece.readableBytes == ConclaveClient.uploadPiece {
+                let full = piece
+                piece = ByteBuffer()
+                try await dispatch(full)
+            }
         }
     }
 
@@ -348,7 +354,7 @@ public struct FileContent: AsyncSequence, Sendable {
 }
 
 /// Writes a file a MiB at a time, having the kernel start writing each MiB
-/// to disk at once (on Linux), then syncs it: the disk works while the
+/// to disk at once (``Writeback``), then syncs it: the disk works while the
 /// download goes on, and the final sync finds little left.
 struct FileWriter {
     let descriptor: Int32
@@ -383,9 +389,7 @@ struct FileWriter {
             }
             done += result
         }
-        #if os(Linux)
-            _ = posix_fadvise(descriptor, off_t(offset), off_t(buffer.count), Int32(POSIX_FADV_DONTNEED))
-        #endif
+        Writeback.start(descriptor, offset: offset, count: buffer.count)
         offset += Int64(buffer.count)
         buffer.removeAll(keepingCapacity: true)
     }

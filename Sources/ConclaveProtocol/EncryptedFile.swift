@@ -82,7 +82,9 @@ public enum EncryptedFile {
         }
 
         public func append(_ bytes: some Collection<UInt8>) throws {
-            hash.update(data: Array(bytes))
+            if bytes.withContiguousStorageIfAvailable({ hash.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
+                hash.update(data: Array(bytes))
+            }
             size += UInt64(bytes.count)
             try writer.append(bytes)
         }

@@ -1,4 +1,5 @@
 import ConclaveProtocol
+import ConclaveSupport
 import Foundation
 import NIOCore
 import NIOPosix
@@ -97,13 +98,10 @@ struct BlobDirectory: Sendable {
     }
 
     /// Writes all of `buffer` at `offset`, then has the kernel start writing
-    /// it to disk (POSIX_FADV_DONTNEED starts writeback of dirty pages on
-    /// Linux), so that the fsync at the end of a request finds little left
-    /// to do: the disk works while the next bytes arrive.
+    /// it to disk (``Writeback``), so that the fsync at the end of a request
+    /// finds little left to do: the disk works while the next bytes arrive.
     private static func writeAll(_ descriptor: Int32, _ buffer: ByteBuffer, at offset: UInt64) throws(BlobFailure) {
-        #if os(Linux)
-            defer { _ = posix_fadvise(descriptor, off_t(offset), off_t(buffer.readableBytes), Int32(POSIX_FADV_DONTNEED)) }
-        #endif
+        defer { Writeback.start(descriptor, offset: Int64(offset), count: buffer.readableBytes) }
         var done = 0
         let total = buffer.readableBytes
         while done < total {
