@@ -42,8 +42,9 @@ extension ConclaveClient {
         let size: UInt64
         do { size = try handle.seekToEnd() } catch { throw ClientError.file("cannot read \(path)") }
         try? handle.seek(toOffset: 0)
+        // One chunk at a time: small buffers that the allocator reuses, sealed as they come.
         let chunks = AsyncThrowingStream<[UInt8], any Error> {
-            guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
+            guard let data = try handle.read(upToCount: EncryptedFile.chunkSize), !data.isEmpty else { return nil }
             return Array(data)
         }
         let fileName = name ?? URL(fileURLWithPath: path).lastPathComponent
@@ -113,12 +114,13 @@ extension ConclaveClient {
         let temporary = directory + "/.conclave-\(UUID().uuidString.lowercased()).part"
         let descriptor = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw ClientError.file("cannot write in \(directory)") }
+        var writer = FileWriter(descriptor: descriptor)
         do {
-            var writer = FileWriter(descriptor: descriptor)
-            for try await piece in try fileContent(file, in: id, progress: progress) { try writer.write(piece) }
-            try writer.finish()
+            for try await piece in try fileContent(file, in: id, progress: progress) { try await writer.write(piece) }
+            try await writer.finish()
             Glibc.close(descriptor)
         } catch {
+            try? await writer.settle()
             Glibc.close(descriptor)
             unlink(temporary)
             if let error = error as? ClientError { throw error }
@@ -353,35 +355,63 @@ public struct FileContent: AsyncSequence, Sendable {
     }
 }
 
-/// Writes a file a MiB at a time, having the kernel start writing each MiB
-/// to disk at once (``Writeback``), then syncs it: the disk works while the
-/// download goes on, and the final sync finds little left.
+/// Writes a file a MiB at a time on a thread of its own, one MiB behind
+/// the caller (which decrypts the next meanwhile), having the kernel start
+/// writing each MiB to disk at once (``Writeback``); ``finish()`` then
+/// syncs it, finding little left to do.
 struct FileWriter {
     let descriptor: Int32
     private var buffer: [UInt8] = []
     private var offset: Int64 = 0
+    private var pending: Task<Void, any Error>?
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
         buffer.reserveCapacity(1 << 20)
     }
 
-    mutating func write(_ bytes: [UInt8]) throws {
+    mutating func write(_ bytes: [UInt8]) async throws {
         buffer.append(contentsOf: bytes)
-        if buffer.count >= 1 << 20 { try flush() }
+        if buffer.count >= 1 << 20 { try await flush() }
     }
 
-    mutating func finish() throws {
-        try flush()
+    mutating func finish() async throws {
+        try await flush()
+        try await settle()
         guard fsync(descriptor) == 0 else { throw ClientError.file("cannot sync the file: \(String(cString: strerror(errno)))") }
     }
 
-    private mutating func flush() throws {
+    /// Waits for the write in progress (before the descriptor is closed).
+    mutating func settle() async throws {
+        defer { pending = nil }
+        try await pending?.value
+    }
+
+    private mutating func flush() async throws {
+        guard !buffer.isEmpty else { return }
+        try await settle()
+        let (chunk, descriptor, position) = (buffer, descriptor, offset)
+        offset += Int64(buffer.count)
+        buffer = []
+        buffer.reserveCapacity(1 << 20)
+        pending = Task {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                DispatchQueue.global(qos: .utility).async {
+                    do {
+                        try Self.writeAll(chunk, to: descriptor, at: position)
+                        done.resume()
+                    } catch { done.resume(throwing: error) }
+                }
+            }
+        }
+    }
+
+    private static func writeAll(_ bytes: [UInt8], to descriptor: Int32, at position: Int64) throws {
         var done = 0
-        while done < buffer.count {
-            let result = buffer.withUnsafeBytes { bytes in
-                guard let base = bytes.baseAddress else { return 0 }
-                return Glibc.write(descriptor, base + done, bytes.count - done)
+        while done < bytes.count {
+            let result = bytes.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress else { return 0 }
+                return pwrite(descriptor, base + done, raw.count - done, off_t(position) + off_t(done))
             }
             guard result > 0 else {
                 if result < 0, errno == EINTR { continue }
@@ -389,8 +419,6 @@ struct FileWriter {
             }
             done += result
         }
-        Writeback.start(descriptor, offset: offset, count: buffer.count)
-        offset += Int64(buffer.count)
-        buffer.removeAll(keepingCapacity: true)
+        Writeback.start(descriptor, offset: position, count: bytes.count)
     }
 }

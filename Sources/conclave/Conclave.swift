@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConclaveClient
 import ConclaveProtocol
+import ConclaveSupport
 import Foundation
 
 @main
@@ -24,6 +25,8 @@ struct Conclave: AsyncParsableCommand {
     /// Parses, then runs the command; an error, also one from a command's
     /// `run`, is reported with that command's usage (not the top level's).
     static func main() async {
+        // Buffers of a MiB or more (file pieces in transfer) go straight back to the system when freed.
+        Writeback.returnLargeBuffers(atLeast: 1 << 20)
         let command: any ParsableCommand
         do {
             command = try parseAsRoot(ProfileArguments.reordered(Array(CommandLine.arguments.dropFirst())))

@@ -27,8 +27,8 @@ struct FileBenchCommand: AsyncParsableCommand {
             """)
 
     @Option(name: .long, help: "The file's size in MiB.") var megabytes = 1024
-    @Option(name: .long, help: "The conclave binary for the server and the CLI (default: .build/release/conclave).") var serverBinary:
-        String?
+    @Option(name: .long, help: "The conclave binary for the server and the CLI (default: .build/release/conclave).")
+    var conclaveBinary: String?
     @Option(name: .long, help: "Keep the benchmark's files in this new directory instead of a temporary one that is deleted.")
     var directory: String?
 
@@ -39,7 +39,7 @@ struct FileBenchCommand: AsyncParsableCommand {
     func run() async throws {
         let root = directory ?? NSTemporaryDirectory() + "conclave-files-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let binary = serverBinary ?? BenchServer.executable
+        let binary = conclaveBinary ?? BenchServer.executable
         let http = HTTPClient(configuration: HTTPClient.Configuration())
         say("== conclave bench files: \(megabytes) MiB, server and CLI \(binary), files in \(root)")
         let rows: [(String, String)]
@@ -59,7 +59,7 @@ struct FileBenchCommand: AsyncParsableCommand {
 
     private func measure(root: String, binary: String, http: HTTPClient) async throws -> [(String, String)] {
         let server = try await BenchServer.start(
-            directory: root + "/server", postgres: nil, http: http, limits: .unthrottled, executable: serverBinary)
+            directory: root + "/server", postgres: nil, http: http, limits: .unthrottled, executable: conclaveBinary)
         defer { server.stop() }
         let network = BenchNetwork(server: server, root: root)
         _ = try await network.admin.updateGroup(.default, SecurityGroupChange(maxFileSize: UInt64(megabytes + 1) << 20))
@@ -112,17 +112,24 @@ struct FileBenchCommand: AsyncParsableCommand {
         return rows
     }
 
-    /// `size` random bytes, written a MiB at a time.
+    /// `size` pseudo-random bytes (SplitMix64 from a random seed: cheap, and
+    /// nothing along the way compresses them), written a MiB at a time.
     static func writeRandom(_ size: Int, to path: String) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
             throw BenchError("cannot write \(path)")
         }
         defer { try? handle.close() }
-        var generator = SystemRandomNumberGenerator()
+        var state = UInt64.random(in: 0...UInt64.max)
         var buffer = [UInt64](repeating: 0, count: 1 << 17)
         var written = 0
         while written < size {
-            for index in buffer.indices { buffer[index] = generator.next() }
+            for index in buffer.indices {
+                state &+= 0x9E37_79B9_7F4A_7C15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                buffer[index] = z ^ (z >> 31)
+            }
             let count = min(size - written, buffer.count * 8)
             try buffer.withUnsafeBytes { try handle.write(contentsOf: Data($0.prefix(count))) }
             written += count
