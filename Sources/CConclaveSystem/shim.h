@@ -6,8 +6,8 @@
 // From <fcntl.h> with _GNU_SOURCE (Linux, glibc 2.6+); declared here because the Swift Glibc module is built without it.
 extern int sync_file_range(int fd, long long offset, long long nbytes, unsigned int flags);
 #endif
-#if defined(__GLIBC__)
-// From <malloc.h>, which the Swift Glibc module does not include.
+#if defined(__linux__)
+// From <malloc.h> (glibc; musl has it as a no-op), which the Swift Glibc module does not include.
 extern int mallopt(int param, int value);
 #endif
 
@@ -28,7 +28,7 @@ static inline int conclave_start_writeback(int fd, long long offset, long long c
 /// Has the C allocator hand every allocation of at least `bytes` to the system (mmap) and give it back
 /// when freed (glibc's M_MMAP_THRESHOLD, which also stops the threshold from moving); elsewhere nothing.
 static inline int conclave_set_mmap_threshold(int bytes) {
-#if defined(__GLIBC__)
+#if defined(__linux__)
     return mallopt(-3 /* M_MMAP_THRESHOLD */, bytes);
 #else
     (void)bytes;

@@ -205,7 +205,10 @@ struct PieceUploader {
     private var piece = ByteBuffer()
     /// Bytes handed to a request so far.
     private var dispatched: UInt64 = 0
-    private var inFlight: Task<UInt64, any Error>?
+    private var inFlight: Task<(sent: UInt64, buffer: ByteBuffer), any Error>?
+    /// The buffer of the last piece sent, filled again for the next one: two
+    /// buffers serve the whole upload.
+    private var spare: ByteBuffer?
 
     init(api: HTTPAPI, path: String, total: UInt64, progress: (@Sendable (UInt64, UInt64) -> Void)?) {
         self.api = api
@@ -219,7 +222,15 @@ struct PieceUploader {
     mutating func add(_ bytes: [UInt8]) async throws {
         var rest = bytes[...]
         while !rest.isEmpty {
-            if piece.capacity == 0 { piece = ByteBufferAllocator().buffer(capacity: ConclaveClient.uploadPiece) }
+            if piece.capacity == 0 {
+                if var reused = spare {
+                    reused.clear()
+                    piece = reused
+                    spare = nil
+                } else {
+                    piece = ByteBufferAllocator().buffer(capacity: ConclaveClient.uploadPiece)
+                }
+            }
             let room = ConclaveClient.uploadPiece - piece.readableBytes
             piece.writeBytes(rest.prefix(room))
             rest = rest.dropFirst(room)
@@ -234,17 +245,20 @@ struct PieceUploader {
     mutating func finish() async throws {
         if piece.readableBytes > 0 || dispatched == 0 { try await dispatch(piece) }
         piece = ByteBuffer()
-        let sent = try await inFlight?.value ?? 0
+        let sent = try await inFlight?.value.sent ?? 0
         inFlight = nil
+        spare = nil
         guard sent == total else { throw ClientError.file("the upload ended at \(sent) of \(total) bytes") }
     }
 
     /// Waits for the piece in flight, then sends this one.
     private mutating func dispatch(_ buffer: ByteBuffer) async throws {
-        if let previous = inFlight { _ = try await previous.value }
+        if let previous = inFlight { spare = try await previous.value.buffer }
         let (api, path, total, progress, offset) = (api, path, total, progress, dispatched)
         dispatched += UInt64(buffer.readableBytes)
-        inFlight = Task { try await Self.send(buffer, at: offset, api: api, path: path, total: total, progress: progress) }
+        inFlight = Task {
+            (try await Self.send(buffer, at: offset, api: api, path: path, total: total, progress: progress), buffer)
+        }
     }
 
     /// Sends one piece, retrying with backoff (about a minute in all) while

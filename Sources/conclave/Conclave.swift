@@ -25,14 +25,15 @@ struct Conclave: AsyncParsableCommand {
     /// Parses, then runs the command; an error, also one from a command's
     /// `run`, is reported with that command's usage (not the top level's).
     static func main() async {
-        // Buffers of a MiB or more (file pieces in transfer) go straight back to the system when freed.
-        Writeback.returnLargeBuffers(atLeast: 1 << 20)
         let command: any ParsableCommand
         do {
             command = try parseAsRoot(ProfileArguments.reordered(Array(CommandLine.arguments.dropFirst())))
         } catch {
             exit(withError: error)
         }
+        // A client's file pieces (a MiB or more) go straight back to the system when freed. Not the server's: it
+        // reuses its buffers, and a fixed threshold would turn each reallocation into a fresh mapping.
+        if !(command is ServerRun) { Writeback.returnLargeBuffers(atLeast: 1 << 20) }
         do {
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()
