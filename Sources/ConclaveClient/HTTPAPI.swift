@@ -56,6 +56,8 @@ struct HTTPAPI: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(10)
+        // A connection that goes silent mid-answer (a file's body that stops) fails instead of waiting forever.
+        configuration.timeout.read = .seconds(60)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
