@@ -54,6 +54,9 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     case safetyNumberMismatch(UserAddress)
     /// This device waits for approval by another device of its user.
     case pendingApproval
+    /// A single sign-on did not complete at the identity provider or on
+    /// the way back (the reason names the step).
+    case singleSignOn(String)
 
     public var description: String {
         switch self {
@@ -70,6 +73,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         case .unreadableConversation(let id):
             "this device's state of conversation \(id) is unreadable (a damaged local store?): its events are skipped; the other conversations go on"
         case .invalid(let what): "refused: \(what)"
+        case .singleSignOn(let what): "single sign-on: \(what)"
         case .file(let what): "file: \(what)"
         case .policy(let what): "not allowed by security-group policy: \(what)"
         case .networkKeyChanged(let domain):

@@ -126,6 +126,27 @@ public struct AdminClient: Sendable {
         try await api.put("/v1/admin/federation/mode", FederationModeChange(mode: mode))
     }
 
+    // MARK: Single sign-on and SCIM
+
+    /// The network's single sign-on settings (an `sso_off` error when off).
+    public func ssoSettings() async throws -> SSOSettings { try await api.get("/v1/admin/sso") }
+
+    public func setSSO(_ change: SetSSO) async throws -> SSOSettings { try await api.put("/v1/admin/sso", change) }
+
+    public func removeSSO() async throws {
+        let _: [String: Bool] = try await api.delete("/v1/admin/sso")
+    }
+
+    public func scimTokens() async throws -> [SCIMTokenInfo] { (try await api.get("/v1/admin/scim/tokens", as: SCIMTokenList.self)).tokens }
+
+    /// A new bearer token for the directory's SCIM client (shown once).
+    public func createSCIMToken() async throws -> SCIMTokenCreated { try await api.post("/v1/admin/scim/tokens") }
+
+    public func revokeSCIMToken(_ id: String) async throws {
+        let _: [String: String] = try await api.delete(
+            "/v1/admin/scim/tokens/" + (id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+    }
+
     /// The audit log, oldest first; with `since`, only entries from then on.
     public func audit(since: Date? = nil) async throws -> [AuditEntry] {
         let query = since.map { "?since=" + ConclaveJSON.formatTimestamp($0).replacingOccurrences(of: "+", with: "%2B") } ?? ""

@@ -1,10 +1,16 @@
 import ConclaveProtocol
+import Crypto
 import Foundation
 import MLS
 
 /// Hooks for tests that play a modified client. Not API.
 extension ConclaveClient {
     @_spi(Testing) public var sessionTokenForTesting: String? { account?.token }
+
+    /// The PKCE S256 challenge of a verifier, as ``loginWithSSO(server:deviceName:timeout:authorize:)`` sends it.
+    @_spi(Testing) public static func pkceChallengeForTesting(_ verifier: String) -> String {
+        base64URL(Array(SHA256.hash(data: Array(verifier.utf8))))
+    }
 
     /// Builds (but neither sends nor merges) an empty commit with a path,
     /// with the new epoch's GroupInfo.

@@ -128,19 +128,27 @@ public actor ConclaveClient {
 
     /// A new session for this profile's device (A10 in docs/server.md).
     private func signInAgain(password: String) async throws {
+        try await renewSession { account, signedAt, signature in
+            try await HTTPAPI(baseURL: account.server, token: nil).post(
+                "/v1/sessions",
+                DeviceSignIn(
+                    user: account.user.description, password: password, deviceId: account.device, signedAt: signedAt,
+                    signature: Base64Bytes(signature)))
+        }
+    }
+
+    /// Signs this profile's device in again through `request` (password or
+    /// single sign-on), with a fresh signature of the device's key, and
+    /// keeps the new session.
+    func renewSession(_ request: (Account, Int64, [UInt8]) async throws -> LoginResponse) async throws {
         let (account, signer, _) = try requireAccount()
         let signedAt = Int64((clock().timeIntervalSince1970 * 1000).rounded())
         let signature = try provider.signWithLabel(
             signer, label: DeviceSignIn.label, content: DeviceSignIn.content(user: account.user, device: account.device, signedAt: signedAt)
         )
-        let anonymous = HTTPAPI(baseURL: account.server, token: nil)
         let response: LoginResponse
         do {
-            response = try await anonymous.post(
-                "/v1/sessions",
-                DeviceSignIn(
-                    user: account.user.description, password: password, deviceId: account.device, signedAt: signedAt,
-                    signature: Base64Bytes(signature)))
+            response = try await request(account, signedAt, signature)
         } catch let error as ClientError where error.code == .notFound {
             throw ClientError.deviceRemoved
         }
@@ -189,17 +197,30 @@ public actor ConclaveClient {
             try await signInAgain(password: password)
             return []
         }
+        return try await registerDevice(server: server) { anonymous, signer, transfer, suite in
+            try await anonymous.post(
+                "/v1/login",
+                LoginRequest(
+                    user: user, password: password, deviceName: deviceName, signatureKey: Base64Bytes(signer.publicKey.bytes),
+                    cipherSuite: suite.rawValue, transferKey: Base64Bytes(transfer.publicKey.bytes)))
+        }
+    }
+
+    /// Registers this profile as a new device: fresh keys, the sign-in
+    /// request `signIn` makes with them (password or single sign-on), the
+    /// network's certificate checked, then key packages uploaded and the
+    /// user's conversations joined (unless the device waits for approval).
+    func registerDevice(
+        server: String,
+        signIn: (HTTPAPI, SignaturePrivateKey, HPKEKeyPair, CipherSuite) async throws -> LoginResponse
+    ) async throws -> [ClientEvent] {
         let anonymous = HTTPAPI(baseURL: server, token: nil)
         let wellKnown: WellKnown = try await anonymous.get("/.well-known/conclave")
         let suite = CipherSuite.x25519Aes128Sha256Ed25519
         let provider = try CipherSuiteProvider(suite)
         let signer = try provider.generateSignatureKey(random: random)
         let transfer = try provider.generateHPKEKeyPair(random: random)
-        let response: LoginResponse = try await anonymous.post(
-            "/v1/login",
-            LoginRequest(
-                user: user, password: password, deviceName: deviceName, signatureKey: Base64Bytes(signer.publicKey.bytes),
-                cipherSuite: suite.rawValue, transferKey: Base64Bytes(transfer.publicKey.bytes)))
+        let response = try await signIn(anonymous, signer, transfer, suite)
         let networkKey = NetworkPublicKey(domain: wellKnown.domain, rawKey: wellKnown.signingKey.bytes)
         guard let certificate = (try? UnverifiedDeviceCertificate(tlsSerialized: response.certificate.bytes))?.verified(by: networkKey),
             certificate.signatureKey == signer.publicKey, certificate.user == response.user, certificate.device == response.deviceId

@@ -22,6 +22,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case invalidRequestSignature = "invalid_request_signature"
     case staleRequest = "stale_request"
     case replayedRequest = "replayed_request"
+    case ssoFailed = "sso_failed"
     // 403
     case forbidden
     case inactiveDevice = "inactive_device"
@@ -35,9 +36,11 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case peerUnverified = "peer_unverified"
     case directConversation = "direct_conversation"
     case devicePending = "device_pending"
+    case passwordSignInOff = "password_sign_in_off"
     // 404
     case notFound = "not_found"
     case unknownNetwork = "unknown_network"
+    case ssoOff = "sso_off"
     // 405
     case methodNotAllowed = "method_not_allowed"
     // 409
@@ -69,6 +72,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case peerInvalid = "peer_invalid"
     case peerKeyMismatch = "peer_key_mismatch"
     case peerRefused = "peer_refused"
+    case providerUnavailable = "provider_unavailable"
     // 503
     case serverBusy = "server_busy"
     case notReady = "not_ready"
@@ -79,11 +83,12 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .badRequest, .invalidMLSMessage, .invalidCredential, .invalidKeyPackage, .invalidSettings, .invalidPolicy,
             .missingExternalSender, .unknownGroup, .peerMismatch:
             400
-        case .unauthenticated, .sessionExpired, .invalidCredentials, .invalidRequestSignature, .staleRequest, .replayedRequest: 401
+        case .unauthenticated, .sessionExpired, .invalidCredentials, .invalidRequestSignature, .staleRequest, .replayedRequest, .ssoFailed:
+            401
         case .forbidden, .inactiveDevice, .policySegmentation, .policySettings, .policyConflict, .policyFederation, .policyFiles,
-            .federationOff, .networkNotPinned, .peerUnverified, .directConversation, .devicePending:
+            .federationOff, .networkNotPinned, .peerUnverified, .directConversation, .devicePending, .passwordSignInOff:
             403
-        case .notFound, .unknownNetwork: 404
+        case .notFound, .unknownNetwork, .ssoOff: 404
         case .methodNotAllowed: 405
         case .conflict, .conversationExists, .userExists, .groupExists, .groupInUse, .keyInUse, .duplicateKeyPackage, .peerExists,
             .wrongEpoch, .pendingProposals, .keyPackageStockFull, .identityExists, .wrongOffset, .fileIncomplete:
@@ -92,7 +97,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .rangeNotSatisfiable: 416
         case .rateLimited: 429
         case .internal: 500
-        case .peerUnavailable, .peerInvalid, .peerKeyMismatch, .peerRefused: 502
+        case .peerUnavailable, .peerInvalid, .peerKeyMismatch, .peerRefused, .providerUnavailable: 502
         case .serverBusy, .notReady: 503
         }
     }
@@ -115,6 +120,10 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .invalidRequestSignature: "a server-to-server request is unsigned, badly signed, or signed with a key that is not pinned"
         case .staleRequest: "a server-to-server request's timestamp is too far from this server's clock"
         case .replayedRequest: "a server-to-server request was received before"
+        case .ssoFailed: "a single sign-on did not verify (its state, PKCE verifier or ID token): start the sign-in again"
+        case .passwordSignInOff: "this network signs users in through its identity provider only (`login --sso`)"
+        case .ssoOff: "single sign-on is not set up on this network"
+        case .providerUnavailable: "the identity provider did not answer, or answered with something that is not OpenID Connect"
         case .forbidden: "this session or network may not do that"
         case .inactiveDevice: "a device in the commit is unknown, deleted or suspended"
         case .policySegmentation: "the security groups' may-message policy does not allow these users to share a conversation"

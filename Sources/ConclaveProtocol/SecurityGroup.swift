@@ -338,9 +338,14 @@ public struct UserChange: Codable, Sendable, Hashable {
     /// devices, which stay pending until one of the user's devices approves
     /// them.
     public var password: String?
+    /// Unbinds the account from the identity-provider subject of its first
+    /// single sign-on (`user.sso_unlink`), so that another subject (a
+    /// re-created directory account) may sign in as this user.
+    public var ssoUnlink: Bool?
 
-    public init(group: SecurityGroupName? = nil, password: String? = nil) {
+    public init(group: SecurityGroupName? = nil, password: String? = nil, ssoUnlink: Bool? = nil) {
         self.group = group
         self.password = password
+        self.ssoUnlink = ssoUnlink
     }
 }

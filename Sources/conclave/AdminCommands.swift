@@ -37,6 +37,7 @@ struct AdminCommand: AsyncParsableCommand {
         abstract: "Manage a network: users and their devices, security groups, federation peers, the audit log.",
         subcommands: [
             AdminUserCommand.self, AdminGroupCommand.self, AdminFederationCommand.self, AdminAuditCommand.self, AdminNetworkCommand.self,
+            AdminSSOCommand.self, AdminSCIMCommand.self,
         ]
     )
 }
@@ -85,27 +86,33 @@ struct AdminUserCommand: AsyncParsableCommand {
     struct SetGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set",
-            abstract: "Move a user to another security group, or set a new password.",
+            abstract: "Move a user to another security group, set a new password, or unlink single sign-on.",
             discussion: """
                 --group takes effect at once: the server proposes removing the user from conversations the new group \
                 may not share, and tighter conversation settings where the new group's bounds require them. \
                 --password-file sets a new password (audited as user.password_reset): whoever holds it can sign in new \
-                devices, which stay waiting until one of the user's own devices approves them.
+                devices, which stay waiting until one of the user's own devices approves them. --sso-unlink lets another \
+                identity at the provider (a re-created directory account) sign in as this user (user.sso_unlink).
                 """)
         @OptionGroup var admin: AdminOptions
         @Argument var name: String
         @Option(name: .long, help: "The security group.") var group: String?
         @Option(name: .long, help: "A file holding the new password (8+ characters).") var passwordFile: String?
+        @Flag(name: .long, help: "Unbind the account from its identity-provider subject.") var ssoUnlink = false
 
         func run() async throws {
-            guard group != nil || passwordFile != nil else { throw ValidationError("give --group, --password-file, or both") }
+            guard group != nil || passwordFile != nil || ssoUnlink else {
+                throw ValidationError("give --group, --password-file or --sso-unlink")
+            }
             let target = try group.map { text in
                 guard let target = SecurityGroupName(text) else { throw ValidationError("not a security group name: \(text)") }
                 return target
             }
             let password = try passwordFile.map { try readSecretFile($0, what: "password") }
-            let user = try await admin.client().updateUser(try userName(name), UserChange(group: target, password: password))
+            let user = try await admin.client().updateUser(
+                try userName(name), UserChange(group: target, password: password, ssoUnlink: ssoUnlink ? true : nil))
             if password != nil { print("set a new password for \(user.address)") }
+            if ssoUnlink { print("\(user.address) is no longer bound to an identity at the provider") }
             if target != nil { print("\(user.address) is in security group \(user.group)") }
         }
     }

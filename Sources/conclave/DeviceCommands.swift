@@ -14,19 +14,45 @@ struct LoginCommand: AsyncParsableCommand {
             """)
     @OptionGroup var options: ProfileOptions
     @Option(name: .long, help: "The server's URL.") var server: String
-    @Option(name: .long, help: "NAME@DOMAIN.") var user: String
-    @Option(name: .long, help: "A file holding the password.") var passwordFile: String
+    @Option(name: .long, help: "NAME@DOMAIN (with a password).") var user: String?
+    @Option(name: .long, help: "A file holding the password.") var passwordFile: String?
+    @Flag(
+        name: .long,
+        help: "Sign in through the network's identity provider: open the printed URL in a browser; the redirect comes back to this machine."
+    )
+    var sso = false
+    @Option(name: .long, help: "With --sso: seconds to wait for the provider (default 300).") var ssoTimeout: Int = 300
     @Option(name: .long, help: "A name for this device.") var deviceName: String = ProcessInfo.processInfo.hostName
     @Flag(name: .long, help: "Print one JSON object: device, user, pending, approval_code.") var json = false
 
+    func validate() throws {
+        if sso {
+            guard passwordFile == nil else { throw ValidationError("--sso signs in at the identity provider: leave --password-file out") }
+            guard (10...3600).contains(ssoTimeout) else { throw ValidationError("--sso-timeout must be 10 to 3600 seconds") }
+        } else {
+            guard let user, UserAddress(user) != nil else { throw ValidationError("--user must be NAME@DOMAIN (or use --sso)") }
+            guard passwordFile != nil else { throw ValidationError("give --password-file FILE (or use --sso)") }
+        }
+    }
+
     func run() async throws {
-        guard UserAddress(user) != nil else { throw ValidationError("--user must be NAME@DOMAIN") }
-        let password = try readSecretFile(passwordFile, what: "password")
         try await options.withClient(sync: false, creating: true) { client in
             let existing = await client.device
-            let events = try await client.login(server: server, user: user, password: password, deviceName: deviceName)
+            let events: [ClientEvent]
+            if sso {
+                let json = json
+                events = try await client.loginWithSSO(server: server, deviceName: deviceName, timeout: .seconds(ssoTimeout)) { url in
+                    // With --json the URL goes to stderr, so that stdout stays one JSON object.
+                    let text = "open this address in a browser to sign in (waiting for the provider):\n\(url)\n"
+                    if json { FileHandle.standardError.write(Data(text.utf8)) } else { print(text, terminator: "") }
+                    fflush(nil)
+                }
+            } else {
+                let password = try readSecretFile(passwordFile ?? "", what: "password")
+                events = try await client.login(server: server, user: user ?? "", password: password, deviceName: deviceName)
+            }
             let device = await client.device?.description ?? "?"
-            let address = await client.user?.description ?? user
+            let address = await client.user?.description ?? user ?? "?"
             let code = await client.approvalCode
             if json {
                 try printJSON(LoginLine(device: device, user: address, pending: code != nil, approvalCode: code))

@@ -42,13 +42,19 @@ final class AdminService: Sendable {
     }
 
     func createUser(_ body: CreateUser) async throws -> UserInfo {
-        guard (8...1024).contains(body.password.count) else { throw APIError.badRequest("a password has 8 to 1024 characters") }
         guard let group = SecurityGroupName(body.group ?? "default") else { throw APIError.badRequest("not a security group name") }
-        let record = UserRecord(
-            name: body.name, passwordHash: try await authentication.hashPassword(body.password), securityGroup: group.value,
-            suspended: false,
-            createdAt: audit.clock.now)
-        let draft = audit.draft("user.create", "user:\(body.name)", before: nil, after: AuditedUser(record))
+        return try await createAccount(body.name, password: body.password, group: group)
+    }
+
+    /// Creates an account in `group`. Without a password (single sign-on,
+    /// SCIM) it signs in through the identity provider only, until an
+    /// administrator sets one.
+    func createAccount(_ name: UserName, password: String?, group: SecurityGroupName, actor: String = "admin") async throws -> UserInfo {
+        if let password, !(8...1024).contains(password.count) { throw APIError.badRequest("a password has 8 to 1024 characters") }
+        var hash = PasswordHasher.noPassword
+        if let password { hash = try await authentication.hashPassword(password) }
+        let record = UserRecord(name: name, passwordHash: hash, securityGroup: group.value, suspended: false, createdAt: audit.clock.now)
+        let draft = audit.draft("user.create", "user:\(name)", before: nil, after: AuditedUser(record), actor: actor)
         do {
             try await store.createUser(record, audit: draft)
         } catch StoreError.conflict {
@@ -61,14 +67,19 @@ final class AdminService: Sendable {
     }
 
     /// Moves a user to another security group, enforced at once.
-    func updateUser(_ name: UserName, _ change: UserChange) async throws -> UserInfo {
+    func updateUser(_ name: UserName, _ change: UserChange, actor: String = "admin") async throws -> UserInfo {
         guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
         if let password = change.password {
             guard (8...1024).contains(password.count) else { throw APIError.badRequest("a password has 8 to 1024 characters") }
-            let draft = audit.draft("user.password_reset", "user:\(name)", before: nil, after: nil)
+            let draft = audit.draft("user.password_reset", "user:\(name)", before: nil, after: nil, actor: actor)
             guard try await store.setPasswordHash(of: name, to: try await authentication.hashPassword(password), audit: draft) else {
                 throw APIError.notFound("user")
             }
+            audit.appended(draft)
+        }
+        if change.ssoUnlink == true {
+            let draft = audit.draft("user.sso_unlink", "user:\(name)", before: nil, after: nil, actor: actor)
+            guard try await store.setSSOSubject(of: name, to: nil, audit: draft) else { throw APIError.notFound("user") }
             audit.appended(draft)
         }
         guard let group = change.group, group.value != before.securityGroup else {
@@ -76,7 +87,7 @@ final class AdminService: Sendable {
         }
         var after = before
         after.securityGroup = group.value
-        let draft = audit.draft("user.update", "user:\(name)", before: AuditedUser(before), after: AuditedUser(after))
+        let draft = audit.draft("user.update", "user:\(name)", before: AuditedUser(before), after: AuditedUser(after), actor: actor)
         do {
             try await store.setSecurityGroup(of: name, to: group, audit: draft)
         } catch StoreError.notFound(let what) {
@@ -87,12 +98,13 @@ final class AdminService: Sendable {
         return userInfo(after, devices: try await store.devices(of: name).count)
     }
 
-    func setSuspended(_ name: UserName, _ suspended: Bool) async throws -> UserInfo {
+    func setSuspended(_ name: UserName, _ suspended: Bool, actor: String = "admin") async throws -> UserInfo {
         guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
         var after = before
         after.suspended = suspended
         let draft = audit.draft(
-            suspended ? "user.suspend" : "user.unsuspend", "user:\(name)", before: AuditedUser(before), after: AuditedUser(after))
+            suspended ? "user.suspend" : "user.unsuspend", "user:\(name)", before: AuditedUser(before), after: AuditedUser(after),
+            actor: actor)
         guard try await store.setSuspended(name, suspended, audit: draft), let user = try await store.user(named: name) else {
             throw APIError.notFound("user")
         }
@@ -105,13 +117,14 @@ final class AdminService: Sendable {
         return userInfo(user, devices: devices.count)
     }
 
-    func deleteUser(_ name: UserName) async throws {
+    func deleteUser(_ name: UserName, actor: String = "admin") async throws {
         guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
         let devices = try await store.devices(of: name).map(\.id)
         let conversations = try await store.conversations(withDevices: devices)
         // Asked while the user's memberships elsewhere are still recorded.
         try await gateway.requestRemoteRemoval(of: devices, user: name)
-        let draft = audit.draft("user.delete", "user:\(name)", before: AuditedUser(before, devices: devices.count), after: nil)
+        let draft = audit.draft(
+            "user.delete", "user:\(name)", before: AuditedUser(before, devices: devices.count), after: nil, actor: actor)
         guard let deleted = try await store.deleteUser(name, audit: draft) else { throw APIError.notFound("user") }
         try await deprovisioning.cutOff(deleted, conversations: conversations)
         audit.appended(draft)
@@ -130,7 +143,31 @@ final class AdminService: Sendable {
         return deleted.count
     }
 
-    private func userInfo(_ user: UserRecord, devices: Int) -> UserInfo {
+    // MARK: SCIM tokens
+
+    /// A new bearer token for the organisation's directory (SCIM): shown
+    /// once, stored as its hash (audited `scim.token_create`).
+    func createSCIMToken() async throws -> SCIMTokenCreated {
+        let (id, token, now) = ("scim-" + String(Tokens.random().prefix(12)), Tokens.random(), audit.clock.now)
+        let draft = audit.draft("scim.token_create", "scim_token:\(id)", before: nil, after: nil)
+        try await store.createSCIMToken(id: id, tokenHash: Tokens.hash(token), createdAt: now, audit: draft)
+        audit.appended(draft)
+        return SCIMTokenCreated(id: id, token: token, createdAt: now)
+    }
+
+    func scimTokens() async throws -> SCIMTokenList {
+        SCIMTokenList(tokens: try await store.scimTokens().map { SCIMTokenInfo(id: $0.id, createdAt: $0.createdAt) })
+    }
+
+    /// Revokes a directory token at once (audited `scim.token_revoke`).
+    func revokeSCIMToken(_ id: String) async throws {
+        guard id.utf8.count <= 64 else { throw APIError.notFound("SCIM token") }
+        let draft = audit.draft("scim.token_revoke", "scim_token:\(id)", before: nil, after: nil)
+        guard try await store.revokeSCIMToken(id: id, audit: draft) else { throw APIError.notFound("SCIM token") }
+        audit.appended(draft)
+    }
+
+    func userInfo(_ user: UserRecord, devices: Int) -> UserInfo {
         UserInfo(
             name: user.name, address: identity.address(user.name), group: user.securityGroup, suspended: user.suspended, devices: devices,
             createdAt: user.createdAt)

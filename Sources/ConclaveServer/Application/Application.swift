@@ -177,8 +177,14 @@ func composeServices(
     let approvals = DeviceApprovals(
         store: store, identity: identity, clock: clock, audit: audit, hub: hub, policy: policy, gateway: gateway,
         deprovisioning: deprovisioning, logger: logger)
+    let admin = AdminService(
+        store: store, identity: identity, audit: audit, authentication: authentication, enforcement: enforcement,
+        deprovisioning: deprovisioning, gateway: gateway, logger: logger)
     return ConclaveAPI(
-        identity: identity, authentication: authentication, approvals: approvals,
+        identity: identity, authentication: authentication,
+        singleSignOn: SingleSignOn(
+            store: store, identity: identity, audit: audit, authentication: authentication, admin: admin, logger: logger),
+        approvals: approvals,
         keyPackages: KeyPackageDirectory(
             store: store, identity: identity, clock: clock, policy: policy, gateway: gateway, claims: claims, stock: limits.keyPackageStock),
         conversations: ConversationRequests(delivery: delivery, gateway: gateway),
@@ -186,10 +192,8 @@ func composeServices(
         inbox: InboxService(store: store, hub: hub, clock: clock, limits: limits, metrics: metrics), policy: policy,
         enforcement: enforcement,
         deprovisioning: deprovisioning,
-        admin: AdminService(
-            store: store, identity: identity, audit: audit, authentication: authentication, enforcement: enforcement,
-            deprovisioning: deprovisioning, gateway: gateway, logger: logger),
-        directory: directory, gateway: gateway, trustedProxies: configuration.trustedProxies, clockOffset: configuration.clockOffset,
+        admin: admin, scim: SCIMService(store: store, admin: admin, policy: policy), directory: directory, gateway: gateway,
+        trustedProxies: configuration.trustedProxies, clockOffset: configuration.clockOffset,
         store: store, metrics: metrics, ready: ready, metricsOnOwnListener: configuration.metricsListen != nil,
         accessLogger: accessLogger)
 }

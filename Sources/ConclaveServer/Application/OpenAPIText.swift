@@ -9,7 +9,7 @@ extension OpenAPIDocument {
   "info": {
     "title": "Conclave API",
     "version": "1",
-    "description": "The HTTP API of a Conclave server: an end-to-end encrypted messaging network built on MLS (RFC 9420). The server is the network's Authentication Service (accounts, devices and their certificates, the key package directory) and Delivery Service (one commit per epoch, fan-out of MLS messages to per-device inboxes); it never sees plaintext.\n\nConventions: JSON bodies with snake_case keys; absent optional values are left out (never `null`); times are RFC 3339 strings in UTC with milliseconds; binary values are standard base64 strings holding RFC 9420 encodings (the media type `message/mls` marks an MLSMessage). Every error is `{\"error\": {\"code\", \"message\", …}}` (schema `Error`); the codes are a closed set, each with one status (`ErrorDetail.code`). Request bodies are limited to 1 MiB (413 `too_large`), except the bytes of a file upload (`PUT /v1/conversations/{id}/files/{file}/content`). A shared file's sealed bytes travel raw (`application/octet-stream`), never in JSON. Unknown routes are answered 404 `not_found`, wrong methods 405 `method_not_allowed`.\n\nAuthentication: client routes take a device session token from `POST /v1/login` (`Authorization: Bearer <token>`); `/v1/admin/…` routes take the administrator token instead; `/v1/federation/…` routes are called by the servers of peer networks, every request signed with the origin network's key (security scheme `federation`). Rule numbers (A1–A5 Authentication Service, K1–K2 key packages, D1–D18 Delivery Service, P1–P3 security-group policy, S1–S7 shared files) are those in docs/server.md; F1–F5 (federation) those in docs/federation.md.\n\nFederation: users of other networks are named by address (`bob@globex.example`). A conversation lives on its creator's network, the host, whose Delivery Service orders it. A member of another network talks only to its own server, which relays the member's requests about the conversation, signed, to the host (`POST /v1/federation/conversations/{id}/…`) and answers with the host's answer; the host's refusals come back with the same code (and so the same status), the message prefixed with the host's domain (`globex.example refused: …`), except refusals about the servers themselves (401, 5xx), which become 502 `peer_refused`; a host that does not answer is 502 `peer_unavailable`. The host hands each message for another network's devices to that network (`POST /v1/federation/deliver`) through a durable outbox. Each network applies its own security groups' `federation` setting to its own users (F5)."
+    "description": "The HTTP API of a Conclave server: an end-to-end encrypted messaging network built on MLS (RFC 9420). The server is the network's Authentication Service (accounts, devices and their certificates, the key package directory) and Delivery Service (one commit per epoch, fan-out of MLS messages to per-device inboxes); it never sees plaintext.\n\nConventions: JSON bodies with snake_case keys; absent optional values are left out (never `null`); times are RFC 3339 strings in UTC with milliseconds; binary values are standard base64 strings holding RFC 9420 encodings (the media type `message/mls` marks an MLSMessage). Every error is `{\"error\": {\"code\", \"message\", …}}` (schema `Error`); the codes are a closed set, each with one status (`ErrorDetail.code`). Request bodies are limited to 1 MiB (413 `too_large`), except the bytes of a file upload (`PUT /v1/conversations/{id}/files/{file}/content`). A shared file's sealed bytes travel raw (`application/octet-stream`), never in JSON. Unknown routes are answered 404 `not_found`, wrong methods 405 `method_not_allowed`.\n\nAuthentication: client routes take a device session token from `POST /v1/login` or, with single sign-on, `POST /v1/sso/finish` (`Authorization: Bearer <token>`); `/v1/admin/…` routes take the administrator token instead; `/v1/federation/…` routes are called by the servers of peer networks, every request signed with the origin network's key (security scheme `federation`). Rule numbers (A1–A5 Authentication Service, K1–K2 key packages, D1–D18 Delivery Service, P1–P3 security-group policy, S1–S7 shared files, O1–O9 single sign-on) are those in docs/server.md; F1–F5 (federation) those in docs/federation.md.\n\nFederation: users of other networks are named by address (`bob@globex.example`). A conversation lives on its creator's network, the host, whose Delivery Service orders it. A member of another network talks only to its own server, which relays the member's requests about the conversation, signed, to the host (`POST /v1/federation/conversations/{id}/…`) and answers with the host's answer; the host's refusals come back with the same code (and so the same status), the message prefixed with the host's domain (`globex.example refused: …`), except refusals about the servers themselves (401, 5xx), which become 502 `peer_refused`; a host that does not answer is 502 `peer_unavailable`. The host hands each message for another network's devices to that network (`POST /v1/federation/deliver`) through a durable outbox. Each network applies its own security groups' `federation` setting to its own users (F5)."
   },
   "servers": [
     {
@@ -203,7 +203,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "login",
         "summary": "Sign in and register a device",
-        "description": "Authentication Service. Checks the user's password and registers a new device: the server picks its DeviceID, issues a DeviceCertificate binding the user, the device and the given signature key (signed by the network key), and opens a session bound to that device. No authentication header.\n\nRules: A1 — failed sign-ins are counted per source address, per user name and per pair: an address with too many failures waits out the window, an address that keeps failing for one name waits longer each time, and a name guessed from many addresses may be tried only from addresses that have not failed for it (429 `rate_limited` with `Retry-After`); A2 — a wrong name or password is one answer, 401 `invalid_credentials` (the password hash is computed even for unknown users, with the same cost, so that timing does not tell which names exist); A6 — passwords are hashed on a bounded pool of their own: when its queue is full the answer is 429 `rate_limited` at once; A7 — a suspended account is answered as a wrong password (401 `invalid_credentials`); A4 — the signature key's length must fit the cipher suite; A5 — a signature key belongs to one device only (409 `key_in_use`).",
+        "description": "Authentication Service. Checks the user's password and registers a new device: the server picks its DeviceID, issues a DeviceCertificate binding the user, the device and the given signature key (signed by the network key), and opens a session bound to that device. No authentication header.\n\nRules: A1 — failed sign-ins are counted per source address, per user name and per pair: an address with too many failures waits out the window, an address that keeps failing for one name waits longer each time, and a name guessed from many addresses may be tried only from addresses that have not failed for it (429 `rate_limited` with `Retry-After`); A2 — a wrong name or password is one answer, 401 `invalid_credentials` (the password hash is computed even for unknown users, with the same cost, so that timing does not tell which names exist); A6 — passwords are hashed on a bounded pool of their own: when its queue is full the answer is 429 `rate_limited` at once; A7 — a suspended account is answered as a wrong password (401 `invalid_credentials`); A4 — the signature key's length must fit the cipher suite; A5 — a signature key belongs to one device only (409 `key_in_use`). When the network's single sign-on settings turn passwords off (`passwords_allowed` false, `PUT /v1/admin/sso`), the answer is 403 `password_sign_in_off` before the password is checked: sign in with `POST /v1/sso/start` and `POST /v1/sso/finish`.",
         "tags": [
           "Authentication"
         ],
@@ -252,6 +252,26 @@ extension OpenAPIDocument {
                       "error": {
                         "code": "invalid_credentials",
                         "message": "wrong user name or password"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "`password_sign_in_off`: this network's single sign-on settings turn password sign-in off; sign in through the identity provider (`POST /v1/sso/start`).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "password_sign_in_off": {
+                    "value": {
+                      "error": {
+                        "code": "password_sign_in_off",
+                        "message": "this network signs users in through its identity provider: use `login --sso`"
                       }
                     }
                   }
@@ -370,7 +390,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "signInDevice",
         "summary": "Sign an existing device in again",
-        "description": "Authentication Service. A new session for a device that exists (its session expired, or its user was suspended and restored): the user's password and a proof that the caller holds the device's signature key. The device keeps its leaves, conversations and unread inbox. No authentication header.\n\nRules: A1, A2, A6 and A7 as for `POST /v1/login`; A10 — the device exists and is the user's (404 `not_found` otherwise: sign in as a new device), and `signature` is SignWithLabel(device signature key, \"Conclave device sign-in\", UTF-8 of `<user address>\\n<device id>\\n<signed_at>`) verifying with the device's registered key, with `signed_at` within five minutes of the server's clock (403 `forbidden` otherwise).",
+        "description": "Authentication Service. A new session for a device that exists (its session expired, or its user was suspended and restored): the user's password and a proof that the caller holds the device's signature key. The device keeps its leaves, conversations and unread inbox. No authentication header.\n\nRules: A1, A2, A6 and A7 as for `POST /v1/login`; A10 — the device exists and is the user's (404 `not_found` otherwise: sign in as a new device), and `signature` is SignWithLabel(device signature key, \"Conclave device sign-in\", UTF-8 of `<user address>\\n<device id>\\n<signed_at>`) verifying with the device's registered key, with `signed_at` within five minutes of the server's clock (403 `forbidden` otherwise). When the network's single sign-on settings turn passwords off, the answer is 403 `password_sign_in_off` before the password is checked: an existing device signs in again with `POST /v1/sso/finish` (`device_id`, `signed_at`, `signature`).",
         "tags": [
           "Authentication"
         ],
@@ -437,7 +457,7 @@ extension OpenAPIDocument {
             }
           },
           "403": {
-            "description": "`forbidden` (A10): the signature does not verify with the device's key, or `signed_at` is not within five minutes.",
+            "description": "`forbidden` (A10): the signature does not verify with the device's key, or `signed_at` is not within five minutes; `password_sign_in_off`: this network's single sign-on settings turn password sign-in off (sign in through the identity provider, `POST /v1/sso/finish`).",
             "content": {
               "application/json": {
                 "schema": {
@@ -449,6 +469,14 @@ extension OpenAPIDocument {
                       "error": {
                         "code": "forbidden",
                         "message": "the request is not signed by this device's key, or not within five minutes"
+                      }
+                    }
+                  },
+                  "password_sign_in_off": {
+                    "value": {
+                      "error": {
+                        "code": "password_sign_in_off",
+                        "message": "this network signs users in through its identity provider: use `login --sso`"
                       }
                     }
                   }
@@ -495,6 +523,336 @@ extension OpenAPIDocument {
                 }
               }
             }
+          }
+        }
+      }
+    },
+    "/v1/sso/start": {
+      "post": {
+        "operationId": "ssoStart",
+        "summary": "Start a single sign-on",
+        "description": "Authentication Service. Starts a sign-in at the network's OpenID Connect provider (single sign-on, set by `PUT /v1/admin/sso`): the server is the provider's confidential client; the device listens on a loopback redirect URI and keeps the PKCE verifier. The answer is where to send the user's browser; the provider sends it back to `redirect_uri` with `code` and `state`, which the device hands to `POST /v1/sso/finish` within 10 minutes. No authentication header.\n\nRules: O2 — the redirect URI is `http://` on a loopback host with an explicit port (RFC 8252 §7.3), the challenge is an S256 PKCE challenge; O3 — the state and the ID token nonce are random and single-use, and expire after 10 minutes; started sign-ins are limited per source address (a burst of 20, then one a second: 429 `rate_limited` with `Retry-After`).",
+        "tags": [
+          "Authentication"
+        ],
+        "security": [],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/SSOStart"
+              }
+            }
+          }
+        },
+        "responses": {
+          "201": {
+            "description": "The sign-in is started: send the user to `authorization_url`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/SSOStarted"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: invalid body, a `redirect_uri` that is not `http://` on a loopback host with an explicit port, or a `code_challenge` that is not 43 base64url characters.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "bad_request": {
+                    "value": {
+                      "error": {
+                        "code": "bad_request",
+                        "message": "redirect_uri must be http://127.0.0.1:PORT/… (or [::1], localhost) with an explicit port"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`sso_off`: single sign-on is not set up on this network (sign in with a password).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "sso_off": {
+                    "value": {
+                      "error": {
+                        "code": "sso_off",
+                        "message": "single sign-on is not set up on this network: sign in with a password"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "429": {
+            "description": "`rate_limited` (O3): too many sign-ins started from this address; try again after `Retry-After`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "rate_limited": {
+                    "value": {
+                      "error": {
+                        "code": "rate_limited",
+                        "message": "too many sign-ins started from this address"
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {
+                  "type": "integer",
+                  "minimum": 1
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "502": {
+            "description": "`provider_unavailable`: the provider does not answer, or its discovery document is not OpenID Connect discovery JSON, names another issuer, or has endpoints that are not https.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "provider_unavailable": {
+                    "value": {
+                      "error": {
+                        "code": "provider_unavailable",
+                        "message": "the identity provider did not answer (or answered over 1 MiB)"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/sso/finish": {
+      "post": {
+        "operationId": "ssoFinish",
+        "summary": "Finish a single sign-on",
+        "description": "Authentication Service. Finishes a sign-in started with `POST /v1/sso/start`: the server takes the sign-in by its state (single-use: whatever the answer, a new attempt starts again), checks the PKCE verifier against its challenge, exchanges the code at the provider's token endpoint and verifies the ID token; then it registers a new device of the user and opens its session, as `POST /v1/login` does (pending when the user has an identity key, A14), or, with `device_id`, opens a new session for an existing device of the user, as `POST /v1/sessions` does (A10). The provider's password never reaches this server. No authentication header.\n\nRules: O4 — the ID token is signed by one of the provider's keys with RS256 or ES256, and its `iss`, `aud` (this client only), `azp`, `exp`, `iat` and `nonce` are this sign-in's; O5 — the user name comes from the configured `user_claim` and must be a valid user name here; O6 — an unknown user gets an account (without a password, in the mapped group or `default`) only when `create_accounts` is set; O7 — the first single sign-on binds the account to the provider's subject (`sub`), and another subject with the same user name is refused until an administrator unlinks it (`PATCH /v1/admin/users/{name}` with `sso_unlink`); O8 — with a `group_claim`, the account moves to the group of the first mapping whose value the claim holds; a suspended account cannot sign in. Failed sign-ins (401 `sso_failed`) count against the source address as in A1 (429 `rate_limited` with `Retry-After`); A4 and A5 apply to a new device's key.",
+        "tags": [
+          "Authentication"
+        ],
+        "security": [],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/SSOFinish"
+              }
+            }
+          }
+        },
+        "responses": {
+          "201": {
+            "description": "The device is signed in: a new device registered, or a new session for the existing device.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/LoginResponse"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: invalid body, a `code` not 1 to 2048 bytes, neither a complete new device (`device_name`, `signature_key`, `cipher_suite`) nor a complete existing one (`device_id`, `signed_at`, `signature`), an unsupported cipher suite, a bad `device_name`, a signature key that does not fit the suite (A4), or no 32-byte `transfer_key` for a user with an identity key; `unknown_group`: the security group the provider's claim maps to no longer exists.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "bad_request": {
+                    "value": {
+                      "error": {
+                        "code": "bad_request",
+                        "message": "a new device sends device_name, signature_key and cipher_suite"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "`sso_failed`: the sign-in is unknown, finished already or expired, the PKCE verifier does not match its challenge, the provider refused the code, the ID token does not verify (O4), it names no valid user name (O5), or the user has no account here and accounts are not created at sign-in (O6). Start the sign-in again.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "sso_failed": {
+                    "value": {
+                      "error": {
+                        "code": "sso_failed",
+                        "message": "this sign-in is unknown, finished already, or expired: start again"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "`forbidden`: the account is suspended, or it is bound to another subject at the provider (O7: an administrator can unlink it); for an existing device, the signature does not verify with the device's key or `signed_at` is not within five minutes (A10).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "forbidden": {
+                    "value": {
+                      "error": {
+                        "code": "forbidden",
+                        "message": "this account is bound to another identity at the provider; an administrator can unlink it (admin user set --sso-unlink)"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`sso_off`: single sign-on is not set up on this network; `not_found` (A10): the existing device (`device_id`) no longer exists or is not the user's: sign in as a new device.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "sso_off": {
+                    "value": {
+                      "error": {
+                        "code": "sso_off",
+                        "message": "single sign-on is not set up on this network: sign in with a password"
+                      }
+                    }
+                  },
+                  "not_found": {
+                    "value": {
+                      "error": {
+                        "code": "not_found",
+                        "message": "this device no longer exists: sign in as a new device"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "`key_in_use` (A5): the signature key belongs to another device; `user_exists`: the account was created by another request during this sign-in (O6).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "key_in_use": {
+                    "value": {
+                      "error": {
+                        "code": "key_in_use",
+                        "message": "this signature key belongs to another device"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "429": {
+            "description": "`rate_limited`: too many failed single sign-ins from this address; try again after `Retry-After`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "rate_limited": {
+                    "value": {
+                      "error": {
+                        "code": "rate_limited",
+                        "message": "too many failed sign-ins; try again later"
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {
+                  "type": "integer",
+                  "minimum": 1
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "502": {
+            "description": "`provider_unavailable`: the provider does not answer, its token endpoint answers with an error other than a refused code, its token response holds no `id_token`, or its discovery document or key set (JWKS) is not valid.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "provider_unavailable": {
+                    "value": {
+                      "error": {
+                        "code": "provider_unavailable",
+                        "message": "the provider's token endpoint answered 503"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
           }
         }
       }
@@ -3321,7 +3679,7 @@ extension OpenAPIDocument {
       "patch": {
         "operationId": "adminUpdateUser",
         "summary": "Change a user",
-        "description": "Moves the account to another security group (`group`); an absent `group`, or the user's current one, changes nothing. Takes effect at once: in every conversation of the affected accounts, the server proposes (as the group's external sender) the removal of the members who may no longer share it under the groups' `may_message` or `federation` (in a conversation hosted by another network, this network asks the host to remove its users who may no longer reach a member's network), and, where the conversation's settings are now outside the remaining members' bounds, a GroupContextExtensions proposal with the nearest settings inside them; members' clients commit the proposals. Recorded in the audit log (`user.update`). Administrator API: authenticated by the administrator token.",
+        "description": "Moves the account to another security group (`group`); an absent `group`, or the user's current one, changes nothing. Takes effect at once: in every conversation of the affected accounts, the server proposes (as the group's external sender) the removal of the members who may no longer share it under the groups' `may_message` or `federation` (in a conversation hosted by another network, this network asks the host to remove its users who may no longer reach a member's network), and, where the conversation's settings are now outside the remaining members' bounds, a GroupContextExtensions proposal with the nearest settings inside them; members' clients commit the proposals. Recorded in the audit log (`user.update`). With `sso_unlink`, unbinds the account from the identity-provider subject its first single sign-on bound it to (O7; audited `user.sso_unlink`), so that another subject may sign in as this user. Administrator API: authenticated by the administrator token.",
         "tags": [
           "Admin"
         ],
@@ -4168,11 +4526,353 @@ extension OpenAPIDocument {
         }
       }
     },
+    "/v1/admin/sso": {
+      "get": {
+        "operationId": "adminSSO",
+        "summary": "Single sign-on settings",
+        "description": "The network's single sign-on settings (OpenID Connect), without the client secret. Administrator API: authenticated by the administrator token.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/SSOSettings"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "404": {
+            "description": "`sso_off`: single sign-on is not set up on this network.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "sso_off": {
+                    "value": {
+                      "error": {
+                        "code": "sso_off",
+                        "message": "single sign-on is not set up on this network: sign in with a password"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      },
+      "put": {
+        "operationId": "adminSetSSO",
+        "summary": "Set single sign-on",
+        "description": "Sets up or changes single sign-on with an OpenID Connect provider (O1): the fields given change, the others keep their value (or take their default the first time; `issuer`, `client_id` and `client_secret` are then required). The values are checked and the provider's discovery document is fetched and checked before anything is stored. Clients then sign in with `POST /v1/sso/start` and `POST /v1/sso/finish`; with `passwords_allowed` false, password sign-in (`POST /v1/login`, `POST /v1/sessions`) answers 403 `password_sign_in_off`. Recorded in the audit log (`sso.set`, never with the secret). Administrator API: authenticated by the administrator token.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/SetSSO"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK: the settings as now stored.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/SSOSettings"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: invalid body, an issuer that is not an https URL (http only on a loopback host), no `issuer`, `client_id` or `client_secret` the first time, a value of the wrong length, scopes without `openid` or over 16, a claim name that is not 1 to 64 printable ASCII characters, or more than 256 group mappings; `unknown_group`: a mapping names a security group that does not exist.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "bad_request": {
+                    "value": {
+                      "error": {
+                        "code": "bad_request",
+                        "message": "client_secret is required the first time (1 to 1024 bytes)"
+                      }
+                    }
+                  },
+                  "unknown_group": {
+                    "value": {
+                      "error": {
+                        "code": "unknown_group",
+                        "message": "security group staff does not exist"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "502": {
+            "description": "`provider_unavailable`: the issuer's discovery document cannot be fetched, is not OpenID Connect discovery JSON, names another issuer, or has endpoints that are not https; nothing is stored.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "provider_unavailable": {
+                    "value": {
+                      "error": {
+                        "code": "provider_unavailable",
+                        "message": "the provider's discovery document names another issuer than the one configured"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      },
+      "delete": {
+        "operationId": "adminRemoveSSO",
+        "summary": "Turn single sign-on off",
+        "description": "Removes the single sign-on settings: password sign-in is again the only way in (accounts created by single sign-on have no password until an administrator sets one with `PATCH /v1/admin/users/{name}`). Sessions and devices stay. Recorded in the audit log (`sso.remove`). Administrator API: authenticated by the administrator token.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/SSORemoved"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "404": {
+            "description": "`sso_off`: single sign-on is not set up on this network.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "sso_off": {
+                    "value": {
+                      "error": {
+                        "code": "sso_off",
+                        "message": "single sign-on is not set up on this network: sign in with a password"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/admin/scim/tokens": {
+      "get": {
+        "operationId": "adminListSCIMTokens",
+        "summary": "List directory (SCIM) tokens",
+        "description": "The tokens with which the organisation's directory provisions accounts and security groups over SCIM 2.0 (`/scim/v2/…`, described by its own discovery endpoints): their ids and creation times, never the tokens. Administrator API: authenticated by the administrator token.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/SCIMTokenList"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      },
+      "post": {
+        "operationId": "adminCreateSCIMToken",
+        "summary": "Create a directory (SCIM) token",
+        "description": "Creates a bearer token for the organisation's directory (SCIM 2.0 under `/scim/v2/…`). No request body. The token is in this answer only; the server keeps its hash. Recorded in the audit log (`scim.token_create`). Administrator API: authenticated by the administrator token.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "201": {
+            "description": "The token is created: give it to the directory now, it is not shown again.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/SCIMTokenCreated"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/admin/scim/tokens/{id}": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The token's id (`SCIMTokenInfo.id`).",
+          "schema": {
+            "type": "string"
+          }
+        }
+      ],
+      "delete": {
+        "operationId": "adminRevokeSCIMToken",
+        "summary": "Revoke a directory (SCIM) token",
+        "description": "Revokes a directory token at once: the directory's next request with it is refused. Recorded in the audit log (`scim.token_revoke`). Administrator API: authenticated by the administrator token.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/SCIMTokenRevoked"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "404": {
+            "description": "`not_found`: no token has this id.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "not_found": {
+                    "value": {
+                      "error": {
+                        "code": "not_found",
+                        "message": "SCIM token not found"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
     "/v1/admin/audit": {
       "get": {
         "operationId": "adminAuditLog",
         "summary": "Audit log",
-        "description": "The administrators' audit log, oldest first: every change made through the admin API (accounts, security groups and federation; a network pinned on first use in `open` mode is not recorded), with the target's state before and after. The entries form a hash chain signed by the network key (see `AuditEntry`): a client checks it from `seq` 1, recomputing each `hash`, checking each `prev_hash` against the previous entry's `hash` and each `signature` against the `signing_key` of `/.well-known/conclave`; recording the last `hash` lets it detect a later truncation. With `since`, only the entries at or after that time (a chain can then be checked only from an entry already verified). Administrator API: authenticated by the administrator token.",
+        "description": "The administrators' audit log, oldest first: every change made through the admin API (accounts, security groups, federation, single sign-on settings and SCIM tokens; a network pinned on first use in `open` mode is not recorded) and the account and group changes made by single sign-on and the SCIM directory (actors `sso` and `scim`), with the target's state before and after. The entries form a hash chain signed by the network key (see `AuditEntry`): a client checks it from `seq` 1, recomputing each `hash`, checking each `prev_hash` against the previous entry's `hash` and each `signature` against the `signing_key` of `/.well-known/conclave`; recording the last `hash` lets it detect a later truncation. With `since`, only the entries at or after that time (a chain can then be checked only from an entry already verified). Administrator API: authenticated by the administrator token.",
         "tags": [
           "Admin"
         ],
@@ -5771,7 +6471,7 @@ extension OpenAPIDocument {
       "session": {
         "type": "http",
         "scheme": "bearer",
-        "description": "A device session token from `POST /v1/login` or `POST /v1/sessions`, sent as `Authorization: Bearer <token>`. A missing, unknown or revoked token is 401 `unauthenticated`; an expired one is 401 `session_expired` (the device signs in again as itself with `POST /v1/sessions`)."
+        "description": "A device session token from `POST /v1/login`, `POST /v1/sessions` or `POST /v1/sso/finish`, sent as `Authorization: Bearer <token>`. A missing, unknown or revoked token is 401 `unauthenticated`; an expired one is 401 `session_expired` (the device signs in again as itself with `POST /v1/sessions`, or with `POST /v1/sso/finish` where single sign-on is set up)."
       },
       "admin": {
         "type": "http",
@@ -5885,6 +6585,7 @@ extension OpenAPIDocument {
               "invalid_request_signature",
               "stale_request",
               "replayed_request",
+              "sso_failed",
               "forbidden",
               "inactive_device",
               "policy_segmentation",
@@ -5897,8 +6598,10 @@ extension OpenAPIDocument {
               "peer_unverified",
               "direct_conversation",
               "device_pending",
+              "password_sign_in_off",
               "not_found",
               "unknown_network",
+              "sso_off",
               "method_not_allowed",
               "conflict",
               "conversation_exists",
@@ -5923,6 +6626,7 @@ extension OpenAPIDocument {
               "peer_invalid",
               "peer_key_mismatch",
               "peer_refused",
+              "provider_unavailable",
               "server_busy",
               "not_ready"
             ]
@@ -6222,6 +6926,137 @@ extension OpenAPIDocument {
           "signature"
         ],
         "additionalProperties": false
+      },
+      "SSOStart": {
+        "type": "object",
+        "description": "The start of a single sign-on (O2, O3): the device listens on a loopback redirect URI (RFC 8252 §7.3) and keeps the PKCE verifier (RFC 7636) whose S256 challenge it sends.",
+        "properties": {
+          "redirect_uri": {
+            "type": "string",
+            "maxLength": 512,
+            "description": "Where the provider sends the browser back with the code: `http://` on a loopback host (`127.0.0.1`, `[::1]` or `localhost`) with an explicit port, without user info or fragment (400 `bad_request` otherwise). It must be registered with the provider for the network's client.",
+            "pattern": "^http://(127\\.0\\.0\\.1|\\[::1\\]|localhost):[0-9]{1,5}([/?][^#]*)?$",
+            "examples": [
+              "http://127.0.0.1:53682/callback"
+            ]
+          },
+          "code_challenge": {
+            "type": "string",
+            "description": "The PKCE challenge: base64url without padding of the SHA-256 of the device's code verifier (`code_challenge_method` S256), 43 characters.",
+            "pattern": "^[A-Za-z0-9._~-]{43}$"
+          }
+        },
+        "required": [
+          "redirect_uri",
+          "code_challenge"
+        ],
+        "additionalProperties": false
+      },
+      "SSOStarted": {
+        "type": "object",
+        "properties": {
+          "authorization_url": {
+            "type": "string",
+            "description": "Where to send the user's browser: the provider's authorization endpoint with `response_type=code`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce`, `code_challenge` and `code_challenge_method=S256`."
+          },
+          "state": {
+            "type": "string",
+            "description": "The sign-in's random, single-use state: the provider sends it back to the redirect URI with the code (a redirect with another state is not this sign-in's), and `POST /v1/sso/finish` names the sign-in by it."
+          },
+          "expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the sign-in expires if not finished (10 minutes after its start). RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T10:00:00.123Z`."
+          }
+        },
+        "required": [
+          "authorization_url",
+          "state",
+          "expires_at"
+        ]
+      },
+      "SSOFinish": {
+        "type": "object",
+        "description": "The end of a single sign-on (O4–O9): the provider's code, the state it came back with and the PKCE verifier; then either a new device (`device_name`, `signature_key`, `cipher_suite` and, when the user has an identity key, `transfer_key`, as in `LoginRequest`) or an existing device of the user signing in again (`device_id`, `signed_at`, `signature`, as in `DeviceSignIn`). With `device_id`, the new-device fields are not read.",
+        "properties": {
+          "state": {
+            "type": "string",
+            "description": "The `state` of `SSOStarted`, as the provider sent it back with the code."
+          },
+          "code": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 2048,
+            "description": "The authorization code the provider sent to the redirect URI (1 to 2048 bytes)."
+          },
+          "code_verifier": {
+            "type": "string",
+            "description": "The PKCE code verifier whose challenge started this sign-in: 43 to 128 of `A-Z a-z 0-9 - . _ ~`.",
+            "pattern": "^[A-Za-z0-9._~-]{43,128}$"
+          },
+          "device_name": {
+            "type": "string",
+            "minLength": 1,
+            "description": "New device: a name for it, 1–64 printable characters after trimming surrounding spaces (no control characters)."
+          },
+          "signature_key": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "New device: its MLS signature public key, in the suite's encoding (as `LoginRequest.signature_key`, A4); it may not belong to another device (A5).",
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+          },
+          "cipher_suite": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 65535,
+            "description": "New device: its cipher suite, one this server runs (`CipherSuite`: 1, 2, 3, 5 or 7); another value is 400 `bad_request`."
+          },
+          "transfer_key": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "New device: its X25519 public key (32 bytes), to which an approving device seals the user's identity key. Required when the user has an identity key (the device is then pending, A14).",
+            "pattern": "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"
+          },
+          "device_id": {
+            "$ref": "#/components/schemas/DeviceID",
+            "description": "Existing device: the device of the signed-in user that signs in again (A10)."
+          },
+          "signed_at": {
+            "type": "integer",
+            "format": "int64",
+            "description": "Existing device: milliseconds since 1970, within five minutes of the server's clock."
+          },
+          "signature": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "Existing device: SignWithLabel(device key, \"Conclave device sign-in\", `<user address>\\n<device id>\\n<signed_at>`), the user address being the account the provider's user signs in as (as `DeviceSignIn.signature`).",
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+          }
+        },
+        "required": [
+          "state",
+          "code",
+          "code_verifier"
+        ],
+        "additionalProperties": false,
+        "if": {
+          "required": [
+            "device_id"
+          ]
+        },
+        "then": {
+          "required": [
+            "signed_at",
+            "signature"
+          ]
+        },
+        "else": {
+          "required": [
+            "device_name",
+            "signature_key",
+            "cipher_suite"
+          ]
+        }
       },
       "DeviceInfo": {
         "type": "object",
@@ -7010,6 +7845,10 @@ extension OpenAPIDocument {
             "minLength": 8,
             "maxLength": 1024,
             "description": "A new password, audited as `user.password_reset`. Devices signed in with it stay pending until one of the user's devices approves them."
+          },
+          "sso_unlink": {
+            "type": "boolean",
+            "description": "`true` unbinds the account from the identity-provider subject of its first single sign-on (O7), so that another subject (e.g. a re-created directory account) may sign in as this user; audited as `user.sso_unlink`. Absent or `false`: nothing changes."
           }
         },
         "additionalProperties": false
@@ -7326,21 +8165,21 @@ extension OpenAPIDocument {
           },
           "actor": {
             "type": "string",
-            "description": "Who acted: `admin` for the administrator token.",
+            "description": "Who acted: `admin` for the administrator token; `federation` for a network pinned on first use; `sso` for an account created or moved to another group by a single sign-on (O6, O8); `scim` for a change made by the organisation's directory (SCIM).",
             "examples": [
               "admin"
             ]
           },
           "action": {
             "type": "string",
-            "description": "What was done: `user.create`, `user.update`, `user.suspend`, `user.unsuspend`, `user.delete`, `user.reset_devices`, `group.create`, `group.update`, `group.delete`, `federation.add`, `federation.remove`, `federation.mode`, and `federation.pin` (a network pinned on first use in open mode, with actor `federation`).",
+            "description": "What was done: `user.create`, `user.update`, `user.suspend`, `user.unsuspend`, `user.delete`, `user.reset_devices`, `user.password_reset`, `user.sso_unlink`, `group.create`, `group.update`, `group.delete`, `federation.add`, `federation.remove`, `federation.mode`, `federation.pin` (a network pinned on first use in open mode, with actor `federation`), `sso.set`, `sso.remove`, `scim.token_create` and `scim.token_revoke`.",
             "examples": [
               "group.update"
             ]
           },
           "target": {
             "type": "string",
-            "description": "What it was done to: `user:` or `group:` and a name, or `network:` and a domain (the peer's for `federation.add`, `federation.remove` and `federation.pin`, this network's for `federation.mode`).",
+            "description": "What it was done to: `user:` or `group:` and a name, `network:` and a domain (the peer's for `federation.add`, `federation.remove` and `federation.pin`, this network's for `federation.mode`, `sso.set` and `sso.remove`), or `scim_token:` and a token's id.",
             "examples": [
               "user:alice",
               "group:staff",
@@ -7349,7 +8188,7 @@ extension OpenAPIDocument {
           },
           "before": {
             "type": "string",
-            "description": "The target's state before the change, as JSON text (a user's `group`, `suspended` and, for deletions and device resets, `devices`; a group's `SecurityGroupPolicy`; a peer's `FederationPeer`; the federation mode as a JSON string, e.g. `\"listed\"`). Absent when the target did not exist.",
+            "description": "The target's state before the change, as JSON text (a user's `group`, `suspended` and, for deletions and device resets, `devices`; a group's `SecurityGroupPolicy`; a peer's `FederationPeer`; the federation mode as a JSON string, e.g. `\"listed\"`; the single sign-on settings as `SSOSettings`, never the secret). Absent when the target did not exist.",
             "examples": [
               "{\"group\":\"default\",\"suspended\":false}"
             ]
@@ -7527,6 +8366,248 @@ extension OpenAPIDocument {
         },
         "required": [
           "removed"
+        ]
+      },
+      "SSOGroupMapping": {
+        "type": "object",
+        "description": "One value of the group claim that puts an account in a security group (O8), e.g. the provider's group `engineering` → `staff`.",
+        "properties": {
+          "value": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "description": "A value of the group claim (1 to 256 bytes), e.g. the provider's group `engineering`."
+          },
+          "group": {
+            "$ref": "#/components/schemas/SecurityGroupName",
+            "description": "The security group (an existing group; another name is answered 400 `unknown_group`)."
+          }
+        },
+        "required": [
+          "value",
+          "group"
+        ],
+        "additionalProperties": false
+      },
+      "SSOSettings": {
+        "type": "object",
+        "description": "The network's single sign-on with an OpenID Connect provider, as the admin API shows it: never the client secret, only whether one is set.",
+        "properties": {
+          "issuer": {
+            "type": "string",
+            "description": "The provider's issuer URL; its discovery document is `<issuer>/.well-known/openid-configuration`.",
+            "examples": [
+              "https://login.acme.example/realms/acme"
+            ]
+          },
+          "client_id": {
+            "type": "string",
+            "description": "This network's client id at the provider."
+          },
+          "client_secret_set": {
+            "type": "boolean",
+            "description": "Whether a client secret is stored (it is never shown)."
+          },
+          "scopes": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            },
+            "description": "The scopes requested at sign-in; `openid` is always among them.",
+            "examples": [
+              [
+                "openid",
+                "email",
+                "profile"
+              ]
+            ]
+          },
+          "user_claim": {
+            "type": "string",
+            "description": "The ID token claim that gives the user name (O5): `preferred_username`, `email` (its local part; refused when `email_verified` is false) or any other string claim.",
+            "examples": [
+              "preferred_username"
+            ]
+          },
+          "group_claim": {
+            "type": "string",
+            "description": "A claim (a string or a list of strings) whose values `group_map` maps to security groups. Absent: sign-in does not change accounts' groups."
+          },
+          "group_map": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/SSOGroupMapping"
+            },
+            "description": "The mappings, in order: at each sign-in the account moves to the group of the first mapping whose value the group claim holds (O8; audited `user.update`, actor `sso`)."
+          },
+          "create_accounts": {
+            "type": "boolean",
+            "description": "Whether a first sign-in of an unknown user creates the account (O6), in the mapped group or `default`, without a password; otherwise only existing accounts sign in."
+          },
+          "passwords_allowed": {
+            "type": "boolean",
+            "description": "Whether users may still sign in with a password (`POST /v1/login`, `POST /v1/sessions`); false: those answer 403 `password_sign_in_off`."
+          }
+        },
+        "required": [
+          "issuer",
+          "client_id",
+          "client_secret_set",
+          "scopes",
+          "user_claim",
+          "group_map",
+          "create_accounts",
+          "passwords_allowed"
+        ]
+      },
+      "SetSSO": {
+        "type": "object",
+        "description": "Sets single sign-on (O1). Every field is optional: an absent one keeps its current value, or takes its default when single sign-on is off (`issuer`, `client_id` and `client_secret` have none: they are required the first time).",
+        "properties": {
+          "issuer": {
+            "type": "string",
+            "maxLength": 2048,
+            "description": "The provider's issuer URL: `https://` (`http://` only on a loopback host), without user info. Its discovery document must name exactly this issuer, with https endpoints.",
+            "examples": [
+              "https://login.acme.example/realms/acme"
+            ]
+          },
+          "client_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "description": "This network's client id at the provider: 1 to 256 bytes."
+          },
+          "client_secret": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1024,
+            "description": "The client's secret (the server is a confidential client, `client_secret_basic`): 1 to 1024 bytes. Stored, never shown or audited."
+          },
+          "scopes": {
+            "type": "array",
+            "items": {
+              "type": "string",
+              "pattern": "^[!#-~]{1,64}$"
+            },
+            "maxItems": 16,
+            "description": "The scopes to request: at most 16, including `openid`, each 1 to 64 printable ASCII characters without spaces or `\"`. Default `[\"openid\", \"email\", \"profile\"]`."
+          },
+          "user_claim": {
+            "type": "string",
+            "pattern": "^[!#-~]{1,64}$",
+            "description": "The claim that gives the user name (see `SSOSettings.user_claim`): 1 to 64 printable ASCII characters without spaces or `\"`. Default `preferred_username`."
+          },
+          "group_claim": {
+            "type": "string",
+            "pattern": "^[!#-~]{0,64}$",
+            "description": "The claim whose values `group_map` maps to security groups; the empty string removes it."
+          },
+          "group_map": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/SSOGroupMapping"
+            },
+            "maxItems": 256,
+            "description": "Replaces the mappings (at most 256); each group must exist (400 `unknown_group`). Default: none."
+          },
+          "create_accounts": {
+            "type": "boolean",
+            "description": "See `SSOSettings.create_accounts`. Default false."
+          },
+          "passwords_allowed": {
+            "type": "boolean",
+            "description": "See `SSOSettings.passwords_allowed`. Default true."
+          }
+        },
+        "additionalProperties": false
+      },
+      "SSORemoved": {
+        "type": "object",
+        "properties": {
+          "removed": {
+            "type": "boolean",
+            "const": true
+          }
+        },
+        "required": [
+          "removed"
+        ]
+      },
+      "SCIMTokenInfo": {
+        "type": "object",
+        "description": "A directory (SCIM) token, without its secret.",
+        "properties": {
+          "id": {
+            "type": "string",
+            "pattern": "^scim-[A-Za-z0-9_-]{12}$",
+            "description": "The token's id, to revoke it.",
+            "examples": [
+              "scim-q3Jx0a9LmZ_w"
+            ]
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When it was created. RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T10:00:00.123Z`."
+          }
+        },
+        "required": [
+          "id",
+          "created_at"
+        ]
+      },
+      "SCIMTokenList": {
+        "type": "object",
+        "properties": {
+          "tokens": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/SCIMTokenInfo"
+            },
+            "description": "The directory tokens, oldest first."
+          }
+        },
+        "required": [
+          "tokens"
+        ]
+      },
+      "SCIMTokenCreated": {
+        "type": "object",
+        "description": "A new directory token. The token is shown this once; the server keeps only its hash.",
+        "properties": {
+          "id": {
+            "type": "string",
+            "pattern": "^scim-[A-Za-z0-9_-]{12}$",
+            "description": "The token's id, to revoke it."
+          },
+          "token": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_-]{43}$",
+            "description": "The bearer token the organisation's directory sends to `/scim/v2/…` as `Authorization: Bearer <token>`."
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When it was created. RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T10:00:00.123Z`."
+          }
+        },
+        "required": [
+          "id",
+          "token",
+          "created_at"
+        ]
+      },
+      "SCIMTokenRevoked": {
+        "type": "object",
+        "properties": {
+          "revoked": {
+            "type": "string",
+            "description": "The revoked token's id."
+          }
+        },
+        "required": [
+          "revoked"
         ]
       },
       "PeerNetwork": {

@@ -14,7 +14,7 @@ final class AuthenticationService: Sendable {
     private let sessionLifetime: TimeInterval
     private let hasher: PasswordHasher
     private let adminTokenHash: [UInt8]
-    private let signInGuard: SignInGuard
+    let signInGuard: SignInGuard
     let hashing: PasswordHashingPool
     private let logger: Logger
     /// A well-formed hash of a random password, checked when the user does not exist.
@@ -72,8 +72,14 @@ final class AuthenticationService: Sendable {
     /// never confirms a guessed password.
     func login(_ request: LoginRequest, from address: String) async throws -> LoginResponse {
         let now = clock.now
+        try await requirePasswordSignIn()
         let user = try await checkPassword(request.password, of: request.user, from: address, now: now)
-        // A14: a user with an identity key gets a pending device, approved later by one of the user's devices.
+        return try await registerAndOpen(user, request, now: now)
+    }
+
+    /// Registers a new device of `user` and opens its session: pending when
+    /// the user has an identity key (A14).
+    func registerAndOpen(_ user: UserRecord, _ request: LoginRequest, now: Date) async throws -> LoginResponse {
         let identityKey = try await store.identity(of: user.name)?.key
         if identityKey != nil, request.transferKey?.bytes.count != 32 {
             throw APIError.badRequest("this user has an identity key: a new device sends a 32-byte transfer_key and waits for approval")
@@ -84,6 +90,14 @@ final class AuthenticationService: Sendable {
         return LoginResponse(
             token: token, user: identity.address(user.name), deviceId: device, certificate: Base64Bytes(certificate.tlsSerialized),
             expiresAt: expiresAt, pending: identityKey != nil, identityKey: identityKey.map(Base64Bytes.init))
+    }
+
+    /// Refuses password sign-in when single sign-on says users sign in
+    /// through the identity provider only.
+    private func requirePasswordSignIn() async throws {
+        if let settings = try await SingleSignOn.stored(in: store), !settings.passwordsAllowed {
+            throw APIError(.passwordSignInOff, "this network signs users in through its identity provider: use `login --sso`")
+        }
     }
 
     /// A new session bound to `device`: a random token, kept as its hash.
@@ -120,15 +134,25 @@ final class AuthenticationService: Sendable {
     /// inbox; a device that was removed is not found.
     func signInDevice(_ request: DeviceSignIn, from address: String) async throws -> LoginResponse {
         let now = clock.now
+        try await requirePasswordSignIn()
         let user = try await checkPassword(request.password, of: request.user, from: address, now: now)
-        guard let device = try await store.device(request.deviceId), device.user == user.name,
+        return try await resumeDevice(
+            of: user, device: request.deviceId, signedAt: request.signedAt, signature: request.signature.bytes, now: now)
+    }
+
+    /// A10's second half: a new session for an existing device of `user`,
+    /// with a signature by the device's key from the last five minutes.
+    func resumeDevice(of user: UserRecord, device id: DeviceID, signedAt: Int64, signature: [UInt8], now: Date) async throws
+        -> LoginResponse
+    {
+        guard let device = try await store.device(id), device.user == user.name,
             let certificate = try? UnverifiedDeviceCertificate(tlsSerialized: device.certificate)
         else { throw APIError(.notFound, "this device no longer exists: sign in as a new device") }
-        let content = DeviceSignIn.content(user: identity.address(user.name), device: device.id, signedAt: request.signedAt)
-        guard abs(now.millis - request.signedAt) <= 300_000,
+        let content = DeviceSignIn.content(user: identity.address(user.name), device: device.id, signedAt: signedAt)
+        guard abs(now.millis - signedAt) <= 300_000,
             let provider = try? CipherSuiteProvider(certificate.cipherSuite),
             provider.verifyWithLabel(
-                SignaturePublicKey(device.signatureKey), label: DeviceSignIn.label, content: content, signature: request.signature.bytes)
+                SignaturePublicKey(device.signatureKey), label: DeviceSignIn.label, content: content, signature: signature)
         else { throw APIError(.forbidden, "the request is not signed by this device's key, or not within five minutes") }
         let (token, expiresAt) = try await openSession(for: device.id, now: now)
         logger.info("device signed in again", metadata: ["device": "\(device.id)"])

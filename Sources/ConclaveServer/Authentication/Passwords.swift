@@ -14,6 +14,10 @@ public struct PasswordHasher: Sendable {
 
     public init(rounds: Int = 1 << 15) { self.rounds = rounds }
 
+    /// The stored hash of an account that has no password (created by
+    /// single sign-on or SCIM): no password verifies against it.
+    public static let noPassword = "none"
+
     public func hash(_ password: String) throws -> String {
         var salt = [UInt8](repeating: 0, count: 16)
         var generator = SystemRandomNumberGenerator()

@@ -70,10 +70,10 @@ final class PolicyService: Sendable {
         SecurityGroupList(groups: try await store.securityGroups().map { SecurityGroupInfo(policy: $0.policy, members: $0.members) })
     }
 
-    func createGroup(_ body: CreateSecurityGroup) async throws -> SecurityGroupInfo {
+    func createGroup(_ body: CreateSecurityGroup, actor: String = "admin") async throws -> SecurityGroupInfo {
         let policy = body.settings.applied(to: SecurityGroupPolicy(name: body.name))
         try await validate(policy)
-        let draft = audit.draft("group.create", "group:\(policy.name)", before: nil, after: policy)
+        let draft = audit.draft("group.create", "group:\(policy.name)", before: nil, after: policy, actor: actor)
         do {
             try await store.createSecurityGroup(policy, at: audit.clock.now, audit: draft)
         } catch StoreError.conflict {
@@ -95,10 +95,10 @@ final class PolicyService: Sendable {
         return (policy, try await store.users(inGroup: name))
     }
 
-    func deleteGroup(_ name: SecurityGroupName) async throws {
+    func deleteGroup(_ name: SecurityGroupName, actor: String = "admin") async throws {
         guard name != .default else { throw APIError(.groupInUse, "the default security group cannot be deleted") }
         let before = try await store.securityGroup(name)
-        let draft = audit.draft("group.delete", "group:\(name)", before: before, after: nil)
+        let draft = audit.draft("group.delete", "group:\(name)", before: before, after: nil, actor: actor)
         switch try await store.deleteSecurityGroup(name, audit: draft) {
         case .deleted: audit.appended(draft)
         case .notFound: throw APIError.notFound("security group")

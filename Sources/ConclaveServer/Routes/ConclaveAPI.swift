@@ -11,6 +11,7 @@ import NIOCore
 struct ConclaveAPI: Sendable {
     let identity: NetworkIdentity
     let authentication: AuthenticationService
+    let singleSignOn: SingleSignOn
     let approvals: DeviceApprovals
     let keyPackages: KeyPackageDirectory
     let conversations: ConversationRequests
@@ -21,6 +22,7 @@ struct ConclaveAPI: Sendable {
     let enforcement: PolicyEnforcement
     let deprovisioning: Deprovisioning
     let admin: AdminService
+    let scim: SCIMService
     let directory: FederationDirectory
     let gateway: FederationGateway
     /// Reverse proxies whose `X-Forwarded-For` names the client.
@@ -47,6 +49,7 @@ struct ConclaveAPI: Sendable {
         addFileRoutes(router.group("/v1/conversations"))
         addInboxRoutes(router)
         addAdminRoutes(router.group("/v1/admin"))
+        addSCIMRoutes(router.group("/scim/v2"))
         addFederationRoutes(router.group("/v1/federation"))
         return router
     }

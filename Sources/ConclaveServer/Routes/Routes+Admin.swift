@@ -9,6 +9,7 @@ extension ConclaveAPI {
         addUserRoutes(admin)
         addSecurityGroupRoutes(admin)
         addFederationAdminRoutes(admin.group("/federation"))
+        addSignInAdminRoutes(admin)
         if let clockOffset {
             // Only when a debug build runs with CONCLAVE_TEST_CLOCK=1 (ClockOffset); not part of the API.
             admin.post("/test-clock") { request, context -> JSONResponse<[String: Double]> in
@@ -121,6 +122,37 @@ extension ConclaveAPI {
         admin.put("/mode") { request, context in
             try requireAdmin(request)
             return JSONResponse(try await directory.setMode(try await request.decodeJSON(FederationModeChange.self, context: context)))
+        }
+    }
+
+    /// Single sign-on settings and the directory's SCIM tokens.
+    private func addSignInAdminRoutes(_ admin: RouterGroup<ConclaveRequestContext>) {
+        admin.get("/sso") { request, _ in
+            try requireAdmin(request)
+            return JSONResponse(try await singleSignOn.shown())
+        }
+        admin.put("/sso") { request, context in
+            try requireAdmin(request)
+            return JSONResponse(try await singleSignOn.set(try await request.decodeJSON(SetSSO.self, context: context)))
+        }
+        admin.delete("/sso") { request, _ -> JSONResponse<[String: Bool]> in
+            try requireAdmin(request)
+            try await singleSignOn.remove()
+            return JSONResponse(["removed": true])
+        }
+        admin.get("/scim/tokens") { request, _ in
+            try requireAdmin(request)
+            return JSONResponse(try await self.admin.scimTokens())
+        }
+        admin.post("/scim/tokens") { request, _ in
+            try requireAdmin(request)
+            return JSONResponse(try await self.admin.createSCIMToken(), status: .created)
+        }
+        admin.delete("/scim/tokens/:id") { request, context -> JSONResponse<[String: String]> in
+            try requireAdmin(request)
+            let id = try context.pathParameter("id")
+            try await self.admin.revokeSCIMToken(id)
+            return JSONResponse(["revoked": id])
         }
     }
 }

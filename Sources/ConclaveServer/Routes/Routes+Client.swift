@@ -14,6 +14,16 @@ extension ConclaveAPI {
             let address = context.clientAddress(of: request, trustedProxies: trustedProxies)
             return JSONResponse(try await authentication.signInDevice(body, from: address), status: .created)
         }
+        v1.post("/sso/start") { request, context in
+            let body = try await request.decodeJSON(SSOStart.self, context: context)
+            let address = context.clientAddress(of: request, trustedProxies: trustedProxies)
+            return JSONResponse(try await singleSignOn.start(body, from: address), status: .created)
+        }
+        v1.post("/sso/finish") { request, context in
+            let body = try await request.decodeJSON(SSOFinish.self, context: context)
+            let address = context.clientAddress(of: request, trustedProxies: trustedProxies)
+            return JSONResponse(try await singleSignOn.finish(body, from: address), status: .created)
+        }
         v1.post("/logout") { request, _ -> JSONResponse<[String: Bool]> in
             try await deprovisioning.signOut(try await session(request))
             return JSONResponse(["signed_out": true])
