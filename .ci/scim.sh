@@ -43,6 +43,7 @@ cleanup() {
         kill -9 "$SERVER_PID" 2>/dev/null
     fi
     rm -rf "$DATA" "$TMP/venv"
+    rmdir "$TMP" 2>/dev/null   # unless OUT_DIR is inside it
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

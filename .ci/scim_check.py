@@ -8,7 +8,8 @@ check of scim2_tester.check_server (discovery, then create, read, replace,
 patch and delete for each resource type the server publishes) and prints each
 result that is not SUCCESS: its status, resource type, title and reason; for a
 failed one also the HTTP exchanges since the result before it (method, path,
-request body; status, response body). Headers are never printed or written, so
+request body; status, response body), leaving out the deletions with which
+scim2-tester cleans up after each check. Headers are never printed or written, so
 neither is the token. --trace FILE writes every exchange as JSON lines.
 
 Closes with `scim2-tester: N passed, N failed, N skipped`: passed counts
@@ -24,6 +25,7 @@ import sys
 from httpx2 import Client
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import CheckResult, Status, check_server
+from scim2_tester.utils import ResourceManager
 
 PASSED = {Status.SUCCESS, Status.COMPLIANT, Status.ACCEPTABLE}
 FAILED = {Status.DEVIATION, Status.ERROR, Status.CRITICAL}
@@ -40,11 +42,13 @@ def main() -> int:
 
     # Every exchange, in order, without headers (the token is in one).
     exchanges: list[dict] = []
+    cleaning = [False]
 
     def record(response) -> None:
         response.read()
         request = response.request
         exchanges.append({
+            "cleanup": cleaning[0],
             "method": request.method,
             "path": request.url.raw_path.decode("ascii", "replace"),
             "request_body": request.content.decode("utf-8", "replace") if request.content else None,
@@ -62,6 +66,20 @@ def main() -> int:
         self._exchanges = len(exchanges)
 
     CheckResult.__init__ = init
+
+    # After each check scim2-tester deletes what the checks created (every
+    # resource so far, again and again): those exchanges are marked and left
+    # out of the failures (the trace keeps them).
+    original_cleanup = ResourceManager.cleanup
+
+    def cleanup(self):
+        cleaning[0] = True
+        try:
+            original_cleanup(self)
+        finally:
+            cleaning[0] = False
+
+    ResourceManager.cleanup = cleanup
 
     http = Client(base_url=args.url, headers={"Authorization": f"Bearer {args.token}"}, timeout=30,
                   trust_env=False, event_hooks={"response": [record]})
@@ -84,8 +102,9 @@ def main() -> int:
         if result.status is not Status.SUCCESS:
             print(f"{result.status.name} [{result.resource_type or '-'}] {result.title}: {one_line(result.reason)}")
             if result.status in FAILED:
-                show_exchanges(exchanges[previous:seen])
-                if result.data is not None and not isinstance(result.data, (dict, list, str)):
+                batch = [e for e in exchanges[previous:seen] if not e["cleanup"]]
+                show_exchanges(batch)
+                if not batch and result.data is not None:
                     print(f"    data: {clip(repr(result.data))}")
         previous = max(previous, seen)
 

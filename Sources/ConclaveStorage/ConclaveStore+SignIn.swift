@@ -22,7 +22,7 @@ public struct SSOFlowRecord: Sendable, Equatable {
     }
 }
 
-// MARK: - Network settings, single sign-on, SCIM tokens
+// MARK: - Network settings, single sign-on, SCIM tokens and external ids
 
 extension ConclaveStore {
     /// A network setting (`network_settings`), nil when unset.
@@ -91,6 +91,40 @@ extension ConclaveStore {
                 "UPDATE users SET sso_subject = ? WHERE name = ? RETURNING name", [subject.map { .text($0) } ?? .null, .text(name.value)])
             if let audit, !rows.isEmpty { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return !rows.isEmpty
+        }
+    }
+
+    /// The `externalId` the directory gave an account over SCIM; nil when
+    /// it gave none, or when there is no such user.
+    public func scimExternalID(user: UserName) async throws -> String? {
+        try await database.read { connection in
+            try await connection.query("SELECT scim_external_id FROM users WHERE name = ?", [.text(user.value)]).first?.optionalText(0)
+        }
+    }
+
+    /// Sets (nil: clears) an account's `externalId`; nothing when there is no such user.
+    public func setSCIMExternalID(user: UserName, to externalID: String?) async throws {
+        try await write { connection in
+            try await connection.execute(
+                "UPDATE users SET scim_external_id = ? WHERE name = ?", [externalID.map { .text($0) } ?? .null, .text(user.value)])
+        }
+    }
+
+    /// The `externalId` the directory gave a security group over SCIM; nil
+    /// when it gave none, or when there is no such group.
+    public func scimExternalID(group: SecurityGroupName) async throws -> String? {
+        try await database.read { connection -> String? in
+            let rows = try await connection.query("SELECT scim_external_id FROM security_groups WHERE name = ?", [.text(group.value)])
+            return try rows.first?.optionalText(0)
+        }
+    }
+
+    /// Sets (nil: clears) a security group's `externalId`; nothing when there is no such group.
+    public func setSCIMExternalID(group: SecurityGroupName, to externalID: String?) async throws {
+        try await write { connection in
+            try await connection.execute(
+                "UPDATE security_groups SET scim_external_id = ? WHERE name = ?",
+                [externalID.map { .text($0) } ?? .null, .text(group.value)])
         }
     }
 

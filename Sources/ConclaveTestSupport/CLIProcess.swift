@@ -95,6 +95,9 @@ public final class CLIProcess: Sendable {
         }
     }
 
+    /// The standard output so far.
+    public var output: String { state.withLock { $0.output } }
+
     /// Waits for the command to exit; returns its status and output.
     public func waitForExit() -> (status: Int32, output: String, error: String) {
         done.wait()

@@ -112,7 +112,9 @@ struct ProfileOptions: ParsableArguments {
 /// whole command path.
 enum ProfileArguments {
     /// Commands whose next word names a subcommand.
-    static let groups: Set<String> = ["room", "admin", "user", "group", "federation", "network", "server", "mls", "device"]
+    static let groups: Set<String> = [
+        "room", "admin", "user", "group", "federation", "network", "server", "mls", "device", "sso", "scim", "token",
+    ]
 
     static func reordered(_ arguments: [String]) -> [String] {
         var path: [String] = []

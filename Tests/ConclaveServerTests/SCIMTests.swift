@@ -46,7 +46,9 @@ struct SCIMTests {
         }
     }
 
-    @Test("Users and groups from the directory: created, moved, deactivated, deleted, with effect on conversations", arguments: Backend.allCases)
+    @Test(
+        "Users and groups from the directory: created, moved, deactivated, deleted, with effect on conversations",
+        arguments: Backend.allCases)
     func provisioning(_ backend: Backend) async throws {
         try await TestNetwork.run(backend) { network in
             let directory = try await Self.directory(network)
@@ -59,7 +61,8 @@ struct SCIMTests {
             #expect(try await directory.send(.POST, "/Users", #"{"userName":"dana"}"#).status == 409)
             #expect(try await directory.send(.POST, "/Users", #"{"userName":"not a name!"}"#).status == 400)
             #expect(try await directory.send(.POST, "/Users", #"{"userName":"erin","active":"false"}"#).status == 400)
-            let found = try await directory.send(.GET, "/Users?filter=" + "userName eq \"DANA\"".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+            let found = try await directory.send(
+                .GET, "/Users?filter=" + "userName eq \"DANA\"".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
             #expect(found.status == 200 && found.json["totalResults"] as? Int == 1)
             #expect(try await directory.send(.GET, "/Users?filter=displayName%20co%20%22x%22").status == 400)
             #expect(try await directory.send(.GET, "/Users/nobody").status == 404)
@@ -96,7 +99,10 @@ struct SCIMTests {
             )
             #expect(removed.status == 200)
             #expect(try await network.admin.users().first { $0.name.value == "dana" }?.group == "default")
-            #expect(try await directory.send(.PATCH, "/Groups/isolated", #"{"Operations":[{"op":"add","path":"members","value":[{"value":"ghost"}]}]}"#).status == 400)
+            #expect(
+                try await directory.send(
+                    .PATCH, "/Groups/isolated", #"{"Operations":[{"op":"add","path":"members","value":[{"value":"ghost"}]}]}"#
+                ).status == 400)
             #expect(try await directory.send(.DELETE, "/Groups/isolated").status == 204)
             #expect(try await directory.send(.DELETE, "/Groups/default").status != 204)
 

@@ -84,6 +84,15 @@ struct SCIMError: Error, Sendable, Equatable {
     static func notFound(_ what: String) -> SCIMError { SCIMError(status: 404, scimType: nil, detail: "\(what) not found") }
     static let noTarget = SCIMError(status: 400, scimType: "noTarget", detail: "a remove operation needs a path")
     static let unauthenticated = SCIMError(status: 401, scimType: nil, detail: "a valid SCIM bearer token is required")
+    /// A path under `/scim/v2` that names no endpoint.
+    static let noEndpoint = SCIMError(status: 404, scimType: nil, detail: "no such SCIM endpoint")
+    /// A method an endpoint does not have; `allow` lists those it has (also the answer's `Allow` header).
+    static func methodNotAllowed(_ allow: String) -> SCIMError {
+        SCIMError(status: 405, scimType: nil, detail: "this endpoint answers \(allow) only")
+    }
+    /// `POST …/.search` (RFC 7644 §3.4.3): a 501, which RFC 7644 §3.12 gives to an operation not supported.
+    static let searchNotSupported = SCIMError(
+        status: 501, scimType: nil, detail: "searching with POST is not supported: use GET with filter")
     static let unexpected = SCIMError(status: 500, scimType: nil, detail: "internal error")
 
     /// The error body: `schemas`, `status` (a string), `scimType` when set, `detail`.
@@ -281,19 +290,50 @@ struct SCIMPage: Sendable, Equatable {
     }
 }
 
+/// What a request asks of a resource's `externalId` (RFC 7643 §3.1: a
+/// string the directory owns, kept as given). Absent or null, it stays as
+/// it is.
+enum SCIMExternalIDChange: Sendable, Equatable {
+    case unchanged
+    case set(String)
+    case removed
+
+    /// From a resource: the body of a POST or PUT, or the value of a PATCH
+    /// operation without a path. Not a string: 400 `invalidValue`.
+    init(resource: SCIMAttributes) throws {
+        if let value = try resource.string("externalId") { self = .set(value) } else { self = .unchanged }
+    }
+
+    /// From a PATCH operation whose path is `externalId`: add and replace
+    /// set it (a string), remove clears it.
+    init(operation: SCIMPatchOperation) throws {
+        guard operation.op != .remove else {
+            self = .removed
+            return
+        }
+        let value = SCIMJSON.object(["externalId": try operation.requiredValue()])
+        self = try SCIMExternalIDChange(resource: try SCIMAttributes(value, what: "an operation's value"))
+    }
+
+    /// `later` when it asks anything, this otherwise.
+    func then(_ later: SCIMExternalIDChange) -> SCIMExternalIDChange { later == .unchanged ? self : later }
+}
+
 /// What a request asks of a user: only the attributes this server keeps.
 struct SCIMUserChange: Sendable, Equatable {
     var userName: String?
     var active: Bool?
     var password: String?
+    var externalID: SCIMExternalIDChange = .unchanged
 
     /// The kept attributes, lower-cased, with their names in messages.
-    private static let kept = ["username": "userName", "active": "active", "password": "password"]
+    private static let kept = ["username": "userName", "active": "active", "password": "password", "externalid": "externalId"]
 
-    init(userName: String? = nil, active: Bool? = nil, password: String? = nil) {
+    init(userName: String? = nil, active: Bool? = nil, password: String? = nil, externalID: SCIMExternalIDChange = .unchanged) {
         self.userName = userName
         self.active = active
         self.password = password
+        self.externalID = externalID
     }
 
     /// From a User resource: the body of a POST or PUT, or the value of a
@@ -302,6 +342,7 @@ struct SCIMUserChange: Sendable, Equatable {
         userName = try resource.string("userName")
         active = try resource.bool("active")
         password = try resource.string("password")
+        externalID = try SCIMExternalIDChange(resource: resource)
     }
 
     /// From a PATCH's operations, in order: a later one wins.
@@ -309,11 +350,13 @@ struct SCIMUserChange: Sendable, Equatable {
         for operation in operations { try apply(operation) }
     }
 
-    /// One operation: on `userName`, `active` or `password` (any case, with
-    /// or without the User schema URN), or without a path on its value
-    /// object's attributes (Entra ID's `{"active": false}`). A path to an
-    /// attribute this server does not keep is ignored. `remove` needs a path,
-    /// and cannot remove a kept attribute (userName: `mutability`).
+    /// One operation: on `userName`, `active`, `password` or `externalId`
+    /// (any case, with or without the User schema URN), or without a path on
+    /// its value object's attributes (Entra ID's `{"active": false}`). A
+    /// path to an attribute this server does not keep is ignored. `remove`
+    /// needs a path, and removes `externalId` only: the other kept attributes
+    /// cannot be removed (userName: `mutability`; `active`, required in the
+    /// published schema, and `password`: `invalidValue`).
     private mutating func apply(_ operation: SCIMPatchOperation) throws {
         guard let path = operation.path else {
             guard operation.op != .remove else { throw SCIMError.noTarget }
@@ -322,6 +365,10 @@ struct SCIMUserChange: Sendable, Equatable {
         }
         let attribute = SCIMPath.attribute(path, schema: SCIMSchema.user)
         guard let name = Self.kept[attribute] else { return }
+        if attribute == "externalid" {
+            externalID = externalID.then(try SCIMExternalIDChange(operation: operation))
+            return
+        }
         guard operation.op != .remove else {
             throw attribute == "username" ? SCIMError.mutability("userName cannot be removed") : .invalidValue("\(name) cannot be removed")
         }
@@ -333,6 +380,7 @@ struct SCIMUserChange: Sendable, Equatable {
         userName = other.userName ?? userName
         active = other.active ?? active
         password = other.password ?? password
+        externalID = externalID.then(other.externalID)
     }
 }
 
@@ -344,16 +392,18 @@ enum SCIMMemberEdit: Sendable, Equatable {
     case replace([String])
 }
 
-/// What a request asks of a group: its name (which cannot change) and
-/// member edits, applied in order.
+/// What a request asks of a group: its name (which cannot change), its
+/// `externalId`, and member edits, applied in order.
 struct SCIMGroupChange: Sendable, Equatable {
     var displayName: String?
+    var externalID: SCIMExternalIDChange = .unchanged
     var edits: [SCIMMemberEdit] = []
 
     /// From a Group resource (POST, PUT): `members`, when given, is the
     /// whole list; absent or null, the members stay as they are.
     init(resource: SCIMAttributes) throws {
         displayName = try resource.string("displayName")
+        externalID = try SCIMExternalIDChange(resource: resource)
         if let members = resource["members"] { edits = [.replace(try Self.memberValues(members))] }
     }
 
@@ -364,14 +414,16 @@ struct SCIMGroupChange: Sendable, Equatable {
 
     /// One operation: path `members` (add, replace as a whole list, remove
     /// the listed values or, without a value, everyone), path
-    /// `members[value eq "bob"]` (remove only), path `displayName`, or no
-    /// path with a value object holding `displayName` and/or `members`.
-    /// Paths to attributes this server does not keep are ignored.
+    /// `members[value eq "bob"]` (remove only), path `displayName`, path
+    /// `externalId` (remove clears it), or no path with a value object
+    /// holding `displayName`, `externalId` and/or `members`. Paths to
+    /// attributes this server does not keep are ignored.
     private mutating func apply(_ operation: SCIMPatchOperation) throws {
         guard let path = operation.path else {
             guard operation.op != .remove else { throw SCIMError.noTarget }
             let value = try SCIMAttributes(try operation.requiredValue(), what: "an operation's value")
             displayName = try value.string("displayName") ?? displayName
+            externalID = externalID.then(try SCIMExternalIDChange(resource: value))
             if let members = value["members"] { edits.append(Self.edit(operation.op, try Self.memberValues(members))) }
             return
         }
@@ -382,6 +434,8 @@ struct SCIMGroupChange: Sendable, Equatable {
             } else {
                 edits.append(Self.edit(operation.op, try Self.memberValues(try operation.requiredValue())))
             }
+        } else if attribute == "externalid" {
+            externalID = externalID.then(try SCIMExternalIDChange(operation: operation))
         } else if attribute == "displayname" {
             guard operation.op != .remove else { throw SCIMError.mutability("displayName cannot be removed") }
             let given = try operation.requiredValue()
@@ -401,14 +455,18 @@ struct SCIMGroupChange: Sendable, Equatable {
     }
 
     /// The `value`s of a member list: objects with a string `value` (one
-    /// object alone is a list of one).
+    /// object alone is a list of one). A member's `display` and `$ref` are
+    /// ignored, and so is its `type`, which can only be `User` (any case:
+    /// the attribute is not case-exact); another is a 400 `invalidValue`.
     static func memberValues(_ json: SCIMJSON) throws -> [String] {
         var items = [json]
         if case .array(let list) = json { items = list }
         return try items.map { item in
-            guard let value = try SCIMAttributes(item, what: "a member").string("value") else {
-                throw SCIMError.invalidValue("a member needs a value")
+            let member = try SCIMAttributes(item, what: "a member")
+            if let type = try member.string("type"), type.lowercased() != "user" {
+                throw SCIMError.invalidValue("a member's type must be User")
             }
+            guard let value = try member.string("value") else { throw SCIMError.invalidValue("a member needs a value") }
             return value
         }
     }
@@ -422,38 +480,50 @@ enum SCIMDocuments {
     static func userLocation(_ name: UserName, base: String) -> String { "\(base)/Users/\(name)" }
     static func groupLocation(_ name: String, base: String) -> String { "\(base)/Groups/\(name)" }
 
-    /// A User: `id` and `userName` are the user name; `active` is not
-    /// suspended; `groups` the one security group. Never the password.
-    static func user(_ user: SCIMUser, base: String) -> SCIMJSON {
+    /// What attribute selection needs of the User and Group schemas below.
+    static let userReturns = SCIMReturnRules(schema: SCIMSchema.user, attributes: userAttributes)
+    static let groupReturns = SCIMReturnRules(schema: SCIMSchema.group, attributes: groupAttributes)
+
+    /// A User: `id` and `userName` are the user name; `externalId` the
+    /// directory's, when it gave one; `active` is not suspended; `groups`
+    /// the one security group. Never the password. `selection` (the
+    /// request's `attributes` or `excludedAttributes`) picks the attributes.
+    static func user(_ user: SCIMUser, base: String, selection: SCIMSelection = SCIMSelection()) -> SCIMJSON {
         let group = SCIMJSON.object([
             "value": .string(user.group), "display": .string(user.group), "$ref": .string(groupLocation(user.group, base: base)),
         ])
-        return .object([
+        var resource: [String: SCIMJSON] = [
             "schemas": .array([.string(SCIMSchema.user)]),
             "id": .string(user.name.value),
             "userName": .string(user.name.value),
             "active": .bool(user.active),
             "groups": .array([group]),
             "meta": meta("User", location: userLocation(user.name, base: base), created: user.created),
-        ])
+        ]
+        if let externalID = user.externalID { resource["externalId"] = .string(externalID) }
+        return selection.apply(.object(resource), userReturns)
     }
 
     /// A Group: `id` and `displayName` are the security group's name;
-    /// `members` its accounts.
-    static func group(_ group: SCIMGroup, base: String) -> SCIMJSON {
+    /// `externalId` the directory's, when it gave one; `members` its
+    /// accounts, each with `value`, `$ref` and `type`, and with `display`
+    /// (returned on request only) when `selection` names `members.display`.
+    static func group(_ group: SCIMGroup, base: String, selection: SCIMSelection = SCIMSelection()) -> SCIMJSON {
         let members = group.members.map { member in
             SCIMJSON.object([
                 "value": .string(member.value), "display": .string(member.value), "$ref": .string(userLocation(member, base: base)),
                 "type": .string("User"),
             ])
         }
-        return .object([
+        var resource: [String: SCIMJSON] = [
             "schemas": .array([.string(SCIMSchema.group)]),
             "id": .string(group.name.value),
             "displayName": .string(group.name.value),
             "members": .array(members),
             "meta": meta("Group", location: groupLocation(group.name.value, base: base)),
-        ])
+        ]
+        if let externalID = group.externalID { resource["externalId"] = .string(externalID) }
+        return selection.apply(.object(resource), groupReturns)
     }
 
     /// A ListResponse: `itemsPerPage` is how many resources this page holds.
@@ -553,14 +623,17 @@ enum SCIMDocuments {
         ])
     }
 
-    /// The User attributes this server keeps (`id` and `meta` are common
-    /// attributes, not part of a schema: RFC 7643 §3.1).
+    /// The User attributes this server keeps (`id`, `externalId` and `meta`
+    /// are common attributes, not part of a schema: RFC 7643 §3.1). `active`
+    /// is required: every account is active or suspended, so it cannot be
+    /// removed.
     private static let userAttributes = [
         SCIMAttributeDefinition(
             name: "userName", type: "string",
             description: "The user name, also the id: 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit",
             required: true, mutability: "immutable", returned: "always", uniqueness: "server"),
-        SCIMAttributeDefinition(name: "active", type: "boolean", description: "Whether the account may be used; false suspends it"),
+        SCIMAttributeDefinition(
+            name: "active", type: "boolean", description: "Whether the account may be used; false suspends it", required: true),
         SCIMAttributeDefinition(
             name: "password", type: "string", description: "8 to 1024 characters; without one the account signs in through single sign-on",
             mutability: "writeOnly", returned: "never"),
@@ -576,7 +649,9 @@ enum SCIMDocuments {
             ]),
     ]
 
-    /// The Group attributes this server keeps.
+    /// The Group attributes this server keeps. A member's `display` is
+    /// returned only when asked for (`attributes=members.display`); its
+    /// `type` is always `User`.
     private static let groupAttributes = [
         SCIMAttributeDefinition(
             name: "displayName", type: "string", description: "The security group's name, also its id", required: true,
@@ -589,8 +664,10 @@ enum SCIMDocuments {
                 SCIMAttributeDefinition(
                     name: "$ref", type: "reference", description: "The user's URI", caseExact: true, mutability: "immutable",
                     referenceTypes: ["User"]),
-                SCIMAttributeDefinition(name: "display", type: "string", description: "The user name", mutability: "readOnly"),
-                SCIMAttributeDefinition(name: "type", type: "string", description: "Always User", mutability: "immutable"),
+                SCIMAttributeDefinition(
+                    name: "display", type: "string", description: "The user name", mutability: "readOnly", returned: "request"),
+                SCIMAttributeDefinition(
+                    name: "type", type: "string", description: "Always User", mutability: "immutable", canonicalValues: ["User"]),
             ]),
     ]
 }
@@ -606,6 +683,8 @@ struct SCIMAttributeDefinition: Sendable {
     var mutability = "readWrite"
     var returned = "default"
     var uniqueness = "none"
+    /// Published only when not empty.
+    var canonicalValues: [String] = []
     var referenceTypes: [String] = []
     var subAttributes: [SCIMAttributeDefinition] = []
 
@@ -615,8 +694,150 @@ struct SCIMAttributeDefinition: Sendable {
             "required": .bool(required), "caseExact": .bool(caseExact), "mutability": .string(mutability),
             "returned": .string(returned), "uniqueness": .string(uniqueness),
         ]
+        if !canonicalValues.isEmpty { json["canonicalValues"] = .array(canonicalValues.map { .string($0) }) }
         if !referenceTypes.isEmpty { json["referenceTypes"] = .array(referenceTypes.map { .string($0) }) }
         if !subAttributes.isEmpty { json["subAttributes"] = .array(subAttributes.map(\.json)) }
         return .object(json)
+    }
+}
+
+// MARK: - Attribute selection
+
+/// What attribute selection (RFC 7644 §3.9) needs to know of a resource
+/// type, all lower-cased: its core schema (a name may carry its URN), the
+/// attributes always returned (`schemas`, `id`, and those the schema marks
+/// `always`), and the attributes and sub-attributes returned only when asked
+/// for by name (marked `request`; a sub-attribute as `members.display`).
+struct SCIMReturnRules: Sendable {
+    let schema: String
+    let always: Set<String>
+    let onRequest: Set<String>
+
+    init(schema: String, attributes: [SCIMAttributeDefinition]) {
+        var always: Set<String> = ["schemas", "id"]
+        var onRequest: Set<String> = []
+        for attribute in attributes {
+            let name = attribute.name.lowercased()
+            if attribute.returned == "always" { always.insert(name) }
+            if attribute.returned == "request" { onRequest.insert(name) }
+            for sub in attribute.subAttributes where sub.returned == "request" { onRequest.insert(name + "." + sub.name.lowercased()) }
+        }
+        self.schema = schema
+        self.always = always
+        self.onRequest = onRequest
+    }
+}
+
+/// The `attributes` or `excludedAttributes` query parameter of a request
+/// that returns Users or Groups (RFC 7644 §3.9), applied to each rendered
+/// resource. Names are comma-separated and case-insensitive, may carry the
+/// resource's core schema URN (`urn:…:core:2.0:User:active`), and may name a
+/// sub-attribute one level down (`members.value`, `meta.created`); a name of
+/// another schema names nothing.
+///
+/// - With `attributes`: the named attributes (a named sub-attribute keeps
+///   its parent with that sub-attribute only), and those always returned.
+/// - With `excludedAttributes`: every attribute returned by default but the
+///   named ones; one always returned stays.
+/// - Without either: the attributes returned by default.
+///
+/// An attribute or sub-attribute returned on request only (a member's
+/// `display`) is there only when `attributes` names it.
+struct SCIMSelection: Sendable, Equatable {
+    /// An attribute a name designates, lower-cased: `members.value` is
+    /// `members` and `value`.
+    private struct Name: Equatable {
+        let attribute: String
+        let sub: String?
+    }
+
+    /// The names of `attributes`, lower-cased; nil without the parameter.
+    private let included: [String]?
+    /// The names of `excludedAttributes`, lower-cased.
+    private let excluded: [String]
+
+    /// Nothing asked: the attributes returned by default.
+    init() {
+        included = nil
+        excluded = []
+    }
+
+    /// From the query parameters; an empty one is no parameter. The two are
+    /// mutually exclusive: both at once are a 400 `invalidSyntax`.
+    init(attributes: String?, excludedAttributes: String?) throws {
+        let included = Self.names(attributes)
+        let excluded = Self.names(excludedAttributes)
+        guard included.isEmpty || excluded.isEmpty else {
+            throw SCIMError.invalidSyntax("attributes and excludedAttributes cannot be used together")
+        }
+        self.included = included.isEmpty ? nil : included
+        self.excluded = excluded
+    }
+
+    private static func names(_ parameter: String?) -> [String] {
+        guard let parameter else { return [] }
+        return parameter.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+    }
+
+    /// `resource` (a rendered User or Group) with the attributes this
+    /// selection returns.
+    func apply(_ resource: SCIMJSON, _ rules: SCIMReturnRules) -> SCIMJSON {
+        guard case .object(let object) = resource else { return resource }
+        let included = self.included?.compactMap { Self.name($0, rules) }
+        let excluded = self.excluded.compactMap { Self.name($0, rules) }
+        var kept: [String: SCIMJSON] = [:]
+        for (key, value) in object {
+            if let value = Self.select(key.lowercased(), value, rules, included: included, excluded: excluded) { kept[key] = value }
+        }
+        return .object(kept)
+    }
+
+    /// What a name designates once the schema URN is dropped; nil for a
+    /// name of another schema (it still has a colon).
+    private static func name(_ text: String, _ rules: SCIMReturnRules) -> Name? {
+        let local = SCIMPath.attribute(text, schema: rules.schema)
+        guard !local.contains(":") else { return nil }
+        guard let dot = local.firstIndex(of: ".") else { return Name(attribute: local, sub: nil) }
+        return Name(attribute: String(local[..<dot]), sub: String(local[local.index(after: dot)...]))
+    }
+
+    /// What stays of the attribute `name` (lower-cased) and its `value`;
+    /// nil when it goes.
+    private static func select(
+        _ name: String, _ value: SCIMJSON, _ rules: SCIMReturnRules, included: [Name]?, excluded: [Name]
+    ) -> SCIMJSON? {
+        let asked = (included ?? []).filter { $0.attribute == name }
+        let askedSubs = Set(asked.compactMap { $0.sub })
+        // A sub-attribute returned on request only stays when it is named.
+        let onRequestOnly: (String) -> Bool = { rules.onRequest.contains(name + "." + $0) && !askedSubs.contains($0) }
+        if rules.always.contains(name) { return subAttributes(of: value, keepingSimple: true) { !onRequestOnly($0) } }
+        if included != nil {
+            if asked.contains(where: { $0.sub == nil }) { return subAttributes(of: value, keepingSimple: true) { !onRequestOnly($0) } }
+            guard !askedSubs.isEmpty else { return nil }
+            return subAttributes(of: value, keepingSimple: false) { askedSubs.contains($0) }
+        }
+        guard !rules.onRequest.contains(name), !excluded.contains(Name(attribute: name, sub: nil)) else { return nil }
+        let excludedSubs = Set(excluded.filter { $0.attribute == name }.compactMap { $0.sub })
+        return subAttributes(of: value, keepingSimple: true) { !onRequestOnly($0) && !excludedSubs.contains($0) }
+    }
+
+    /// `value` with only the sub-attributes `keep` accepts (given their
+    /// lower-cased names): the members of an object, or of each object in a
+    /// list. A simple value, alone or in a list, stays when `keepingSimple`.
+    /// Nil when nothing is left of what there was.
+    private static func subAttributes(of value: SCIMJSON, keepingSimple: Bool, _ keep: (String) -> Bool) -> SCIMJSON? {
+        switch value {
+        case .object(let members):
+            let kept = members.filter { keep($0.key.lowercased()) }
+            return kept.isEmpty && !members.isEmpty ? nil : SCIMJSON.object(kept)
+        case .array(let items):
+            let kept = items.compactMap { item -> SCIMJSON? in
+                guard case .object = item else { return keepingSimple ? item : nil }
+                return subAttributes(of: item, keepingSimple: keepingSimple, keep)
+            }
+            return kept.isEmpty && !items.isEmpty ? nil : SCIMJSON.array(kept)
+        default:
+            return keepingSimple ? value : nil
+        }
     }
 }

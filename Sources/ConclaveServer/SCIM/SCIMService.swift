@@ -3,26 +3,31 @@ import ConclaveStorage
 import Foundation
 
 /// A user as SCIM shows it (RFC 7643 §4.1): the resource id is the user
-/// name; `active` is not suspended; `group` is the one security group.
+/// name; `active` is not suspended; `group` is the one security group;
+/// `externalID` the directory's `externalId`, when it gave one.
 struct SCIMUser: Sendable, Equatable {
     let name: UserName
     let active: Bool
     let group: String
     let created: Date
+    let externalID: String?
 
-    init(_ record: UserRecord) {
+    init(_ record: UserRecord, externalID: String?) {
         name = record.name
         active = !record.suspended
         group = record.securityGroup
         created = record.createdAt
+        self.externalID = externalID
     }
 }
 
 /// A security group as SCIM shows it (RFC 7643 §4.2): the id and display
-/// name are the group's name; the members its accounts.
+/// name are the group's name; the members its accounts; `externalID` the
+/// directory's `externalId`, when it gave one.
 struct SCIMGroup: Sendable, Equatable {
     let name: SecurityGroupName
     let members: [UserName]
+    let externalID: String?
 }
 
 /// One page of a list, and how many items the whole list has.
@@ -48,10 +53,13 @@ struct SCIMListing<Item: Sendable>: Sendable {
 /// directory creates, changes and removes accounts and moves them between
 /// security groups. Every change goes through ``AdminService`` or
 /// ``PolicyService``, so it is enforced as an administrator's would be and
-/// audited with the actor `scim`.
+/// audited with the actor `scim`; only the `externalId` a directory gives an
+/// account or a group, which is the directory's own, is stored directly.
 final class SCIMService: Sendable {
     /// The audit log's actor for every SCIM change.
     static let auditActor = "scim"
+    /// The longest `externalId` kept, in bytes of UTF-8.
+    static let maximumExternalIDLength = 1024
 
     private let store: ConclaveStore
     private let admin: AdminService
@@ -75,43 +83,54 @@ final class SCIMService: Sendable {
     // MARK: Users
 
     /// The user `id` names; 404 when there is none.
-    func user(id: String) async throws -> SCIMUser { SCIMUser(try await record(try Self.userName(id))) }
+    func user(id: String) async throws -> SCIMUser { try await scimUser(try await record(try Self.userName(id))) }
 
     /// The users, by name; `filter` may only be `userName eq "…"` (the
-    /// value compared as a user name, so in any case).
+    /// value compared as a user name, so in any case). External ids are
+    /// read for the page's users only.
     func users(filter: String?, page: SCIMPage) async throws -> SCIMListing<SCIMUser> {
-        guard let filter else { return SCIMListing(try await store.users().map { SCIMUser($0.user) }, page: page) }
+        guard let filter else {
+            let records = try await store.users().map { $0.user }
+            var users: [SCIMUser] = []
+            for record in page.window(records) { users.append(try await scimUser(record)) }
+            return SCIMListing(total: records.count, page: page, items: users)
+        }
         let value = try SCIMEquality.filterValue(filter, attribute: "userName", schema: SCIMSchema.user)
         guard let name = UserName(value), let record = try await store.user(named: name) else { return SCIMListing([], page: page) }
-        return SCIMListing([SCIMUser(record)], page: page)
+        return SCIMListing([try await scimUser(record)], page: page)
     }
 
-    /// Creates an account in the `default` security group. Without a
-    /// password it signs in through single sign-on only; with `active`
-    /// false it is suspended right after.
+    /// Creates an account in the `default` security group, with the
+    /// `externalId` given. Without a password it signs in through single
+    /// sign-on only; with `active` false it is suspended right after.
     func createUser(_ change: SCIMUserChange) async throws -> SCIMUser {
         guard let text = change.userName else { throw SCIMError.invalidValue("userName is required") }
         guard let name = UserName(text) else {
             throw SCIMError.invalidValue("userName must be 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit")
         }
+        try Self.check(change.externalID)
         _ = try await admin.createAccount(name, password: change.password, group: .default, actor: Self.auditActor)
+        try await Self.save(change.externalID) { try await store.setSCIMExternalID(user: name, to: $0) }
         if change.active == false { _ = try await admin.setSuspended(name, true, actor: Self.auditActor) }
-        return SCIMUser(try await record(name))
+        return try await scimUser(try await record(name))
     }
 
     /// PUT and PATCH: `userName` cannot change (400 `mutability`); a
     /// password resets the password; `active` suspends (cutting the user's
-    /// devices out at once) or unsuspends, when it differs from now.
-    /// Absent attributes stay as they are.
+    /// devices out at once) or unsuspends, when it differs from now;
+    /// `externalId` is set or (PATCH remove) cleared. Absent attributes stay
+    /// as they are.
     func updateUser(id: String, _ change: SCIMUserChange) async throws -> SCIMUser {
         let name = try Self.userName(id)
         let before = try await record(name)
         if let text = change.userName, UserName(text) != name { throw SCIMError.mutability("userName cannot change") }
+        try Self.check(change.externalID)
         if let password = change.password { _ = try await admin.updateUser(name, UserChange(password: password), actor: Self.auditActor) }
         if let active = change.active, active == before.suspended {
             _ = try await admin.setSuspended(name, !active, actor: Self.auditActor)
         }
-        return SCIMUser(try await record(name))
+        try await Self.save(change.externalID) { try await store.setSCIMExternalID(user: name, to: $0) }
+        return try await scimUser(try await record(name))
     }
 
     /// Deletes the account, its devices cut out of every conversation.
@@ -126,6 +145,30 @@ final class SCIMService: Sendable {
     private func record(_ name: UserName) async throws -> UserRecord {
         guard let record = try await store.user(named: name) else { throw SCIMError.notFound("user") }
         return record
+    }
+
+    private func scimUser(_ record: UserRecord) async throws -> SCIMUser {
+        SCIMUser(record, externalID: try await store.scimExternalID(user: record.name))
+    }
+
+    // MARK: External ids
+
+    /// An `externalId` a change sets is at most ``maximumExternalIDLength``
+    /// bytes (400 `invalidValue`); checked before anything changes.
+    private static func check(_ change: SCIMExternalIDChange) throws {
+        if case .set(let value) = change, value.utf8.count > maximumExternalIDLength {
+            throw SCIMError.invalidValue("externalId must be at most \(maximumExternalIDLength) bytes")
+        }
+    }
+
+    /// Stores what `change` asks with `store`: the new value, or nil when
+    /// it is removed; nothing when it is unchanged.
+    private static func save(_ change: SCIMExternalIDChange, with store: (String?) async throws -> Void) async throws {
+        switch change {
+        case .unchanged: return
+        case .set(let value): try await store(value)
+        case .removed: try await store(nil)
+        }
     }
 
     // MARK: Groups
@@ -146,26 +189,32 @@ final class SCIMService: Sendable {
         return SCIMListing(total: names.count, page: page, items: groups)
     }
 
-    /// Creates a security group with the default policy, then moves its
-    /// `members` into it. Every member is checked before the group exists.
+    /// Creates a security group with the default policy and the
+    /// `externalId` given, then moves its `members` into it. Every member
+    /// is checked before the group exists.
     func createGroup(_ change: SCIMGroupChange) async throws -> SCIMGroup {
         guard let text = change.displayName else { throw SCIMError.invalidValue("displayName is required") }
         guard let name = SecurityGroupName(text) else {
             throw SCIMError.invalidValue("displayName must be 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit")
         }
+        try Self.check(change.externalID)
         let plan = try await moves(change.edits, group: name, current: [])
         _ = try await policy.createGroup(CreateSecurityGroup(name: name, settings: SecurityGroupChange()), actor: Self.auditActor)
+        try await Self.save(change.externalID) { try await store.setSCIMExternalID(group: name, to: $0) }
         try await move(plan, into: name)
         return try await group(name)
     }
 
-    /// PUT and PATCH: `displayName` cannot change (400 `mutability`); the
-    /// member edits move users in (from whatever group they are in) and
-    /// out (to `default`), after every new member is checked.
+    /// PUT and PATCH: `displayName` cannot change (400 `mutability`);
+    /// `externalId` is set or (PATCH remove) cleared; the member edits move
+    /// users in (from whatever group they are in) and out (to `default`),
+    /// after every new member is checked.
     func updateGroup(id: String, _ change: SCIMGroupChange) async throws -> SCIMGroup {
         let name = try await existingGroup(id)
         if let text = change.displayName, SecurityGroupName(text) != name { throw SCIMError.mutability("displayName cannot change") }
+        try Self.check(change.externalID)
         let plan = try await moves(change.edits, group: name, current: Set(try await store.users(inGroup: name)))
+        try await Self.save(change.externalID) { try await store.setSCIMExternalID(group: name, to: $0) }
         try await move(plan, into: name)
         return try await group(name)
     }
@@ -183,7 +232,7 @@ final class SCIMService: Sendable {
     }
 
     private func group(_ name: SecurityGroupName) async throws -> SCIMGroup {
-        SCIMGroup(name: name, members: try await store.users(inGroup: name))
+        SCIMGroup(name: name, members: try await store.users(inGroup: name), externalID: try await store.scimExternalID(group: name))
     }
 
     // MARK: Members
