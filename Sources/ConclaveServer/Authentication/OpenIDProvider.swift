@@ -64,6 +64,11 @@ actor OpenIDProvider {
     private static let metadataLifetime: TimeInterval = 3600
     private static let refetchInterval: TimeInterval = 60
     private static let responseLimit = 1 << 20
+    /// Each call to the provider (name lookup, connection, answer) ends
+    /// after this: an administrator setting an unreachable issuer, or a
+    /// sign-in while the provider is down, gets `502 provider_unavailable`
+    /// rather than a wait.
+    private static let requestTimeout: TimeAmount = .seconds(5)
 
     private var metadata: (issuer: String, value: ProviderMetadata, fetched: Date)?
     private var keys: (uri: String, collection: JWTKeyCollection, algorithms: [String: String], fetched: Date)?
@@ -245,13 +250,13 @@ actor OpenIDProvider {
 
     private static func send(_ request: HTTPClientRequest) async throws -> (HTTPResponseStatus, [UInt8]) {
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            let response = try await HTTPClient.shared.execute(request, timeout: requestTimeout)
             let body = try await response.body.collect(upTo: responseLimit)
             return (response.status, Array(body.readableBytesView))
         } catch let error as APIError {
             throw error
         } catch {
-            throw APIError(.providerUnavailable, "the identity provider did not answer (or answered over 1 MiB)")
+            throw APIError(.providerUnavailable, "the identity provider did not answer within 5 s (or answered over 1 MiB)")
         }
     }
 
