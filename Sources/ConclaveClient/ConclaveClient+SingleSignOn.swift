@@ -36,14 +36,15 @@ extension ConclaveClient {
             let started: SSOStarted = try await anonymous.post(
                 "/v1/sso/start", SSOStart(redirectUri: redirect.redirectURI, codeChallenge: challenge))
             try await authorize(started.authorizationUrl)
-            let query = try await redirect.callback(timeout: timeout)
+            // Only a redirect with this sign-in's state counts (state first, then an error or the code).
+            let query = try await redirect.callback(state: started.state, timeout: timeout)
             await redirect.close()
             if let error = query["error"] {
                 let reason = error.prefix(64).filter { $0.isASCII && ($0.isLetter || $0 == "_") }
                 throw ClientError.singleSignOn("the provider refused the sign-in (\(reason))")
             }
-            guard query["state"] == started.state, let received = query["code"], !received.isEmpty else {
-                throw ClientError.singleSignOn("the redirect does not belong to this sign-in (state mismatch): nothing was signed in")
+            guard let received = query["code"], !received.isEmpty else {
+                throw ClientError.singleSignOn("the provider's redirect carries no code: nothing was signed in")
             }
             (state, code) = (started.state, received)
         } catch {

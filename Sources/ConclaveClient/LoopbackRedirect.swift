@@ -22,7 +22,7 @@ final class LoopbackRedirect: Sendable {
     }
 
     static func open() async throws -> LoopbackRedirect {
-        let (queries, continuation) = AsyncStream.makeStream(of: [String: String].self, bufferingPolicy: .bufferingNewest(1))
+        let (queries, continuation) = AsyncStream.makeStream(of: [String: String].self, bufferingPolicy: .bufferingOldest(16))
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -38,12 +38,14 @@ final class LoopbackRedirect: Sendable {
         return LoopbackRedirect(port: port, channel: channel, queries: queries)
     }
 
-    /// The first callback's query parameters, or an error after `timeout`.
-    func callback(timeout: Duration) async throws -> [String: String] {
+    /// The query parameters of the first callback that carries `state`
+    /// (others, from any local program, are ignored), or an error after
+    /// `timeout`.
+    func callback(state: String, timeout: Duration) async throws -> [String: String] {
         let queries = queries
         return try await withThrowingTaskGroup(of: [String: String]?.self) { group in
             group.addTask {
-                for await query in queries { return query }
+                for await query in queries where query["state"] == state { return query }
                 return nil
             }
             group.addTask {

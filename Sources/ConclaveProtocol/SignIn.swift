@@ -25,8 +25,12 @@ public struct SSOSettings: Codable, Sendable, Hashable {
     /// The claim that gives the user name: `preferred_username`, `email`
     /// (its local part), or any other string claim.
     public var userClaim: String
+    /// With `userClaim` `email`: the domains whose verified addresses are
+    /// this network's users (`alice@acme.example` is `alice`).
+    public var emailDomains: [String]
     /// A claim (a string or a list of strings) whose values `groupMap` maps
-    /// to security groups; the first value that maps wins.
+    /// to security groups; the first mapping that matches wins, and none
+    /// puts the account in `default`.
     public var groupClaim: String?
     public var groupMap: [SSOGroupMapping]
     /// Whether a first sign-in creates the account (in the mapped group, or
@@ -36,14 +40,15 @@ public struct SSOSettings: Codable, Sendable, Hashable {
     public var passwordsAllowed: Bool
 
     public init(
-        issuer: String, clientId: String, clientSecretSet: Bool, scopes: [String], userClaim: String, groupClaim: String?,
-        groupMap: [SSOGroupMapping], createAccounts: Bool, passwordsAllowed: Bool
+        issuer: String, clientId: String, clientSecretSet: Bool, scopes: [String], userClaim: String, emailDomains: [String],
+        groupClaim: String?, groupMap: [SSOGroupMapping], createAccounts: Bool, passwordsAllowed: Bool
     ) {
         self.issuer = issuer
         self.clientId = clientId
         self.clientSecretSet = clientSecretSet
         self.scopes = scopes
         self.userClaim = userClaim
+        self.emailDomains = emailDomains
         self.groupClaim = groupClaim
         self.groupMap = groupMap
         self.createAccounts = createAccounts
@@ -60,6 +65,7 @@ public struct SetSSO: Codable, Sendable, Hashable {
     public var clientSecret: String?
     public var scopes: [String]?
     public var userClaim: String?
+    public var emailDomains: [String]?
     public var groupClaim: String?
     public var groupMap: [SSOGroupMapping]?
     public var createAccounts: Bool?
@@ -67,13 +73,15 @@ public struct SetSSO: Codable, Sendable, Hashable {
 
     public init(
         issuer: String? = nil, clientId: String? = nil, clientSecret: String? = nil, scopes: [String]? = nil, userClaim: String? = nil,
-        groupClaim: String? = nil, groupMap: [SSOGroupMapping]? = nil, createAccounts: Bool? = nil, passwordsAllowed: Bool? = nil
+        emailDomains: [String]? = nil, groupClaim: String? = nil, groupMap: [SSOGroupMapping]? = nil, createAccounts: Bool? = nil,
+        passwordsAllowed: Bool? = nil
     ) {
         self.issuer = issuer
         self.clientId = clientId
         self.clientSecret = clientSecret
         self.scopes = scopes
         self.userClaim = userClaim
+        self.emailDomains = emailDomains
         self.groupClaim = groupClaim
         self.groupMap = groupMap
         self.createAccounts = createAccounts

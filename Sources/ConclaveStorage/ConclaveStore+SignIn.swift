@@ -83,8 +83,31 @@ extension ConclaveStore {
         }
     }
 
-    /// Binds an account to a provider subject (nil: unbinds it, with an
-    /// audit entry). False when there is no such user.
+    /// The account bound to a provider subject, if any.
+    public func user(ssoSubject subject: String) async throws -> UserRecord? {
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT name, password_hash, security_group, suspended, created_at FROM users WHERE sso_subject = ?", [.text(subject)])
+            return try rows.first.map(Self.userRecord)
+        }
+    }
+
+    /// Binds an unbound account to a provider subject, in one guarded
+    /// statement with its audit entry: false when the account is bound
+    /// already (to any subject) or does not exist; ``StoreError/conflict(_:)``
+    /// when another account holds the subject.
+    public func bindSSOSubject(of name: UserName, to subject: String, audit: AuditDraft) async throws -> Bool {
+        try await write { connection in
+            let rows = try await connection.query(
+                "UPDATE users SET sso_subject = ? WHERE name = ? AND sso_subject IS NULL RETURNING name",
+                [.text(subject), .text(name.value)])
+            if !rows.isEmpty { try await Self.appendAudit(connection, audit, lock: forUpdate) }
+            return !rows.isEmpty
+        }
+    }
+
+    /// Sets or clears an account's provider subject (nil: unbinds it, with
+    /// an audit entry). False when there is no such user.
     public func setSSOSubject(of name: UserName, to subject: String?, audit: AuditDraft? = nil) async throws -> Bool {
         try await write { connection in
             let rows = try await connection.query(

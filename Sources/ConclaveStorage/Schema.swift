@@ -130,7 +130,7 @@ enum Schema {
             [
                 // Single sign-on and directory provisioning. sso_flows: a started OpenID Connect sign-in, by the hash of
                 // its state, until it is finished once or expires. scim_tokens: the directory's bearer tokens, as hashes.
-                // users.sso_subject: the provider's `sub` of the account's first SSO sign-in; another `sub` is refused.
+                // users.sso_subject: "ISSUER SUB" of the account's first SSO sign-in, one account per subject.
                 // scim_external_id: the `externalId` the directory gave an account or a security group (RFC 7643 §3.1).
                 """
                 CREATE TABLE sso_flows (state_hash \(bytes) PRIMARY KEY, nonce TEXT NOT NULL, code_challenge TEXT NOT NULL, \
@@ -139,6 +139,7 @@ enum Schema {
                 "CREATE INDEX sso_flows_expiry ON sso_flows(expires_at)",
                 "CREATE TABLE scim_tokens (id TEXT PRIMARY KEY, token_hash \(bytes) NOT NULL UNIQUE, created_at \(int) NOT NULL)",
                 "ALTER TABLE users ADD COLUMN sso_subject TEXT",
+                "CREATE UNIQUE INDEX users_sso_subject ON users(sso_subject)",
                 "ALTER TABLE users ADD COLUMN scim_external_id TEXT",
                 "ALTER TABLE security_groups ADD COLUMN scim_external_id TEXT",
             ],

@@ -41,6 +41,8 @@ struct AdminSSOCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Scopes, space-separated (default: \"openid email profile\").") var scopes: String?
         @Option(name: .long, help: "The claim that gives the user name: preferred_username (default), email, or another.")
         var userClaim: String?
+        @Option(name: .long, help: "With --user-claim email: a domain whose verified addresses are users here (repeatable).")
+        var emailDomain: [String] = []
         @Option(name: .long, help: "A claim listing the user's groups at the provider (\"\" for none).") var groupClaim: String?
         @Option(name: .long, help: "VALUE=GROUP: a group-claim value and the security group it means (repeatable).")
         var groupMap: [String] = []
@@ -62,7 +64,8 @@ struct AdminSSOCommand: AsyncParsableCommand {
             let change = SetSSO(
                 issuer: issuer, clientId: clientId,
                 clientSecret: try clientSecretFile.map { try readSecretFile($0, what: "client secret") },
-                scopes: scopes.map { $0.split(separator: " ").map(String.init) }, userClaim: userClaim, groupClaim: groupClaim,
+                scopes: scopes.map { $0.split(separator: " ").map(String.init) }, userClaim: userClaim,
+                emailDomains: emailDomain.isEmpty ? nil : emailDomain, groupClaim: groupClaim,
                 groupMap: mappings, createAccounts: createAccounts.map { $0 == .on }, passwordsAllowed: passwords.map { $0 == .on })
             let settings = try await admin.client().setSSO(change)
             if json { try printJSON(settings) } else { printSettings(settings) }
@@ -87,6 +90,7 @@ struct AdminSSOCommand: AsyncParsableCommand {
 private func printSettings(_ settings: SSOSettings) {
     print("issuer: \(settings.issuer)\nclient_id: \(settings.clientId)\nclient_secret: \(settings.clientSecretSet ? "set" : "missing")")
     print("scopes: \(settings.scopes.joined(separator: " "))\nuser_claim: \(settings.userClaim)")
+    if !settings.emailDomains.isEmpty { print("email_domains: \(settings.emailDomains.joined(separator: " "))") }
     print("group_claim: \(settings.groupClaim ?? "(none)")")
     for mapping in settings.groupMap { print("group_map: \(mapping.value) -> \(mapping.group)") }
     print("create_accounts: \(settings.createAccounts ? "on" : "off")\npasswords: \(settings.passwordsAllowed ? "on" : "off")")

@@ -60,7 +60,11 @@ struct SCIMTests {
             #expect(created.status == 201 && created.json["id"] as? String == "dana" && created.json["password"] == nil)
             #expect(try await directory.send(.POST, "/Users", #"{"userName":"dana"}"#).status == 409)
             #expect(try await directory.send(.POST, "/Users", #"{"userName":"not a name!"}"#).status == 400)
-            #expect(try await directory.send(.POST, "/Users", #"{"userName":"erin","active":"false"}"#).status == 400)
+            #expect(try await directory.send(.POST, "/Users", #"{"userName":"erin","active":1}"#).status == 400)
+            // Entra ID's older provisioning sends Booleans as strings: "False" deactivates, as false does.
+            let erin = try await directory.send(.POST, "/Users", #"{"userName":"erin","active":"False"}"#)
+            #expect(erin.status == 201 && erin.json["active"] as? Bool == false)
+            #expect(try await directory.send(.DELETE, "/Users/erin").status == 204)
             let found = try await directory.send(
                 .GET, "/Users?filter=" + "userName eq \"DANA\"".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
             #expect(found.status == 200 && found.json["totalResults"] as? Int == 1)

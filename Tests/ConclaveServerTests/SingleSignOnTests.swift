@@ -244,6 +244,10 @@ struct SingleSignOnTests {
                 await Self.expectRefused(.forbidden, network)
                 _ = try await network.admin.updateUser(carol, UserChange(ssoUnlink: true))
                 _ = try await Self.signIn(network)
+                // O7: an identity bound to an account signs in to it, whatever name it claims now; bob stays unbound.
+                provider.signIn(as: ["sub": "subject-impostor", "preferred_username": "bob"])
+                let renamed = try await Self.signIn(network)
+                #expect(await renamed.user == network.address("carol"))
                 // O6: no account and no creation at sign-in.
                 provider.signIn(as: ["sub": "subject-dave", "preferred_username": "dave"])
                 await Self.expectRefused(.ssoFailed, network)
@@ -266,21 +270,23 @@ struct SingleSignOnTests {
 
                 let audit = try await network.admin.audit()
                 #expect(audit.contains { $0.action == "user.sso_unlink" && $0.target == "user:carol" })
+                #expect(audit.filter { $0.action == "user.sso_bind" && $0.actor == "sso" }.count == 2)
             }
         }
     }
 
     @Test("Settings: checked before they are stored, the secret never shown, off again on request")
     func settings() async throws {
-        try await TestNetwork.run(.sqlite) { network in
-            try await TestOpenIDProvider.run { provider in
+        try await TestNetwork.run(.sqlite, testClock: true) { network in
+            let clock = try #require(network.clock)
+            try await TestOpenIDProvider.run(clock: { clock.now() }) { provider in
                 let http = RawHTTP(baseURL: network.url)
                 http.expectRefusal(try await http.send(.GET, "/v1/admin/sso", token: network.adminToken), .ssoOff)
                 let noSecret = SetSSO(issuer: provider.issuer, clientId: provider.clientID)
                 http.expectRefusal(try await http.send(.PUT, "/v1/admin/sso", token: network.adminToken, json: noSecret), .badRequest)
                 let unreachable = SetSSO(issuer: "http://127.0.0.1:1", clientId: "c", clientSecret: "s")
                 http.expectRefusal(
-                    try await http.send(.PUT, "/v1/admin/sso", token: network.adminToken, json: unreachable), .providerUnavailable)
+                    try await http.send(.PUT, "/v1/admin/sso", token: network.adminToken, json: unreachable), .badRequest)  // nothing stored
                 let plainHTTP = SetSSO(issuer: "http://idp.example", clientId: "c", clientSecret: "s")
                 http.expectRefusal(try await http.send(.PUT, "/v1/admin/sso", token: network.adminToken, json: plainHTTP), .badRequest)
                 let unknownGroup = SetSSO(
@@ -294,11 +300,25 @@ struct SingleSignOnTests {
                 try await Self.configure(network, provider)
                 let shown = try await http.send(.GET, "/v1/admin/sso", token: network.adminToken)
                 #expect(shown.status == 200 && !String(decoding: shown.body, as: UTF8.self).contains(provider.clientSecret))
+                // user_claim email needs the organisation's email domains.
+                http.expectRefusal(
+                    try await http.send(.PUT, "/v1/admin/sso", token: network.adminToken, json: SetSSO(userClaim: "email")), .badRequest)
                 // A change keeps what it leaves out, the secret included.
-                let changed = try await network.admin.setSSO(SetSSO(userClaim: "email"))
+                let changed = try await network.admin.setSSO(SetSSO(userClaim: "email", emailDomains: ["Corp.example"]))
                 #expect(changed.clientSecretSet && changed.userClaim == "email" && changed.issuer == provider.issuer)
+                #expect(changed.emailDomains == ["corp.example"])
+                // O6: an address of another domain, an unverified one, or one whose verification is not said, names nobody.
+                for claims in [
+                    ["sub": "s-1", "email": "erin@evil.example", "email_verified": "true"],
+                    ["sub": "s-2", "email": "erin@corp.example", "email_verified": "false"],
+                    ["sub": "s-3", "email": "erin@corp.example"],
+                    ["sub": "s-4", "email": "\u{212A}im@corp.example", "email_verified": "true"],
+                ] {
+                    provider.signIn(as: claims)
+                    await Self.expectRefused(.ssoFailed, network, Comment(rawValue: claims["email"] ?? ""))
+                    clock.advance(by: 3600)  // past the failed sign-in backoff (A1)
+                }
                 provider.signIn(as: ["sub": "s-erin", "email": "Erin@corp.example", "email_verified": "true"])
-                // email_verified as a string is not `false`: the local part is the name.
                 _ = try await Self.signIn(network)
                 #expect(try await network.admin.users().map(\.name.value) == ["erin"])
 

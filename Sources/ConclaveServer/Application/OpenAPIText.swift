@@ -4651,26 +4651,6 @@ extension OpenAPIDocument {
           "500": {
             "$ref": "#/components/responses/Internal"
           },
-          "502": {
-            "description": "`provider_unavailable`: the issuer's discovery document cannot be fetched, is not OpenID Connect discovery JSON, names another issuer, or has endpoints that are not https; nothing is stored.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/Error"
-                },
-                "examples": {
-                  "provider_unavailable": {
-                    "value": {
-                      "error": {
-                        "code": "provider_unavailable",
-                        "message": "the provider's discovery document names another issuer than the one configured"
-                      }
-                    }
-                  }
-                }
-              }
-            }
-          },
           "503": {
             "$ref": "#/components/responses/ServerBusy"
           }
@@ -6934,8 +6914,8 @@ extension OpenAPIDocument {
           "redirect_uri": {
             "type": "string",
             "maxLength": 512,
-            "description": "Where the provider sends the browser back with the code: `http://` on a loopback host (`127.0.0.1`, `[::1]` or `localhost`) with an explicit port, without user info or fragment (400 `bad_request` otherwise). It must be registered with the provider for the network's client.",
-            "pattern": "^http://(127\\.0\\.0\\.1|\\[::1\\]|localhost):[0-9]{1,5}([/?][^#]*)?$",
+            "description": "Where the provider sends the browser back with the code: `http://` on a loopback host (`127.0.0.1` or `[::1]`: an address, not a name, RFC 8252 §8.3) with an explicit port, without user info or fragment (400 `bad_request` otherwise). It must be registered with the provider for the network's client.",
+            "pattern": "^http://(127\\.0\\.0\\.1|\\[::1\\]):[0-9]{1,5}([/?][^#]*)?$",
             "examples": [
               "http://127.0.0.1:53682/callback"
             ]
@@ -8447,6 +8427,15 @@ extension OpenAPIDocument {
           "passwords_allowed": {
             "type": "boolean",
             "description": "Whether users may still sign in with a password (`POST /v1/login`, `POST /v1/sessions`); false: those answer 403 `password_sign_in_off`."
+          },
+          "email_domains": {
+            "type": "array",
+            "items": {
+              "type": "string",
+              "maxLength": 253
+            },
+            "maxItems": 64,
+            "description": "With user_claim email: the domains whose verified addresses are this network's users (alice@acme.example is alice)."
           }
         },
         "required": [
@@ -8457,7 +8446,8 @@ extension OpenAPIDocument {
           "user_claim",
           "group_map",
           "create_accounts",
-          "passwords_allowed"
+          "passwords_allowed",
+          "email_domains"
         ]
       },
       "SetSSO": {
@@ -8518,6 +8508,16 @@ extension OpenAPIDocument {
           "passwords_allowed": {
             "type": "boolean",
             "description": "See `SSOSettings.passwords_allowed`. Default true."
+          },
+          "email_domains": {
+            "type": "array",
+            "items": {
+              "type": "string",
+              "minLength": 1,
+              "maxLength": 253
+            },
+            "maxItems": 64,
+            "description": "With user_claim email (required then): the domains whose verified addresses are this network's users."
           }
         },
         "additionalProperties": false

@@ -69,6 +69,16 @@ actor OpenIDProvider {
     /// sign-in while the provider is down, gets `502 provider_unavailable`
     /// rather than a wait.
     private static let requestTimeout: TimeAmount = .seconds(5)
+    /// A client of its own that follows no redirect: the https (or
+    /// loopback) rule on the provider's URLs holds for every request made.
+    private static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+    /// How long fetched signing keys are used before they are fetched again
+    /// (a key the provider withdrew stops verifying within this).
+    private static let keysLifetime: TimeInterval = 3600
 
     private var metadata: (issuer: String, value: ProviderMetadata, fetched: Date)?
     private var keys: (uri: String, collection: JWTKeyCollection, algorithms: [String: String], fetched: Date)?
@@ -176,8 +186,9 @@ actor OpenIDProvider {
     private func keyCollection(for kid: String?, algorithm: String, metadata: ProviderMetadata, now: Date) async throws
         -> JWTKeyCollection
     {
-        let stale = keys.map { $0.uri != metadata.jwksUri || now.timeIntervalSince($0.fetched) >= Self.refetchInterval } ?? true
-        if keys == nil || (stale && !Self.holds(keys?.algorithms, kid: kid)) {
+        let age = keys.map { now.timeIntervalSince($0.fetched) } ?? .infinity
+        let stale = keys.map { $0.uri != metadata.jwksUri || age >= Self.refetchInterval } ?? true
+        if keys?.uri != metadata.jwksUri || age >= Self.keysLifetime || (stale && !Self.holds(keys?.algorithms, kid: kid)) {
             keys = try await Self.loadKeys(uri: metadata.jwksUri, now: now)
         }
         guard let keys else { throw Self.failure("the provider publishes no usable signing key") }
@@ -250,7 +261,7 @@ actor OpenIDProvider {
 
     private static func send(_ request: HTTPClientRequest) async throws -> (HTTPResponseStatus, [UInt8]) {
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: requestTimeout)
+            let response = try await client.execute(request, timeout: requestTimeout)
             let body = try await response.body.collect(upTo: responseLimit)
             return (response.status, Array(body.readableBytesView))
         } catch let error as APIError {

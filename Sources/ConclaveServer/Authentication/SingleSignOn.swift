@@ -12,6 +12,7 @@ struct StoredSSO: Codable, Sendable, Hashable {
     var clientSecret: String
     var scopes: [String]
     var userClaim: String
+    var emailDomains: [String]
     var groupClaim: String?
     var groupMap: [SSOGroupMapping]
     var createAccounts: Bool
@@ -20,7 +21,8 @@ struct StoredSSO: Codable, Sendable, Hashable {
     var shown: SSOSettings {
         SSOSettings(
             issuer: issuer, clientId: clientId, clientSecretSet: !clientSecret.isEmpty, scopes: scopes, userClaim: userClaim,
-            groupClaim: groupClaim, groupMap: groupMap, createAccounts: createAccounts, passwordsAllowed: passwordsAllowed)
+            emailDomains: emailDomains, groupClaim: groupClaim, groupMap: groupMap, createAccounts: createAccounts,
+            passwordsAllowed: passwordsAllowed)
     }
 }
 
@@ -103,6 +105,14 @@ final class SingleSignOn: Sendable {
         guard Self.isToken(userClaim), groupClaim.map(Self.isToken) ?? true else {
             throw APIError.badRequest("user_claim and group_claim are claim names: 1 to 64 printable ASCII characters")
         }
+        let emailDomains = (change.emailDomains ?? before?.emailDomains ?? []).map { $0.lowercased() }
+        guard emailDomains.count <= 64, emailDomains.allSatisfy({ NetworkDomain($0) != nil }) else {
+            throw APIError.badRequest("email_domains holds at most 64 domain names")
+        }
+        // O6: an email address names an account only within the organisation's own domains.
+        guard userClaim != "email" || !emailDomains.isEmpty else {
+            throw APIError.badRequest("user_claim email needs email_domains: the domains whose addresses are this network's users")
+        }
         let groupMap = change.groupMap ?? before?.groupMap ?? []
         guard groupMap.count <= 256, groupMap.allSatisfy({ (1...256).contains($0.value.utf8.count) }) else {
             throw APIError.badRequest("group_map holds at most 256 mappings of 1 to 256-byte values")
@@ -111,10 +121,15 @@ final class SingleSignOn: Sendable {
             throw APIError(.unknownGroup, "security group \(mapping.group) does not exist")
         }
         let settings = StoredSSO(
-            issuer: issuer, clientId: clientID, clientSecret: secret, scopes: scopes, userClaim: userClaim, groupClaim: groupClaim,
-            groupMap: groupMap, createAccounts: change.createAccounts ?? before?.createAccounts ?? false,
+            issuer: issuer, clientId: clientID, clientSecret: secret, scopes: scopes, userClaim: userClaim, emailDomains: emailDomains,
+            groupClaim: groupClaim, groupMap: groupMap, createAccounts: change.createAccounts ?? before?.createAccounts ?? false,
             passwordsAllowed: change.passwordsAllowed ?? before?.passwordsAllowed ?? true)
-        _ = try await provider.metadata(issuer: issuer, now: now)
+        do {
+            _ = try await provider.metadata(issuer: issuer, now: now)
+        } catch let error as APIError where error.code == .providerUnavailable {
+            // The administrator's input does not work (yet): a 400 that says why, and nothing stored.
+            throw APIError.badRequest("the issuer does not serve OpenID Connect discovery: \(error.message)")
+        }
         let text = String(decoding: try ConclaveJSON.encoder().encode(settings), as: UTF8.self)
         let draft = audit.draft("sso.set", "network:\(identity.domain)", before: before?.shown, after: settings.shown)
         try await store.setNetworkSetting(Self.settingName, to: text, audit: draft)
@@ -140,7 +155,7 @@ final class SingleSignOn: Sendable {
     func start(_ request: SSOStart, from address: String) async throws -> SSOStarted {
         let settings = try await settings()
         guard Self.isLoopbackRedirect(request.redirectUri) else {
-            throw APIError.badRequest("redirect_uri must be http://127.0.0.1:PORT/… (or [::1], localhost) with an explicit port")
+            throw APIError.badRequest("redirect_uri must be http://127.0.0.1:PORT/… (or [::1]) with an explicit port")
         }
         guard Self.isChallenge(request.codeChallenge) else {
             throw APIError.badRequest("code_challenge must be the base64url SHA-256 of a PKCE verifier (43 characters)")
@@ -203,6 +218,8 @@ final class SingleSignOn: Sendable {
     }
 
     private func verifiedUser(_ request: SSOFinish, now: Date) async throws -> UserRecord {
+        // The settings first: with single sign-on off, nobody's started sign-in is spent.
+        let settings = try await settings()
         guard request.state.utf8.count <= 256, let flow = try await store.takeSSOFlow(stateHash: Tokens.hash(request.state), now: now)
         else {
             throw APIError(.ssoFailed, "this sign-in is unknown, finished already, or expired: start again")
@@ -211,60 +228,78 @@ final class SingleSignOn: Sendable {
             OpenIDProvider.base64URLEncode(SHA256.hash(data: Array(request.codeVerifier.utf8))) == flow.codeChallenge
         else { throw APIError(.ssoFailed, "the PKCE verifier does not match this sign-in's challenge: start again") }
         guard (1...2048).contains(request.code.utf8.count) else { throw APIError.badRequest("code must be 1 to 2048 bytes") }
-        let settings = try await settings()
         let metadata = try await provider.metadata(issuer: settings.issuer, now: now)
         let idToken = try await provider.exchange(
             code: request.code, verifier: request.codeVerifier, redirectURI: flow.redirectURI, metadata: metadata,
             clientID: settings.clientId, clientSecret: settings.clientSecret)
         let token = try await provider.verify(
             idToken: idToken, issuer: settings.issuer, clientID: settings.clientId, nonce: flow.nonce, now: now, metadata: metadata)
-        let name = try Self.userName(from: token, claim: settings.userClaim)
-        let group = Self.mappedGroup(token, settings)
-        var user = try await store.user(named: name)
-        if user == nil {
-            guard settings.createAccounts else {
-                throw APIError(.ssoFailed, "the provider's user has no account on this network, and accounts are not created at sign-in")
-            }
-            _ = try await admin.createAccount(name, password: nil, group: group ?? .default, actor: "sso")
-            user = try await store.user(named: name)
-        }
-        guard var user else { throw APIError(.ssoFailed, "the account was deleted during sign-in") }
+        var user = try await account(for: token, settings)
         guard !user.suspended else { throw APIError(.forbidden, "this account is suspended: ask an administrator") }
-        try await bind(user.name, to: token.subject)
-        if let group, group.value != user.securityGroup {
-            _ = try await admin.updateUser(user.name, UserChange(group: group), actor: "sso")
-            user.securityGroup = group.value
+        if settings.groupClaim != nil {
+            // O8: the provider's groups decide; no mapping that matches is the default group.
+            let group = Self.mappedGroup(token, settings) ?? .default
+            if group.value != user.securityGroup {
+                _ = try await admin.updateUser(user.name, UserChange(group: group), actor: "sso")
+                user.securityGroup = group.value
+            }
         }
         logger.info("single sign-on verified")
         return user
     }
 
-    /// O7: the first SSO sign-in binds the account to the provider's
-    /// subject; another subject with the same user name is refused until an
-    /// administrator unlinks it (`user.sso_unlink`).
-    private func bind(_ name: UserName, to subject: String) async throws {
-        switch try await store.ssoSubject(of: name) {
-        case nil: _ = try await store.setSSOSubject(of: name, to: subject)
-        case subject?: return
-        default:
+    /// O6, O7: the account of a verified identity. An identity bound to an
+    /// account signs in to that account, whatever its name claim says now;
+    /// otherwise the name claim names the account, which must not be bound
+    /// to another identity, and is bound to this one (or created, then
+    /// bound, with `create_accounts` on).
+    private func account(for token: VerifiedIDToken, _ settings: StoredSSO) async throws -> UserRecord {
+        let subject = settings.issuer + " " + token.subject
+        if let bound = try await store.user(ssoSubject: subject) { return bound }
+        let name = try Self.userName(from: token, settings)
+        if try await store.user(named: name) == nil {
+            guard settings.createAccounts else {
+                throw APIError(.ssoFailed, "the provider's user has no account on this network, and accounts are not created at sign-in")
+            }
+            do {
+                _ = try await admin.createAccount(name, password: nil, group: Self.mappedGroup(token, settings) ?? .default, actor: "sso")
+            } catch let error as APIError where error.code == .userExists {
+                // Created by a sign-in at the same moment: the binding below decides which identity keeps it.
+            }
+        }
+        let draft = audit.draft("user.sso_bind", "user:\(name)", before: nil, after: ["issuer": settings.issuer], actor: "sso")
+        let bound: Bool
+        do {
+            bound = try await store.bindSSOSubject(of: name, to: subject, audit: draft)
+        } catch StoreError.conflict {
+            throw APIError(.forbidden, "this identity at the provider is bound to another account")
+        }
+        guard bound else {
             throw APIError(
                 .forbidden,
                 "this account is bound to another identity at the provider; an administrator can unlink it (admin user set --sso-unlink)")
         }
+        audit.appended(draft)
+        guard let user = try await store.user(named: name) else { throw APIError(.ssoFailed, "the account was deleted during sign-in") }
+        return user
     }
 
-    /// O5: the user name from the configured claim (`email`: its local
-    /// part, refused when the provider says it is not verified), checked
-    /// against this network's name rules.
-    static func userName(from token: VerifiedIDToken, claim: String) throws -> UserName {
-        guard case .string(var text)? = token.claims[claim] else {
-            throw APIError(.ssoFailed, "the ID token has no \(claim) claim (the network's user_claim)")
+    /// O6: the user name from the configured claim, ASCII only (folded to
+    /// lower case), checked against this network's name rules. With
+    /// `email`: a verified address (`email_verified` true) in one of the
+    /// network's email domains, whose local part is the name.
+    static func userName(from token: VerifiedIDToken, _ settings: StoredSSO) throws -> UserName {
+        let claim = settings.userClaim
+        guard case .string(var text)? = token.claims[claim], text.utf8.allSatisfy({ $0 < 0x80 }) else {
+            throw APIError(.ssoFailed, "the ID token has no ASCII \(claim) claim (the network's user_claim)")
         }
         if claim == "email" {
-            guard token.claims["email_verified"] != .bool(false) else {
-                throw APIError(.ssoFailed, "the provider says this email address is not verified")
+            guard token.claims["email_verified"] == .bool(true) || token.claims["email_verified"] == .string("true") else {
+                throw APIError(.ssoFailed, "the provider does not say this email address is verified")
             }
-            guard let at = text.lastIndex(of: "@") else { throw APIError(.ssoFailed, "the email claim is not an address") }
+            guard let at = text.lastIndex(of: "@"), settings.emailDomains.contains(text[text.index(after: at)...].lowercased()) else {
+                throw APIError(.ssoFailed, "the email address is not in one of this network's email domains")
+            }
             text = String(text[..<at])
         }
         guard let name = UserName(text) else {
@@ -299,6 +334,6 @@ final class SingleSignOn: Sendable {
         guard text.utf8.count <= 512, let url = URLComponents(string: text), url.scheme == "http", url.port != nil, url.user == nil,
             url.password == nil, url.fragment == nil, let host = url.host
         else { return false }
-        return ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host)
+        return ["127.0.0.1", "::1", "[::1]"].contains(host)
     }
 }

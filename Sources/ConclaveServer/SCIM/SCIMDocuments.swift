@@ -160,10 +160,17 @@ struct SCIMAttributes: Sendable {
     }
 
     /// A boolean attribute; another type is a 400 `invalidValue`.
+    /// A Boolean attribute. The strings `"True"`/`"False"` (any case) count
+    /// too: Entra ID's older provisioning sends them, and refusing its
+    /// `"active": "False"` would leave a deprovisioned user active.
     func bool(_ name: String) throws -> Bool? {
         guard let value = self[name] else { return nil }
-        guard case .bool(let flag) = value else { throw SCIMError.invalidValue("\(name) must be true or false") }
-        return flag
+        switch value {
+        case .bool(let flag): return flag
+        case .string(let text) where text.lowercased() == "true": return true
+        case .string(let text) where text.lowercased() == "false": return false
+        default: throw SCIMError.invalidValue("\(name) must be true or false")
+        }
     }
 
     /// A string attribute; another type is a 400 `invalidValue`.
