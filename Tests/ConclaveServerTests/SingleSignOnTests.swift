@@ -284,9 +284,10 @@ struct SingleSignOnTests {
                 http.expectRefusal(try await http.send(.GET, "/v1/admin/sso", token: network.adminToken), .ssoOff)
                 let noSecret = SetSSO(issuer: provider.issuer, clientId: provider.clientID)
                 http.expectRefusal(try await http.send(.PUT, "/v1/admin/sso", token: network.adminToken, json: noSecret), .badRequest)
+                // An issuer that does not answer: 400, nothing stored.
                 let unreachable = SetSSO(issuer: "http://127.0.0.1:1", clientId: "c", clientSecret: "s")
                 http.expectRefusal(
-                    try await http.send(.PUT, "/v1/admin/sso", token: network.adminToken, json: unreachable), .badRequest)  // nothing stored
+                    try await http.send(.PUT, "/v1/admin/sso", token: network.adminToken, json: unreachable), .badRequest)
                 let plainHTTP = SetSSO(issuer: "http://idp.example", clientId: "c", clientSecret: "s")
                 http.expectRefusal(try await http.send(.PUT, "/v1/admin/sso", token: network.adminToken, json: plainHTTP), .badRequest)
                 let unknownGroup = SetSSO(
