@@ -43,10 +43,13 @@ extension ConclaveStore {
         }
     }
 
-    /// Keeps a started sign-on, and forgets the expired ones.
-    public func createSSOFlow(_ flow: SSOFlowRecord) async throws {
+    /// Keeps a started sign-on, and forgets the expired ones; false (and
+    /// nothing kept) when `limit` sign-ons are under way already.
+    public func createSSOFlow(_ flow: SSOFlowRecord, limit: Int) async throws -> Bool {
         try await writeKeepingCaches { connection in
             try await connection.execute("DELETE FROM sso_flows WHERE expires_at < ?", [.integer(flow.createdAt.millis)])
+            let open = try await connection.query("SELECT COUNT(*) FROM sso_flows", []).first?.integer(0) ?? 0
+            guard open < limit else { return false }
             try await connection.execute(
                 """
                 INSERT INTO sso_flows (state_hash, nonce, code_challenge, redirect_uri, created_at, expires_at) \
@@ -56,6 +59,14 @@ extension ConclaveStore {
                     .blob(flow.stateHash), .text(flow.nonce), .text(flow.codeChallenge), .text(flow.redirectURI),
                     .integer(flow.createdAt.millis), .integer(flow.expiresAt.millis),
                 ])
+            return true
+        }
+    }
+
+    /// Deletes the started sign-ons that expired (the sweeper's round).
+    public func deleteSSOFlows(expiredBefore now: Date) async throws {
+        try await writeKeepingCaches { connection in
+            try await connection.execute("DELETE FROM sso_flows WHERE expires_at < ?", [.integer(now.millis)])
         }
     }
 
@@ -73,6 +84,14 @@ extension ConclaveStore {
                 stateHash: try row.blob(0), nonce: try row.text(1), codeChallenge: try row.text(2), redirectURI: try row.text(3),
                 createdAt: Date(millis: try row.integer(4)), expiresAt: Date(millis: try row.integer(5)))
             return flow.expiresAt >= now ? flow : nil
+        }
+    }
+
+    /// Whether an account of this name was deleted (and not created again
+    /// since by an administrator or the directory).
+    public func wasDeleted(_ name: UserName) async throws -> Bool {
+        try await database.read { connection in
+            try await !connection.query("SELECT user_name FROM deleted_accounts WHERE user_name = ?", [.text(name.value)]).isEmpty
         }
     }
 

@@ -114,6 +114,7 @@ extension ConclaveStore {
             guard let group = SecurityGroupName(user.securityGroup),
                 try await Self.securityGroup(connection, group, lock: forUpdate) != nil
             else { throw StoreError.notFound("security group") }
+            try await connection.execute("DELETE FROM deleted_accounts WHERE user_name = ?", [.text(user.name.value)])
             try await connection.execute(
                 "INSERT INTO users (name, password_hash, security_group, suspended, created_at) VALUES (?, ?, ?, ?, ?)",
                 [
@@ -189,6 +190,11 @@ extension ConclaveStore {
                 (SELECT conversation_id FROM conversation_members WHERE user_name = ?)
                 """, [.text(name.value)])
             try await connection.execute("DELETE FROM conversation_members WHERE user_name = ?", [.text(name.value)])
+            try await connection.execute(
+                """
+                INSERT INTO deleted_accounts (user_name, deleted_at) VALUES (?, ?) \
+                ON CONFLICT (user_name) DO UPDATE SET deleted_at = excluded.deleted_at
+                """, [.text(name.value), .integer((audit?.at ?? Date()).millis)])
             if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return try devices.map(Self.deviceID)
         }

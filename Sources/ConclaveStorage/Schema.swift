@@ -140,6 +140,9 @@ enum Schema {
                 "CREATE TABLE scim_tokens (id TEXT PRIMARY KEY, token_hash \(bytes) NOT NULL UNIQUE, created_at \(int) NOT NULL)",
                 "ALTER TABLE users ADD COLUMN sso_subject TEXT",
                 "CREATE UNIQUE INDEX users_sso_subject ON users(sso_subject)",
+                // Names of deleted accounts: a single sign-on does not create them again (an administrator or the
+                // directory does, which lifts this).
+                "CREATE TABLE deleted_accounts (user_name TEXT PRIMARY KEY, deleted_at \(int) NOT NULL)",
                 "ALTER TABLE users ADD COLUMN scim_external_id TEXT",
                 "ALTER TABLE security_groups ADD COLUMN scim_external_id TEXT",
             ],

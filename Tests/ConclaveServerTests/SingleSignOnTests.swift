@@ -86,6 +86,15 @@ struct SingleSignOnTests {
                         ($0.after ?? "").contains(provider.clientSecret) || ($0.before ?? "").contains(provider.clientSecret)
                     })
                 #expect(!network.log.contains(provider.clientSecret))
+
+                // A deleted account is not created again by its user's next sign-in; an administrator's re-creation lifts that.
+                let aliceName = try #require(UserName("alice"))
+                try await network.admin.delete(aliceName)
+                provider.signIn(as: ["sub": "subject-alice", "preferred_username": "alice"])
+                await Self.expectRefused(.ssoFailed, network)
+                try await network.users("alice")
+                _ = try await Self.signIn(network)
+                #expect(try await network.admin.devices(aliceName).devices.count == 1)
             }
         }
     }

@@ -231,6 +231,7 @@ struct Sweeper: Service {
         if files > 0 { logger.debug("sweeper deleted files", metadata: ["count": "\(files)"]) }
         // Sessions are kept 90 days past expiry, so that a device is told its session expired (not that it is unknown).
         _ = try await store.deleteSessions(expiredBefore: now.addingTimeInterval(-90 * 86_400))
+        try await store.deleteSSOFlows(expiredBefore: now)
         let dropped = try await store.dropOutbox(queuedBefore: now.addingTimeInterval(-limits.outboxMaxAgeSeconds))  // F8
         if dropped > 0 {
             logger.warning("federation: dropped requests older than the outbox's maximum age", metadata: ["count": "\(dropped)"])

@@ -37,6 +37,9 @@ final class SingleSignOn: Sendable {
     static let settingName = "sso"
     /// How long a started sign-in waits for its code.
     static let flowLifetime: TimeInterval = 600
+    /// How many started sign-ins the network keeps at once (from all
+    /// addresses); past it, starts answer 503 until some finish or expire.
+    static let openFlowLimit = 10_000
 
     private let store: ConclaveStore
     private let identity: NetworkIdentity
@@ -170,10 +173,14 @@ final class SingleSignOn: Sendable {
         }
         let (state, nonce) = (Tokens.random(), Tokens.random())
         let expiresAt = now.addingTimeInterval(Self.flowLifetime)
-        try await store.createSSOFlow(
+        let kept = try await store.createSSOFlow(
             SSOFlowRecord(
                 stateHash: Tokens.hash(state), nonce: nonce, codeChallenge: request.codeChallenge, redirectURI: request.redirectUri,
-                createdAt: now, expiresAt: expiresAt))
+                createdAt: now, expiresAt: expiresAt),
+            limit: Self.openFlowLimit)
+        guard kept else {
+            throw APIError(.serverBusy, "too many sign-ins are under way on this network; try again in a minute", retryAfter: 60)
+        }
         let query = [
             ("response_type", "code"), ("client_id", settings.clientId), ("redirect_uri", request.redirectUri),
             ("scope", settings.scopes.joined(separator: " ")), ("state", state), ("nonce", nonce),
@@ -260,6 +267,11 @@ final class SingleSignOn: Sendable {
         if try await store.user(named: name) == nil {
             guard settings.createAccounts else {
                 throw APIError(.ssoFailed, "the provider's user has no account on this network, and accounts are not created at sign-in")
+            }
+            // An account an administrator or the directory deleted is not brought back by its user's sign-in.
+            guard try await !store.wasDeleted(name) else {
+                throw APIError(
+                    .ssoFailed, "this account was deleted on this network: only an administrator or the directory creates it again")
             }
             do {
                 _ = try await admin.createAccount(name, password: nil, group: Self.mappedGroup(token, settings) ?? .default, actor: "sso")
