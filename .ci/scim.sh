@@ -90,7 +90,7 @@ echo "SCIM token $(printf '%s' "$SCIM_TOKEN" | wc -c) characters long created"
 echo
 echo "=== scim2-tester $SCIM_TESTER_VERSION: $URL/scim/v2 ==="
 t0=$(date +%s)
-"$VENV_PYTHON" "$HERE/scim_check.py" "$URL/scim/v2" "$SCIM_TOKEN" --trace "$OUT_DIR/http-trace.jsonl" 2>&1 |
+SCIM_TOKEN=$SCIM_TOKEN "$VENV_PYTHON" "$HERE/scim_check.py" "$URL/scim/v2" --trace "$OUT_DIR/http-trace.jsonl" 2>&1 |
     tee "$OUT_DIR/scim_check.log"
 rc=${PIPESTATUS[0]}
 echo "checker exit $rc after $(( $(date +%s) - t0 )) s"

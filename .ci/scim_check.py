@@ -19,6 +19,7 @@ could not run. Needs scim2-tester with its httpx2 extra (.ci/scim.sh installs
 the pinned versions).
 """
 import argparse
+import os
 import json
 import sys
 
@@ -36,7 +37,10 @@ EXCHANGES_SHOWN = 4  # the last exchanges shown before a failure
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run scim2-tester against a SCIM 2.0 server.")
     parser.add_argument("url", help="the SCIM root URL, e.g. http://127.0.0.1:8080/scim/v2")
-    parser.add_argument("token", help="a SCIM bearer token (never printed)")
+    parser.add_argument(
+        "token", nargs="?",
+        help="a SCIM bearer token (never printed); better in $SCIM_TOKEN, which keeps it out of the process list "
+        "and lets it begin with '-' as base64url tokens may")
     parser.add_argument("--trace", metavar="FILE", help="write every HTTP exchange (no headers) as JSON lines")
     args = parser.parse_args()
 
@@ -81,7 +85,10 @@ def main() -> int:
 
     ResourceManager.cleanup = cleanup
 
-    http = Client(base_url=args.url, headers={"Authorization": f"Bearer {args.token}"}, timeout=30,
+    token = args.token or os.environ.get("SCIM_TOKEN", "")
+    if not token:
+        parser.error("give the token in $SCIM_TOKEN (or as the second argument)")
+    http = Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=30,
                   trust_env=False, event_hooks={"response": [record]})
     try:
         results = check_server(SyncSCIMClient(http), raise_exceptions=False)

@@ -43,7 +43,9 @@ struct LoginCommand: AsyncParsableCommand {
                 let json = json
                 events = try await client.loginWithSSO(server: server, deviceName: deviceName, timeout: .seconds(ssoTimeout)) { url in
                     // With --json the URL goes to stderr, so that stdout stays one JSON object.
-                    let text = "open this address in a browser to sign in (waiting for the provider):\n\(url)\n"
+                    // The server chose this URL: control characters (terminal escapes) are not printed.
+                    let shown = String(String.UnicodeScalarView(url.unicodeScalars.filter { $0.properties.generalCategory != .control }))
+                    let text = "open this address in a browser to sign in (waiting for the provider):\n\(shown)\n"
                     if json { FileHandle.standardError.write(Data(text.utf8)) } else { print(text, terminator: "") }
                     fflush(nil)
                 }
