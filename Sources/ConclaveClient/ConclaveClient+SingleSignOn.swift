@@ -1,5 +1,4 @@
 import ConclaveProtocol
-import Crypto
 import Foundation
 import MLS
 
@@ -29,10 +28,10 @@ extension ConclaveClient {
         if let account, trimmed(account.server) != trimmed(server) { throw ClientError.alreadySignedIn(account.user) }
         let anonymous = HTTPAPI(baseURL: server, token: nil)
         let redirect = try await LoopbackRedirect.open()
-        let verifier = Self.base64URL((0..<32).map { _ in UInt8.random(in: 0...255) })
+        let verifier = Base64URL.encode((0..<32).map { _ in UInt8.random(in: 0...255) })
         let (state, code): (String, String)
         do {
-            let challenge = Self.base64URL(Array(SHA256.hash(data: Array(verifier.utf8))))
+            let challenge = PKCE.challenge(of: verifier)
             let started: SSOStarted = try await anonymous.post(
                 "/v1/sso/start", SSOStart(redirectUri: redirect.redirectURI, codeChallenge: challenge))
             try await authorize(started.authorizationUrl)
@@ -69,10 +68,5 @@ extension ConclaveClient {
                     signatureKey: Base64Bytes(signer.publicKey.bytes), cipherSuite: suite.rawValue,
                     transferKey: Base64Bytes(transfer.publicKey.bytes)))
         }
-    }
-
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }

@@ -1,5 +1,4 @@
 import ConclaveProtocol
-import Crypto
 import Foundation
 import MLS
 
@@ -9,7 +8,7 @@ extension ConclaveClient {
 
     /// The PKCE S256 challenge of a verifier, as ``loginWithSSO(server:deviceName:timeout:authorize:)`` sends it.
     @_spi(Testing) public static func pkceChallengeForTesting(_ verifier: String) -> String {
-        base64URL(Array(SHA256.hash(data: Array(verifier.utf8))))
+        PKCE.challenge(of: verifier)
     }
 
     /// Builds (but neither sends nor merges) an empty commit with a path,

@@ -1,4 +1,25 @@
+import Crypto
 import Foundation
+
+/// Base64url without padding (RFC 4648 §5), as JOSE, PKCE and tokens use it.
+public enum Base64URL {
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    public static func decode(_ text: some StringProtocol) -> Data? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        return Data(base64Encoded: base64)
+    }
+}
+
+/// PKCE (RFC 7636) with S256: the challenge the device sends for the
+/// verifier it keeps.
+public enum PKCE {
+    public static func challenge(of verifier: String) -> String { Base64URL.encode(SHA256.hash(data: Array(verifier.utf8))) }
+}
 
 // MARK: - Single sign-on (OpenID Connect), docs/server.md#single-sign-on
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ConclaveProtocol
 import Crypto
 import Foundation
 import Hummingbird
@@ -197,7 +198,7 @@ public final class TestOpenIDProvider: Sendable {
                 let point = Array(key.publicKey.x963Representation)
                 return [
                     "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
-                    "x": base64URL(point[1..<33]), "y": base64URL(point[33..<65]),
+                    "x": Base64URL.encode(point[1..<33]), "y": Base64URL.encode(point[33..<65]),
                 ]
             }
         }
@@ -233,7 +234,7 @@ public final class TestOpenIDProvider: Sendable {
             let grant = state.withLock({ $0.codes.removeValue(forKey: code) }), grant.clientID == clientID,
             fields["redirect_uri"] == grant.redirectURI
         else { return json(["error": "invalid_grant"], status: .badRequest) }
-        guard let verifier = fields["code_verifier"], base64URL(SHA256.hash(data: Array(verifier.utf8))) == grant.challenge else {
+        guard let verifier = fields["code_verifier"], PKCE.challenge(of: verifier) == grant.challenge else {
             return json(["error": "invalid_grant"], status: .badRequest)
         }
         return json(["access_token": UUID().uuidString, "token_type": "Bearer", "expires_in": 300, "id_token": idToken(for: grant)])
@@ -252,7 +253,7 @@ public final class TestOpenIDProvider: Sendable {
             state.tokensIssued += 1
             let header = (try? JSONSerialization.data(withJSONObject: parts.header, options: [.sortedKeys])) ?? Data()
             let body = (try? JSONSerialization.data(withJSONObject: parts.payload, options: [.sortedKeys])) ?? Data()
-            let input = base64URL(header) + "." + base64URL(body)
+            let input = Base64URL.encode(header) + "." + Base64URL.encode(body)
             let current = state.keys[state.current]
             let signature: [UInt8]
             switch parts.signing {
@@ -267,7 +268,7 @@ public final class TestOpenIDProvider: Sendable {
                 if !bytes.isEmpty { bytes[0] ^= 0x01 }
                 signature = bytes
             }
-            return input + "." + base64URL(signature)
+            return input + "." + Base64URL.encode(signature)
         }
     }
 
@@ -275,11 +276,6 @@ public final class TestOpenIDProvider: Sendable {
         guard let key, let signature = try? key.signature(for: Array(input.utf8)) else { return [] }
         return Array(signature.rawRepresentation)
     }
-}
-
-private func base64URL(_ bytes: some Sequence<UInt8>) -> String {
-    Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-        .replacingOccurrences(of: "=", with: "")
 }
 
 private func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {

@@ -295,24 +295,13 @@ actor OpenIDProvider {
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
     }
 
-    static func base64URLDecode(_ text: Substring) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64)
-    }
-
-    static func base64URLEncode(_ bytes: some Sequence<UInt8>) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
     private static func number(_ value: Any?) -> Double? {
         if let value = value as? Int { return Double(value) }
         return value as? Double
     }
 
     private static func jsonObject(base64URL text: Substring) -> [String: Any]? {
-        guard let data = base64URLDecode(text) else { return nil }
+        guard let data = Base64URL.decode(text) else { return nil }
         return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
     }
 

@@ -1,6 +1,5 @@
 import ConclaveProtocol
 import ConclaveStorage
-import Crypto
 import Foundation
 import Logging
 
@@ -232,7 +231,7 @@ final class SingleSignOn: Sendable {
             throw APIError(.ssoFailed, "this sign-in is unknown, finished already, or expired: start again")
         }
         guard Self.isVerifier(request.codeVerifier),
-            OpenIDProvider.base64URLEncode(SHA256.hash(data: Array(request.codeVerifier.utf8))) == flow.codeChallenge
+            PKCE.challenge(of: request.codeVerifier) == flow.codeChallenge
         else { throw APIError(.ssoFailed, "the PKCE verifier does not match this sign-in's challenge: start again") }
         guard (1...2048).contains(request.code.utf8.count) else { throw APIError.badRequest("code must be 1 to 2048 bytes") }
         let metadata = try await provider.metadata(issuer: settings.issuer, now: now)
