@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: []),
         // OpenID Connect: JWKS and ID-token signatures (RS256, ES256) are checked by jwt-kit, not by our own code.
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.0"),
     ],
     targets: [
         // RFC 9420 §2.1 TLS presentation language: no dependencies at all.
@@ -88,6 +89,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             // The OpenAPI document is embedded (Application/OpenAPIText.swift, by scripts/embed-openapi.py): no resource bundle.
             exclude: ["Resources/openapi.json"]

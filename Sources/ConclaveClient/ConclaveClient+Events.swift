@@ -147,6 +147,38 @@ public struct AdminClient: Sendable {
             "/v1/admin/scim/tokens/" + (id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
     }
 
+    // MARK: Administrators and API tokens
+
+    /// Who this client's token is, as the audit log names it, and its role.
+    public func whoami() async throws -> AdminIdentity { try await api.get("/v1/admin/whoami") }
+
+    public func administrators() async throws -> [AdministratorInfo] {
+        (try await api.get("/v1/admin/administrators", as: AdministratorList.self)).administrators
+    }
+
+    public func addAdministrator(_ body: CreateAdministrator) async throws -> AdministratorCreated {
+        try await api.post("/v1/admin/administrators", body)
+    }
+
+    public func updateAdministrator(_ name: AdminName, _ change: AdministratorChange) async throws -> AdministratorCreated {
+        try await api.patch("/v1/admin/administrators/\(name)", change)
+    }
+
+    public func removeAdministrator(_ name: AdminName) async throws {
+        let _: [String: String] = try await api.delete("/v1/admin/administrators/\(name)")
+    }
+
+    public func adminTokens() async throws -> [AdminTokenInfo] { (try await api.get("/v1/admin/tokens", as: AdminTokenList.self)).tokens }
+
+    /// A new named API token with a role (shown once).
+    public func createAdminToken(_ name: AdminName, role: AdminRole) async throws -> AdminTokenCreated {
+        try await api.post("/v1/admin/tokens", CreateAdminToken(name: name, role: role))
+    }
+
+    public func revokeAdminToken(_ name: AdminName) async throws {
+        let _: [String: String] = try await api.delete("/v1/admin/tokens/\(name)")
+    }
+
     /// The audit log, oldest first; with `since`, only entries from then on.
     public func audit(since: Date? = nil) async throws -> [AuditEntry] {
         let query = since.map { "?since=" + ConclaveJSON.formatTimestamp($0).replacingOccurrences(of: "+", with: "%2B") } ?? ""

@@ -34,10 +34,10 @@ struct AdminOptions: ParsableArguments {
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
-        abstract: "Manage a network: users and their devices, security groups, federation peers, the audit log.",
+        abstract: "Manage a network: users and their devices, security groups, federation peers, the audit log, administrators.",
         subcommands: [
             AdminUserCommand.self, AdminGroupCommand.self, AdminFederationCommand.self, AdminAuditCommand.self, AdminNetworkCommand.self,
-            AdminSSOCommand.self, AdminSCIMCommand.self,
+            AdminSSOCommand.self, AdminSCIMCommand.self, AdminAdministratorCommand.self, AdminTokenCommand.self,
         ]
     )
 }
@@ -202,41 +202,16 @@ struct GroupPolicyOptions: ParsableArguments {
     @Option(name: .long, help: "Whether members may share files: on or off.") var files: String?
     @Option(name: .long, help: "Largest file members may share: bytes, or with K, M, G (1024-based).") var maxFileSize: String?
 
+    /// The change these options make, with the console's validation (``PolicyText``).
     func change() throws -> SecurityGroupChange {
-        var change = SecurityGroupChange()
-        if let mayMessage {
-            guard let reach = GroupReach(mayMessage) else { throw ValidationError("--may-message takes all or G1,G2") }
-            change.mayMessage = reach
+        let text = PolicyText(
+            mayMessage: mayMessage, federate: federate, ttlMin: ttlMin, ttlMax: ttlMax, ttlDefault: ttlDefault, borMax: borMax,
+            files: files, maxFileSize: maxFileSize)
+        do {
+            return try text.change()
+        } catch {
+            throw ValidationError("--\(error.field) takes \(error.takes)")
         }
-        if let federate {
-            guard let reach = FederationReach(federate) else { throw ValidationError("--federate takes none, all or D1,D2") }
-            change.federation = reach
-        }
-        change.messageLifetimeMin = try ttlMin.map { try durationOption($0, "ttl-min") }
-        change.messageLifetimeMax = try ttlMax.map { try durationOption($0, "ttl-max") }
-        change.messageLifetimeDefault = try ttlDefault.map { try durationOption($0, "ttl-default") }
-        change.burnOnReadMax = try borMax.map { try durationOption($0, "bor-max") }
-        if let files {
-            guard ["on", "off"].contains(files) else { throw ValidationError("--files takes on or off") }
-            change.files = files == "on"
-        }
-        if let maxFileSize {
-            guard let bytes = byteSize(maxFileSize) else {
-                throw ValidationError("--max-file-size takes bytes, or a number with K, M or G")
-            }
-            change.maxFileSize = bytes
-        }
-        return change
-    }
-
-    func byteSize(_ text: String) -> UInt64? {
-        let scales: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-        if let unit = text.uppercased().last, let scale = scales[unit] {
-            guard let value = UInt64(text.dropLast()) else { return nil }
-            let (bytes, overflow) = value.multipliedReportingOverflow(by: scale)
-            return overflow ? nil : bytes
-        }
-        return UInt64(text)
     }
 }
 

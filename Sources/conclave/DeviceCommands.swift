@@ -680,11 +680,11 @@ func changeMembers(
 
 /// A duration option: `30s`, `15m`, `2h`, `7d`, or `off` (0).
 func durationOption(_ text: String, _ option: String) throws -> UInt64 {
-    if ["off", "none", "0"].contains(text) { return 0 }
-    guard let value = DurationText.seconds(text) else {
-        throw ValidationError("--\(option) takes a duration such as 30s, 15m, 2h, 7d (at most ten years), or off")
+    do {
+        return try PolicyText.duration(text, option)
+    } catch {
+        throw ValidationError("--\(error.field) takes \(error.takes)")
     }
-    return UInt64(value)
 }
 
 /// ` (messages expire after 7d, burn 30s after reading)`, or nothing for defaults.

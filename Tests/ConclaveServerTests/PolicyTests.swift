@@ -219,7 +219,7 @@ struct PolicyTests {
                     "user.create", "group.create", "user.update", "group.update", "user.suspend", "user.unsuspend", "user.reset_devices",
                     "user.delete", "group.delete",
                 ])
-            #expect(entries.allSatisfy { $0.actor == "admin" })
+            #expect(entries.allSatisfy { $0.actor == "token" })
             #expect(entries[2].target == "user:alice")
             #expect(entries[2].before?.contains("\"group\":\"default\"") == true)
             #expect(entries[2].after?.contains("\"group\":\"staff\"") == true)

@@ -79,7 +79,7 @@ struct SingleSignOnTests {
                 #expect(texts(try await bob.receive()) == ["still here"])
 
                 let audit = try await network.admin.audit()
-                #expect(audit.contains { $0.actor == "admin" && $0.action == "sso.set" })
+                #expect(audit.contains { $0.actor == "token" && $0.action == "sso.set" })
                 #expect(audit.contains { $0.actor == "sso" && $0.action == "user.create" && $0.target == "user:alice" })
                 #expect(
                     !audit.contains {

@@ -41,15 +41,15 @@ final class AdminService: Sendable {
         UserList(users: try await store.users().map { userInfo($0.user, devices: $0.devices) })
     }
 
-    func createUser(_ body: CreateUser) async throws -> UserInfo {
+    func createUser(_ body: CreateUser, actor: String) async throws -> UserInfo {
         guard let group = SecurityGroupName(body.group ?? "default") else { throw APIError.badRequest("not a security group name") }
-        return try await createAccount(body.name, password: body.password, group: group)
+        return try await createAccount(body.name, password: body.password, group: group, actor: actor)
     }
 
     /// Creates an account in `group`. Without a password (single sign-on,
     /// SCIM) it signs in through the identity provider only, until an
     /// administrator sets one.
-    func createAccount(_ name: UserName, password: String?, group: SecurityGroupName, actor: String = "admin") async throws -> UserInfo {
+    func createAccount(_ name: UserName, password: String?, group: SecurityGroupName, actor: String) async throws -> UserInfo {
         if let password, !(8...1024).contains(password.count) { throw APIError.badRequest("a password has 8 to 1024 characters") }
         var hash = PasswordHasher.noPassword
         if let password { hash = try await authentication.hashPassword(password) }
@@ -67,7 +67,7 @@ final class AdminService: Sendable {
     }
 
     /// Moves a user to another security group, enforced at once.
-    func updateUser(_ name: UserName, _ change: UserChange, actor: String = "admin") async throws -> UserInfo {
+    func updateUser(_ name: UserName, _ change: UserChange, actor: String) async throws -> UserInfo {
         guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
         if let password = change.password {
             guard (8...1024).contains(password.count) else { throw APIError.badRequest("a password has 8 to 1024 characters") }
@@ -98,7 +98,7 @@ final class AdminService: Sendable {
         return userInfo(after, devices: try await store.devices(of: name).count)
     }
 
-    func setSuspended(_ name: UserName, _ suspended: Bool, actor: String = "admin") async throws -> UserInfo {
+    func setSuspended(_ name: UserName, _ suspended: Bool, actor: String) async throws -> UserInfo {
         guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
         var after = before
         after.suspended = suspended
@@ -117,7 +117,7 @@ final class AdminService: Sendable {
         return userInfo(user, devices: devices.count)
     }
 
-    func deleteUser(_ name: UserName, actor: String = "admin") async throws {
+    func deleteUser(_ name: UserName, actor: String) async throws {
         guard let before = try await store.user(named: name) else { throw APIError.notFound("user") }
         let devices = try await store.devices(of: name).map(\.id)
         let conversations = try await store.conversations(withDevices: devices)
@@ -130,12 +130,13 @@ final class AdminService: Sendable {
         audit.appended(draft)
     }
 
-    func resetDevices(_ name: UserName) async throws -> Int {
+    func resetDevices(_ name: UserName, actor: String) async throws -> Int {
         guard let user = try await store.user(named: name) else { throw APIError.notFound("user") }
         let devices = try await store.devices(of: name).map(\.id)
         let conversations = try await store.conversations(withDevices: devices)
         let draft = audit.draft(
-            "user.reset_devices", "user:\(name)", before: AuditedUser(user, devices: devices.count), after: AuditedUser(user, devices: 0))
+            "user.reset_devices", "user:\(name)", before: AuditedUser(user, devices: devices.count), after: AuditedUser(user, devices: 0),
+            actor: actor)
         let deleted = try await store.deleteDevices(of: name, audit: draft)
         try await deprovisioning.cutOff(deleted, conversations: conversations)
         try await gateway.requestRemoteRemoval(of: devices, user: name)
@@ -147,9 +148,9 @@ final class AdminService: Sendable {
 
     /// A new bearer token for the organisation's directory (SCIM): shown
     /// once, stored as its hash (audited `scim.token_create`).
-    func createSCIMToken() async throws -> SCIMTokenCreated {
+    func createSCIMToken(actor: String) async throws -> SCIMTokenCreated {
         let (id, token, now) = ("scim-" + String(Tokens.random().prefix(12)), Tokens.random(), audit.clock.now)
-        let draft = audit.draft("scim.token_create", "scim_token:\(id)", before: nil, after: nil)
+        let draft = audit.draft("scim.token_create", "scim_token:\(id)", before: nil, after: nil, actor: actor)
         try await store.createSCIMToken(id: id, tokenHash: Tokens.hash(token), createdAt: now, audit: draft)
         audit.appended(draft)
         return SCIMTokenCreated(id: id, token: token, createdAt: now)
@@ -160,9 +161,9 @@ final class AdminService: Sendable {
     }
 
     /// Revokes a directory token at once (audited `scim.token_revoke`).
-    func revokeSCIMToken(_ id: String) async throws {
+    func revokeSCIMToken(_ id: String, actor: String) async throws {
         guard id.utf8.count <= 64 else { throw APIError.notFound("SCIM token") }
-        let draft = audit.draft("scim.token_revoke", "scim_token:\(id)", before: nil, after: nil)
+        let draft = audit.draft("scim.token_revoke", "scim_token:\(id)", before: nil, after: nil, actor: actor)
         guard try await store.revokeSCIMToken(id: id, audit: draft) else { throw APIError.notFound("SCIM token") }
         audit.appended(draft)
     }

@@ -23,7 +23,7 @@ struct AuditRecorder: Sendable {
     }
 
     /// An entry for `action` on `target`, with the state before and after.
-    func draft(_ action: String, _ target: String, before: (any Encodable)?, after: (any Encodable)?, actor: String = "admin")
+    func draft(_ action: String, _ target: String, before: (any Encodable)?, after: (any Encodable)?, actor: String)
         -> AuditDraft
     {
         let key = identity.key

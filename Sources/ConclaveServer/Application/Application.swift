@@ -28,8 +28,9 @@ public func buildApplication(
     let api = try composeServices(
         configuration: configuration, store: store, identity: identity, clock: clock, metrics: metrics, ready: storage.ready, logger: logger
     )
-    let router = api.router()
     let tls = try configuration.tls.map { try TLSCertificates(files: $0, logger: logger) }
+    let router = api.router()
+    try Console(api: api, limits: configuration.limits, clock: clock, tls: tls != nil).addRoutes(to: router)
     var app = Application(
         router: router,
         server: gatedServer(router: router, limits: configuration.limits, tls: tls),
@@ -192,7 +193,10 @@ func composeServices(
         inbox: InboxService(store: store, hub: hub, clock: clock, limits: limits, metrics: metrics), policy: policy,
         enforcement: enforcement,
         deprovisioning: deprovisioning,
-        admin: admin, scim: SCIMService(store: store, admin: admin, policy: policy), directory: directory, gateway: gateway,
+        admin: admin,
+        administrators: AdministratorService(
+            store: store, identity: identity, audit: audit, authentication: authentication, limits: limits, logger: logger),
+        scim: SCIMService(store: store, admin: admin, policy: policy), directory: directory, gateway: gateway,
         trustedProxies: configuration.trustedProxies, clockOffset: configuration.clockOffset,
         store: store, metrics: metrics, ready: ready, metricsOnOwnListener: configuration.metricsListen != nil,
         accessLogger: accessLogger)

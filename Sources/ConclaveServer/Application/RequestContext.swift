@@ -89,6 +89,8 @@ extension ConclaveRequestContext {
 
     var conversationID: ConversationID { get throws { try parameter("id", as: "a conversation id", ConversationID.init) } }
     var userName: UserName { get throws { try parameter("name", as: "a user name", UserName.init) } }
+    /// The `:admin` parameter: an administrator's or API token's name.
+    var adminName: AdminName { get throws { try parameter("admin", as: "an administrator or token name", AdminName.init) } }
 }
 
 /// JSON bodies in and out.

@@ -18,7 +18,7 @@ final class AuthenticationService: Sendable {
     let hashing: PasswordHashingPool
     private let logger: Logger
     /// A well-formed hash of a random password, checked when the user does not exist.
-    private let decoyHash: String
+    let decoyHash: String
 
     init(store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, configuration: ServerConfiguration, logger: Logger) throws {
         self.store = store
@@ -56,11 +56,14 @@ final class AuthenticationService: Sendable {
         return Session(device: found.device, user: found.user, address: identity.address(found.user.name))
     }
 
-    /// Checks the administrator token (constant-time compare of its hash).
-    func requireAdmin(token: String?) throws {
-        guard let token, constantTimeEquals(Tokens.hash(token), adminTokenHash) else {
-            throw APIError(.unauthenticated, "a valid administrator token is required")
-        }
+    /// Whether this is the bootstrap administrator token of `server init`
+    /// (constant-time compare of its hash).
+    func isBootstrapToken(_ token: String) -> Bool { constantTimeEquals(Tokens.hash(token), adminTokenHash) }
+
+    /// Checks a password against a stored hash, on the hashing pool.
+    func verifyPassword(_ password: String, against stored: String) async throws -> Bool {
+        let hasher = hasher
+        return try await hashing.run { hasher.verify(password, against: stored) }
     }
 
     // MARK: Sign-in

@@ -87,7 +87,7 @@ final class SingleSignOn: Sendable {
     /// O1: sets single sign-on, checking the values and the provider's
     /// discovery document before anything is stored (audited `sso.set`,
     /// never with the secret).
-    func set(_ change: SetSSO) async throws -> SSOSettings {
+    func set(_ change: SetSSO, actor: String) async throws -> SSOSettings {
         let before = try await Self.stored(in: store)
         guard let issuer = change.issuer ?? before?.issuer, OpenIDProvider.isAllowedURL(issuer) else {
             throw APIError.badRequest("issuer must be the provider's https URL (http only on a loopback address)")
@@ -133,7 +133,7 @@ final class SingleSignOn: Sendable {
             throw APIError.badRequest("the issuer does not serve OpenID Connect discovery: \(error.message)")
         }
         let text = String(decoding: try ConclaveJSON.encoder().encode(settings), as: UTF8.self)
-        let draft = audit.draft("sso.set", "network:\(identity.domain)", before: before?.shown, after: settings.shown)
+        let draft = audit.draft("sso.set", "network:\(identity.domain)", before: before?.shown, after: settings.shown, actor: actor)
         try await store.setNetworkSetting(Self.settingName, to: text, audit: draft)
         audit.appended(draft)
         return settings.shown
@@ -141,9 +141,9 @@ final class SingleSignOn: Sendable {
 
     /// Turns single sign-on off (audited `sso.remove`): password sign-in
     /// is then the only way in again.
-    func remove() async throws {
+    func remove(actor: String) async throws {
         let before = try await settings()
-        let draft = audit.draft("sso.remove", "network:\(identity.domain)", before: before.shown, after: nil)
+        let draft = audit.draft("sso.remove", "network:\(identity.domain)", before: before.shown, after: nil, actor: actor)
         try await store.setNetworkSetting(Self.settingName, to: nil, audit: draft)
         audit.appended(draft)
     }

@@ -40,9 +40,9 @@ final class FederationDirectory: Sendable {
         FederationState(mode: try await store.federationMode(), peers: try await store.peers().map(\.peer))
     }
 
-    func setMode(_ change: FederationModeChange) async throws -> FederationState {
+    func setMode(_ change: FederationModeChange, actor: String) async throws -> FederationState {
         let before = try await store.federationMode()
-        let draft = audit.draft("federation.mode", "network:\(domain)", before: before, after: change.mode)
+        let draft = audit.draft("federation.mode", "network:\(domain)", before: before, after: change.mode, actor: actor)
         try await store.setFederationMode(change.mode, audit: draft)
         audit.appended(draft)
         return try await state()
@@ -51,7 +51,7 @@ final class FederationDirectory: Sendable {
     /// Pins a peer named by an administrator. When the peer answers, its
     /// `/.well-known/conclave` must name the same domain and key; when it
     /// does not, the key is learned (and checked) on first contact.
-    func pin(_ request: AddFederationPeer) async throws -> FederationPeer {
+    func pin(_ request: AddFederationPeer, actor: String) async throws -> FederationPeer {
         guard request.domain != domain else { throw APIError.badRequest("a network does not federate with itself") }
         guard FederationPeer.isFingerprint(request.keyFingerprint) else {
             throw APIError.badRequest("the key fingerprint is sha256: and 64 hex digits, as `admin network show` prints it")
@@ -74,7 +74,7 @@ final class FederationDirectory: Sendable {
         let peer = FederationPeer(
             domain: request.domain, url: FederationClient.trimmed(request.url), keyFingerprint: request.keyFingerprint, pinnedBy: "admin",
             addedAt: Date(millis: clock.now.millis))
-        let draft = audit.draft("federation.add", "network:\(peer.domain)", before: nil, after: peer)
+        let draft = audit.draft("federation.add", "network:\(peer.domain)", before: nil, after: peer, actor: actor)
         do {
             try await store.addPeer(StoredPeer(peer: peer, signingKey: key), audit: draft)
         } catch StoreError.conflict {
@@ -86,9 +86,9 @@ final class FederationDirectory: Sendable {
 
     /// Unpins a peer; returns the conversations hosted here that hold its
     /// devices, for the caller to propose their removal.
-    func unpin(_ peer: NetworkDomain) async throws -> [(ConversationID, [DeviceID])] {
+    func unpin(_ peer: NetworkDomain, actor: String) async throws -> [(ConversationID, [DeviceID])] {
         let before = try await store.peer(peer)?.peer
-        let draft = audit.draft("federation.remove", "network:\(peer)", before: before, after: nil)
+        let draft = audit.draft("federation.remove", "network:\(peer)", before: before, after: nil, actor: actor)
         guard try await store.removePeer(peer, audit: draft) else { throw APIError.notFound("federation peer") }
         audit.appended(draft)
         return try await store.conversationsWithRemoteDevices(of: peer)

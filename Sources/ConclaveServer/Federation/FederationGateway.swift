@@ -141,8 +141,8 @@ final class FederationGateway: Sendable {
     }
 
     /// Unpins a peer network; its users leave the conversations hosted here.
-    func removePeer(_ peer: NetworkDomain) async throws {
-        let hosted = try await directory.unpin(peer)
+    func removePeer(_ peer: NetworkDomain, actor: String) async throws {
+        let hosted = try await directory.unpin(peer, actor: actor)
         for (id, devices) in hosted { try await delivery.proposeRemoval(of: Set(devices), ofNetwork: peer, in: [id]) }
         logger.notice(
             "admin: federation peer's users removed from hosted conversations",

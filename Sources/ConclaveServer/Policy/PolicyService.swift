@@ -70,7 +70,7 @@ final class PolicyService: Sendable {
         SecurityGroupList(groups: try await store.securityGroups().map { SecurityGroupInfo(policy: $0.policy, members: $0.members) })
     }
 
-    func createGroup(_ body: CreateSecurityGroup, actor: String = "admin") async throws -> SecurityGroupInfo {
+    func createGroup(_ body: CreateSecurityGroup, actor: String) async throws -> SecurityGroupInfo {
         let policy = body.settings.applied(to: SecurityGroupPolicy(name: body.name))
         try await validate(policy)
         let draft = audit.draft("group.create", "group:\(policy.name)", before: nil, after: policy, actor: actor)
@@ -85,17 +85,19 @@ final class PolicyService: Sendable {
 
     /// Changes a group's policy; returns it with the group's members, whom
     /// the caller then enforces it on.
-    func updateGroup(_ name: SecurityGroupName, _ change: SecurityGroupChange) async throws -> (SecurityGroupPolicy, [UserName]) {
+    func updateGroup(_ name: SecurityGroupName, _ change: SecurityGroupChange, actor: String) async throws -> (
+        SecurityGroupPolicy, [UserName]
+    ) {
         guard let before = try await store.securityGroup(name) else { throw APIError.notFound("security group") }
         let policy = change.applied(to: before)
         try await validate(policy)
-        let draft = audit.draft("group.update", "group:\(name)", before: before, after: policy)
+        let draft = audit.draft("group.update", "group:\(name)", before: before, after: policy, actor: actor)
         guard try await store.updateSecurityGroup(policy, audit: draft) else { throw APIError.notFound("security group") }
         audit.appended(draft)
         return (policy, try await store.users(inGroup: name))
     }
 
-    func deleteGroup(_ name: SecurityGroupName, actor: String = "admin") async throws {
+    func deleteGroup(_ name: SecurityGroupName, actor: String) async throws {
         guard name != .default else { throw APIError(.groupInUse, "the default security group cannot be deleted") }
         let before = try await store.securityGroup(name)
         let draft = audit.draft("group.delete", "group:\(name)", before: before, after: nil, actor: actor)

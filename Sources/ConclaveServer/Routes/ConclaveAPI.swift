@@ -22,6 +22,7 @@ struct ConclaveAPI: Sendable {
     let enforcement: PolicyEnforcement
     let deprovisioning: Deprovisioning
     let admin: AdminService
+    let administrators: AdministratorService
     let scim: SCIMService
     let directory: FederationDirectory
     let gateway: FederationGateway
@@ -57,8 +58,13 @@ struct ConclaveAPI: Sendable {
     /// The session behind a request's bearer token (401 otherwise).
     func session(_ request: Request) async throws -> Session { try await authentication.session(token: request.bearerToken) }
 
-    /// Checks the administrator token (401 otherwise).
-    func requireAdmin(_ request: Request) throws { try authentication.requireAdmin(token: request.bearerToken) }
+    /// Who makes an admin API request (401 without a valid token), if their
+    /// role has `permission` (403 otherwise).
+    func authorize(_ request: Request, _ permission: AdminPermission) async throws -> AdminPrincipal {
+        let principal = try await administrators.principal(bearer: request.bearerToken)
+        try principal.require(permission)
+        return principal
+    }
 
     func addDiscoveryRoutes(_ router: ConclaveRouter) {
         router.get("/.well-known/conclave") { _, _ in
@@ -84,7 +90,7 @@ struct ConclaveAPI: Sendable {
         }
         if !metricsOnOwnListener {
             router.get("/metrics") { request, _ -> Response in
-                try requireAdmin(request)
+                _ = try await authorize(request, .readDirectory)
                 return try await metricsResponse()
             }
         }
