@@ -69,6 +69,18 @@ public struct PolicyText: Sendable, Hashable {
         )
     }
 
+    /// These settings without those that read as in `current`: what a
+    /// form that shows every setting changes.
+    public func changes(from current: PolicyText) -> PolicyText {
+        func changed(_ new: String?, _ old: String?) -> String? { new == old ? nil : new }
+        return PolicyText(
+            mayMessage: changed(mayMessage, current.mayMessage), federate: changed(federate, current.federate),
+            ttlMin: changed(ttlMin, current.ttlMin), ttlMax: changed(ttlMax, current.ttlMax),
+            ttlDefault: changed(ttlDefault, current.ttlDefault),
+            borMax: changed(borMax, current.borMax), files: changed(files, current.files),
+            maxFileSize: changed(maxFileSize, current.maxFileSize))
+    }
+
     /// Seconds, 0 for `off`, `none` or `0`.
     public static func duration(_ text: String, _ field: String) throws(Invalid) -> UInt64 {
         if ["off", "none", "0"].contains(text) { return 0 }

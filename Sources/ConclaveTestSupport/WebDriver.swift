@@ -213,6 +213,21 @@ public struct BrowserSession: Sendable {
         self.endpoint = WebDriverEndpoint(base: driver.url + "/session/" + id)
     }
 
+    /// The first element matching `selector`, waiting up to `seconds` for
+    /// it to appear (WebDriver's implicit wait, for this lookup only): after
+    /// a click that loads a page, the new page's element.
+    public func waitForElement(css selector: String, seconds: Double = 10) async throws -> BrowserElement {
+        try await endpoint.perform(.POST, "/timeouts", ["implicit": Int(seconds * 1000)])
+        do {
+            let found = try await element(css: selector)
+            try await endpoint.perform(.POST, "/timeouts", ["implicit": 0])
+            return found
+        } catch {
+            try? await endpoint.perform(.POST, "/timeouts", ["implicit": 0])
+            throw error
+        }
+    }
+
     /// Opens a URL and waits for the page to load.
     public func go(to url: String) async throws { try await endpoint.perform(.POST, "/url", ["url": url]) }
 

@@ -296,6 +296,15 @@ struct AdministratorTests {
             let short = try await console.post("/admin/users", [("name", "bob"), ("password", "short"), ("group", "staff")])
             #expect(short.status == 400 && short.html.contains("a password has 8 to 1024 characters"))
             #expect(try await network.admin.users().isEmpty)
+            // The audit log, filtered, and verified: intact, then broken where someone with the database altered it.
+            let filtered = try await console.get("/admin/audit?actor=admin:ann&action=group.")
+            #expect(filtered.html.contains("group.create") && filtered.html.contains("group.update") && !filtered.html.contains("admin.sign_in"))
+            #expect(try await console.get("/admin/audit?verify=1").html.contains("intact"))
+            try await network.store.database.transaction { connection in
+                try await connection.execute("UPDATE audit_log SET target = 'group:other' WHERE seq = 2")
+            }
+            #expect(try await console.get("/admin/audit?verify=1").html.contains("BROKEN at entry 2"))
+            #expect(try await console.get("/admin/audit?since=yesterday").status == 400)
             // Markup in what an administrator types comes back escaped.
             let search = try await console.get("/admin/users?q=%3Cscript%3Ealert(1)%3C/script%3E")
             #expect(!search.html.contains("<script>") && search.html.contains("&lt;script&gt;"))

@@ -153,7 +153,7 @@ struct Console: Sendable {
     private func action(
         _ request: Request, _ permission: AdminPermission,
         _ run: (AdministratorService.ConsoleSession, ConsoleForm) async throws -> Response,
-        failed: ((AdministratorService.ConsoleSession, APIError) async throws -> Response)? = nil
+        failed: ((AdministratorService.ConsoleSession, ConsoleForm, APIError) async throws -> Response)? = nil
     ) async throws -> Response {
         guard let session = try await session(request) else { return ConsoleResponse.redirect(to: "/admin/login") }
         let form: ConsoleForm
@@ -170,7 +170,7 @@ struct Console: Sendable {
             try session.principal.require(permission)
             return try await run(session, form)
         } catch let error as APIError {
-            if error.code != .forbidden, let failed { return try await failed(session, error) }
+            if error.code != .forbidden, let failed { return try await failed(session, form, error) }
             return errorPage(session, error)
         }
     }
@@ -320,7 +320,7 @@ struct Console: Sendable {
                 let body = CreateUser(name: name, password: form.raw("password") ?? "", group: form["group"])
                 _ = try await api.admin.createUser(body, actor: session.principal.actor)
                 return ConsoleResponse.redirect(to: "/admin/users/\(consolePath(name.value))?done=user-added")
-            } failed: { session, error in
+            } failed: { session, _, error in
                 try await usersPage(session, query: "", error: error)
             }
         }
@@ -371,7 +371,7 @@ struct Console: Sendable {
             return try await action(request, permission) { session, form in
                 try await run(session, name, form)
                 return ConsoleResponse.redirect(to: "/admin/users/\(consolePath(name.value))?done=\(done)")
-            } failed: { session, error in
+            } failed: { session, _, error in
                 try await userPage(session, name, error: error)
             }
         }
@@ -481,7 +481,7 @@ struct Console: Sendable {
                 _ = try await api.policy.createGroup(
                     CreateSecurityGroup(name: name, settings: SecurityGroupChange()), actor: session.principal.actor)
                 return ConsoleResponse.redirect(to: "/admin/groups/\(consolePath(name.value))?done=group-added")
-            } failed: { session, error in
+            } failed: { session, _, error in
                 try await groupsPage(session, error: error)
             }
         }
@@ -493,9 +493,10 @@ struct Console: Sendable {
         router.post("/admin/groups/:group") { request, context in
             let name = try groupName(context)
             return try await action(request, .manage) { session, form in
-                let text = PolicyText(
-                    mayMessage: form["may_message"], federate: form["federate"], ttlMin: form["ttl_min"], ttlMax: form["ttl_max"],
-                    ttlDefault: form["ttl_default"], borMax: form["bor_max"], files: form["files"], maxFileSize: form["max_file_size"])
+                guard let policy = try await api.store.securityGroup(name) else { throw APIError.notFound("security group") }
+                // As the CLI: only the settings the administrator changed (a new maximum lifetime alone
+                // then moves the default inside it, as `group set --ttl-max` does).
+                let text = Self.policyText(form).changes(from: PolicyText(policy))
                 let change: SecurityGroupChange
                 do {
                     change = try text.change()
@@ -505,8 +506,8 @@ struct Console: Sendable {
                 let (_, members) = try await api.policy.updateGroup(name, change, actor: session.principal.actor)
                 _ = try await api.enforcement.enforce(on: Set(members))
                 return ConsoleResponse.redirect(to: "/admin/groups/\(consolePath(name.value))?done=group-saved")
-            } failed: { session, error in
-                try await groupPage(session, name, error: error)
+            } failed: { session, form, error in
+                try await groupPage(session, name, typed: Self.policyText(form), error: error)
             }
         }
         addConfirmed(
@@ -541,18 +542,29 @@ struct Console: Sendable {
             "groups", session, title: "Security groups", body, notice: notice, error: error?.message, status: error?.status ?? .ok)
     }
 
+    /// The policy form's fields, as typed.
+    private static func policyText(_ form: ConsoleForm) -> PolicyText {
+        PolicyText(
+            mayMessage: form["may_message"], federate: form["federate"], ttlMin: form["ttl_min"], ttlMax: form["ttl_max"],
+            ttlDefault: form["ttl_default"], borMax: form["bor_max"], files: form["files"], maxFileSize: form["max_file_size"])
+    }
+
+    /// A group's page; after a refused change, its form shows what was
+    /// `typed` (so nothing typed is lost), the error above it.
     private func groupPage(
-        _ session: AdministratorService.ConsoleSession, _ name: SecurityGroupName, notice: String? = nil, error: APIError? = nil
+        _ session: AdministratorService.ConsoleSession, _ name: SecurityGroupName, typed: PolicyText? = nil, notice: String? = nil,
+        error: APIError? = nil
     ) async throws -> Response {
         guard let policy = try await api.store.securityGroup(name) else { throw APIError.notFound("security group") }
-        let text = PolicyText(policy)
+        let text = typed ?? PolicyText(policy)
         let members = try await api.store.users(inGroup: name).map {
             GroupBody.Member(name: $0.value, url: "/admin/users/\(consolePath($0.value))")
         }
         let body = GroupBody(
             name: name.value, base: "/admin/groups/\(consolePath(name.value))", canManage: session.principal.may(.manage), members: members,
             mayMessage: text.mayMessage ?? "", federate: text.federate ?? "", ttlMin: text.ttlMin ?? "", ttlMax: text.ttlMax ?? "",
-            ttlDefault: text.ttlDefault ?? "", borMax: text.borMax ?? "", filesOn: policy.files, maxFileSize: text.maxFileSize ?? "")
+            ttlDefault: text.ttlDefault ?? "", borMax: text.borMax ?? "", filesOn: (text.files ?? "on") == "on",
+            maxFileSize: text.maxFileSize ?? "")
         return render("group", session, title: name.value, body, notice: notice, error: error?.message, status: error?.status ?? .ok)
     }
 
@@ -588,7 +600,7 @@ struct Console: Sendable {
                 }
                 _ = try await api.directory.setMode(FederationModeChange(mode: mode), actor: session.principal.actor)
                 return ConsoleResponse.redirect(to: "/admin/federation?done=mode")
-            } failed: { session, error in
+            } failed: { session, _, error in
                 try await federationPage(session, error: error)
             }
         }
@@ -600,7 +612,7 @@ struct Console: Sendable {
                 let peer = AddFederationPeer(domain: domain, url: form["url"] ?? "", keyFingerprint: form["fingerprint"] ?? "")
                 _ = try await api.directory.pin(peer, actor: session.principal.actor)
                 return ConsoleResponse.redirect(to: "/admin/federation?done=peer-added")
-            } failed: { session, error in
+            } failed: { session, _, error in
                 try await federationPage(session, error: error)
             }
         }
