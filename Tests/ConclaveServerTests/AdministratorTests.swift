@@ -298,7 +298,8 @@ struct AdministratorTests {
             #expect(try await network.admin.users().isEmpty)
             // The audit log, filtered, and verified: intact, then broken where someone with the database altered it.
             let filtered = try await console.get("/admin/audit?actor=admin:ann&action=group.")
-            #expect(filtered.html.contains("group.create") && filtered.html.contains("group.update") && !filtered.html.contains("admin.sign_in"))
+            #expect(filtered.html.contains("group.create") && filtered.html.contains("group.update"))
+            #expect(!filtered.html.contains("admin.sign_in"))
             #expect(try await console.get("/admin/audit?verify=1").html.contains("intact"))
             try await network.store.database.transaction { connection in
                 try await connection.execute("UPDATE audit_log SET target = 'group:other' WHERE seq = 2")
