@@ -3471,7 +3471,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "adminNetwork",
         "summary": "Network information",
-        "description": "The network's domain, URL, key fingerprint, API version, storage backend and number of users. Administrator API: authenticated by the administrator token.",
+        "description": "The network's domain, URL, key fingerprint, API version, storage backend and number of users. Roles: every role.",
         "tags": [
           "Admin"
         ],
@@ -3494,6 +3494,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "500": {
             "$ref": "#/components/responses/Internal"
           },
@@ -3507,7 +3510,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "adminCreateUser",
         "summary": "Create a user",
-        "description": "Creates an account with a password, in the security group `group` (`default` when absent). Recorded in the audit log (`user.create`). Administrator API: authenticated by the administrator token.",
+        "description": "Creates an account with a password, in the security group `group` (`default` when absent). Recorded in the audit log (`user.create`). Roles: admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -3550,6 +3553,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "409": {
             "description": "`user_exists`: a user with this name exists.",
             "content": {
@@ -3584,7 +3590,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "adminListUsers",
         "summary": "List users",
-        "description": "Every account with its number of devices. Administrator API: authenticated by the administrator token.",
+        "description": "Every account with its number of devices. Roles: every role.",
         "tags": [
           "Admin"
         ],
@@ -3606,6 +3612,9 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
           },
           "500": {
             "$ref": "#/components/responses/Internal"
@@ -3632,7 +3641,7 @@ extension OpenAPIDocument {
       "delete": {
         "operationId": "adminDeleteUser",
         "summary": "Delete a user",
-        "description": "Deletes the account with its devices and sessions. Cuts the devices' connections at once and has the server propose the removal of their leaves from every conversation they are in (for a conversation hosted by another network, this network asks the host to, through its outbox: `POST /v1/federation/conversations/{id}/remove-devices`). Recorded in the audit log (`user.delete`). Administrator API: authenticated by the administrator token.",
+        "description": "Deletes the account with its devices and sessions. Cuts the devices' connections at once and has the server propose the removal of their leaves from every conversation they are in (for a conversation hosted by another network, this network asks the host to, through its outbox: `POST /v1/federation/conversations/{id}/remove-devices`). Recorded in the audit log (`user.delete`). Roles: admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -3665,6 +3674,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "404": {
             "$ref": "#/components/responses/UserNotFound"
           },
@@ -3679,7 +3691,7 @@ extension OpenAPIDocument {
       "patch": {
         "operationId": "adminUpdateUser",
         "summary": "Change a user",
-        "description": "Moves the account to another security group (`group`); an absent `group`, or the user's current one, changes nothing. Takes effect at once: in every conversation of the affected accounts, the server proposes (as the group's external sender) the removal of the members who may no longer share it under the groups' `may_message` or `federation` (in a conversation hosted by another network, this network asks the host to remove its users who may no longer reach a member's network), and, where the conversation's settings are now outside the remaining members' bounds, a GroupContextExtensions proposal with the nearest settings inside them; members' clients commit the proposals. Recorded in the audit log (`user.update`). With `sso_unlink`, unbinds the account from the identity-provider subject its first single sign-on bound it to (O7; audited `user.sso_unlink`), so that another subject may sign in as this user. Administrator API: authenticated by the administrator token.",
+        "description": "Moves the account to another security group (`group`); an absent `group`, or the user's current one, changes nothing. Takes effect at once: in every conversation of the affected accounts, the server proposes (as the group's external sender) the removal of the members who may no longer share it under the groups' `may_message` or `federation` (in a conversation hosted by another network, this network asks the host to remove its users who may no longer reach a member's network), and, where the conversation's settings are now outside the remaining members' bounds, a GroupContextExtensions proposal with the nearest settings inside them; members' clients commit the proposals. Recorded in the audit log (`user.update`). With `sso_unlink`, unbinds the account from the identity-provider subject its first single sign-on bound it to (O7; audited `user.sso_unlink`), so that another subject may sign in as this user. Roles: `password`: helpdesk, admin, owner; `group` and `sso_unlink`: admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -3732,6 +3744,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "404": {
             "$ref": "#/components/responses/UserNotFound"
           },
@@ -3763,7 +3778,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "adminSuspendUser",
         "summary": "Suspend a user",
-        "description": "Suspends the account: it cannot sign in (A3), its sessions stop working, its key packages cannot be claimed. Cuts the devices' connections at once and has the server propose the removal of their leaves from every conversation they are in (for a conversation hosted by another network, this network asks the host to, through its outbox: `POST /v1/federation/conversations/{id}/remove-devices`). Recorded in the audit log (`user.suspend`). Administrator API: authenticated by the administrator token.",
+        "description": "Suspends the account: it cannot sign in (A3), its sessions stop working, its key packages cannot be claimed. Cuts the devices' connections at once and has the server propose the removal of their leaves from every conversation they are in (for a conversation hosted by another network, this network asks the host to, through its outbox: `POST /v1/federation/conversations/{id}/remove-devices`). Recorded in the audit log (`user.suspend`). Roles: helpdesk, admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -3795,6 +3810,9 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
           },
           "404": {
             "$ref": "#/components/responses/UserNotFound"
@@ -3824,7 +3842,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "adminUnsuspendUser",
         "summary": "Unsuspend a user",
-        "description": "Lifts a suspension. The user's devices must be added back to conversations by members (or join by external commit). Recorded in the audit log (`user.unsuspend`). Administrator API: authenticated by the administrator token.",
+        "description": "Lifts a suspension. The user's devices must be added back to conversations by members (or join by external commit). Recorded in the audit log (`user.unsuspend`). Roles: helpdesk, admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -3857,6 +3875,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "404": {
             "$ref": "#/components/responses/UserNotFound"
           },
@@ -3885,7 +3906,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "adminListUserDevices",
         "summary": "A user's devices",
-        "description": "The user's devices with their certificates. Administrator API: authenticated by the administrator token.",
+        "description": "The user's devices with their certificates. Roles: every role.",
         "tags": [
           "Admin"
         ],
@@ -3918,6 +3939,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "404": {
             "$ref": "#/components/responses/UserNotFound"
           },
@@ -3946,7 +3970,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "adminResetDevices",
         "summary": "Reset a user's devices",
-        "description": "Deletes every device of the user (with their sessions, key packages and inboxes); the account stays. Cuts the devices' connections at once and has the server propose the removal of their leaves from every conversation they are in (for a conversation hosted by another network, this network asks the host to, through its outbox: `POST /v1/federation/conversations/{id}/remove-devices`). Recorded in the audit log (`user.reset_devices`). Administrator API: authenticated by the administrator token.",
+        "description": "Deletes every device of the user (with their sessions, key packages and inboxes); the account stays. Cuts the devices' connections at once and has the server propose the removal of their leaves from every conversation they are in (for a conversation hosted by another network, this network asks the host to, through its outbox: `POST /v1/federation/conversations/{id}/remove-devices`). Recorded in the audit log (`user.reset_devices`). Roles: helpdesk, admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -3979,6 +4003,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "404": {
             "$ref": "#/components/responses/UserNotFound"
           },
@@ -3995,7 +4022,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "adminListGroups",
         "summary": "List security groups",
-        "description": "Every security group with its policy and number of accounts, by name. The `default` group always exists. Administrator API: authenticated by the administrator token.",
+        "description": "Every security group with its policy and number of accounts, by name. The `default` group always exists. Roles: every role.",
         "tags": [
           "Admin"
         ],
@@ -4018,6 +4045,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "500": {
             "$ref": "#/components/responses/Internal"
           },
@@ -4029,7 +4059,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "adminCreateGroup",
         "summary": "Create a security group",
-        "description": "Creates a security group with the given settings; settings left out take their defaults (may message `all`, federation `all`, no lifetime bounds, messages that do not expire, burn-on-read up to ten years, files up to 100 MiB). Recorded in the audit log (`group.create`). Administrator API: authenticated by the administrator token.",
+        "description": "Creates a security group with the given settings; settings left out take their defaults (may message `all`, federation `all`, no lifetime bounds, messages that do not expire, burn-on-read up to ten years, files up to 100 MiB). Recorded in the audit log (`group.create`). Roles: admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -4090,6 +4120,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "409": {
             "description": "`group_exists`: a security group with this name exists.",
             "content": {
@@ -4138,7 +4171,7 @@ extension OpenAPIDocument {
       "patch": {
         "operationId": "adminUpdateGroup",
         "summary": "Change a security group",
-        "description": "Changes the settings given and keeps the others. When the lifetime bounds change and no `message_lifetime_default` is given, the default moves to the nearest lifetime inside the new bounds. Takes effect at once: in every conversation of the affected accounts, the server proposes (as the group's external sender) the removal of the members who may no longer share it under the groups' `may_message` or `federation` (in a conversation hosted by another network, this network asks the host to remove its users who may no longer reach a member's network), and, where the conversation's settings are now outside the remaining members' bounds, a GroupContextExtensions proposal with the nearest settings inside them; members' clients commit the proposals. Recorded in the audit log (`group.update`). Administrator API: authenticated by the administrator token.",
+        "description": "Changes the settings given and keeps the others. When the lifetime bounds change and no `message_lifetime_default` is given, the default moves to the nearest lifetime inside the new bounds. Takes effect at once: in every conversation of the affected accounts, the server proposes (as the group's external sender) the removal of the members who may no longer share it under the groups' `may_message` or `federation` (in a conversation hosted by another network, this network asks the host to remove its users who may no longer reach a member's network), and, where the conversation's settings are now outside the remaining members' bounds, a GroupContextExtensions proposal with the nearest settings inside them; members' clients commit the proposals. Recorded in the audit log (`group.update`). Roles: admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -4181,6 +4214,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "404": {
             "$ref": "#/components/responses/GroupNotFound"
           },
@@ -4198,7 +4234,7 @@ extension OpenAPIDocument {
       "delete": {
         "operationId": "adminDeleteGroup",
         "summary": "Delete a security group",
-        "description": "Deletes a security group that no account is in. The `default` group cannot be deleted. Recorded in the audit log (`group.delete`). Administrator API: authenticated by the administrator token.",
+        "description": "Deletes a security group that no account is in. The `default` group cannot be deleted. Recorded in the audit log (`group.delete`). Roles: admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -4230,6 +4266,9 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
           },
           "404": {
             "$ref": "#/components/responses/GroupNotFound"
@@ -4267,7 +4306,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "adminFederation",
         "summary": "Federation mode and peers",
-        "description": "The network's federation mode and the pinned peers (by an administrator or, in `open` mode, on first use). Administrator API: authenticated by the administrator token.",
+        "description": "The network's federation mode and the pinned peers (by an administrator or, in `open` mode, on first use). Roles: admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -4290,6 +4329,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "500": {
             "$ref": "#/components/responses/Internal"
           },
@@ -4303,7 +4345,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "adminAddPeer",
         "summary": "Pin a federation peer",
-        "description": "Pins a peer network by its domain, URL and key fingerprint (exchanged out of band; `pinned_by` `admin`). When the peer answers, its `/.well-known/conclave` must name the same domain and publish a key with that fingerprint (400 `peer_mismatch` otherwise); when it does not answer, the key is learned, and checked against the fingerprint, on first contact. Recorded in the audit log (`federation.add`). Administrator API: authenticated by the administrator token.",
+        "description": "Pins a peer network by its domain, URL and key fingerprint (exchanged out of band; `pinned_by` `admin`). When the peer answers, its `/.well-known/conclave` must name the same domain and publish a key with that fingerprint (400 `peer_mismatch` otherwise); when it does not answer, the key is learned, and checked against the fingerprint, on first contact. Recorded in the audit log (`federation.add`). Roles: owner.",
         "tags": [
           "Admin"
         ],
@@ -4364,6 +4406,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "409": {
             "description": "`peer_exists`: this domain is pinned already (remove it first to pin another key).",
             "content": {
@@ -4412,7 +4457,7 @@ extension OpenAPIDocument {
       "delete": {
         "operationId": "adminRemovePeer",
         "summary": "Unpin a federation peer",
-        "description": "Unpins a peer network. Its users are removed from the conversations hosted here (the server proposes, as the groups' external sender, the removal of their devices; members' clients commit the proposals); requests still queued for it are dropped, and this network's users can no longer reach conversations it hosts (404 `unknown_network`). A network an administrator removed stays refused, even in `open` mode, until it is added again. Recorded in the audit log (`federation.remove`). Administrator API: authenticated by the administrator token.",
+        "description": "Unpins a peer network. Its users are removed from the conversations hosted here (the server proposes, as the groups' external sender, the removal of their devices; members' clients commit the proposals); requests still queued for it are dropped, and this network's users can no longer reach conversations it hosts (404 `unknown_network`). A network an administrator removed stays refused, even in `open` mode, until it is added again. Recorded in the audit log (`federation.remove`). Roles: owner.",
         "tags": [
           "Admin"
         ],
@@ -4444,6 +4489,9 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
           },
           "404": {
             "description": "`not_found`: no such federation peer.",
@@ -4478,7 +4526,7 @@ extension OpenAPIDocument {
       "put": {
         "operationId": "adminSetFederationMode",
         "summary": "Set the federation mode",
-        "description": "Sets the federation mode: `off` (no federation: server-to-server requests are refused with 403 `federation_off`, and so are this network's users' requests that need another network), `listed` (the default: only pinned peers) or `open` (also accepts requests from unlisted networks, pinning the key they sign with on first use). Answers the new state. Recorded in the audit log (`federation.mode`). Administrator API: authenticated by the administrator token.",
+        "description": "Sets the federation mode: `off` (no federation: server-to-server requests are refused with 403 `federation_off`, and so are this network's users' requests that need another network), `listed` (the default: only pinned peers) or `open` (also accepts requests from unlisted networks, pinning the key they sign with on first use). Answers the new state. Recorded in the audit log (`federation.mode`). Roles: owner.",
         "tags": [
           "Admin"
         ],
@@ -4514,6 +4562,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "413": {
             "$ref": "#/components/responses/TooLarge"
           },
@@ -4530,7 +4581,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "adminSSO",
         "summary": "Single sign-on settings",
-        "description": "The network's single sign-on settings (OpenID Connect), without the client secret. Administrator API: authenticated by the administrator token.",
+        "description": "The network's single sign-on settings (OpenID Connect), without the client secret. Roles: owner.",
         "tags": [
           "Admin"
         ],
@@ -4552,6 +4603,9 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
           },
           "404": {
             "description": "`sso_off`: single sign-on is not set up on this network.",
@@ -4584,7 +4638,7 @@ extension OpenAPIDocument {
       "put": {
         "operationId": "adminSetSSO",
         "summary": "Set single sign-on",
-        "description": "Sets up or changes single sign-on with an OpenID Connect provider (O1): the fields given change, the others keep their value (or take their default the first time; `issuer`, `client_id` and `client_secret` are then required). The values are checked and the provider's discovery document is fetched and checked before anything is stored. Clients then sign in with `POST /v1/sso/start` and `POST /v1/sso/finish`; with `passwords_allowed` false, password sign-in (`POST /v1/login`, `POST /v1/sessions`) answers 403 `password_sign_in_off`. Recorded in the audit log (`sso.set`, never with the secret). Administrator API: authenticated by the administrator token.",
+        "description": "Sets up or changes single sign-on with an OpenID Connect provider (O1): the fields given change, the others keep their value (or take their default the first time; `issuer`, `client_id` and `client_secret` are then required). The values are checked and the provider's discovery document is fetched and checked before anything is stored. Clients then sign in with `POST /v1/sso/start` and `POST /v1/sso/finish`; with `passwords_allowed` false, password sign-in (`POST /v1/login`, `POST /v1/sessions`) answers 403 `password_sign_in_off`. Recorded in the audit log (`sso.set`, never with the secret). Roles: owner.",
         "tags": [
           "Admin"
         ],
@@ -4645,6 +4699,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "413": {
             "$ref": "#/components/responses/TooLarge"
           },
@@ -4659,7 +4716,7 @@ extension OpenAPIDocument {
       "delete": {
         "operationId": "adminRemoveSSO",
         "summary": "Turn single sign-on off",
-        "description": "Removes the single sign-on settings: password sign-in is again the only way in (accounts created by single sign-on have no password until an administrator sets one with `PATCH /v1/admin/users/{name}`). Sessions and devices stay. Recorded in the audit log (`sso.remove`). Administrator API: authenticated by the administrator token.",
+        "description": "Removes the single sign-on settings: password sign-in is again the only way in (accounts created by single sign-on have no password until an administrator sets one with `PATCH /v1/admin/users/{name}`). Sessions and devices stay. Recorded in the audit log (`sso.remove`). Roles: owner.",
         "tags": [
           "Admin"
         ],
@@ -4681,6 +4738,9 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
           },
           "404": {
             "description": "`sso_off`: single sign-on is not set up on this network.",
@@ -4715,7 +4775,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "adminListSCIMTokens",
         "summary": "List directory (SCIM) tokens",
-        "description": "The tokens with which the organisation's directory provisions accounts and security groups over SCIM 2.0 (`/scim/v2/…`, described by its own discovery endpoints): their ids and creation times, never the tokens. Administrator API: authenticated by the administrator token.",
+        "description": "The tokens with which the organisation's directory provisions accounts and security groups over SCIM 2.0 (`/scim/v2/…`, described by its own discovery endpoints): their ids and creation times, never the tokens. Roles: owner.",
         "tags": [
           "Admin"
         ],
@@ -4738,6 +4798,9 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
           },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
           "500": {
             "$ref": "#/components/responses/Internal"
           },
@@ -4749,7 +4812,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "adminCreateSCIMToken",
         "summary": "Create a directory (SCIM) token",
-        "description": "Creates a bearer token for the organisation's directory (SCIM 2.0 under `/scim/v2/…`). No request body. The token is in this answer only; the server keeps its hash. Recorded in the audit log (`scim.token_create`). Administrator API: authenticated by the administrator token.",
+        "description": "Creates a bearer token for the organisation's directory (SCIM 2.0 under `/scim/v2/…`). No request body. The token is in this answer only; the server keeps its hash. Recorded in the audit log (`scim.token_create`). Roles: owner.",
         "tags": [
           "Admin"
         ],
@@ -4771,6 +4834,9 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
           },
           "500": {
             "$ref": "#/components/responses/Internal"
@@ -4796,7 +4862,7 @@ extension OpenAPIDocument {
       "delete": {
         "operationId": "adminRevokeSCIMToken",
         "summary": "Revoke a directory (SCIM) token",
-        "description": "Revokes a directory token at once: the directory's next request with it is refused. Recorded in the audit log (`scim.token_revoke`). Administrator API: authenticated by the administrator token.",
+        "description": "Revokes a directory token at once: the directory's next request with it is refused. Recorded in the audit log (`scim.token_revoke`). Roles: owner.",
         "tags": [
           "Admin"
         ],
@@ -4818,6 +4884,9 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
           },
           "404": {
             "description": "`not_found`: no token has this id.",
@@ -4852,7 +4921,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "adminAuditLog",
         "summary": "Audit log",
-        "description": "The administrators' audit log, oldest first: every change made through the admin API (accounts, security groups, federation, single sign-on settings and SCIM tokens; a network pinned on first use in `open` mode is not recorded) and the account and group changes made by single sign-on and the SCIM directory (actors `sso` and `scim`), with the target's state before and after. The entries form a hash chain signed by the network key (see `AuditEntry`): a client checks it from `seq` 1, recomputing each `hash`, checking each `prev_hash` against the previous entry's `hash` and each `signature` against the `signing_key` of `/.well-known/conclave`; recording the last `hash` lets it detect a later truncation. With `since`, only the entries at or after that time (a chain can then be checked only from an entry already verified). Administrator API: authenticated by the administrator token.",
+        "description": "The administrators' audit log, oldest first: every change made through the admin API (accounts, security groups, federation, single sign-on settings and SCIM tokens; a network pinned on first use in `open` mode is not recorded) and the account and group changes made by single sign-on and the SCIM directory (actors `sso` and `scim`), with the target's state before and after. The entries form a hash chain signed by the network key (see `AuditEntry`): a client checks it from `seq` 1, recomputing each `hash`, checking each `prev_hash` against the previous entry's `hash` and each `signature` against the `signing_key` of `/.well-known/conclave`; recording the last `hash` lets it detect a later truncation. With `since`, only the entries at or after that time (a chain can then be checked only from an entry already verified). Roles: auditor, admin, owner.",
         "tags": [
           "Admin"
         ],
@@ -4896,6 +4965,9 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
           },
           "500": {
             "$ref": "#/components/responses/Internal"
@@ -6444,6 +6516,488 @@ extension OpenAPIDocument {
           }
         }
       }
+    },
+    "/v1/admin/whoami": {
+      "get": {
+        "operationId": "adminWhoAmI",
+        "summary": "Who the token is",
+        "description": "The caller as the audit log names it (`token`, `token:NAME`) and its role. Every role.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/AdminIdentity"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/admin/administrators": {
+      "get": {
+        "operationId": "adminListAdministrators",
+        "summary": "List administrators",
+        "description": "The named administrators, who sign in to the console at `/admin/`. Role: owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/AdministratorList"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      },
+      "post": {
+        "operationId": "adminCreateAdministrator",
+        "summary": "Add an administrator",
+        "description": "Adds a named administrator with a role and a password (scrypt), and optionally an authenticator (TOTP). Audited (`admin.create`). Role: owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "201": {
+            "description": "Created; the authenticator's secret, if any, is shown this once.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/AdministratorCreated"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "409": {
+            "description": "`conflict`: an administrator has this name.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "conflict": {
+                    "value": {
+                      "error": {
+                        "code": "conflict",
+                        "message": "an administrator named root exists"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        },
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/CreateAdministrator"
+              }
+            }
+          }
+        }
+      }
+    },
+    "/v1/admin/administrators/{name}": {
+      "parameters": [
+        {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "description": "The administrator's name.",
+          "schema": {
+            "$ref": "#/components/schemas/AdminName"
+          }
+        }
+      ],
+      "patch": {
+        "operationId": "adminUpdateAdministrator",
+        "summary": "Change an administrator",
+        "description": "Changes the role, password or authenticator. A new password or authenticator signs their console sessions out; a new role counts at once, also in open sessions. Audited (`admin.update`). Role: owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/AdministratorCreated"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "404": {
+            "description": "`not_found`: no administrator has this name.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "not_found": {
+                    "value": {
+                      "error": {
+                        "code": "not_found",
+                        "message": "administrator not found"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        },
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/AdministratorChange"
+              }
+            }
+          }
+        }
+      },
+      "delete": {
+        "operationId": "adminRemoveAdministrator",
+        "summary": "Remove an administrator",
+        "description": "Removes the administrator; their console sessions end at once. Audited (`admin.remove`). Role: owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/AdministratorRemoved"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "404": {
+            "description": "`not_found`: no administrator has this name.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "not_found": {
+                    "value": {
+                      "error": {
+                        "code": "not_found",
+                        "message": "administrator not found"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/admin/tokens": {
+      "get": {
+        "operationId": "adminListTokens",
+        "summary": "List API tokens",
+        "description": "The named API tokens: names, roles, creation times (never the tokens). Role: owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/AdminTokenList"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      },
+      "post": {
+        "operationId": "adminCreateToken",
+        "summary": "Create an API token",
+        "description": "Creates a named API token with a role, for scripts; the audit log names what it does `token:NAME`. The token is in this answer only; the server keeps its hash. Audited (`admin_token.create`). Role: owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "201": {
+            "description": "Created: keep the token now, it is not shown again.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/AdminTokenCreated"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "409": {
+            "description": "`conflict`: a token has this name.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "conflict": {
+                    "value": {
+                      "error": {
+                        "code": "conflict",
+                        "message": "an API token named backup exists"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        },
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/CreateAdminToken"
+              }
+            }
+          }
+        }
+      }
+    },
+    "/v1/admin/tokens/{name}": {
+      "parameters": [
+        {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "description": "The token's name.",
+          "schema": {
+            "$ref": "#/components/schemas/AdminName"
+          }
+        }
+      ],
+      "delete": {
+        "operationId": "adminRevokeToken",
+        "summary": "Revoke an API token",
+        "description": "Revokes the token at once. Audited (`admin_token.revoke`). Role: owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/AdminTokenRevoked"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "404": {
+            "description": "`not_found`: no token has this name.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                },
+                "examples": {
+                  "not_found": {
+                    "value": {
+                      "error": {
+                        "code": "not_found",
+                        "message": "API token not found"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
     }
   },
   "components": {
@@ -6456,7 +7010,7 @@ extension OpenAPIDocument {
       "admin": {
         "type": "http",
         "scheme": "bearer",
-        "description": "The administrator token, from the file DIR/admin.token of the server's data directory, sent as `Authorization: Bearer <token>`."
+        "description": "An administrator token sent as `Authorization: Bearer <token>`: the bootstrap token of `server init` (the file DIR/admin.token; role owner; the audit log names it `token`), or a named API token from `POST /v1/admin/tokens` (its role; the audit log names it `token:NAME`). A missing or unknown token is 401 `unauthenticated`; a token whose role may not use the route is 403 `forbidden` (R1, docs/server.md#administrators)."
       },
       "federation": {
         "type": "apiKey",
@@ -8851,6 +9405,241 @@ extension OpenAPIDocument {
         "required": [
           "status"
         ]
+      },
+      "AdminName": {
+        "type": "string",
+        "description": "An administrator's or API token's name: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit (lowercased before checking).",
+        "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$",
+        "examples": [
+          "root"
+        ]
+      },
+      "AdminRole": {
+        "type": "string",
+        "enum": [
+          "owner",
+          "admin",
+          "helpdesk",
+          "auditor"
+        ],
+        "description": "owner: everything, including administrators, API tokens, federation and sign-in settings; admin: users, security groups and their policies; helpdesk: read users, suspend and unsuspend, reset devices and passwords; auditor: read-only users, security groups and the audit log."
+      },
+      "CreateAdministrator": {
+        "type": "object",
+        "properties": {
+          "name": {
+            "$ref": "#/components/schemas/AdminName"
+          },
+          "role": {
+            "$ref": "#/components/schemas/AdminRole"
+          },
+          "password": {
+            "type": "string",
+            "minLength": 12,
+            "maxLength": 1024,
+            "description": "12 to 1024 characters; kept as its scrypt hash."
+          },
+          "totp": {
+            "type": "boolean",
+            "default": false,
+            "description": "Set up an authenticator (TOTP, RFC 6238: SHA-1, 6 digits, 30 s): its secret is in the answer, once."
+          }
+        },
+        "required": [
+          "name",
+          "role",
+          "password"
+        ],
+        "additionalProperties": false
+      },
+      "AdministratorChange": {
+        "type": "object",
+        "description": "Each field that is set changes; at least one. A new password or authenticator signs the administrator's console sessions out; a new role counts at once.",
+        "properties": {
+          "role": {
+            "$ref": "#/components/schemas/AdminRole"
+          },
+          "password": {
+            "type": "string",
+            "minLength": 12,
+            "maxLength": 1024,
+            "description": "A new password, 12 to 1024 characters."
+          },
+          "totp": {
+            "type": "boolean",
+            "description": "true: a new authenticator secret (in the answer, once); false: none."
+          }
+        },
+        "additionalProperties": false
+      },
+      "AdministratorInfo": {
+        "type": "object",
+        "description": "A named administrator (never the password's hash or the authenticator's secret).",
+        "properties": {
+          "name": {
+            "$ref": "#/components/schemas/AdminName"
+          },
+          "role": {
+            "$ref": "#/components/schemas/AdminRole"
+          },
+          "totp": {
+            "type": "boolean",
+            "description": "Whether sign-in asks for an authenticator code."
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When it was created. RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T10:00:00.123Z`."
+          }
+        },
+        "required": [
+          "name",
+          "role",
+          "totp",
+          "created_at"
+        ]
+      },
+      "AdministratorCreated": {
+        "type": "object",
+        "description": "An administrator just created or changed; with the authenticator's secret and `otpauth://` URI when one was just set up (shown this once).",
+        "properties": {
+          "administrator": {
+            "$ref": "#/components/schemas/AdministratorInfo"
+          },
+          "totp_secret": {
+            "type": "string",
+            "pattern": "^[A-Z2-7]+$",
+            "description": "The authenticator's secret, base32 (RFC 4648) without padding."
+          },
+          "totp_uri": {
+            "type": "string",
+            "description": "`otpauth://totp/…` for an authenticator app (a QR code of it, or typed)."
+          }
+        },
+        "required": [
+          "administrator"
+        ]
+      },
+      "AdministratorList": {
+        "type": "object",
+        "properties": {
+          "administrators": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/AdministratorInfo"
+            }
+          }
+        },
+        "required": [
+          "administrators"
+        ]
+      },
+      "AdministratorRemoved": {
+        "type": "object",
+        "properties": {
+          "removed": {
+            "$ref": "#/components/schemas/AdminName"
+          }
+        },
+        "required": [
+          "removed"
+        ]
+      },
+      "CreateAdminToken": {
+        "type": "object",
+        "properties": {
+          "name": {
+            "$ref": "#/components/schemas/AdminName"
+          },
+          "role": {
+            "$ref": "#/components/schemas/AdminRole"
+          }
+        },
+        "required": [
+          "name",
+          "role"
+        ],
+        "additionalProperties": false
+      },
+      "AdminTokenInfo": {
+        "type": "object",
+        "properties": {
+          "name": {
+            "$ref": "#/components/schemas/AdminName"
+          },
+          "role": {
+            "$ref": "#/components/schemas/AdminRole"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When it was created. RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T10:00:00.123Z`."
+          }
+        },
+        "required": [
+          "name",
+          "role",
+          "created_at"
+        ]
+      },
+      "AdminTokenCreated": {
+        "type": "object",
+        "description": "A new API token: shown this once; the server keeps only its hash.",
+        "properties": {
+          "token": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_-]{43}$",
+            "description": "Send as `Authorization: Bearer <token>` to the admin API."
+          },
+          "info": {
+            "$ref": "#/components/schemas/AdminTokenInfo"
+          }
+        },
+        "required": [
+          "token",
+          "info"
+        ]
+      },
+      "AdminTokenList": {
+        "type": "object",
+        "properties": {
+          "tokens": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/AdminTokenInfo"
+            }
+          }
+        },
+        "required": [
+          "tokens"
+        ]
+      },
+      "AdminTokenRevoked": {
+        "type": "object",
+        "properties": {
+          "revoked": {
+            "$ref": "#/components/schemas/AdminName"
+          }
+        },
+        "required": [
+          "revoked"
+        ]
+      },
+      "AdminIdentity": {
+        "type": "object",
+        "properties": {
+          "actor": {
+            "type": "string",
+            "description": "As the audit log names the caller: `token`, `token:NAME` or `admin:NAME`."
+          },
+          "role": {
+            "$ref": "#/components/schemas/AdminRole"
+          }
+        },
+        "required": [
+          "actor",
+          "role"
+        ]
       }
     },
     "responses": {
@@ -9109,6 +9898,26 @@ extension OpenAPIDocument {
                   "error": {
                     "code": "server_busy",
                     "message": "the server holds too many connections; try again later"
+                  }
+                }
+              }
+            }
+          }
+        }
+      },
+      "AdminForbidden": {
+        "description": "`forbidden`: the token's role may not use this route (R1).",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            },
+            "examples": {
+              "forbidden": {
+                "value": {
+                  "error": {
+                    "code": "forbidden",
+                    "message": "the auditor role may not do this (it needs owner)"
                   }
                 }
               }
