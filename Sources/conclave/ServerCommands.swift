@@ -72,13 +72,17 @@ struct ServerRun: AsyncParsableCommand {
         name: .long,
         help: "Keep shared files' sealed bytes here (default DIR/blobs; with several processes on PostgreSQL, a directory they all share).")
     var blobDir: String?
+    @Option(
+        name: .long,
+        help: "Serve the web console (/admin/) on this HOST:PORT only, e.g. an internal address; off: no console (default: main listener).")
+    var consoleListen: String?
 
     func run() async throws {
         let directory = DataDirectory(path: data)
         let file: DataDirectory.Settings
         do { file = try directory.settings() } catch let error as DataDirectory.Failure { throw ValidationError(error.description) }
         let given: [(RunSettings.Key, String?)] = zip(
-            RunSettings.Key.all, [listen, publicUrl, postgres, logLevel, logFormat, tlsCertificate, tlsKey, metricsListen, blobDir]
+            RunSettings.Key.all, [listen, publicUrl, postgres, logLevel, logFormat, tlsCertificate, tlsKey, metricsListen, blobDir, consoleListen]
         ).map { ($0, $1) }
         let settings: RunSettings
         do {
@@ -116,6 +120,7 @@ struct ServerRun: AsyncParsableCommand {
         configuration.tls = settings.tls
         configuration.ownsProcess = true
         configuration.metricsListen = settings.metricsListen
+        configuration.console = settings.console
         var clock = ServerClock.system
         #if DEBUG
             // Tests move the server's time (message expiry) through the admin API; release builds cannot.

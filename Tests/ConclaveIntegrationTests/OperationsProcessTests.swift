@@ -108,8 +108,16 @@ struct OperationsProcessTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let data = try initialisedDataDirectory()
         let metricsPort = try #require(LoopbackPort.free())
+        let consolePort = try #require(LoopbackPort.free())
         let server = try await ConclaveServerProcess.start(
-            directory: data, extraArguments: ["--log-format", "json", "--metrics-listen", "127.0.0.1:\(metricsPort)"])
+            directory: data,
+            extraArguments: [
+                "--log-format", "json", "--metrics-listen", "127.0.0.1:\(metricsPort)", "--console-listen", "127.0.0.1:\(consolePort)",
+            ])
+        // The console on its own listener only (an internal address, say).
+        #expect(try await RawHTTP(baseURL: "http://127.0.0.1:\(consolePort)").send(.GET, "/admin/login").status == 200)
+        #expect(try await RawHTTP(baseURL: server.url).send(.GET, "/admin/login").status == 404)
+        #expect(try await RawHTTP(baseURL: "http://127.0.0.1:\(consolePort)").send(.GET, "/v1/admin/users").status == 404)
         // The metrics on their own listener, without the admin token; not on the main one.
         let scraped = try await RawHTTP(baseURL: "http://127.0.0.1:\(metricsPort)").send(.GET, "/metrics")
         #expect(scraped.status == 200)

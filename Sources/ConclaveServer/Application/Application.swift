@@ -30,7 +30,8 @@ public func buildApplication(
     )
     let tls = try configuration.tls.map { try TLSCertificates(files: $0, logger: logger) }
     let router = api.router()
-    try Console(api: api, limits: configuration.limits, clock: clock, tls: tls != nil).addRoutes(to: router)
+    let console = try Console(api: api, limits: configuration.limits, clock: clock, tls: tls != nil)
+    if configuration.console == .mainListener { console.addRoutes(to: router) }
     var app = Application(
         router: router,
         server: gatedServer(router: router, limits: configuration.limits, tls: tls),
@@ -61,6 +62,14 @@ public func buildApplication(
     if store.database.isShared { app.addServices(ClusterFollower(store: store, hub: api.delivery.hub, ready: ready, logger: logger)) }
     if configuration.ownsProcess {
         app.addServices(TLSReloader(certificates: tls, logger: logger), ShutdownAnnouncer(logger: logger))
+    }
+    if case .listener(let host, let port) = configuration.console {
+        let consoleRouter = api.baseRouter()
+        console.addRoutes(to: consoleRouter)
+        app.addServices(
+            Application(
+                router: consoleRouter, server: gatedServer(router: consoleRouter, limits: configuration.limits, tls: tls),
+                configuration: .init(address: .hostname(host, port: port), serverName: "conclave-console"), logger: logger))
     }
     if let (host, port) = configuration.metricsListen {
         let metricsRouter = Router(context: ConclaveRequestContext.self)

@@ -41,6 +41,7 @@ public struct DataDirectory: Sendable {
         public var tlsKey: String?
         public var metricsListen: String?
         public var blobDir: String?
+        public var consoleListen: String?
     }
 
     public enum Failure: Error, CustomStringConvertible {

@@ -21,6 +21,7 @@ public struct RunSettings: Sendable {
     public var metricsListen: (host: String, port: Int)?
     /// Where shared files' bytes live; nil: the data directory's `blobs/`.
     public var blobDirectory: String?
+    public var console: ConsolePlacement
 
     /// A setting: its key (as conclave.json spells it), flag and environment variable.
     public struct Key: Sendable {
@@ -39,8 +40,9 @@ public struct RunSettings: Sendable {
         static let tlsKeyFile = Key(name: "tls_key")
         static let metricsListen = Key(name: "metrics_listen")
         static let blobDirectory = Key(name: "blob_dir")
+        static let consoleListen = Key(name: "console_listen")
         public static let all: [Key] = [
-            listen, publicURL, postgres, logLevel, logFormat, tlsCertificate, tlsKeyFile, metricsListen, blobDirectory,
+            listen, publicURL, postgres, logLevel, logFormat, tlsCertificate, tlsKeyFile, metricsListen, blobDirectory, consoleListen,
         ]
     }
 
@@ -57,6 +59,7 @@ public struct RunSettings: Sendable {
             Key.listen.name: file.listen, Key.publicURL.name: file.publicUrl, Key.postgres.name: file.postgres,
             Key.logLevel.name: file.logLevel, Key.logFormat.name: file.logFormat, Key.tlsCertificate.name: file.tlsCertificate,
             Key.tlsKeyFile.name: file.tlsKey, Key.metricsListen.name: file.metricsListen, Key.blobDirectory.name: file.blobDir,
+            Key.consoleListen.name: file.consoleListen,
         ]
         fileValues = fileValues.filter { $0.value != nil }
         func provider(_ name: String, _ values: [String: String]) -> InMemoryProvider {
@@ -112,11 +115,25 @@ public struct RunSettings: Sendable {
         if let metricsListen, metricsListen == listen {
             throw Invalid(description: "\(Key.metricsListen.flag) must differ from the main listen address")
         }
+        var console = ConsolePlacement.mainListener
+        if let text = value(.consoleListen) {
+            if text == "off" {
+                console = .off
+            } else {
+                guard let address = parseListen(text) else {
+                    throw Invalid(description: "\(Key.consoleListen.sources) must be HOST:PORT (e.g. 10.0.0.5:8443) or off")
+                }
+                guard address != listen, metricsListen.map({ $0 != address }) ?? true else {
+                    throw Invalid(description: "\(Key.consoleListen.flag) must differ from the other listen addresses")
+                }
+                console = .listener(host: address.host, port: address.port)
+            }
+        }
         if let blobs = value(.blobDirectory), !blobs.hasPrefix("/") {
             throw Invalid(description: "\(Key.blobDirectory.sources) must be an absolute path")
         }
         return RunSettings(
             listen: listen, publicURL: publicURL, postgres: value(.postgres), logLevel: logLevel, logFormat: logFormat, tls: tls,
-            metricsListen: metricsListen, blobDirectory: value(.blobDirectory))
+            metricsListen: metricsListen, blobDirectory: value(.blobDirectory), console: console)
     }
 }

@@ -40,6 +40,8 @@ public struct ServerConfiguration: Sendable {
     /// Serve `/metrics` here, without the administrator token; nil: on the
     /// main listener, behind the administrator token.
     public var metricsListen: (host: String, port: Int)?
+    /// Where the administrators' web console is served.
+    public var console: ConsolePlacement = .mainListener
     /// A clock offset the tests move (debug builds only; the server's
     /// clock must then be `clockOffset.clock`).
     public var clockOffset: ClockOffset?

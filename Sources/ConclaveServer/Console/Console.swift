@@ -5,6 +5,14 @@ import HTTPTypes
 import Hummingbird
 import Mustache
 
+/// Where the console is served: with the APIs, on a listener of its own
+/// (an internal address the operator chooses), or nowhere.
+public enum ConsolePlacement: Sendable, Equatable {
+    case mainListener
+    case listener(host: String, port: Int)
+    case off
+}
+
 /// The administrators' web console at `/admin/` (rules R1–R7,
 /// docs/admin-guide.md#console): server-rendered pages over the same
 /// services as the admin API, for named administrators signed in with a

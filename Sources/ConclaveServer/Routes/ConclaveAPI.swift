@@ -41,9 +41,7 @@ struct ConclaveAPI: Sendable {
 
     /// Every route of the client, admin, discovery and federation APIs.
     func router() -> ConclaveRouter {
-        let router = ConclaveRouter(context: ConclaveRequestContext.self)
-        router.add(middleware: AccessLogMiddleware<ConclaveRequestContext>(metrics: metrics, logger: accessLogger))
-        router.add(middleware: JSONErrorMiddleware<ConclaveRequestContext>())
+        let router = baseRouter()
         addDiscoveryRoutes(router)
         addClientRoutes(router.group("/v1"))
         addConversationRoutes(router.group("/v1/conversations"))
@@ -52,6 +50,14 @@ struct ConclaveAPI: Sendable {
         addAdminRoutes(router.group("/v1/admin"))
         addSCIMRoutes(router.group("/scim/v2"))
         addFederationRoutes(router.group("/v1/federation"))
+        return router
+    }
+
+    /// A router with the access log and JSON errors, and no routes yet.
+    func baseRouter() -> ConclaveRouter {
+        let router = ConclaveRouter(context: ConclaveRequestContext.self)
+        router.add(middleware: AccessLogMiddleware<ConclaveRequestContext>(metrics: metrics, logger: accessLogger))
+        router.add(middleware: JSONErrorMiddleware<ConclaveRequestContext>())
         return router
     }
 
