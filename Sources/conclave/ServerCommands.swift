@@ -81,9 +81,8 @@ struct ServerRun: AsyncParsableCommand {
         let directory = DataDirectory(path: data)
         let file: DataDirectory.Settings
         do { file = try directory.settings() } catch let error as DataDirectory.Failure { throw ValidationError(error.description) }
-        let given: [(RunSettings.Key, String?)] = zip(
-            RunSettings.Key.all, [listen, publicUrl, postgres, logLevel, logFormat, tlsCertificate, tlsKey, metricsListen, blobDir, consoleListen]
-        ).map { ($0, $1) }
+        let values = [listen, publicUrl, postgres, logLevel, logFormat, tlsCertificate, tlsKey, metricsListen, blobDir, consoleListen]
+        let given: [(RunSettings.Key, String?)] = zip(RunSettings.Key.all, values).map { ($0, $1) }
         let settings: RunSettings
         do {
             settings = try RunSettings.resolve(
