@@ -65,19 +65,44 @@ extension ConclaveStore {
         }
     }
 
-    /// Replaces an administrator's role, password hash and authenticator;
-    /// with `endSessions`, signs every console session of theirs out. False
-    /// when there is no such administrator.
-    public func updateAdministrator(_ record: AdministratorRecord, endSessions: Bool, audit: AuditDraft) async throws -> Bool {
-        try await write { connection in
+    /// An administrator's authenticator as a change sets it.
+    public enum AuthenticatorChange: Sendable {
+        /// A new secret (its last used step starts again).
+        case set([UInt8])
+        case remove
+    }
+
+    /// Changes what is given of an administrator (and nothing else, so two
+    /// changes at once do not undo each other); a new password or
+    /// authenticator signs every console session of theirs out. False when
+    /// there is no such administrator.
+    public func updateAdministrator(
+        _ name: AdminName, role: AdminRole?, passwordHash: String?, authenticator: AuthenticatorChange?, audit: AuditDraft
+    ) async throws -> Bool {
+        var sets: [String] = []
+        var binds: [SQLValue] = []
+        if let role {
+            sets.append("role = ?")
+            binds.append(.text(role.rawValue))
+        }
+        if let passwordHash {
+            sets.append("password_hash = ?")
+            binds.append(.text(passwordHash))
+        }
+        switch authenticator {
+        case .set(let secret)?:
+            sets.append("totp_secret = ?, totp_last_step = 0")
+            binds.append(.blob(secret))
+        case .remove?: sets.append("totp_secret = NULL")
+        case nil: break
+        }
+        guard !sets.isEmpty else { return try await administrator(named: name) != nil }
+        let endSessions = passwordHash != nil || authenticator != nil
+        return try await write { [sets, binds] connection in
             let rows = try await connection.query(
-                "UPDATE administrators SET role = ?, password_hash = ?, totp_secret = ?, totp_last_step = ? WHERE name = ? RETURNING name",
-                [
-                    .text(record.role.rawValue), .text(record.passwordHash), record.totpSecret.map { .blob($0) } ?? .null,
-                    .integer(record.totpLastStep), .text(record.name.value),
-                ])
+                "UPDATE administrators SET \(sets.joined(separator: ", ")) WHERE name = ? RETURNING name", binds + [.text(name.value)])
             guard !rows.isEmpty else { return false }
-            if endSessions { try await connection.execute("DELETE FROM admin_sessions WHERE admin_name = ?", [.text(record.name.value)]) }
+            if endSessions { try await connection.execute("DELETE FROM admin_sessions WHERE admin_name = ?", [.text(name.value)]) }
             try await Self.appendAudit(connection, audit, lock: forUpdate)
             return true
         }
@@ -105,13 +130,25 @@ extension ConclaveStore {
         }
     }
 
-    /// Opens a console session (and forgets expired ones).
-    public func createAdminSession(tokenHash: [UInt8], admin: AdminName, csrf: String, createdAt: Date, expiresAt: Date) async throws {
+    /// Opens a console session for the administrator whose credentials
+    /// were checked, with its audit entry, if their password hash and
+    /// authenticator are still those (a change made while the sign-in was
+    /// checked wins: false, no session). Forgets expired sessions.
+    public func createAdminSession(
+        tokenHash: [UInt8], checked: AdministratorRecord, csrf: String, createdAt: Date, expiresAt: Date, audit: AuditDraft
+    ) async throws -> Bool {
         try await write { connection in
             try await connection.execute("DELETE FROM admin_sessions WHERE expires_at <= ?", [.integer(createdAt.millis)])
+            let rows = try await connection.query(
+                "SELECT password_hash, totp_secret FROM administrators WHERE name = ?\(forUpdate)", [.text(checked.name.value)])
+            guard let row = rows.first, try row.text(0) == checked.passwordHash, try row.optionalBlob(1) == checked.totpSecret else {
+                return false
+            }
             try await connection.execute(
                 "INSERT INTO admin_sessions (token_hash, admin_name, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                [.blob(tokenHash), .text(admin.value), .text(csrf), .integer(createdAt.millis), .integer(expiresAt.millis)])
+                [.blob(tokenHash), .text(checked.name.value), .text(csrf), .integer(createdAt.millis), .integer(expiresAt.millis)])
+            try await Self.appendAudit(connection, audit, lock: forUpdate)
+            return true
         }
     }
 

@@ -257,11 +257,58 @@ struct AdministratorTests {
             // A role taken away counts at once, in the session already open.
             _ = try await network.admin.updateAdministrator(try #require(AdminName("helen")), AdministratorChange(role: .auditor))
             #expect(try await helpdesk.post("/admin/users/alice/suspend").status == 403)
-            // Sign-out ends the session on the server.
+            // Sign-out ends the session on the server, and only with the CSRF token.
+            #expect(try await helpdesk.post("/admin/logout", csrf: false).status == 403)
+            #expect(try await helpdesk.get("/admin/").status == 200)
             let session = try #require(await helpdesk.cookie("conclave_console"))
             #expect(try await helpdesk.post("/admin/logout").location == "/admin/login")
             await helpdesk.setCookie("conclave_console", session)
             #expect(try await helpdesk.get("/admin/").location == "/admin/login")
+        }
+    }
+
+    /// Every console page and action, and who may use it (the same roles as the API's routes).
+    static let consoleRoutes: [(method: String, path: String, roles: Set<AdminRole>)] = [
+        ("GET", "/admin/", everyone), ("GET", "/admin/users", everyone), ("GET", "/admin/users/alice", everyone),
+        ("GET", "/admin/groups", everyone), ("GET", "/admin/groups/default", everyone), ("GET", "/admin/settings", everyone),
+        ("GET", "/admin/audit", auditing), ("GET", "/admin/federation", managing),
+        ("GET", "/admin/users/alice/reset-devices", support), ("GET", "/admin/users/alice/delete", managing),
+        ("GET", "/admin/groups/default/delete", managing), ("GET", "/admin/federation/peers/nowhere.example/remove", owner),
+        ("POST", "/admin/users/nobody/suspend", support), ("POST", "/admin/users/nobody/unsuspend", support),
+        ("POST", "/admin/users/nobody/password", support), ("POST", "/admin/users/nobody/reset-devices", support),
+        ("POST", "/admin/users", managing), ("POST", "/admin/users/nobody/group", managing),
+        ("POST", "/admin/users/nobody/delete", managing),
+        ("POST", "/admin/groups", managing), ("POST", "/admin/groups/nogroup", managing),
+        ("POST", "/admin/groups/nogroup/delete", managing),
+        ("POST", "/admin/federation/mode", owner), ("POST", "/admin/federation/peers", owner),
+        ("POST", "/admin/federation/peers/nowhere.example/remove", owner),
+    ]
+
+    @Test("R1 in the console: each role reaches exactly its pages and actions")
+    func consoleRoleMatrix() async throws {
+        try await TestNetwork.run(.sqlite) { network in
+            try await network.users("alice")
+            for role in AdminRole.allCases {
+                let name = "console-\(role.rawValue)"
+                _ = try await network.admin.addAdministrator(
+                    CreateAdministrator(name: try #require(AdminName(name)), role: role, password: "a long password"))
+                let console = ConsoleClient(baseURL: network.url)
+                #expect(try await console.signIn(name, password: "a long password").status == 303)
+                _ = try await console.get("/admin/")
+                for route in Self.consoleRoutes {
+                    let page = route.method == "GET" ? try await console.get(route.path) : try await console.post(route.path)
+                    if route.roles.contains(role) {
+                        #expect(
+                            page.status != 403 && page.location != "/admin/login",
+                            "\(role) on \(route.method) \(route.path): \(page.status)")
+                    } else {
+                        #expect(page.status == 403, "\(role) on \(route.method) \(route.path): \(page.status)")
+                    }
+                }
+            }
+            // Nothing the refused ones tried happened; what was allowed failed on its missing target.
+            #expect(try await network.admin.users().map(\.name.value) == ["alice"])
+            #expect(try await network.admin.federation().peers.isEmpty)
         }
     }
 
@@ -312,14 +359,15 @@ struct AdministratorTests {
         }
     }
 
-    @Test("Cookies are Secure when a trusted proxy says the browser came over https")
+    @Test("Cookies are Secure when a trusted proxy says the browser came over https, and only then")
     func secureBehindProxy() async throws {
-        try await TestNetwork.run(.sqlite) { network in
-            _ = try await network.admin.addAdministrator(
-                CreateAdministrator(name: try #require(AdminName("ann")), role: .admin, password: "a long password"))
-            let console = ConsoleClient(baseURL: network.url)
-            let login = try await console.get("/admin/login", headers: [("X-Forwarded-Proto", "https")])
-            #expect(login.setCookies.allSatisfy { $0.contains("Secure") && $0.contains("HttpOnly") })
+        for trusted in [true, false] {
+            try await TestNetwork.run(.sqlite, configure: { $0.trustedProxies = trusted ? ["127.0.0.1"] : [] }) { network in
+                let console = ConsoleClient(baseURL: network.url)
+                let login = try await console.get("/admin/login", headers: [("X-Forwarded-Proto", "https")])
+                #expect(!login.setCookies.isEmpty)
+                #expect(login.setCookies.allSatisfy { $0.contains("Secure") == trusted && $0.contains("HttpOnly") })
+            }
         }
     }
 }

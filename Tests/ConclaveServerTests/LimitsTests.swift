@@ -324,7 +324,29 @@ struct LimitsTests {
         // Past the window, everything is forgotten, and the memory with it.
         #expect(await guardian.admit(address: "10.0.0.1", name: "carol", now: start.addingTimeInterval(400)) == nil)
         await guardian.forgetExpired(now: start.addingTimeInterval(400))
+        #expect(await guardian.tracked == 2)  // the attempt just admitted, in flight (by address and by pair)
+        await guardian.forgetExpired(now: start.addingTimeInterval(461))
         #expect(await guardian.tracked == 0)
+    }
+
+    @Test("11.5: attempts sent at once count before any has failed: a burst gets three tries per name and ten per address")
+    func signInGuardBurst() async throws {
+        let guardian = SignInGuard(perAddress: 10, perName: 30, window: 300)
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        var admitted = 0
+        for _ in 0..<20 {
+            if await guardian.admit(address: "10.0.0.1", name: "root", now: now) == nil { admitted += 1 }
+        }
+        #expect(admitted == 3)
+        for index in 0..<20 {
+            if await guardian.admit(address: "10.0.0.1", name: "name\(index)", now: now) == nil { admitted += 1 }
+        }
+        #expect(admitted == 10)
+        // A finished attempt frees its place; an unfinished one frees it after a minute.
+        await guardian.succeeded(address: "10.0.0.1", name: "root")
+        #expect(await guardian.admit(address: "10.0.0.1", name: "root", now: now) == nil)
+        #expect(await guardian.admit(address: "10.0.0.2", name: "other", now: now) == nil)
+        #expect(await guardian.admit(address: "10.0.0.1", name: "late", now: now.addingTimeInterval(61)) == nil)
     }
 
     @Test("11.5: behind a trusted reverse proxy, sign-ins are counted by the address it forwards, and only then")

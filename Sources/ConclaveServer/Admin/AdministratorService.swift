@@ -73,29 +73,30 @@ final class AdministratorService: Sendable {
         guard change.role != nil || change.password != nil || change.totp != nil else {
             throw APIError.badRequest("give at least one of role, password, totp")
         }
+        if let password = change.password { try Self.checkPassword(password) }
+        let passwordHash = try await change.password.asyncFlatMap { try await authentication.hashPassword($0) }
         guard let before = try await store.administrator(named: name) else { throw APIError.notFound("administrator") }
         var after = before
         if let role = change.role { after.role = role }
-        if let password = change.password {
-            try Self.checkPassword(password)
-            after.passwordHash = try await authentication.hashPassword(password)
-        }
+        if let passwordHash { after.passwordHash = passwordHash }
         var totp: TOTP?
+        var authenticator: ConclaveStore.AuthenticatorChange?
         switch change.totp {
         case true?:
-            totp = TOTP.generate()
-            after.totpSecret = totp?.secret
-            after.totpLastStep = 0
-        case false?: after.totpSecret = nil
+            let generated = TOTP.generate()
+            (totp, authenticator, after.totpSecret) = (generated, .set(generated.secret), generated.secret)
+        case false?: (authenticator, after.totpSecret) = (.remove, nil)
         case nil: break
         }
         let draft = audit.draft(
             "admin.update", "admin:\(name)", before: AuditedAdministrator(before),
             after: AuditedAdministrator(after, passwordChanged: change.password != nil), actor: principal.actor)
-        // A new password or authenticator signs every console session of theirs out (R5); a new role counts at once.
-        guard try await store.updateAdministrator(after, endSessions: change.password != nil || change.totp != nil, audit: draft) else {
-            throw APIError.notFound("administrator")
-        }
+        // Only what changes is written; a new password or authenticator signs every console session of theirs out (R5),
+        // a new role counts at once.
+        guard
+            try await store.updateAdministrator(
+                name, role: change.role, passwordHash: passwordHash, authenticator: authenticator, audit: draft)
+        else { throw APIError.notFound("administrator") }
         audit.appended(draft)
         return created(after, totp)
     }
@@ -164,35 +165,49 @@ final class AdministratorService: Sendable {
         cookie: String, session: ConsoleSession
     ) {
         let now = audit.clock.now
-        let key = text.lowercased()
+        // Counted by the name as checked: anything that is not a name counts as one name (R4).
+        let name = AdminName(text)
+        let key = name?.value ?? "(not a name)"
         if let wait = await signInGuard.admit(address: address, name: key, now: now) {
             throw APIError(.rateLimited, "too many failed sign-ins; try again later", retryAfter: max(1, Int(wait.rounded(.up))))
         }
-        let record = try await AdminName(text).asyncFlatMap { try await store.administrator(named: $0) }
-        let stored = record?.passwordHash ?? authentication.decoyHash
-        let valid = try await authentication.verifyPassword(password, against: stored)
-        var codeValid = true
-        if let record, valid, let secret = record.totpSecret {
-            codeValid = false
-            if let step = TOTP(secret: secret).matchingStep(code, at: now, after: record.totpLastStep) {
-                codeValid = try await store.useTOTPStep(of: record.name, step: step)
+        let (cookie, csrf) = (Tokens.random(), Tokens.random())
+        var session: ConsoleSession?
+        do {
+            let record = try await name.asyncFlatMap { try await store.administrator(named: $0) }
+            let valid = try await authentication.verifyPassword(password, against: record?.passwordHash ?? authentication.decoyHash)
+            if let record, valid, try await codeAccepted(code, record, now: now) {
+                let principal = AdminPrincipal.administrator(record.name, role: record.role)
+                let draft = audit.draft(
+                    "admin.sign_in", "admin:\(record.name)", before: nil, after: ["address": address], actor: principal.actor)
+                // The session and its audit entry, if the password and authenticator are still those just checked.
+                if try await store.createAdminSession(
+                    tokenHash: Tokens.hash(cookie), checked: record, csrf: csrf, createdAt: now,
+                    expiresAt: now.addingTimeInterval(Self.sessionLifetime), audit: draft)
+                {
+                    audit.appended(draft)
+                    session = ConsoleSession(principal: principal, administrator: record, csrf: csrf)
+                }
             }
+        } catch {
+            await signInGuard.abandoned(address: address, name: key)
+            throw error
         }
-        guard let record, valid, codeValid else {
+        guard let session else {
             await signInGuard.failed(address: address, name: key, now: now)
             logger.notice("console sign-in refused", metadata: ["address": "\(address)"])
             throw APIError(.invalidCredentials, "wrong name, password or authenticator code")
         }
         await signInGuard.succeeded(address: address, name: key)
-        let (cookie, csrf) = (Tokens.random(), Tokens.random())
-        try await store.createAdminSession(
-            tokenHash: Tokens.hash(cookie), admin: record.name, csrf: csrf, createdAt: now,
-            expiresAt: now.addingTimeInterval(Self.sessionLifetime))
-        let principal = AdminPrincipal.administrator(record.name, role: record.role)
-        let draft = audit.draft("admin.sign_in", "admin:\(record.name)", before: nil, after: ["address": address], actor: principal.actor)
-        try await store.appendAudit(draft)
-        audit.appended(draft)
-        return (cookie, ConsoleSession(principal: principal, administrator: record, csrf: csrf))
+        return (cookie, session)
+    }
+
+    /// True without an authenticator; with one, whether `code` is its code
+    /// now and that time step was not used before (recorded: each code once).
+    private func codeAccepted(_ code: String, _ record: AdministratorRecord, now: Date) async throws -> Bool {
+        guard let secret = record.totpSecret else { return true }
+        guard let step = TOTP(secret: secret).matchingStep(code, at: now, after: record.totpLastStep) else { return false }
+        return try await store.useTOTPStep(of: record.name, step: step)
     }
 
     /// The session behind a console cookie, if it is one that has not expired.

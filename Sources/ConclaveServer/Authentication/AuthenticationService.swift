@@ -118,12 +118,20 @@ final class AuthenticationService: Sendable {
         if let wait = await signInGuard.admit(address: address, name: name.value, now: now) {  // A1
             throw APIError(.rateLimited, "too many failed sign-ins; try again later", retryAfter: max(1, Int(wait.rounded(.up))))
         }
-        let user = try await store.user(named: name)
-        // Hash even for an unknown user or one without a password (single sign-on, SCIM), with the same cost,
-        // so timing tells neither which names exist nor which accounts have a password (A2).
-        let usable = user.map(\.passwordHash).flatMap { $0 == PasswordHasher.noPassword ? nil : $0 }
-        let (hasher, stored) = (hasher, usable ?? decoyHash)
-        let valid = try await hashing.run { hasher.verify(password, against: stored) }  // A6
+        let user: UserRecord?
+        let usable: String?
+        let valid: Bool
+        do {
+            user = try await store.user(named: name)
+            // Hash even for an unknown user or one without a password (single sign-on, SCIM), with the same cost,
+            // so timing tells neither which names exist nor which accounts have a password (A2).
+            usable = user.map(\.passwordHash).flatMap { $0 == PasswordHasher.noPassword ? nil : $0 }
+            let (hasher, stored) = (hasher, usable ?? decoyHash)
+            valid = try await hashing.run { hasher.verify(password, against: stored) }  // A6
+        } catch {
+            await signInGuard.abandoned(address: address, name: name.value)
+            throw error
+        }
         guard let user, usable != nil, valid, !user.suspended else {  // A2, A7
             await signInGuard.failed(address: address, name: name.value, now: now)
             throw APIError(.invalidCredentials, "wrong user name or password")

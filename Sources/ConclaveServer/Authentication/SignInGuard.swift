@@ -12,6 +12,10 @@ import Foundation
 /// - an address that failed for a name waits `2^(n−3)` seconds (up to the
 ///   window) between attempts after its third failure.
 ///
+/// An admitted attempt counts as in flight until `failed` or `succeeded`
+/// (or for a minute at most): attempts sent at once, before any has
+/// failed, count against the same limits.
+///
 /// Memory: entries whose failures have all left the window are dropped;
 /// at most `capacity` addresses and names are tracked (the oldest go).
 actor SignInGuard {
@@ -27,6 +31,9 @@ actor SignInGuard {
     private var byAddress: [String: Failures] = [:]
     private var byName: [String: Failures] = [:]
     private var byPair: [String: Failures] = [:]
+    /// Admitted attempts not finished yet, by address and by pair.
+    private var inFlight: [String: Failures] = [:]
+    private static let inFlightLimit: TimeInterval = 60
 
     init(perAddress: Int, perName: Int, window: TimeInterval, capacity: Int = 100_000) {
         self.perAddress = perAddress
@@ -38,18 +45,41 @@ actor SignInGuard {
     /// Nil when this address may try this name now; else the seconds to wait.
     func admit(address: String, name: String, now: Date) -> TimeInterval? {
         let cutoff = now.addingTimeInterval(-window)
+        let (pairKey, inFlightCutoff) = (Self.pairKey(address, name), now.addingTimeInterval(-Self.inFlightLimit))
+        let (addressInFlight, pairInFlight) = (
+            recent(&inFlight, "a" + address, inFlightCutoff).count, recent(&inFlight, "p" + pairKey, inFlightCutoff).count
+        )
         let fromAddress = recent(&byAddress, address, cutoff)
-        if fromAddress.count >= perAddress, let oldest = fromAddress.first { return oldest.timeIntervalSince(cutoff) }
-        let pair = recent(&byPair, Self.pairKey(address, name), cutoff)
+        if fromAddress.count + addressInFlight >= perAddress { return fromAddress.first.map { $0.timeIntervalSince(cutoff) } ?? 1 }
+        let pair = recent(&byPair, pairKey, cutoff)
         if recent(&byName, name, cutoff).count >= perName, let oldest = pair.first { return oldest.timeIntervalSince(cutoff) }
-        if pair.count >= 3, let last = pair.last {
-            let wait = min(window, pow(2, Double(pair.count - 3))) - now.timeIntervalSince(last)
-            if wait > 0 { return wait }
+        if pair.count + pairInFlight >= 3 {
+            if pairInFlight > 0 { return 1 }  // one at a time once backing off
+            if let last = pair.last {
+                let wait = min(window, pow(2, Double(pair.count - 3))) - now.timeIntervalSince(last)
+                if wait > 0 { return wait }
+            }
         }
+        inFlight["a" + address, default: Failures()].times.append(now)
+        inFlight["p" + pairKey, default: Failures()].times.append(now)
         return nil
     }
 
+    /// Ends an admitted attempt that neither failed nor succeeded (the
+    /// server could not tell: a busy hashing pool, an unreachable provider).
+    func abandoned(address: String, name: String) { finish(address: address, name: name) }
+
+    /// Ends an admitted attempt.
+    private func finish(address: String, name: String) {
+        for key in ["a" + address, "p" + Self.pairKey(address, name)] {
+            guard var entry = inFlight[key], !entry.times.isEmpty else { continue }
+            entry.times.removeFirst()
+            inFlight[key] = entry.times.isEmpty ? nil : entry
+        }
+    }
+
     func failed(address: String, name: String, now: Date) {
+        finish(address: address, name: name)
         byAddress[address, default: Failures()].times.append(now)
         byName[name, default: Failures()].times.append(now)
         byPair[Self.pairKey(address, name), default: Failures()].times.append(now)
@@ -57,7 +87,10 @@ actor SignInGuard {
     }
 
     /// A correct password clears this address's failures for this name.
-    func succeeded(address: String, name: String) { byPair[Self.pairKey(address, name)] = nil }
+    func succeeded(address: String, name: String) {
+        finish(address: address, name: name)
+        byPair[Self.pairKey(address, name)] = nil
+    }
 
     private func recent(_ table: inout [String: Failures], _ key: String, _ cutoff: Date) -> [Date] {
         guard var entry = table[key] else { return [] }
@@ -76,6 +109,7 @@ actor SignInGuard {
         byAddress = Self.pruned(byAddress, cutoff: cutoff, keep: capacity / 2)
         byName = Self.pruned(byName, cutoff: cutoff, keep: capacity / 2)
         byPair = Self.pruned(byPair, cutoff: cutoff, keep: capacity / 2)
+        inFlight = Self.pruned(inFlight, cutoff: now.addingTimeInterval(-Self.inFlightLimit), keep: capacity / 2)
     }
 
     private static func pruned(_ table: [String: Failures], cutoff: Date, keep: Int) -> [String: Failures] {
@@ -92,5 +126,5 @@ actor SignInGuard {
     private static func pairKey(_ address: String, _ name: String) -> String { address + "\u{0}" + name }
 
     /// Entries tracked (for tests).
-    var tracked: Int { byAddress.count + byName.count + byPair.count }
+    var tracked: Int { byAddress.count + byName.count + byPair.count + inFlight.count }
 }

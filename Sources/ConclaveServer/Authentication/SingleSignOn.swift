@@ -220,6 +220,9 @@ final class SingleSignOn: Sendable {
         } catch let error as APIError where error.code == .ssoFailed {
             await authentication.signInGuard.failed(address: address, name: "sso:" + address, now: now)
             throw error
+        } catch {
+            await authentication.signInGuard.abandoned(address: address, name: "sso:" + address)
+            throw error
         }
     }
 

@@ -45,24 +45,25 @@ struct Console: Sendable {
     static let auditPageSize = 500
 
     func addRoutes(to router: ConclaveRouter) {
-        router.get("/admin/static/console.css") { _, _ -> Response in
+        let admin = router.group("/admin").add(middleware: ConsoleErrorMiddleware())
+        admin.get("/static/console.css") { _, _ -> Response in
             var headers = ConsoleResponse.securityHeaders()
             headers[.contentType] = "text/css; charset=utf-8"
             headers[.cacheControl] = "max-age=3600"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: ConsoleTemplates.stylesheet)))
         }
-        addSignInRoutes(router)
+        addSignInRoutes(admin)
         // The router does not tell `/admin` from `/admin/`: both are the dashboard.
-        router.get("/admin") { request, _ in
+        admin.get("") { request, _ in
             try await page(request, .readDirectory) { session in try await dashboard(session, request) }
         }
-        addUserRoutes(router)
-        addGroupRoutes(router)
-        addFederationRoutes(router)
-        router.get("/admin/audit") { request, _ in
+        addUserRoutes(admin)
+        addGroupRoutes(admin)
+        addFederationRoutes(admin)
+        admin.get("/audit") { request, _ in
             try await page(request, .readAudit) { session in try await auditPage(session, request) }
         }
-        router.get("/admin/settings") { request, _ in
+        admin.get("/settings") { request, _ in
             try await page(request, .readDirectory) { session in try await settingsPage(session, request) }
         }
     }
@@ -76,17 +77,17 @@ struct Console: Sendable {
         var error: String?
     }
 
-    private func addSignInRoutes(_ router: ConclaveRouter) {
-        router.get("/admin/login") { request, _ in
+    private func addSignInRoutes(_ admin: RouterGroup<ConclaveRequestContext>) {
+        admin.get("/login") { request, context in
             if try await session(request) != nil { return ConsoleResponse.redirect(to: "/admin/") }
-            return loginPage(request, name: "", error: nil, status: .ok)
+            return loginPage(request, context, name: "", error: nil)
         }
-        router.post("/admin/login") { request, context in
+        admin.post("/login") { request, context in
             let form = try? await ConsoleForm.read(request)
             guard let form, let sent = form["csrf"], let expected = request.cookies[ConsoleResponse.loginCookieName]?.value,
                 constantTimeEquals(Array(sent.utf8), Array(expected.utf8))
             else {
-                return loginPage(request, name: "", error: "The sign-in form expired: sign in again.", status: .forbidden)
+                return loginPage(request, context, name: "", error: APIError(.forbidden, "The sign-in form expired: sign in again."))
             }
             let name = form["name"] ?? ""
             do {
@@ -97,36 +98,46 @@ struct Console: Sendable {
                     to: "/admin/",
                     cookies: [
                         ConsoleResponse.cookie(
-                            ConsoleResponse.cookieName, cookie, secure: secure(request), maxAge: Int(AdministratorService.sessionLifetime)),
-                        ConsoleResponse.cookie(ConsoleResponse.loginCookieName, "", secure: secure(request), maxAge: 0),
+                            ConsoleResponse.cookieName, cookie, secure: secure(request, context),
+                            maxAge: Int(AdministratorService.sessionLifetime)),
+                        ConsoleResponse.cookie(ConsoleResponse.loginCookieName, "", secure: secure(request, context), maxAge: 0),
                     ])
             } catch let error as APIError {
-                return loginPage(request, name: name, error: error.message, status: error.status)
+                return loginPage(request, context, name: name, error: error)
             }
         }
-        router.post("/admin/logout") { request, _ in
-            if let found = try await session(request), let form = try? await ConsoleForm.read(request), checkCSRF(form, found),
-                let cookie = request.cookies[ConsoleResponse.cookieName]?.value
-            {
-                try await administrators.signOut(cookie: cookie)
+        admin.post("/logout") { request, context in
+            // Only with the session's CSRF token: another site cannot sign an administrator out either.
+            guard let found = try await session(request), let cookie = request.cookies[ConsoleResponse.cookieName]?.value else {
+                return ConsoleResponse.redirect(to: "/admin/login")
             }
+            guard let form = try? await ConsoleForm.read(request), checkCSRF(form, found) else {
+                return errorPage(
+                    found, APIError(.forbidden, "this form did not come from the console (no valid CSRF token): nothing was done"))
+            }
+            try await administrators.signOut(cookie: cookie)
             return ConsoleResponse.redirect(
-                to: "/admin/login", cookies: [ConsoleResponse.cookie(ConsoleResponse.cookieName, "", secure: secure(request), maxAge: 0)])
+                to: "/admin/login",
+                cookies: [ConsoleResponse.cookie(ConsoleResponse.cookieName, "", secure: secure(request, context), maxAge: 0)])
         }
     }
 
-    private func loginPage(_ request: Request, name: String, error: String?, status: HTTPResponse.Status) -> Response {
+    private func loginPage(_ request: Request, _ context: ConclaveRequestContext, name: String, error: APIError?) -> Response {
         let csrf = Tokens.random()
-        let body = LoginBody(csrf: csrf, network: domain, name: String(name.prefix(64)), error: error)
-        return ConsoleResponse.html(
-            library.render(body, withTemplate: "login") ?? "", status: status,
-            cookies: [ConsoleResponse.cookie(ConsoleResponse.loginCookieName, csrf, secure: secure(request), maxAge: 3600)])
+        let body = LoginBody(csrf: csrf, network: domain, name: String(name.prefix(64)), error: error?.message)
+        var response = ConsoleResponse.html(
+            library.render(body, withTemplate: "login") ?? "", status: error?.status ?? .ok,
+            cookies: [ConsoleResponse.cookie(ConsoleResponse.loginCookieName, csrf, secure: secure(request, context), maxAge: 3600)])
+        if let wait = error?.retryAfter { response.headers[.retryAfter] = String(wait) }
+        return response
     }
 
     /// `Secure` cookies when the listener is TLS, or when a trusted reverse
     /// proxy says the browser reached it over https.
-    private func secure(_ request: Request) -> Bool {
-        tls || request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
+    private func secure(_ request: Request, _ context: ConclaveRequestContext) -> Bool {
+        if tls { return true }
+        guard let peer = context.remoteAddress?.ipAddress, api.trustedProxies.contains(peer) else { return false }
+        return request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
     }
 
     private func session(_ request: Request) async throws -> AdministratorService.ConsoleSession? {
@@ -178,8 +189,12 @@ struct Console: Sendable {
             try session.principal.require(permission)
             return try await run(session, form)
         } catch let error as APIError {
-            if error.code != .forbidden, let failed { return try await failed(session, form, error) }
-            return errorPage(session, error)
+            guard error.code != .forbidden, let failed else { return errorPage(session, error) }
+            do {
+                return try await failed(session, form, error)
+            } catch let pageError as APIError {
+                return errorPage(session, pageError)  // the page itself is gone (a deleted user, say)
+            }
         }
     }
 
@@ -314,13 +329,13 @@ struct Console: Sendable {
         var cancel: String
     }
 
-    private func addUserRoutes(_ router: ConclaveRouter) {
-        router.get("/admin/users") { request, _ in
+    private func addUserRoutes(_ admin: RouterGroup<ConclaveRequestContext>) {
+        admin.get("/users") { request, _ in
             try await page(request, .readDirectory) { session in
                 try await usersPage(session, query: request.uri.queryParameters["q"].map(String.init) ?? "", notice: Self.notice(request))
             }
         }
-        router.post("/admin/users") { request, _ in
+        admin.post("/users") { request, _ in
             try await action(request, .manage) { session, form in
                 guard let name = form["name"].flatMap(UserName.init) else {
                     throw APIError.badRequest("a user name is 1 to 64 of a-z 0-9 . _ - and starts with a letter or digit")
@@ -332,26 +347,26 @@ struct Console: Sendable {
                 try await usersPage(session, query: "", error: error)
             }
         }
-        router.get("/admin/users/:name") { request, context in
+        admin.get("/users/:name") { request, context in
             try await page(request, .readDirectory) { session in
                 try await userPage(session, try context.userName, notice: Self.notice(request))
             }
         }
-        addUserAction(router, "suspend", .support, done: "suspended") { session, name, _ in
+        addUserAction(admin, "suspend", .support, done: "suspended") { session, name, _ in
             _ = try await api.admin.setSuspended(name, true, actor: session.principal.actor)
         }
-        addUserAction(router, "unsuspend", .support, done: "unsuspended") { session, name, _ in
+        addUserAction(admin, "unsuspend", .support, done: "unsuspended") { session, name, _ in
             _ = try await api.admin.setSuspended(name, false, actor: session.principal.actor)
         }
-        addUserAction(router, "password", .support, done: "password") { session, name, form in
+        addUserAction(admin, "password", .support, done: "password") { session, name, form in
             _ = try await api.admin.updateUser(name, UserChange(password: form.raw("password") ?? ""), actor: session.principal.actor)
         }
-        addUserAction(router, "group", .manage, done: "moved") { session, name, form in
+        addUserAction(admin, "group", .manage, done: "moved") { session, name, form in
             guard let group = form["group"].flatMap(SecurityGroupName.init) else { throw APIError.badRequest("choose a security group") }
             _ = try await api.admin.updateUser(name, UserChange(group: group), actor: session.principal.actor)
         }
         addConfirmed(
-            router, "/admin/users/:name/reset-devices", .support, parameter: "name", question: "Reset the devices of NAME?",
+            admin, "/users/:name/reset-devices", .support, target: .name, question: "Reset the devices of NAME?",
             detail: "Every device of this account is removed and signed out, and leaves its conversations. The user signs in again.",
             button: "Reset devices", cancel: "/admin/users/NAME"
         ) { session, context in
@@ -360,7 +375,7 @@ struct Console: Sendable {
             return "/admin/users/\(consolePath(name.value))?done=devices-reset"
         }
         addConfirmed(
-            router, "/admin/users/:name/delete", .manage, parameter: "name", question: "Delete the account NAME?",
+            admin, "/users/:name/delete", .manage, target: .name, question: "Delete the account NAME?",
             detail: "The account and its devices are deleted at once and leave every conversation. This cannot be undone.",
             button: "Delete account", cancel: "/admin/users/NAME"
         ) { session, context in
@@ -371,10 +386,10 @@ struct Console: Sendable {
 
     /// A one-form action on a user, back to the user's page.
     private func addUserAction(
-        _ router: ConclaveRouter, _ verb: String, _ permission: AdminPermission, done: String,
+        _ admin: RouterGroup<ConclaveRequestContext>, _ verb: String, _ permission: AdminPermission, done: String,
         _ run: @escaping @Sendable (AdministratorService.ConsoleSession, UserName, ConsoleForm) async throws -> Void
     ) {
-        router.post("/admin/users/:name/\(verb)") { request, context in
+        admin.post("/users/:name/\(verb)") { request, context in
             let name = try context.userName
             return try await action(request, permission) { session, form in
                 try await run(session, name, form)
@@ -385,24 +400,41 @@ struct Console: Sendable {
         }
     }
 
+    /// What a destructive action's path names: checked before the
+    /// confirmation page shows it.
+    private enum Target: String {
+        case name, group, domain
+
+        func validated(_ text: String) -> String? {
+            switch self {
+            case .name: UserName(text)?.value
+            case .group: SecurityGroupName(text)?.value
+            case .domain: NetworkDomain(text)?.value
+            }
+        }
+    }
+
     /// A destructive action: GET shows the question (`NAME` in it and in
-    /// `cancel` is the path's `parameter`), POST (with the CSRF token) does
-    /// it and redirects to where `run` says.
+    /// `cancel` is the path's `target`, validated), POST (with the CSRF
+    /// token) does it and redirects to where `run` says.
     private func addConfirmed(
-        _ router: ConclaveRouter, _ path: RouterPath, _ permission: AdminPermission, parameter: String, question: String,
+        _ admin: RouterGroup<ConclaveRequestContext>, _ path: String, _ permission: AdminPermission, target: Target, question: String,
         detail: String, button: String, cancel: String,
         _ run: @escaping @Sendable (AdministratorService.ConsoleSession, ConclaveRequestContext) async throws -> String
     ) {
-        router.get(path) { request, context in
+        admin.get(RouterPath(path)) { request, context in
             try await page(request, permission) { session in
-                let value = try context.pathParameter(parameter)
+                guard let value = target.validated(try context.pathParameter(target.rawValue)) else {
+                    throw APIError.badRequest("not a valid \(target.rawValue)")
+                }
                 let body = ConfirmBody(
-                    question: question.replacingOccurrences(of: "NAME", with: value), detail: detail, action: request.uri.path,
-                    button: button, cancel: cancel.replacingOccurrences(of: "NAME", with: consolePath(value)))
+                    question: question.replacingOccurrences(of: "NAME", with: value), detail: detail,
+                    action: "/admin" + path.replacingOccurrences(of: ":" + target.rawValue, with: consolePath(value)), button: button,
+                    cancel: cancel.replacingOccurrences(of: "NAME", with: consolePath(value)))
                 return render("confirm", session, title: button, body)
             }
         }
-        router.post(path) { request, context in
+        admin.post(RouterPath(path)) { request, context in
             try await action(request, permission) { session, _ in ConsoleResponse.redirect(to: try await run(session, context)) }
         }
     }
@@ -477,11 +509,11 @@ struct Console: Sendable {
         var maxFileSize: String
     }
 
-    private func addGroupRoutes(_ router: ConclaveRouter) {
-        router.get("/admin/groups") { request, _ in
+    private func addGroupRoutes(_ admin: RouterGroup<ConclaveRequestContext>) {
+        admin.get("/groups") { request, _ in
             try await page(request, .readDirectory) { session in try await groupsPage(session, notice: Self.notice(request)) }
         }
-        router.post("/admin/groups") { request, _ in
+        admin.post("/groups") { request, _ in
             try await action(request, .manage) { session, form in
                 guard let name = form["name"].flatMap(SecurityGroupName.init) else {
                     throw APIError.badRequest("not a security group name: use a-z 0-9 . _ -, at most 64")
@@ -493,12 +525,12 @@ struct Console: Sendable {
                 try await groupsPage(session, error: error)
             }
         }
-        router.get("/admin/groups/:group") { request, context in
+        admin.get("/groups/:group") { request, context in
             try await page(request, .readDirectory) { session in
                 try await groupPage(session, try groupName(context), notice: Self.notice(request))
             }
         }
-        router.post("/admin/groups/:group") { request, context in
+        admin.post("/groups/:group") { request, context in
             let name = try groupName(context)
             return try await action(request, .manage) { session, form in
                 guard let policy = try await api.store.securityGroup(name) else { throw APIError.notFound("security group") }
@@ -519,7 +551,7 @@ struct Console: Sendable {
             }
         }
         addConfirmed(
-            router, "/admin/groups/:group/delete", .manage, parameter: "group", question: "Delete the security group NAME?",
+            admin, "/groups/:group/delete", .manage, target: .group, question: "Delete the security group NAME?",
             detail: "A group that still has members cannot be deleted: move them first.", button: "Delete group",
             cancel: "/admin/groups/NAME"
         ) { session, context in
@@ -597,11 +629,11 @@ struct Console: Sendable {
         var ownFingerprint: String
     }
 
-    private func addFederationRoutes(_ router: ConclaveRouter) {
-        router.get("/admin/federation") { request, _ in
+    private func addFederationRoutes(_ admin: RouterGroup<ConclaveRequestContext>) {
+        admin.get("/federation") { request, _ in
             try await page(request, .readFederation) { session in try await federationPage(session, notice: Self.notice(request)) }
         }
-        router.post("/admin/federation/mode") { request, _ in
+        admin.post("/federation/mode") { request, _ in
             try await action(request, .own) { session, form in
                 guard let mode = form["mode"].flatMap(FederationMode.init(rawValue:)) else {
                     throw APIError.badRequest("the mode is off, listed or open")
@@ -612,7 +644,7 @@ struct Console: Sendable {
                 try await federationPage(session, error: error)
             }
         }
-        router.post("/admin/federation/peers") { request, _ in
+        admin.post("/federation/peers") { request, _ in
             try await action(request, .own) { session, form in
                 guard let domain = form["domain"].flatMap(NetworkDomain.init) else {
                     throw APIError.badRequest("the peer's domain is a DNS name such as globex.example")
@@ -625,7 +657,7 @@ struct Console: Sendable {
             }
         }
         addConfirmed(
-            router, "/admin/federation/peers/:domain/remove", .own, parameter: "domain", question: "Remove the peer network NAME?",
+            admin, "/federation/peers/:domain/remove", .own, target: .domain, question: "Remove the peer network NAME?",
             detail: "Its users leave every conversation hosted here, and this network stops talking to it.", button: "Remove peer",
             cancel: "/admin/federation"
         ) { session, context in
@@ -750,7 +782,8 @@ struct Console: Sendable {
             var created: String
         }
         var network: Network
-        var sso: SSO
+        /// Owners only, as `GET /v1/admin/sso`.
+        var sso: SSO?
         var limits: [Limit]
         var administrators: [Administrator]?
         var tokens: [Token]?
@@ -779,7 +812,9 @@ struct Console: Sendable {
             network: .init(
                 domain: network.domain.value, url: network.url, fingerprint: network.keyFingerprint, storage: network.storage,
                 apiVersion: network.apiVersion),
-            sso: .init(configured: sso != nil, issuer: sso?.issuer ?? "", passwords: sso?.passwordsAllowed ?? true), limits: limitRows,
+            sso: session.principal.may(.own)
+                ? .init(configured: sso != nil, issuer: sso?.issuer ?? "", passwords: sso?.passwordsAllowed ?? true) : nil,
+            limits: limitRows,
             administrators: administrators, tokens: tokens)
         return render("settings", session, title: "Settings", body, notice: Self.notice(request))
     }

@@ -128,3 +128,47 @@ enum ConsoleResponse {
 func consolePath(_ segment: String) -> String {
     segment.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "._-"))) ?? ""
 }
+
+/// The console's routes answer HTML with its security headers (R7), also
+/// when a request fails before a page could be rendered (a malformed path
+/// parameter, a database error): a plain page with the message, escaped.
+struct ConsoleErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            var response = try await next(request, context)
+            for field in ConsoleResponse.securityHeaders() where response.headers[field.name] == nil {
+                response.headers.append(field)
+            }
+            return response
+        } catch {
+            let (status, message): (HTTPResponse.Status, String)
+            switch error {
+            case let error as APIError: (status, message) = (error.status, error.message)
+            case let error as HTTPResponseError: (status, message) = (error.status, error.status.reasonPhrase)
+            default: (status, message) = (.internalServerError, "the server could not answer; the error is in its log")
+            }
+            let page = """
+                <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(status.code) · Conclave console</title>
+                <link rel="stylesheet" href="/admin/static/console.css"></head>
+                <body><main><h1>\(status.code)</h1><p id="error-message">\(htmlEscaped(message))</p><p><a href="/admin/">Back to the console</a></p></main></body></html>
+                """
+            return ConsoleResponse.html(page, status: status)
+        }
+    }
+}
+
+/// Text for HTML element content or a quoted attribute.
+func htmlEscaped(_ text: String) -> String {
+    var escaped = ""
+    for character in text {
+        switch character {
+        case "&": escaped += "&amp;"
+        case "<": escaped += "&lt;"
+        case ">": escaped += "&gt;"
+        case "\"": escaped += "&quot;"
+        case "'": escaped += "&#39;"
+        default: escaped.append(character)
+        }
+    }
+    return escaped
+}

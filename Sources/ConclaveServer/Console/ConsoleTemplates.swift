@@ -735,6 +735,7 @@ enum ConsoleTemplates {
         <dt>Password sign-in</dt><dd>{{#passwords}}allowed{{/passwords}}{{^passwords}}off{{/passwords}}</dd>
         </dl>
         {{/sso}}
+        {{^sso}}<p>The sign-in settings are shown to owners.</p>{{/sso}}
         </section>
         <section aria-labelledby="limits-heading">
         <h2 id="limits-heading">Limits</h2>
