@@ -362,7 +362,9 @@ struct AdministratorTests {
     @Test("Cookies are Secure when a trusted proxy says the browser came over https, and only then")
     func secureBehindProxy() async throws {
         for trusted in [true, false] {
-            try await TestNetwork.run(.sqlite, configure: { $0.trustedProxies = trusted ? ["127.0.0.1"] : [] }) { network in
+            let proxies: Set<String> = trusted ? ["127.0.0.1"] : []
+            let configure: @Sendable (inout ServerConfiguration) -> Void = { $0.trustedProxies = proxies }
+            try await TestNetwork.run(.sqlite, configure: configure) { network in
                 let console = ConsoleClient(baseURL: network.url)
                 let login = try await console.get("/admin/login", headers: [("X-Forwarded-Proto", "https")])
                 #expect(!login.setCookies.isEmpty)
