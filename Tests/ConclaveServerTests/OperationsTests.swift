@@ -145,7 +145,7 @@ import Testing
             #expect(!lines.contains { $0.contains("mallory") })
             // The admin action is logged with its actor and target.
             #expect(
-                network.log.contains("admin action") && network.log.contains("action=user.create") && network.log.contains("actor=admin"))
+                network.log.contains("admin action") && network.log.contains("action=user.create") && network.log.contains("actor=token"))
         }
     }
 

@@ -14,7 +14,7 @@ import Testing
             let versions = try await store.database.read { connection in
                 try await connection.query("SELECT version FROM schema_version", []).map { try $0.integer(0) }
             }
-            #expect(versions == [8])  // the newest migration: single sign-on and SCIM
+            #expect(versions == [9])  // the newest migration: named administrators, their sessions, API tokens
             #expect(try await store.user(named: alice) != nil)
         }
     }
