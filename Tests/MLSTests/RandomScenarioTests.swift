@@ -22,6 +22,7 @@ struct RandomScenarioTests {
         Scenario(seed: 2, suite: .x25519Aes128Sha256Ed25519, maxMembers: 50, steps: 110, publicHandshakes: false),
         Scenario(seed: 3, suite: .x25519Chacha20Sha256Ed25519, maxMembers: 20, steps: 40, publicHandshakes: true),
         Scenario(seed: 4, suite: .p256Aes128Sha256P256, maxMembers: 12, steps: 25, publicHandshakes: false),
+        Scenario(seed: 5, suite: .xwingChacha20Sha256Ed25519, maxMembers: 20, steps: 40, publicHandshakes: true),
     ]
 
     struct World {

@@ -52,6 +52,51 @@ struct ReInitTests {
         #expect(throws: MLSError.self) { try Group(welcome: try #require(welcome), keyPackage: carolPackage, now: testNow) }
     }
 
+    @Test("A ReInit moves a classical group to the hybrid post-quantum suite 0x004D, every member following")
+    func aReInitMovesTheGroupToThePostQuantumSuite() throws {
+        var groups = try threeMembers()
+        let reinit = ReInit(groupID: [7, 7, 7], version: .mls10, cipherSuite: .xwingChacha20Sha256Ed25519, extensions: [])
+        let output = try groups[2].commit(proposals: [.reinit(reinit)], now: testNow, random: carol.random)
+        try groups[2].mergePendingCommit()
+        _ = try groups[0].process(output.commit, now: testNow)
+        _ = try groups[1].process(output.commit, now: testNow)
+        #expect(groups.allSatisfy { $0.pendingReInit == reinit })
+
+        // Each member's device makes key packages of the new suite.
+        let (pqAlice, pqBob, pqCarol) = (
+            try Client("alice", suite: .xwingChacha20Sha256Ed25519, seed: 41),
+            try Client("bob", suite: .xwingChacha20Sha256Ed25519, seed: 42),
+            try Client("carol", suite: .xwingChacha20Sha256Ed25519, seed: 43)
+        )
+        let bobPackage = try pqBob.keyPackage()
+        let carolPackage = try pqCarol.keyPackage()
+        // A creator's key package of the old suite does not start the new group.
+        #expect(throws: MLSError.self) {
+            _ = try groups[0].reinitialize(
+                creator: try alice.keyPackage(), adding: [bobPackage.keyPackage, carolPackage.keyPackage], now: testNow,
+                random: alice.random)
+        }
+        var (successor, welcome) = try groups[0].reinitialize(
+            creator: try pqAlice.keyPackage(), adding: [bobPackage.keyPackage, carolPackage.keyPackage], now: testNow,
+            random: pqAlice.random)
+        var bobNew = try Group(welcome: try #require(welcome), keyPackage: bobPackage, psks: groups[1].pskStore(), now: testNow)
+        let carolNew = try Group(welcome: try #require(welcome), keyPackage: carolPackage, psks: groups[2].pskStore(), now: testNow)
+        #expect(successor.cipherSuite == .xwingChacha20Sha256Ed25519 && bobNew.cipherSuite == .xwingChacha20Sha256Ed25519)
+        #expect(bobNew.epochAuthenticator == successor.epochAuthenticator)
+        #expect(carolNew.epochAuthenticator == successor.epochAuthenticator)
+        // The new group speaks, and its next commit (an UpdatePath encrypted with X-Wing) is followed.
+        let message = try successor.encrypt(Array("after the move".utf8), random: pqAlice.random)
+        guard case .application(let received) = try bobNew.process(message, now: testNow) else {
+            Issue.record("not an application message")
+            return
+        }
+        #expect(received.data == Array("after the move".utf8))
+        let update = try bobNew.commit(proposals: [], now: testNow, random: pqBob.random)
+        try bobNew.mergePendingCommit()
+        _ = try successor.process(update.commit, now: testNow)
+        #expect(successor.epochAuthenticator == bobNew.epochAuthenticator)
+    }
+
     @Test func aBranchHoldsASubsetOfTheMembers() throws {
         let groups = try threeMembers()
         let bobPackage = try bob.keyPackage()

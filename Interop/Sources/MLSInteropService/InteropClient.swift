@@ -67,7 +67,7 @@ public actor InteropClient {
 
     /// The cipher suites this client can run (RFC 9420 §5.1): those of the MLS library.
     public static var supportedCipherSuites: [UInt32] {
-        CipherSuite.supported.map { UInt32($0.rawValue) }
+        CipherSuite.implemented.map { UInt32($0.rawValue) }
     }
 
     // MARK: - Becoming a member

@@ -14,6 +14,11 @@ public struct CipherSuite: RawRepresentable, Hashable, Sendable, TLSCodable, Cus
     public static let p521Aes256Sha512P521 = CipherSuite(rawValue: 0x0005)
     public static let x448Chacha20Sha512Ed448 = CipherSuite(rawValue: 0x0006)
     public static let p384Aes256Sha384P384 = CipherSuite(rawValue: 0x0007)
+    /// The hybrid post-quantum suite as OpenMLS defines it (experimental, not
+    /// in the IANA registry): X-Wing (ML-KEM-768 + X25519) in HPKE,
+    /// ChaCha20-Poly1305, SHA-256, Ed25519. Key agreement is post-quantum;
+    /// signatures (Ed25519) are not. docs/mls.md#post-quantum.
+    public static let xwingChacha20Sha256Ed25519 = CipherSuite(rawValue: 0x004D)
 
     /// The suites this library implements on swift-crypto. 0x0004 and 0x0006
     /// need X448/Ed448, which swift-crypto does not provide.
@@ -21,6 +26,13 @@ public struct CipherSuite: RawRepresentable, Hashable, Sendable, TLSCodable, Cus
         .x25519Aes128Sha256Ed25519, .p256Aes128Sha256P256, .x25519Chacha20Sha256Ed25519,
         .p521Aes256Sha512P521, .p384Aes256Sha384P384,
     ]
+
+    /// Suites outside the registry that this library also runs (no official
+    /// test vectors exist for them): the hybrid post-quantum suite.
+    public static let experimental: [CipherSuite] = [.xwingChacha20Sha256Ed25519]
+
+    /// Every suite this library runs.
+    public static let implemented: [CipherSuite] = supported + experimental
 
     public var isSupported: Bool { Self.supported.contains(self) }
 
@@ -33,6 +45,7 @@ public struct CipherSuite: RawRepresentable, Hashable, Sendable, TLSCodable, Cus
         case 0x0005: "MLS_256_DHKEMP521_AES256GCM_SHA512_P521"
         case 0x0006: "MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448"
         case 0x0007: "MLS_256_DHKEMP384_AES256GCM_SHA384_P384"
+        case 0x004D: "MLS_256_XWING_CHACHA20POLY1305_SHA256_Ed25519"
         default: "0x" + String(rawValue, radix: 16)
         }
     }

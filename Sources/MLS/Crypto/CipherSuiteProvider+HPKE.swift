@@ -19,6 +19,8 @@ extension CipherSuiteProvider {
         case .p256: return HPKE.Ciphersuite(kem: .P256_HKDF_SHA256, kdf: .HKDF_SHA256, aead: aead)
         case .p384: return HPKE.Ciphersuite(kem: .P384_HKDF_SHA384, kdf: .HKDF_SHA384, aead: aead)
         case .p521: return HPKE.Ciphersuite(kem: .P521_HKDF_SHA512, kdf: .HKDF_SHA512, aead: aead)
+        // Not used: X-Wing's key schedule is ours (CipherSuiteProvider+XWing.swift).
+        case .xwing: return HPKE.Ciphersuite(kem: .XWingMLKEM768X25519, kdf: .HKDF_SHA256, aead: aead)
         }
     }
 
@@ -42,6 +44,7 @@ extension CipherSuiteProvider {
             try HPKE.Sender(
                 recipientKey: try P521.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite,
                 info: Data(info))
+        case .xwing: throw MLSError(.invalidKey, "§5.1.3", "X-Wing uses its own HPKE key schedule")
         }
     }
 
@@ -65,6 +68,7 @@ extension CipherSuiteProvider {
             return try HPKE.Recipient(
                 privateKey: try P521.KeyAgreement.PrivateKey(rawRepresentation: raw), ciphersuite: hpkeCiphersuite, info: Data(info),
                 encapsulatedKey: Data(kemOutput))
+        case .xwing: throw MLSError(.invalidKey, "§5.1.3", "X-Wing uses its own HPKE key schedule")
         }
     }
 
@@ -72,6 +76,7 @@ extension CipherSuiteProvider {
     func hpkeSeal(
         publicKey: HPKEPublicKey, info: [UInt8], aad: [UInt8], plaintext: [UInt8]
     ) throws(MLSError) -> (kemOutput: [UInt8], ciphertext: [UInt8]) {
+        if kemAlgorithm == .xwing { return try xwingSeal(publicKey: publicKey, info: info, aad: aad, plaintext: plaintext) }
         do {
             var sender = try hpkeSender(publicKey: publicKey, info: info)
             let ciphertext = try sender.seal(plaintext, authenticating: aad)
@@ -85,6 +90,9 @@ extension CipherSuiteProvider {
     func hpkeOpen(
         privateKey: HPKEPrivateKey, kemOutput: [UInt8], info: [UInt8], aad: [UInt8], ciphertext: [UInt8]
     ) throws(MLSError) -> [UInt8] {
+        if kemAlgorithm == .xwing {
+            return try xwingOpen(privateKey: privateKey, kemOutput: kemOutput, info: info, aad: aad, ciphertext: ciphertext)
+        }
         do {
             var recipient = try hpkeRecipient(privateKey: privateKey, kemOutput: kemOutput, info: info)
             return Array(try recipient.open(ciphertext, authenticating: aad))
@@ -98,6 +106,9 @@ extension CipherSuiteProvider {
     func hpkeExportSend(
         publicKey: HPKEPublicKey, info: [UInt8], exporterContext: [UInt8], length: Int
     ) throws(MLSError) -> (kemOutput: [UInt8], secret: [UInt8]) {
+        if kemAlgorithm == .xwing {
+            return try xwingExportSend(publicKey: publicKey, info: info, exporterContext: exporterContext, length: length)
+        }
         do {
             let sender = try hpkeSender(publicKey: publicKey, info: info)
             let secret = try sender.exportSecret(context: exporterContext, outputByteCount: length)
@@ -111,6 +122,10 @@ extension CipherSuiteProvider {
     func hpkeExportReceive(
         privateKey: HPKEPrivateKey, kemOutput: [UInt8], info: [UInt8], exporterContext: [UInt8], length: Int
     ) throws(MLSError) -> [UInt8] {
+        if kemAlgorithm == .xwing {
+            return try xwingExportReceive(
+                privateKey: privateKey, kemOutput: kemOutput, info: info, exporterContext: exporterContext, length: length)
+        }
         do {
             let recipient = try hpkeRecipient(privateKey: privateKey, kemOutput: kemOutput, info: info)
             return try recipient.exportSecret(context: exporterContext, outputByteCount: length).withUnsafeBytes { Array($0) }
@@ -123,7 +138,7 @@ extension CipherSuiteProvider {
     /// encoders strip leading zero bytes (the P-521 vectors do).
     func kemScalar(_ privateKey: HPKEPrivateKey) -> [UInt8] {
         let raw = privateKey.secret.bytes
-        guard kemAlgorithm != .x25519, raw.count < kemPrivateKeyLength else { return raw }
+        guard kemAlgorithm != .x25519, kemAlgorithm != .xwing, raw.count < kemPrivateKeyLength else { return raw }
         return [UInt8](repeating: 0, count: kemPrivateKeyLength - raw.count) + raw
     }
 
@@ -131,12 +146,14 @@ extension CipherSuiteProvider {
     /// member with an unusable key is refused on entry rather than breaking
     /// every later commit that encrypts to it.
     public func validateHPKEPublicKey(_ key: HPKEPublicKey) throws(MLSError) {
+        if kemAlgorithm == .xwing { return try xwingValidate(key) }
         do {
             switch kemAlgorithm {
             case .x25519: _ = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: key.bytes)
             case .p256: _ = try P256.KeyAgreement.PublicKey(x963Representation: key.bytes)
             case .p384: _ = try P384.KeyAgreement.PublicKey(x963Representation: key.bytes)
             case .p521: _ = try P521.KeyAgreement.PublicKey(x963Representation: key.bytes)
+            case .xwing: break
             }
         } catch {
             throw MLSError(.invalidKey, "§5.1.1", "invalid HPKE public key")
@@ -145,6 +162,7 @@ extension CipherSuiteProvider {
 
     /// The public key of a serialised HPKE private key.
     public func hpkePublicKey(of privateKey: HPKEPrivateKey) throws(MLSError) -> HPKEPublicKey {
+        if kemAlgorithm == .xwing { return try xwingPublicKey(of: privateKey) }
         let raw = kemScalar(privateKey)
         do {
             switch kemAlgorithm {
@@ -153,6 +171,7 @@ extension CipherSuiteProvider {
             case .p256: return HPKEPublicKey(Array(try P256.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.x963Representation))
             case .p384: return HPKEPublicKey(Array(try P384.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.x963Representation))
             case .p521: return HPKEPublicKey(Array(try P521.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.x963Representation))
+            case .xwing: throw MLSError(.invalidKey, "§5.1.1", "unreachable")
             }
         } catch {
             throw MLSError(.invalidKey, "§5.1.1", "invalid HPKE private key")
@@ -162,6 +181,7 @@ extension CipherSuiteProvider {
     /// KEM.DeriveKeyPair(ikm) (RFC 9180 §7.1.3), used for path secrets,
     /// `external_pub` and key generation from injected randomness.
     public func deriveKeyPair(ikm: [UInt8]) throws(MLSError) -> HPKEKeyPair {
+        if kemAlgorithm == .xwing { return try xwingDeriveKeyPair(ikm: ikm) }
         let suiteID: [UInt8] = Array("KEM".utf8) + [UInt8(kemIdentifier >> 8), UInt8(kemIdentifier & 0xFF)]
         let prk = kemLabeledExtract(salt: [], label: "dkp_prk", ikm: ikm, suiteID: suiteID)
         switch kemAlgorithm {
@@ -182,6 +202,7 @@ extension CipherSuiteProvider {
                 }
             }
             throw MLSError(.invalidKey, "§5.1.1", "DeriveKeyPair found no valid scalar")
+        case .xwing: throw MLSError(.invalidKey, "§5.1.1", "unreachable")
         }
     }
 
@@ -196,6 +217,7 @@ extension CipherSuiteProvider {
         case .p256: 0x0010
         case .p384: 0x0011
         case .p521: 0x0012
+        case .xwing: Self.xwingHPKEKEMIdentifier
         }
     }
 
@@ -203,7 +225,7 @@ extension CipherSuiteProvider {
         let labeled = Array("HPKE-v1".utf8) + suiteID + Array(label.utf8) + ikm
         let key = SymmetricKey(data: labeled)
         switch kemAlgorithm {
-        case .x25519, .p256: return Array(HKDF<SHA256>.extract(inputKeyMaterial: key, salt: salt))
+        case .x25519, .p256, .xwing: return Array(HKDF<SHA256>.extract(inputKeyMaterial: key, salt: salt))
         case .p384: return Array(HKDF<SHA384>.extract(inputKeyMaterial: key, salt: salt))
         case .p521: return Array(HKDF<SHA512>.extract(inputKeyMaterial: key, salt: salt))
         }
@@ -213,7 +235,7 @@ extension CipherSuiteProvider {
         let labeled = [UInt8(length >> 8), UInt8(length & 0xFF)] + Array("HPKE-v1".utf8) + suiteID + Array(label.utf8) + info
         let key: SymmetricKey
         switch kemAlgorithm {
-        case .x25519, .p256: key = HKDF<SHA256>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length)
+        case .x25519, .p256, .xwing: key = HKDF<SHA256>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length)
         case .p384: key = HKDF<SHA384>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length)
         case .p521: key = HKDF<SHA512>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length)
         }

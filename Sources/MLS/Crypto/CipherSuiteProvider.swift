@@ -13,7 +13,7 @@ import MLSCodec
 public struct CipherSuiteProvider: Sendable {
     enum HashAlgorithm: Sendable { case sha256, sha384, sha512 }
     enum AEADAlgorithm: Sendable { case aes128gcm, aes256gcm, chacha20poly1305 }
-    enum KEMAlgorithm: Sendable { case x25519, p256, p384, p521 }
+    enum KEMAlgorithm: Sendable { case x25519, p256, p384, p521, xwing }
     enum SignatureAlgorithm: Sendable { case ed25519, p256, p384, p521 }
 
     public let suite: CipherSuite
@@ -35,6 +35,8 @@ public struct CipherSuiteProvider: Sendable {
             (hashAlgorithm, aeadAlgorithm, kemAlgorithm, signatureAlgorithm) = (.sha512, .aes256gcm, .p521, .p521)
         case 0x0007:
             (hashAlgorithm, aeadAlgorithm, kemAlgorithm, signatureAlgorithm) = (.sha384, .aes256gcm, .p384, .p384)
+        case 0x004D:
+            (hashAlgorithm, aeadAlgorithm, kemAlgorithm, signatureAlgorithm) = (.sha256, .chacha20poly1305, .xwing, .ed25519)
         default:
             throw MLSError(.unsupportedCipherSuite, "§5.1", "cipher suite \(suite) is not supported")
         }
@@ -65,7 +67,7 @@ public struct CipherSuiteProvider: Sendable {
     /// HPKE Nsk: the length of a serialised KEM private key.
     var kemPrivateKeyLength: Int {
         switch kemAlgorithm {
-        case .x25519, .p256: 32
+        case .x25519, .p256, .xwing: 32
         case .p384: 48
         case .p521: 66
         }
