@@ -9,8 +9,8 @@ import MLSCodec
 /// The time lifetimes are checked against (every benchmark key package is always valid).
 let now = ValidationTime.at(1_800_000_000)
 
-func groupsBenchmark(sizes: [Int], iterations: Int) throws {
-    let provider = try CipherSuiteProvider(.x25519Aes128Sha256Ed25519)
+func groupsBenchmark(sizes: [Int], iterations: Int, suite: CipherSuite) throws {
+    let provider = try CipherSuiteProvider(suite)
     let random = SystemRandom()
     let clock = ContinuousClock()
     let lifetime = Lifetime(notBefore: 0, notAfter: UInt64.max)
@@ -32,6 +32,8 @@ func groupsBenchmark(sizes: [Int], iterations: Int) throws {
         return samples.sorted()[samples.count / 2]
     }
 
+    let sample = try bundle("sample").keyPackage
+    print("suite \(suite) (0x\(String(suite.rawValue, radix: 16))): a KeyPackage is \(MLSMessage(body: .keyPackage(sample)).tlsSerialized.count) bytes\n")
     print("| members | operation | create (ms) | process (ms) | message (bytes) | Welcome (bytes) |")
     print("|---:|---|---:|---:|---:|---:|")
     for size in sizes where size >= 3 {

@@ -49,8 +49,8 @@ extension CipherSuiteProvider {
 
     /// Encap(pk): the shared secret and its encapsulation.
     func xwingEncapsulate(_ publicKey: HPKEPublicKey) throws(MLSError) -> (sharedSecret: [UInt8], encapsulation: [UInt8]) {
-        try xwingValidate(publicKey)
-        do {
+        guard publicKey.bytes.count == Self.xwingPublicKeyLength else { throw MLSError(.invalidKey, "§5.1.1", "invalid X-Wing public key") }
+        do {  // parsing the key checks it (ML-KEM's modulus check)
             let result = try XWingMLKEM768X25519.PublicKey(rawRepresentation: publicKey.bytes).encapsulate()
             return (result.sharedSecret.withUnsafeBytes { Array($0) }, Array(result.encapsulated))
         } catch {
