@@ -33,7 +33,8 @@ func groupsBenchmark(sizes: [Int], iterations: Int, suite: CipherSuite) throws {
     }
 
     let sample = try bundle("sample").keyPackage
-    print("suite \(suite) (0x\(String(suite.rawValue, radix: 16))): a KeyPackage is \(MLSMessage(body: .keyPackage(sample)).tlsSerialized.count) bytes\n")
+    let packageSize = MLSMessage(body: .keyPackage(sample)).tlsSerialized.count
+    print("suite \(suite) (0x\(String(suite.rawValue, radix: 16))): a KeyPackage is \(packageSize) bytes\n")
     print("| members | operation | create (ms) | process (ms) | message (bytes) | Welcome (bytes) |")
     print("|---:|---|---:|---:|---:|---:|")
     for size in sizes where size >= 3 {
