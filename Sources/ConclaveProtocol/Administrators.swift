@@ -123,11 +123,15 @@ public struct AdminTokenInfo: Codable, Sendable, Hashable {
     public var name: AdminName
     public var role: AdminRole
     public var createdAt: Date
+    /// Who made it, as the audit log names them (`token`, `token:NAME`,
+    /// `admin:NAME`): revoking a leaked token shows what else it made.
+    public var createdBy: String
 
-    public init(name: AdminName, role: AdminRole, createdAt: Date) {
+    public init(name: AdminName, role: AdminRole, createdAt: Date, createdBy: String) {
         self.name = name
         self.role = role
         self.createdAt = createdAt
+        self.createdBy = createdBy
     }
 }
 

@@ -180,8 +180,11 @@ extension ConclaveStore {
                 throw StoreError.conflict("an API token with this name exists")
             }
             try await connection.execute(
-                "INSERT INTO admin_tokens (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
-                [.text(info.name.value), .text(info.role.rawValue), .blob(tokenHash), .integer(info.createdAt.millis)])
+                "INSERT INTO admin_tokens (name, role, token_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                [
+                    .text(info.name.value), .text(info.role.rawValue), .blob(tokenHash), .integer(info.createdAt.millis),
+                    .text(info.createdBy),
+                ])
             try await Self.appendAudit(connection, audit, lock: forUpdate)
         }
     }
@@ -190,20 +193,20 @@ extension ConclaveStore {
         guard let name = AdminName(try row.text(0)), let role = AdminRole(rawValue: try row.text(1)) else {
             throw StoreError.corrupt("admin_tokens row")
         }
-        return AdminTokenInfo(name: name, role: role, createdAt: Date(millis: try row.integer(2)))
+        return AdminTokenInfo(name: name, role: role, createdAt: Date(millis: try row.integer(2)), createdBy: try row.text(3))
     }
 
     /// The named API tokens (never their hashes).
     public func adminTokens() async throws -> [AdminTokenInfo] {
         try await database.read { connection in
-            try await connection.query("SELECT name, role, created_at FROM admin_tokens ORDER BY name", []).map(Self.adminToken)
+            try await connection.query("SELECT name, role, created_at, created_by FROM admin_tokens ORDER BY name", []).map(Self.adminToken)
         }
     }
 
     /// The API token with this hash, if any.
     public func adminToken(hash: [UInt8]) async throws -> AdminTokenInfo? {
         try await database.read { connection in
-            try await connection.query("SELECT name, role, created_at FROM admin_tokens WHERE token_hash = ?", [.blob(hash)])
+            try await connection.query("SELECT name, role, created_at, created_by FROM admin_tokens WHERE token_hash = ?", [.blob(hash)])
                 .first.map(Self.adminToken)
         }
     }

@@ -149,7 +149,8 @@ enum Schema {
             [
                 // Named administrators (scrypt password hash, optional TOTP secret and the last time step used, so a
                 // code is accepted once), their console sessions (by the hash of the cookie, with the CSRF token of
-                // their forms), and named API tokens for scripts (by hash). role: owner, admin, helpdesk or auditor.
+                // their forms), and named API tokens for scripts (by hash; created_by: the actor who made it, as the
+                // audit log names it). role: owner, admin, helpdesk or auditor.
                 """
                 CREATE TABLE administrators (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, \
                 totp_secret \(bytes), totp_last_step \(int) NOT NULL DEFAULT 0, created_at \(int) NOT NULL)
@@ -161,7 +162,10 @@ enum Schema {
                 """,
                 "CREATE INDEX admin_sessions_admin ON admin_sessions(admin_name)",
                 "CREATE INDEX admin_sessions_expiry ON admin_sessions(expires_at)",
-                "CREATE TABLE admin_tokens (name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash \(bytes) NOT NULL UNIQUE, created_at \(int) NOT NULL)",
+                """
+                CREATE TABLE admin_tokens (name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash \(bytes) NOT NULL UNIQUE, \
+                created_at \(int) NOT NULL, created_by TEXT NOT NULL)
+                """,
             ],
         ]
     }

@@ -123,7 +123,9 @@ struct AdminTokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             for token in try await admin.client().adminTokens() {
-                print("\(token.name)\trole=\(token.role.rawValue)\tcreated=\(ConclaveJSON.formatTimestamp(token.createdAt))")
+                print(
+                    "\(token.name)\trole=\(token.role.rawValue)\tcreated=\(ConclaveJSON.formatTimestamp(token.createdAt))\tby=\(token.createdBy)"
+                )
             }
         }
     }

@@ -113,6 +113,7 @@ struct AdministratorTests {
     func auditNames() async throws {
         try await TestNetwork.run(.sqlite) { network in
             let created = try await network.admin.createAdminToken(try #require(AdminName("provisioner")), role: .admin)
+            #expect(created.info.createdBy == "token")
             let script = AdminClient(server: network.url, token: created.token)
             #expect(try await script.whoami() == AdminIdentity(actor: "token:provisioner", role: .admin))
             _ = try await script.addUser(try #require(UserName("dana")), password: network.password, group: nil)
@@ -321,15 +322,18 @@ struct AdministratorTests {
             #expect(try await console.signIn("ann", password: "a long password").status == 303)
             _ = try await console.get("/admin/groups")
             #expect(try await console.post("/admin/groups", [("name", "staff")]).location == "/admin/groups/staff?done=group-added")
+            let shown = try await console.get("/admin/groups/staff").html.versionField
             let bad = try await console.post(
-                "/admin/groups/staff", [("may_message", "all"), ("ttl_max", "forever"), ("files", "on"), ("max_file_size", "10M")])
+                "/admin/groups/staff",
+                [("version", shown), ("may_message", "all"), ("ttl_max", "forever"), ("files", "on"), ("max_file_size", "10M")])
             #expect(bad.status == 400 && bad.html.contains("ttl-max takes a duration such as 30s, 15m, 2h, 7d (at most ten years), or off"))
             let unchanged = try #require(try await network.admin.groups().first { $0.policy.name.value == "staff" })
             #expect(unchanged.policy.messageLifetimeMax == 0)
             let saved = try await console.post(
                 "/admin/groups/staff",
                 [
-                    ("may_message", "staff"), ("federate", "none"), ("ttl_max", "7d"), ("bor_max", "off"), ("files", "off"),
+                    ("version", shown), ("may_message", "staff"), ("federate", "none"), ("ttl_max", "7d"), ("bor_max", "off"),
+                    ("files", "off"),
                     ("max_file_size", "1M"),
                 ])
             #expect(saved.location == "/admin/groups/staff?done=group-saved")
@@ -339,6 +343,12 @@ struct AdministratorTests {
             // The page shows what was saved, as typed.
             let page = try await console.get("/admin/groups/staff")
             #expect(page.html.contains("value=\"7d\"") && page.html.contains("value=\"1M\""))
+            // Another administrator changes the policy meanwhile: this page's form no longer saves (409), nothing is undone.
+            _ = try await network.admin.updateGroup(try #require(SecurityGroupName("staff")), SecurityGroupChange(files: true))
+            let stale = try await console.post("/admin/groups/staff", [("version", page.html.versionField), ("ttl_max", "1d")])
+            #expect(stale.status == 409 && stale.html.contains("was changed since the page was shown"))
+            let afterStale = try #require(try await network.admin.groups().first { $0.policy.name.value == "staff" }).policy
+            #expect(afterStale.files && afterStale.messageLifetimeMax == 604_800)
             // A user with a short password: the API's message, no account.
             let short = try await console.post("/admin/users", [("name", "bob"), ("password", "short"), ("group", "staff")])
             #expect(short.status == 400 && short.html.contains("a password has 8 to 1024 characters"))
@@ -371,5 +381,14 @@ struct AdministratorTests {
                 #expect(login.setCookies.allSatisfy { $0.contains("Secure") == trusted && $0.contains("HttpOnly") })
             }
         }
+    }
+}
+
+extension String {
+    /// The policy form's hidden `version` field in a page.
+    fileprivate var versionField: String {
+        guard let range = range(of: #"name="version" value=""#) else { return "" }
+        let rest = self[range.upperBound...]
+        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) } ?? ""
     }
 }

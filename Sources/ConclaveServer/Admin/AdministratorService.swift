@@ -130,7 +130,9 @@ final class AdministratorService: Sendable {
     func tokens() async throws -> AdminTokenList { AdminTokenList(tokens: try await store.adminTokens()) }
 
     func createToken(_ body: CreateAdminToken, by principal: AdminPrincipal) async throws -> AdminTokenCreated {
-        let (token, info) = (Tokens.random(), AdminTokenInfo(name: body.name, role: body.role, createdAt: audit.clock.now))
+        let (token, info) = (
+            Tokens.random(), AdminTokenInfo(name: body.name, role: body.role, createdAt: audit.clock.now, createdBy: principal.actor)
+        )
         let draft = audit.draft("admin_token.create", "token:\(body.name)", before: nil, after: ["role": body.role], actor: principal.actor)
         do {
             try await store.createAdminToken(info, tokenHash: Tokens.hash(token), audit: draft)

@@ -9574,12 +9574,17 @@ extension OpenAPIDocument {
             "type": "string",
             "format": "date-time",
             "description": "When it was created. RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T10:00:00.123Z`."
+          },
+          "created_by": {
+            "type": "string",
+            "description": "Who made it, as the audit log names them: `token`, `token:NAME` or `admin:NAME`."
           }
         },
         "required": [
           "name",
           "role",
-          "created_at"
+          "created_at",
+          "created_by"
         ]
       },
       "AdminTokenCreated": {

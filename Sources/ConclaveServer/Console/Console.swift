@@ -1,5 +1,6 @@
 import ConclaveProtocol
 import ConclaveStorage
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -491,6 +492,7 @@ struct Console: Sendable {
     }
 
     private struct GroupBody: Sendable {
+        var version: String
         struct Member: Sendable {
             var name: String
             var url: String
@@ -534,6 +536,11 @@ struct Console: Sendable {
             let name = try groupName(context)
             return try await action(request, .manage) { session, form in
                 guard let policy = try await api.store.securityGroup(name) else { throw APIError.notFound("security group") }
+                // The policy as the form showed it: if another administrator changed it since, nothing is saved.
+                guard form["version"] == Self.policyVersion(policy) else {
+                    throw APIError(
+                        .conflict, "this group's policy was changed since the page was shown: here it is now; make your change again")
+                }
                 // As the CLI: only the settings the administrator changed (a new maximum lifetime alone
                 // then moves the default inside it, as `group set --ttl-max` does).
                 let text = Self.policyText(form).changes(from: PolicyText(policy))
@@ -547,7 +554,7 @@ struct Console: Sendable {
                 _ = try await api.enforcement.enforce(on: Set(members))
                 return ConsoleResponse.redirect(to: "/admin/groups/\(consolePath(name.value))?done=group-saved")
             } failed: { session, form, error in
-                try await groupPage(session, name, typed: Self.policyText(form), error: error)
+                try await groupPage(session, name, typed: error.code == .conflict ? nil : Self.policyText(form), error: error)
             }
         }
         addConfirmed(
@@ -582,6 +589,15 @@ struct Console: Sendable {
             "groups", session, title: "Security groups", body, notice: notice, error: error?.message, status: error?.status ?? .ok)
     }
 
+    /// A short digest of a group's policy: the policy form carries the one
+    /// it showed, so a change made meanwhile by someone else is not undone.
+    private static func policyVersion(_ policy: SecurityGroupPolicy) -> String {
+        let text = PolicyText(policy)
+        let fields = [text.mayMessage, text.federate, text.ttlMin, text.ttlMax, text.ttlDefault, text.borMax, text.files, text.maxFileSize]
+        let digest = SHA256.hash(data: Array(fields.map { $0 ?? "" }.joined(separator: "\u{0}").utf8))
+        return digest.prefix(12).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// The policy form's fields, as typed.
     private static func policyText(_ form: ConsoleForm) -> PolicyText {
         PolicyText(
@@ -601,7 +617,8 @@ struct Console: Sendable {
             GroupBody.Member(name: $0.value, url: "/admin/users/\(consolePath($0.value))")
         }
         let body = GroupBody(
-            name: name.value, base: "/admin/groups/\(consolePath(name.value))", canManage: session.principal.may(.manage), members: members,
+            version: Self.policyVersion(policy), name: name.value, base: "/admin/groups/\(consolePath(name.value))",
+            canManage: session.principal.may(.manage), members: members,
             mayMessage: text.mayMessage ?? "", federate: text.federate ?? "", ttlMin: text.ttlMin ?? "", ttlMax: text.ttlMax ?? "",
             ttlDefault: text.ttlDefault ?? "", borMax: text.borMax ?? "", filesOn: (text.files ?? "on") == "on",
             maxFileSize: text.maxFileSize ?? "")
@@ -780,6 +797,7 @@ struct Console: Sendable {
             var name: String
             var role: String
             var created: String
+            var createdBy: String
         }
         var network: Network
         /// Owners only, as `GET /v1/admin/sso`.
@@ -805,7 +823,9 @@ struct Console: Sendable {
                 .init(name: $0.name.value, role: $0.role.rawValue, totp: $0.totp)
             }
             tokens = try await api.administrators.tokens().tokens.map {
-                .init(name: $0.name.value, role: $0.role.rawValue, created: ConclaveJSON.formatTimestamp($0.createdAt))
+                .init(
+                    name: $0.name.value, role: $0.role.rawValue, created: ConclaveJSON.formatTimestamp($0.createdAt),
+                    createdBy: $0.createdBy)
             }
         }
         let body = SettingsBody(

@@ -498,6 +498,7 @@ enum ConsoleTemplates {
         <h2 id="policy-heading">Policy</h2>
         <form method="post" action="{{base}}" id="policy-form">
         <input type="hidden" name="csrf" value="{{chrome.csrf}}">
+        <input type="hidden" name="version" value="{{version}}">
         <label for="may-message">May message</label>
         <input id="may-message" name="may_message" type="text" value="{{mayMessage}}" aria-describedby="may-message-help">
         <p class="help" id="may-message-help">Security groups its members may share conversations with: G1,G2 or all.</p>
@@ -782,14 +783,14 @@ enum ConsoleTemplates {
         <div class="table-wrap">
         <table aria-labelledby="tokens-heading">
         <thead>
-        <tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Created</th></tr>
+        <tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Created</th><th scope="col">Created by</th></tr>
         </thead>
         <tbody>
         {{#tokens}}
-        <tr><td>{{name}}</td><td>{{role}}</td><td>{{created}}</td></tr>
+        <tr><td>{{name}}</td><td>{{role}}</td><td>{{created}}</td><td>{{createdBy}}</td></tr>
         {{/tokens}}
         {{^tokens}}
-        <tr><td colspan="3" class="empty">No API tokens.</td></tr>
+        <tr><td colspan="4" class="empty">No API tokens.</td></tr>
         {{/tokens}}
         </tbody>
         </table>
