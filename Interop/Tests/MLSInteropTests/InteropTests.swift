@@ -11,14 +11,14 @@ struct InteropTests {
         try await withInteropServer { mls in
             #expect(try await mls.name(MlsClient_NameRequest()).name == "Conclave")
             let suites = try await mls.supportedCiphersuites(MlsClient_SupportedCiphersuitesRequest()).ciphersuites
-            #expect(suites == [1, 2, 3, 5, 7])
+            #expect(suites == [1, 2, 3, 5, 7, 0x004D])  // the registry's suites it runs, and the hybrid post-quantum one
         }
     }
 
     /// The whole life of a group: add by commit + Welcome, application data
     /// both ways, an Update committed by another member, a removal, an
     /// external join, exporter agreement, and freeing the states.
-    @Test(arguments: [(UInt32(1), false), (1, true), (2, true), (3, false)])
+    @Test(arguments: [(UInt32(1), false), (1, true), (2, true), (3, false), (0x004D, true)])
     func groupLifecycle(suite: UInt32, encrypt: Bool) async throws {
         try await withInteropServer { mls in
             // Alice creates the group and adds Bob by reference to her own Add proposal.

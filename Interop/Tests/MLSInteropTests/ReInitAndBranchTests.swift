@@ -27,7 +27,7 @@ struct ReInitAndBranchTests {
 
     /// Bob proposes a ReInit to a new group id (and maybe a new suite),
     /// Charlie commits it, and Alice starts the new group for all three.
-    @Test(arguments: [(UInt32(1), UInt32(1), false, false), (1, 2, true, true), (3, 3, false, true)])
+    @Test(arguments: [(UInt32(1), UInt32(1), false, false), (1, 2, true, true), (3, 3, false, true), (1, 0x004D, true, false)])
     func threeMembersReinitialise(suite: UInt32, newSuite: UInt32, encrypt: Bool, externalTree: Bool) async throws {
         try await withInteropServer { mls in
             let old = try await threeMembers(mls, suite: suite, encrypt: encrypt)
