@@ -144,6 +144,8 @@ public struct TestNetwork: NetworkFixture {
             passwordHasher: PasswordHasher(rounds: 1 << 12),
             insecureFederationHosts: ["127.0.0.1", "localhost"])
         configuration.limits.firstUseAnswerSeconds = 0.2
+        // The test provider runs in this process, beside everything else the full run starts (a browser included).
+        configuration.identityProviderTimeout = 30
         let sweeper = SweepHandle()
         configuration.sweepHandle = sweeper
         configure(&configuration)

@@ -193,7 +193,8 @@ func composeServices(
     return ConclaveAPI(
         identity: identity, authentication: authentication,
         singleSignOn: SingleSignOn(
-            store: store, identity: identity, audit: audit, authentication: authentication, admin: admin, logger: logger),
+            store: store, identity: identity, audit: audit, authentication: authentication, admin: admin,
+            providerTimeout: configuration.identityProviderTimeout, logger: logger),
         approvals: approvals,
         keyPackages: KeyPackageDirectory(
             store: store, identity: identity, clock: clock, policy: policy, gateway: gateway, claims: claims, stock: limits.keyPackageStock),

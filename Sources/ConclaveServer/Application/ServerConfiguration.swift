@@ -40,6 +40,9 @@ public struct ServerConfiguration: Sendable {
     /// Serve `/metrics` here, without the administrator token; nil: on the
     /// main listener, behind the administrator token.
     public var metricsListen: (host: String, port: Int)?
+    /// How long each call to the OpenID provider may take (5 s; in-process
+    /// tests on a loaded machine allow more).
+    public var identityProviderTimeout: TimeInterval = 5
     /// Where the administrators' web console is served.
     public var console: ConsolePlacement = .mainListener
     /// A clock offset the tests move (debug builds only; the server's

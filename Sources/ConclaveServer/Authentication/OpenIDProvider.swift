@@ -68,7 +68,10 @@ actor OpenIDProvider {
     /// after this: an administrator setting an unreachable issuer, or a
     /// sign-in while the provider is down, gets `502 provider_unavailable`
     /// rather than a wait.
-    private static let requestTimeout: TimeAmount = .seconds(5)
+    static let defaultTimeout: TimeAmount = .seconds(5)
+    private let timeout: TimeAmount
+
+    init(timeout: TimeAmount = defaultTimeout) { self.timeout = timeout }
     /// A client of its own that follows no redirect: the https (or
     /// loopback) rule on the provider's URLs holds for every request made.
     private static let client: HTTPClient = {
@@ -89,7 +92,7 @@ actor OpenIDProvider {
             return metadata.value
         }
         let base = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
-        let body = try await Self.fetch(HTTPClientRequest(url: base + "/.well-known/openid-configuration"))
+        let body = try await Self.fetch(HTTPClientRequest(url: base + "/.well-known/openid-configuration"), timeout: timeout)
         guard let document = try? ConclaveJSON.decoder().decode(ProviderMetadata.self, from: Data(body)) else {
             throw APIError(.providerUnavailable, "the provider's discovery document is not OpenID Connect discovery JSON")
         }
@@ -121,7 +124,7 @@ actor OpenIDProvider {
             ("client_id", clientID),
         ]
         request.body = .bytes(ByteBuffer(string: form.map { "\($0)=\(Self.formEncode($1))" }.joined(separator: "&")))
-        let (status, body) = try await Self.send(request)
+        let (status, body) = try await Self.send(request, timeout: timeout)
         let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
         guard status == .ok else {
             if status == .badRequest || status == .unauthorized, let error = object?["error"] as? String,
@@ -189,7 +192,7 @@ actor OpenIDProvider {
         let age = keys.map { now.timeIntervalSince($0.fetched) } ?? .infinity
         let stale = keys.map { $0.uri != metadata.jwksUri || age >= Self.refetchInterval } ?? true
         if keys?.uri != metadata.jwksUri || age >= Self.keysLifetime || (stale && !Self.holds(keys?.algorithms, kid: kid)) {
-            keys = try await Self.loadKeys(uri: metadata.jwksUri, now: now)
+            keys = try await Self.loadKeys(uri: metadata.jwksUri, now: now, timeout: timeout)
         }
         guard let keys else { throw Self.failure("the provider publishes no usable signing key") }
         if let kid {
@@ -213,10 +216,10 @@ actor OpenIDProvider {
     /// The provider's JWKS as a key collection of its own: RSA keys (2,048
     /// bits or more) as RS256 and P-256 keys as ES256, each pinned to that
     /// algorithm; encryption keys and every other type are left out.
-    private static func loadKeys(uri: String, now: Date) async throws -> (
+    private static func loadKeys(uri: String, now: Date, timeout: TimeAmount) async throws -> (
         uri: String, collection: JWTKeyCollection, algorithms: [String: String], fetched: Date
     ) {
-        let body = try await fetch(HTTPClientRequest(url: uri))
+        let body = try await fetch(HTTPClientRequest(url: uri), timeout: timeout)
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any], let list = object["keys"] as? [Any]
         else { throw APIError(.providerUnavailable, "the provider's JWKS is not a JSON key set") }
         let collection = JWTKeyCollection()
@@ -251,23 +254,25 @@ actor OpenIDProvider {
 
     // MARK: HTTP
 
-    private static func fetch(_ request: HTTPClientRequest) async throws -> [UInt8] {
+    private static func fetch(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> [UInt8] {
         var request = request
         request.headers.add(name: "Accept", value: "application/json")
-        let (status, body) = try await send(request)
+        let (status, body) = try await send(request, timeout: timeout)
         guard status == .ok else { throw APIError(.providerUnavailable, "the provider answered \(status.code)") }
         return body
     }
 
-    private static func send(_ request: HTTPClientRequest) async throws -> (HTTPResponseStatus, [UInt8]) {
+    private static func send(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> (HTTPResponseStatus, [UInt8]) {
         do {
-            let response = try await client.execute(request, timeout: requestTimeout)
+            let response = try await client.execute(request, timeout: timeout)
             let body = try await response.body.collect(upTo: responseLimit)
             return (response.status, Array(body.readableBytesView))
         } catch let error as APIError {
             throw error
         } catch {
-            throw APIError(.providerUnavailable, "the identity provider did not answer within 5 s (or answered over 1 MiB)")
+            throw APIError(
+                .providerUnavailable,
+                "the identity provider did not answer within \(timeout.nanoseconds / 1_000_000_000) s (or answered over 1 MiB)")
         }
     }
 

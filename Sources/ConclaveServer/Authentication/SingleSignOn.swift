@@ -45,15 +45,16 @@ final class SingleSignOn: Sendable {
     private let audit: AuditRecorder
     private let authentication: AuthenticationService
     private let admin: AdminService
-    private let provider = OpenIDProvider()
+    private let provider: OpenIDProvider
     /// Started sign-ins per client address: each keeps a row until it expires.
     private let starts = RateLimiter<String>(rate: 1, burst: 20)
     private let logger: Logger
 
     init(
         store: ConclaveStore, identity: NetworkIdentity, audit: AuditRecorder, authentication: AuthenticationService, admin: AdminService,
-        logger: Logger
+        providerTimeout: TimeInterval, logger: Logger
     ) {
+        self.provider = OpenIDProvider(timeout: .milliseconds(Int64(providerTimeout * 1000)))
         self.store = store
         self.identity = identity
         self.audit = audit
