@@ -15,6 +15,18 @@ public enum Base64URL {
     }
 }
 
+/// RFC 3986 §2.3: everything but the unreserved characters (ASCII
+/// letters, digits, `-._~`) percent-encoded as UTF-8, for a query value, a
+/// form field or a path segment.
+public enum PercentEncoding {
+    private static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    public static func unreserved(_ text: String) -> String {
+        // Only nil for a string that is not valid Unicode, which a Swift String always is.
+        text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? ""
+    }
+}
+
 /// PKCE (RFC 7636) with S256: the challenge the device sends for the
 /// verifier it keeps.
 public enum PKCE {

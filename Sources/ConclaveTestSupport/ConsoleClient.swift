@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ConclaveProtocol
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -15,8 +16,11 @@ public actor ConsoleClient {
 
         public var location: String? { headers.first(name: "Location") }
         /// The value of the first hidden `csrf` field of the page.
-        public var csrf: String? {
-            guard let range = html.range(of: #"name="csrf" value=""#) else { return nil }
+        public var csrf: String? { field("csrf") }
+
+        /// The value of the first field named `name` (written `name="…" value="…"`, as the console's hidden fields are).
+        public func field(_ name: String) -> String? {
+            guard let range = html.range(of: "name=\"\(name)\" value=\"") else { return nil }
             let rest = html[range.upperBound...]
             return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
         }
@@ -42,10 +46,7 @@ public actor ConsoleClient {
     ) async throws -> Page {
         var all = fields
         if withToken, let csrf { all.insert(("csrf", csrf), at: 0) }
-        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
-        let body = all.map { name, value in
-            "\(name.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
-        }.joined(separator: "&")
+        let body = all.map { "\(PercentEncoding.unreserved($0))=\(PercentEncoding.unreserved($1))" }.joined(separator: "&")
         return try await send(.POST, path, body: body, headers: [("Content-Type", "application/x-www-form-urlencoded")] + headers)
     }
 

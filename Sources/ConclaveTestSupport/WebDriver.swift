@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ConclaveProtocol
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -562,5 +563,5 @@ private func cssString(_ text: String) -> String {
 
 /// A name (an attribute's, a property's) as one URL path segment.
 private func pathSegment(_ name: String) -> String {
-    name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? name
+    PercentEncoding.unreserved(name)
 }

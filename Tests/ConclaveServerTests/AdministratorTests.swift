@@ -322,7 +322,7 @@ struct AdministratorTests {
             #expect(try await console.signIn("ann", password: "a long password").status == 303)
             _ = try await console.get("/admin/groups")
             #expect(try await console.post("/admin/groups", [("name", "staff")]).location == "/admin/groups/staff?done=group-added")
-            let shown = try await console.get("/admin/groups/staff").html.versionField
+            let shown = try await console.get("/admin/groups/staff").field("version") ?? ""
             let bad = try await console.post(
                 "/admin/groups/staff",
                 [("version", shown), ("may_message", "all"), ("ttl_max", "forever"), ("files", "on"), ("max_file_size", "10M")])
@@ -345,7 +345,7 @@ struct AdministratorTests {
             #expect(page.html.contains("value=\"7d\"") && page.html.contains("value=\"1M\""))
             // Another administrator changes the policy meanwhile: this page's form no longer saves (409), nothing is undone.
             _ = try await network.admin.updateGroup(try #require(SecurityGroupName("staff")), SecurityGroupChange(files: true))
-            let stale = try await console.post("/admin/groups/staff", [("version", page.html.versionField), ("ttl_max", "1d")])
+            let stale = try await console.post("/admin/groups/staff", [("version", page.field("version") ?? ""), ("ttl_max", "1d")])
             #expect(stale.status == 409 && stale.html.contains("was changed since the page was shown"))
             let afterStale = try #require(try await network.admin.groups().first { $0.policy.name.value == "staff" }).policy
             #expect(afterStale.files && afterStale.messageLifetimeMax == 604_800)
@@ -381,14 +381,5 @@ struct AdministratorTests {
                 #expect(login.setCookies.allSatisfy { $0.contains("Secure") == trusted && $0.contains("HttpOnly") })
             }
         }
-    }
-}
-
-extension String {
-    /// The policy form's hidden `version` field in a page.
-    fileprivate var versionField: String {
-        guard let range = range(of: #"name="version" value=""#) else { return "" }
-        let rest = self[range.upperBound...]
-        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) } ?? ""
     }
 }

@@ -1,3 +1,4 @@
+import ConclaveProtocol
 import Crypto
 import Foundation
 
@@ -114,26 +115,10 @@ struct TOTP: Sendable {
     /// URI format), usually shown as a QR code: label `issuer:account`, then
     /// the secret, issuer, algorithm, digits and period.
     func provisioningURI(issuer: String, account: String) -> String {
-        let encodedIssuer = Self.percentEncoded(issuer)
-        let label = encodedIssuer + ":" + Self.percentEncoded(account)
+        let encodedIssuer = PercentEncoding.unreserved(issuer)
+        let label = encodedIssuer + ":" + PercentEncoding.unreserved(account)
         return "otpauth://totp/\(label)?secret=\(base32Secret)&issuer=\(encodedIssuer)"
             + "&algorithm=\(algorithm.rawValue)&digits=\(digits)&period=\(period)"
-    }
-
-    /// `text` with everything but RFC 3986's unreserved characters percent-encoded (UTF-8).
-    static func percentEncoded(_ text: String) -> String {
-        let unreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-        if let encoded = text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: unreserved)) {
-            return encoded
-        }
-        // Not reached for a Swift string (always valid Unicode); kept so that nothing is silently dropped.
-        let allowed = Set(unreserved.utf8)
-        return text.utf8.map { allowed.contains($0) ? String(UnicodeScalar($0)) : "%" + hexByte($0) }.joined()
-    }
-
-    private static func hexByte(_ byte: UInt8) -> String {
-        let hex = String(byte, radix: 16, uppercase: true)
-        return byte < 16 ? "0" + hex : hex
     }
 }
 

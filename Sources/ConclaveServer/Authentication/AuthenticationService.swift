@@ -126,8 +126,7 @@ final class AuthenticationService: Sendable {
             // Hash even for an unknown user or one without a password (single sign-on, SCIM), with the same cost,
             // so timing tells neither which names exist nor which accounts have a password (A2).
             usable = user.map(\.passwordHash).flatMap { $0 == PasswordHasher.noPassword ? nil : $0 }
-            let (hasher, stored) = (hasher, usable ?? decoyHash)
-            valid = try await hashing.run { hasher.verify(password, against: stored) }  // A6
+            valid = try await verifyPassword(password, against: usable ?? decoyHash)  // A6
         } catch {
             await signInGuard.abandoned(address: address, name: name.value)
             throw error

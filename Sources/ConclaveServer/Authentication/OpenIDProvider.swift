@@ -117,13 +117,13 @@ actor OpenIDProvider {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Accept", value: "application/json")
-        let credentials = Self.formEncode(clientID) + ":" + Self.formEncode(clientSecret)
+        let credentials = PercentEncoding.unreserved(clientID) + ":" + PercentEncoding.unreserved(clientSecret)
         request.headers.add(name: "Authorization", value: "Basic " + Data(credentials.utf8).base64EncodedString())
         let form = [
             ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI), ("code_verifier", verifier),
             ("client_id", clientID),
         ]
-        request.body = .bytes(ByteBuffer(string: form.map { "\($0)=\(Self.formEncode($1))" }.joined(separator: "&")))
+        request.body = .bytes(ByteBuffer(string: form.map { "\($0)=\(PercentEncoding.unreserved($1))" }.joined(separator: "&")))
         let (status, body) = try await Self.send(request, timeout: timeout)
         let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
         guard status == .ok else {
@@ -294,11 +294,6 @@ actor OpenIDProvider {
 
     /// `application/x-www-form-urlencoded` (and query) encoding: everything
     /// but RFC 3986 unreserved characters is percent-encoded.
-    static func formEncode(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)...Unicode.Scalar(127)))
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-    }
 
     private static func number(_ value: Any?) -> Double? {
         if let value = value as? Int { return Double(value) }

@@ -185,7 +185,7 @@ final class SingleSignOn: Sendable {
             ("response_type", "code"), ("client_id", settings.clientId), ("redirect_uri", request.redirectUri),
             ("scope", settings.scopes.joined(separator: " ")), ("state", state), ("nonce", nonce),
             ("code_challenge", request.codeChallenge), ("code_challenge_method", "S256"),
-        ].map { "\($0)=\(OpenIDProvider.formEncode($1))" }.joined(separator: "&")
+        ].map { "\($0)=\(PercentEncoding.unreserved($1))" }.joined(separator: "&")
         let separator = metadata.authorizationEndpoint.contains("?") ? "&" : "?"
         return SSOStarted(authorizationUrl: metadata.authorizationEndpoint + separator + query, state: state, expiresAt: expiresAt)
     }

@@ -48,7 +48,7 @@ struct Console: Sendable {
     func addRoutes(to router: ConclaveRouter) {
         let admin = router.group("/admin").add(middleware: ConsoleErrorMiddleware())
         admin.get("/static/console.css") { _, _ -> Response in
-            var headers = ConsoleResponse.securityHeaders()
+            var headers = HTTPFields()
             headers[.contentType] = "text/css; charset=utf-8"
             headers[.cacheControl] = "max-age=3600"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: ConsoleTemplates.stylesheet)))

@@ -79,8 +79,8 @@ struct ConsoleForm: Sendable {
     func raw(_ name: String) -> String? { fields[name] }
 }
 
-/// How the console answers: HTML with its security headers, redirects,
-/// and the session cookie.
+/// How the console answers: HTML, redirects, and the session cookie (its
+/// security headers are added to every answer by ``ConsoleErrorMiddleware``).
 enum ConsoleResponse {
     static let cookieName = "conclave_console"
     /// The login form's CSRF token (double-submit: cookie and field agree).
@@ -102,7 +102,7 @@ enum ConsoleResponse {
     }
 
     static func html(_ text: String, status: HTTPResponse.Status = .ok, cookies: [Cookie] = []) -> Response {
-        var headers = securityHeaders()
+        var headers = HTTPFields()
         headers[.contentType] = "text/html; charset=utf-8"
         var response = Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         for cookie in cookies { response.setCookie(cookie) }
@@ -111,7 +111,7 @@ enum ConsoleResponse {
 
     /// 303 See Other: after a form, the browser GETs the result.
     static func redirect(to location: String, cookies: [Cookie] = []) -> Response {
-        var headers = securityHeaders()
+        var headers = HTTPFields()
         headers[.location] = location
         var response = Response(status: .seeOther, headers: headers)
         for cookie in cookies { response.setCookie(cookie) }
@@ -125,21 +125,15 @@ enum ConsoleResponse {
 
 /// A path segment as it goes into a console URL (names are `a-z 0-9 . _ -`
 /// already; this keeps anything else from breaking out of the path).
-func consolePath(_ segment: String) -> String {
-    segment.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "._-"))) ?? ""
-}
+func consolePath(_ segment: String) -> String { PercentEncoding.unreserved(segment) }
 
-/// The console's routes answer HTML with its security headers (R7), also
-/// when a request fails before a page could be rendered (a malformed path
-/// parameter, a database error): a plain page with the message, escaped.
+/// Every console answer gets the security headers (R7), and a request that
+/// fails before a page could be rendered (a malformed path parameter, a
+/// database error) gets a plain HTML page with the message, escaped.
 struct ConsoleErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
-            var response = try await next(request, context)
-            for field in ConsoleResponse.securityHeaders() where response.headers[field.name] == nil {
-                response.headers.append(field)
-            }
-            return response
+            return Self.secured(try await next(request, context))
         } catch {
             let (status, message): (HTTPResponse.Status, String)
             switch error {
@@ -152,8 +146,14 @@ struct ConsoleErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 <link rel="stylesheet" href="/admin/static/console.css"></head>
                 <body><main><h1>\(status.code)</h1><p id="error-message">\(htmlEscaped(message))</p><p><a href="/admin/">Back to the console</a></p></main></body></html>
                 """
-            return ConsoleResponse.html(page, status: status)
+            return Self.secured(ConsoleResponse.html(page, status: status))
         }
+    }
+
+    private static func secured(_ response: Response) -> Response {
+        var response = response
+        for field in ConsoleResponse.securityHeaders() where response.headers[field.name] == nil { response.headers.append(field) }
+        return response
     }
 }
 

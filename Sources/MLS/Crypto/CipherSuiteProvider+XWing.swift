@@ -80,9 +80,13 @@ extension CipherSuiteProvider {
         let exporterSecret: [UInt8]
     }
 
+    /// `"HPKE" || kem_id || kdf_id || aead_id` (RFC 9180 §5.1).
+    private func hpkeSuiteID(kemIdentifier: UInt16) -> [UInt8] {
+        Array("HPKE".utf8) + Self.bigEndian(kemIdentifier) + Self.bigEndian(hpkeKDFIdentifier) + Self.bigEndian(hpkeAEADIdentifier)
+    }
+
     func hpkeKeySchedule(kemIdentifier: UInt16, sharedSecret: [UInt8], info: [UInt8]) -> HPKEContextSecrets {
-        let suiteID =
-            Array("HPKE".utf8) + Self.bigEndian(kemIdentifier) + Self.bigEndian(hpkeKDFIdentifier) + Self.bigEndian(hpkeAEADIdentifier)
+        let suiteID = hpkeSuiteID(kemIdentifier: kemIdentifier)
         func labeledExtract(salt: [UInt8], _ label: String, _ ikm: [UInt8]) -> [UInt8] {
             extract(salt: salt, ikm: Array("HPKE-v1".utf8) + suiteID + Array(label.utf8) + ikm)
         }
@@ -100,8 +104,7 @@ extension CipherSuiteProvider {
 
     /// Context.Export(exporter_context, L) (RFC 9180 §5.3).
     func hpkeExport(_ secrets: HPKEContextSecrets, kemIdentifier: UInt16, context: [UInt8], length: Int) -> [UInt8] {
-        let suiteID =
-            Array("HPKE".utf8) + Self.bigEndian(kemIdentifier) + Self.bigEndian(hpkeKDFIdentifier) + Self.bigEndian(hpkeAEADIdentifier)
+        let suiteID = hpkeSuiteID(kemIdentifier: kemIdentifier)
         return expand(
             prk: secrets.exporterSecret,
             info: Self.bigEndian(UInt16(length)) + Array("HPKE-v1".utf8) + suiteID + Array("sec".utf8) + context,
