@@ -21,9 +21,10 @@ extension ConclaveClient {
             if !allowDuplicateName, let existing = try await self.conversations().first(where: { $0.kind == .room && $0.name == name }) {
                 throw ClientError.roomNameTaken(name, existing.id)
             }
-            let chosen = try await self.settingsWithinPolicy(settings, members: members)
-            let packages = try await self.claimKeyPackages(of: members)
-            let id = try await self.createGroup(kind: .room, name: name, peer: nil, settings: chosen)
+            let bounds = try await self.policyBounds(with: members)
+            let chosen = try Self.settings(settings, within: bounds)
+            let (suite, packages) = try await self.claimKeyPackages(of: members, suites: bounds.cipherSuites)
+            let id = try await self.createGroup(kind: .room, name: name, peer: nil, settings: chosen, suite: suite)
             return try await self.commitAdding(packages, to: id)
         }
     }
@@ -40,8 +41,7 @@ extension ConclaveClient {
     }
 
     /// `settings` checked against the members' bounds, or their default.
-    func settingsWithinPolicy(_ settings: ConversationSettings?, members: [UserAddress]) async throws -> ConversationSettings {
-        let bounds = try await policyBounds(with: members)
+    static func settings(_ settings: ConversationSettings?, within bounds: ConversationBounds) throws -> ConversationSettings {
         guard let settings else { return bounds.defaultSettings }
         if let problem = bounds.problem(settings) { throw ClientError.policy(problem) }
         return settings
@@ -55,7 +55,7 @@ extension ConclaveClient {
         return try await lock.withLock {
             let (account, _, _) = try await self.requireAccount()
             let others = try await self.current(id).members.filter { $0 != account.user }
-            _ = try await self.settingsWithinPolicy(settings, members: others)
+            _ = try Self.settings(settings, within: try await self.policyBounds(with: others))
             return try await self.commitWithRetry(id) { group in
                 let kept = group.context.extensions.filter { $0.type != ConversationSettings.extensionType }
                 let extensions = kept + (settings.isDefault ? [] : [settings.extension])
@@ -81,9 +81,10 @@ extension ConclaveClient {
             return joined
         }
         do {
-            let settings = try await settingsWithinPolicy(nil, members: [peer])
-            let id = try await createGroup(kind: .direct, name: nil, peer: peer, settings: settings)
-            return try await addUsers([peer], to: id)
+            let bounds = try await policyBounds(with: [peer])
+            let (suite, packages) = try await claimKeyPackages(of: [peer], suites: bounds.cipherSuites)
+            let id = try await createGroup(kind: .direct, name: nil, peer: peer, settings: bounds.defaultSettings, suite: suite)
+            return try await commitAdding(packages, to: id)
         } catch let error as ClientError where error.code == .conversationExists {
             guard case .api(_, let detail) = error, let existing = detail.conversation else { throw error }
             let joined = try await joinExternally(existing)
@@ -110,14 +111,11 @@ extension ConclaveClient {
     /// Creates the group with this device alone, naming the network's server
     /// as external sender (for de-provisioning), and registers it.
     private func createGroup(
-        kind: ConversationKind, name: String?, peer: UserAddress?, settings: ConversationSettings = ConversationSettings()
+        kind: ConversationKind, name: String?, peer: UserAddress?, settings: ConversationSettings, suite: CipherSuite
     ) async throws -> ConversationID {
-        let (account, signer, networkKey) = try requireAccount()
-        let provider = try self.provider
+        let (account, _, networkKey) = try requireAccount()
         let id = ConversationID.hosted(by: account.user.domain)
-        let bundle = try KeyPackageBundle.create(
-            provider, credential: try credential, signer: signer, lifetime: Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600),
-            capabilities: ConversationSettings.capabilities(provider.suite), leafExtensions: leafExtensions, random: random)
+        let bundle = try newKeyPackageBundle(suite)
         var writer = TLSWriter()
         writer.writeVector([networkKey.externalSender])
         let group = try Group(
@@ -135,18 +133,32 @@ extension ConclaveClient {
     // MARK: Membership
 
     /// Adds users (every device of each) to a room. A 1:1 holds its two
-    /// users for its whole life: nobody is added to it (create a room).
+    /// users for its whole life: nobody is added to it (create a room). A
+    /// user whose security group does not allow the room's cipher suite is
+    /// refused before anything changes (move the room first,
+    /// ``moveConversation(_:to:)``).
     public func add(_ users: [UserAddress], to id: ConversationID) async throws -> Conversation {
         try await lock.withLock {
-            guard try await self.current(id).kind == .room else {
+            let room = try await self.current(id)
+            guard room.kind == .room else {
                 throw ClientError.invalid("a 1:1 conversation holds its two users only; create a room to talk with more")
+            }
+            let (account, _, _) = try await self.requireAccount()
+            let bounds = try await self.policyBounds(with: Array(Set(room.members + users).subtracting([account.user])))
+            guard bounds.cipherSuites.contains(room.cipherSuite) else {
+                let suite = CipherSuite(rawValue: room.cipherSuite)
+                throw ClientError.policy(
+                    "the members' security groups do not allow this room's cipher suite \(suite) (cipher-suite policy)"
+                        + (suite.isPostQuantum ? "" : "; move it first: conclave room set ROOM --cipher-suite pq"))
             }
             return try await self.addUsers(users, to: id)
         }
     }
 
     func addUsers(_ users: [UserAddress], to id: ConversationID) async throws -> Conversation {
-        try await commitAdding(try await claimKeyPackages(of: users), to: id)
+        guard let (_, group) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
+        let suite = group.context.cipherSuite
+        return try await commitAdding(try await claimKeyPackages(of: users, suites: [suite.rawValue]).packages, to: id)
     }
 
     /// Commits adding these key packages' devices (those not in the group yet).
@@ -160,26 +172,70 @@ extension ConclaveClient {
     }
 
     /// One key package of every device of these users and of this user's
-    /// other devices, each verified against its network's key; a user
-    /// without a device is refused (``ClientError/noDevices(_:)``).
-    func claimKeyPackages(of users: [UserAddress]) async throws -> [KeyPackage] {
+    /// other devices, each verified against its network's key, all of one
+    /// suite: the first of `allowed` (the members' policy, strongest first)
+    /// that this device and every one of theirs supports. A user without a
+    /// device is refused (``ClientError/noDevices(_:)``), and so is one
+    /// with a device that has none of the allowed suites (a policy that
+    /// requires post-quantum, and a device that cannot).
+    func claimKeyPackages(of users: [UserAddress], suites allowed: [UInt16]) async throws -> (
+        suite: CipherSuite, packages: [KeyPackage]
+    ) {
         let (account, _, _) = try requireAccount()
-        var packages: [KeyPackage] = []
-        for user in Set(users + [account.user]) {
-            let networkKey = try await confirmNetworkKey(for: user.domain)
-            let claimed: ClaimedKeyPackages = try await api.post("/v1/key-packages/claim", KeyPackageClaim(user: user))
-            var found = 0
-            for entry in claimed.keyPackages where entry.deviceId != account.device {
-                guard case .keyPackage(let package) = try? MLSMessage(tlsSerialized: entry.keyPackage.bytes).body,
-                    let certificate = VerifiedDeviceCertificate.verify(leaf: package.leafNode, networkKey: networkKey),
-                    certificate.user == user,
-                    certificate.device == entry.deviceId
-                else { throw ClientError.invalid("a key package of \(user) does not carry a valid certificate") }
-                packages.append(package)
-                found += 1
-            }
-            if found == 0 && user != account.user { throw ClientError.noDevices(user) }
+        var candidates = allowed.map(CipherSuite.init(rawValue:)).filter(CipherSuite.deviceSuites.contains)
+        guard !candidates.isEmpty else {
+            throw ClientError.policy("this device supports none of the cipher suites the members' security groups allow")
         }
+        // Other users first, this user's other devices last; a user whose devices share only a weaker suite
+        // narrows the choice, and those claimed with a stronger one are claimed again.
+        let others = Set(users).subtracting([account.user]).sorted { $0.description < $1.description }
+        var claims: [UserAddress: ClaimedKeyPackages] = [:]
+        while true {
+            for user in others + [account.user] where claims[user] == nil {
+                let claimed: ClaimedKeyPackages = try await api.post(
+                    "/v1/key-packages/claim", KeyPackageClaim(user: user, cipherSuites: candidates.map(\.rawValue)))
+                guard let index = candidates.firstIndex(of: CipherSuite(rawValue: claimed.cipherSuite)) else {
+                    throw ClientError.invalid("the server handed out key packages of another suite")
+                }
+                if !claimed.missing.isEmpty {
+                    throw ClientError.policy(
+                        "\(user == account.user ? "one of your devices" : "a device of \(user)") cannot use \(Self.describe(candidates)), "
+                            + "which the members' security groups require (cipher-suite policy); it needs a newer Conclave")
+                }
+                if index > 0 {
+                    candidates.removeFirst(index)
+                    claims = claims.filter { $0.value.cipherSuite == claimed.cipherSuite }
+                }
+                claims[user] = claimed
+            }
+            guard claims.count == others.count + 1 else { continue }
+            var packages: [KeyPackage] = []
+            for (user, claimed) in claims { packages += try await verifiedPackages(claimed, of: user, account) }
+            return (candidates.first ?? .x25519Aes128Sha256Ed25519, packages)
+        }
+    }
+
+    /// `post-quantum suite 0x004D`, or the classical suite(s).
+    private static func describe(_ suites: [CipherSuite]) -> String {
+        suites.allSatisfy(\.isPostQuantum) ? "the post-quantum cipher suite" : "any of the cipher suites \(suites.map(\.description))"
+    }
+
+    /// A claim's packages but this device's, each carrying a certificate
+    /// of `user` for its device by the user's network; none is a
+    /// ``ClientError/noDevices(_:)`` (for another user).
+    private func verifiedPackages(_ claimed: ClaimedKeyPackages, of user: UserAddress, _ account: Account) async throws -> [KeyPackage] {
+        let networkKey = try await confirmNetworkKey(for: user.domain)
+        var packages: [KeyPackage] = []
+        for entry in claimed.keyPackages where entry.deviceId != account.device {
+            guard case .keyPackage(let package) = try? MLSMessage(tlsSerialized: entry.keyPackage.bytes).body,
+                package.cipherSuite.rawValue == claimed.cipherSuite,
+                let certificate = VerifiedDeviceCertificate.verify(leaf: package.leafNode, networkKey: networkKey),
+                certificate.user == user,
+                certificate.device == entry.deviceId
+            else { throw ClientError.invalid("a key package of \(user) does not carry a valid certificate") }
+            packages.append(package)
+        }
+        if packages.isEmpty && user != account.user { throw ClientError.noDevices(user) }
         return packages
     }
 
@@ -354,7 +410,8 @@ extension ConclaveClient {
             }
             let (group, commit) = try Group.joinExternally(
                 groupInfo: info, ratchetTree: tree, credential: try credential, signer: signer,
-                capabilities: ConversationSettings.capabilities(try provider.suite), leafExtensions: leafExtensions, removing: ownOldLeaf,
+                capabilities: ConversationSettings.capabilities(info.groupContext.cipherSuite), leafExtensions: leafExtensions,
+                removing: ownOldLeaf,
                 now: validationTime, random: random)
             let leaves = await verifyLeaves(group)
             if let (_, error) = leaves.unavailable.first { throw error }

@@ -149,7 +149,10 @@ extension ConclaveClient {
         case (.handshake, .publicMessage(let handshake)):
             return try await apply(handshake, message, id: event.conversation)
         case (.application, .privateMessage(let privateMessage)):
-            return try await decrypt(message, epoch: privateMessage.epoch, event: event)
+            guard let generation = ConversationGeneration.generation(of: privateMessage.authenticatedData) else {
+                return .handled([.warning("dropped a message of \(event.conversation) that names no generation")], advanced: false)
+            }
+            return try await decrypt(message, epoch: privateMessage.epoch, generation: generation, event: event)
         default:
             return .handled([.warning("dropped a message of the wrong kind in \(event.conversation)")], advanced: false)
         }
@@ -166,7 +169,10 @@ extension ConclaveClient {
 
     private func join(_ welcome: Welcome, event: InboxEvent) async throws -> EventOutcome {
         let id = event.conversation
-        if try await store.group(id) != nil { return .handled([], advanced: false) }
+        if let (stored, existing) = try await loadGroup(id) {
+            guard existing.pendingReInit != nil else { return .handled([], advanced: false) }
+            return try await joinSuccessor(welcome, id, stored, existing)
+        }
         // A Welcome to a conversation this device left or was removed from is a new add when it is for one of this
         // device's key packages (a stale one names a package used up then): the device joins again.
         let (account, signer, _) = try requireAccount()
@@ -198,6 +204,38 @@ extension ConclaveClient {
             return .handled(events, advanced: true)
         }
         return .handled([.warning("a Welcome to \(id) matches none of this device's key packages")], advanced: false)
+    }
+
+    /// The successor of a conversation whose ReInit this device processed
+    /// (D25): joined from its Welcome only with the old group's resumption
+    /// secret (``Group/joinSuccessor(welcome:keyPackage:now:)``), and only
+    /// when every device in it has a valid certificate.
+    private func joinSuccessor(_ welcome: Welcome, _ id: ConversationID, _ stored: StoredConversation, _ old: Group) async throws
+        -> EventOutcome
+    {
+        let (_, signer, _) = try requireAccount()
+        for secrets in welcome.secrets {
+            guard let (bytes, lastResort) = try await store.keyPackage(secrets.newMember) else { continue }
+            let bundle = try KeyPackageBundle(serialized: bytes, signer: signer)
+            let group: Group
+            do { group = try old.joinSuccessor(welcome: welcome, keyPackage: bundle, now: validationTime) } catch {
+                return .handled([.warning("refused the new group of \(id): \(error.message)")], advanced: false)
+            }
+            let leaves = await verifyLeaves(group)
+            guard leaves.unavailable.isEmpty else { return .deferred }
+            guard leaves.failed.isEmpty else {
+                return .handled(
+                    [.warning("refused the new group of \(id): a device in it has no valid certificate of its network")], advanced: false)
+            }
+            if !lastResort { try await store.deleteKeyPackage(secrets.newMember) }
+            try await adoptSuccessor(id, stored, old: old, group)
+            var events: [ClientEvent] = [.cipherSuiteChanged(try await current(id))]
+            for (_, certificate) in leaves.unapproved.sorted(by: { $0.key < $1.key }) {
+                events.append(.untrustedDevice(id, DeviceRef(certificate)))  // C6
+            }
+            return .handled(events, advanced: true)
+        }
+        return .handled([.warning("the new group of \(id) was started without this device (none of its key packages)")], advanced: false)
     }
 
     // MARK: Handshakes
@@ -270,9 +308,13 @@ extension ConclaveClient {
 
     // MARK: Application messages
 
-    private func decrypt(_ message: MLSMessage, epoch: UInt64, event: InboxEvent) async throws -> EventOutcome {
+    private func decrypt(_ message: MLSMessage, epoch: UInt64, generation: UInt64, event: InboxEvent) async throws -> EventOutcome {
         let id = event.conversation
         guard let (loaded, current) = try await loadGroup(id) else { return try await unknownConversation(id) }
+        if generation > loaded.currentGeneration { return .deferred }  // the successor's Welcome comes first (D25)
+        if generation < loaded.currentGeneration {
+            return try await decryptInPredecessor(message, epoch: epoch, generation: generation, event: event, loaded, current)
+        }
         var (stored, original) = try await adoptPendingCommit(id, loaded, current, evidence: epoch)
         if epoch > original.epoch { return .deferred }
         var group = original
@@ -289,6 +331,36 @@ extension ConclaveClient {
         } else {
             try await saveGroup(id, stored, group)
         }
+        return try await received(application, in: group, stored: stored, event: event)
+    }
+
+    /// A message of the group the conversation was before its successor
+    /// started (D25), still in the inbox: read with that group's state of
+    /// its epoch, kept until the inbox was read to its end.
+    private func decryptInPredecessor(
+        _ message: MLSMessage, epoch: UInt64, generation: UInt64, event: InboxEvent, _ loaded: StoredConversation, _ current: Group
+    ) async throws -> EventOutcome {
+        var stored = loaded
+        guard generation + 1 == stored.currentGeneration,
+            let past = (stored.predecessor ?? []).firstIndex(where: { (try? Group(snapshot: $0.bytes))?.epoch == epoch }),
+            let bytes = stored.predecessor?[past].bytes
+        else { return .handled([.warning("a message of \(event.conversation)'s former group can no longer be read")], advanced: false) }
+        var group = try Group(snapshot: bytes)
+        guard case .application(let application) = try group.process(message, now: validationTime) else {
+            return .handled([], advanced: false)
+        }
+        stored.predecessor?[past] = Base64Bytes(group.snapshot())  // its used keys deleted
+        if stored.hidden == true { stored.hidden = nil }
+        try await saveGroup(event.conversation, stored, current)
+        return try await received(application, in: group, stored: stored, event: event)
+    }
+
+    /// A decrypted application message as the user sees it, from a device
+    /// whose certificate verifies.
+    private func received(_ application: ApplicationMessage, in group: Group, stored: StoredConversation, event: InboxEvent) async throws
+        -> EventOutcome
+    {
+        let id = event.conversation
         let leaves = await verifyLeaves(group, [application.sender])
         guard leaves.unavailable.isEmpty else {
             return .handled([.warning("a message in \(id) comes from a network whose key cannot be had now; not shown")], advanced: false)
@@ -374,9 +446,10 @@ extension ConclaveClient {
     private func dropPreviousEpochs() async throws {
         for id in try await store.flagged(.previousEpochs) {
             try await store.atomically {
-                if let (stored, group) = try await self.loadGroup(id), stored.previous != nil {
+                if let (stored, group) = try await self.loadGroup(id), stored.previous != nil || stored.predecessor != nil {
                     var cleared = stored
                     cleared.previous = nil
+                    cleared.predecessor = nil
                     try await self.saveGroup(id, cleared, group)
                 }
                 try await self.store.setFlag(.previousEpochs, id, false)

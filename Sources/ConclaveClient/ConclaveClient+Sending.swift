@@ -41,8 +41,15 @@ extension ConclaveClient {
         for _ in 0..<4 {
             try await ensureTrusted(id)
             guard let (stored, original) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
+            guard original.pendingReInit == nil else {
+                throw ClientError.invalid(
+                    "conversation \(id) is moving to another cipher suite and takes no messages until its new group starts; "
+                        + "receive, then send again (if it stays stuck, `conclave room set` with the same --cipher-suite finishes the move)"
+                )
+            }
             var group = original
-            let message = try group.encrypt(body, random: random)
+            let message = try group.encrypt(
+                body, authenticatedData: ConversationGeneration.authenticatedData(stored.currentGeneration), random: random)
             var shown = stored
             shown.hidden = nil  // writing in a hidden 1:1 shows it again
             try await saveGroup(id, shown, group)
@@ -56,8 +63,8 @@ extension ConclaveClient {
                 return SentMessage(
                     id: messageID, conversation: id, recipients: recipients.sorted(), sentAt: accepted.sentAt, expiresAt: accepted.expiresAt
                 )
-            } catch let error as ClientError where error.code == .wrongEpoch || error.code == .pendingProposals {
-                lastError = error
+            } catch let error as ClientError where [.wrongEpoch, .pendingProposals, .conflict].contains(error.code) {
+                lastError = error  // a commit came first, or the conversation is moving to its successor group (D25)
                 try await catchUp(autoCommit: true)
             }
         }

@@ -38,6 +38,22 @@ extension ConclaveClient {
         try await lock.withLock { try await self.addUsers(users, to: id) }
     }
 
+    /// Commits a ReInit to `suite` and stops there, as a device that
+    /// stopped before it started the successor group would.
+    @_spi(Testing) public func commitReInitForTesting(_ id: ConversationID, to suite: CipherSuite) async throws {
+        try await lock.withLock {
+            _ = try await self.commitWithRetry(id) { group in
+                let reinit = ReInit(groupID: group.groupID, version: .mls10, cipherSuite: suite, extensions: group.context.extensions)
+                return try group.commit(proposals: [.reinit(reinit)], now: self.validationTime, random: self.random)
+            }
+        }
+    }
+
+    /// The generation of a conversation this device holds (D25).
+    @_spi(Testing) public func generationForTesting(_ id: ConversationID) async throws -> UInt64? {
+        try await loadGroup(id)?.0.currentGeneration
+    }
+
     /// How many epochs before its own commits this device keeps for a conversation.
     @_spi(Testing) public func retainedEpochCountForTesting(_ id: ConversationID) async throws -> Int {
         try await loadGroup(id)?.0.previous?.count ?? 0

@@ -246,28 +246,38 @@ public actor ConclaveClient {
 
     // MARK: Key packages
 
-    /// Tops the server's stock of this device's key packages up to the target,
-    /// with a last-resort package when there is none.
+    /// Tops the server's stock of this device's key packages of each of its
+    /// suites (``CipherSuite/deviceSuites``) up to the target, with a
+    /// last-resort package when there is none.
     func replenishKeyPackages() async throws {
         let api = try self.api
-        let count: KeyPackageCount = try await api.get("/v1/key-packages/count")
-        let missing = keyPackageTarget - count.available
-        guard missing > keyPackageTarget / 2 || !count.lastResort else { return }
-        var packages: [Base64Bytes] = []
-        for _ in 0..<max(0, missing) { packages.append(Base64Bytes(try await newKeyPackage(lastResort: false))) }
-        let lastResort = count.lastResort ? nil : Base64Bytes(try await newKeyPackage(lastResort: true))
-        let _: KeyPackageCount = try await api.post("/v1/key-packages", KeyPackageUpload(keyPackages: packages, lastResort: lastResort))
+        for suite in CipherSuite.deviceSuites {
+            let count: KeyPackageCount = try await api.get("/v1/key-packages/count?cipher_suite=\(suite.rawValue)")
+            let missing = keyPackageTarget - count.available
+            guard missing > keyPackageTarget / 2 || !count.lastResort else { continue }
+            var packages: [Base64Bytes] = []
+            for _ in 0..<max(0, missing) { packages.append(Base64Bytes(try await newKeyPackage(suite, lastResort: false))) }
+            let lastResort = count.lastResort ? nil : Base64Bytes(try await newKeyPackage(suite, lastResort: true))
+            let _: KeyPackageCount = try await api.post(
+                "/v1/key-packages", KeyPackageUpload(keyPackages: packages, lastResort: lastResort))
+        }
     }
 
-    private func newKeyPackage(lastResort: Bool) async throws -> [UInt8] {
-        let (_, signer, _) = try requireAccount()
-        let provider = try self.provider
-        let lifetime = Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600)
-        let bundle = try KeyPackageBundle.create(
-            provider, credential: try credential, signer: signer, lifetime: lifetime,
-            capabilities: ConversationSettings.capabilities(provider.suite), leafExtensions: leafExtensions, random: random)
-        try await store.addKeyPackage(bundle.keyPackage.reference(provider), bundle.serialized, lastResort: lastResort)
+    private func newKeyPackage(_ suite: CipherSuite, lastResort: Bool) async throws -> [UInt8] {
+        let bundle = try newKeyPackageBundle(suite)
+        try await store.addKeyPackage(
+            bundle.keyPackage.reference(try CipherSuiteProvider(suite)), bundle.serialized, lastResort: lastResort)
         return MLSMessage(body: .keyPackage(bundle.keyPackage)).tlsSerialized
+    }
+
+    /// A new key package of this device for groups of `suite`, valid for 90 days.
+    func newKeyPackageBundle(_ suite: CipherSuite) throws -> KeyPackageBundle {
+        let (_, signer, _) = try requireAccount()
+        return try KeyPackageBundle.create(
+            try CipherSuiteProvider(suite), credential: try credential, signer: signer,
+            lifetime: Lifetime(notBefore: now - 3600, notAfter: now + 90 * 24 * 3600),
+            capabilities: ConversationSettings.capabilities(suite),
+            leafExtensions: leafExtensions, random: random)
     }
 
     // MARK: Group state
@@ -296,7 +306,7 @@ public actor ConclaveClient {
         return Conversation(
             id: id, kind: stored.kind, name: stored.name, peer: stored.peer, members: Set(devices.map(\.user)).sorted(),
             devices: devices.sorted(), epoch: group.epoch, messageLifetime: settings.messageLifetime, burnOnRead: settings.burnOnRead,
-            hidden: stored.hidden == true)
+            cipherSuite: group.context.cipherSuite.rawValue, hidden: stored.hidden == true)
     }
 
     /// Checks leaves of a group (every member when `indices` is nil)

@@ -19,12 +19,17 @@ public struct Conversation: Sendable, Hashable, Codable {
     /// The group's ConversationSettings, in seconds (0: off).
     public var messageLifetime: UInt64
     public var burnOnRead: UInt64
+    /// The group's MLS cipher suite: 0x004D (77) is hybrid post-quantum.
+    public var cipherSuite: UInt16
     /// A 1:1 the user hid (`leave` on a 1:1): it stays, and shows again
     /// when a message arrives or the user writes.
     public var hidden: Bool
 
     /// How the CLI shows it: the room name, or the other user.
     public var title: String { name ?? peer?.description ?? id.description }
+
+    /// Whether its key exchange is hybrid post-quantum.
+    public var isPostQuantum: Bool { CipherSuite(rawValue: cipherSuite).isPostQuantum }
 }
 
 /// One device of one user, as a verified certificate names it.
@@ -122,6 +127,9 @@ public enum ClientEvent: Sendable, Hashable, Codable {
     case membersChanged(MembershipChange)
     /// The conversation's message lifetime or burn-on-read changed.
     case settingsChanged(SettingsChange)
+    /// The conversation moved to another cipher suite (ReInit): it is now
+    /// `conversation.cipherSuite` (0x004D: hybrid post-quantum).
+    case cipherSuiteChanged(Conversation)
     /// This device was removed from the conversation, or left it.
     case removed(ConversationID, by: DeviceRef?)
     /// Something the server delivered failed a check or could not be
@@ -210,6 +218,16 @@ struct StoredConversation: Codable, Sendable {
     /// accepted this device's commit are still in the inbox, and are read
     /// with these. Deleted once the inbox was read to its end.
     var previous: [Base64Bytes]? = nil
+    /// How many successor groups (ReInit) the conversation has had (nil: 0):
+    /// its messages carry it in their authenticated data (D25).
+    var generation: UInt64? = nil
+    /// The former group's states (its last epoch, and those this device's
+    /// own commits ended) after a successor started: messages sent to it
+    /// are still in the inbox, and are read with these. Deleted once the
+    /// inbox was read to its end.
+    var predecessor: [Base64Bytes]? = nil
+
+    var currentGeneration: UInt64 { generation ?? 0 }
 
     /// Keeps `group` (the epoch an own commit ends) for the messages still
     /// to be read in it.

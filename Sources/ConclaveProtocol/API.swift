@@ -340,6 +340,9 @@ public struct DeviceList: Codable, Sendable {
 
 // MARK: - Key package directory
 
+/// Key packages of one cipher suite (K1): the device's certificate suite,
+/// or another of the same signature scheme (a suite-1 device also keeps
+/// packages of the hybrid post-quantum 0x004D).
 public struct KeyPackageUpload: Codable, Sendable {
     public var keyPackages: [Base64Bytes]
     /// Kept after the others are claimed, and handed out again (RFC 9420 §16.8).
@@ -351,11 +354,14 @@ public struct KeyPackageUpload: Codable, Sendable {
     }
 }
 
+/// A device's stock of key packages of one suite.
 public struct KeyPackageCount: Codable, Sendable {
+    public var cipherSuite: UInt16
     public var available: Int
     public var lastResort: Bool
 
-    public init(available: Int, lastResort: Bool) {
+    public init(cipherSuite: UInt16, available: Int, lastResort: Bool) {
+        self.cipherSuite = cipherSuite
         self.available = available
         self.lastResort = lastResort
     }
@@ -363,8 +369,15 @@ public struct KeyPackageCount: Codable, Sendable {
 
 public struct KeyPackageClaim: Codable, Sendable {
     public var user: UserAddress
+    /// The suites the new member's devices may use, the strongest first
+    /// (absent: suite 1 only). The server hands out packages of the first
+    /// suite every one of the user's devices has.
+    public var cipherSuites: [UInt16]?
 
-    public init(user: UserAddress) { self.user = user }
+    public init(user: UserAddress, cipherSuites: [UInt16]? = nil) {
+        self.user = user
+        self.cipherSuites = cipherSuites
+    }
 }
 
 public struct ClaimedKeyPackages: Codable, Sendable {
@@ -379,11 +392,18 @@ public struct ClaimedKeyPackages: Codable, Sendable {
     }
 
     public var user: UserAddress
+    /// The suite of every package handed out.
+    public var cipherSuite: UInt16
     public var keyPackages: [Entry]
+    /// The user's devices that have key packages, but none of `cipher_suite`
+    /// (none of the requested suites was had by every device).
+    public var missing: [DeviceID]
 
-    public init(user: UserAddress, keyPackages: [Entry]) {
+    public init(user: UserAddress, cipherSuite: UInt16, keyPackages: [Entry], missing: [DeviceID]) {
         self.user = user
+        self.cipherSuite = cipherSuite
         self.keyPackages = keyPackages
+        self.missing = missing
     }
 }
 
@@ -471,6 +491,45 @@ public struct CommitRequest: Codable, Sendable {
         self.commit = commit
         self.welcome = welcome
         self.groupInfo = groupInfo
+    }
+}
+
+/// `POST /v1/conversations/{id}/successor`: the group that the
+/// conversation's committed ReInit asks for (RFC 9420 §11.2), started by a
+/// member at epoch 1 with every member device it could add (D25).
+public struct StartSuccessor: Codable, Sendable {
+    /// The new group's GroupInfo at epoch 1, with its `ratchet_tree` and
+    /// `external_pub` extensions.
+    public var groupInfo: Base64Bytes
+    /// The Welcome for every device of the new group but the sender's
+    /// (absent when the group holds the sender's device alone).
+    public var welcome: Base64Bytes?
+
+    public init(groupInfo: Base64Bytes, welcome: Base64Bytes?) {
+        self.groupInfo = groupInfo
+        self.welcome = welcome
+    }
+}
+
+/// A conversation's generation: 0 for the group it was created as, one
+/// more for each successor a ReInit started (D25). An application message
+/// names its generation in its `authenticated_data` (empty for 0, else the
+/// generation as a big-endian uint64), so that the server refuses a
+/// message meant for a group the conversation no longer is, even when its
+/// epoch number happens to match the successor's.
+public enum ConversationGeneration {
+    public static func authenticatedData(_ generation: UInt64) -> [UInt8] {
+        generation == 0 ? [] : (0..<8).reversed().map { UInt8(truncatingIfNeeded: generation >> ($0 * 8)) }
+    }
+
+    /// The generation `authenticated_data` names; nil when it is neither
+    /// empty nor eight bytes.
+    public static func generation(of authenticatedData: [UInt8]) -> UInt64? {
+        switch authenticatedData.count {
+        case 0: 0
+        case 8: authenticatedData.reduce(0) { $0 << 8 | UInt64($1) }
+        default: nil
+        }
     }
 }
 

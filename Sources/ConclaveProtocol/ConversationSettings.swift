@@ -41,11 +41,13 @@ public struct ConversationSettings: Hashable, Sendable, TLSCodable {
         self = decoded
     }
 
-    /// What a leaf lists in its capabilities so groups may carry the settings.
+    /// What a leaf lists in its capabilities so groups may carry the
+    /// settings: the group's suite, and the other suites of a Conclave
+    /// device (so members can tell that all could move to one by ReInit).
     public static func capabilities(_ suite: CipherSuite) -> Capabilities {
         Capabilities(
-            versions: [.mls10], cipherSuites: [suite], extensions: [extensionType, DeviceApproval.extensionType], proposals: [],
-            credentials: [.basic])
+            versions: [.mls10], cipherSuites: [suite] + CipherSuite.deviceSuites.filter { $0 != suite },
+            extensions: [extensionType, DeviceApproval.extensionType], proposals: [], credentials: [.basic])
     }
 
     public func encode(to writer: inout TLSWriter) {

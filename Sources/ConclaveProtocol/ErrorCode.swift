@@ -31,6 +31,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case policyConflict = "policy_conflict"
     case policyFederation = "policy_federation"
     case policyFiles = "policy_files"
+    case policyCipherSuite = "policy_cipher_suite"
     case federationOff = "federation_off"
     case networkNotPinned = "network_not_pinned"
     case peerUnverified = "peer_unverified"
@@ -86,7 +87,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .unauthenticated, .sessionExpired, .invalidCredentials, .invalidRequestSignature, .staleRequest, .replayedRequest, .ssoFailed:
             401
         case .forbidden, .inactiveDevice, .policySegmentation, .policySettings, .policyConflict, .policyFederation, .policyFiles,
-            .federationOff, .networkNotPinned, .peerUnverified, .directConversation, .devicePending, .passwordSignInOff:
+            .policyCipherSuite, .federationOff, .networkNotPinned, .peerUnverified, .directConversation, .devicePending, .passwordSignInOff:
             403
         case .notFound, .unknownNetwork, .ssoOff: 404
         case .methodNotAllowed: 405
@@ -131,6 +132,8 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .policyConflict: "the members' security-group bounds do not overlap"
         case .policyFederation: "a security group's federation policy does not allow reaching that network"
         case .policyFiles: "a security group's policy does not let this user share files (upload or download)"
+        case .policyCipherSuite:
+            "a member's security group does not allow the conversation's cipher suite (it requires post-quantum, or allows only classical)"
         case .federationOff: "the network does not federate"
         case .networkNotPinned: "the requesting network is not a federation peer of this one"
         case .peerUnverified: "an unlisted network is not verified yet, or its URL does not publish the domain and key it signs with"
@@ -170,7 +173,9 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     /// A refusal by security-group policy (P1, P2, F5).
     public var isPolicyRefusal: Bool {
         switch self {
-        case .policySegmentation, .policySettings, .policyConflict, .policyFederation, .policyFiles, .policyFileSize: true
+        case .policySegmentation, .policySettings, .policyConflict, .policyFederation, .policyFiles, .policyFileSize,
+            .policyCipherSuite:
+            true
         default: false
         }
     }
@@ -180,8 +185,8 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     public var isFinal: Bool {
         switch self {
         case .badRequest, .invalidMLSMessage, .invalidCredential, .invalidKeyPackage, .invalidSettings, .tooLarge, .forbidden,
-            .policyFederation, .policySegmentation, .policySettings, .policyFiles, .policyFileSize, .notFound, .inactiveDevice,
-            .directConversation, .devicePending:
+            .policyFederation, .policySegmentation, .policySettings, .policyFiles, .policyFileSize, .policyCipherSuite, .notFound,
+            .inactiveDevice, .directConversation, .devicePending:
             true
         default: false
         }

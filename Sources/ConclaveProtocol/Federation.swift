@@ -94,10 +94,13 @@ public struct PeerNetwork: Codable, Sendable, Hashable {
 public struct FederatedKeyPackageClaim: Codable, Sendable, Hashable {
     public var user: UserName
     public var requester: UserAddress
+    /// As ``KeyPackageClaim/cipherSuites`` (absent: suite 1 only).
+    public var cipherSuites: [UInt16]?
 
-    public init(user: UserName, requester: UserAddress) {
+    public init(user: UserName, requester: UserAddress, cipherSuites: [UInt16]? = nil) {
         self.user = user
         self.requester = requester
+        self.cipherSuites = cipherSuites
     }
 }
 

@@ -9,10 +9,11 @@ public struct PolicyText: Sendable, Hashable {
     public var borMax: String?
     public var files: String?
     public var maxFileSize: String?
+    public var cipherSuites: String?
 
     public init(
         mayMessage: String? = nil, federate: String? = nil, ttlMin: String? = nil, ttlMax: String? = nil, ttlDefault: String? = nil,
-        borMax: String? = nil, files: String? = nil, maxFileSize: String? = nil
+        borMax: String? = nil, files: String? = nil, maxFileSize: String? = nil, cipherSuites: String? = nil
     ) {
         self.mayMessage = mayMessage
         self.federate = federate
@@ -22,6 +23,7 @@ public struct PolicyText: Sendable, Hashable {
         self.borMax = borMax
         self.files = files
         self.maxFileSize = maxFileSize
+        self.cipherSuites = cipherSuites
     }
 
     /// A setting that does not parse: `field` as the CLI's option is named
@@ -56,6 +58,12 @@ public struct PolicyText: Sendable, Hashable {
             }
             change.maxFileSize = bytes
         }
+        if let cipherSuites {
+            guard let policy = CipherSuitePolicy(rawValue: cipherSuites) else {
+                throw Invalid(field: "cipher-suites", takes: "classical, pq-preferred or pq-required")
+            }
+            change.cipherSuites = policy
+        }
         return change
     }
 
@@ -65,8 +73,9 @@ public struct PolicyText: Sendable, Hashable {
         self.init(
             mayMessage: policy.mayMessage.description, federate: policy.federation.description, ttlMin: duration(policy.messageLifetimeMin),
             ttlMax: duration(policy.messageLifetimeMax), ttlDefault: duration(policy.messageLifetimeDefault),
-            borMax: duration(policy.burnOnReadMax), files: policy.files ? "on" : "off", maxFileSize: Self.formatByteSize(policy.maxFileSize)
-        )
+            borMax: duration(policy.burnOnReadMax), files: policy.files ? "on" : "off",
+            maxFileSize: Self.formatByteSize(policy.maxFileSize),
+            cipherSuites: policy.cipherSuites.rawValue)
     }
 
     /// These settings without those that read as in `current`: what a
@@ -78,7 +87,7 @@ public struct PolicyText: Sendable, Hashable {
             ttlMin: changed(ttlMin, current.ttlMin), ttlMax: changed(ttlMax, current.ttlMax),
             ttlDefault: changed(ttlDefault, current.ttlDefault),
             borMax: changed(borMax, current.borMax), files: changed(files, current.files),
-            maxFileSize: changed(maxFileSize, current.maxFileSize))
+            maxFileSize: changed(maxFileSize, current.maxFileSize), cipherSuites: changed(cipherSuites, current.cipherSuites))
     }
 
     /// Seconds, 0 for `off`, `none` or `0`.

@@ -1,4 +1,5 @@
 import Foundation
+import MLS
 
 /// A security group's name: 1–64 of `a-z 0-9 . _ -`, starting with a letter
 /// or digit (the same rule as a user name).
@@ -130,6 +131,44 @@ public enum FederationReach: Hashable, Sendable, Codable {
     }
 }
 
+extension CipherSuite {
+    /// The suites a Conclave device keeps key packages of and joins groups
+    /// of, the strongest first: the hybrid post-quantum 0x004D and the
+    /// classical suite 1, both signing with the device's one Ed25519 key.
+    public static let deviceSuites: [CipherSuite] = [.xwingChacha20Sha256Ed25519, .x25519Aes128Sha256Ed25519]
+}
+
+/// Which MLS cipher suites a group's members' conversations may use
+/// (rule P4, docs/server.md): JSON and CLI `classical`, `pq-preferred`,
+/// `pq-required`.
+public enum CipherSuitePolicy: String, Codable, Sendable, Hashable, CaseIterable {
+    /// Classical suites only (suite 1): no post-quantum key exchange.
+    case classical
+    /// The hybrid post-quantum suite when every member's devices support
+    /// it, else a classical one (the default).
+    case pqPreferred = "pq-preferred"
+    /// The post-quantum suite only: members whose devices cannot are refused.
+    case pqRequired = "pq-required"
+
+    /// The suites a conversation of members of these groups may use, the
+    /// strongest first; empty when the groups admit none in common (one
+    /// requires post-quantum, another forbids it).
+    public static func allowed(_ policies: some Collection<CipherSuitePolicy>) -> [CipherSuite] {
+        let postQuantum = policies.contains(.classical) ? [] : CipherSuite.experimental.filter(\.isPostQuantum)
+        let classical = policies.contains(.pqRequired) ? [] : [CipherSuite.x25519Aes128Sha256Ed25519]
+        return postQuantum + classical
+    }
+
+    /// Whether a conversation of this suite is allowed.
+    public func allows(_ suite: CipherSuite) -> Bool {
+        switch self {
+        case .classical: !suite.isPostQuantum
+        case .pqPreferred: true
+        case .pqRequired: suite.isPostQuantum
+        }
+    }
+}
+
 /// A security group (DESIGN.md §5): what its members may do. Durations are
 /// in seconds. Every account belongs to exactly one group.
 public struct SecurityGroupPolicy: Codable, Sendable, Hashable {
@@ -153,11 +192,13 @@ public struct SecurityGroupPolicy: Codable, Sendable, Hashable {
     /// by file sharing).
     public var files: Bool
     public var maxFileSize: UInt64
+    /// Which cipher suites its members' conversations may use (P4).
+    public var cipherSuites: CipherSuitePolicy
 
     public init(
         name: SecurityGroupName, mayMessage: GroupReach = .all, federation: FederationReach = .all, messageLifetimeMin: UInt64 = 0,
         messageLifetimeMax: UInt64 = 0, messageLifetimeDefault: UInt64 = 0, burnOnReadMax: UInt64 = ConversationSettings.maximumSeconds,
-        files: Bool = true, maxFileSize: UInt64 = 100 << 20
+        files: Bool = true, maxFileSize: UInt64 = 100 << 20, cipherSuites: CipherSuitePolicy = .pqPreferred
     ) {
         self.name = name
         self.mayMessage = mayMessage
@@ -168,6 +209,27 @@ public struct SecurityGroupPolicy: Codable, Sendable, Hashable {
         self.burnOnReadMax = burnOnReadMax
         self.files = files
         self.maxFileSize = maxFileSize
+        self.cipherSuites = cipherSuites
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, mayMessage, federation, messageLifetimeMin, messageLifetimeMax, messageLifetimeDefault, burnOnReadMax, files,
+            maxFileSize, cipherSuites
+    }
+
+    /// Groups stored before cipher-suite policy existed read as `pq-preferred`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(SecurityGroupName.self, forKey: .name)
+        mayMessage = try container.decode(GroupReach.self, forKey: .mayMessage)
+        federation = try container.decode(FederationReach.self, forKey: .federation)
+        messageLifetimeMin = try container.decode(UInt64.self, forKey: .messageLifetimeMin)
+        messageLifetimeMax = try container.decode(UInt64.self, forKey: .messageLifetimeMax)
+        messageLifetimeDefault = try container.decode(UInt64.self, forKey: .messageLifetimeDefault)
+        burnOnReadMax = try container.decode(UInt64.self, forKey: .burnOnReadMax)
+        files = try container.decode(Bool.self, forKey: .files)
+        maxFileSize = try container.decode(UInt64.self, forKey: .maxFileSize)
+        cipherSuites = try container.decodeIfPresent(CipherSuitePolicy.self, forKey: .cipherSuites) ?? .pqPreferred
     }
 
     /// The largest `max-file-size` a group may set: 1 TiB.
@@ -205,11 +267,12 @@ public struct SecurityGroupChange: Codable, Sendable, Hashable {
     public var burnOnReadMax: UInt64?
     public var files: Bool?
     public var maxFileSize: UInt64?
+    public var cipherSuites: CipherSuitePolicy?
 
     public init(
         mayMessage: GroupReach? = nil, federation: FederationReach? = nil, messageLifetimeMin: UInt64? = nil,
         messageLifetimeMax: UInt64? = nil, messageLifetimeDefault: UInt64? = nil, burnOnReadMax: UInt64? = nil, files: Bool? = nil,
-        maxFileSize: UInt64? = nil
+        maxFileSize: UInt64? = nil, cipherSuites: CipherSuitePolicy? = nil
     ) {
         self.mayMessage = mayMessage
         self.federation = federation
@@ -219,6 +282,7 @@ public struct SecurityGroupChange: Codable, Sendable, Hashable {
         self.burnOnReadMax = burnOnReadMax
         self.files = files
         self.maxFileSize = maxFileSize
+        self.cipherSuites = cipherSuites
     }
 
     public func applied(to policy: SecurityGroupPolicy) -> SecurityGroupPolicy {
@@ -231,6 +295,7 @@ public struct SecurityGroupChange: Codable, Sendable, Hashable {
         if let burnOnReadMax { result.burnOnReadMax = burnOnReadMax }
         if let files { result.files = files }
         if let maxFileSize { result.maxFileSize = maxFileSize }
+        if let cipherSuites { result.cipherSuites = cipherSuites }
         // New bounds without a new default move the default inside them.
         if messageLifetimeDefault == nil, let bounds = ConversationBounds(intersecting: [result]) {
             result.messageLifetimeDefault =
@@ -277,6 +342,9 @@ public struct ConversationBounds: Codable, Sendable, Hashable {
     public var messageLifetimeMax: UInt64
     public var messageLifetimeDefault: UInt64
     public var burnOnReadMax: UInt64
+    /// The cipher suites the conversation may use, the strongest first
+    /// (P4); empty when the groups admit none in common.
+    public var cipherSuites: [UInt16]
 
     /// The intersection of these groups' bounds, or nil when they admit no
     /// lifetime at all (one group's minimum above another's maximum).
@@ -284,6 +352,7 @@ public struct ConversationBounds: Codable, Sendable, Hashable {
         let minimum = policies.map(\.messageLifetimeMin).max() ?? 0
         let maximum = policies.map(\.messageLifetimeMax).filter { $0 > 0 }.min() ?? 0
         guard maximum == 0 || minimum <= maximum else { return nil }
+        cipherSuites = CipherSuitePolicy.allowed(policies.map(\.cipherSuites)).map(\.rawValue)
         messageLifetimeMin = minimum
         messageLifetimeMax = maximum
         burnOnReadMax = policies.map(\.burnOnReadMax).min() ?? ConversationSettings.maximumSeconds

@@ -31,7 +31,7 @@ extension ConclaveStore {
     }
 
     static let conversationColumns =
-        "c.id, c.kind, c.name, c.direct_key, c.created_by, c.created_at, c.epoch, c.group_info, c.ratchet_tree, c.message_lifetime, c.burn_on_read, c.host"
+        "c.id, c.kind, c.name, c.direct_key, c.created_by, c.created_at, c.epoch, c.group_info, c.ratchet_tree, c.message_lifetime, c.burn_on_read, c.host, c.generation, c.reinit"
 
     public func conversation(_ id: ConversationID) async throws -> ConversationRecord? {
         try await database.read { connection in
@@ -133,15 +133,21 @@ extension ConclaveStore {
     public func applyCommit(_ write: CommitWrite) async throws -> (outcome: CommitOutcome, notified: Set<DeviceID>) {
         try await self.write { connection in
             let id = SQLValue.blob(write.conversation.bytes)
-            let rows = try await connection.query("SELECT epoch FROM conversations WHERE id = ?\(forUpdate)", [id])
+            let rows = try await connection.query("SELECT epoch, generation FROM conversations WHERE id = ?\(forUpdate)", [id])
             guard let row = rows.first else { return (.wrongEpoch(current: 0), []) }
             let current = UInt64(try row.integer(0))
-            guard current == write.fromEpoch else { return (.wrongEpoch(current: current), []) }
+            guard current == write.fromEpoch, try row.integer(1) == Int64(write.generation) else {
+                return (.wrongEpoch(current: current), [])
+            }
             try await connection.execute(
-                "UPDATE conversations SET epoch = ?, group_info = ?, ratchet_tree = ?, message_lifetime = ?, burn_on_read = ? WHERE id = ?",
+                """
+                UPDATE conversations SET epoch = ?, group_info = ?, ratchet_tree = ?, message_lifetime = ?, burn_on_read = ?, \
+                generation = ?, reinit = ? WHERE id = ?
+                """,
                 [
                     .integer(Int64(write.toEpoch)), .blob(write.groupInfo), .blob(write.ratchetTree),
-                    .integer(Int64(write.settings.messageLifetime)), .integer(Int64(write.settings.burnOnRead)), id,
+                    .integer(Int64(write.settings.messageLifetime)), .integer(Int64(write.settings.burnOnRead)),
+                    .integer(Int64(write.generation + (write.startsSuccessor ? 1 : 0))), write.reinit.map(SQLValue.blob) ?? .null, id,
                 ])
             try await connection.execute("DELETE FROM conversation_devices WHERE conversation_id = ?", [id])
             for member in write.devices {
@@ -190,19 +196,21 @@ extension ConclaveStore {
     /// epoch now is. Returns each recipient device's sequence number of the
     /// message. The caches stay: nothing they hold changes.
     public func appendApplication(
-        _ id: ConversationID, epoch: UInt64, delivery: Delivery, files: FileShare? = nil
+        _ id: ConversationID, epoch: UInt64, generation: UInt64 = 0, delivery: Delivery, files: FileShare? = nil
     ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
         try await writeKeepingCaches { connection in
             let key = SQLValue.blob(id.bytes)
             let rows = try await connection.query(
                 """
-                SELECT epoch, message_lifetime, EXISTS (SELECT 1 FROM pending_proposals WHERE conversation_id = ?), burn_on_read \
-                FROM conversations WHERE id = ?\(forUpdate)
+                SELECT epoch, message_lifetime, EXISTS (SELECT 1 FROM pending_proposals WHERE conversation_id = ?), burn_on_read, \
+                generation, reinit IS NOT NULL FROM conversations WHERE id = ?\(forUpdate)
                 """, [key, key])
             guard let row = rows.first else { return (.unknownConversation, [:]) }
             let current = UInt64(try row.integer(0))
+            let (stored, moving, pending) = (UInt64(max(0, try row.integer(4))), try row.integer(5) != 0, try row.integer(2) != 0)
             let outcome: SendOutcome? =
-                current != epoch ? .wrongEpoch(current: current) : try row.integer(2) != 0 ? .pendingProposals : nil
+                current != epoch || stored != generation
+                ? .wrongEpoch(current: current) : moving ? .moving : pending ? .pendingProposals : nil
             if let outcome {
                 if let duplicate = try await Self.storedMessage(connection, id, delivery) { return (duplicate, [:]) }
                 return (outcome, [:])
@@ -401,7 +409,8 @@ extension ConclaveStore {
             ratchetTree: try row.blob(8),
             settings: ConversationSettings(
                 messageLifetime: UInt64(max(0, try row.integer(9))), burnOnRead: UInt64(max(0, try row.integer(10)))),
-            host: try row.optionalText(11).flatMap(NetworkDomain.init))
+            host: try row.optionalText(11).flatMap(NetworkDomain.init), generation: UInt64(max(0, try row.integer(12))),
+            reinit: try row.optionalBlob(13))
     }
 }
 

@@ -350,40 +350,46 @@ extension ConclaveStore {
 // MARK: - Key packages
 
 extension ConclaveStore {
-    /// Stores key packages of a device; a new last-resort package replaces
-    /// the old one.
+    /// Stores key packages of a device, all of one cipher suite; a new
+    /// last-resort package replaces the suite's old one.
     /// Throws ``StoreError/full(_:)`` when the device would hold more
-    /// than `stock` ordinary packages (K3).
+    /// than `stock` ordinary packages of the suite (K3).
     public func addKeyPackages(
-        device: DeviceID, _ packages: [(ref: [UInt8], data: [UInt8])], lastResort: (ref: [UInt8], data: [UInt8])?, now: Date,
-        stock: Int = .max
+        device: DeviceID, suite: UInt16 = 1, _ packages: [(ref: [UInt8], data: [UInt8])], lastResort: (ref: [UInt8], data: [UInt8])?,
+        now: Date, stock: Int = .max
     )
         async throws
     {
         try await write { connection in
             let held =
                 try await connection.query(
-                    "SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 0", [.text(device.value)]
+                    "SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND cipher_suite = ? AND last_resort = 0",
+                    [.text(device.value), .integer(Int64(suite))]
                 ).first?.integer(0) ?? 0
             guard Int(held) + packages.count <= stock else { throw StoreError.full("key packages") }
             for package in packages {
                 try await connection.execute(
-                    "INSERT INTO key_packages (ref, device_id, data, last_resort, created_at) VALUES (?, ?, ?, 0, ?)",
-                    [.blob(package.ref), .text(device.value), .blob(package.data), .integer(now.millis)])
+                    "INSERT INTO key_packages (ref, device_id, cipher_suite, data, last_resort, created_at) VALUES (?, ?, ?, ?, 0, ?)",
+                    [.blob(package.ref), .text(device.value), .integer(Int64(suite)), .blob(package.data), .integer(now.millis)])
             }
             if let lastResort {
-                try await connection.execute("DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1", [.text(device.value)])
                 try await connection.execute(
-                    "INSERT INTO key_packages (ref, device_id, data, last_resort, created_at) VALUES (?, ?, ?, 1, ?)",
-                    [.blob(lastResort.ref), .text(device.value), .blob(lastResort.data), .integer(now.millis)])
+                    "DELETE FROM key_packages WHERE device_id = ? AND cipher_suite = ? AND last_resort = 1",
+                    [.text(device.value), .integer(Int64(suite))])
+                try await connection.execute(
+                    "INSERT INTO key_packages (ref, device_id, cipher_suite, data, last_resort, created_at) VALUES (?, ?, ?, ?, 1, ?)",
+                    [.blob(lastResort.ref), .text(device.value), .integer(Int64(suite)), .blob(lastResort.data), .integer(now.millis)])
             }
         }
     }
 
-    public func keyPackageCount(device: DeviceID) async throws -> (available: Int, lastResort: Bool) {
+    /// How many ordinary key packages of a suite a device holds, and
+    /// whether it has a last-resort one.
+    public func keyPackageCount(device: DeviceID, suite: UInt16 = 1) async throws -> (available: Int, lastResort: Bool) {
         try await database.read { connection in
             let rows = try await connection.query(
-                "SELECT last_resort, COUNT(*) FROM key_packages WHERE device_id = ? GROUP BY last_resort", [.text(device.value)])
+                "SELECT last_resort, COUNT(*) FROM key_packages WHERE device_id = ? AND cipher_suite = ? GROUP BY last_resort",
+                [.text(device.value), .integer(Int64(suite))])
             var available = 0
             var lastResort = false
             for row in rows {
@@ -393,29 +399,54 @@ extension ConclaveStore {
         }
     }
 
-    /// Takes one key package of every device of a user, in one transaction:
-    /// an ordinary one is consumed, else the last-resort one is handed out
-    /// and kept (RFC 9420 §16.8).
-    public func claimKeyPackages(user: UserName) async throws -> [(device: DeviceID, data: [UInt8])] {
+    /// Takes one key package of every device of a user, in one transaction,
+    /// all of one suite: the first of `suites` that every device holding
+    /// key packages has (else the first, and the devices without it are
+    /// `missing`). An ordinary package is consumed, else the last-resort
+    /// one is handed out and kept (RFC 9420 §16.8).
+    public func claimKeyPackages(user: UserName, suites: [UInt16] = [1]) async throws -> KeyPackageClaimResult {
         try await write { connection in
             // A pending device is in no conversation until its user approved it.
-            let devices = try await connection.query(
-                "SELECT id FROM devices WHERE user_name = ? AND pending = 0 ORDER BY id", [.text(user.value)])
-            var claimed: [(DeviceID, [UInt8])] = []
-            for row in devices {
-                let device = try Self.deviceID(row)
+            let held = try await connection.query(
+                """
+                SELECT k.device_id, k.cipher_suite FROM key_packages k JOIN devices d ON d.id = k.device_id \
+                WHERE d.user_name = ? AND d.pending = 0 GROUP BY k.device_id, k.cipher_suite
+                """, [.text(user.value)])
+            var suitesOf: [DeviceID: Set<UInt16>] = [:]
+            for row in held {
+                suitesOf[try Self.deviceID(row), default: []].insert(UInt16(clamping: try row.integer(1)))
+            }
+            let devices = suitesOf.keys.sorted { $0.value < $1.value }
+            let suite = suites.first { suite in devices.allSatisfy { suitesOf[$0]?.contains(suite) == true } } ?? suites.first ?? 1
+            var result = KeyPackageClaimResult(suite: suite, packages: [], missing: [])
+            for device in devices {
+                guard suitesOf[device]?.contains(suite) == true else {
+                    result.missing.append(device)
+                    continue
+                }
                 let packages = try await connection.query(
-                    "SELECT ref, data, last_resort FROM key_packages WHERE device_id = ? ORDER BY last_resort, created_at LIMIT 1\(forUpdate)",
-                    [.text(device.value)])
+                    """
+                    SELECT ref, data, last_resort FROM key_packages WHERE device_id = ? AND cipher_suite = ? \
+                    ORDER BY last_resort, created_at LIMIT 1\(forUpdate)
+                    """, [.text(device.value), .integer(Int64(suite))])
                 guard let package = packages.first else { continue }
                 if try package.integer(2) == 0 {
                     try await connection.execute("DELETE FROM key_packages WHERE ref = ?", [.blob(try package.blob(0))])
                 }
-                claimed.append((device, try package.blob(1)))
+                result.packages.append((device, try package.blob(1)))
             }
-            return claimed
+            return result
         }
     }
+}
+
+/// What ``ConclaveStore/claimKeyPackages(user:suites:)`` took.
+public struct KeyPackageClaimResult: Sendable {
+    /// The suite of every package taken.
+    public var suite: UInt16
+    public var packages: [(device: DeviceID, data: [UInt8])]
+    /// Devices that hold key packages, but none of `suite`.
+    public var missing: [DeviceID]
 }
 
 extension UserName {

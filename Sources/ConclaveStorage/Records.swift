@@ -74,12 +74,20 @@ public struct ConversationRecord: Sendable, Hashable {
     /// The network that hosts the conversation; nil when this one does.
     /// A remote conversation's record holds no group state.
     public var host: NetworkDomain?
+    /// How many successor groups (ReInit, D25) the conversation has had.
+    public var generation: UInt64
+    /// The ReInit proposal the current group committed (TLS-encoded), while
+    /// its successor has not started: the group takes nothing more.
+    public var reinit: [UInt8]?
 
     public init(
         id: ConversationID, kind: ConversationKind, name: String?, directKey: String?, createdBy: UserName, createdAt: Date, epoch: UInt64,
-        groupInfo: [UInt8], ratchetTree: [UInt8], settings: ConversationSettings = ConversationSettings(), host: NetworkDomain? = nil
+        groupInfo: [UInt8], ratchetTree: [UInt8], settings: ConversationSettings = ConversationSettings(), host: NetworkDomain? = nil,
+        generation: UInt64 = 0, reinit: [UInt8]? = nil
     ) {
         self.host = host
+        self.generation = generation
+        self.reinit = reinit
         self.id = id
         self.kind = kind
         self.name = name
@@ -159,6 +167,13 @@ public struct CommitWrite: Sendable {
     public var remoteMembers: [UserAddress]
     public var remoteDevices: [RemoteDevice]
     public var deliveries: [Delivery]
+    /// The generation the conversation must be at, and whether this write
+    /// starts its successor group (generation + 1, D25).
+    public var generation: UInt64 = 0
+    public var startsSuccessor = false
+    /// The ReInit proposal the commit committed (TLS-encoded): the group
+    /// then takes nothing more until its successor starts.
+    public var reinit: [UInt8]?
 
     public init(
         conversation: ConversationID, fromEpoch: UInt64, toEpoch: UInt64, groupInfo: [UInt8], ratchetTree: [UInt8],
@@ -194,5 +209,7 @@ public enum SendOutcome: Sendable, Hashable {
     case wrongEpoch(current: UInt64)
     /// Server proposals wait for a commit; no application message until then.
     case pendingProposals
+    /// The group committed a ReInit: nothing more until its successor starts (D25).
+    case moving
     case unknownConversation
 }

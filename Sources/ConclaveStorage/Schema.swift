@@ -167,6 +167,17 @@ enum Schema {
                 created_at \(int) NOT NULL, created_by TEXT NOT NULL)
                 """,
             ],
+            [
+                // Post-quantum conversations. A device keeps key packages of each cipher suite it supports (the classical suite 1 and the hybrid
+                // post-quantum 0x004D), each suite with its own stock and last-resort package.
+                "ALTER TABLE key_packages ADD COLUMN cipher_suite \(int) NOT NULL DEFAULT 1",
+                "DROP INDEX key_packages_device",
+                "CREATE INDEX key_packages_device ON key_packages(device_id, cipher_suite, last_resort)",
+                // A conversation moved to another suite by ReInit (D25): generation counts its successor groups;
+                // reinit holds the committed ReInit proposal while the successor has not started.
+                "ALTER TABLE conversations ADD COLUMN generation \(int) NOT NULL DEFAULT 0",
+                "ALTER TABLE conversations ADD COLUMN reinit \(bytes)",
+            ],
         ]
     }
 }

@@ -201,12 +201,18 @@ struct GroupPolicyOptions: ParsableArguments {
     @Option(name: .long, help: "Longest burn-on-read delay allowed, or off to forbid burn-on-read.") var borMax: String?
     @Option(name: .long, help: "Whether members may share files: on or off.") var files: String?
     @Option(name: .long, help: "Largest file members may share: bytes, or with K, M, G (1024-based).") var maxFileSize: String?
+    @Option(
+        name: .long,
+        help: """
+            MLS cipher suites of members' conversations: classical (suite 1 only), pq-preferred (hybrid post-quantum \
+            X-Wing when every member's devices support it; the default) or pq-required (post-quantum only).
+            """) var cipherSuites: String?
 
     /// The change these options make, with the console's validation (``PolicyText``).
     func change() throws -> SecurityGroupChange {
         let text = PolicyText(
             mayMessage: mayMessage, federate: federate, ttlMin: ttlMin, ttlMax: ttlMax, ttlDefault: ttlDefault, borMax: borMax,
-            files: files, maxFileSize: maxFileSize)
+            files: files, maxFileSize: maxFileSize, cipherSuites: cipherSuites)
         do {
             return try text.change()
         } catch {
@@ -225,7 +231,10 @@ struct AdminGroupCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a security group.",
             discussion:
-                "Unset options take the defaults: may message all, federate all, no lifetime bounds, burn-on-read allowed, files on (100M)."
+                """
+                Unset options take the defaults: may message all, federate all, no lifetime bounds, burn-on-read allowed, \
+                files on (100M), cipher suites pq-preferred.
+                """
         )
         @OptionGroup var admin: AdminOptions
         @Argument(help: "The group's name (a-z 0-9 . _ -).") var name: String
@@ -308,6 +317,7 @@ struct AdminGroupCommand: AsyncParsableCommand {
             "  message lifetime: min \(duration(policy.messageLifetimeMin, zero: "none")), max \(duration(policy.messageLifetimeMax, zero: "none")), default \(duration(policy.messageLifetimeDefault, zero: "no expiry"))",
             "  burn-on-read: \(policy.burnOnReadMax == 0 ? "off" : "up to " + DurationText.format(policy.burnOnReadMax))",
             "  files: \(policy.files ? "on, up to \(policy.maxFileSize) bytes" : "off")",
+            "  cipher suites: \(policy.cipherSuites.rawValue)",
         ].joined(separator: "\n")
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import ConclaveClient
 import ConclaveProtocol
 import Foundation
+import MLS
 
 struct LoginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -210,25 +211,49 @@ struct RoomCommand: AsyncParsableCommand {
     struct SetSettings: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set",
-            abstract: "Change a room's message lifetime or burn-on-read delay, within the members' security-group policy.")
+            abstract:
+                "Change a conversation's message lifetime, burn-on-read delay or cipher suite, within the members' security-group policy.")
         @OptionGroup var options: ProfileOptions
         @Argument(help: "The room's id or unique name.") var room: String
         @Option(name: .long, help: "Message lifetime (30s, 15m, 2h, 7d, or off).") var ttl: String?
         @Option(name: .long, help: "Burn-on-read delay (30s, 15m, 2h, 7d, or off).") var bor: String?
+        @Option(
+            name: .long,
+            help: """
+                Move the conversation to another MLS cipher suite: pq (hybrid post-quantum X-Wing, 0x004D) or classical \
+                (suite 1). Every member's devices follow; the old group is closed.
+                """) var cipherSuite: String?
 
         func validate() throws {
-            guard ttl != nil || bor != nil else { throw ValidationError("give --ttl, --bor or both") }
+            guard ttl != nil || bor != nil || cipherSuite != nil else { throw ValidationError("give --ttl, --bor or --cipher-suite") }
+            if let cipherSuite, Self.suite(cipherSuite) == nil { throw ValidationError("--cipher-suite takes pq or classical") }
+        }
+
+        static func suite(_ text: String) -> CipherSuite? {
+            switch text {
+            case "pq": .xwingChacha20Sha256Ed25519
+            case "classical": .x25519Aes128Sha256Ed25519
+            default: nil
+            }
         }
 
         func run() async throws {
             let lifetime = try ttl.map { try durationOption($0, "ttl") }
             let burnOnRead = try bor.map { try durationOption($0, "bor") }
             try await options.withClient { client in
-                let conversation = try await client.findConversation(room)
-                let settings = ConversationSettings(
-                    messageLifetime: lifetime ?? conversation.messageLifetime, burnOnRead: burnOnRead ?? conversation.burnOnRead)
-                let changed = try await client.setSettings(settings, in: conversation.id)
-                print("\(changed.title):\(settingsText(changed, always: true))")
+                var conversation = try await client.findConversation(room)
+                if lifetime != nil || burnOnRead != nil {
+                    let settings = ConversationSettings(
+                        messageLifetime: lifetime ?? conversation.messageLifetime, burnOnRead: burnOnRead ?? conversation.burnOnRead)
+                    conversation = try await client.setSettings(settings, in: conversation.id)
+                    print("\(conversation.title):\(settingsText(conversation, always: true))")
+                }
+                if let suite = cipherSuite.flatMap(Self.suite) {
+                    conversation = try await client.moveConversation(conversation.id, to: suite)
+                    print(
+                        "\(conversation.title): \(suiteText(conversation)) with \(conversation.members.map(\.description).joined(separator: ", "))"
+                    )
+                }
             }
         }
     }
@@ -290,7 +315,7 @@ struct RoomCommand: AsyncParsableCommand {
                     } else {
                         let members = conversation.members.map(\.description).joined(separator: ",")
                         print(
-                            "\(conversation.id)\t\(conversation.kind.rawValue)\t\(conversation.title)\t\(members)\(settingsText(conversation))\(conversation.hidden ? "\t(hidden)" : "")"
+                            "\(conversation.id)\t\(conversation.kind.rawValue)\t\(conversation.title)\t\(members)\(settingsText(conversation))\t\(suiteText(conversation))\(conversation.hidden ? "\t(hidden)" : "")"
                         )
                     }
                 }
@@ -485,6 +510,8 @@ struct EventPrinter: Sendable {
             Swift.print(
                 "* \(change.conversation.title):\(settingsText(change.conversation, always: true))\(Self.byline(change.by, change.proposedByServer))"
             )
+        case .cipherSuiteChanged(let conversation):
+            Swift.print("* \(conversation.title): moved to the \(suiteText(conversation)) cipher suite")
         case .removed(let id, let by):
             Swift.print("* you were removed from \(id)\(Self.byline(by, false))")
         case .warning(let text):
@@ -543,7 +570,7 @@ struct EventLine: Encodable {
 
     enum Key: String, CodingKey {
         case type, id, conversation, room, from, device, text, sentAt, expiresAt, burnOnRead, kind, title, members, messageLifetime, by
-        case proposedByServer, addedUsers, removedUsers, addedDevices, removedDevices, file
+        case proposedByServer, addedUsers, removedUsers, addedDevices, removedDevices, file, cipherSuite
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -585,6 +612,10 @@ struct EventLine: Encodable {
             try Self.encode(change.conversation, into: &container)
             try container.encode(change.by?.description, forKey: .by)
             try container.encode(change.proposedByServer, forKey: .proposedByServer)
+        case .cipherSuiteChanged(let conversation):
+            try container.encode("cipher_suite", forKey: .type)
+            try Self.encode(conversation, into: &container)
+            try container.encode(conversation.cipherSuite, forKey: .cipherSuite)
         case .removed(let id, let by):
             try container.encode("removed", forKey: .type)
             try container.encode(id, forKey: .conversation)
@@ -632,6 +663,8 @@ struct ConversationLine: Encodable {
     let epoch: UInt64
     let messageLifetime: UInt64?
     let burnOnRead: UInt64?
+    let cipherSuite: UInt16
+    let postQuantum: Bool
     let hidden: Bool
 
     init(_ conversation: Conversation) {
@@ -645,10 +678,14 @@ struct ConversationLine: Encodable {
         epoch = conversation.epoch
         messageLifetime = conversation.messageLifetime > 0 ? conversation.messageLifetime : nil
         burnOnRead = conversation.burnOnRead > 0 ? conversation.burnOnRead : nil
+        cipherSuite = conversation.cipherSuite
+        postQuantum = conversation.isPostQuantum
         hidden = conversation.hidden
     }
 
-    enum CodingKeys: String, CodingKey { case id, kind, title, name, peer, members, devices, epoch, messageLifetime, burnOnRead, hidden }
+    enum CodingKeys: String, CodingKey {
+        case id, kind, title, name, peer, members, devices, epoch, messageLifetime, burnOnRead, cipherSuite, postQuantum, hidden
+    }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -662,6 +699,8 @@ struct ConversationLine: Encodable {
         try container.encode(epoch, forKey: .epoch)
         try container.encode(messageLifetime, forKey: .messageLifetime)
         try container.encode(burnOnRead, forKey: .burnOnRead)
+        try container.encode(cipherSuite, forKey: .cipherSuite)
+        try container.encode(postQuantum, forKey: .postQuantum)
         try container.encode(hidden, forKey: .hidden)
     }
 }
@@ -685,6 +724,11 @@ func durationOption(_ text: String, _ option: String) throws -> UInt64 {
     } catch {
         throw ValidationError("--\(error.field) takes \(error.takes)")
     }
+}
+
+/// `post-quantum (0x004D)` or `classical (0x0001)`.
+func suiteText(_ conversation: Conversation) -> String {
+    "\(conversation.isPostQuantum ? "post-quantum" : "classical") (0x\(String(format: "%04X", conversation.cipherSuite)))"
 }
 
 /// ` (messages expire after 7d, burn 30s after reading)`, or nothing for defaults.

@@ -260,7 +260,7 @@ import Testing
 
     // MARK: Messages
 
-    @Test("D15, D16, D19: an application message")
+    @Test("D15, D16, D19, D25: an application message")
     func messages() throws {
         let alice = try Device("alice")
         let mallory = try Device("mallory")
@@ -269,7 +269,24 @@ import Testing
         let message = SendMessage(messageId: "m-1", message: Base64Bytes(try group.encrypt([1, 2], random: SystemRandom()).tlsSerialized))
         #expect(
             try DeliveryCore.checkMessage(
-                message, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester, maxBytes: 1 << 20) == 0)
+                message, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester, maxBytes: 1 << 20) == (0, 0))
+        // D25: the authenticated data names the generation (8 bytes), or is empty for generation 0.
+        let later = SendMessage(
+            messageId: "m-2",
+            message: Base64Bytes(
+                try group.encrypt([3], authenticatedData: ConversationGeneration.authenticatedData(2), random: SystemRandom())
+                    .tlsSerialized))
+        #expect(
+            try DeliveryCore.checkMessage(
+                later, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester, maxBytes: 1 << 20) == (0, 2))
+        let odd = SendMessage(
+            messageId: "m-3",
+            message: Base64Bytes(try group.encrypt([4], authenticatedData: [1, 2, 3], random: SystemRandom()).tlsSerialized))
+        #expect(
+            Self.refusal {
+                try DeliveryCore.checkMessage(
+                    odd, to: id, localDevices: [alice.id], remoteDevices: [], by: alice.requester, maxBytes: 1 << 20)
+            } == .invalidMLSMessage)
         #expect(
             Self.refusal {
                 try DeliveryCore.checkMessage(

@@ -97,6 +97,35 @@ struct ReInitTests {
         #expect(successor.epochAuthenticator == bobNew.epochAuthenticator)
     }
 
+    @Test("A member joins the successor only from a Welcome that carries the old group's reinit PSK, of the group the ReInit named")
+    func joinSuccessorChecksContinuity() throws {
+        var groups = try threeMembers()
+        let reinit = ReInit(groupID: [3, 1], version: .mls10, cipherSuite: .xwingChacha20Sha256Ed25519, extensions: [])
+        let output = try groups[0].commit(proposals: [.reinit(reinit)], now: testNow, random: alice.random)
+        try groups[0].mergePendingCommit()
+        _ = try groups[1].process(output.commit, now: testNow)
+        let pqAlice = try Client("alice", suite: .xwingChacha20Sha256Ed25519, seed: 51)
+        let pqBob = try Client("bob", suite: .xwingChacha20Sha256Ed25519, seed: 52)
+
+        let bobPackage = try pqBob.keyPackage()
+        let (successor, welcome) = try groups[0].reinitialize(
+            creator: try pqAlice.keyPackage(), adding: [bobPackage.keyPackage], now: testNow, random: pqAlice.random)
+        let joined = try groups[1].joinSuccessor(welcome: try #require(welcome), keyPackage: bobPackage, now: testNow)
+        #expect(joined.epochAuthenticator == successor.epochAuthenticator)
+
+        // A group of the same id and suite started by someone without the old group's secret (no reinit PSK): refused.
+        let forgedPackage = try pqBob.keyPackage()
+        var forged = try Group(creating: [3, 1], creator: try pqAlice.keyPackage(), random: pqAlice.random)
+        let fake = try forged.commit(adding: [forgedPackage.keyPackage], forcePath: true, now: testNow, random: pqAlice.random)
+        #expect(throws: MLSError(.invalidReInit, "", "")) {
+            try groups[1].joinSuccessor(welcome: try #require(fake.welcome), keyPackage: forgedPackage, now: testNow)
+        }
+        // A group that has committed no ReInit joins no successor.
+        #expect(throws: MLSError(.invalidReInit, "", "")) {
+            try groups[2].joinSuccessor(welcome: try #require(welcome), keyPackage: bobPackage, now: testNow)
+        }
+    }
+
     @Test func aBranchHoldsASubsetOfTheMembers() throws {
         let groups = try threeMembers()
         let bobPackage = try bob.keyPackage()

@@ -1594,7 +1594,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "uploadKeyPackages",
         "summary": "Upload key packages",
-        "description": "Key package directory. Stores KeyPackages of the session's device. Rules: K1 — at most 100 key packages per upload; K2 — each is an MLSMessage holding a KeyPackage of at most 64 KiB, of a supported cipher suite, correctly signed, whose leaf carries this device's DeviceCertificate (verified against the network key, for this device and this suite) and this device's signature key. A key package already uploaded is refused (409 `duplicate_key_package`); the upload is all or nothing. Answers the device's new counts.",
+        "description": "Key package directory. Stores KeyPackages of the session's device. Rules: K1 — at most 100 key packages per upload; K2 — each is an MLSMessage holding a KeyPackage of at most 64 KiB, of a cipher suite this server runs whose signature scheme is that of the device certificate's suite (a suite-1 device may upload suite 1 and the hybrid post-quantum 0x004D), all of one suite per upload, correctly signed, whose leaf carries this device's DeviceCertificate (verified against the network key) and this device's signature key; K3 — at most 200 one-time packages per suite on the server (409 `key_package_stock_full`). A key package already uploaded is refused (409 `duplicate_key_package`); the upload is all or nothing. Answers the device's new counts for that suite.",
         "tags": [
           "Key packages"
         ],
@@ -1673,7 +1673,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "countKeyPackages",
         "summary": "Count own key packages",
-        "description": "How many one-time key packages of the session's device are left, and whether a last-resort one is stored.",
+        "description": "How many one-time key packages of one cipher suite the session's device has left, and whether it has a last-resort one of that suite. Each suite a device supports (a suite-1 device also keeps packages of the hybrid post-quantum 0x004D) has its own stock (K3) and last-resort package.",
         "tags": [
           "Key packages"
         ],
@@ -1693,6 +1693,9 @@ extension OpenAPIDocument {
               }
             }
           },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
           },
@@ -1702,14 +1705,27 @@ extension OpenAPIDocument {
           "503": {
             "$ref": "#/components/responses/ServerBusy"
           }
-        }
+        },
+        "parameters": [
+          {
+            "name": "cipher_suite",
+            "in": "query",
+            "required": false,
+            "description": "The suite to count (default 1): a suite this server runs, such as 1 or 77 (0x004D). Anything else is 400.",
+            "schema": {
+              "type": "integer",
+              "minimum": 0,
+              "maximum": 65535
+            }
+          }
+        ]
       }
     },
     "/v1/key-packages/claim": {
       "post": {
         "operationId": "claimKeyPackages",
         "summary": "Claim a user's key packages",
-        "description": "Takes one key package of every device of an unsuspended user, in one transaction: a one-time key package is consumed, else the device's last-resort one is handed out and kept (RFC 9420 §16.8).\n\nA user of this network other than the caller: the two users' security groups must allow each other (P1, 403 `policy_segmentation`). A user of a peer network (F5): this network must federate (403 `federation_off`), the caller's security group must allow that network (403 `policy_federation`) and the network must be pinned (404 `unknown_network`); the claim is then relayed, signed, to that network (`POST /v1/federation/key-packages/claim`), which applies its own policy to its user. Its refusals come back with the same code and status, the message prefixed `<domain> refused:` (e.g. 403 `policy_federation` when its user's security group may not reach this network, 404 `not_found`); 502 `peer_unavailable` when it does not answer. Verify a peer network's key packages against its key from `GET /v1/networks/{domain}`.",
+        "description": "Takes one key package of every device of an unsuspended user, in one transaction, all of one cipher suite (`cipher_suites`): a one-time key package is consumed, else the device's last-resort one is handed out and kept (RFC 9420 §16.8).\n\nA user of this network other than the caller: the two users' security groups must allow each other (P1, 403 `policy_segmentation`). A user of a peer network (F5): this network must federate (403 `federation_off`), the caller's security group must allow that network (403 `policy_federation`) and the network must be pinned (404 `unknown_network`); the claim is then relayed, signed, to that network (`POST /v1/federation/key-packages/claim`), which applies its own policy to its user. Its refusals come back with the same code and status, the message prefixed `<domain> refused:` (e.g. 403 `policy_federation` when its user's security group may not reach this network, 404 `not_found`); 502 `peer_unavailable` when it does not answer. Verify a peer network's key packages against its key from `GET /v1/networks/{domain}`.",
         "tags": [
           "Key packages"
         ],
@@ -7127,6 +7143,7 @@ extension OpenAPIDocument {
               "policy_conflict",
               "policy_federation",
               "policy_files",
+              "policy_cipher_suite",
               "federation_off",
               "network_not_pinned",
               "peer_unverified",
@@ -7704,6 +7721,12 @@ extension OpenAPIDocument {
       "KeyPackageCount": {
         "type": "object",
         "properties": {
+          "cipher_suite": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 65535,
+            "description": "The cipher suite counted."
+          },
           "available": {
             "type": "integer",
             "minimum": 0,
@@ -7715,6 +7738,7 @@ extension OpenAPIDocument {
           }
         },
         "required": [
+          "cipher_suite",
           "available",
           "last_resort"
         ]
@@ -7725,6 +7749,18 @@ extension OpenAPIDocument {
           "user": {
             "$ref": "#/components/schemas/UserAddress",
             "description": "The user whose devices' key packages to claim: a full address of this network or of a federation peer network."
+          },
+          "cipher_suites": {
+            "type": "array",
+            "items": {
+              "type": "integer",
+              "minimum": 0,
+              "maximum": 65535
+            },
+            "minItems": 1,
+            "maxItems": 8,
+            "uniqueItems": true,
+            "description": "The cipher suites the caller may use for the conversation, the strongest first (absent: `[1]`): distinct suites this server runs (400 otherwise). The server hands out packages of the first suite every one of the user's devices (that holds key packages) has; if none is had by all, of the first suite, naming the devices without it in `missing`."
           }
         },
         "required": [
@@ -7763,11 +7799,26 @@ extension OpenAPIDocument {
               "$ref": "#/components/schemas/ClaimedKeyPackage"
             },
             "description": "One per device that has one: a one-time key package (consumed) or else the last-resort one (kept). Devices without any are left out, so the list may be empty."
+          },
+          "cipher_suite": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 65535,
+            "description": "The suite of every key package handed out."
+          },
+          "missing": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/DeviceID"
+            },
+            "description": "Devices of the user that hold key packages, but none of `cipher_suite`: they cannot join a conversation of it."
           }
         },
         "required": [
           "user",
-          "key_packages"
+          "key_packages",
+          "cipher_suite",
+          "missing"
         ]
       },
       "CreateConversation": {
@@ -7935,13 +7986,23 @@ extension OpenAPIDocument {
             "minimum": 0,
             "maximum": 315360000,
             "description": "The longest burn-on-read delay allowed (the smallest of the groups); 0: burn-on-read is off."
+          },
+          "cipher_suites": {
+            "type": "array",
+            "items": {
+              "type": "integer",
+              "minimum": 0,
+              "maximum": 65535
+            },
+            "description": "The MLS cipher suites the conversation may use (P4), the strongest first: `[77, 1]` (0x004D, then suite 1) when every group allows both. Never empty: groups that admit no suite in common are refused (403 `policy_conflict`)."
           }
         },
         "required": [
           "message_lifetime_min",
           "message_lifetime_max",
           "message_lifetime_default",
-          "burn_on_read_max"
+          "burn_on_read_max",
+          "cipher_suites"
         ]
       },
       "GroupInfoResponse": {
@@ -8519,6 +8580,15 @@ extension OpenAPIDocument {
             "minimum": 0,
             "description": "The largest file members may upload or download, in bytes before sealing: a sealed file may be this size plus its sealing (S2, S4: 413 `policy_file_size`).",
             "maximum": 1099511627776
+          },
+          "cipher_suites": {
+            "type": "string",
+            "enum": [
+              "classical",
+              "pq-preferred",
+              "pq-required"
+            ],
+            "description": "Which MLS cipher suites members' conversations may use (P4): `classical` (suite 1 only), `pq-preferred` (the hybrid post-quantum suite 0x004D when every member's devices support it, else suite 1; the default), `pq-required` (0x004D only; a conversation with a member whose devices cannot is refused, 403 `policy_cipher_suite`). A group of `classical` and one of `pq-required` cannot share a conversation (403 `policy_conflict`). Existing conversations keep their suite: new members are refused until a member moves the conversation by ReInit."
           }
         },
         "required": [
@@ -8530,7 +8600,8 @@ extension OpenAPIDocument {
           "message_lifetime_default",
           "burn_on_read_max",
           "files",
-          "max_file_size"
+          "max_file_size",
+          "cipher_suites"
         ]
       },
       "SecurityGroupChange": {
@@ -8619,6 +8690,15 @@ extension OpenAPIDocument {
             "minimum": 0,
             "description": "The largest file members may upload or download, in bytes before sealing: a sealed file may be this size plus its sealing (S2, S4: 413 `policy_file_size`).",
             "maximum": 1099511627776
+          },
+          "cipher_suites": {
+            "type": "string",
+            "enum": [
+              "classical",
+              "pq-preferred",
+              "pq-required"
+            ],
+            "description": "Which MLS cipher suites members' conversations may use (P4): `classical` (suite 1 only), `pq-preferred` (the hybrid post-quantum suite 0x004D when every member's devices support it, else suite 1; the default), `pq-required` (0x004D only; a conversation with a member whose devices cannot is refused, 403 `policy_cipher_suite`). A group of `classical` and one of `pq-required` cannot share a conversation (403 `policy_conflict`). Existing conversations keep their suite: new members are refused until a member moves the conversation by ReInit."
           }
         },
         "additionalProperties": false
@@ -9199,6 +9279,18 @@ extension OpenAPIDocument {
           "requester": {
             "$ref": "#/components/schemas/UserAddress",
             "description": "The user who claims them: an address of the origin network."
+          },
+          "cipher_suites": {
+            "type": "array",
+            "items": {
+              "type": "integer",
+              "minimum": 0,
+              "maximum": 65535
+            },
+            "minItems": 1,
+            "maxItems": 8,
+            "uniqueItems": true,
+            "description": "The cipher suites the caller may use for the conversation, the strongest first (absent: `[1]`): distinct suites this server runs (400 otherwise). The server hands out packages of the first suite every one of the user's devices (that holds key packages) has; if none is had by all, of the first suite, naming the devices without it in `missing`."
           }
         },
         "required": [

@@ -32,38 +32,54 @@ final class KeyPackageDirectory: Sendable {
         guard upload.keyPackages.count <= 100 else { throw APIError.badRequest("at most 100 key packages per upload") }  // K1
         let packages = try upload.keyPackages.map { try checked($0.bytes, session: session) }
         let lastResort = try upload.lastResort.map { try checked($0.bytes, session: session) }
+        let suites = Set(packages.map(\.suite) + (lastResort.map { [$0.suite] } ?? []))
+        guard suites.count <= 1 else { throw APIError.badRequest("an upload holds key packages of one cipher suite") }  // K1
+        let suite = suites.first ?? CipherSuite.x25519Aes128Sha256Ed25519
         do {
-            try await store.addKeyPackages(device: session.device.id, packages, lastResort: lastResort, now: clock.now, stock: stock)
+            try await store.addKeyPackages(
+                device: session.device.id, suite: suite.rawValue, packages.map { ($0.ref, $0.data) },
+                lastResort: lastResort.map { ($0.ref, $0.data) }, now: clock.now, stock: stock)
         } catch StoreError.conflict {
             throw APIError(.duplicateKeyPackage, "a key package was uploaded before")
         } catch StoreError.full {  // K3
-            throw APIError(.keyPackageStockFull, "a device keeps at most \(stock) key packages on the server")
+            throw APIError(.keyPackageStockFull, "a device keeps at most \(stock) key packages of a cipher suite on the server")
         }
-        return try await count(session: session)
+        return try await count(session: session, suite: suite)
     }
 
-    func count(session: Session) async throws -> KeyPackageCount {
-        let count = try await store.keyPackageCount(device: session.device.id)
-        return KeyPackageCount(available: count.available, lastResort: count.lastResort)
+    func count(session: Session, suite: CipherSuite) async throws -> KeyPackageCount {
+        let count = try await store.keyPackageCount(device: session.device.id, suite: suite.rawValue)
+        return KeyPackageCount(cipherSuite: suite.rawValue, available: count.available, lastResort: count.lastResort)
     }
 
-    /// K1, K2: a KeyPackage (as an MLSMessage, at most 64 KiB) of this
-    /// device's suite, signed, whose leaf carries this device's certificate
-    /// and key.
-    private func checked(_ bytes: [UInt8], session: Session) throws -> (ref: [UInt8], data: [UInt8]) {
+    /// K1, K2: a KeyPackage (as an MLSMessage, at most 64 KiB) of a suite
+    /// this server runs whose signatures are those of the device's
+    /// certificate suite, signed, whose leaf carries this device's
+    /// certificate and key.
+    private func checked(_ bytes: [UInt8], session: Session) throws -> (ref: [UInt8], data: [UInt8], suite: CipherSuite) {
         guard bytes.count <= 64 * 1024 else { throw APIError.badRequest("a key package is at most 64 KiB") }
         guard case .keyPackage(let package) = try DeliveryCore.decode(MLSMessage.self, bytes, "MLSMessage").body else {
             throw APIError.invalidMessage("not a KeyPackage message")
         }
-        guard let provider = try? CipherSuiteProvider(package.cipherSuite) else {
+        guard CipherSuite.implemented.contains(package.cipherSuite), let provider = try? CipherSuiteProvider(package.cipherSuite) else {
             throw APIError.invalidMessage("unsupported cipher suite")
         }
         guard package.verifySignature(provider),
             let certificate = VerifiedDeviceCertificate.verify(leaf: package.leafNode, networkKey: identity.publicKey),
             certificate.device == session.device.id, package.leafNode.signatureKey.bytes == session.device.signatureKey,
-            certificate.cipherSuite == package.cipherSuite
+            let certified = try? CipherSuiteProvider(certificate.cipherSuite), provider.signsLike(certified)
         else { throw APIError(.invalidKeyPackage, "the key package is not this device's, or its signature does not verify") }
-        return (package.reference(provider), bytes)
+        return (package.reference(provider), bytes, package.cipherSuite)
+    }
+
+    /// The suites a claim asks for: 1 to 8 distinct suites this server
+    /// runs, the strongest first (absent: suite 1).
+    static func requestedSuites(_ list: [UInt16]?) throws(APIError) -> [UInt16] {
+        guard let list else { return [CipherSuite.x25519Aes128Sha256Ed25519.rawValue] }
+        guard (1...8).contains(list.count), Set(list).count == list.count,
+            list.allSatisfy({ CipherSuite.implemented.contains(CipherSuite(rawValue: $0)) })
+        else { throw APIError.badRequest("cipher_suites names 1 to 8 distinct cipher suites this server runs") }
+        return list
     }
 
     /// Claims one key package of every device of a user: of this network
@@ -75,16 +91,25 @@ final class KeyPackageDirectory: Sendable {
         let requester = session.requester
         try await claims.spend(
             requester: "\(requester.address)/\(requester.device)", target: claim.user == session.address ? nil : claim.user, now: clock.now)
-        if claim.user.domain != identity.domain { return try await gateway.claimRemoteKeyPackages(claim.user, session: session) }
+        let suites = try Self.requestedSuites(claim.cipherSuites)
+        if claim.user.domain != identity.domain {
+            return try await gateway.claimRemoteKeyPackages(claim.user, suites: suites, session: session)
+        }
         let name = claim.user.name
         guard let user = try await store.user(named: name), !user.suspended else { throw APIError.notFound("user") }
         if name != session.user.name {
             let users = [session.user.name, name]
             try PolicyRules.checkSegmentation(added: [name], members: users, try await policy.policies(of: users))
         }
-        let claimed = try await store.claimKeyPackages(user: name)
-        return ClaimedKeyPackages(
-            user: identity.address(name),
-            keyPackages: claimed.map { ClaimedKeyPackages.Entry(deviceId: $0.device, keyPackage: Base64Bytes($0.data)) })
+        return ClaimedKeyPackages(try await store.claimKeyPackages(user: name, suites: suites), of: identity.address(name))
+    }
+}
+
+extension ClaimedKeyPackages {
+    /// A claim's answer: what the store took for `user`.
+    init(_ claimed: KeyPackageClaimResult, of user: UserAddress) {
+        self.init(
+            user: user, cipherSuite: claimed.suite,
+            keyPackages: claimed.packages.map { Entry(deviceId: $0.device, keyPackage: Base64Bytes($0.data)) }, missing: claimed.missing)
     }
 }

@@ -485,6 +485,7 @@ struct Console: Sendable {
             var lifetime: String
             var burnOnRead: String
             var files: String
+            var cipherSuites: String
             var url: String
         }
         var groups: [Row]
@@ -509,6 +510,13 @@ struct Console: Sendable {
         var borMax: String
         var filesOn: Bool
         var maxFileSize: String
+        var cipherSuites: String
+        var suites: [SuiteOption]
+
+        struct SuiteOption: Sendable {
+            var value: String
+            var selected: Bool
+        }
     }
 
     private func addGroupRoutes(_ admin: RouterGroup<ConclaveRequestContext>) {
@@ -581,7 +589,7 @@ struct Console: Sendable {
                 federation: text.federate ?? "",
                 lifetime: "min \(text.ttlMin ?? ""), max \(text.ttlMax ?? ""), default \(text.ttlDefault ?? "")",
                 burnOnRead: text.borMax == "off" ? "off" : "up to \(text.borMax ?? "")",
-                files: info.policy.files ? "on, up to \(text.maxFileSize ?? "")" : "off",
+                files: info.policy.files ? "on, up to \(text.maxFileSize ?? "")" : "off", cipherSuites: text.cipherSuites ?? "",
                 url: "/admin/groups/\(consolePath(info.policy.name.value))")
         }
         let body = GroupsBody(groups: rows, canManage: session.principal.may(.manage))
@@ -593,7 +601,10 @@ struct Console: Sendable {
     /// it showed, so a change made meanwhile by someone else is not undone.
     private static func policyVersion(_ policy: SecurityGroupPolicy) -> String {
         let text = PolicyText(policy)
-        let fields = [text.mayMessage, text.federate, text.ttlMin, text.ttlMax, text.ttlDefault, text.borMax, text.files, text.maxFileSize]
+        let fields = [
+            text.mayMessage, text.federate, text.ttlMin, text.ttlMax, text.ttlDefault, text.borMax, text.files, text.maxFileSize,
+            text.cipherSuites,
+        ]
         let digest = SHA256.hash(data: Array(fields.map { $0 ?? "" }.joined(separator: "\u{0}").utf8))
         return digest.prefix(12).map { String(format: "%02x", $0) }.joined()
     }
@@ -602,7 +613,8 @@ struct Console: Sendable {
     private static func policyText(_ form: ConsoleForm) -> PolicyText {
         PolicyText(
             mayMessage: form["may_message"], federate: form["federate"], ttlMin: form["ttl_min"], ttlMax: form["ttl_max"],
-            ttlDefault: form["ttl_default"], borMax: form["bor_max"], files: form["files"], maxFileSize: form["max_file_size"])
+            ttlDefault: form["ttl_default"], borMax: form["bor_max"], files: form["files"], maxFileSize: form["max_file_size"],
+            cipherSuites: form["cipher_suites"])
     }
 
     /// A group's page; after a refused change, its form shows what was
@@ -621,7 +633,8 @@ struct Console: Sendable {
             canManage: session.principal.may(.manage), members: members,
             mayMessage: text.mayMessage ?? "", federate: text.federate ?? "", ttlMin: text.ttlMin ?? "", ttlMax: text.ttlMax ?? "",
             ttlDefault: text.ttlDefault ?? "", borMax: text.borMax ?? "", filesOn: (text.files ?? "on") == "on",
-            maxFileSize: text.maxFileSize ?? "")
+            maxFileSize: text.maxFileSize ?? "", cipherSuites: text.cipherSuites ?? "",
+            suites: CipherSuitePolicy.allCases.map { .init(value: $0.rawValue, selected: $0.rawValue == text.cipherSuites) })
         return render("group", session, title: name.value, body, notice: notice, error: error?.message, status: error?.status ?? .ok)
     }
 

@@ -454,15 +454,15 @@ enum ConsoleTemplates {
         <thead>
         <tr><th scope="col">Name</th><th scope="col">Members</th><th scope="col">May message</th>
         <th scope="col">Federation</th><th scope="col">Message lifetime</th><th scope="col">Burn-on-read</th>
-        <th scope="col">Files</th></tr>
+        <th scope="col">Files</th><th scope="col">Cipher suites</th></tr>
         </thead>
         <tbody>
         {{#groups}}
         <tr><td><a href="{{url}}">{{name}}</a></td><td>{{members}}</td><td>{{mayMessage}}</td><td>{{federation}}</td>
-        <td>{{lifetime}}</td><td>{{burnOnRead}}</td><td>{{files}}</td></tr>
+        <td>{{lifetime}}</td><td>{{burnOnRead}}</td><td>{{files}}</td><td>{{cipherSuites}}</td></tr>
         {{/groups}}
         {{^groups}}
-        <tr><td colspan="7" class="empty">No security groups.</td></tr>
+        <tr><td colspan="8" class="empty">No security groups.</td></tr>
         {{/groups}}
         </tbody>
         </table>
@@ -527,6 +527,15 @@ enum ConsoleTemplates {
         <input id="max-file-size" name="max_file_size" type="text" value="{{maxFileSize}}"
          aria-describedby="max-file-size-help">
         <p class="help" id="max-file-size-help">Largest file members may share: bytes, or with K, M, G (1024-based).</p>
+        <label for="cipher-suites">Cipher suites</label>
+        <select id="cipher-suites" name="cipher_suites" aria-describedby="cipher-suites-help">
+        {{#suites}}
+        <option value="{{value}}"{{#selected}} selected{{/selected}}>{{value}}</option>
+        {{/suites}}
+        </select>
+        <p class="help" id="cipher-suites-help">classical: suite 1 only; pq-preferred: hybrid post-quantum (X-Wing) when every
+         member's devices support it; pq-required: post-quantum only. Existing conversations keep their suite until a member
+         moves them (<code>conclave room set ROOM --cipher-suite pq</code>).</p>
         <button type="submit" id="save-policy">Save policy</button>
         </form>
         <p class="actions"><a href="{{base}}/delete" id="delete-group" class="danger">Delete group…</a></p>
@@ -544,6 +553,7 @@ enum ConsoleTemplates {
         <dt>Longest burn-on-read delay</dt><dd>{{borMax}}</dd>
         <dt>Files</dt><dd>{{#filesOn}}on{{/filesOn}}{{^filesOn}}off{{/filesOn}}</dd>
         <dt>Largest file</dt><dd>{{maxFileSize}}</dd>
+        <dt>Cipher suites</dt><dd>{{cipherSuites}}</dd>
         </dl>
         </section>
         {{/canManage}}

@@ -34,6 +34,15 @@ struct ConversationRequests: Sendable {
         return try await delivery.acceptCommit(id, request, requester: session.requester)
     }
 
+    /// D25: the successor group of a conversation hosted here (moving a
+    /// federated conversation is not supported yet).
+    func startSuccessor(_ id: ConversationID, _ request: StartSuccessor, session: Session) async throws -> CommitAccepted {
+        if try await gateway.remoteHost(id, session: session) != nil {
+            throw APIError.badRequest("a conversation with members of other networks cannot move to another cipher suite yet")
+        }
+        return try await delivery.startSuccessor(id, request, requester: session.requester)
+    }
+
     /// The accepted message, and whether it is new (201) or a retry (200).
     func send(_ id: ConversationID, _ request: SendMessage, session: Session) async throws -> (MessageAccepted, created: Bool) {
         if let host = try await gateway.remoteHost(id, session: session) {

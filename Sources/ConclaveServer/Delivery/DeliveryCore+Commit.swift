@@ -36,8 +36,8 @@ struct StagedCommit: Sendable {
         memberUsers.subtracting(
             before.group.members.compactMap { UnverifiedDeviceCertificate(credential: $0.leaf.credential)?.claimedUser })
     }
-    /// Whether P1, P2 and F5 must look at the commit.
-    var needsPolicy: Bool { !newcomers.isEmpty || settings != before.record.settings }
+    /// Whether P1, P2, P4 and F5 must look at the commit.
+    var needsPolicy: Bool { !newcomers.isEmpty || settings != before.record.settings || summary.reinit != nil }
 }
 
 /// A local device as D12 needs to know it.
@@ -71,6 +71,9 @@ extension DeliveryCore {
         _ request: CommitRequest, to conversation: HostedConversation, by requester: Requester, now: ValidationTime
     ) throws(APIError) -> StagedCommit {
         guard conversation.members.contains(requester.address) else { throw .notFound("conversation") }  // D6
+        guard conversation.record.reinit == nil else {  // D25
+            throw APIError(.conflict, "the conversation is moving to another cipher suite: its successor group starts next")
+        }
         let message = try decode(MLSMessage.self, request.commit.bytes, "MLSMessage")
         guard case .publicMessage(let publicMessage) = message.body, case .commit(let commit) = publicMessage.content.content else {
             throw .invalidMessage("a commit must be a PublicMessage")  // D7
@@ -149,7 +152,7 @@ extension DeliveryCore {
         else { throw .invalidMessage("a commit that adds members needs their Welcome") }
     }
 
-    /// D12, P1, P2, F5 with the facts the shell loaded; then the store's
+    /// D12, P1, P2, P4, F5 with the facts the shell loaded; then the store's
     /// write and the fan-out of the accepted commit.
     static func admit(
         _ staged: StagedCommit, facts: AdmissionFacts, domain: NetworkDomain, now: Date
@@ -174,8 +177,15 @@ extension DeliveryCore {
             try PolicyRules.checkFederation(
                 policies, local: domain, remote: remote, newcomers: staged.newcomers, facts.federation)  // F5
             try PolicyRules.checkSettings(staged.settings, policies.values)  // P2
+            if !staged.newcomers.isEmpty { try PolicyRules.checkCipherSuite(staged.group.context.cipherSuite, policies.values) }  // P4
+            if let reinit = staged.summary.reinit {
+                try checkReInit(reinit, in: staged)  // D25
+                try PolicyRules.checkCipherSuite(reinit.cipherSuite, policies.values)  // P4
+            }
         }
-        return commitWrite(staged, domain: domain, now: now)
+        var write = commitWrite(staged, domain: domain, now: now)
+        write.reinit = staged.summary.reinit?.tlsSerialized
+        return write
     }
 
     /// D12 for one new or changed leaf: its certificate verifies with the
@@ -225,12 +235,14 @@ extension DeliveryCore {
                     }
                 ))
         }
-        return CommitWrite(
+        var write = CommitWrite(
             conversation: before.record.id, fromEpoch: before.record.epoch, toEpoch: staged.group.epoch,
             groupInfo: staged.request.groupInfo.bytes, ratchetTree: staged.group.tree.exported.tlsSerialized, settings: staged.settings,
             devices: local.map { MemberDevice(device: $0.claimedDevice, user: $0.claimedUser.name) },
             addedUsers: Array(newUsers.subtracting(oldUsers)), removedUsers: Array(oldUsers.subtracting(newUsers).subtracting(kept)),
             remoteMembers: Set(remote.map(\.claimedUser)).sorted(),
             remoteDevices: remote.map { RemoteDevice(device: $0.claimedDevice, user: $0.claimedUser) }, deliveries: deliveries)
+        write.generation = before.record.generation
+        return write
     }
 }

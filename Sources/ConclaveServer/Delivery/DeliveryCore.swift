@@ -84,7 +84,7 @@ enum DeliveryCore {
     static func checkMessage(
         _ request: SendMessage, to id: ConversationID, localDevices: [DeviceID], remoteDevices: [RemoteDevice], by requester: Requester,
         maxBytes: Int
-    ) throws(APIError) -> UInt64 {
+    ) throws(APIError) -> (epoch: UInt64, generation: UInt64) {
         let isMember =
             requester.isLocal ? localDevices.contains(requester.device) : remoteDevices.contains(requester.remoteDevice)
         guard isMember else { throw .notFound("conversation") }  // D16: outsiders learn nothing
@@ -100,7 +100,10 @@ enum DeliveryCore {
             throw .invalidMessage("application messages must be PrivateMessage")  // D15
         }
         guard privateMessage.groupID == id.bytes else { throw .invalidMessage("the message is for another group") }
-        return privateMessage.epoch
+        guard let generation = ConversationGeneration.generation(of: privateMessage.authenticatedData) else {  // D25
+            throw .invalidMessage("a message's authenticated data names its conversation generation (empty, or eight bytes)")
+        }
+        return (privateMessage.epoch, generation)
     }
 
     static func decode<T: TLSDecodable>(_ type: T.Type, _ bytes: [UInt8], _ name: String) throws(APIError) -> T {

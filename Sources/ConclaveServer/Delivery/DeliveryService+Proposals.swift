@@ -125,20 +125,23 @@ extension DeliveryService {
 actor GroupCache {
     private struct Entry {
         var group: PublicGroup
+        /// The conversation's generation (D25): a successor group restarts at epoch 1.
+        var generation: UInt64
         var pendingCount: Int
     }
 
     private var entries: [ConversationID: Entry] = [:]
     private let capacity = 10_000
 
-    func group(_ id: ConversationID, epoch: UInt64, pendingCount: Int) -> PublicGroup? {
-        guard let entry = entries[id], entry.group.epoch == epoch, entry.pendingCount == pendingCount else { return nil }
+    func group(_ id: ConversationID, epoch: UInt64, generation: UInt64, pendingCount: Int) -> PublicGroup? {
+        guard let entry = entries[id], entry.group.epoch == epoch, entry.generation == generation, entry.pendingCount == pendingCount
+        else { return nil }
         return entry.group
     }
 
-    func store(_ id: ConversationID, _ group: PublicGroup, pendingCount: Int) {
+    func store(_ id: ConversationID, _ group: PublicGroup, generation: UInt64, pendingCount: Int) {
         if entries.count >= capacity, entries[id] == nil, let victim = entries.keys.first { entries[victim] = nil }
-        entries[id] = Entry(group: group, pendingCount: pendingCount)
+        entries[id] = Entry(group: group, generation: generation, pendingCount: pendingCount)
     }
 
     func forget(_ id: ConversationID) { entries[id] = nil }

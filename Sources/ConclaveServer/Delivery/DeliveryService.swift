@@ -47,7 +47,7 @@ final class DeliveryService: Sendable {
 
     // MARK: Conversations
 
-    /// Creates a conversation hosted here (D1–D5, P1, P2, F5).
+    /// Creates a conversation hosted here (D1–D5, P1, P2, P4, F5).
     func createConversation(_ request: CreateConversation, session: Session) async throws -> ConversationInfo {
         let new = try DeliveryCore.checkNewConversation(
             request, by: session.requester, networkKey: identity.publicKey, now: clock.validationTime)
@@ -69,10 +69,11 @@ final class DeliveryService: Sendable {
                 throw APIError(.conversationExists, "a 1:1 conversation with this user exists", conversation: existing)
             }
         }
-        // P1, P2: a 1:1 conversation's two users may message each other; the settings are within their groups' bounds.
+        // P1, P2, P4: a 1:1 conversation's two users may message each other; the settings and suite are within their groups' policy.
         let policies = try await policy.policies(of: participants)
         try PolicyRules.checkSegmentation(added: participants.dropFirst(), members: participants, policies)
         try PolicyRules.checkSettings(new.settings, policies.values)
+        try PolicyRules.checkCipherSuite(new.group.context.cipherSuite, policies.values)  // P4
         let record = ConversationRecord(
             id: new.id, kind: request.kind, name: new.name, directKey: directKey, createdBy: session.user.name, createdAt: clock.now,
             epoch: 0, groupInfo: request.groupInfo.bytes, ratchetTree: new.group.tree.exported.tlsSerialized, settings: new.settings)
@@ -87,7 +88,7 @@ final class DeliveryService: Sendable {
             }
             throw APIError(.conflict, "a conversation with this group id exists")
         }
-        await groups.store(new.id, new.group, pendingCount: 0)
+        await groups.store(new.id, new.group, generation: 0, pendingCount: 0)
         return info(record, members: participants.map(identity.address))
     }
 
@@ -145,7 +146,7 @@ final class DeliveryService: Sendable {
         let (outcome, notified) = try await store.applyCommit(write)
         switch outcome {
         case .applied:
-            await groups.store(id, staged.group, pendingCount: 0)
+            await groups.store(id, staged.group, generation: conversation.record.generation, pendingCount: 0)
             await hub.notify(notified)
             if !conversation.pendingProposalRefs.isEmpty {
                 await proposeAgain(removalsPending(in: conversation.group), in: id)  // D11: those an external join left out
@@ -157,13 +158,43 @@ final class DeliveryService: Sendable {
         }
     }
 
+    /// Starts the successor group a committed ReInit asks for (D25): the
+    /// conversation, at generation + 1, is that group from now on.
+    func startSuccessor(_ id: ConversationID, _ request: StartSuccessor, requester: Requester) async throws -> CommitAccepted {
+        let conversation = try await hosted(id)
+        let staged = try DeliveryCore.stageSuccessor(
+            request, to: conversation, by: requester, networkKey: identity.publicKey, now: clock.validationTime)
+        var devices: [DeviceID: LiveDevice] = [:]
+        for claim in staged.claims where claim.claimedUser.domain == domain {
+            guard let device = try await store.device(claim.claimedDevice), let user = try await store.user(named: device.user) else {
+                continue
+            }
+            devices[device.id] = LiveDevice(
+                signatureKey: device.signatureKey, user: device.user, suspended: user.suspended, pending: device.pending)
+        }
+        let facts = AdmissionFacts(
+            networkKeys: [domain: identity.publicKey], devices: devices,
+            policies: try await store.policies(of: Array(staged.memberUsers.filter { $0.domain == domain }.map(\.name))),
+            federation: FederationFacts(mode: .off, peers: []))
+        let write = try DeliveryCore.admitSuccessor(staged, facts: facts, domain: domain, now: clock.now)
+        switch try await store.applyCommit(write) {
+        case (.applied, let notified):
+            await groups.store(id, staged.group, generation: conversation.record.generation + 1, pendingCount: 0)
+            await hub.notify(notified)
+            logger.info("conversation moved to another cipher suite", metadata: ["conversation": "\(id)"])
+            return CommitAccepted(epoch: staged.group.epoch)
+        case (.wrongEpoch, _):
+            throw APIError(.conflict, "another member started the successor group first")
+        }
+    }
+
     /// An application message (D8, D11, D15–D17, D19, D20, S5), stored
     /// once for every other member device.
     func acceptMessage(_ id: ConversationID, _ request: SendMessage, requester: Requester) async throws -> (MessageAccepted, created: Bool)
     {
         let devices = try await store.memberDevices(id).map(\.device)
         let remote = try await store.remoteDevices(id)
-        let epoch = try DeliveryCore.checkMessage(
+        let (epoch, generation) = try DeliveryCore.checkMessage(
             request, to: id, localDevices: devices, remoteDevices: remote, by: requester, maxBytes: limits.maxMessageBytes)
         try await spendSendBudget(requester, bytes: request.message.bytes.count)
         let delivery = Delivery(
@@ -180,7 +211,8 @@ final class DeliveryService: Sendable {
         }
         let (outcome, sequences): (SendOutcome, [DeviceID: Int64])
         do {
-            (outcome, sequences) = try await store.appendApplication(id, epoch: epoch, delivery: delivery, files: share)
+            (outcome, sequences) = try await store.appendApplication(
+                id, epoch: epoch, generation: generation, delivery: delivery, files: share)
         } catch StoreError.conflict("files") {
             throw APIError(.fileIncomplete, "a shared file must be completely uploaded, and shared by no other message")
         }
@@ -201,6 +233,8 @@ final class DeliveryService: Sendable {
             throw APIError(.wrongEpoch, "the conversation is at another epoch", currentEpoch: current)
         case .pendingProposals:  // D11
             throw APIError(.pendingProposals, "the server's proposals must be committed before new messages")
+        case .moving:  // D25
+            throw APIError(.conflict, "the conversation is moving to another cipher suite; send again once its successor group started")
         case .unknownConversation:
             throw APIError.notFound("conversation")
         }
@@ -278,7 +312,9 @@ final class DeliveryService: Sendable {
     /// The public view at the record's epoch, with this epoch's server
     /// proposals applied.
     func publicGroup(_ record: ConversationRecord, pending: [(epoch: UInt64, ref: [UInt8], message: [UInt8])]) async throws -> PublicGroup {
-        if let cached = await groups.group(record.id, epoch: record.epoch, pendingCount: pending.count) { return cached }
+        if let cached = await groups.group(record.id, epoch: record.epoch, generation: record.generation, pendingCount: pending.count) {
+            return cached
+        }
         do {
             var group = try PublicGroup(
                 groupInfo: try GroupInfo(tlsSerialized: record.groupInfo),
@@ -289,7 +325,7 @@ final class DeliveryService: Sendable {
                     _ = try group.process(message, now: .unchecked)
                 }
             }
-            await groups.store(record.id, group, pendingCount: pending.count)
+            await groups.store(record.id, group, generation: record.generation, pendingCount: pending.count)
             return group
         } catch {
             logger.error("stored group state does not load", metadata: ["conversation": "\(record.id)"])

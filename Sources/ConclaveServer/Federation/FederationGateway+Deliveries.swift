@@ -8,6 +8,7 @@ import MLS
 struct RemoteGroupView: Sendable {
     let epoch: UInt64
     let settings: ConversationSettings
+    let suite: CipherSuite
     /// Users of other networks whose leaves verify with their pinned key.
     let remoteUsers: Set<UserAddress>
     /// Every network a leaf claims (for F5, verified or not).
@@ -129,14 +130,15 @@ extension FederationGateway {
             throw APIError(.invalidSettings, "the group's settings extension is malformed")
         }
         return RemoteGroupView(
-            epoch: group.epoch, settings: settings, remoteUsers: remote, networks: networks.subtracting([domain]), localDevices: local)
+            epoch: group.epoch, settings: settings, suite: group.context.cipherSuite, remoteUsers: remote,
+            networks: networks.subtracting([domain]), localDevices: local)
     }
 
     /// This network's users in the group whom its policy lets stay: not
     /// suspended, their group reaches every other network (F5) and allows
-    /// the group's settings (P2), and they may share it with this network's
-    /// other members (P1; a user new to the conversation gives way to those
-    /// already in it). A 1:1 with more than two users keeps none. The host
+    /// the group's settings (P2) and, when new to it, its cipher suite (P4),
+    /// and they may share it with this network's other members (P1; a user
+    /// new to the conversation gives way to those already in it). A 1:1 with more than two users keeps none. The host
     /// is asked to remove the devices of those refused.
     private func allowedUsers(
         _ view: RemoteGroupView, _ kind: ConversationKind, conversation: ConversationID, host: NetworkDomain
@@ -151,6 +153,7 @@ extension FederationGateway {
             guard kindAllows, let policy = policies[user], let record = try await store.user(named: user), !record.suspended,
                 view.networks.allSatisfy(policy.federation.contains),
                 ConversationBounds(intersecting: [policy])?.problem(view.settings) == nil,
+                recorded.contains(user) || policy.cipherSuites.allows(view.suite),
                 allowed.allSatisfy({ other in policies[other].map(policy.mayShare(with:)) ?? false })
             else {
                 try await requestRemoteRemoval(of: Array(view.localDevices[user] ?? []).sorted(), in: conversation, host: host)

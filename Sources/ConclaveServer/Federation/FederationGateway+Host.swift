@@ -125,10 +125,8 @@ extension FederationGateway {
         guard policy.federation.contains(origin) else {
             throw APIError(.policyFederation, "\(domain) does not let this user be reached from \(origin) (federation policy)")
         }
-        let claimed = try await store.claimKeyPackages(user: claim.user)
-        return ClaimedKeyPackages(
-            user: identity.address(claim.user),
-            keyPackages: claimed.map { ClaimedKeyPackages.Entry(deviceId: $0.device, keyPackage: Base64Bytes($0.data)) })
+        let suites = try KeyPackageDirectory.requestedSuites(claim.cipherSuites)
+        return ClaimedKeyPackages(try await store.claimKeyPackages(user: claim.user, suites: suites), of: identity.address(claim.user))
     }
 
     /// A user's identity key for a peer network acting for one of its

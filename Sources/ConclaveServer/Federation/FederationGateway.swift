@@ -108,10 +108,13 @@ final class FederationGateway: Sendable {
 
     /// Claims key packages of a user of another network through its server,
     /// after this network's own policy allows it (F5 on this side).
-    func claimRemoteKeyPackages(_ user: UserAddress, session: Session) async throws -> ClaimedKeyPackages {
+    func claimRemoteKeyPackages(_ user: UserAddress, suites: [UInt16], session: Session) async throws -> ClaimedKeyPackages {
         let claimed = try await askUsersNetwork(
-            user, session: session, path: "/v1/federation/key-packages/claim", as: ClaimedKeyPackages.self)
+            user, suites: suites, session: session, path: "/v1/federation/key-packages/claim", as: ClaimedKeyPackages.self)
         guard claimed.user == user else { throw APIError(.peerInvalid, "\(user.domain) answered for another user") }
+        guard suites.contains(claimed.cipherSuite) else {
+            throw APIError(.peerInvalid, "\(user.domain) answered with another cipher suite")
+        }
         return claimed
     }
 
@@ -126,9 +129,9 @@ final class FederationGateway: Sendable {
     /// A question about one remote user, for one local user, to the remote
     /// user's network: when this network federates and the asker's security
     /// group may reach that network (F5 on this side).
-    private func askUsersNetwork<Answer: Decodable>(_ user: UserAddress, session: Session, path: String, as type: Answer.Type) async throws
-        -> Answer
-    {
+    private func askUsersNetwork<Answer: Decodable>(
+        _ user: UserAddress, suites: [UInt16]? = nil, session: Session, path: String, as type: Answer.Type
+    ) async throws -> Answer {
         guard try await store.federationMode() != .off else { throw APIError(.federationOff, "\(domain) does not federate") }
         guard let own = try await policy.policies(of: [session.user.name])[session.user.name] else { throw APIError.unauthenticated }
         guard own.federation.contains(user.domain) else {
@@ -136,7 +139,8 @@ final class FederationGateway: Sendable {
         }
         let peer = try await directory.peer(user.domain)
         let answer = try await client.send(
-            .POST, to: peer.peer, path: path, body: FederatedKeyPackageClaim(user: user.name, requester: session.address))
+            .POST, to: peer.peer, path: path,
+            body: FederatedKeyPackageClaim(user: user.name, requester: session.address, cipherSuites: suites))
         return try answer.decode(Answer.self, from: user.domain)
     }
 

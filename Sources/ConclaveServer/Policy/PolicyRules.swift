@@ -1,5 +1,6 @@
 import ConclaveProtocol
 import ConclaveStorage
+import MLS
 
 /// What a policy check knows of this network's federation.
 struct FederationFacts: Sendable {
@@ -29,12 +30,33 @@ enum PolicyRules {
         }
     }
 
-    /// P2: the bounds of a conversation of users in these groups.
+    /// P2, P4: the bounds of a conversation of users in these groups.
     static func bounds(_ policies: some Collection<SecurityGroupPolicy>) throws(APIError) -> ConversationBounds {
         guard let bounds = ConversationBounds(intersecting: Array(policies)) else {
             throw APIError(.policyConflict, "the members' security groups' message lifetime bounds do not overlap (lifetime policy)")
         }
+        guard !bounds.cipherSuites.isEmpty else {
+            throw APIError(
+                .policyConflict,
+                "one member's security group requires post-quantum conversations and another's allows only classical ones (cipher-suite policy)"
+            )
+        }
         return bounds
+    }
+
+    /// P4: a conversation of this suite is allowed by every member's group.
+    static func checkCipherSuite(_ suite: CipherSuite, _ policies: some Collection<SecurityGroupPolicy>) throws(APIError) {
+        let kinds = Set(policies.map(\.cipherSuites))
+        if kinds.contains(.pqRequired) && !suite.isPostQuantum {
+            throw APIError(
+                .policyCipherSuite,
+                "a member's security group requires post-quantum conversations; this one uses \(suite) (cipher-suite policy)")
+        }
+        if kinds.contains(.classical) && suite.isPostQuantum {
+            throw APIError(
+                .policyCipherSuite,
+                "a member's security group allows only classical conversations; this one uses \(suite) (cipher-suite policy)")
+        }
     }
 
     /// P2: the settings are within the bounds of all members' groups.

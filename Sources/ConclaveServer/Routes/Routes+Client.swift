@@ -1,5 +1,6 @@
 import ConclaveProtocol
 import Hummingbird
+import MLS
 
 /// The client API: sign-in, devices, key packages, policy, conversations.
 extension ConclaveAPI {
@@ -41,7 +42,15 @@ extension ConclaveAPI {
                 try await keyPackages.upload(try await request.decodeJSON(KeyPackageUpload.self, context: context), session: session))
         }
         v1.get("/key-packages/count") { request, _ in
-            JSONResponse(try await keyPackages.count(session: try await session(request)))
+            let session = try await session(request)
+            var suite = CipherSuite.x25519Aes128Sha256Ed25519
+            if let text = request.uri.queryParameters.get("cipher_suite") {
+                guard let value = UInt16(text), CipherSuite.implemented.contains(CipherSuite(rawValue: value)) else {
+                    throw APIError.badRequest("cipher_suite is the number of a cipher suite this server runs (such as 1, or 77 for 0x004D)")
+                }
+                suite = CipherSuite(rawValue: value)
+            }
+            return JSONResponse(try await keyPackages.count(session: session, suite: suite))
         }
         v1.post("/key-packages/claim") { request, context in
             let session = try await session(request)
@@ -113,6 +122,12 @@ extension ConclaveAPI {
             let session = try await session(request)
             let body = try await request.decodeJSON(CommitRequest.self, context: context)
             return JSONResponse(try await conversations.commit(try context.conversationID, body, session: session), status: .created)
+        }
+        group.post("/:id/successor") { request, context in
+            let session = try await session(request)
+            let body = try await request.decodeJSON(StartSuccessor.self, context: context)
+            return JSONResponse(
+                try await conversations.startSuccessor(try context.conversationID, body, session: session), status: .created)
         }
         group.post("/:id/messages") { request, context in
             let session = try await session(request)

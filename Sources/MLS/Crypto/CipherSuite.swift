@@ -36,6 +36,11 @@ public struct CipherSuite: RawRepresentable, Hashable, Sendable, TLSCodable, Cus
 
     public var isSupported: Bool { Self.supported.contains(self) }
 
+    /// Whether the suite's key exchange resists a quantum computer (its
+    /// KEM is hybrid post-quantum). Its signatures may still not: 0x004D
+    /// signs with Ed25519.
+    public var isPostQuantum: Bool { self == .xwingChacha20Sha256Ed25519 }
+
     public var description: String {
         switch rawValue {
         case 0x0001: "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519"

@@ -42,6 +42,10 @@ public struct CipherSuiteProvider: Sendable {
         }
     }
 
+    /// Whether a signature key of this suite is one of `other`'s too (the
+    /// same signature scheme), so one credential serves groups of both.
+    public func signsLike(_ other: CipherSuiteProvider) -> Bool { signatureAlgorithm == other.signatureAlgorithm }
+
     // MARK: Sizes
 
     /// KDF.Nh: the hash (and KDF extract) output length.

@@ -17,6 +17,30 @@ extension Group {
             configuration: configuration ?? self.configuration, now: now, random: random)
     }
 
+    /// Joins the group that this group's committed ReInit asks for (§11.2)
+    /// from its Welcome. The Welcome must carry a `reinit` resumption PSK of
+    /// this group's last epoch, so that whoever started the new group was a
+    /// member of this one; and the new group must have the ReInit's id,
+    /// version, suite and extensions.
+    public func joinSuccessor(welcome: Welcome, keyPackage bundle: KeyPackageBundle, now: ValidationTime) throws(MLSError) -> Group {
+        guard let reinit = pendingReInit else { throw MLSError(.invalidReInit, "§11.2", "no ReInit was committed in this group") }
+        let provider = try CipherSuiteProvider(welcome.cipherSuite)
+        let psks = pskStore()
+        let secrets = try welcome.open(provider, keyPackage: bundle.keyPackage, initKey: bundle.initKey, psks: psks).groupSecrets
+        let continues = secrets.psks.contains {
+            if case .resumption(.reinit, let groupID, let epoch) = $0.kind { groupID == self.groupID && epoch == self.epoch } else { false }
+        }
+        guard continues else {
+            throw MLSError(.invalidReInit, "§11.2", "the new group's Welcome does not carry this group's reinit resumption PSK")
+        }
+        let successor = try Group(welcome: welcome, keyPackage: bundle, psks: psks, now: now, configuration: configuration)
+        let context = successor.context
+        guard context.groupID == reinit.groupID, context.version == reinit.version, context.cipherSuite == reinit.cipherSuite,
+            context.extensions == reinit.extensions
+        else { throw MLSError(.invalidReInit, "§11.2", "the new group is not the one the ReInit asks for") }
+        return successor
+    }
+
     /// Creates a subgroup of this group's members (§11.3): a new group id,
     /// the same suite, linked by a `branch` resumption PSK of this epoch.
     public func branch(
