@@ -59,11 +59,10 @@ extension ConclaveClient {
         let devices = Set(old.members.map(\.leaf.signatureKey)).subtracting([old.tree.leaf(old.ownLeaf)?.signatureKey].compactMap { $0 })
         var packages = claimed ?? []
         if !devices.isSubset(of: Set(packages.map(\.leafNode.signatureKey))) {
-            let users = await verifyLeaves(old).verified.values.map(\.user)
-            packages = try await claimKeyPackages(
-                of: Array(Set(users)).filter { $0 != account.user }, suites: [reinit.cipherSuite.rawValue]
-            )
-            .packages
+            // Users suspended, deleted or left without devices since are left out: the new group goes on without them.
+            let users = Set(await verifyLeaves(old).verified.values.map(\.user)).subtracting([account.user])
+            packages = try await claimKeyPackages(of: Array(users), suites: [reinit.cipherSuite.rawValue], leavingOutUnavailable: true)
+                .packages
         }
         let (successor, welcome) = try old.reinitialize(
             creator: try newKeyPackageBundle(reinit.cipherSuite), adding: packages, now: validationTime, random: random)
@@ -74,6 +73,10 @@ extension ConclaveClient {
             let _: CommitAccepted = try await api.post("/v1/conversations/\(id)/successor", request)
         } catch let error as ClientError where error.code == .conflict {
             try await catchUp(autoCommit: false)  // another member's successor: its Welcome joins this device
+            guard let (_, group) = try await loadGroup(id), group.pendingReInit == nil else {
+                throw ClientError.invalid(
+                    "conversation \(id) moved to its new group without this device (a member left it out); ask a member to add you again")
+            }
             return try await current(id)
         }
         try await adoptSuccessor(id, stored, old: old, successor)

@@ -178,7 +178,9 @@ extension ConclaveClient {
     /// device is refused (``ClientError/noDevices(_:)``), and so is one
     /// with a device that has none of the allowed suites (a policy that
     /// requires post-quantum, and a device that cannot).
-    func claimKeyPackages(of users: [UserAddress], suites allowed: [UInt16]) async throws -> (
+    /// `leavingOutUnavailable`: a user who is gone (404) or has no device
+    /// is left out instead (a successor group goes on without them).
+    func claimKeyPackages(of users: [UserAddress], suites allowed: [UInt16], leavingOutUnavailable: Bool = false) async throws -> (
         suite: CipherSuite, packages: [KeyPackage]
     ) {
         let (account, _, _) = try requireAccount()
@@ -192,8 +194,14 @@ extension ConclaveClient {
         var claims: [UserAddress: ClaimedKeyPackages] = [:]
         while true {
             for user in others + [account.user] where claims[user] == nil {
-                let claimed: ClaimedKeyPackages = try await api.post(
-                    "/v1/key-packages/claim", KeyPackageClaim(user: user, cipherSuites: candidates.map(\.rawValue)))
+                let claimed: ClaimedKeyPackages
+                do {
+                    claimed = try await api.post(
+                        "/v1/key-packages/claim", KeyPackageClaim(user: user, cipherSuites: candidates.map(\.rawValue)))
+                } catch let error as ClientError where leavingOutUnavailable && error.code == .notFound {
+                    claims[user] = ClaimedKeyPackages(user: user, cipherSuite: candidates[0].rawValue, keyPackages: [], missing: [])
+                    continue
+                }
                 guard let index = candidates.firstIndex(of: CipherSuite(rawValue: claimed.cipherSuite)) else {
                     throw ClientError.invalid("the server handed out key packages of another suite")
                 }
@@ -210,7 +218,9 @@ extension ConclaveClient {
             }
             guard claims.count == others.count + 1 else { continue }
             var packages: [KeyPackage] = []
-            for (user, claimed) in claims { packages += try await verifiedPackages(claimed, of: user, account) }
+            for (user, claimed) in claims where !(leavingOutUnavailable && claimed.keyPackages.isEmpty) {
+                packages += try await verifiedPackages(claimed, of: user, account)
+            }
             return (candidates.first ?? .x25519Aes128Sha256Ed25519, packages)
         }
     }

@@ -242,6 +242,9 @@ extension ConclaveClient {
 
     private func apply(_ handshake: PublicMessage, _ message: MLSMessage, id: ConversationID) async throws -> EventOutcome {
         guard let (loaded, current) = try await loadGroup(id) else { return try await unknownConversation(id) }
+        // A group whose ReInit is committed takes nothing more (the server's proposals sent meanwhile are moot:
+        // its successor holds only live devices, D25); its successor's Welcome comes next.
+        if current.pendingReInit != nil { return .handled([], advanced: false) }
         let epoch = handshake.content.epoch
         var (stored, original) = try await adoptPendingCommit(id, loaded, current, evidence: epoch)
         if epoch < original.epoch { return .handled([], advanced: false) }  // processed before (at-least-once delivery)

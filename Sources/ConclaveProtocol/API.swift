@@ -405,6 +405,18 @@ public struct ClaimedKeyPackages: Codable, Sendable {
         self.keyPackages = keyPackages
         self.missing = missing
     }
+
+    private enum CodingKeys: String, CodingKey { case user, cipherSuite, keyPackages, missing }
+
+    /// A peer network that predates cipher-suite choice answers without
+    /// `cipher_suite` and `missing`: suite 1, nothing missing.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        user = try container.decode(UserAddress.self, forKey: .user)
+        keyPackages = try container.decode([Entry].self, forKey: .keyPackages)
+        cipherSuite = try container.decodeIfPresent(UInt16.self, forKey: .cipherSuite) ?? 1
+        missing = try container.decodeIfPresent([DeviceID].self, forKey: .missing) ?? []
+    }
 }
 
 // MARK: - Delivery Service

@@ -118,6 +118,7 @@ struct DemoScenario {
         print("== room: alice creates #launch with bob and carol")
         let room = try await alice.createRoom(name: "launch", members: [bobAddress, carolAddress])
         print("   room \(room.id) members: \(room.members.map(\.description).joined(separator: ", "))")
+        check(room.isPostQuantum, "#launch is hybrid post-quantum (MLS suite 0x004D, X-Wing), as every device supports it", tally)
         try await alice.send("Launch is on Thursday.", to: room.id)
         check(messages(try await bob.receive()).map(\.text) == ["Launch is on Thursday."], "bob read the room message", tally)
         check(messages(try await carol.receive()).map(\.text) == ["Launch is on Thursday."], "carol read the room message", tally)

@@ -182,18 +182,20 @@ struct CipherSuiteTests {
         let late = try await bob.captureNextCommitForTesting(room.id)
         let bobToken = await bob.sessionTokenForTesting
         http.expectRefusal(try await http.send(.POST, "/v1/conversations/\(room.id)/commits", token: bobToken, json: late), .conflict)
-        // bob finishes the move; carl, who committed it, joins the new group like everyone else.
+        // carl is suspended meanwhile; bob finishes the move, without carl's device.
+        _ = try await admin.suspend(try #require(UserName("carl")))
         let back = try await bob.moveConversation(room.id, to: classical)
-        #expect(back.cipherSuite == classical.rawValue && back.devices.count == 4)
+        #expect(back.cipherSuite == classical.rawValue && back.devices.count == 3)
+        #expect(back.members == [network.address("alice"), network.address("bob")])
         #expect(try await bob.generationForTesting(room.id) == 2)
-        for device in [alice, laptop, carl] {
+        for device in [alice, laptop] {
             _ = try await device.receive()
             #expect(try await device.findConversation("moving").cipherSuite == classical.rawValue)
             #expect(try await device.generationForTesting(room.id) == 2)
         }
         try await alice.send("settled", to: room.id)
         // bob's move read carl's message before it; each device gets every message once.
-        for (device, expected) in [(bob, ["after the move", "settled"]), (laptop, ["settled"]), (carl, ["settled"])] {
+        for (device, expected) in [(bob, ["after the move", "settled"]), (laptop, ["settled"])] {
             #expect(texts(try await device.receive()) == expected)
         }
     }

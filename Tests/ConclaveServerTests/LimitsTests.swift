@@ -200,7 +200,10 @@ struct LimitsTests {
                 for _ in 0..<2 { group.addTask { try await Self.holdWebSocket(network.url, token: token, connected: signal) } }
                 var iterator = connected.makeAsyncIterator()
                 for _ in 0..<2 { _ = await iterator.next() }
-                let close = try await Self.openWebSocket(network.url, token: token)
+                let url = network.url
+                let close = try await withDeadline(.seconds(30), "the third WebSocket's close") {
+                    try await Self.openWebSocket(url, token: token)
+                }
                 #expect(close?.closeCode == .policyViolation)
                 #expect(close?.reason == "too many connections of this device")
                 group.cancelAll()
@@ -233,8 +236,20 @@ struct LimitsTests {
         ) { inbound, _, _ in for try await _ in inbound {} }
     }
 
-    /// Opens a WebSocket of a device's session and keeps it open until cancelled.
+    /// Opens a WebSocket of a device's session and keeps it open until
+    /// cancelled. Says so on `connected` when it opened, and also when it
+    /// failed, so that a waiter never waits for good (the failure then
+    /// surfaces from the task).
     static func holdWebSocket(_ url: String, token: String, connected: AsyncStream<Void>.Continuation) async throws {
+        do {
+            try await openAndHold(url, token: token, connected: connected)
+        } catch {
+            connected.yield()
+            throw error
+        }
+    }
+
+    private static func openAndHold(_ url: String, token: String, connected: AsyncStream<Void>.Continuation) async throws {
         var logger = Logger(label: "test.websocket")
         logger.logLevel = .critical
         var headers = HTTPFields()

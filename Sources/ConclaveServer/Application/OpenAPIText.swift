@@ -2127,7 +2127,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "submitCommit",
         "summary": "Submit a commit",
-        "description": "Delivery Service: one commit per epoch, first wins. Rules: D7 — a commit is an MLSMessage holding a PublicMessage Commit for this group; D8 — it is for the conversation's current epoch (409 `wrong_epoch` with `current_epoch`; also when another commit was accepted first); D9 — a member commits as itself (its sender leaf's certificate names the session's device, or for a relayed commit the device its network names), an external commit comes from a new device of a member user (403 `forbidden`); D10 — it verifies against the server's public view of the group, with the server's pending proposals of this epoch applied; D11 — it includes, by reference, every pending server proposal of this epoch (409 `pending_proposals`); D12 — every added, updated or committing leaf carries a DeviceCertificate of this network for a live device whose stored signature key matches, or of a pinned peer network, verified with that network's key (the peer vouches for its own devices), and a leaf never changes its device (400 `invalid_credential`, 403 `inactive_device`); D13 — `group_info` is the new epoch's GroupInfo, matching the new group context, signed by a member, with `external_pub`; D14 — a commit that adds devices comes with their Welcome. When the commit adds users or changes the settings: P1 and P2 for this network's members, and F5 — this network federates (403 `federation_off`), every other network of a member is pinned (404 `unknown_network`), and each pair of a member of this network and a member of another network of which one is new is allowed by the local member's security group (403 `policy_federation`). The commit is then delivered as a `handshake` event to every other device of the old group, the Welcome as a `welcome` event to the added devices (devices of other networks through their network, `POST /v1/federation/deliver`).\n\nA conversation hosted by another network: the request is relayed, signed, to the host (`POST /v1/federation/conversations/{id}/commits`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
+        "description": "Delivery Service: one commit per epoch, first wins. Rules: D7 — a commit is an MLSMessage holding a PublicMessage Commit for this group; D8 — it is for the conversation's current epoch (409 `wrong_epoch` with `current_epoch`; also when another commit was accepted first); D9 — a member commits as itself (its sender leaf's certificate names the session's device, or for a relayed commit the device its network names), an external commit comes from a new device of a member user (403 `forbidden`); D10 — it verifies against the server's public view of the group, with the server's pending proposals of this epoch applied; D11 — it includes, by reference, every pending server proposal of this epoch (409 `pending_proposals`); D12 — every added, updated or committing leaf carries a DeviceCertificate of this network for a live device whose stored signature key matches, or of a pinned peer network, verified with that network's key (the peer vouches for its own devices), and a leaf never changes its device (400 `invalid_credential`, 403 `inactive_device`); D13 — `group_info` is the new epoch's GroupInfo, matching the new group context, signed by a member, with `external_pub`; D14 — a commit that adds devices comes with their Welcome. When the commit adds users or changes the settings: P1, P2 and (for added users) P4 for this network's members, and F5 — this network federates (403 `federation_off`), every other network of a member is pinned (404 `unknown_network`), and each pair of a member of this network and a member of another network of which one is new is allowed by the local member's security group (403 `policy_federation`). D25 — a commit of a ReInit (alone) keeps the group id and extensions, names another suite Conclave devices run (0x004D or 1) that every member's security group allows (P4), in a conversation of this network's users only; after it the conversation takes no commit and no message (409 `conflict`) until a member starts the successor group (`POST /v1/conversations/{id}/successor`). The commit is then delivered as a `handshake` event to every other device of the old group, the Welcome as a `welcome` event to the added devices (devices of other networks through their network, `POST /v1/federation/deliver`).\n\nA conversation hosted by another network: the request is relayed, signed, to the host (`POST /v1/federation/conversations/{id}/commits`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
         "tags": [
           "Conversations"
         ],
@@ -2171,7 +2171,7 @@ extension OpenAPIDocument {
             "$ref": "#/components/responses/Unauthenticated"
           },
           "403": {
-            "description": "`forbidden` (D9): the device does not commit as itself, or is not a member user's new device; `inactive_device` (D12): a device of this network in the commit is unknown, deleted or suspended. `policy_segmentation` (P1): an added user may not share the conversation with a member; `policy_settings` or `policy_conflict` (P2): the settings after a commit that adds users or changes them lie outside the members' security-group bounds; `federation_off`: the group holds users of other networks and this network (or, relayed, this network or the host) does not federate; `policy_federation` (F5): a member's security group may not reach a new member's network, a new member's group may not reach a member's network, or (relayed) the caller's group may not reach the host. `direct_conversation` (D21): the commit would give a 1:1 conversation a device of a third user.",
+            "description": "`forbidden` (D9): the device does not commit as itself, or is not a member user's new device; `inactive_device` (D12): a device of this network in the commit is unknown, deleted or suspended. `policy_segmentation` (P1): an added user may not share the conversation with a member; `policy_settings` or `policy_conflict` (P2): the settings after a commit that adds users or changes them lie outside the members' security-group bounds; `policy_cipher_suite` (P4): a member's security group does not allow the conversation's suite (for added users) or the suite a ReInit names; `federation_off`: the group holds users of other networks and this network (or, relayed, this network or the host) does not federate; `policy_federation` (F5): a member's security group may not reach a new member's network, a new member's group may not reach a member's network, or (relayed) the caller's group may not reach the host. `direct_conversation` (D21): the commit would give a 1:1 conversation a device of a third user.",
             "content": {
               "application/json": {
                 "schema": {
@@ -2191,7 +2191,7 @@ extension OpenAPIDocument {
             }
           },
           "409": {
-            "description": "`wrong_epoch` (D8, with `current_epoch`): the conversation is at another epoch or another commit was accepted first — process the inbox and retry; `pending_proposals` (D11): the commit must include the server's pending proposals.",
+            "description": "`wrong_epoch` (D8, with `current_epoch`): the conversation is at another epoch or another commit was accepted first — process the inbox and retry; `pending_proposals` (D11): the commit must include the server's pending proposals. `conflict` (D25): the conversation committed a ReInit and waits for its successor group.",
             "content": {
               "application/json": {
                 "schema": {
@@ -2234,6 +2234,107 @@ extension OpenAPIDocument {
         }
       }
     },
+    "/v1/conversations/{id}/successor": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "description": "The conversation id (lowercase hex of the MLS group id; uppercase hex digits are accepted too).",
+          "schema": {
+            "type": "string",
+            "pattern": "^([0-9a-fA-F]{2}){16,64}$"
+          }
+        }
+      ],
+      "post": {
+        "operationId": "startSuccessor",
+        "summary": "Start a conversation's successor group",
+        "description": "Moving a conversation to another cipher suite (D25, docs/mls.md): after a member's ReInit commit was accepted, a member (any, the first wins) starts the new group: same group id, the ReInit's version, suite and extensions, at epoch 1, its GroupInfo signed by the requesting device's leaf (D9), naming this network's server as external sender (D4), well-formed settings (D18), every leaf a certificate of this network for a live, approved device of a user of the conversation (D12), one leaf per device, a 1:1 keeping its two users (D21), P1, P2 and P4 over its users, and a Welcome of the new suite for the others (D14). The conversation then is that group, at generation + 1 (messages name it in their authenticated data); the Welcome is delivered as a `welcome` event to every other device. Conversations with members of other networks cannot move yet (400).",
+        "tags": [
+          "Conversations"
+        ],
+        "security": [
+          {
+            "session": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/StartSuccessor"
+              }
+            }
+          }
+        },
+        "responses": {
+          "201": {
+            "description": "The successor group started; the conversation is at epoch 1 of its new generation.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CommitAccepted"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: invalid body or conversation id, or a conversation with members of other networks; `invalid_mls_message`: not a GroupInfo, not the group the ReInit asks for at epoch 1, a tree that does not verify, no `external_pub`, a missing or wrong Welcome; `invalid_credential`: a leaf without a certificate of this network, or two leaves of one device; `invalid_settings`; `missing_external_sender`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "description": "`forbidden`: the GroupInfo is not signed by the requesting device's leaf, or a leaf is of a user not in the conversation; `inactive_device` (D12); `direct_conversation` (D21); `policy_segmentation`, `policy_settings`, `policy_conflict`, `policy_cipher_suite` (P1, P2, P4).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`not_found`: no such conversation, or the caller's user is not a member of it.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "`conflict`: the conversation committed no ReInit, or another member started the successor first (its Welcome is on its way).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
     "/v1/conversations/{id}/messages": {
       "parameters": [
         {
@@ -2250,7 +2351,7 @@ extension OpenAPIDocument {
       "post": {
         "operationId": "sendMessage",
         "summary": "Send an application message",
-        "description": "Delivery Service. Rules: D15 — application messages travel only as PrivateMessage (MLSMessage holding a PrivateMessage with application content) of this group; D16 — the session's device is a member device of the conversation (404 otherwise); D8 — the message's epoch is the conversation's current epoch (409 `wrong_epoch` with `current_epoch`); D11 — no server proposal waits to be committed (409 `pending_proposals`); D17 — a retry with a `message_id` already stored in this conversation is answered 200 with the first `sent_at` and stored once. S5 — each file in `files` was uploaded to this conversation by the sending device (404 `not_found` for an unknown file or one of another conversation, 403 `forbidden` for another device's upload), is complete and is shared by no other message (409 `file_incomplete`); from then on it is deleted with the message (its lifetime; under burn-on-read once every recipient device has fetched it, S6). The message is delivered as an `application` event to every other member device (devices of other networks through their network, `POST /v1/federation/deliver`).\n\nA conversation hosted by another network: the request is relayed, signed, to the host (`POST /v1/federation/conversations/{id}/messages`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
+        "description": "Delivery Service. Rules: D15 — application messages travel only as PrivateMessage (MLSMessage holding a PrivateMessage with application content) of this group; D16 — the session's device is a member device of the conversation (404 otherwise); D8 — the message's epoch is the conversation's current epoch (409 `wrong_epoch` with `current_epoch`); D11 — no server proposal waits to be committed (409 `pending_proposals`); D25 — the PrivateMessage's `authenticated_data` names the conversation's generation (empty for generation 0, else the generation as an 8-byte big-endian integer; anything else is 400 `invalid_mls_message`, another generation 409 `wrong_epoch`), and the conversation is not waiting for its successor group (409 `conflict`); D17 — a retry with a `message_id` already stored in this conversation is answered 200 with the first `sent_at` and stored once. S5 — each file in `files` was uploaded to this conversation by the sending device (404 `not_found` for an unknown file or one of another conversation, 403 `forbidden` for another device's upload), is complete and is shared by no other message (409 `file_incomplete`); from then on it is deleted with the message (its lifetime; under burn-on-read once every recipient device has fetched it, S6). The message is delivered as an `application` event to every other member device (devices of other networks through their network, `POST /v1/federation/deliver`).\n\nA conversation hosted by another network: the request is relayed, signed, to the host (`POST /v1/federation/conversations/{id}/messages`) for the session's device, after this network checks that it federates (403 `federation_off`), still pins the host (404 `unknown_network`) and that the caller's security group may reach it (403 `policy_federation`). The host's answer comes back; its refusals with the same code and status, the message prefixed with the host's domain; 502 `peer_unavailable` when it does not answer.",
         "tags": [
           "Conversations"
         ],
@@ -2324,7 +2425,7 @@ extension OpenAPIDocument {
             }
           },
           "409": {
-            "description": "`wrong_epoch` (D8, with `current_epoch`); `pending_proposals` (D11): the server's proposals must be committed before new messages. `file_incomplete` (S5): a file in `files` is not completely uploaded, or another message shares it.",
+            "description": "`wrong_epoch` (D8, with `current_epoch`); `pending_proposals` (D11): the server's proposals must be committed before new messages. `file_incomplete` (S5): a file in `files` is not completely uploaded, or another message shares it. `conflict` (D25): the conversation committed a ReInit and waits for its successor group; process the inbox and send again.",
             "content": {
               "application/json": {
                 "schema": {
@@ -8092,7 +8193,7 @@ extension OpenAPIDocument {
             "type": "string",
             "contentEncoding": "base64",
             "contentMediaType": "message/mls",
-            "description": "An MLSMessage holding a PrivateMessage of application data (RFC 9420 encoding) of this conversation at its current epoch (rule D15).",
+            "description": "An MLSMessage holding a PrivateMessage of application data (RFC 9420 encoding) of this conversation at its current epoch (rule D15). Its `authenticated_data` names the conversation's generation (D25): empty until the conversation first moved to another cipher suite.",
             "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
           },
           "files": {
@@ -9737,6 +9838,29 @@ extension OpenAPIDocument {
           "actor",
           "role"
         ]
+      },
+      "StartSuccessor": {
+        "type": "object",
+        "description": "The group a conversation's committed ReInit asks for (RFC 9420 §11.2), started by a member (D25).",
+        "properties": {
+          "group_info": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "The new group's GroupInfo at epoch 1 (RFC 9420 encoding) with its `ratchet_tree` and `external_pub` extensions, signed by the requesting device's leaf; of the ReInit's group id, version, cipher suite and extensions.",
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+          },
+          "welcome": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "contentMediaType": "message/mls",
+            "description": "An MLSMessage holding the Welcome for every device of the new group but the requester's (of the new suite; it carries the old group's `reinit` resumption PSK, which members check). Required when the group holds other devices.",
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+          }
+        },
+        "required": [
+          "group_info"
+        ],
+        "additionalProperties": false
       }
     },
     "responses": {
