@@ -162,6 +162,25 @@ struct CommandLineTests {
             #expect(changed.output.contains("messages expire after 2h"))
             let rooms = try cli("carl", ["room", "list", "--json"])
             #expect(rooms.output.contains("\"message_lifetime\":7200"))
+            // Cipher suites: the room is hybrid post-quantum (the default policy). Under a classical policy a new room
+            // is suite 1 and may not move; once allowed, `room set --cipher-suite pq` moves it and carl follows.
+            #expect(rooms.output.contains("\"post_quantum\":true"))
+            let classical = try run(admin + ["group", "set", "contractors", "--cipher-suites", "classical"])
+            #expect(classical.output.contains("cipher suites: classical"), "\(classical.error)")
+            let typo = try run(admin + ["group", "set", "contractors", "--cipher-suites", "quantum"])
+            #expect(typo.error.contains("--cipher-suites takes classical, pq-preferred or pq-required"))
+            #expect(try cli("alice", ["room", "create", "legacy", "--members", "carl@acme.example"]).status == 0)
+            #expect(try cli("alice", ["room", "list"]).output.contains("classical (0x0001)"))
+            let forbidden = try cli("alice", ["room", "set", "legacy", "--cipher-suite", "pq"])
+            #expect(forbidden.status != 0)
+            #expect(forbidden.error.contains("cipher-suite policy"), "\(forbidden.error)")
+            #expect(try run(admin + ["group", "set", "contractors", "--cipher-suites", "pq-preferred"]).status == 0)
+            let moved = try cli("alice", ["room", "set", "legacy", "--cipher-suite", "pq"])
+            #expect(moved.status == 0, "\(moved.error)")
+            #expect(moved.output.contains("legacy: post-quantum (0x004D)"))
+            let followed = try cli("carl", ["receive", "--json"])
+            #expect(followed.output.contains("\"type\":\"cipher_suite\""), "\(followed.output)")
+            #expect(followed.output.contains("\"cipher_suite\":77"))
             // Moving alice out of ops takes her out of the room with carl at once.
             #expect(try run(admin + ["user", "set", "alice", "--group", "default"]).output.contains("is in security group default"))
             #expect(try run(admin + ["group", "delete", "contractors"]).error.contains("account(s) are in this security group"))
@@ -171,12 +190,12 @@ struct CommandLineTests {
             let audit = try run(admin + ["audit"])
             #expect(audit.output.contains("group.create\tgroup:ops"))
             #expect(audit.output.contains("user.update\tuser:alice"))
-            // 7 administrator actions, and the identity keys the three users' first devices published.
+            // 9 administrator actions, and the identity keys the three users' first devices published.
             #expect(audit.output.contains("user.identity\tuser:carl"))
-            #expect(try run(admin + ["audit", "--since", "1h", "--json"]).output.split(separator: "\n").count == 10)
+            #expect(try run(admin + ["audit", "--since", "1h", "--json"]).output.split(separator: "\n").count == 12)
             let verified = try run(admin + ["audit", "--verify"])
             #expect(verified.status == 0)
-            #expect(verified.output.contains("audit log intact: 10 entries"))
+            #expect(verified.output.contains("audit log intact: 12 entries"))
             try await network.store.database.transaction { connection in
                 try await connection.execute("UPDATE audit_log SET target = 'user:mallory' WHERE seq = 4")
             }
