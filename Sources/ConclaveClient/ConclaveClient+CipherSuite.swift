@@ -31,13 +31,25 @@ extension ConclaveClient {
             guard group.context.cipherSuite != suite else { return await self.conversation(id, stored, group) }
             let (account, _, _) = try await self.requireAccount()
             let others = await self.conversation(id, stored, group).members.filter { $0 != account.user }
+            guard id.isHosted(by: account.user.domain), others.allSatisfy({ $0.domain == account.user.domain }) else {
+                throw ClientError.invalid("a conversation with members of other networks cannot move to another cipher suite yet")
+            }
             let bounds = try await self.policyBounds(with: others)
             guard bounds.cipherSuites.contains(suite.rawValue) else {
                 throw ClientError.policy("the members' security groups do not allow conversations of \(suite) (cipher-suite policy)")
             }
             // Every member device must be able to follow: their key packages of the new suite, before anything changes.
             let (_, packages) = try await self.claimKeyPackages(of: others, suites: [suite.rawValue])
-            let reinit = ReInit(groupID: group.groupID, version: .mls10, cipherSuite: suite, extensions: group.context.extensions)
+            let covered = Set(packages.map(\.leafNode.signatureKey))
+            let stranded = group.members.filter { $0.index != group.ownLeaf && !covered.contains($0.leaf.signatureKey) }
+            guard stranded.isEmpty else {
+                throw ClientError.invalid(
+                    "\(stranded.count) device(s) in this conversation have no key package of \(suite) and could not follow the move "
+                        + "(they need a newer Conclave, or to sign in again); nothing was changed")
+            }
+            let reinit = ReInit(
+                groupID: group.groupID, version: .mls10, cipherSuite: suite,
+                extensions: ConversationGeneration.extensions(group.context.extensions, generation: group.generation + 1))
             _ = try await self.commitWithRetry(id) { group in
                 try group.commit(proposals: [.reinit(reinit)], now: self.validationTime, random: self.random)
             }
@@ -88,7 +100,6 @@ extension ConclaveClient {
     /// it still in the inbox.
     func adoptSuccessor(_ id: ConversationID, _ stored: StoredConversation, old: Group, _ successor: Group) async throws {
         var next = stored
-        next.generation = stored.currentGeneration + 1
         next.pendingNext = nil
         next.predecessor = (stored.previous ?? []) + [Base64Bytes(old.snapshot())]
         next.previous = nil

@@ -144,7 +144,7 @@ extension ConclaveClient {
                 throw ClientError.invalid("a 1:1 conversation holds its two users only; create a room to talk with more")
             }
             let (account, _, _) = try await self.requireAccount()
-            let bounds = try await self.policyBounds(with: Array(Set(room.members + users).subtracting([account.user])))
+            let bounds = try await self.policyBounds(with: Array(Set(users).subtracting([account.user])))
             guard bounds.cipherSuites.contains(room.cipherSuite) else {
                 let suite = CipherSuite(rawValue: room.cipherSuite)
                 throw ClientError.policy(
@@ -178,8 +178,9 @@ extension ConclaveClient {
     /// device is refused (``ClientError/noDevices(_:)``), and so is one
     /// with a device that has none of the allowed suites (a policy that
     /// requires post-quantum, and a device that cannot).
-    /// `leavingOutUnavailable`: a user who is gone (404) or has no device
-    /// is left out instead (a successor group goes on without them).
+    /// `leavingOutUnavailable`: a user who is gone (404) or has no device,
+    /// and a device without a key package of the suite, are left out
+    /// instead (a successor group goes on without them).
     func claimKeyPackages(of users: [UserAddress], suites allowed: [UInt16], leavingOutUnavailable: Bool = false) async throws -> (
         suite: CipherSuite, packages: [KeyPackage]
     ) {
@@ -205,7 +206,7 @@ extension ConclaveClient {
                 guard let index = candidates.firstIndex(of: CipherSuite(rawValue: claimed.cipherSuite)) else {
                     throw ClientError.invalid("the server handed out key packages of another suite")
                 }
-                if !claimed.missing.isEmpty {
+                if !claimed.missing.isEmpty && !leavingOutUnavailable {
                     throw ClientError.policy(
                         "\(user == account.user ? "one of your devices" : "a device of \(user)") cannot use \(Self.describe(candidates)), "
                             + "which the members' security groups require (cipher-suite policy); it needs a newer Conclave")

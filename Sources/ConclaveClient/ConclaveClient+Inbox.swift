@@ -209,7 +209,10 @@ extension ConclaveClient {
     /// The successor of a conversation whose ReInit this device processed
     /// (D25): joined from its Welcome only with the old group's resumption
     /// secret (``Group/joinSuccessor(welcome:keyPackage:now:)``), and only
-    /// when every device in it has a valid certificate.
+    /// when every device in it has a valid certificate. A Welcome without
+    /// that secret is a member adding this device to a later group of the
+    /// conversation (it was left out of the successor): joined as any
+    /// Welcome. Who came and went with the move is reported.
     private func joinSuccessor(_ welcome: Welcome, _ id: ConversationID, _ stored: StoredConversation, _ old: Group) async throws
         -> EventOutcome
     {
@@ -218,8 +221,13 @@ extension ConclaveClient {
             guard let (bytes, lastResort) = try await store.keyPackage(secrets.newMember) else { continue }
             let bundle = try KeyPackageBundle(serialized: bytes, signer: signer)
             let group: Group
-            do { group = try old.joinSuccessor(welcome: welcome, keyPackage: bundle, now: validationTime) } catch {
-                return .handled([.warning("refused the new group of \(id): \(error.message)")], advanced: false)
+            do {
+                group = try old.joinSuccessor(welcome: welcome, keyPackage: bundle, now: validationTime)
+            } catch {
+                guard let added = try? Group(welcome: welcome, keyPackage: bundle, now: validationTime), added.groupID == id.bytes,
+                    added.generation > old.generation
+                else { return .handled([.warning("refused the new group of \(id): \(error.message)")], advanced: false) }
+                group = added
             }
             let leaves = await verifyLeaves(group)
             guard leaves.unavailable.isEmpty else { return .deferred }
@@ -228,8 +236,14 @@ extension ConclaveClient {
                     [.warning("refused the new group of \(id): a device in it has no valid certificate of its network")], advanced: false)
             }
             if !lastResort { try await store.deleteKeyPackage(secrets.newMember) }
+            let before = await verifyLeaves(old)
             try await adoptSuccessor(id, stored, old: old, group)
-            var events: [ClientEvent] = [.cipherSuiteChanged(try await current(id))]
+            let conversation = try await current(id)
+            var events: [ClientEvent] = []
+            if group.cipherSuite != old.cipherSuite { events.append(.cipherSuiteChanged(conversation)) }
+            if let change = Self.membershipChange(conversation, before: before, after: leaves, by: nil, proposedByServer: false) {
+                events.append(.membersChanged(change))
+            }
             for (_, certificate) in leaves.unapproved.sorted(by: { $0.key < $1.key }) {
                 events.append(.untrustedDevice(id, DeviceRef(certificate)))  // C6
             }
@@ -314,8 +328,8 @@ extension ConclaveClient {
     private func decrypt(_ message: MLSMessage, epoch: UInt64, generation: UInt64, event: InboxEvent) async throws -> EventOutcome {
         let id = event.conversation
         guard let (loaded, current) = try await loadGroup(id) else { return try await unknownConversation(id) }
-        if generation > loaded.currentGeneration { return .deferred }  // the successor's Welcome comes first (D25)
-        if generation < loaded.currentGeneration {
+        if generation > current.generation { return .deferred }  // the successor's Welcome comes first (D25)
+        if generation < current.generation {
             return try await decryptInPredecessor(message, epoch: epoch, generation: generation, event: event, loaded, current)
         }
         var (stored, original) = try await adoptPendingCommit(id, loaded, current, evidence: epoch)
@@ -344,7 +358,7 @@ extension ConclaveClient {
         _ message: MLSMessage, epoch: UInt64, generation: UInt64, event: InboxEvent, _ loaded: StoredConversation, _ current: Group
     ) async throws -> EventOutcome {
         var stored = loaded
-        guard generation + 1 == stored.currentGeneration,
+        guard generation + 1 == current.generation,
             let past = (stored.predecessor ?? []).firstIndex(where: { (try? Group(snapshot: $0.bytes))?.epoch == epoch }),
             let bytes = stored.predecessor?[past].bytes
         else { return .handled([.warning("a message of \(event.conversation)'s former group can no longer be read")], advanced: false) }

@@ -49,7 +49,7 @@ extension ConclaveClient {
             }
             var group = original
             let message = try group.encrypt(
-                body, authenticatedData: ConversationGeneration.authenticatedData(stored.currentGeneration), random: random)
+                body, authenticatedData: ConversationGeneration.authenticatedData(original.generation), random: random)
             var shown = stored
             shown.hidden = nil  // writing in a hidden 1:1 shows it again
             try await saveGroup(id, shown, group)

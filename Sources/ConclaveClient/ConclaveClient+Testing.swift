@@ -43,7 +43,9 @@ extension ConclaveClient {
     @_spi(Testing) public func commitReInitForTesting(_ id: ConversationID, to suite: CipherSuite) async throws {
         try await lock.withLock {
             _ = try await self.commitWithRetry(id) { group in
-                let reinit = ReInit(groupID: group.groupID, version: .mls10, cipherSuite: suite, extensions: group.context.extensions)
+                let reinit = ReInit(
+                    groupID: group.groupID, version: .mls10, cipherSuite: suite,
+                    extensions: ConversationGeneration.extensions(group.context.extensions, generation: group.generation + 1))
                 return try group.commit(proposals: [.reinit(reinit)], now: self.validationTime, random: self.random)
             }
         }
@@ -51,7 +53,7 @@ extension ConclaveClient {
 
     /// The generation of a conversation this device holds (D25).
     @_spi(Testing) public func generationForTesting(_ id: ConversationID) async throws -> UInt64? {
-        try await loadGroup(id)?.0.currentGeneration
+        try await loadGroup(id)?.1.generation
     }
 
     /// How many epochs before its own commits this device keeps for a conversation.

@@ -218,16 +218,11 @@ struct StoredConversation: Codable, Sendable {
     /// accepted this device's commit are still in the inbox, and are read
     /// with these. Deleted once the inbox was read to its end.
     var previous: [Base64Bytes]? = nil
-    /// How many successor groups (ReInit) the conversation has had (nil: 0):
-    /// its messages carry it in their authenticated data (D25).
-    var generation: UInt64? = nil
     /// The former group's states (its last epoch, and those this device's
     /// own commits ended) after a successor started: messages sent to it
     /// are still in the inbox, and are read with these. Deleted once the
     /// inbox was read to its end.
     var predecessor: [Base64Bytes]? = nil
-
-    var currentGeneration: UInt64 { generation ?? 0 }
 
     /// Keeps `group` (the epoch an own commit ends) for the messages still
     /// to be read in it.
@@ -241,6 +236,11 @@ struct MessageBody: Codable, Sendable {
     var id: String
     var text: String
     var file: SharedFile?
+}
+
+extension Group {
+    /// The conversation's generation (D25), from the group's context.
+    var generation: UInt64 { ConversationGeneration.generation(in: context.extensions) ?? 0 }
 }
 
 extension KeyPackageBundle {

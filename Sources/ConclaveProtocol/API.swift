@@ -1,4 +1,5 @@
 import Foundation
+import MLS
 
 /// The client API's version, served at `/.well-known/conclave`.
 public let conclaveAPIVersion = "1"
@@ -365,6 +366,16 @@ public struct KeyPackageCount: Codable, Sendable {
         self.available = available
         self.lastResort = lastResort
     }
+
+    private enum CodingKeys: String, CodingKey { case cipherSuite, available, lastResort }
+
+    /// A server that predates cipher-suite choice counts suite 1 without naming it.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        cipherSuite = try container.decodeIfPresent(UInt16.self, forKey: .cipherSuite) ?? 1
+        available = try container.decode(Int.self, forKey: .available)
+        lastResort = try container.decode(Bool.self, forKey: .lastResort)
+    }
 }
 
 public struct KeyPackageClaim: Codable, Sendable {
@@ -524,14 +535,18 @@ public struct StartSuccessor: Codable, Sendable {
 }
 
 /// A conversation's generation: 0 for the group it was created as, one
-/// more for each successor a ReInit started (D25). An application message
-/// names its generation in its `authenticated_data` (empty for 0, else the
-/// generation as a big-endian uint64), so that the server refuses a
-/// message meant for a group the conversation no longer is, even when its
-/// epoch number happens to match the successor's.
+/// more for each successor a ReInit started (D25). The group's context
+/// carries it (extension 0xF0C2, a uint64, absent for 0), so every member,
+/// including one that joins later, agrees on it; an application message
+/// names it in its `authenticated_data` (empty for 0, else the generation
+/// as a big-endian uint64), so that the server refuses a message meant for
+/// a group the conversation no longer is, even when its epoch number
+/// happens to match the successor's.
 public enum ConversationGeneration {
+    public static let extensionType = ExtensionType(rawValue: 0xF0C2)
+
     public static func authenticatedData(_ generation: UInt64) -> [UInt8] {
-        generation == 0 ? [] : (0..<8).reversed().map { UInt8(truncatingIfNeeded: generation >> ($0 * 8)) }
+        generation == 0 ? [] : bytes(generation)
     }
 
     /// The generation `authenticated_data` names; nil when it is neither
@@ -543,6 +558,21 @@ public enum ConversationGeneration {
         default: nil
         }
     }
+
+    /// The generation a group context's extensions carry: 0 without the
+    /// extension; nil when it is malformed (not eight bytes, or 0).
+    public static func generation(in extensions: [Extension]) -> UInt64? {
+        guard let data = extensions.first(ofType: extensionType)?.data else { return 0 }
+        guard data.count == 8, let generation = generation(of: data), generation > 0 else { return nil }
+        return generation
+    }
+
+    /// `extensions` with the generation set to `generation`.
+    public static func extensions(_ extensions: [Extension], generation: UInt64) -> [Extension] {
+        extensions.filter { $0.type != extensionType } + (generation == 0 ? [] : [Extension(type: extensionType, data: bytes(generation))])
+    }
+
+    private static func bytes(_ value: UInt64) -> [UInt8] { (0..<8).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }
 }
 
 public struct CommitAccepted: Codable, Sendable {

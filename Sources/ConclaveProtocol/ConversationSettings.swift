@@ -47,7 +47,8 @@ public struct ConversationSettings: Hashable, Sendable, TLSCodable {
     public static func capabilities(_ suite: CipherSuite) -> Capabilities {
         Capabilities(
             versions: [.mls10], cipherSuites: [suite] + CipherSuite.deviceSuites.filter { $0 != suite },
-            extensions: [extensionType, DeviceApproval.extensionType], proposals: [], credentials: [.basic])
+            extensions: [extensionType, DeviceApproval.extensionType, ConversationGeneration.extensionType], proposals: [],
+            credentials: [.basic])
     }
 
     public func encode(to writer: inout TLSWriter) {

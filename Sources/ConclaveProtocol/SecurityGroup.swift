@@ -362,6 +362,21 @@ public struct ConversationBounds: Codable, Sendable, Hashable {
         messageLifetimeDefault = clamp(ConversationSettings(messageLifetime: requested)).messageLifetime
     }
 
+    private enum CodingKeys: String, CodingKey {
+        case messageLifetimeMin, messageLifetimeMax, messageLifetimeDefault, burnOnReadMax, cipherSuites
+    }
+
+    /// A server that predates cipher-suite choice allows suite 1 without saying so.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        messageLifetimeMin = try container.decode(UInt64.self, forKey: .messageLifetimeMin)
+        messageLifetimeMax = try container.decode(UInt64.self, forKey: .messageLifetimeMax)
+        messageLifetimeDefault = try container.decode(UInt64.self, forKey: .messageLifetimeDefault)
+        burnOnReadMax = try container.decode(UInt64.self, forKey: .burnOnReadMax)
+        cipherSuites =
+            try container.decodeIfPresent([UInt16].self, forKey: .cipherSuites) ?? [CipherSuite.x25519Aes128Sha256Ed25519.rawValue]
+    }
+
     /// The settings a new conversation gets when its creator names none.
     public var defaultSettings: ConversationSettings { ConversationSettings(messageLifetime: messageLifetimeDefault) }
 

@@ -246,12 +246,17 @@ extension ConclaveStore {
 
     /// Records server proposals of this epoch and sends them to the group.
     public func addPendingProposals(
-        _ id: ConversationID, epoch: UInt64, proposals: [(ref: [UInt8], message: [UInt8])], delivery: [Delivery]
+        _ id: ConversationID, epoch: UInt64, generation: UInt64 = 0, proposals: [(ref: [UInt8], message: [UInt8])], delivery: [Delivery]
     ) async throws -> Set<DeviceID> {
         try await write { connection in
             let key = SQLValue.blob(id.bytes)
-            let rows = try await connection.query("SELECT epoch FROM conversations WHERE id = ?\(forUpdate)", [key])
-            guard let row = rows.first, UInt64(try row.integer(0)) == epoch else { return [] }
+            let rows = try await connection.query(
+                "SELECT epoch, generation, reinit IS NULL FROM conversations WHERE id = ?\(forUpdate)", [key])
+            // Proposals for this group only: not after a successor started at an epoch of the same number, nor
+            // while the group waits for its successor (it takes nothing more, D25).
+            guard let row = rows.first, UInt64(try row.integer(0)) == epoch, try row.integer(1) == Int64(generation),
+                try row.integer(2) != 0
+            else { return [] }
             for proposal in proposals {
                 try await connection.execute(
                     "INSERT INTO pending_proposals (conversation_id, epoch, ref, message) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",

@@ -440,6 +440,20 @@ extension ConclaveStore {
     }
 }
 
+extension ConclaveStore {
+    /// Which of these devices hold a key package (one-time or last resort) of `suite`.
+    public func devicesHoldingKeyPackages(suite: UInt16, among devices: [DeviceID]) async throws -> Set<DeviceID> {
+        guard !devices.isEmpty else { return [] }
+        return try await database.read { connection in
+            let marks = Array(repeating: "?", count: devices.count).joined(separator: ", ")
+            let rows = try await connection.query(
+                "SELECT DISTINCT device_id FROM key_packages WHERE cipher_suite = ? AND device_id IN (\(marks))",
+                [.integer(Int64(suite))] + devices.map { .text($0.value) })
+            return Set(try rows.map(Self.deviceID))
+        }
+    }
+}
+
 /// What ``ConclaveStore/claimKeyPackages(user:suites:)`` took.
 public struct KeyPackageClaimResult: Sendable {
     /// The suite of every package taken.

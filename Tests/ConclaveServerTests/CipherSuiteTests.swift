@@ -59,6 +59,16 @@ struct CipherSuiteTests {
             let fallback = try await alice.createRoom(name: "fallback", members: [network.address("bob")])
             #expect(fallback.cipherSuite == Self.classical.rawValue)
             #expect(fallback.devices.count == 3)
+            // Moving it to 0x004D, which bob's old device could not follow: refused before anything changes by the
+            // SDK, and by the server (D25) to a modified client, so that the room is never left frozen.
+            do {
+                _ = try await alice.moveConversation(fallback.id, to: Self.hybrid)
+                Issue.record("a move was started that a member device could not follow")
+            } catch ClientError.invalid(let why) {
+                #expect(why.contains("could not follow the move"))
+            }
+            await expectRefused(.conflict) { try await alice.commitReInitForTesting(fallback.id, to: Self.hybrid) }
+            try await alice.send("still here", to: fallback.id)
             // A room of suite 1 refuses a pq-required user: the SDK before anything changes, the server from a
             // modified client (P4).
             await expectPolicyRefusal { _ = try await alice.add([network.address("dave")], to: fallback.id) }
@@ -189,7 +199,12 @@ struct CipherSuiteTests {
         #expect(back.members == [network.address("alice"), network.address("bob")])
         #expect(try await bob.generationForTesting(room.id) == 2)
         for device in [alice, laptop] {
-            _ = try await device.receive()
+            let events = try await device.receive()
+            // The move left carl out: members see it as they see a removal.
+            #expect(
+                events.contains {
+                    if case .membersChanged(let change) = $0 { change.removedUsers == [network.address("carl")] } else { false }
+                })
             #expect(try await device.findConversation("moving").cipherSuite == classical.rawValue)
             #expect(try await device.generationForTesting(room.id) == 2)
         }

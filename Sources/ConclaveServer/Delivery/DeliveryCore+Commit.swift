@@ -98,6 +98,7 @@ extension DeliveryCore {
             throw APIError(.pendingProposals, "the commit must include the server's pending proposals")
         }
         let settings = try settings(of: group)  // D18
+        try checkGeneration(of: group, is: conversation.record.generation)  // D25
         try checkGroupInfo(request.groupInfo.bytes, of: group)  // D13
         if !summary.added.isEmpty { try checkWelcome(request.welcome?.bytes, suite: group.context.cipherSuite) }  // D14
         var changed: [(LeafIndex, UnverifiedDeviceCertificate)] = []

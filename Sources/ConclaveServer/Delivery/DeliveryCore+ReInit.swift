@@ -27,7 +27,7 @@ extension DeliveryCore {
     /// D25 for a commit of a ReInit: for this same group id, MLS 1.0, a
     /// suite Conclave devices run and the group is not of, the group's own
     /// extensions (so the successor keeps its external senders and
-    /// settings), and members of this network only.
+    /// settings) with the next generation, and members of this network only.
     static func checkReInit(_ reinit: ReInit, in staged: StagedCommit) throws(APIError) {
         let group = staged.before.group
         guard reinit.groupID == group.groupID, reinit.version == .mls10 else {
@@ -38,8 +38,9 @@ extension DeliveryCore {
                 "a ReInit moves the conversation to another cipher suite that Conclave devices run: \(CipherSuite.deviceSuites.map(\.description))"
             )
         }
-        guard reinit.extensions == group.context.extensions else {
-            throw .invalidMessage("a ReInit keeps the group's extensions (its external senders and settings)")
+        let next = staged.before.record.generation + 1
+        guard reinit.extensions == ConversationGeneration.extensions(group.context.extensions, generation: next) else {
+            throw .invalidMessage("a ReInit keeps the group's extensions (its external senders and settings), with generation \(next)")
         }
         guard staged.before.remoteDevices.isEmpty, staged.memberUsers.allSatisfy({ $0.domain == staged.requester.address.domain })
         else {
@@ -71,8 +72,11 @@ extension DeliveryCore {
         do { group = try PublicGroup(groupInfo: info, now: now) } catch {
             throw .invalidMessage("the GroupInfo does not verify: \(error.rule) \(error.message)")  // D2
         }
-        guard let signer = group.tree.leaf(info.signer), requester.claims(signer) else {  // D9
-            throw APIError(.forbidden, "a successor is started by the requesting device, whose leaf signs its GroupInfo")
+        guard let signer = group.tree.leaf(info.signer), requester.claims(signer),
+            conversation.group.members.contains(where: { requester.claims($0.leaf) })
+        else {  // D9
+            throw APIError(
+                .forbidden, "a successor is started by a device of the old group, whose leaf signs the new group's GroupInfo")
         }
         guard info.extensions.first(ofType: .externalPub) != nil else {  // D13
             throw .invalidMessage("the successor's GroupInfo carries no external_pub")
@@ -96,9 +100,13 @@ extension DeliveryCore {
             before: conversation, requester: requester, request: request, group: group, settings: settings, claims: claims)
     }
 
-    /// D12, D21, P1, P2, P4 for a successor with the facts the shell
-    /// loaded; then the store's write: the new group at generation + 1,
-    /// its Welcome for every device but the requester's.
+    /// D12, D21 for a successor with the facts the shell loaded; then the
+    /// store's write: the new group at generation + 1, its Welcome for every
+    /// device but the requester's. Its users are the conversation's, its
+    /// suite passed P4 with the ReInit, and its settings are the old
+    /// group's: policy changes since are applied to it as to any
+    /// conversation (server proposals), so a policy change never leaves a
+    /// conversation frozen.
     static func admitSuccessor(
         _ staged: StagedSuccessor, facts: AdmissionFacts, domain: NetworkDomain, now: Date
     ) throws(APIError) -> CommitWrite {
@@ -116,11 +124,6 @@ extension DeliveryCore {
             throw APIError(.directConversation, "a 1:1 conversation holds its two users only; create a room to talk with more")
         }
         let users = staged.memberUsers.map(\.name)
-        let policies = facts.policies.filter { users.contains($0.key) }
-        guard policies.count == users.count else { throw .notFound("user") }
-        try PolicyRules.checkSegmentation(added: users, members: users, policies)  // P1
-        try PolicyRules.checkSettings(staged.settings, policies.values)  // P2
-        try PolicyRules.checkCipherSuite(staged.group.context.cipherSuite, policies.values)  // P4
         let before = staged.before
         let oldUsers = Set(before.members.filter { $0.domain == domain }.map(\.name))
         let kept = Set((before.directUsers ?? []).filter { $0.domain == domain }.map(\.name))

@@ -58,6 +58,7 @@ enum DeliveryCore {
             throw APIError(.missingExternalSender, "the group must name this network's server in external_senders")
         }
         let settings = try settings(of: group)
+        try checkGeneration(of: group, is: 0)  // D25
         switch request.kind {
         case .direct:
             return NewConversation(id: id, group: group, settings: settings, name: nil)
@@ -66,6 +67,13 @@ enum DeliveryCore {
                 !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
             else { throw .badRequest("a room needs a name of 1 to 100 printable characters") }
             return NewConversation(id: id, group: group, settings: settings, name: name)
+        }
+    }
+
+    /// D25: the group's context names the conversation's generation (none for 0).
+    static func checkGeneration(of group: PublicGroup, is generation: UInt64) throws(APIError) {
+        guard ConversationGeneration.generation(in: group.context.extensions) == generation else {
+            throw APIError(.invalidSettings, "the group's generation extension is not the conversation's generation \(generation)")
         }
     }
 

@@ -65,7 +65,8 @@ extension DeliveryService {
         let remote = try await store.remoteDevices(id)
         let now = clock.now
         let deliveries = proposals.map { Delivery(kind: .handshake, data: $0.message, sentAt: now, recipients: recipients, remote: remote) }
-        let notified = try await store.addPendingProposals(id, epoch: record.epoch, proposals: proposals, delivery: deliveries)
+        let notified = try await store.addPendingProposals(
+            id, epoch: record.epoch, generation: record.generation, proposals: proposals, delivery: deliveries)
         await groups.forget(id)
         await hub.notify(notified)
         return true

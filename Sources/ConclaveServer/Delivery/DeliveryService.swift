@@ -142,6 +142,16 @@ final class DeliveryService: Sendable {
     func acceptCommit(_ id: ConversationID, _ request: CommitRequest, requester: Requester) async throws -> CommitAccepted {
         let conversation = try await hosted(id)
         let staged = try DeliveryCore.stageCommit(request, to: conversation, by: requester, now: clock.validationTime)
+        if let reinit = staged.summary.reinit {  // D25: every member device can follow, so the move cannot leave the group frozen
+            let devices = conversation.localDevices
+            let able = try await store.devicesHoldingKeyPackages(suite: reinit.cipherSuite.rawValue, among: devices)
+            guard able.count == Set(devices).count else {
+                throw APIError(
+                    .conflict,
+                    "\(Set(devices).subtracting(able).count) device(s) of this conversation have no key package of \(reinit.cipherSuite): they could not follow the move"
+                )
+            }
+        }
         let write = try DeliveryCore.admit(staged, facts: try await admissionFacts(for: staged), domain: domain, now: clock.now)
         let (outcome, notified) = try await store.applyCommit(write)
         switch outcome {
@@ -174,14 +184,14 @@ final class DeliveryService: Sendable {
         }
         let facts = AdmissionFacts(
             networkKeys: [domain: identity.publicKey], devices: devices,
-            policies: try await store.policies(of: Array(staged.memberUsers.filter { $0.domain == domain }.map(\.name))),
-            federation: FederationFacts(mode: .off, peers: []))
+            policies: [:], federation: FederationFacts(mode: .off, peers: []))
         let write = try DeliveryCore.admitSuccessor(staged, facts: facts, domain: domain, now: clock.now)
         switch try await store.applyCommit(write) {
         case (.applied, let notified):
             await groups.store(id, staged.group, generation: conversation.record.generation + 1, pendingCount: 0)
             await hub.notify(notified)
             logger.info("conversation moved to another cipher suite", metadata: ["conversation": "\(id)"])
+            await retuneAfterCommit(id)  // a settings bound changed while it was moving
             return CommitAccepted(epoch: staged.group.epoch)
         case (.wrongEpoch, _):
             throw APIError(.conflict, "another member started the successor group first")
