@@ -89,9 +89,9 @@ final class KeyPackageDirectory: Sendable {
     /// requester's budget only.
     func claim(_ claim: KeyPackageClaim, session: Session) async throws -> ClaimedKeyPackages {
         let requester = session.requester
+        let suites = try Self.requestedSuites(claim.cipherSuites)
         try await claims.spend(
             requester: "\(requester.address)/\(requester.device)", target: claim.user == session.address ? nil : claim.user, now: clock.now)
-        let suites = try Self.requestedSuites(claim.cipherSuites)
         if claim.user.domain != identity.domain {
             return try await gateway.claimRemoteKeyPackages(claim.user, suites: suites, session: session)
         }
@@ -106,10 +106,17 @@ final class KeyPackageDirectory: Sendable {
 }
 
 extension ClaimedKeyPackages {
-    /// A claim's answer: what the store took for `user`.
+    /// A claim's answer: what the store took for `user`. A package stored
+    /// before suites were recorded (all read as suite 1) that is of another
+    /// suite is left out, its device counted missing.
     init(_ claimed: KeyPackageClaimResult, of user: UserAddress) {
+        let fitting = claimed.packages.filter { package in
+            guard case .keyPackage(let keyPackage) = (try? MLSMessage(tlsSerialized: package.data))?.body else { return false }
+            return keyPackage.cipherSuite.rawValue == claimed.suite
+        }
+        let misfiled = claimed.packages.filter { package in !fitting.contains { $0.device == package.device } }.map(\.device)
         self.init(
             user: user, cipherSuite: claimed.suite,
-            keyPackages: claimed.packages.map { Entry(deviceId: $0.device, keyPackage: Base64Bytes($0.data)) }, missing: claimed.missing)
+            keyPackages: fitting.map { Entry(deviceId: $0.device, keyPackage: Base64Bytes($0.data)) }, missing: claimed.missing + misfiled)
     }
 }

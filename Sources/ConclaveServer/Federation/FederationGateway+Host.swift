@@ -118,6 +118,7 @@ extension FederationGateway {
     /// its own (F5 on this side: the user's group must reach that network).
     func serveKeyPackageClaim(_ claim: FederatedKeyPackageClaim, origin: NetworkDomain) async throws -> ClaimedKeyPackages {
         guard claim.requester.domain == origin else { throw APIError(.forbidden, "a network may only act for its own users") }
+        let suites = try KeyPackageDirectory.requestedSuites(claim.cipherSuites)
         try await claims.spend(requester: "network:\(origin)", target: identity.address(claim.user), now: clock.now)  // K4
         guard let user = try await store.user(named: claim.user), !user.suspended,
             let policy = try await store.policies(of: [claim.user])[claim.user]
@@ -125,7 +126,6 @@ extension FederationGateway {
         guard policy.federation.contains(origin) else {
             throw APIError(.policyFederation, "\(domain) does not let this user be reached from \(origin) (federation policy)")
         }
-        let suites = try KeyPackageDirectory.requestedSuites(claim.cipherSuites)
         return ClaimedKeyPackages(try await store.claimKeyPackages(user: claim.user, suites: suites), of: identity.address(claim.user))
     }
 
