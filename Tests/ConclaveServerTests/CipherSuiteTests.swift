@@ -213,5 +213,15 @@ struct CipherSuiteTests {
         for (device, expected) in [(bob, ["after the move", "settled"]), (laptop, ["settled"])] {
             #expect(texts(try await device.receive()) == expected)
         }
+        // carl comes back: his device, left out of the new group, joins it from an ordinary Add (no reinit PSK).
+        _ = try await admin.unsuspend(try #require(UserName("carl")))
+        try await carl.login(server: network.url, user: "carl@acme.example", password: network.password, deviceName: "phone")
+        _ = try await carl.receive()  // tops its key packages up again (suspension deleted them)
+        _ = try await alice.add([network.address("carl")], to: room.id)
+        _ = try await carl.receive()
+        #expect(try await carl.findConversation("moving").cipherSuite == classical.rawValue)
+        #expect(try await carl.generationForTesting(room.id) == 2)
+        try await alice.send("welcome back", to: room.id)
+        #expect(texts(try await carl.receive()) == ["welcome back"])
     }
 }
