@@ -39,7 +39,7 @@ extension ConclaveClient {
                 throw ClientError.policy("the members' security groups do not allow conversations of \(suite) (cipher-suite policy)")
             }
             // Every member device must be able to follow: their key packages of the new suite, before anything changes.
-            let (_, packages) = try await self.claimKeyPackages(of: others, suites: [suite.rawValue])
+            let packages = try await self.claimKeyPackages(of: others, suites: [suite.rawValue]).packages.filter(self.canJoinSuccessor)
             let covered = Set(packages.map(\.leafNode.signatureKey))
             let stranded = group.members.filter { $0.index != group.ownLeaf && !covered.contains($0.leaf.signatureKey) }
             guard stranded.isEmpty else {
@@ -76,6 +76,8 @@ extension ConclaveClient {
             packages = try await claimKeyPackages(of: Array(users), suites: [reinit.cipherSuite.rawValue], leavingOutUnavailable: true)
                 .packages
         }
+        packages = packages.filter(canJoinSuccessor)
+        guard old.generation < UInt64.max else { throw ClientError.invalid("conversation \(id) has moved too often") }
         let (successor, welcome) = try old.reinitialize(
             creator: try newKeyPackageBundle(reinit.cipherSuite), adding: packages, now: validationTime, random: random)
         let request = StartSuccessor(
@@ -86,13 +88,29 @@ extension ConclaveClient {
         } catch let error as ClientError where error.code == .conflict {
             try await catchUp(autoCommit: false)  // another member's successor: its Welcome joins this device
             guard let (_, group) = try await loadGroup(id), group.pendingReInit == nil else {
-                throw ClientError.invalid(
-                    "conversation \(id) moved to its new group without this device (a member left it out); ask a member to add you again")
+                // No usable Welcome came (the successor left this device out, or its starter sent a bad one): join the
+                // conversation's current group as any device of a member does, from the server's GroupInfo.
+                do {
+                    return try await joinExternally(id)
+                } catch let error as ClientError where error.code == .notFound {
+                    throw ClientError.invalid(
+                        "conversation \(id) moved to its new group without you (a member left you out); ask a member to add you again")
+                }
             }
             return try await current(id)
         }
         try await adoptSuccessor(id, stored, old: old, successor)
         return try await current(id)
+    }
+
+    /// Whether a claimed key package can be added to a successor group: not
+    /// expired, and its leaf takes the generation extension (0xF0C2) the new
+    /// group's context carries.
+    nonisolated func canJoinSuccessor(_ package: KeyPackage) -> Bool {
+        guard case .keyPackage(let lifetime) = package.leafNode.source else { return false }
+        let now = UInt64(max(0, Date().timeIntervalSince1970))
+        return lifetime.notBefore <= now + 3600 && now <= lifetime.notAfter
+            && package.leafNode.capabilities.extensions.contains(ConversationGeneration.extensionType)
     }
 
     /// The successor replaces the old group; the old one (with the states

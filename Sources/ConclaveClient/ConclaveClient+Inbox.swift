@@ -170,8 +170,16 @@ extension ConclaveClient {
     private func join(_ welcome: Welcome, event: InboxEvent) async throws -> EventOutcome {
         let id = event.conversation
         if let (stored, existing) = try await loadGroup(id) {
-            guard existing.pendingReInit != nil else { return .handled([], advanced: false) }
-            return try await joinSuccessor(welcome, id, stored, existing)
+            if existing.pendingReInit != nil { return try await joinSuccessor(welcome, id, stored, existing) }
+            // This device's own ReInit, whose fate it did not learn (it stopped after sending it): a successor's
+            // Welcome that carries its resumption secret settles that it was accepted.
+            if let bytes = stored.pendingNext?.bytes, let next = try? Group(snapshot: bytes), next.pendingReInit != nil {
+                var settled = stored
+                settled.pendingNext = nil
+                settled.retain(existing)
+                return try await joinSuccessor(welcome, id, settled, next)
+            }
+            return .handled([], advanced: false)
         }
         // A Welcome to a conversation this device left or was removed from is a new add when it is for one of this
         // device's key packages (a stale one names a package used up then): the device joins again.
@@ -224,8 +232,13 @@ extension ConclaveClient {
             do {
                 group = try old.joinSuccessor(welcome: welcome, keyPackage: bundle, now: validationTime)
             } catch {
-                guard let added = try? Group(welcome: welcome, keyPackage: bundle, now: validationTime), added.groupID == id.bytes,
-                    added.generation > old.generation
+                // An Add into the successor (epoch 2 on), which this device was left out of: the group the ReInit named,
+                // its settings aside, one generation on.
+                guard let reinit = old.pendingReInit, old.generation < UInt64.max,
+                    let added = try? Group(welcome: welcome, keyPackage: bundle, now: validationTime), added.groupID == id.bytes,
+                    added.epoch > 1, added.generation == old.generation + 1, added.cipherSuite == reinit.cipherSuite,
+                    added.context.extensions.filter({ $0.type != ConversationSettings.extensionType })
+                        == reinit.extensions.filter({ $0.type != ConversationSettings.extensionType })
                 else { return .handled([.warning("refused the new group of \(id): \(error.message)")], advanced: false) }
                 group = added
             }
@@ -447,10 +460,14 @@ extension ConclaveClient {
             {
                 continue  // not a member any more, or refused: the inbox will tell
             }
+            let serverGroup = (try? GroupInfo(tlsSerialized: response.groupInfo.bytes))?.groupContext
+            if let serverGroup, (ConversationGeneration.generation(in: serverGroup.extensions) ?? 0) > group.generation {
+                continue  // a successor started since: the inbox tells whether this device's commit (a ReInit?) was accepted
+            }
             if response.epoch < next.epoch {
                 try await clearPendingCommit(id)
             } else if response.epoch == next.epoch {
-                let accepted = (try? GroupInfo(tlsSerialized: response.groupInfo.bytes))?.groupContext == next.context
+                let accepted = serverGroup == next.context
                 if accepted {
                     _ = try await adoptPendingCommit(id, stored, group, evidence: next.epoch)
                 } else {

@@ -51,6 +51,35 @@ extension ConclaveClient {
         }
     }
 
+    /// Starts the successor of a committed ReInit as a hostile member would:
+    /// the right group for the server, with a Welcome of another group that
+    /// nobody can use.
+    @_spi(Testing) public func startSuccessorWithUnusableWelcomeForTesting(_ id: ConversationID) async throws {
+        try await lock.withLock {
+            let (account, _, _) = try await self.requireAccount()
+            guard let (stored, old) = try await self.loadGroup(id), let reinit = old.pendingReInit else {
+                throw ClientError.invalid("no ReInit committed")
+            }
+            let others = Set(await self.verifyLeaves(old).verified.values.map(\.user)).subtracting([account.user])
+            let packages = try await self.claimKeyPackages(of: Array(others), suites: [reinit.cipherSuite.rawValue]).packages
+            let (successor, _) = try old.reinitialize(
+                creator: try await self.newKeyPackageBundle(reinit.cipherSuite), adding: packages, now: self.validationTime,
+                random: self.random)
+            var decoy = try Group(
+                creating: ConversationID.hosted(by: account.user.domain).bytes,
+                creator: try await self.newKeyPackageBundle(reinit.cipherSuite),
+                random: self.random)
+            let decoyMembers = try await self.claimKeyPackages(of: Array(others), suites: [reinit.cipherSuite.rawValue]).packages
+            let output = try decoy.commit(adding: decoyMembers, now: self.validationTime, random: self.random)
+            let _: CommitAccepted = try await self.api.post(
+                "/v1/conversations/\(id)/successor",
+                StartSuccessor(
+                    groupInfo: Base64Bytes(try successor.groupInfo(includeTree: true).tlsSerialized),
+                    welcome: output.welcome.map { Base64Bytes(MLSMessage(body: .welcome($0)).tlsSerialized) }))
+            try await self.adoptSuccessor(id, stored, old: old, successor)
+        }
+    }
+
     /// The generation of a conversation this device holds (D25).
     @_spi(Testing) public func generationForTesting(_ id: ConversationID) async throws -> UInt64? {
         try await loadGroup(id)?.1.generation

@@ -224,4 +224,34 @@ struct CipherSuiteTests {
         try await alice.send("welcome back", to: room.id)
         #expect(texts(try await carl.receive()) == ["welcome back"])
     }
+
+    @Test("D25: a successor started with a Welcome nobody can use: members rejoin it from the server's GroupInfo")
+    func unusableWelcome() async throws {
+        try await TestNetwork.run(.sqlite) { network in
+            try await network.users("alice", "bob")
+            let alice = try await network.device("alice")
+            let bob = try await network.device("bob")
+            let room = try await alice.createRoom(name: "decoy", members: [network.address("bob")])
+            _ = try await bob.receive()
+            // bob, a modified client, moves the room to suite 1 and starts the new group with a Welcome for another group.
+            try await bob.commitReInitForTesting(room.id, to: Self.classical)
+            try await bob.startSuccessorWithUnusableWelcomeForTesting(room.id)
+            let events = try await alice.receive()
+            #expect(events.contains { if case .warning(let text) = $0 { text.contains("refused the new group") } else { false } })
+            // alice is stuck in the old group until she runs the move herself, which rejoins the new group by external commit.
+            do {
+                try await alice.send("stuck?", to: room.id)
+                Issue.record("a message was sent to a frozen group")
+            } catch ClientError.invalid(let why) {
+                #expect(why.contains("moving"))
+            }
+            let rejoined = try await alice.moveConversation(room.id, to: Self.classical)
+            #expect(rejoined.cipherSuite == Self.classical.rawValue)
+            #expect(try await alice.generationForTesting(room.id) == 1)
+            try await bob.send("after the move", to: room.id)
+            #expect(texts(try await alice.receive()) == ["after the move"])
+            try await alice.send("back", to: room.id)
+            #expect(texts(try await bob.receive()) == ["back"])
+        }
+    }
 }

@@ -143,7 +143,7 @@ final class DeliveryService: Sendable {
         let conversation = try await hosted(id)
         let staged = try DeliveryCore.stageCommit(request, to: conversation, by: requester, now: clock.validationTime)
         if let reinit = staged.summary.reinit {  // D25: every member device can follow, so the move cannot leave the group frozen
-            let devices = conversation.localDevices
+            let devices = conversation.localDevices.filter { !requester.isLocal || $0 != requester.device }  // the starter needs none
             let able = try await store.devicesHoldingKeyPackages(suite: reinit.cipherSuite.rawValue, among: devices)
             guard able.count == Set(devices).count else {
                 throw APIError(
