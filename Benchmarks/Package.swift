@@ -26,6 +26,11 @@ let package = Package(
                 .product(name: "MLSCodec", package: "Conclave"),
             ]
         ),
+        // The key-transparency log's costs (issue 18).
+        .executableTarget(
+            name: "transparency-bench",
+            dependencies: [.product(name: "ConclaveProtocol", package: "Conclave")]
+        ),
         // The server load generator: drives a `conclave server run` process (a release build of the main package).
         .executableTarget(
             name: "conclave-bench",
