@@ -109,10 +109,7 @@ public struct MerkleLog: Sendable {
             guard sn > 0 else { return false }
             if fn & 1 == 1 || fn == sn {
                 hash = nodeHash(element, hash)
-                while fn & 1 == 0 && fn != 0 {
-                    fn >>= 1
-                    sn >>= 1
-                }
+                shiftToOddOrZero(&fn, &sn)
             } else {
                 hash = nodeHash(hash, element)
             }
@@ -144,10 +141,7 @@ public struct MerkleLog: Sendable {
             if fn & 1 == 1 || fn == sn {
                 oldHash = nodeHash(element, oldHash)
                 newHash = nodeHash(element, newHash)
-                while fn & 1 == 0 && fn != 0 {
-                    fn >>= 1
-                    sn >>= 1
-                }
+                shiftToOddOrZero(&fn, &sn)
             } else {
                 newHash = nodeHash(newHash, element)
             }
@@ -155,6 +149,15 @@ public struct MerkleLog: Sendable {
             sn >>= 1
         }
         return sn == 0 && oldHash == oldRoot && newHash == newRoot
+    }
+
+    /// RFC 9162's "if LSB(fn) is not set, right-shift both fn and sn equally
+    /// until either LSB(fn) is set or fn is 0".
+    private static func shiftToOddOrZero(_ fn: inout Int, _ sn: inout Int) {
+        while fn & 1 == 0 && fn != 0 {
+            fn >>= 1
+            sn >>= 1
+        }
     }
 
     // MARK: The recursion of RFC 9162 §2.1.1

@@ -174,16 +174,9 @@ final class DeliveryService: Sendable {
         let conversation = try await hosted(id)
         let staged = try DeliveryCore.stageSuccessor(
             request, to: conversation, by: requester, networkKey: identity.publicKey, now: clock.validationTime)
-        var devices: [DeviceID: LiveDevice] = [:]
-        for claim in staged.claims where claim.claimedUser.domain == domain {
-            guard let device = try await store.device(claim.claimedDevice), let user = try await store.user(named: device.user) else {
-                continue
-            }
-            devices[device.id] = LiveDevice(
-                signatureKey: device.signatureKey, user: device.user, suspended: user.suspended, pending: device.pending)
-        }
+        let local = staged.claims.filter { $0.claimedUser.domain == domain }.map(\.claimedDevice)
         let facts = AdmissionFacts(
-            networkKeys: [domain: identity.publicKey], devices: devices,
+            networkKeys: [domain: identity.publicKey], devices: try await liveDevices(Set(local)),
             policies: [:], federation: FederationFacts(mode: .off, peers: []))
         let write = try DeliveryCore.admitSuccessor(staged, facts: facts, domain: domain, now: clock.now)
         switch try await store.applyCommit(write) {
@@ -300,18 +293,25 @@ final class DeliveryService: Sendable {
         return users.count == 2 ? Set(users) : nil
     }
 
+    /// D12's facts about these devices of this network: those that exist,
+    /// with their key, user, suspension and approval.
+    func liveDevices(_ ids: Set<DeviceID>) async throws -> [DeviceID: LiveDevice] {
+        var devices: [DeviceID: LiveDevice] = [:]
+        for id in ids {
+            guard let device = try await store.device(id), let user = try await store.user(named: device.user) else { continue }
+            devices[id] = LiveDevice(
+                signatureKey: device.signatureKey, user: device.user, suspended: user.suspended, pending: device.pending)
+        }
+        return devices
+    }
+
     /// The facts D12, P1, P2 and F5 need for a staged commit.
     func admissionFacts(for staged: StagedCommit) async throws -> AdmissionFacts {
         var keys: [NetworkDomain: NetworkPublicKey] = [:]
         for network in staged.networksToVerify {
             keys[network] = network == domain ? identity.publicKey : try? await directory.peerKey(network)
         }
-        var devices: [DeviceID: LiveDevice] = [:]
-        for id in staged.localDevicesToCheck(domain) {
-            guard let device = try await store.device(id), let user = try await store.user(named: device.user) else { continue }
-            devices[id] = LiveDevice(
-                signatureKey: device.signatureKey, user: device.user, suspended: user.suspended, pending: device.pending)
-        }
+        let devices = try await liveDevices(staged.localDevicesToCheck(domain))
         let localUsers = staged.memberUsers.filter { $0.domain == domain }.map(\.name)
         return AdmissionFacts(
             networkKeys: keys, devices: devices,
