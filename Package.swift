@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ConclaveSupport", targets: ["ConclaveSupport"]),
         .library(name: "ConclaveClient", targets: ["ConclaveClient"]),
         .library(name: "ConclaveServer", targets: ["ConclaveServer"]),
+        .library(name: "ConclaveStorage", targets: ["ConclaveStorage"]),
         .executable(name: "conclave", targets: ["conclave"]),
     ],
     dependencies: [

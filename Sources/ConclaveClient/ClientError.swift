@@ -54,6 +54,11 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     case safetyNumberMismatch(UserAddress)
     /// This device waits for approval by another device of its user.
     case pendingApproval
+    /// A key-transparency check failed (docs/transparency.md): an identity
+    /// key without a valid inclusion proof, a tree head without its
+    /// signature or witness quorum, or heads that contradict each other.
+    /// Nothing was trusted.
+    case transparency(String)
     /// A single sign-on did not complete at the identity provider or on
     /// the way back (the reason names the step).
     case singleSignOn(String)
@@ -74,6 +79,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
             "this device's state of conversation \(id) is unreadable (a damaged local store?): its events are skipped; the other conversations go on"
         case .invalid(let what): "refused: \(what)"
         case .singleSignOn(let what): "single sign-on: \(what)"
+        case .transparency(let what): "key transparency: \(what)"
         case .file(let what): "file: \(what)"
         case .policy(let what): "not allowed by security-group policy: \(what)"
         case .networkKeyChanged(let domain):

@@ -126,6 +126,19 @@ public struct AdminClient: Sendable {
         try await api.put("/v1/admin/federation/mode", FederationModeChange(mode: mode))
     }
 
+    // MARK: Key transparency
+
+    /// The network's newest tree head, its witnesses and the evidence kept.
+    public func transparency() async throws -> TransparencyStatus { try await api.get("/v1/admin/transparency") }
+
+    /// How many witness cosignatures clients require of a head (0: none).
+    public func setTransparencyQuorum(_ quorum: Int) async throws -> TransparencyStatus {
+        try await api.put("/v1/admin/transparency", TransparencySettings(quorum: quorum))
+    }
+
+    /// Witnesses every peer's log now (as the server does every ten minutes).
+    public func witnessPeers() async throws -> [WitnessedPeer] { try await api.post("/v1/admin/transparency/witness") }
+
     // MARK: Single sign-on and SCIM
 
     /// The network's single sign-on settings (an `sso_off` error when off).

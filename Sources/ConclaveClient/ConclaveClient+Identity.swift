@@ -103,6 +103,8 @@ extension ConclaveClient {
             approval.isValid(for: certificate, identity: identity.publicKey)
         else { throw ClientError.invalid("the approval of this device does not verify; it was not used") }
         let published: UserIdentityInfo = try await api.get("/v1/users/\(account.user)/identity")
+        guard published.user == account.user else { throw ClientError.invalid("the server answered for another user") }
+        try await checkTransparency(published)
         guard published.identityKey.bytes == identity.publicKey.rawKey else {
             throw ClientError.invalid("the identity key given to this device is not the one the server publishes for your account")
         }
@@ -221,12 +223,13 @@ extension ConclaveClient {
             guard let identity = identityKey else { return false }
             return approval.isValid(for: certificate, identity: identity.publicKey)
         }
-        var pins = try await contactPins()
+        let pins = try await contactPins()
         guard let pin = pins[certificate.user.description] else {
-            guard approval.isValid(for: certificate, identity: approval.identityKey) else { return false }
-            pins[certificate.user.description] = ContactPin(key: Base64Bytes(approval.identityKey.rawKey), verified: false)
-            try await saveContactPins(pins)
-            return true
+            // C9: the first key pinned for a contact is the one their network's log holds.
+            guard approval.isValid(for: certificate, identity: approval.identityKey),
+                let key = try await contactIdentity(certificate.user)
+            else { return false }
+            return approval.identityKey == key
         }
         if approval.isValid(for: certificate, identity: UserIdentityPublicKey(rawKey: pin.key.bytes)) { return true }
         guard let key = try await contactIdentity(certificate.user) else { return false }
@@ -255,7 +258,7 @@ extension ConclaveClient {
     }
 
     /// The identity key the server names for a user now (nil when the user
-    /// has none), the pin not touched.
+    /// has none), with its proof checked (C9), the pin not touched.
     private func serverIdentity(of user: UserAddress) async throws -> UserIdentityPublicKey? {
         let info: UserIdentityInfo
         do {
@@ -266,6 +269,7 @@ extension ConclaveClient {
         guard info.user == user, info.identityKey.bytes.count == 32 else {
             throw ClientError.invalid("the server answered for another user")
         }
+        try await checkTransparency(info)
         return UserIdentityPublicKey(rawKey: info.identityKey.bytes)
     }
 

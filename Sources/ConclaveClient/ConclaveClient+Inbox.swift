@@ -77,6 +77,7 @@ extension ConclaveClient {
         try await catchUp(autoCommit: true)
         try await holdEvents(try await joinMissingConversations(quietly: true))
         try await holdEvents(try await ownDeviceChanges())
+        try await holdEvents(try await transparencySelfCheck())
         try await replenishKeyPackages()
     }
 

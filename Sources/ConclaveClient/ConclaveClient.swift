@@ -47,6 +47,9 @@ public actor ConclaveClient {
     var joinWarnings: Set<ConversationID> = []
     /// Peer networks' keys, as this device's network pinned them.
     var peerKeys: [NetworkDomain: NetworkPublicKey] = [:]
+    /// Whether this run of the client checked its user's own entries in the
+    /// key-transparency log yet (C10: on start, then at least daily).
+    var selfCheckedThisRun = false
     /// Contacts' identity keys as pinned (C7), read from the store once.
     var contactPinCache: [String: ContactPin]?
     /// The device's clock (message expiry, MLS lifetimes); tests inject their own.

@@ -146,6 +146,10 @@ public enum ClientEvent: Sendable, Hashable, Codable {
     /// This device was approved by another device of its user and joined
     /// the user's conversations.
     case approved
+    /// This user's own entries in the key-transparency log are not what
+    /// the user's devices published (C10): the server may be showing others
+    /// a key or a device that is not the user's.
+    case transparencyAlarm(String)
 }
 
 /// One of this user's devices, as the server lists them to the user.

@@ -278,11 +278,16 @@ public struct UserIdentityInfo: Codable, Sendable, Hashable {
     public var user: UserAddress
     public var identityKey: Base64Bytes
     public var createdAt: Date
+    /// The user's newest entry in their network's key-transparency log,
+    /// with its inclusion proof (docs/transparency.md). Clients refuse a
+    /// key without one.
+    public var transparency: TransparencyInclusion?
 
-    public init(user: UserAddress, identityKey: Base64Bytes, createdAt: Date) {
+    public init(user: UserAddress, identityKey: Base64Bytes, createdAt: Date, transparency: TransparencyInclusion? = nil) {
         self.user = user
         self.identityKey = identityKey
         self.createdAt = createdAt
+        self.transparency = transparency
     }
 }
 

@@ -73,6 +73,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
     case peerInvalid = "peer_invalid"
     case peerKeyMismatch = "peer_key_mismatch"
     case peerRefused = "peer_refused"
+    case transparencySplitView = "transparency_split_view"
     case providerUnavailable = "provider_unavailable"
     // 503
     case serverBusy = "server_busy"
@@ -98,7 +99,7 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .rangeNotSatisfiable: 416
         case .rateLimited: 429
         case .internal: 500
-        case .peerUnavailable, .peerInvalid, .peerKeyMismatch, .peerRefused, .providerUnavailable: 502
+        case .peerUnavailable, .peerInvalid, .peerKeyMismatch, .peerRefused, .transparencySplitView, .providerUnavailable: 502
         case .serverBusy, .notReady: 503
         }
     }
@@ -165,6 +166,8 @@ public enum ErrorCode: String, Codable, CaseIterable, Sendable, Hashable {
         case .peerInvalid: "a peer network answered with something that is not the API"
         case .peerKeyMismatch: "a peer network publishes a key that does not match its pin"
         case .peerRefused: "a peer network refused this network's request"
+        case .transparencySplitView:
+            "a peer network showed a key-transparency tree head that contradicts one it showed before; the evidence is kept"
         case .serverBusy: "the server is at its connection limit; try again later"
         case .notReady: "the server cannot serve yet: its database does not answer, or its schema is being migrated (`/readyz`)"
         }

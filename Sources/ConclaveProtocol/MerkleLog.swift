@@ -195,3 +195,51 @@ public struct MerkleLog: Sendable {
         return subproof(old - k, from: start + k, count: count - k, complete: false) + [hash(from: start, count: k)]
     }
 }
+
+/// The right edge of a log (RFC 9162's tree as its complete subtrees,
+/// largest first): enough to extend it leaf by leaf and compute its head,
+/// without the leaves. A device that keeps the frontier of the log at the
+/// last head it checked reads only the entries appended since, and knows
+/// they are the log's when the extended frontier gives the new head's root.
+public struct MerkleFrontier: Hashable, Sendable, Codable {
+    public private(set) var size: UInt64 = 0
+    /// The roots of the complete subtrees, one per set bit of `size`, largest first.
+    private var subtrees: [[UInt8]] = []
+
+    public init() {}
+
+    public mutating func append(leafHash: [UInt8]) {
+        var hash = leafHash
+        var count = size
+        while count & 1 == 1, let left = subtrees.popLast() {
+            hash = MerkleLog.nodeHash(left, hash)
+            count >>= 1
+        }
+        subtrees.append(hash)
+        size += 1
+    }
+
+    /// MTH of the leaves appended so far.
+    public var root: [UInt8] {
+        guard var hash = subtrees.last else { return MerkleLog.emptyRoot }
+        for left in subtrees.dropLast().reversed() { hash = MerkleLog.nodeHash(left, hash) }
+        return hash
+    }
+
+    enum CodingKeys: String, CodingKey { case size, subtrees }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        size = try container.decode(UInt64.self, forKey: .size)
+        subtrees = try container.decode([Base64Bytes].self, forKey: .subtrees).map(\.bytes)
+        guard subtrees.count == size.nonzeroBitCount, subtrees.allSatisfy({ $0.count == MerkleLog.hashLength }) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a Merkle frontier"))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(size, forKey: .size)
+        try container.encode(subtrees.map(Base64Bytes.init), forKey: .subtrees)
+    }
+}

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import MLS
 import MLSCodec
 
@@ -156,7 +157,194 @@ public struct SignedTreeHead: Hashable, Sendable {
     }
 }
 
+/// A witness network's signature on a peer's tree head: it saw this head,
+/// checked that it extends every earlier head of that peer it saw, and will
+/// sign no other head of that size.
+public struct WitnessCosignature: Hashable, Sendable, Codable {
+    public var witness: NetworkDomain
+    public var signature: Base64Bytes
+
+    public init(witness: NetworkDomain, signature: Base64Bytes) {
+        self.witness = witness
+        self.signature = signature
+    }
+
+    static let label = Array("Conclave transparency witness v1\u{0}".utf8)
+
+    /// `key`'s network witnesses `head`, another network's.
+    public static func sign(_ head: TreeHead, by key: NetworkSigningKey) throws -> WitnessCosignature {
+        guard head.domain != key.domain else { throw TransparencyError.wrongNetwork }
+        return WitnessCosignature(witness: key.domain, signature: Base64Bytes(try key.sign(label + head.tlsSerialized)))
+    }
+
+    /// Whether `key`, the witness's pinned key, signed `head`.
+    public func isValid(for head: TreeHead, key: NetworkPublicKey) -> Bool {
+        key.domain == witness && witness != head.domain && key.isValidSignature(signature.bytes, for: Self.label + head.tlsSerialized)
+    }
+}
+
 public enum TransparencyError: Error, Sendable, Hashable {
-    /// A key signs heads of its own network's log only.
+    /// A key signs heads of its own network's log only, and witnesses others' only.
     case wrongNetwork
+}
+
+// MARK: - The API's documents
+
+/// A signed tree head as the API serves it (`GET /v1/transparency/head`):
+/// the TLS-encoded ``TreeHead``, the network's signature, the witnesses'
+/// cosignatures, and the number of them the network's administrator
+/// requires (clients keep the highest they saw).
+public struct TransparencyHeadInfo: Codable, Sendable, Hashable {
+    public var head: Base64Bytes
+    public var signature: Base64Bytes
+    public var witnesses: [WitnessCosignature]
+    public var quorum: Int
+
+    public init(_ signed: SignedTreeHead, witnesses: [WitnessCosignature], quorum: Int) {
+        head = Base64Bytes(signed.head.tlsSerialized)
+        signature = Base64Bytes(signed.signature)
+        self.witnesses = witnesses
+        self.quorum = quorum
+    }
+
+    /// The head and its signature, decoded (not verified).
+    public func signed() throws -> SignedTreeHead {
+        SignedTreeHead(head: try TreeHead(tlsSerialized: head.bytes), signature: signature.bytes)
+    }
+}
+
+/// A user's newest entry in the log with its inclusion proof against a head.
+public struct TransparencyInclusion: Codable, Sendable, Hashable {
+    /// The TLS-encoded ``TransparencyEntry``.
+    public var entry: Base64Bytes
+    public var position: UInt64
+    public var proof: [Base64Bytes]
+    public var head: TransparencyHeadInfo
+
+    public init(entry: Base64Bytes, position: UInt64, proof: [Base64Bytes], head: TransparencyHeadInfo) {
+        self.entry = entry
+        self.position = position
+        self.proof = proof
+        self.head = head
+    }
+}
+
+/// A consistency proof between two sizes of the log
+/// (`GET /v1/transparency/consistency?from=&to=`).
+public struct TransparencyConsistency: Codable, Sendable, Hashable {
+    public var from: UInt64
+    public var to: UInt64
+    public var proof: [Base64Bytes]
+
+    public init(from: UInt64, to: UInt64, proof: [Base64Bytes]) {
+        self.from = from
+        self.to = to
+        self.proof = proof
+    }
+}
+
+/// A run of the log's entries (`GET /v1/transparency/entries?start=&count=`).
+public struct TransparencyEntries: Codable, Sendable, Hashable {
+    public var start: UInt64
+    /// TLS-encoded ``TransparencyEntry`` values, from `start` on.
+    public var entries: [Base64Bytes]
+
+    public init(start: UInt64, entries: [Base64Bytes]) {
+        self.start = start
+        self.entries = entries
+    }
+}
+
+/// A witness asks a peer for its newest head, with the consistency proof
+/// from the last size it saw (`POST /v1/federation/transparency/head`).
+public struct FederatedHeadRequest: Codable, Sendable, Hashable {
+    public var since: UInt64?
+
+    public init(since: UInt64?) { self.since = since }
+}
+
+public struct FederatedHeadAnswer: Codable, Sendable, Hashable {
+    public var head: TransparencyHeadInfo
+    /// From `since` to the head's size; absent when there was no `since`.
+    public var consistency: [Base64Bytes]?
+
+    public init(head: TransparencyHeadInfo, consistency: [Base64Bytes]?) {
+        self.head = head
+        self.consistency = consistency
+    }
+}
+
+/// Two signed heads of one network that cannot both be honest: the same
+/// size with different roots, a later head that does not extend an earlier
+/// one, or one smaller than a head seen before.
+public struct TransparencyEvidence: Codable, Sendable, Hashable {
+    public var network: NetworkDomain
+    public var reason: String
+    public var first: TransparencyHeadInfo
+    public var second: TransparencyHeadInfo
+    public var foundAt: Date
+
+    public init(network: NetworkDomain, reason: String, first: TransparencyHeadInfo, second: TransparencyHeadInfo, foundAt: Date) {
+        self.network = network
+        self.reason = reason
+        self.first = first
+        self.second = second
+        self.foundAt = foundAt
+    }
+}
+
+/// What a network witnessed of one peer.
+public struct WitnessedPeer: Codable, Sendable, Hashable {
+    public var network: NetworkDomain
+    public var size: UInt64?
+    public var checkedAt: Date?
+    /// Why the last attempt failed, if it did.
+    public var problem: String?
+
+    public init(network: NetworkDomain, size: UInt64?, checkedAt: Date?, problem: String?) {
+        self.network = network
+        self.size = size
+        self.checkedAt = checkedAt
+        self.problem = problem
+    }
+}
+
+/// The transparency page of the admin API (`GET /v1/admin/transparency`).
+public struct TransparencyStatus: Codable, Sendable, Hashable {
+    public var head: TransparencyHeadInfo
+    public var peers: [WitnessedPeer]
+    public var evidence: [TransparencyEvidence]
+
+    public init(head: TransparencyHeadInfo, peers: [WitnessedPeer], evidence: [TransparencyEvidence]) {
+        self.head = head
+        self.peers = peers
+        self.evidence = evidence
+    }
+}
+
+/// `PUT /v1/admin/transparency`: witness cosignatures clients require.
+public struct TransparencySettings: Codable, Sendable, Hashable {
+    public var quorum: Int
+
+    public init(quorum: Int) { self.quorum = quorum }
+}
+
+/// A witness's cosignature with the head it signed (TLS encoding) and the
+/// head's own signature by its network, as the witness gives it to that
+/// network (`POST /v1/federation/transparency/cosignature`, and the answer
+/// of `.../witness`).
+public struct CosignatureDelivery: Codable, Sendable, Hashable {
+    public var head: Base64Bytes
+    public var headSignature: Base64Bytes
+    public var cosignature: WitnessCosignature
+
+    public init(head: Base64Bytes, headSignature: Base64Bytes, cosignature: WitnessCosignature) {
+        self.head = head
+        self.headSignature = headSignature
+        self.cosignature = cosignature
+    }
+
+    public func signedHead() throws -> SignedTreeHead {
+        SignedTreeHead(head: try TreeHead(tlsSerialized: head.bytes), signature: headSignature.bytes)
+    }
 }

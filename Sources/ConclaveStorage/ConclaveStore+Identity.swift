@@ -29,6 +29,7 @@ extension ConclaveStore {
             guard !inserted.isEmpty else { return false }
             try await connection.execute(
                 "UPDATE devices SET pending = 0, approval = ?, transfer_key = NULL WHERE id = ?", [.blob(approval), .text(device.value)])
+            try await Self.recordTransparency(connection, user: user, at: time, lock: forUpdate)
             if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return true
         }
@@ -36,13 +37,15 @@ extension ConclaveStore {
 
     /// Approves a pending device: its approval and the identity key sealed
     /// for it are kept for it to fetch. False when it is not pending.
-    public func approveDevice(_ device: DeviceID, approval: [UInt8], sealedIdentity: [UInt8], audit: AuditDraft? = nil) async throws -> Bool
-    {
+    public func approveDevice(
+        _ device: DeviceID, of user: UserName, approval: [UInt8], sealedIdentity: [UInt8], audit: AuditDraft? = nil
+    ) async throws -> Bool {
         try await write { connection in
             let rows = try await connection.query(
-                "UPDATE devices SET pending = 0, approval = ?, sealed_identity = ? WHERE id = ? AND pending = 1 RETURNING id",
-                [.blob(approval), .blob(sealedIdentity), .text(device.value)])
+                "UPDATE devices SET pending = 0, approval = ?, sealed_identity = ? WHERE id = ? AND user_name = ? AND pending = 1 RETURNING id",
+                [.blob(approval), .blob(sealedIdentity), .text(device.value), .text(user.value)])
             guard !rows.isEmpty else { return false }
+            try await Self.recordTransparency(connection, user: user, at: audit?.at ?? Date(), lock: forUpdate)
             if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return true
         }
@@ -57,6 +60,7 @@ extension ConclaveStore {
                 DELETE FROM user_identities WHERE user_name = ? \
                 AND NOT EXISTS (SELECT 1 FROM devices WHERE user_name = ? AND pending = 0)
                 """, [.text(user.value), .text(user.value)])
+            try await Self.recordTransparency(connection, user: user, at: Date(), lock: forUpdate)
         }
     }
 }

@@ -195,6 +195,7 @@ extension ConclaveStore {
                 INSERT INTO deleted_accounts (user_name, deleted_at) VALUES (?, ?) \
                 ON CONFLICT (user_name) DO UPDATE SET deleted_at = excluded.deleted_at
                 """, [.text(name.value), .integer((audit?.at ?? Date()).millis)])
+            try await Self.recordTransparency(connection, user: name, at: audit?.at ?? Date(), lock: forUpdate)
             if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return try devices.map(Self.deviceID)
         }
@@ -240,6 +241,7 @@ extension ConclaveStore {
             let rows = try await connection.query("DELETE FROM devices WHERE user_name = ? RETURNING id", [.text(user.value)])
             // With every device gone the identity key is gone too: the next first device makes a new one.
             try await connection.execute("DELETE FROM user_identities WHERE user_name = ?", [.text(user.value)])
+            try await Self.recordTransparency(connection, user: user, at: audit?.at ?? Date(), lock: forUpdate)
             if let audit { try await Self.appendAudit(connection, audit, lock: forUpdate) }
             return try rows.map(Self.deviceID)
         }
@@ -249,7 +251,11 @@ extension ConclaveStore {
     /// Returns false when there is no such device.
     public func deleteDevice(_ id: DeviceID) async throws -> Bool {
         try await write { connection in
-            !(try await connection.query("DELETE FROM devices WHERE id = ? RETURNING id", [.text(id.value)])).isEmpty
+            let rows = try await connection.query("DELETE FROM devices WHERE id = ? RETURNING user_name", [.text(id.value)])
+            guard let row = rows.first else { return false }
+            guard let user = UserName(try row.text(0)) else { throw StoreError.corrupt("devices.user_name") }
+            try await Self.recordTransparency(connection, user: user, at: Date(), lock: forUpdate)
+            return true
         }
     }
 

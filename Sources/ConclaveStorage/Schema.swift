@@ -178,6 +178,31 @@ enum Schema {
                 "ALTER TABLE conversations ADD COLUMN generation \(int) NOT NULL DEFAULT 0",
                 "ALTER TABLE conversations ADD COLUMN reinit \(bytes)",
             ],
+            [
+                // Key transparency (docs/transparency.md). transparency_state: one row, the log's size (locked by every
+                // append, so positions are dense and in commit order), the secret of user indices, and the number of
+                // witness cosignatures clients require. transparency_log: the entries (TLS TransparencyEntry), by position.
+                // transparency_cosignatures: peers' cosignatures of this network's heads. transparency_witnessed: the last
+                // head of each peer this network checked. transparency_evidence: pairs of a peer's heads that contradict.
+                """
+                CREATE TABLE transparency_state (id \(int) PRIMARY KEY, size \(int) NOT NULL, secret \(bytes) NOT NULL, \
+                quorum \(int) NOT NULL DEFAULT 0)
+                """,
+                dialect == .sqlite
+                    ? "INSERT INTO transparency_state (id, size, secret) VALUES (1, 0, randomblob(32))"
+                    : "INSERT INTO transparency_state (id, size, secret) VALUES (1, 0, decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'))",
+                "CREATE TABLE transparency_log (position \(int) PRIMARY KEY, user_name TEXT NOT NULL, entry \(bytes) NOT NULL)",
+                "CREATE INDEX transparency_log_user ON transparency_log(user_name, position)",
+                """
+                CREATE TABLE transparency_cosignatures (size \(int) NOT NULL, witness TEXT NOT NULL, head \(bytes) NOT NULL, \
+                signature \(bytes) NOT NULL, PRIMARY KEY (size, witness))
+                """,
+                """
+                CREATE TABLE transparency_witnessed (peer TEXT PRIMARY KEY, head \(bytes), signature \(bytes), checked_at \(int), \
+                problem TEXT)
+                """,
+                "CREATE TABLE transparency_evidence (id \(serial), peer TEXT NOT NULL, evidence TEXT NOT NULL, found_at \(int) NOT NULL)",
+            ],
         ]
     }
 }

@@ -38,29 +38,60 @@ public struct HostileNetwork: Sendable {
     /// Runs `body` with this network answering its discovery document and
     /// identity-key requests of peers (`POST /v1/federation/identity`) on a
     /// loopback port, its URL the one it names: as a peer's server, a
-    /// member's network asks it for its users' identity keys. It answers
-    /// nothing else.
+    /// member's network asks it for its users' identity keys. Each key it
+    /// names is in a key-transparency log it keeps honestly (an entry
+    /// appended the first time a user is asked for, heads signed by its key,
+    /// consistency proofs on `POST /v1/federation/transparency/consistency`):
+    /// the attacks it plays are others. It answers nothing else.
     public func servingIdentities<T: Sendable>(_ body: @Sendable (HostileNetwork) async throws -> T) async throws -> T {
         let router = Router()
         let key = key
+        let log = Mutex((tree: MerkleLog(), positions: [UserAddress: (UInt64, TransparencyEntry)]()))
+        let index = TransparencyIndex(secret: Array(key.seed))
         router.post("/v1/federation/identity") { request, context -> Response in
             let query = try await request.decode(as: FederatedKeyPackageClaim.self, context: context)
             let user = UserAddress(name: query.user, domain: key.domain)
+            let identity = try Self.identity(of: user, network: key).publicKey.rawKey
+            let (position, entry, proof, head) = log.withLock { log in
+                let (position, entry) =
+                    log.positions[user]
+                    ?? {
+                        let entry = TransparencyEntry(
+                            index: index.index(of: user.name), identityKey: identity, devices: TransparencyEntry.deviceCommitment([]),
+                            version: 1,
+                            time: 0)
+                        log.tree.append(leafHash: entry.leafHash)
+                        log.positions[user] = (UInt64(log.tree.size - 1), entry)
+                        return (UInt64(log.tree.size - 1), entry)
+                    }()
+                let size = log.tree.size
+                return (
+                    position, entry, log.tree.inclusionProof(index: Int(position), size: size) ?? [],
+                    TreeHead(domain: key.domain, size: UInt64(size), root: log.tree.root(size: size) ?? [], time: 0)
+                )
+            }
             let info = UserIdentityInfo(
-                user: user, identityKey: Base64Bytes(try Self.identity(of: user, network: key).publicKey.rawKey),
-                createdAt: Date(timeIntervalSince1970: 0))
-            return Response(
-                status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(info))))
+                user: user, identityKey: Base64Bytes(identity), createdAt: Date(timeIntervalSince1970: 0),
+                transparency: TransparencyInclusion(
+                    entry: Base64Bytes(entry.tlsSerialized), position: position, proof: proof.map(Base64Bytes.init),
+                    head: TransparencyHeadInfo(try SignedTreeHead.sign(head, by: key), witnesses: [], quorum: 0)))
+            return try Self.json(info)
+        }
+        router.post("/v1/federation/transparency/consistency") { request, context -> Response in
+            let asked = try await request.decode(as: TransparencyConsistency.self, context: context)
+            let proof = log.withLock { log in
+                asked.from <= asked.to && asked.to <= UInt64(log.tree.size)
+                    ? log.tree.consistencyProof(old: Int(asked.from), new: Int(asked.to)) : nil
+            }
+            guard let proof else { throw HTTPError(.badRequest) }
+            return try Self.json(TransparencyConsistency(from: asked.from, to: asked.to, proof: proof.map(Base64Bytes.init)))
         }
         let port = Mutex(0)
         router.get("/.well-known/conclave") { _, _ -> Response in
             let wellKnown = WellKnown(
                 domain: key.domain, apiVersion: conclaveAPIVersion, signingKey: Base64Bytes(key.publicKey.rawKey),
                 keyFingerprint: key.publicKey.fingerprint, cipherSuite: 1)
-            return Response(
-                status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(wellKnown))))
+            return try Self.json(wellKnown)
         }
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -68,6 +99,12 @@ public struct HostileNetwork: Sendable {
         return try await app.test(.live) { _ in
             try await body(HostileNetwork(key: key, url: "http://127.0.0.1:\(port.withLock { $0 })"))
         }
+    }
+
+    private static func json(_ value: some Encodable) throws -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(value))))
     }
 
     /// A device of one of its users, certified by its key.

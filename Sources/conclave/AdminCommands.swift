@@ -38,6 +38,7 @@ struct AdminCommand: AsyncParsableCommand {
         subcommands: [
             AdminUserCommand.self, AdminGroupCommand.self, AdminFederationCommand.self, AdminAuditCommand.self, AdminNetworkCommand.self,
             AdminSSOCommand.self, AdminSCIMCommand.self, AdminAdministratorCommand.self, AdminTokenCommand.self,
+            AdminTransparencyCommand.self,
         ]
     )
 }
@@ -59,6 +60,62 @@ struct AdminNetworkCommand: AsyncParsableCommand {
                 print("storage: \(network.storage)\nusers: \(network.users)")
             }
         }
+    }
+}
+
+struct AdminTransparencyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transparency", abstract: "The key-transparency log: its head, its witnesses, and the peers this network witnesses.",
+        subcommands: [Show.self, Quorum.self, Witness.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the newest tree head, its cosignatures, the peers witnessed and any evidence of a split view.")
+        @OptionGroup var admin: AdminOptions
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let status = try await admin.client().transparency()
+            if json { return try printJSON(status) }
+            AdminTransparencyCommand.print(status)
+        }
+    }
+
+    struct Quorum: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set how many witness cosignatures clients require of a tree head (0: none, for a network without peers).",
+            discussion: "Clients keep the highest quorum they were told: lowering it later does not lower theirs.")
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "0 to 16.") var quorum: Int
+
+        func run() async throws { AdminTransparencyCommand.print(try await admin.client().setTransparencyQuorum(quorum)) }
+    }
+
+    struct Witness: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Witness every peer's log now (the server does every ten minutes).")
+        @OptionGroup var admin: AdminOptions
+
+        func run() async throws {
+            for peer in try await admin.client().witnessPeers() { AdminTransparencyCommand.print(peer) }
+        }
+    }
+
+    static func print(_ status: TransparencyStatus) {
+        if let head = try? status.head.signed().head {
+            Swift.print("head: \(head.size) entries, root \(Hex.encode(head.root))")
+        }
+        let witnesses = status.head.witnesses.map(\.witness.value).sorted()
+        Swift.print(
+            "cosigned by: \(witnesses.isEmpty ? "none" : witnesses.joined(separator: ", ")); quorum required: \(status.head.quorum)")
+        for peer in status.peers { print(peer) }
+        for evidence in status.evidence {
+            Swift.print("EVIDENCE: \(evidence.network) showed \(evidence.reason) (found \(EventPrinter.time(evidence.foundAt)))")
+        }
+    }
+
+    static func print(_ peer: WitnessedPeer) {
+        let seen = peer.size.map { "\($0) entries" } ?? "no head yet"
+        Swift.print("witnessing \(peer.network): \(seen)\(peer.problem.map { "; last attempt failed: \($0)" } ?? "")")
     }
 }
 

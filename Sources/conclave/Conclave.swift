@@ -18,7 +18,7 @@ struct Conclave: AsyncParsableCommand {
         subcommands: [
             ServerCommand.self, AdminCommand.self, LoginCommand.self, LogoutCommand.self, DeviceCommand.self, SendCommand.self,
             RoomCommand.self, ReceiveCommand.self, ChatCommand.self, SafetyNumberCommand.self, VerifyCommand.self, DemoCommand.self,
-            MLSCommand.self,
+            TransparencyCommand.self, MLSCommand.self,
         ]
     )
 
@@ -113,7 +113,7 @@ struct ProfileOptions: ParsableArguments {
 enum ProfileArguments {
     /// Commands whose next word names a subcommand.
     static let groups: Set<String> = [
-        "room", "admin", "user", "group", "federation", "network", "server", "mls", "device", "sso", "scim", "token",
+        "room", "admin", "user", "group", "federation", "network", "server", "mls", "device", "sso", "scim", "token", "transparency",
     ]
 
     static func reordered(_ arguments: [String]) -> [String] {

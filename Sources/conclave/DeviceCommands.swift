@@ -530,6 +530,8 @@ struct EventPrinter: Sendable {
             }
         case .approved:
             Swift.print("* this device was approved and joined your conversations")
+        case .transparencyAlarm(let problem):
+            Swift.print("* ALARM (key transparency): \(problem); tell your administrator and your contacts")
         }
     }
 
@@ -638,6 +640,9 @@ struct EventLine: Encodable {
             try container.encode(change.rawValue, forKey: .kind)
         case .approved:
             try container.encode("approved", forKey: .type)
+        case .transparencyAlarm(let problem):
+            try container.encode("transparency_alarm", forKey: .type)
+            try container.encode(problem, forKey: .text)
         }
     }
 

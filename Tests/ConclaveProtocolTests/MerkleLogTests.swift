@@ -213,4 +213,30 @@ import Testing
         #expect(log.inclusionProof(index: 3, size: 9) == nil)
         #expect(log.consistencyProof(old: 5, new: 4) == nil)
     }
+
+    @Test("A compact range (the self-check's frontier) gives the full log's head at every size, and survives encoding; a forged one does not decode")
+    func frontier() throws {
+        var log = MerkleLog()
+        var frontier = MerkleFrontier()
+        #expect(frontier.root == MerkleLog.emptyRoot)
+        for index in 0..<70 {
+            let leaf = MerkleLog.leafHash(Array("entry \(index)".utf8))
+            log.append(leafHash: leaf)
+            frontier.append(leafHash: leaf)
+            #expect(frontier.size == UInt64(log.size))
+            #expect(frontier.root == log.root)
+            let decoded = try ConclaveJSON.decoder().decode(MerkleFrontier.self, from: try ConclaveJSON.encoder().encode(frontier))
+            #expect(decoded == frontier)
+        }
+        // Against the reference vectors too.
+        var reference = MerkleFrontier()
+        for (size, entry) in Self.entries.enumerated() {
+            reference.append(leafHash: MerkleLog.leafHash(entry))
+            #expect(reference.root == Self.heads[size + 1])
+        }
+        // A size that does not match its subtrees, or a hash of the wrong length, is refused.
+        for forged in [#"{"size":3,"subtrees":[]}"#, #"{"size":1,"subtrees":["AAAA"]}"#] {
+            #expect(throws: DecodingError.self) { _ = try ConclaveJSON.decoder().decode(MerkleFrontier.self, from: Data(forged.utf8)) }
+        }
+    }
 }

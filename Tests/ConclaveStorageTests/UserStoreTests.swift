@@ -14,7 +14,7 @@ import Testing
             let versions = try await store.database.read { connection in
                 try await connection.query("SELECT version FROM schema_version", []).map { try $0.integer(0) }
             }
-            #expect(versions == [10])  // the newest migration: key packages by cipher suite
+            #expect(versions == [11])  // the newest migration: the key-transparency log
             #expect(try await store.user(named: alice) != nil)
         }
     }

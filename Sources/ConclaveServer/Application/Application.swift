@@ -47,6 +47,7 @@ public func buildApplication(
     let ready = storage.ready
     app.beforeServerStarts {
         try await store.migrate()
+        try await store.reconcileTransparency(at: clock.now)
         await ready.open()
     }
     let sweeper = Sweeper(
@@ -56,6 +57,8 @@ public func buildApplication(
     app.addServices(
         api.authentication.hashing,
         sweeper,
+        TransparencyWitnessing(
+            transparency: api.transparency, interval: configuration.witnessInterval, ready: ready, logger: logger),
         FederationRelay(
             store: store, client: api.gateway.client, clock: clock, idleInterval: configuration.relayIdleInterval, ready: ready,
             metrics: metrics, logger: logger))
@@ -179,14 +182,16 @@ func composeServices(
     let delivery = DeliveryService(
         store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, files: files, limits: limits,
         logger: logger)
+    let transparency = TransparencyService(
+        store: store, identity: identity, clock: clock, directory: directory, audit: audit, logger: logger)
     let gateway = FederationGateway(
         store: store, identity: identity, clock: clock, hub: hub, policy: policy, directory: directory, delivery: delivery,
-        files: files, claims: claims, logger: logger)
+        files: files, claims: claims, transparency: transparency, logger: logger)
     let enforcement = PolicyEnforcement(store: store, delivery: delivery, gateway: gateway)
     let deprovisioning = Deprovisioning(store: store, hub: hub, delivery: delivery, gateway: gateway, logger: logger)
     let approvals = DeviceApprovals(
         store: store, identity: identity, clock: clock, audit: audit, hub: hub, policy: policy, gateway: gateway,
-        deprovisioning: deprovisioning, logger: logger)
+        deprovisioning: deprovisioning, transparency: transparency, logger: logger)
     let admin = AdminService(
         store: store, identity: identity, audit: audit, authentication: authentication, enforcement: enforcement,
         deprovisioning: deprovisioning, gateway: gateway, logger: logger)
@@ -207,6 +212,7 @@ func composeServices(
         administrators: AdministratorService(
             store: store, identity: identity, audit: audit, authentication: authentication, limits: limits, logger: logger),
         scim: SCIMService(store: store, admin: admin, policy: policy), directory: directory, gateway: gateway,
+        transparency: transparency,
         trustedProxies: configuration.trustedProxies, clockOffset: configuration.clockOffset,
         store: store, metrics: metrics, ready: ready, metricsOnOwnListener: configuration.metricsListen != nil,
         accessLogger: accessLogger)

@@ -44,6 +44,10 @@ extension OpenAPIDocument {
     },
     {
       "name": "Federation"
+    },
+    {
+      "name": "Transparency",
+      "description": "Key transparency (docs/transparency.md): every user's identity key and approved device set in an append-only Merkle log (RFC 9162), heads signed by the network key and cosigned by peer networks as witnesses."
     }
   ],
   "security": [
@@ -7115,6 +7119,663 @@ extension OpenAPIDocument {
           }
         }
       }
+    },
+    "/.well-known/conclave-transparency": {
+      "get": {
+        "operationId": "getTransparencyWellKnown",
+        "summary": "The key-transparency log's newest signed head",
+        "description": "The newest head of this network's key-transparency log, signed by the network key, with the witnesses' cosignatures of it and the quorum clients require. No authentication (for auditors).",
+        "tags": [
+          "Transparency"
+        ],
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TransparencyHeadInfo"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/transparency/head": {
+      "get": {
+        "operationId": "getTransparencyHead",
+        "summary": "The newest signed head",
+        "description": "As `/.well-known/conclave-transparency`.",
+        "tags": [
+          "Transparency"
+        ],
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TransparencyHeadInfo"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/transparency/consistency": {
+      "get": {
+        "operationId": "getTransparencyConsistency",
+        "summary": "A consistency proof between two sizes of the log",
+        "description": "The RFC 9162 consistency proof that the log's first `from` entries are a prefix of its first `to`. No authentication.",
+        "tags": [
+          "Transparency"
+        ],
+        "security": [],
+        "parameters": [
+          {
+            "name": "from",
+            "in": "query",
+            "required": true,
+            "description": "The older size (> 0).",
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 1
+            }
+          },
+          {
+            "name": "to",
+            "in": "query",
+            "required": true,
+            "description": "The newer size (≥ from, ≤ the log's size).",
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 1
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TransparencyConsistency"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: not 0 < from ≤ to ≤ the log's size.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/transparency/entries": {
+      "get": {
+        "operationId": "getTransparencyEntries",
+        "summary": "Entries of the log",
+        "description": "Up to `count` entries from position `start`, for auditors and for devices checking their own entries (C10). Entries index users by a keyed hash of their name: no name is listed. No authentication.",
+        "tags": [
+          "Transparency"
+        ],
+        "security": [],
+        "parameters": [
+          {
+            "name": "start",
+            "in": "query",
+            "required": false,
+            "description": "The first position (≤ the log's size).",
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 0,
+              "default": 0
+            }
+          },
+          {
+            "name": "count",
+            "in": "query",
+            "required": false,
+            "description": "The most entries to return.",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 1000
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TransparencyEntries"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: `start` past the log's size or `count` not 1–1000.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/networks/{domain}/transparency/consistency": {
+      "get": {
+        "operationId": "getPeerTransparencyConsistency",
+        "summary": "A consistency proof of a peer network's log",
+        "description": "Asks a pinned peer network (signed federation request) for a consistency proof of its log, for a device that saw two of its heads. This network's own domain answers from its own log.",
+        "tags": [
+          "Transparency"
+        ],
+        "security": [
+          {
+            "session": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "domain",
+            "in": "path",
+            "required": true,
+            "description": "A network's domain.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "from",
+            "in": "query",
+            "required": true,
+            "description": "The older size (> 0).",
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 1
+            }
+          },
+          {
+            "name": "to",
+            "in": "query",
+            "required": true,
+            "description": "The newer size.",
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 1
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TransparencyConsistency"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "`bad_request`: sizes out of range, or not a domain.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "403": {
+            "description": "`federation_off`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "`unknown_network`: not a pinned peer.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "502": {
+            "description": "`peer_unavailable`, `peer_invalid`: the peer did not answer with a proof.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/federation/transparency/head": {
+      "post": {
+        "operationId": "federatedTransparencyHead",
+        "summary": "The newest head, for a witness",
+        "description": "A peer witnessing this network's log asks for its newest signed head and a consistency proof from the size it last saw (none when `since` is absent, 0, or past the log's size).",
+        "tags": [
+          "Federation"
+        ],
+        "security": [
+          {
+            "federation": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/FederatedHeadRequest"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/FederatedHeadAnswer"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "401": {
+            "$ref": "#/components/responses/PeerUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/PeerForbidden"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/federation/transparency/consistency": {
+      "post": {
+        "operationId": "federatedTransparencyConsistency",
+        "summary": "A consistency proof, for a peer's client",
+        "description": "A peer relays its device's request for a consistency proof of this network's log.",
+        "tags": [
+          "Federation"
+        ],
+        "security": [
+          {
+            "federation": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/TransparencyConsistency"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TransparencyConsistency"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "401": {
+            "$ref": "#/components/responses/PeerUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/PeerForbidden"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/federation/transparency/cosignature": {
+      "post": {
+        "operationId": "federatedTransparencyCosignature",
+        "summary": "A witness's cosignature of this network's head",
+        "description": "Kept when the head is this log's own head of that size and the cosignature verifies with the sending peer's key; shown with the head from then on.",
+        "tags": [
+          "Federation"
+        ],
+        "security": [
+          {
+            "federation": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/CosignatureDelivery"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Empty"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "401": {
+            "$ref": "#/components/responses/PeerUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/PeerForbidden"
+          },
+          "409": {
+            "description": "`conflict`: this log has no such head (another root or size).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/federation/transparency/witness": {
+      "post": {
+        "operationId": "federatedTransparencyWitness",
+        "summary": "Witness the asking peer's log now",
+        "description": "This network fetches the asking peer's newest head (`/v1/federation/transparency/head`), checks its signature and that it extends the last head of that peer it saw, and answers its cosignature. A head that contradicts an earlier one is refused (`transparency_split_view`) and both are kept as evidence.",
+        "tags": [
+          "Federation"
+        ],
+        "security": [
+          {
+            "federation": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/Empty"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CosignatureDelivery"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "401": {
+            "$ref": "#/components/responses/PeerUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/PeerForbidden"
+          },
+          "502": {
+            "description": "`transparency_split_view`: the peer showed a head that contradicts one it showed before; `peer_unavailable`, `peer_invalid`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
+    },
+    "/v1/admin/transparency": {
+      "get": {
+        "operationId": "adminTransparency",
+        "summary": "Key transparency: head, witnessed peers, evidence",
+        "description": "This network's newest signed head with its cosignatures and quorum, each peer it witnesses (the last size checked, when, any problem), and the evidence of peers' contradicting heads. Roles: admin, owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TransparencyStatus"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      },
+      "put": {
+        "operationId": "adminSetTransparencyQuorum",
+        "summary": "Set the witness quorum",
+        "description": "The number of witness cosignatures clients require of this network's heads (0–16; 0 for a network without peers). Recorded in the audit log (`transparency.quorum`). Roles: owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TransparencyStatus"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "400": {
+            "$ref": "#/components/responses/BadBody"
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        },
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/TransparencySettings"
+              }
+            }
+          }
+        }
+      }
+    },
+    "/v1/admin/transparency/witness": {
+      "post": {
+        "operationId": "adminWitnessPeers",
+        "summary": "Witness every peer now",
+        "description": "Runs a witnessing round now (it also runs every 10 minutes): fetches each peer's head, checks it, and gives the peer this network's cosignature. Roles: admin, owner.",
+        "tags": [
+          "Admin"
+        ],
+        "security": [
+          {
+            "admin": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/WitnessedPeer"
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/AdminUnauthenticated"
+          },
+          "403": {
+            "$ref": "#/components/responses/AdminForbidden"
+          },
+          "500": {
+            "$ref": "#/components/responses/Internal"
+          },
+          "503": {
+            "$ref": "#/components/responses/ServerBusy"
+          }
+        }
+      }
     }
   },
   "components": {
@@ -7278,6 +7939,7 @@ extension OpenAPIDocument {
               "peer_invalid",
               "peer_key_mismatch",
               "peer_refused",
+              "transparency_split_view",
               "provider_unavailable",
               "server_busy",
               "not_ready"
@@ -7499,7 +8161,7 @@ extension OpenAPIDocument {
       },
       "UserIdentityInfo": {
         "type": "object",
-        "description": "A user's identity key.",
+        "description": "A user's identity key, with the inclusion proof of the user's newest entry in their network's key-transparency log (C9: clients refuse a key without one).",
         "properties": {
           "user": {
             "$ref": "#/components/schemas/UserAddress"
@@ -7512,6 +8174,9 @@ extension OpenAPIDocument {
           "created_at": {
             "type": "string",
             "format": "date-time"
+          },
+          "transparency": {
+            "$ref": "#/components/schemas/TransparencyInclusion"
           }
         },
         "required": [
@@ -9861,6 +10526,282 @@ extension OpenAPIDocument {
           "group_info"
         ],
         "additionalProperties": false
+      },
+      "WitnessCosignature": {
+        "type": "object",
+        "description": "A witness network's Ed25519 signature, by its network key, of \"Conclave transparency witness v1\\0\" followed by a TreeHead (TLS encoding).",
+        "properties": {
+          "witness": {
+            "type": "string",
+            "description": "The witness network's domain."
+          },
+          "signature": {
+            "type": "string",
+            "contentEncoding": "base64"
+          }
+        },
+        "required": [
+          "witness",
+          "signature"
+        ]
+      },
+      "TransparencyHeadInfo": {
+        "type": "object",
+        "description": "A signed tree head of a network's key-transparency log (docs/transparency.md): the TreeHead's TLS encoding, the network key's signature of it, the witnesses' cosignatures kept for it, and the number of cosignatures clients must require (0: none).",
+        "properties": {
+          "head": {
+            "type": "string",
+            "contentEncoding": "base64"
+          },
+          "signature": {
+            "type": "string",
+            "contentEncoding": "base64"
+          },
+          "witnesses": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/WitnessCosignature"
+            }
+          },
+          "quorum": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 16
+          }
+        },
+        "required": [
+          "head",
+          "signature",
+          "witnesses",
+          "quorum"
+        ]
+      },
+      "TransparencyInclusion": {
+        "type": "object",
+        "description": "A user's newest log entry (TLS encoding), its position, and the inclusion proof (RFC 9162 audit path, leaf first) in the signed head given.",
+        "properties": {
+          "entry": {
+            "type": "string",
+            "contentEncoding": "base64"
+          },
+          "position": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          },
+          "proof": {
+            "type": "array",
+            "items": {
+              "type": "string",
+              "contentEncoding": "base64"
+            }
+          },
+          "head": {
+            "$ref": "#/components/schemas/TransparencyHeadInfo"
+          }
+        },
+        "required": [
+          "entry",
+          "position",
+          "proof",
+          "head"
+        ]
+      },
+      "TransparencyConsistency": {
+        "type": "object",
+        "description": "An RFC 9162 consistency proof from the log's first `from` entries to its first `to` (`proof` is ignored in a request).",
+        "properties": {
+          "from": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          },
+          "to": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          },
+          "proof": {
+            "type": "array",
+            "items": {
+              "type": "string",
+              "contentEncoding": "base64"
+            }
+          }
+        },
+        "required": [
+          "from",
+          "to",
+          "proof"
+        ]
+      },
+      "TransparencyEntries": {
+        "type": "object",
+        "description": "Consecutive entries of the log (TLS encodings), from position `start`.",
+        "properties": {
+          "start": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          },
+          "entries": {
+            "type": "array",
+            "items": {
+              "type": "string",
+              "contentEncoding": "base64"
+            }
+          }
+        },
+        "required": [
+          "start",
+          "entries"
+        ]
+      },
+      "FederatedHeadRequest": {
+        "type": "object",
+        "description": "A witness asks for the newest head, with a consistency proof from `since` (the size of the last head it saw).",
+        "properties": {
+          "since": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          }
+        }
+      },
+      "FederatedHeadAnswer": {
+        "type": "object",
+        "properties": {
+          "head": {
+            "$ref": "#/components/schemas/TransparencyHeadInfo"
+          },
+          "consistency": {
+            "type": "array",
+            "items": {
+              "type": "string",
+              "contentEncoding": "base64"
+            }
+          }
+        },
+        "required": [
+          "head"
+        ]
+      },
+      "CosignatureDelivery": {
+        "type": "object",
+        "description": "A witness's cosignature with the head it cosigned (TLS encoding) and that head's signature by its network.",
+        "properties": {
+          "head": {
+            "type": "string",
+            "contentEncoding": "base64"
+          },
+          "head_signature": {
+            "type": "string",
+            "contentEncoding": "base64"
+          },
+          "cosignature": {
+            "$ref": "#/components/schemas/WitnessCosignature"
+          }
+        },
+        "required": [
+          "head",
+          "head_signature",
+          "cosignature"
+        ]
+      },
+      "TransparencyEvidence": {
+        "type": "object",
+        "description": "Two signed heads of one network that cannot both be honest, and why.",
+        "properties": {
+          "network": {
+            "type": "string"
+          },
+          "reason": {
+            "type": "string"
+          },
+          "first": {
+            "$ref": "#/components/schemas/TransparencyHeadInfo"
+          },
+          "second": {
+            "$ref": "#/components/schemas/TransparencyHeadInfo"
+          },
+          "found_at": {
+            "type": "string",
+            "format": "date-time"
+          }
+        },
+        "required": [
+          "network",
+          "reason",
+          "first",
+          "second",
+          "found_at"
+        ]
+      },
+      "WitnessedPeer": {
+        "type": "object",
+        "description": "A peer whose log this network witnesses: the size of the last head it checked and cosigned, when, and what was wrong at the last check.",
+        "properties": {
+          "network": {
+            "type": "string"
+          },
+          "size": {
+            "type": "integer",
+            "format": "int64"
+          },
+          "checked_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "problem": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "network"
+        ]
+      },
+      "TransparencyStatus": {
+        "type": "object",
+        "properties": {
+          "head": {
+            "$ref": "#/components/schemas/TransparencyHeadInfo"
+          },
+          "peers": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/WitnessedPeer"
+            }
+          },
+          "evidence": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/TransparencyEvidence"
+            }
+          }
+        },
+        "required": [
+          "head",
+          "peers",
+          "evidence"
+        ]
+      },
+      "TransparencySettings": {
+        "type": "object",
+        "properties": {
+          "quorum": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 16,
+            "description": "Witness cosignatures clients require of this network's heads (0: none, for a network without peers)."
+          }
+        },
+        "required": [
+          "quorum"
+        ]
+      },
+      "Empty": {
+        "type": "object",
+        "properties": {}
       }
     },
     "responses": {

@@ -50,6 +50,9 @@ public struct ServerConfiguration: Sendable {
     public var clockOffset: ClockOffset?
     /// Lets a test run the sweeper's round when it chooses.
     public var sweepHandle: SweepHandle?
+    /// How often this network witnesses its peers' key-transparency logs
+    /// (they also ask at once when they need a cosignature).
+    public var witnessInterval: Duration = .seconds(600)
 
     public init(
         network: NetworkDomain, host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, adminTokenHash: [UInt8],

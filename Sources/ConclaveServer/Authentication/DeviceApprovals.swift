@@ -19,6 +19,7 @@ struct DeviceApprovals: Sendable {
     let policy: PolicyService
     let gateway: FederationGateway
     let deprovisioning: Deprovisioning
+    let transparency: TransparencyService
     let logger: Logger
 
     /// A11: the first device of a user publishes the user's identity key,
@@ -54,7 +55,9 @@ struct DeviceApprovals: Sendable {
 
     func localIdentity(of name: UserName) async throws -> UserIdentityInfo {
         guard let found = try await store.identity(of: name) else { throw APIError.notFound("identity") }
-        return UserIdentityInfo(user: identity.address(name), identityKey: Base64Bytes(found.key), createdAt: found.createdAt)
+        return UserIdentityInfo(
+            user: identity.address(name), identityKey: Base64Bytes(found.key), createdAt: found.createdAt,
+            transparency: try await transparency.inclusion(of: name))
     }
 
     /// The session user's devices, pending ones with their transfer keys.
@@ -86,7 +89,9 @@ struct DeviceApprovals: Sendable {
         let draft = audit.draft(
             "device.approve", "device:\(session.address)/\(target)", before: ["pending": true], after: ["pending": false],
             actor: "device:\(session.address)/\(session.device.id)")
-        guard try await store.approveDevice(target, approval: body.approval.bytes, sealedIdentity: body.sealedIdentity.bytes, audit: draft)
+        guard
+            try await store.approveDevice(
+                target, of: session.user.name, approval: body.approval.bytes, sealedIdentity: body.sealedIdentity.bytes, audit: draft)
         else { throw APIError(.conflict, "this device is not waiting for approval") }
         await hub.notify([target])
         audit.appended(draft)

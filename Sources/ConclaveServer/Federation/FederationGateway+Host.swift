@@ -137,7 +137,9 @@ extension FederationGateway {
             let policy = try await store.policies(of: [query.user])[query.user], policy.federation.contains(origin),
             let found = try await store.identity(of: query.user)
         else { throw APIError.notFound("identity") }
-        return UserIdentityInfo(user: identity.address(query.user), identityKey: Base64Bytes(found.key), createdAt: found.createdAt)
+        return UserIdentityInfo(
+            user: identity.address(query.user), identityKey: Base64Bytes(found.key), createdAt: found.createdAt,
+            transparency: try await transparency.inclusion(of: query.user))
     }
 
     struct Empty: Codable, Sendable {}

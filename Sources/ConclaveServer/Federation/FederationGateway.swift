@@ -22,11 +22,13 @@ final class FederationGateway: Sendable {
     let files: FileService
     let client: FederationClient
     let claims: ClaimBudget
+    let transparency: TransparencyService
     let logger: Logger
 
     init(
         store: ConclaveStore, identity: NetworkIdentity, clock: ServerClock, hub: InboxHub, policy: PolicyService,
-        directory: FederationDirectory, delivery: DeliveryService, files: FileService, claims: ClaimBudget, logger: Logger
+        directory: FederationDirectory, delivery: DeliveryService, files: FileService, claims: ClaimBudget,
+        transparency: TransparencyService, logger: Logger
     ) {
         self.store = store
         self.identity = identity
@@ -38,6 +40,7 @@ final class FederationGateway: Sendable {
         self.files = files
         self.client = FederationClient(identity: identity, clock: clock, logger: logger)
         self.claims = claims
+        self.transparency = transparency
         self.logger = logger
     }
 

@@ -26,6 +26,7 @@ struct ConclaveAPI: Sendable {
     let scim: SCIMService
     let directory: FederationDirectory
     let gateway: FederationGateway
+    let transparency: TransparencyService
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     let trustedProxies: Set<String>
     /// The tests' adjustable clock (debug builds only; see ``ClockOffset``).
@@ -50,6 +51,7 @@ struct ConclaveAPI: Sendable {
         addAdminRoutes(router.group("/v1/admin"))
         addSCIMRoutes(router.group("/scim/v2"))
         addFederationRoutes(router.group("/v1/federation"))
+        addTransparencyRoutes(router)
         return router
     }
 

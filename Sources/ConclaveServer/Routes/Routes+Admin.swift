@@ -11,6 +11,7 @@ extension ConclaveAPI {
         addUserRoutes(admin)
         addSecurityGroupRoutes(admin)
         addFederationAdminRoutes(admin.group("/federation"))
+        addTransparencyAdminRoutes(admin.group("/transparency"))
         addSignInAdminRoutes(admin)
         addAdministratorRoutes(admin)
         if let clockOffset {

@@ -37,10 +37,11 @@ extension ConclaveAPI {
             let delivery = try JSONBody.decode(FederatedDelivery.self, body)
             return JSONResponse(["accepted": try await gateway.acceptDelivery(delivery, from: origin)])
         }
+        addTransparencyFederationRoutes(federation)
     }
 
     /// F1–F4 on a request's signed parts; the requesting network and the body.
-    private func authenticatePeer(_ request: Request, context: ConclaveRequestContext) async throws -> (NetworkDomain, [UInt8]) {
+    func authenticatePeer(_ request: Request, context: ConclaveRequestContext) async throws -> (NetworkDomain, [UInt8]) {
         let body = Array(try await request.body.collect(upTo: context.maxUploadSize).readableBytesView)
         let signed = SignedPeerRequest(method: request.method.rawValue, path: request.uri.description, headers: request.headers, body: body)
         return (try await directory.authenticate(signed).peer.domain, body)

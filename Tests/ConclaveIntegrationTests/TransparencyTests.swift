@@ -1,0 +1,264 @@
+@_spi(Testing) import ConclaveClient
+import ConclaveProtocol
+import ConclaveStorage
+import ConclaveTestSupport
+import Foundation
+import MLS
+import Testing
+
+/// Key transparency (issue 18): a rogue server or administrator against
+/// real server processes, with the database in hand: a key kept out of the
+/// log, a key put in the log and shown to one user only, a split view
+/// shown to a witness, and a log truncated or altered.
+@Suite(.serialized)
+struct TransparencyTests {
+    static func tamper(_ network: ProcessNetwork, _ sql: String, _ values: [SQLValue] = []) async throws {
+        try await IdentityTests.tamper(network, sql, values)
+    }
+
+    static func alarms(_ events: [ClientEvent]) -> [String] {
+        events.compactMap { if case .transparencyAlarm(let reason) = $0 { reason } else { nil } }
+    }
+
+    static func transparencyReason(_ error: ClientError?) -> String? {
+        if case .transparency(let reason)? = error { reason } else { nil }
+    }
+
+    @Test("18.1 The server serves alice an identity key for bob that is not in the log: alice refuses it")
+    func keyNotInTheLog() async throws {
+        guard let network = try await ProcessNetwork.start(.sqlite) else { return }
+        defer { network.stop() }
+        try await network.users("alice", "bob")
+        let alice = try await network.device("alice")
+        let bobDevice = try await network.device("bob")
+        let bob = network.address("bob")
+        let honest = try await alice.safetyNumber(with: bob)
+        let real = try await network.withDatabase { database in
+            try await database.read { connection in
+                try #require(try await connection.query("SELECT public_key FROM user_identities WHERE user_name = 'bob'", []).first).blob(0)
+            }
+        }
+
+        let fake = UserIdentityKey.generate()
+        try await Self.tamper(network, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'", [.blob(fake.publicKey.rawKey)])
+        let error = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: bob) }
+        #expect(Self.transparencyReason(error)?.contains("is not the one acme.example's log holds") == true)
+        // Nothing is sent to a device approved under a key that cannot be checked.
+        let room = try await alice.createRoom(name: "board", members: [bob])
+        let refused = await #expect(throws: ClientError.self) { _ = try await alice.send("the board meets at nine", to: room.id) }
+        #expect(Self.transparencyReason(refused) != nil)
+        // bob's own device, checking its entry at its first sync, is told the server serves another key for him.
+        let bobEvents = try await bobDevice.receive()
+        #expect(texts(bobEvents).isEmpty)
+        #expect(Self.alarms(bobEvents).contains { $0.contains("is not the one acme.example's log holds") })
+
+        // Served the logged key again, alice's client goes on.
+        try await Self.tamper(network, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'", [.blob(real)])
+        #expect(try await alice.safetyNumber(with: bob) == honest)
+        _ = try await alice.send("the board meets at ten", to: room.id)
+        #expect(try await bobDevice.receiveTexts(1) == ["the board meets at ten"])
+    }
+
+    @Test(
+        "18.2 The server logs a second key for bob and shows it to alice only: bob's device finds it at its next self-check, and alice's client sees the change"
+    )
+    func keyShownToOneUser() async throws {
+        guard var network = try await ProcessNetwork.start(.sqlite, testClock: true) else { return }
+        defer { network.stop() }
+        try await network.users("alice", "bob")
+        let alice = try await network.device("alice")
+        let bob = try await network.device("bob")
+        let bobAddress = network.address("bob")
+        // bob's first sync checks his entry: as he published it.
+        #expect(Self.alarms(try await bob.receive()).isEmpty)
+        #expect(try await bob.transparencyRecord().selfCheck?.problem == nil)
+        let real = try await network.withDatabase { database in
+            try await database.read { connection in
+                try #require(try await connection.query("SELECT public_key FROM user_identities WHERE user_name = 'bob'", []).first).blob(0)
+            }
+        }
+
+        // The rogue server puts a key of its own for bob in the log (it restarts: the store logs what it serves)...
+        let fake = UserIdentityKey.generate()
+        try await Self.tamper(network, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'", [.blob(fake.publicKey.rawKey)])
+        try await network.restart()
+        // ...which alice's client takes: it is in the log, and she never saw bob's key before. bob's device is not approved by it.
+        _ = try await alice.directConversation(with: bobAddress)
+        let seenByAlice = try await alice.safetyNumber(with: bobAddress)
+        // ...and shows bob his own key again (logged anew) before his device looks.
+        try await Self.tamper(network, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'", [.blob(real)])
+        try await network.restart()
+        #expect(seenByAlice != (try await alice.safetyNumber(with: bobAddress)))
+
+        // Within the day, bob's device does not look again; at its next daily self-check it finds the entry.
+        #expect(Self.alarms(try await bob.receive()).isEmpty)
+        try await network.advanceClock(by: 25 * 3600)
+        let alarms = Self.alarms(try await bob.receive())
+        #expect(alarms.count == 1)
+        #expect(alarms.first?.contains("names an identity key for you that is not yours") == true)
+        #expect(try await bob.transparencyRecord().selfCheck?.problem?.contains("not yours") == true)
+
+        // bob reports it; his own key is what the server serves now. alice's client sees the change when bob writes.
+        let room = try await bob.createRoom(name: "report", members: [network.address("alice")])
+        let events = try await alice.receive()
+        #expect(events.contains { if case .identityChanged(let user) = $0 { user == bobAddress } else { false } })
+        try await bob.send("it was not my key", to: room.id)
+        #expect(try await alice.receiveTexts(1) == ["it was not my key"])
+    }
+
+    @Test(
+        "18.3 The network shows its witness and alice two different heads of one size: the witness refuses, alice refuses the head without the quorum, and both keep the evidence"
+    )
+    func splitView() async throws {
+        guard var acme = try await ProcessNetwork.start(.sqlite, domain: "acme.example"),
+            let globex = try await ProcessNetwork.start(.sqlite, domain: "globex.example")
+        else { return }
+        defer {
+            acme.stop()
+            globex.stop()
+        }
+        try await FederationProcessTests.pin(acme, globex)
+        try await acme.users("alice", "bob")
+        let alice = try await acme.device("alice")
+        _ = try await acme.device("bob")
+        let bob = acme.address("bob")
+        // globex witnesses acme's log; acme's clients require one cosignature.
+        let witnessed = try await globex.admin.witnessPeers()
+        #expect(witnessed.map(\.network) == [acme.networkDomain] && witnessed.first?.size == 2 && witnessed.first?.problem == nil)
+        #expect(try await acme.admin.setTransparencyQuorum(1).head.witnesses.map(\.witness) == [globex.networkDomain])
+        _ = try await alice.safetyNumber(with: bob)  // alice accepts the cosigned head (and takes the quorum)
+        #expect(try await alice.transparencyRecord().quorums["acme.example"] == 1)
+
+        // The rogue server rewrites bob's entry in place: a head of the same size with another root. It also says no quorum is needed.
+        let fake = UserIdentityKey.generate()
+        try await Self.rewriteNewestEntry(acme, of: "bob", identityKey: fake.publicKey.rawKey)
+        try await Self.tamper(acme, "UPDATE transparency_state SET quorum = 0")
+        try await Self.tamper(acme, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'", [.blob(fake.publicKey.rawKey)])
+        try await acme.restart()
+
+        // The witness refuses to cosign, and keeps both heads.
+        let refused = try await globex.admin.witnessPeers()
+        #expect(refused.first?.problem?.contains("two heads of the same size with different roots") == true)
+        let status = try await globex.admin.transparency()
+        #expect(status.evidence.count == 1)
+        let evidence = try #require(status.evidence.first)
+        let (first, second) = (try evidence.first.signed(), try evidence.second.signed())
+        #expect(first.head.size == second.head.size && first.head.root != second.head.root)
+        let wellKnown = try await RawHTTP(baseURL: acme.url).send(.GET, "/.well-known/conclave").decode(WellKnown.self)
+        let acmeKey = NetworkPublicKey(domain: acme.networkDomain, rawKey: wellKnown.signingKey.bytes)
+        #expect(first.isValid(for: acmeKey) && second.isValid(for: acmeKey))
+
+        // alice refuses the head: no cosignature, where she was told one is required.
+        let error = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: bob) }
+        #expect(Self.transparencyReason(error)?.contains("0 of the 1 witness cosignature(s) required") == true)
+    }
+
+    @Test(
+        "18.4 The log truncated, or an entry altered, in the database: every client that saw the earlier head refuses; the auditor reports it"
+    )
+    func truncatedOrAltered() async throws {
+        guard var network = try await ProcessNetwork.start(.sqlite) else { return }
+        defer { network.stop() }
+        try await network.users("alice", "bob", "carol")
+        let alice = try await network.device("alice")
+        _ = try await network.device("bob")
+        _ = try await network.device("carol")
+        let bob = network.address("bob")
+        _ = try await alice.safetyNumber(with: bob)  // alice saw the head of 3 entries
+        var audit = TransparencyAuditState()
+        let clean = try await TransparencyAuditor.audit(server: network.url, state: &audit)
+        #expect(clean.problems.isEmpty && clean.entries == 3 && clean.users == 3)
+
+        let saved = audit
+
+        // Altered: bob's entry rewritten in place (and the key served with it); the log then grows.
+        let fake = UserIdentityKey.generate()
+        try await Self.rewriteNewestEntry(network, of: "bob", identityKey: fake.publicKey.rawKey)
+        try await Self.tamper(network, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'", [.blob(fake.publicKey.rawKey)])
+        try await network.restart()
+        try await network.users("dave")
+        _ = try await network.device("dave")
+        var error = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: bob) }
+        #expect(Self.transparencyReason(error)?.contains("does not extend one it showed before (the consistency proof fails)") == true)
+        var report = try await TransparencyAuditor.audit(server: network.url, state: &audit)
+        #expect(report.entries == 4 && report.problems.contains { $0.contains("an entry was altered") })
+
+        // Truncated: carol's and dave's entries go (and their keys, so that the server serves what its log says).
+        try await Self.tamper(network, "DELETE FROM transparency_log WHERE position >= 2")
+        try await Self.tamper(network, "DELETE FROM user_identities WHERE user_name IN ('carol', 'dave')")
+        try await Self.tamper(network, "UPDATE transparency_state SET size = 2")
+        try await network.restart()
+        error = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: bob) }
+        #expect(Self.transparencyReason(error)?.contains("does not extend one it showed before (it has no consistency proof)") == true)
+        audit = saved
+        report = try await TransparencyAuditor.audit(server: network.url, state: &audit)
+        #expect(report.problems.contains { $0.contains("it was truncated") })
+        // What alice saw is kept on her device as evidence.
+        #expect(try await alice.transparencyRecord().evidence.count == 2)
+    }
+
+    @Test("18.5 The CLI: transparency status, check and audit; admin transparency show, quorum and witness")
+    func commandLine() async throws {
+        guard let network = try await ProcessNetwork.start(.sqlite) else { return }
+        defer { network.stop() }
+        try await network.users("alice", "bob")
+        let passwordFile = network.root + "/password"
+        _ = FileManager.default.createFile(atPath: passwordFile, contents: Data(network.password.utf8))
+        func cli(_ profile: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+            try ConclaveServerProcess.runCLI(["--profile", network.root + "/cli-" + profile] + arguments)
+        }
+        let admin = ["admin", "--server", network.url, "--token-file", network.dataDirectory + "/admin.token"]
+        for user in ["alice", "bob"] {
+            let login = try cli(
+                user, ["login", "--server", network.url, "--user", "\(user)@\(network.domain)", "--password-file", passwordFile])
+            #expect(login.status == 0, "\(login.error)")
+        }
+        #expect(try cli("alice", ["transparency", "status"]).output.contains("no tree head accepted yet"))
+        #expect(try cli("alice", ["safety-number", "bob@\(network.domain)"]).status == 0)
+        let status = try cli("alice", ["transparency", "status"])
+        #expect(status.status == 0)
+        #expect(status.output.contains("acme.example: 2 entries") && status.output.contains("witnesses: none (quorum required: 0)"))
+        #expect(try cli("alice", ["transparency", "status", "--json"]).output.contains("\"quorums\""))
+        let check = try cli("bob", ["transparency", "check"])
+        #expect(check.status == 0 && check.output.contains("as your devices published them"), "\(check.error)")
+
+        let state = network.root + "/audit.json"
+        let audit = try ConclaveServerProcess.runCLI(["transparency", "audit", "--server", network.url, "--state", state])
+        #expect(audit.status == 0, "\(audit.error)")
+        #expect(audit.output.contains("2 entries of 2 users") && audit.output.contains("consistent with every head seen"))
+
+        let show = try ConclaveServerProcess.runCLI(admin + ["transparency", "show"])
+        #expect(show.status == 0 && show.output.contains("head: 2 entries") && show.output.contains("quorum required: 0"))
+        #expect(try ConclaveServerProcess.runCLI(admin + ["transparency", "quorum", "17"]).status != 0)
+        #expect(try ConclaveServerProcess.runCLI(admin + ["transparency", "quorum", "1"]).output.contains("quorum required: 1"))
+        #expect(try ConclaveServerProcess.runCLI(admin + ["transparency", "witness"]).status == 0)
+
+        // A key the log does not hold: bob's own device raises the alarm (exit 3), and the auditor still finds the log consistent.
+        try await Self.tamper(
+            network, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'",
+            [.blob(UserIdentityKey.generate().publicKey.rawKey)])
+        #expect(try ConclaveServerProcess.runCLI(admin + ["transparency", "quorum", "0"]).status == 0)
+        let alarm = try cli("bob", ["receive"])
+        #expect(alarm.output.contains("key transparency"), "\(alarm.output) \(alarm.error)")
+        #expect(try cli("bob", ["transparency", "check"]).status == 3)
+        #expect(try ConclaveServerProcess.runCLI(["transparency", "audit", "--server", network.url, "--state", state]).status == 0)
+    }
+
+    /// Replaces a user's newest entry in place with one naming another key
+    /// (the index and version kept), as someone with the database could.
+    static func rewriteNewestEntry(_ network: ProcessNetwork, of user: String, identityKey: [UInt8]) async throws {
+        let (position, bytes) = try await network.withDatabase { database in
+            try await database.read { connection in
+                let row = try #require(
+                    try await connection.query(
+                        "SELECT position, entry FROM transparency_log WHERE user_name = ? ORDER BY position DESC LIMIT 1", [.text(user)]
+                    ).first)
+                return (try row.integer(0), try row.blob(1))
+            }
+        }
+        var entry = try TransparencyEntry(tlsSerialized: bytes)
+        entry.identityKey = identityKey
+        try await Self.tamper(
+            network, "UPDATE transparency_log SET entry = ? WHERE position = ?", [.blob(entry.tlsSerialized), .integer(position)])
+    }
+}
