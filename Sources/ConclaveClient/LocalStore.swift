@@ -15,7 +15,12 @@ import SQLiteNIO
 actor LocalStore {
     private let connection: SQLiteConnection
     private let key: SymmetricKey
-    private var transactionDepth = 0
+    /// Whether a transaction is open on the connection, and the tasks
+    /// waiting for it to end.
+    private var inTransaction = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    /// The store whose transaction the current task (and its children) runs in.
+    @TaskLocal private static var transactionOf: ObjectIdentifier?
 
     static func open(directory: String) async throws -> LocalStore {
         let files = FileManager.default
@@ -97,27 +102,43 @@ actor LocalStore {
     }
 
     private func query(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
+        await awaitTurn()
+        return try await run(sql, binds)
+    }
+
+    private func run(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
         do { return try await connection.query(sql, binds) } catch { throw ClientError.localStore("SQLite: \(sql.prefix(30))…") }
     }
 
     // MARK: Transactions
 
+    private var ownsTransaction: Bool { Self.transactionOf == ObjectIdentifier(self) }
+
+    /// Waits while another task's transaction is open: its statements must
+    /// not land in that transaction (to be rolled back with it), nor may a
+    /// second one begin on the connection.
+    private func awaitTurn() async {
+        while inTransaction && !ownsTransaction { await withCheckedContinuation { waiting.append($0) } }
+    }
+
     /// Runs `body` in one SQLite transaction: every write it makes is
     /// kept, or none (a crash in the middle leaves the store as before).
-    /// The client's lock keeps writers one at a time.
-    /// A call inside another's body joins the outer transaction.
+    /// A call inside another's body (the same task or its children) joins
+    /// the outer transaction; other tasks' calls wait until it ends.
     func atomically<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        if transactionDepth > 0 {
-            transactionDepth += 1
-            defer { transactionDepth -= 1 }
-            return try await body()
+        if ownsTransaction { return try await body() }
+        await awaitTurn()
+        inTransaction = true
+        defer {
+            inTransaction = false
+            let resumed = waiting
+            waiting = []
+            for waiter in resumed { waiter.resume() }
         }
-        _ = try await query("BEGIN IMMEDIATE", [])
-        transactionDepth = 1
-        defer { transactionDepth = 0 }
+        _ = try await run("BEGIN IMMEDIATE", [])
         do {
-            let value = try await body()
-            _ = try await query("COMMIT", [])
+            let value = try await Self.$transactionOf.withValue(ObjectIdentifier(self)) { try await body() }
+            _ = try await run("COMMIT", [])
             return value
         } catch {
             _ = try? await connection.query("ROLLBACK", [])
