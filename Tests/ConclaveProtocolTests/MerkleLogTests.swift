@@ -214,7 +214,9 @@ import Testing
         #expect(log.consistencyProof(old: 5, new: 4) == nil)
     }
 
-    @Test("A compact range (the self-check's frontier) gives the full log's head at every size, and survives encoding; a forged one does not decode")
+    @Test(
+        "A compact range (the self-check's frontier) gives the full log's head at every size, survives encoding; a forged one does not decode"
+    )
     func frontier() throws {
         var log = MerkleLog()
         var frontier = MerkleFrontier()
