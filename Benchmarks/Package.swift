@@ -29,7 +29,11 @@ let package = Package(
         // The key-transparency log's costs (issue 18).
         .executableTarget(
             name: "transparency-bench",
-            dependencies: [.product(name: "ConclaveProtocol", package: "Conclave")]
+            dependencies: [
+                .product(name: "ConclaveProtocol", package: "Conclave"),
+                .product(name: "ConclaveStorage", package: "Conclave"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The server load generator: drives a `conclave server run` process (a release build of the main package).
         .executableTarget(

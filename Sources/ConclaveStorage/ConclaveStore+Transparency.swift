@@ -66,7 +66,8 @@ extension ConclaveStore {
         let names = try await database.read { connection in
             try await connection.query(
                 """
-                SELECT user_name FROM user_identities UNION SELECT user_name FROM transparency_log                 UNION SELECT user_name FROM devices WHERE pending = 0 ORDER BY user_name
+                SELECT user_name FROM user_identities UNION SELECT user_name FROM transparency_log
+                UNION SELECT user_name FROM devices WHERE pending = 0 ORDER BY user_name
                 """, []
             ).map { row in
                 guard let name = UserName(try row.text(0)) else { throw StoreError.corrupt("user_identities.user_name") }
