@@ -224,6 +224,40 @@ struct LimitsTests {
         }
     }
 
+    @Test("11.10: a cut-off device's WebSocket gets its close frame (1008), and is released even if its client never answers")
+    func silentClientIsReleased() async throws {
+        try await TestNetwork.run(.sqlite) { network in
+            try await network.users("alice")
+            let alice = try await network.device("alice")
+            let token = try #require(await alice.sessionTokenForTesting)
+            let http = RawHTTP(baseURL: network.url)
+            // The server's count of open WebSockets, read until it is `count` (or the deadline passes).
+            let reach = { @Sendable (count: Double, what: String) async throws in
+                try await withDeadline(.seconds(30), what) {
+                    while true {
+                        let answer = try await http.send(.GET, "/metrics", token: network.adminToken)
+                        let samples = OperationsTests.samples(String(decoding: answer.body, as: UTF8.self))
+                        if samples["conclave_websockets_open"] == count { return }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+            }
+            // A client that upgrades, then reads but never writes again: it will not answer the close frame.
+            let socket = try RawSocket(url: network.url)
+            try socket.send(
+                "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let upgrade = try await withDeadline(.seconds(30), "the upgrade") { await socket.receive(until: "\r\n\r\n") }
+            #expect(upgrade.hasPrefix("HTTP/1.1 101"))
+            try await reach(1, "the WebSocket counted")
+            _ = try await network.admin.suspend(UserName("alice")!)  // a literal of the test
+            let rest = try await withDeadline(.seconds(30), "the close frame") { await socket.readUntilClosed() }
+            #expect(rest.contains("session ended"))
+            // The server does not wait for an answer for good: the connection is released within its grace period.
+            try await reach(0, "the connection's release")
+        }
+    }
+
     /// Opens a WebSocket of a device's session and waits for the server to close it.
     static func openWebSocket(_ url: String, token: String) async throws -> WebSocketCloseFrame? {
         var logger = Logger(label: "test.websocket")

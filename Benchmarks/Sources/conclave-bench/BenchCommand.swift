@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 @_spi(Benchmarks) import ConclaveClient
 import ConclaveProtocol
+import ConclaveServer
 import Foundation
 
 /// `conclave-bench`: drives a real server process over loopback and prints
@@ -143,16 +144,23 @@ struct BenchCommand: AsyncParsableCommand {
     private func runIdle(root: String, count: Int, http: HTTPClient) async throws -> BenchIdleResult {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         say("== starting a fresh server for \(count) idle connections")
-        let server = try await BenchServer.start(directory: root + "/server", postgres: postgres, http: http, executable: serverBinary)
+        // A device holds at most `webSocketsPerDevice` WebSockets (D24): the connections are spread over devices that
+        // each hold up to the highest limit the server takes.
+        var limits = ServerLimits.unthrottled
+        limits.webSocketsPerDevice = 1_000
+        let server = try await BenchServer.start(
+            directory: root + "/server", postgres: postgres, http: http, limits: limits, executable: serverBinary)
         say("   server pid \(server.pid) on \(server.url)")
         do {
             let network = BenchNetwork(server: server, root: root)
-            let devices = try await network.devices(["idle"])
-            guard let device = devices.first, let token = await device.sessionTokenForBenchmark else {
-                throw BenchError("the idle device did not sign in")
+            let devices = try await network.devices((0..<max(1, (count + 999) / 1_000)).map { "idle\($0)" })
+            var tokens: [String] = []
+            for device in devices {
+                guard let token = await device.sessionTokenForBenchmark else { throw BenchError("an idle device did not sign in") }
+                tokens.append(token)
+                await device.close()
             }
-            for device in devices { await device.close() }
-            let result = try await BenchRunner.idle(count: count, token: token, server: server)
+            let result = try await BenchRunner.idle(count: count, tokens: tokens, server: server)
             if !server.stop() { say("   (the server did not stop within 10 s of SIGTERM and was killed)") }
             return result
         } catch {

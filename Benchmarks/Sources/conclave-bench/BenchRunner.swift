@@ -96,7 +96,7 @@ enum BenchRunner {
     /// Opens `count` WebSockets with one device's token, at most 200
     /// handshakes at a time, and measures the server's memory before and
     /// after (two seconds after the last one opened).
-    static func idle(count: Int, token: String, server: BenchServer) async throws -> BenchIdleResult {
+    static func idle(count: Int, tokens: [String], server: BenchServer) async throws -> BenchIdleResult {
         try await Task.sleep(for: .seconds(1))
         let residentBefore = server.residentBytes
         let filesBefore = server.openFiles
@@ -111,6 +111,7 @@ enum BenchRunner {
                     while launched - counters.opened.load(ordering: .relaxed) - counters.failed.load(ordering: .relaxed) >= 200 {
                         try? await Task.sleep(for: .milliseconds(1))
                     }
+                    let token = tokens[launched % tokens.count]
                     group.addTask { await BenchLoad.hold(server: url, token: token, gate: gate, counters: counters, reader: nil) }
                 }
             }
@@ -229,7 +230,7 @@ struct BenchIdleResult: Sendable {
     var filesAfter: Int?
 
     var line: String {
-        var text = "idle: \(grouped(held)) of \(grouped(requested)) WebSockets held (one device's token; opened in "
+        var text = "idle: \(grouped(held)) of \(grouped(requested)) WebSockets held (up to 1,000 per device; opened in "
         text += String(format: "%.1f s", openSeconds) + ", \(grouped(failed)) failed): server RSS \(mebibytes(residentBefore)) → "
         text += mebibytes(residentAfter)
         if let before = residentBefore, let after = residentAfter, held > 0 {

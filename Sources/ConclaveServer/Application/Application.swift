@@ -292,9 +292,9 @@ struct ClusterFollower: Service {
             try await cancelWhenGracefulShutdown {
                 try await store.followCluster { signal in
                     switch signal {
-                    case .inbox(let devices): await hub.notify(Set(devices))
-                    case .disconnect(let devices): await hub.disconnect(devices)
-                    case .resync: await hub.notifyAll()
+                    case .inbox(let devices): hub.notify(Set(devices))
+                    case .disconnect(let devices): hub.disconnect(devices)
+                    case .resync: hub.notifyAll()
                     case .invalidate: break
                     }
                 }

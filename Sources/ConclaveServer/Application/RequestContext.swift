@@ -11,12 +11,16 @@ public struct ConclaveRequestContext: RequestContext, WebSocketRequestContext, R
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
     public let remoteAddress: SocketAddress?
+    /// The connection, which a WebSocket's pusher closes when the client
+    /// does not answer its close frame.
+    let channel: any Channel
     public var maxUploadSize: Int { 1 << 20 }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 
     /// The client's IP address, as sign-in limits count it: the

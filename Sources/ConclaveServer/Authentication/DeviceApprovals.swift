@@ -93,7 +93,7 @@ struct DeviceApprovals: Sendable {
             try await store.approveDevice(
                 target, of: session.user.name, approval: body.approval.bytes, sealedIdentity: body.sealedIdentity.bytes, audit: draft)
         else { throw APIError(.conflict, "this device is not waiting for approval") }
-        await hub.notify([target])
+        hub.notify([target])
         audit.appended(draft)
     }
 

@@ -68,7 +68,7 @@ extension DeliveryService {
         let notified = try await store.addPendingProposals(
             id, epoch: record.epoch, generation: record.generation, proposals: proposals, delivery: deliveries)
         await groups.forget(id)
-        await hub.notify(notified)
+        hub.notify(notified)
         return true
     }
 

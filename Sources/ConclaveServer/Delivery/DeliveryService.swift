@@ -157,7 +157,7 @@ final class DeliveryService: Sendable {
         switch outcome {
         case .applied:
             await groups.store(id, staged.group, generation: conversation.record.generation, pendingCount: 0)
-            await hub.notify(notified)
+            hub.notify(notified)
             if !conversation.pendingProposalRefs.isEmpty {
                 await proposeAgain(removalsPending(in: conversation.group), in: id)  // D11: those an external join left out
                 await retuneAfterCommit(id)
@@ -182,7 +182,7 @@ final class DeliveryService: Sendable {
         switch try await store.applyCommit(write) {
         case (.applied, let notified):
             await groups.store(id, staged.group, generation: conversation.record.generation + 1, pendingCount: 0)
-            await hub.notify(notified)
+            hub.notify(notified)
             logger.info("conversation moved to another cipher suite", metadata: ["conversation": "\(id)"])
             await retuneAfterCommit(id)  // a settings bound changed while it was moving
             return CommitAccepted(epoch: staged.group.epoch)
@@ -225,9 +225,9 @@ final class DeliveryService: Sendable {
                 seq: 0, kind: .application, conversation: id, message: request.message, messageId: request.messageId, sentAt: sentAt,
                 expiresAt: expiresAt)
             if let encoded = EncodedEvent(event) {
-                await hub.push(encoded, sequences: sequences)
+                hub.push(encoded, sequences: sequences)
             } else {
-                await hub.notify(Set(sequences.keys))
+                hub.notify(Set(sequences.keys))
             }
             return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), true)
         case .duplicate(let sentAt, let expiresAt):  // D17

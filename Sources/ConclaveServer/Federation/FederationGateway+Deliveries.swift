@@ -68,7 +68,7 @@ extension FederationGateway {
             delivery, origin: origin, localDomain: domain, recipients: Array(Set(recipients)).sorted(), state: state)
         {
         case .stored(let notified):
-            await hub.notify(notified)
+            hub.notify(notified)
             return recipients.count
         case .duplicate:
             return recipients.count

@@ -1,72 +1,73 @@
 import ConclaveProtocol
 import Foundation
+import Synchronization
 
 /// The live WebSocket connections, by device. A message that was just
 /// stored is handed to its recipients' connections with its encoding (one
 /// per message, shared by all of them); anything else that grows an inbox
 /// only wakes them, and they read the inbox from the store. The store stays
 /// the only source of truth: a connection that finds a gap in the sequence
-/// numbers it was handed (a signal dropped because it fell behind, or two
+/// numbers it was handed (events dropped because it fell behind, or two
 /// messages that overtook each other) reads the store from its cursor, so a
-/// lost signal never loses a message.
-actor InboxHub {
-    private var listeners: [DeviceID: [UUID: AsyncStream<[PushedEvent]>.Continuation]] = [:]
-
-    /// Signals a connection holds before it drops the oldest (it then reads
-    /// the store to fill the gap).
-    static let buffered = 64
+/// lost hand-over never loses a message.
+///
+/// The hub is a lock, not an actor: handing a message over costs no task
+/// switch, only the connections' own (short-lived) pushing tasks run.
+final class InboxHub: Sendable {
+    private let listeners = Mutex<[DeviceID: [ObjectIdentifier: InboxPusher]]>([:])
 
     /// How many connections a device holds.
-    func connections(of device: DeviceID) -> Int { listeners[device]?.count ?? 0 }
+    func connections(of device: DeviceID) -> Int { listeners.withLock { $0[device]?.count ?? 0 } }
 
-    /// A stream of signals for the device's connection: events to send as
-    /// they are, or an empty array when the inbox may have grown otherwise.
-    /// It finishes when the device is cut off (suspended, deleted, reset);
-    /// nil when the device already holds `limit` connections (D24).
-    func subscribe(_ device: DeviceID, limit: Int) -> (id: UUID, signals: AsyncStream<[PushedEvent]>)? {
-        guard connections(of: device) < limit else { return nil }
-        let id = UUID()
-        let (stream, continuation) = AsyncStream<[PushedEvent]>.makeStream(bufferingPolicy: .bufferingNewest(Self.buffered))
-        listeners[device, default: [:]][id] = continuation
-        continuation.yield([])
-        return (id, stream)
+    /// Adds a connection of the device and has it read its inbox from its
+    /// cursor; false when the device already holds `limit` connections (D24).
+    func subscribe(_ pusher: InboxPusher, limit: Int) -> Bool {
+        let added = listeners.withLock { listeners in
+            guard (listeners[pusher.device]?.count ?? 0) < limit else { return false }
+            listeners[pusher.device, default: [:]][ObjectIdentifier(pusher)] = pusher
+            return true
+        }
+        if added { pusher.wake() }
+        return added
     }
 
-    func unsubscribe(_ device: DeviceID, id: UUID) {
-        listeners[device]?[id]?.finish()
-        listeners[device]?[id] = nil
-        if listeners[device]?.isEmpty == true { listeners[device] = nil }
+    func unsubscribe(_ pusher: InboxPusher) {
+        listeners.withLock { listeners in
+            listeners[pusher.device]?[ObjectIdentifier(pusher)] = nil
+            if listeners[pusher.device]?.isEmpty == true { listeners[pusher.device] = nil }
+        }
     }
 
     /// Wakes the connections of these devices: their inboxes grew.
     func notify(_ devices: Set<DeviceID>) {
-        for device in devices {
-            for continuation in listeners[device]?.values ?? [:].values { continuation.yield([]) }
-        }
+        for pusher in pushers(of: devices) { pusher.wake() }
     }
 
     /// Wakes every connection (after signals from other server processes
     /// may have been missed).
     func notifyAll() {
-        for continuation in listeners.values.flatMap(\.values) { continuation.yield([]) }
+        for pusher in listeners.withLock({ $0.values.flatMap(\.values) }) { pusher.wake() }
     }
 
     /// Hands a stored message to its recipients' connections, each with its
     /// own sequence number.
     func push(_ event: EncodedEvent, sequences: [DeviceID: Int64]) {
-        for (device, seq) in sequences {
-            for continuation in listeners[device]?.values ?? [:].values {
-                continuation.yield([PushedEvent(seq: seq, event: event)])
-            }
+        let targets = listeners.withLock { listeners in
+            sequences.flatMap { device, seq in (listeners[device]?.values).map { $0.map { ($0, seq) } } ?? [] }
         }
+        for (pusher, seq) in targets { pusher.hand(PushedEvent(seq: seq, event: event)) }
     }
 
     /// Ends every connection of these devices at once.
     func disconnect(_ devices: [DeviceID]) {
-        for device in devices {
-            for continuation in listeners[device]?.values ?? [:].values { continuation.finish() }
-            listeners[device] = nil
+        let ended = listeners.withLock { listeners in
+            devices.flatMap { device in listeners.removeValue(forKey: device).map { Array($0.values) } ?? [] }
         }
+        for pusher in ended { pusher.cutOff() }
+    }
+
+    private func pushers(of devices: Set<DeviceID>) -> [InboxPusher] {
+        listeners.withLock { listeners in devices.flatMap { listeners[$0].map { Array($0.values) } ?? [] } }
     }
 }
 

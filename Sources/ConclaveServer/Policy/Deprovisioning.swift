@@ -19,7 +19,7 @@ struct Deprovisioning: Sendable {
     /// (``FederationGateway/requestRemoteRemoval(of:user:)``), while the
     /// user's memberships are still recorded.
     func cutOff(_ devices: [DeviceID], conversations: [ConversationID]) async throws {
-        await hub.disconnect(devices)
+        hub.disconnect(devices)
         do { try await store.announceDisconnect(devices) } catch {
             // Their sessions are gone: another process's connections of theirs end at their next event (InboxService).
             logger.warning("could not tell the other server processes to end connections", metadata: ["error.type": "\(type(of: error))"])

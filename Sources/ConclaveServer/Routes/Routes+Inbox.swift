@@ -30,7 +30,7 @@ extension ConclaveAPI {
             let after = try context.request.integerQuery("after", default: 0, range: 0...Int64.max)
             try await inbox.stream(
                 session: session, after: after, stillValid: { (try? await self.session(context.request)) != nil }, inbound: inbound,
-                outbound: outbound)
+                outbound: outbound, channel: context.requestContext.channel)
         }
     }
 }
