@@ -1,5 +1,6 @@
 import ConclaveProtocol
 import Foundation
+import Synchronization
 
 /// What a server process tells the others that share its PostgreSQL
 /// database, with `pg_notify` inside the transaction that made the change
@@ -78,6 +79,26 @@ extension ConclaveStore {
         }
     }
 
+    /// Tells the other server processes that these devices' inboxes grew
+    /// (nothing on a database one process owns), and returns once they have
+    /// been told. Used for application messages, after their transaction
+    /// committed: a `pg_notify` inside it would hold PostgreSQL's lock on the
+    /// notification queue through the commit's WAL flush, so that every
+    /// message transaction of the cluster would commit one after the other.
+    /// Here the wake-ups of all messages stored meanwhile share one
+    /// notification transaction. A process that stops between the commit
+    /// and this call has not answered the sender, who sends again: the
+    /// duplicate is announced then (D17).
+    public func announceInbox(_ devices: some Sequence<DeviceID>) async throws {
+        guard let origin = clusterOrigin else { return }
+        let database = database
+        try await inboxAnnouncer.announce(Set(devices)) { devices in
+            try await database.transaction { connection in
+                try await Self.announce(.inbox(devices.sorted { $0.value < $1.value }), from: origin, on: connection)
+            }
+        }
+    }
+
     /// The work that one server process at a time does on a shared
     /// database, with its advisory lock key.
     public enum ExclusiveWork: Int64, Sendable {
@@ -116,5 +137,57 @@ extension ConclaveStore {
                 if signal == .invalidate { caches.invalidate() }
                 await handle(signal)
             })
+    }
+}
+
+/// Wake-ups waiting to be sent to the other server processes: one sender at
+/// a time sends all that gathered while the previous notification committed.
+final class InboxAnnouncer: Sendable {
+    private struct State {
+        var devices = Set<DeviceID>()
+        var waiters: [CheckedContinuation<Void, any Error>] = []
+        var sending = false
+    }
+    private let state = Mutex(State())
+
+    /// Callers waiting for their wake-ups to go out (tests).
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
+    /// Adds `devices` to the next notification and waits until it was sent.
+    func announce(_ devices: Set<DeviceID>, send: @escaping @Sendable (Set<DeviceID>) async throws -> Void) async throws {
+        guard !devices.isEmpty else { return }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let start = state.withLock { state in
+                state.devices.formUnion(devices)
+                state.waiters.append(continuation)
+                guard !state.sending else { return false }
+                state.sending = true
+                return true
+            }
+            if start { Task { await self.sendAll(send) } }
+        }
+    }
+
+    private func sendAll(_ send: @Sendable (Set<DeviceID>) async throws -> Void) async {
+        while true {
+            let batch = state.withLock { state -> (Set<DeviceID>, [CheckedContinuation<Void, any Error>])? in
+                guard !state.waiters.isEmpty else {
+                    state.sending = false
+                    return nil
+                }
+                defer {
+                    state.devices = []
+                    state.waiters = []
+                }
+                return (state.devices, state.waiters)
+            }
+            guard let (devices, waiters) = batch else { return }
+            do {
+                try await send(devices)
+                for waiter in waiters { waiter.resume() }
+            } catch {
+                for waiter in waiters { waiter.resume(throwing: error) }
+            }
+        }
     }
 }

@@ -194,11 +194,16 @@ extension ConclaveStore {
     /// sequence numbers and their inbox entries. A retry of a message id
     /// already stored is answered as the first time (D17), whatever the
     /// epoch now is. Returns each recipient device's sequence number of the
-    /// message. The caches stay: nothing they hold changes.
+    /// message. The caches stay: nothing they hold changes. The other server
+    /// processes are not told here: the caller announces the recipients
+    /// with ``announceInbox(_:)`` once the message is stored.
     public func appendApplication(
         _ id: ConversationID, epoch: UInt64, generation: UInt64 = 0, delivery: Delivery, files: FileShare? = nil
     ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
-        try await writeKeepingCaches { connection in
+        if database.dialect == .postgres, files?.files.isEmpty ?? true, delivery.remote.isEmpty {
+            return try await appendInOneStatement(id, epoch: epoch, generation: generation, delivery: delivery)
+        }
+        return try await writeKeepingCaches { connection in
             let key = SQLValue.blob(id.bytes)
             let rows = try await connection.query(
                 """
@@ -227,10 +232,62 @@ extension ConclaveStore {
                     connection, files, conversation: id, messageID: messageID, expiresAt: timed.expiresAt, burn: try row.integer(3) > 0)
             }
             if !timed.remote.isEmpty { try await Self.enqueueFederated(connection, timed, conversation: id, limit: outboxLimit) }
-            let sequences = try await Self.fanOut(
-                connection, payload: payload, to: timed.recipients, deviceLock: deviceLock, origin: clusterOrigin)
+            // The other server processes are told after the commit (``announceInbox(_:)``), not in this transaction.
+            let sequences = try await Self.fanOut(connection, payload: payload, to: timed.recipients, deviceLock: deviceLock, origin: nil)
             return (.stored(sentAt: timed.sentAt, expiresAt: timed.expiresAt), sequences)
         }
+    }
+
+    /// ``appendApplication(_:epoch:generation:delivery:files:)`` on
+    /// PostgreSQL, for a message with no file and no remote recipient: one
+    /// call of `conclave_append_message` (``Schema/appendMessageFunction``),
+    /// a transaction of its own.
+    private func appendInOneStatement(
+        _ id: ConversationID, epoch: UInt64, generation: UInt64, delivery: Delivery
+    ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
+        let rows = try await writeOneStatement(
+            "SELECT outcome, epoch, sent_at, expires_at, sequences FROM conclave_append_message(?, ?, ?, ?, ?, ?, ?, ?, ?, ?::TEXT[])",
+            [
+                .blob(id.bytes), .integer(Int64(clamping: epoch)), .integer(Int64(clamping: generation)), .text(delivery.kind.rawValue),
+                delivery.messageID.map(SQLValue.text) ?? .null, .blob(delivery.data),
+                delivery.senderDevice.map { .text($0.value) } ?? .null,
+                .integer(delivery.sentAt.millis), delivery.expiresAt.map { .integer($0.millis) } ?? .null,
+                .text(Self.textArray(delivery.recipients.map(\.value))),
+            ])
+        // A conflict on the message id whose row is gone by the time it is read: stored before, as D17 answers.
+        guard let row = rows.first else { return (.duplicate(sentAt: delivery.sentAt, expiresAt: nil), [:]) }
+        let times = { () throws -> (Date, Date?) in
+            (Date(millis: try row.integer(2)), try row.optionalInteger(3).map(Date.init(millis:)))
+        }
+        switch try row.text(0) {
+        case "stored":
+            var sequences: [DeviceID: Int64] = [:]
+            for pair in try row.text(4).split(separator: ",") {
+                let parts = pair.split(separator: ":")
+                guard parts.count == 2, let device = DeviceID(String(parts[0])), let seq = Int64(parts[1]) else {
+                    throw StoreError.corrupt("conclave_append_message.sequences")
+                }
+                sequences[device] = seq
+            }
+            let (sentAt, expiresAt) = try times()
+            return (.stored(sentAt: sentAt, expiresAt: expiresAt), sequences)
+        case "duplicate":
+            let (sentAt, expiresAt) = try times()
+            return (.duplicate(sentAt: sentAt, expiresAt: expiresAt), [:])
+        case "wrong_epoch": return (.wrongEpoch(current: UInt64(max(0, try row.integer(1)))), [:])
+        case "moving": return (.moving, [:])
+        case "pending": return (.pendingProposals, [:])
+        case "unknown": return (.unknownConversation, [:])
+        default: throw StoreError.corrupt("conclave_append_message.outcome")
+        }
+    }
+
+    /// A PostgreSQL array literal of texts: `{"a","b"}`, each element quoted
+    /// with `"`, and `"` and `\` escaped by a backslash.
+    static func textArray(_ values: [String]) -> String {
+        "{"
+            + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+            .joined(separator: ",") + "}"
     }
 
     /// The message with this delivery's id from its sender, if one is stored (D17).

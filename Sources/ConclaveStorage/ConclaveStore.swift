@@ -15,6 +15,8 @@ public struct ConclaveStore: Sendable {
     let origin = String(UUID().uuidString.prefix(8)).lowercased()
     /// Told how long each write transaction took (the server's metrics).
     public let observer = StoreObserver()
+    /// Application messages' wake-ups for the other server processes, sent after their transactions committed.
+    let inboxAnnouncer = InboxAnnouncer()
 
     public init(database: any SQLDatabase, outboxLimit: Int = 10_000) {
         self.database = database
@@ -39,6 +41,14 @@ public struct ConclaveStore: Sendable {
     /// or deletes messages and inbox entries only), so they stay.
     func writeKeepingCaches<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
         try await timed(body)
+    }
+
+    /// One statement that is a write transaction of its own (PostgreSQL:
+    /// no BEGIN and COMMIT round trips), changing nothing the caches hold.
+    func writeOneStatement(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        let start = ContinuousClock.now
+        defer { observer.transactionEnded(after: ContinuousClock.now - start) }
+        return try await database.autocommit(sql, binds)
     }
 
     /// A write transaction, its duration (queueing, statements and commit) told to ``observer``.

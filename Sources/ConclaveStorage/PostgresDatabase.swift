@@ -58,14 +58,29 @@ public final class PostgresDatabase: SQLDatabase {
     public static let retries = 5
 
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        try await retrying { try await runTransaction(body) }
+    }
+
+    /// Runs `run` until it does not end in a conflict, at most ``retries`` times.
+    private func retrying<T: Sendable>(_ run: () async throws -> T) async throws -> T {
         var attempt = 1
         while true {
             do {
-                return try await runTransaction(body)
+                return try await run()
             } catch StoreError.contended(let what) {
                 guard attempt < Self.retries else { throw StoreError.contended(what) }
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * attempt))))
+            }
+        }
+    }
+
+    public func autocommit(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        try await retrying { [logger] in
+            try await PostgresErrors.mapping {
+                try await client.withConnection { connection in
+                    try await PostgresTransaction(connection: connection, logger: logger).query(sql, binds)
+                }
             }
         }
     }

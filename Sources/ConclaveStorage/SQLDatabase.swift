@@ -74,6 +74,10 @@ public protocol SQLDatabase: Sendable {
     /// SQLite write transactions are serialised; on PostgreSQL rows are
     /// locked with `SELECT … FOR UPDATE` where the store needs it.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T
+    /// Runs one statement as a transaction of its own (PostgreSQL: without
+    /// the round trips of BEGIN and COMMIT), retried as ``transaction(_:)``
+    /// retries.
+    func autocommit(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
     /// Runs read-only queries, possibly on another connection than writes.
     func read<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T
     /// Whether several server processes may share this database (and so

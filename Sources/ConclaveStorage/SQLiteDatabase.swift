@@ -118,6 +118,11 @@ public final class SQLiteDatabase: SQLDatabase {
         }
     }
 
+    /// One statement in the writer's next batch.
+    public func autocommit(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        try await transaction { try await $0.query(sql, binds) }
+    }
+
     public func read<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T {
         let reader = readers[readerCursor.next(modulo: readers.count)]
         return try await withTaskExecutorPreference(reader) { try await body(SQLiteTransaction(link: reader)) }

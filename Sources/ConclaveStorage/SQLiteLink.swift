@@ -37,6 +37,8 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
         let thread = Thread {
             self.threadID.withLock { $0 = pthread_self() }
             self.jobs.run { $0.runSynchronously(on: self.asUnownedTaskExecutor()) }
+            // A thread id is reused once its thread ends: a later thread of Dispatch's must not pass for this one.
+            self.threadID.withLock { $0 = nil }
             self.finish()
         }
         thread.name = name
@@ -64,7 +66,12 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
         guard !jobs.isStopped else { throw StoreError.database("SQLite: the database is closed") }
         if isCurrent { return try run(sql, binds) }
-        return try await withTaskExecutorPreference(self) { try self.run(sql, binds) }
+        return try await withTaskExecutorPreference(self) {
+            // Closed meanwhile: the job runs on one of Dispatch's threads, which must not touch the connection (its
+            // thread may be finalising the statements at this moment).
+            guard self.isCurrent else { throw StoreError.database("SQLite: the database is closed") }
+            return try self.run(sql, binds)
+        }
     }
 
     /// Stops the thread once the jobs queued so far have run; the

@@ -203,6 +203,66 @@ enum Schema {
                 """,
                 "CREATE TABLE transparency_evidence (id \(serial), peer TEXT NOT NULL, evidence TEXT NOT NULL, found_at \(int) NOT NULL)",
             ],
+            // PostgreSQL: an application message stored in one round trip (ConclaveStore.appendApplication); SQLite runs
+            // the same statements from Swift, in the writer's thread, with no round trip to save.
+            dialect == .postgres ? [appendMessageFunction] : [],
         ]
     }
+
+    /// What `appendApplication` does for a message with no file and no
+    /// recipient on another network, as one PostgreSQL function, so that a
+    /// message is one statement, one round trip and one transaction instead
+    /// of seven round trips (BEGIN, five statements, COMMIT) with the
+    /// conversation's row locked across all of them; PL/pgSQL keeps the
+    /// statements' plans. Its outcome is one row: `stored`, `duplicate`
+    /// (D17), `wrong_epoch` (D8), `moving` (D25), `pending` (D11) or
+    /// `unknown`; the conversation's epoch; the message's times (its expiry
+    /// set by the conversation's message lifetime, else as given); and each
+    /// recipient's sequence number as `device:seq,…`.
+    static let appendMessageFunction = """
+        CREATE FUNCTION conclave_append_message(p_conversation BYTEA, p_epoch BIGINT, p_generation BIGINT, p_kind TEXT, \
+        p_message_id TEXT, p_data BYTEA, p_sender TEXT, p_sent_at BIGINT, p_expires_at BIGINT, p_recipients TEXT[]) \
+        RETURNS TABLE (outcome TEXT, epoch BIGINT, sent_at BIGINT, expires_at BIGINT, sequences TEXT) LANGUAGE plpgsql AS $$
+        DECLARE
+            c RECORD;
+            v_payload BIGINT;
+            v_expires BIGINT;
+            v_sequences TEXT;
+        BEGIN
+            SELECT x.epoch, x.message_lifetime, x.generation, x.reinit IS NOT NULL AS moving,
+                EXISTS (SELECT 1 FROM pending_proposals WHERE conversation_id = p_conversation) AS pending
+                INTO c FROM conversations x WHERE x.id = p_conversation FOR UPDATE;
+            IF NOT FOUND THEN
+                RETURN QUERY SELECT 'unknown'::TEXT, 0::BIGINT, 0::BIGINT, NULL::BIGINT, ''::TEXT;
+                RETURN;
+            END IF;
+            IF c.epoch <> p_epoch OR GREATEST(c.generation, 0) <> p_generation OR c.moving OR c.pending THEN
+                RETURN QUERY SELECT 'duplicate'::TEXT, c.epoch, p.sent_at, p.expires_at, ''::TEXT FROM payloads p
+                    WHERE p.conversation_id = p_conversation AND p.sender_device = p_sender AND p.message_id = p_message_id;
+                IF FOUND THEN RETURN; END IF;
+                RETURN QUERY SELECT CASE WHEN c.epoch <> p_epoch OR GREATEST(c.generation, 0) <> p_generation THEN 'wrong_epoch'
+                    WHEN c.moving THEN 'moving' ELSE 'pending' END::TEXT, c.epoch, 0::BIGINT, NULL::BIGINT, ''::TEXT;
+                RETURN;
+            END IF;
+            v_expires := CASE WHEN c.message_lifetime > 0 THEN p_sent_at + c.message_lifetime * 1000 ELSE p_expires_at END;
+            INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at)
+                VALUES (p_conversation, p_kind, p_message_id, p_data, p_sender, p_sent_at, v_expires)
+                ON CONFLICT (conversation_id, sender_device, message_id) DO NOTHING RETURNING id INTO v_payload;
+            IF v_payload IS NULL THEN
+                RETURN QUERY SELECT 'duplicate'::TEXT, c.epoch, p.sent_at, p.expires_at, ''::TEXT FROM payloads p
+                    WHERE p.conversation_id = p_conversation AND p.sender_device = p_sender AND p.message_id = p_message_id;
+                RETURN;
+            END IF;
+            PERFORM 1 FROM devices d WHERE d.id = ANY (p_recipients) ORDER BY d.id FOR NO KEY UPDATE;
+            WITH numbered AS (
+                UPDATE devices d SET inbox_seq = d.inbox_seq + 1 WHERE d.id = ANY (p_recipients) RETURNING d.id, d.inbox_seq
+            ), stored AS (
+                INSERT INTO inbox (device_id, seq, payload_id) SELECT n.id, n.inbox_seq, v_payload FROM numbered n
+                RETURNING device_id, seq
+            )
+            SELECT string_agg(s.device_id || ':' || s.seq, ',') INTO v_sequences FROM stored s;
+            RETURN QUERY SELECT 'stored'::TEXT, c.epoch, p_sent_at, v_expires, COALESCE(v_sequences, '');
+        END
+        $$
+        """
 }

@@ -1,6 +1,7 @@
 import ConclaveProtocol
 import ConclaveTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @testable import ConclaveStorage
@@ -8,6 +9,11 @@ import Testing
 /// What the hot path serves from memory, and what server processes sharing
 /// one PostgreSQL database tell each other.
 @Suite struct ClusterStoreTests {
+    @Test func recipientsAreAPostgreSQLArrayLiteral() {
+        #expect(ConclaveStore.textArray([]) == "{}")
+        #expect(ConclaveStore.textArray(["a", #"b"c"#, #"d\e"#, "f,g"]) == #"{"a","b\"c","d\\e","f,g"}"#)
+    }
+
     @Test func noticesSplitUnderTheLimitAndParseBack() throws {
         let devices = (0..<600).map { _ in DeviceID.random() }
         let notices = ConclaveStore.notices(.inbox(devices), from: "p1")
@@ -73,7 +79,9 @@ import Testing
 
             let delivery = Delivery(
                 kind: .application, data: randomBytes(64), messageID: "m1", senderDevice: a, sentAt: testNow(), recipients: [b])
-            #expect(try await first.appendApplication(room, epoch: 1, delivery: delivery).sequences.keys.contains(b))
+            let sequences = try await first.appendApplication(room, epoch: 1, delivery: delivery).sequences
+            #expect(sequences.keys.contains(b))
+            try await first.announceInbox(sequences.keys)  // after the commit, outside the message's transaction
             #expect(await received.next() == .inbox([b]))  // a message invalidates nothing
 
             try await first.deleteSession(tokenHash: token)
@@ -83,6 +91,43 @@ import Testing
             try await first.announceDisconnect([b])
             #expect(await received.next() == .disconnect([b]))
         }
+    }
+
+    /// Wake-ups that arrive while one notification is being sent go out
+    /// together in the next; every caller returns once its own went out, and
+    /// a failed send fails exactly the callers it carried.
+    @Test func announcementsGatherWhileOneIsSent() async throws {
+        let announcer = InboxAnnouncer()
+        let devices = (0..<5).map { _ in DeviceID.random() }
+        let (started, starting) = AsyncStream<Void>.makeStream()
+        let (release, releasing) = AsyncStream<Void>.makeStream()
+        let sent = Mutex<[Set<DeviceID>]>([])
+        let send: @Sendable (Set<DeviceID>) async throws -> Void = { batch in
+            sent.withLock { $0.append(batch) }
+            starting.yield()
+            var iterator = release.makeAsyncIterator()
+            _ = await iterator.next()
+            if batch.contains(devices[4]) { throw StoreError.database("notification failed") }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await announcer.announce([devices[0]], send: send) }
+            var iterator = started.makeAsyncIterator()
+            _ = await iterator.next()  // the first notification is being sent
+            for device in devices[1...3] { group.addTask { try await announcer.announce([device], send: send) } }
+            try await withDeadline(.seconds(30), "three announcements waiting") {
+                while announcer.waiting < 3 { await Task.yield() }
+            }
+            releasing.yield()  // the first ends; the three gathered go out in one
+            _ = await iterator.next()
+            releasing.yield()
+            try await group.waitForAll()
+        }
+        #expect(sent.withLock { $0 } == [[devices[0]], Set(devices[1...3])])
+        // A failed notification is the error of those it carried.
+        releasing.yield()
+        await #expect(throws: StoreError.self) { try await announcer.announce([devices[4]], send: send) }
+        try await announcer.announce([], send: send)  // nothing to say: nothing sent
+        #expect(sent.withLock { $0.count } == 3)
     }
 
     /// Two processes starting at once on a new database migrate it once.

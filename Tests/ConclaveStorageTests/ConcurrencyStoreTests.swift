@@ -100,4 +100,40 @@ import Testing
             #expect(try await store.conversation(room.id)?.epoch == 1)
         }
     }
+
+    /// Reads and writes still in flight when the SQLite database closes
+    /// (a server stopping while connections' tasks end) each either finish
+    /// or fail with a typed error; none touches a connection off its thread.
+    @Test func queriesRacingTheCloseFailCleanly() async throws {
+        for _ in 0..<20 {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conclave-close-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let database = try await SQLiteDatabase.open(path: folder.appendingPathComponent("conclave.sqlite").path, logger: testLogger)
+            let store = ConclaveStore(database: database)
+            try await store.migrate()
+            let outcomes = await withTaskGroup(of: Bool.self) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        do {
+                            if index.isMultiple(of: 2) {
+                                _ = try await database.read { try await $0.query("SELECT count(*) FROM users", []) }
+                            } else {
+                                _ = try await database.transaction { try await $0.query("SELECT count(*) FROM devices", []) }
+                            }
+                            return true
+                        } catch {
+                            return error is StoreError
+                        }
+                    }
+                }
+                group.addTask {
+                    try? await database.close()
+                    return true
+                }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(outcomes.allSatisfy { $0 })
+        }
+    }
 }

@@ -14,7 +14,7 @@ import Testing
             let versions = try await store.database.read { connection in
                 try await connection.query("SELECT version FROM schema_version", []).map { try $0.integer(0) }
             }
-            #expect(versions == [11])  // the newest migration: the key-transparency log
+            #expect(versions == [12])  // the newest migration: PostgreSQL's one-statement message append (none on SQLite)
             #expect(try await store.user(named: alice) != nil)
         }
     }

@@ -229,8 +229,10 @@ final class DeliveryService: Sendable {
             } else {
                 hub.notify(Set(sequences.keys))
             }
+            try await store.announceInbox(sequences.keys)  // the recipients' connections held by other server processes
             return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), true)
-        case .duplicate(let sentAt, let expiresAt):  // D17
+        case .duplicate(let sentAt, let expiresAt):  // D17: told again, in case the first try stopped before it told them
+            try await store.announceInbox(delivery.recipients)
             return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), false)
         case .wrongEpoch(let current):  // D8
             throw APIError(.wrongEpoch, "the conversation is at another epoch", currentEpoch: current)
