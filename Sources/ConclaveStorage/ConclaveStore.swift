@@ -46,16 +46,19 @@ public struct ConclaveStore: Sendable {
     /// One statement that is a write transaction of its own (PostgreSQL:
     /// no BEGIN and COMMIT round trips), changing nothing the caches hold.
     func writeOneStatement(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-        let start = ContinuousClock.now
-        defer { observer.transactionEnded(after: ContinuousClock.now - start) }
-        return try await database.autocommit(sql, binds)
+        try await measured { try await database.autocommit(sql, binds) }
     }
 
-    /// A write transaction, its duration (queueing, statements and commit) told to ``observer``.
+    /// A write transaction, its duration told to ``observer``.
     private func timed<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        try await measured { try await database.transaction(body) }
+    }
+
+    /// Runs a write, and tells ``observer`` how long it took (queueing, statements and commit).
+    private func measured<T: Sendable>(_ write: () async throws -> T) async throws -> T {
         let start = ContinuousClock.now
         defer { observer.transactionEnded(after: ContinuousClock.now - start) }
-        return try await database.transaction(body)
+        return try await write()
     }
 
     /// Brings the schema to the newest version, one migration per

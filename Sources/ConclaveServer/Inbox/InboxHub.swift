@@ -16,9 +16,6 @@ import Synchronization
 final class InboxHub: Sendable {
     private let listeners = Mutex<[DeviceID: [ObjectIdentifier: InboxPusher]]>([:])
 
-    /// How many connections a device holds.
-    func connections(of device: DeviceID) -> Int { listeners.withLock { $0[device]?.count ?? 0 } }
-
     /// Adds a connection of the device and has it read its inbox from its
     /// cursor; false when the device already holds `limit` connections (D24).
     func subscribe(_ pusher: InboxPusher, limit: Int) -> Bool {
