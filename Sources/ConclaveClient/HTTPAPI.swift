@@ -58,6 +58,9 @@ struct HTTPAPI: Sendable {
         configuration.timeout.connect = .seconds(10)
         // A connection that goes silent mid-answer (a file's body that stops) fails instead of waiting forever.
         configuration.timeout.read = .seconds(60)
+        // Idle connections are let go before the server's 10 s keep-alive timeout closes them, so a
+        // request rarely meets a connection the server is closing at that moment.
+        configuration.connectionPool.idleTimeout = .seconds(5)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 

@@ -99,8 +99,8 @@ public final class CLIProcess: Sendable {
     public var output: String { state.withLock { $0.output } }
 
     /// Waits for the command to exit; returns its status and output.
-    public func waitForExit() -> (status: Int32, output: String, error: String) {
-        done.wait()
+    public func waitForExit() async -> (status: Int32, output: String, error: String) {
+        await withCheckedContinuation { continuation in done.notify(queue: .global()) { continuation.resume() } }
         return state.withLock { (process.terminationStatus, $0.output, $0.error) }
     }
 

@@ -40,9 +40,16 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
         return FileManager.default.currentDirectoryPath + "/.build/debug/conclave"
     }
 
-    /// Runs `conclave ARGS…`, returning its exit status and output.
+    /// Runs `conclave ARGS…`, returning its exit status and output (the
+    /// wait is off the cooperative pool: see ``offThePool(_:)``).
     @discardableResult
-    public static func runCLI(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws -> (
+    public static func runCLI(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws -> (
+        status: Int32, output: String, error: String
+    ) {
+        try await offThePool { try runBlocking(arguments, environment: environment, input: input) }
+    }
+
+    private static func runBlocking(_ arguments: [String], environment: [String: String], input: String?) throws -> (
         status: Int32, output: String, error: String
     ) {
         let process = Process()
@@ -65,8 +72,8 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
     }
 
     /// Initialises a data directory for `network`.
-    public static func initialise(directory: String, network: String) throws -> String {
-        let result = try runCLI(["server", "init", "--data", directory, "--network", network])
+    public static func initialise(directory: String, network: String) async throws -> String {
+        let result = try await runCLI(["server", "init", "--data", directory, "--network", network])
         guard result.status == 0 else { throw ConclaveServerProcessError("server init failed: \(result.error)") }
         guard let token = FileManager.default.contents(atPath: directory + "/admin.token") else {
             throw ConclaveServerProcessError("no admin.token")

@@ -24,7 +24,7 @@ public final class OpenIDProviderProcess: Sendable {
 
     /// Starts the provider, or returns nil (and says why; a test failure
     /// with `CONCLAVE_REQUIRE_OIDC=1`, as in CI) when it is not installed.
-    public static func start(logDirectory: String) throws -> OpenIDProviderProcess? {
+    public static func start(logDirectory: String) async throws -> OpenIDProviderProcess? {
         let script = packageRoot.appendingPathComponent("scripts/oidc-test-provider.py").path
         guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else {
             let reason = "no Python with oidc-provider-mock at \(python) (.ci/run installs it; or set CONCLAVE_OIDC_PYTHON)"
@@ -35,6 +35,10 @@ public final class OpenIDProviderProcess: Sendable {
             }
             return nil
         }
+        return try await offThePool { try launch(script: script, logDirectory: logDirectory) }
+    }
+
+    private static func launch(script: String, logDirectory: String) throws -> OpenIDProviderProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [script]
@@ -72,7 +76,7 @@ public final class OpenIDProviderProcess: Sendable {
         request.method = .PUT
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: claims)))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         guard response.status.code < 300 else { throw TestSupportError("the provider answered \(response.status) to PUT /users") }
     }
 
@@ -89,11 +93,11 @@ public final class OpenIDProviderProcess: Sendable {
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
             request.body = .bytes(ByteBuffer(string: "sub=" + subject))
-            let response = try await client.execute(request, timeout: .seconds(10))
+            let response = try await client.execute(request, timeout: .seconds(30))
             guard response.status == .found, let location = response.headers.first(name: "Location") else {
                 throw TestSupportError("the provider answered \(response.status) instead of a redirect")
             }
-            _ = try await client.execute(HTTPClientRequest(url: location), timeout: .seconds(10))
+            _ = try await client.execute(HTTPClientRequest(url: location), timeout: .seconds(30))
             try await client.shutdown()
             return location
         } catch {
@@ -106,7 +110,7 @@ public final class OpenIDProviderProcess: Sendable {
     public func rotateKey() async throws {
         var request = HTTPClientRequest(url: issuer + "/test/rotate-key")
         request.method = .POST
-        _ = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        _ = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
     }
 
     /// Kills the provider by its PID (it keeps no state worth a graceful

@@ -38,12 +38,21 @@ public struct RawHTTP: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: raw))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await Self.client.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 16 << 20)
         return Answer(
             status: Int(response.status.code), body: Data(body.readableBytesView),
             retryAfter: response.headers.first(name: "Retry-After").flatMap { Int($0) }, headers: response.headers)
     }
+
+    /// Idle connections are let go before the server's 10 s keep-alive
+    /// timeout closes them (a request sent on a connection the server is
+    /// closing at that moment fails with "I/O on closed channel").
+    private static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.idleTimeout = .seconds(5)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     /// Checks a refusal: the status, and a JSON error body with a code.
     public func expectRefusal(_ answer: Answer, _ code: ErrorCode, sourceLocation: SourceLocation = #_sourceLocation) {

@@ -18,14 +18,16 @@ public enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible
 
     /// A new PostgreSQL database's URL on the test server, or nil (and
     /// why, printed; a test failure with `CONCLAVE_REQUIRE_POSTGRES=1`).
-    public static func postgresDatabase() throws -> String? {
-        try postgresServer()?.createDatabase()
+    public static func postgresDatabase() async throws -> String? {
+        guard let server = await postgresServer() else { return nil }
+        return try await offThePool { try server.createDatabase() }
     }
 
     /// The test process's PostgreSQL server, or nil (and why, printed; a
-    /// test failure with `CONCLAVE_REQUIRE_POSTGRES=1`).
-    public static func postgresServer() -> PostgresServer? {
-        guard let postgres = PostgresServer.shared else {
+    /// test failure with `CONCLAVE_REQUIRE_POSTGRES=1`). The first call
+    /// starts it, off the cooperative pool.
+    public static func postgresServer() async -> PostgresServer? {
+        guard let postgres = try? await offThePool({ PostgresServer.shared }) else {
             let reason = PostgresServer.unavailableReason ?? "unknown reason"
             if ProcessInfo.processInfo.environment["CONCLAVE_REQUIRE_POSTGRES"] == "1" {
                 Issue.record("PostgreSQL is required but not available: \(reason)")
@@ -128,7 +130,7 @@ public struct TestNetwork: NetworkFixture {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         var postgresURL: String?
         if backend == .postgres {
-            guard let url = try Backend.postgresDatabase() else { return nil }
+            guard let url = try await Backend.postgresDatabase() else { return nil }
             postgresURL = url
         }
         guard let network = NetworkDomain(domain) else { throw TestSupportError("bad domain \(domain)") }
@@ -201,10 +203,10 @@ public struct ProcessNetwork: NetworkFixture {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         var postgresURL: String?
         if backend == .postgres {
-            guard let url = try Backend.postgresDatabase() else { return nil }
+            guard let url = try await Backend.postgresDatabase() else { return nil }
             postgresURL = url
         }
-        let token = try ConclaveServerProcess.initialise(directory: root + "/server", network: domain)
+        let token = try await ConclaveServerProcess.initialise(directory: root + "/server", network: domain)
         if let limits { try DataDirectory(path: root + "/server").update { $0.limits = limits } }
         let clock = testClock ? TestClock(ticking: true) : nil
         let server = try await ConclaveServerProcess.start(
@@ -283,10 +285,10 @@ public struct ClusterNetwork: NetworkFixture {
     /// Starts the network, or returns nil (and says why) when PostgreSQL
     /// cannot run here.
     public static func start(processes: Int = 2, domain: String = "acme.example") async throws -> ClusterNetwork? {
-        guard let postgresURL = try Backend.postgresDatabase() else { return nil }
+        guard let postgresURL = try await Backend.postgresDatabase() else { return nil }
         let root = NSTemporaryDirectory() + "conclave-cluster-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let token = try ConclaveServerProcess.initialise(directory: root + "/server", network: domain)
+        let token = try await ConclaveServerProcess.initialise(directory: root + "/server", network: domain)
         // Started together, so that their migrations run at once (they take turns, ConclaveStore.migrate).
         let servers = try await withThrowingTaskGroup(of: ConclaveServerProcess.self) { group in
             for _ in 0..<processes {

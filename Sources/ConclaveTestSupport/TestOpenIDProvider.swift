@@ -159,7 +159,7 @@ public final class TestOpenIDProvider: Sendable {
     @discardableResult
     public static func browse(_ authorizationURL: String) async throws -> String {
         let location = try await redirectLocation(authorizationURL)
-        _ = try await HTTPClient.shared.execute(HTTPClientRequest(url: location), timeout: .seconds(10))
+        _ = try await HTTPClient.shared.execute(HTTPClientRequest(url: location), timeout: .seconds(30))
         return location
     }
 
@@ -177,7 +177,7 @@ public final class TestOpenIDProvider: Sendable {
         configuration.redirectConfiguration = .disallow
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
-            let response = try await client.execute(HTTPClientRequest(url: authorizationURL), timeout: .seconds(10))
+            let response = try await client.execute(HTTPClientRequest(url: authorizationURL), timeout: .seconds(30))
             try await client.shutdown()
             guard response.status == .found, let location = response.headers.first(name: "Location") else {
                 throw TestSupportError("the provider answered \(response.status) instead of a redirect")

@@ -27,6 +27,16 @@ public func withDeadline<T: Sendable>(_ timeout: Duration, _ what: String, _ bod
     }
 }
 
+/// Runs blocking work (a child process, a pipe read to its end) on a
+/// thread of its own and awaits it, so that it never holds one of the
+/// cooperative pool's threads: a two-core runner has two, and the
+/// in-process servers of other tests need them meanwhile.
+public func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
 extension ConclaveClient {
     /// Processes this device's events as the server pushes them (its
     /// WebSocket), until `done` holds for everything received so far; the

@@ -49,7 +49,7 @@ public final class ChromeDriverProcess: Sendable {
     /// Starts chromedriver, or returns nil (and says why; a test failure
     /// with `CONCLAVE_REQUIRE_BROWSER=1`, as in CI) when chromedriver or
     /// chromium is not installed.
-    public static func start(logDirectory: String) throws -> ChromeDriverProcess? {
+    public static func start(logDirectory: String) async throws -> ChromeDriverProcess? {
         let driver = executable("CONCLAVE_CHROMEDRIVER", ["chromedriver"])
         let browser = executable("CONCLAVE_CHROMIUM", ["chromium", "chromium-browser"])
         guard let driver, let browser else {
@@ -64,6 +64,10 @@ public final class ChromeDriverProcess: Sendable {
             }
             return nil
         }
+        return try await offThePool { try launch(driver: driver, browser: browser, logDirectory: logDirectory) }
+    }
+
+    private static func launch(driver: String, browser: String, logDirectory: String) throws -> ChromeDriverProcess {
         let name = logDirectory + "/chromedriver-\(UUID().uuidString.prefix(6))"
         let log = name + ".log"
         let errors = name + ".stderr"

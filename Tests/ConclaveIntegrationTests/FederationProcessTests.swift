@@ -113,50 +113,52 @@ struct FederationCommandLineTests {
         func admin(_ network: ProcessNetwork) -> [String] {
             ["admin", "--server", network.url, "--token-file", network.dataDirectory + "/admin.token"]
         }
-        func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-            try ConclaveServerProcess.runCLI(arguments)
+        func run(_ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
+            try await ConclaveServerProcess.runCLI(arguments)
         }
-        func fingerprint(_ network: ProcessNetwork) throws -> String {
-            let shown = try run(admin(network) + ["network", "show", "--json"])
+        func fingerprint(_ network: ProcessNetwork) async throws -> String {
+            let shown = try await run(admin(network) + ["network", "show", "--json"])
             let info = try ConclaveJSON.decoder().decode(NetworkInfo.self, from: Data(shown.output.utf8))
             return info.keyFingerprint
         }
-        let (acmeKey, globexKey) = (try fingerprint(acme), try fingerprint(globex))
-        let wrong = try run(admin(acme) + ["federation", "add", "globex.example", "--url", globex.url, "--key", acmeKey])
+        let (acmeKey, globexKey) = (try await fingerprint(acme), try await fingerprint(globex))
+        let wrong = try await run(admin(acme) + ["federation", "add", "globex.example", "--url", globex.url, "--key", acmeKey])
         #expect(wrong.status != 0)
         #expect(wrong.error.contains("publishes another key"))
-        let added = try run(admin(acme) + ["federation", "add", "globex.example", "--url", globex.url, "--key", globexKey])
+        let added = try await run(admin(acme) + ["federation", "add", "globex.example", "--url", globex.url, "--key", globexKey])
         #expect(added.status == 0, "\(added.error)")
         #expect(added.output.contains("pinned globex.example"))
-        #expect(try run(admin(globex) + ["federation", "add", "acme.example", "--url", acme.url, "--key", acmeKey]).status == 0)
-        let listed = try run(admin(acme) + ["federation", "list", "--json"])
+        #expect(try await run(admin(globex) + ["federation", "add", "acme.example", "--url", acme.url, "--key", acmeKey]).status == 0)
+        let listed = try await run(admin(acme) + ["federation", "list", "--json"])
         let state = try ConclaveJSON.decoder().decode(FederationState.self, from: Data(listed.output.utf8))
         #expect(state.mode == .listed)
         #expect(state.peers.map(\.domain.value) == ["globex.example"])
-        #expect(try run(admin(acme) + ["federation", "mode", "open"]).output.contains("federation mode: open"))
-        #expect(try run(admin(acme) + ["federation", "mode", "sideways"]).status != 0)
-        #expect(try run(admin(acme) + ["federation", "list"]).output.contains("federation mode: open"))
+        #expect(try await run(admin(acme) + ["federation", "mode", "open"]).output.contains("federation mode: open"))
+        #expect(try await run(admin(acme) + ["federation", "mode", "sideways"]).status != 0)
+        #expect(try await run(admin(acme) + ["federation", "list"]).output.contains("federation mode: open"))
 
-        #expect(try run(admin(acme) + ["user", "add", "alice", "--password-file", passwordFile]).status == 0)
-        #expect(try run(admin(globex) + ["user", "add", "bob", "--password-file", passwordFile]).status == 0)
-        func cli(_ profile: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-            try run(["--profile", root + "/" + profile] + arguments)
+        #expect(try await run(admin(acme) + ["user", "add", "alice", "--password-file", passwordFile]).status == 0)
+        #expect(try await run(admin(globex) + ["user", "add", "bob", "--password-file", passwordFile]).status == 0)
+        func cli(_ profile: String, _ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
+            try await run(["--profile", root + "/" + profile] + arguments)
         }
         #expect(
-            try cli("alice", ["login", "--server", acme.url, "--user", "alice@acme.example", "--password-file", passwordFile]).status == 0)
+            try await cli("alice", ["login", "--server", acme.url, "--user", "alice@acme.example", "--password-file", passwordFile]).status
+                == 0)
         #expect(
-            try cli("bob", ["login", "--server", globex.url, "--user", "bob@globex.example", "--password-file", passwordFile]).status == 0)
-        let sent = try cli("alice", ["send", "bob@globex.example", "hello", "globex"])
+            try await cli("bob", ["login", "--server", globex.url, "--user", "bob@globex.example", "--password-file", passwordFile]).status
+                == 0)
+        let sent = try await cli("alice", ["send", "bob@globex.example", "hello", "globex"])
         #expect(sent.status == 0, "\(sent.error)")
-        let received = try cli("bob", ["receive", "--wait", "5s", "--json"])
+        let received = try await cli("bob", ["receive", "--wait", "5s", "--json"])
         #expect(received.status == 0, "\(received.error)")
         #expect(received.output.contains("\"text\":\"hello globex\""))
         #expect(received.output.contains("\"from\":\"alice@acme.example\""))
-        #expect(try cli("bob", ["send", "alice@acme.example", "hello", "acme"]).status == 0)
-        #expect(try cli("alice", ["receive", "--wait", "5s", "--json"]).output.contains("\"text\":\"hello acme\""))
+        #expect(try await cli("bob", ["send", "alice@acme.example", "hello", "acme"]).status == 0)
+        #expect(try await cli("alice", ["receive", "--wait", "5s", "--json"]).output.contains("\"text\":\"hello acme\""))
 
-        #expect(try run(admin(acme) + ["federation", "remove", "globex.example"]).output.contains("removed globex.example"))
-        let audit = try run(admin(acme) + ["audit"]).output
+        #expect(try await run(admin(acme) + ["federation", "remove", "globex.example"]).output.contains("removed globex.example"))
+        let audit = try await run(admin(acme) + ["audit"]).output
         for action in ["federation.add", "federation.mode", "federation.remove"] { #expect(audit.contains(action)) }
     }
 }

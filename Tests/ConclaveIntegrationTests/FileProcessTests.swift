@@ -85,17 +85,17 @@ struct FileProcessTests {
         try await network.users("alice", "bob")
         let passwordFile = network.root + "/password"
         try Data((network.password + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
-        func cli(_ profile: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-            try ConclaveServerProcess.runCLI(["--profile", network.root + "/" + profile] + arguments)
+        func cli(_ profile: String, _ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
+            try await ConclaveServerProcess.runCLI(["--profile", network.root + "/" + profile] + arguments)
         }
         for name in ["alice", "bob"] {
-            let login = try cli(
+            let login = try await cli(
                 name, ["login", "--server", network.url, "--user", "\(name)@acme.example", "--password-file", passwordFile])
             #expect(login.status == 0, "\(login.error)")
         }
         let report = network.root + "/report.pdf"
         let bytes = try Self.write(100_000, to: report)
-        let sent = try cli("alice", ["send", "bob@acme.example", "--file", report, "--json", "the report"])
+        let sent = try await cli("alice", ["send", "bob@acme.example", "--file", report, "--json", "the report"])
         #expect(sent.status == 0, "\(sent.error)")
         #expect(!sent.error.contains("["))  // no progress bar when standard error is not a terminal
         let sentLine = try #require(try JSONSerialization.jsonObject(with: Data(sent.output.utf8)) as? [String: Any])
@@ -115,7 +115,7 @@ struct FileProcessTests {
         let downloads = network.root + "/downloads"
         try FileManager.default.createDirectory(atPath: downloads, withIntermediateDirectories: true)
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: downloads + "/report.pdf"))
-        let received = try cli("bob", ["receive", "--json", "--download-dir", downloads])
+        let received = try await cli("bob", ["receive", "--json", "--download-dir", downloads])
         #expect(received.status == 0, "\(received.error)")
         let lines = received.output.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
@@ -137,7 +137,7 @@ struct FileProcessTests {
                 "authorized_keysfdp.exe", "report (1).pdf", "report.pdf",
             ])
         // Received once: a second receive has nothing more.
-        let again = try cli("bob", ["receive", "--json", "--download-dir", downloads])
+        let again = try await cli("bob", ["receive", "--json", "--download-dir", downloads])
         #expect(!again.output.contains("\"file\""))
     }
 }

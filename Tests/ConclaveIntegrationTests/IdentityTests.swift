@@ -150,41 +150,42 @@ struct IdentityTests {
         try await network.users("alice", "bob")
         let passwordFile = network.root + "/password"
         _ = FileManager.default.createFile(atPath: passwordFile, contents: Data(network.password.utf8))
-        func cli(_ profile: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-            try ConclaveServerProcess.runCLI(["--profile", network.root + "/cli-" + profile] + arguments)
+        func cli(_ profile: String, _ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
+            try await ConclaveServerProcess.runCLI(["--profile", network.root + "/cli-" + profile] + arguments)
         }
-        func login(_ profile: String, _ user: String, json: Bool = false) throws -> (status: Int32, output: String, error: String) {
-            try cli(
+        func login(_ profile: String, _ user: String, json: Bool = false) async throws -> (status: Int32, output: String, error: String) {
+            try await cli(
                 profile,
                 ["login", "--server", network.url, "--user", "\(user)@\(network.domain)", "--password-file", passwordFile]
                     + (json ? ["--json"] : []))
         }
-        #expect(try login("alice", "alice").status == 0)
-        #expect(try login("phone", "bob").status == 0)
-        let pending = try login("laptop", "bob", json: true)
+        #expect(try await login("alice", "alice").status == 0)
+        #expect(try await login("phone", "bob").status == 0)
+        let pending = try await login("laptop", "bob", json: true)
         #expect(pending.status == 0, "\(pending.error)")
         let line = try JSONSerialization.jsonObject(with: Data((pending.output.split(separator: "\n").first ?? "").utf8)) as? [String: Any]
         #expect(line?["pending"] as? Bool == true)
         let code = try #require(line?["approval_code"] as? String)
         #expect(line?["device"] is String)
-        let listed = try cli("phone", ["device", "list", "--json"])
+        let listed = try await cli("phone", ["device", "list", "--json"])
         #expect(listed.output.split(separator: "\n").count == 2)
         #expect(listed.output.contains("\"pending\":true"))
-        #expect(try cli("phone", ["device", "approve", "AAAAA-AAAAA-AAAAA-AAAAA"]).status != 0)
-        let approved = try cli("phone", ["device", "approve", code.lowercased()])
+        #expect(try await cli("phone", ["device", "approve", "AAAAA-AAAAA-AAAAA-AAAAA"]).status != 0)
+        let approved = try await cli("phone", ["device", "approve", code.lowercased()])
         #expect(approved.status == 0, "\(approved.error)")
-        let told = try cli("laptop", ["receive", "--json"])
+        let told = try await cli("laptop", ["receive", "--json"])
         #expect(told.output.contains("\"type\":\"approved\""))
 
-        let aliceNumber = try cli("alice", ["safety-number", "bob@\(network.domain)"])
-        let bobNumber = try cli("laptop", ["safety-number", "alice@\(network.domain)"])
+        let aliceNumber = try await cli("alice", ["safety-number", "bob@\(network.domain)"])
+        let bobNumber = try await cli("laptop", ["safety-number", "alice@\(network.domain)"])
         #expect(aliceNumber.status == 0)
         #expect(aliceNumber.output == bobNumber.output)
         let digits = aliceNumber.output.filter(\.isWholeNumber)
         #expect(digits.count == 60)
-        #expect(try cli("alice", ["verify", "bob@\(network.domain)", String(digits.reversed())]).status != 0)
+        #expect(try await cli("alice", ["verify", "bob@\(network.domain)", String(digits.reversed())]).status != 0)
         #expect(
-            try cli("alice", ["verify", "bob@\(network.domain)"] + aliceNumber.output.split(separator: " ").map(String.init)).status == 0)
-        #expect(try cli("alice", ["safety-number", "bob@\(network.domain)"]).output.contains("(verified)"))
+            try await cli("alice", ["verify", "bob@\(network.domain)"] + aliceNumber.output.split(separator: " ").map(String.init)).status
+                == 0)
+        #expect(try await cli("alice", ["safety-number", "bob@\(network.domain)"]).output.contains("(verified)"))
     }
 }

@@ -13,9 +13,9 @@ struct OperationsProcessTests {
     init() throws { try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true) }
 
     /// `root/server`, initialised for acme.example.
-    func initialisedDataDirectory() throws -> String {
+    func initialisedDataDirectory() async throws -> String {
         let data = root + "/server"
-        _ = try ConclaveServerProcess.initialise(directory: data, network: "acme.example")
+        _ = try await ConclaveServerProcess.initialise(directory: data, network: "acme.example")
         return data
     }
 
@@ -25,35 +25,35 @@ struct OperationsProcessTests {
         return path
     }
 
-    func cli(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
-        try ConclaveServerProcess.runCLI(arguments, environment: environment)
+    func cli(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String, error: String) {
+        try await ConclaveServerProcess.runCLI(arguments, environment: environment)
     }
 
     @Test("A backup taken while the server runs restores into a new directory, and a client reads its undelivered messages from it")
     func backupAndRestore() async throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let data = try initialisedDataDirectory()
+        let data = try await initialisedDataDirectory()
         let server = try await ConclaveServerProcess.start(directory: data)
         // The admin CLI reads its server and token from the environment.
         let adminEnvironment = ["CONCLAVE_SERVER": server.url, "CONCLAVE_ADMIN_TOKEN_FILE": data + "/admin.token"]
         let password = write("s3cret-passw0rd\n", to: "password")
         for name in ["alice", "bob"] {
-            let added = try cli(["admin", "user", "add", name, "--password-file", password], environment: adminEnvironment)
+            let added = try await cli(["admin", "user", "add", name, "--password-file", password], environment: adminEnvironment)
             #expect(added.status == 0, "\(added.error)")
-            let login = try cli([
+            let login = try await cli([
                 "--profile", root + "/" + name, "login", "--server", server.url, "--user", "\(name)@acme.example", "--password-file",
                 password,
             ])
             #expect(login.status == 0, "\(login.error)")
         }
         for text in ["before the backup", "also before"] {
-            #expect(try cli(["--profile", root + "/alice", "send", "bob@acme.example", text]).status == 0)
+            #expect(try await cli(["--profile", root + "/alice", "send", "bob@acme.example", text]).status == 0)
         }
         let attachment = write("a file shared before the backup\n", to: "attachment.txt")
-        #expect(try cli(["--profile", root + "/alice", "send", "bob@acme.example", "--file", attachment]).status == 0)
+        #expect(try await cli(["--profile", root + "/alice", "send", "bob@acme.example", "--file", attachment]).status == 0)
         let passphrase = write("correct horse battery staple\n", to: "passphrase")
         let backup = root + "/acme.backup"
-        let made = try cli(["server", "backup", "--data", data, "--to", backup, "--passphrase-file", passphrase])
+        let made = try await cli(["server", "backup", "--data", data, "--to", backup, "--passphrase-file", passphrase])
         #expect(made.status == 0, "\(made.error)")
         #expect(made.output.contains("conclave.sqlite"))
         #expect(made.output.contains("and 1 shared file(s)"))
@@ -64,38 +64,42 @@ struct OperationsProcessTests {
             let content = try Data(contentsOf: URL(fileURLWithPath: data + "/" + secret)).prefix(40)
             #expect(sealed.range(of: content) == nil)
         }
-        #expect(try cli(["server", "backup", "--data", data, "--to", backup, "--passphrase-file", passphrase]).error.contains("exists"))
+        #expect(
+            try await cli(["server", "backup", "--data", data, "--to", backup, "--passphrase-file", passphrase]).error.contains("exists"))
         let port = server.port
         server.stop()
 
         // A wrong passphrase, a damaged file, an occupied directory: refused, and nothing is left behind.
         let wrong = write("not the passphrase at all\n", to: "wrong")
         let restored = root + "/restored"
-        let refused = try cli(["server", "restore", "--from", backup, "--data", restored, "--passphrase-file", wrong])
+        let refused = try await cli(["server", "restore", "--from", backup, "--data", restored, "--passphrase-file", wrong])
         #expect(refused.status != 0 && refused.error.contains("passphrase is wrong"))
         #expect(!FileManager.default.fileExists(atPath: restored))
         var damaged = sealed
         damaged[damaged.count / 2] ^= 0x01
         try damaged.write(to: URL(fileURLWithPath: root + "/damaged.backup"))
         #expect(
-            try cli(["server", "restore", "--from", root + "/damaged.backup", "--data", restored, "--passphrase-file", passphrase]).status
+            try await cli(["server", "restore", "--from", root + "/damaged.backup", "--data", restored, "--passphrase-file", passphrase])
+                .status
                 != 0)
         try sealed.prefix(sealed.count - 100).write(to: URL(fileURLWithPath: root + "/short.backup"))
         #expect(
-            try cli(["server", "restore", "--from", root + "/short.backup", "--data", restored, "--passphrase-file", passphrase]).status
+            try await cli(["server", "restore", "--from", root + "/short.backup", "--data", restored, "--passphrase-file", passphrase])
+                .status
                 != 0)
         #expect(!FileManager.default.fileExists(atPath: restored))
         #expect(
-            try cli(["server", "restore", "--from", backup, "--data", data, "--passphrase-file", passphrase]).error.contains("not empty"))
+            try await cli(["server", "restore", "--from", backup, "--data", data, "--passphrase-file", passphrase]).error.contains(
+                "not empty"))
 
-        let done = try cli(["server", "restore", "--from", backup, "--data", restored, "--passphrase-file", passphrase])
+        let done = try await cli(["server", "restore", "--from", backup, "--data", restored, "--passphrase-file", passphrase])
         #expect(done.status == 0, "\(done.error)")
         #expect((try FileManager.default.attributesOfItem(atPath: restored)[.posixPermissions] as? Int) == 0o700)
         #expect((try FileManager.default.attributesOfItem(atPath: restored + "/network.key")[.posixPermissions] as? Int) == 0o600)
         // The restored network, where bob's profile expects it, still holds what bob has not read.
         let again = try await ConclaveServerProcess.start(directory: restored, port: port)
         defer { again.stop() }
-        let received = try cli(["--profile", root + "/bob", "receive", "--json", "--download-dir", root + "/bob-downloads"])
+        let received = try await cli(["--profile", root + "/bob", "receive", "--json", "--download-dir", root + "/bob-downloads"])
         #expect(received.status == 0, "\(received.error)")
         #expect(received.output.contains("before the backup") && received.output.contains("also before"))
         // The shared file came back with the database: bob saves and checks it.
@@ -106,7 +110,7 @@ struct OperationsProcessTests {
     @Test("One server per SQLite data directory; SIGHUP does not stop a server; JSON logs; shutdown logged")
     func lockSignalsAndLogs() async throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let data = try initialisedDataDirectory()
+        let data = try await initialisedDataDirectory()
         let metricsPort = try #require(LoopbackPort.free())
         let consolePort = try #require(LoopbackPort.free())
         let server = try await ConclaveServerProcess.start(
@@ -123,7 +127,7 @@ struct OperationsProcessTests {
         #expect(scraped.status == 200)
         #expect(String(decoding: scraped.body, as: UTF8.self).contains("conclave_messages_accepted_total 0"))
         #expect(try await RawHTTP(baseURL: server.url).send(.GET, "/metrics").status == 404)
-        let second = try cli(["server", "run", "--data", data, "--listen", "127.0.0.1:0"])
+        let second = try await cli(["server", "run", "--data", data, "--listen", "127.0.0.1:0"])
         #expect(second.status != 0)
         #expect(second.error.contains("in use by another `conclave server run`"))
         #expect(second.error.contains("Usage: conclave server run"))
@@ -151,7 +155,7 @@ struct OperationsProcessTests {
     @Test("HTTPS from the server itself; SIGHUP loads a renewed certificate; a bad one is refused at start and kept out on reload")
     func tls() async throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let data = try initialisedDataDirectory()
+        let data = try await initialisedDataDirectory()
         let first = try TLSFixtures.certificate(in: root, named: "first")
         let renewed = try TLSFixtures.certificate(in: root, named: "renewed")
         let certificate = root + "/server.crt.pem"
@@ -160,7 +164,7 @@ struct OperationsProcessTests {
         try FileManager.default.copyItem(atPath: first.key, toPath: key)
 
         // A key that does not go with the certificate: refused at start, with the reason.
-        let mismatched = try cli(["server", "run", "--data", data, "--tls-certificate", certificate, "--tls-key", renewed.key])
+        let mismatched = try await cli(["server", "run", "--data", data, "--tls-certificate", certificate, "--tls-key", renewed.key])
         #expect(mismatched.status != 0)
         #expect(mismatched.error.contains("does not go with"))
 
@@ -196,37 +200,37 @@ struct OperationsProcessTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let password = write("s3cret-passw0rd\n", to: "password")
         // Nothing listens on port 9 of loopback: the error names the URL and why.
-        let failed = try cli([
+        let failed = try await cli([
             "--profile", root + "/nobody", "login", "--server", "http://127.0.0.1:9", "--user", "a@acme.example", "--password-file",
             password,
         ])
         #expect(failed.status != 0)
         #expect(failed.error.contains("http://127.0.0.1:9: connection refused"), "\(failed.error)")
         #expect(!FileManager.default.fileExists(atPath: root + "/nobody"))
-        let unread = try cli(["--profile", root + "/typo", "receive"])
+        let unread = try await cli(["--profile", root + "/typo", "receive"])
         #expect(unread.status != 0 && unread.error.contains("run `conclave login` first"))
         #expect(!FileManager.default.fileExists(atPath: root + "/typo"))
         // The default profile is under $HOME.
-        let home = try cli(["receive"], environment: ["HOME": root + "/home", "CONCLAVE_PROFILE": ""])
+        let home = try await cli(["receive"], environment: ["HOME": root + "/home", "CONCLAVE_PROFILE": ""])
         #expect(home.error.contains("run `conclave login` first"))
         #expect(!FileManager.default.fileExists(atPath: root + "/home/.conclave"))
         // server init on a directory that cannot be created says why, in words.
         let blocked = write("a file, not a directory", to: "blocker")
-        let initFailed = try cli(["server", "init", "--data", blocked + "/data", "--network", "acme.example"])
+        let initFailed = try await cli(["server", "init", "--data", blocked + "/data", "--network", "acme.example"])
         #expect(initFailed.status != 0)
         #expect(initFailed.error.contains("cannot create \(blocked)/data") && !initFailed.error.contains("NSCocoaErrorDomain"))
 
-        let data = try initialisedDataDirectory()
+        let data = try await initialisedDataDirectory()
         let server = try await ConclaveServerProcess.start(directory: data)
         defer { server.stop() }
         let admin = ["admin", "--server", server.url, "--token-file", data + "/admin.token"]
-        #expect(try cli(admin + ["user", "add", "alice", "--password-file", password]).status == 0)
-        let missing = try cli(["admin", "user", "list"], environment: ["CONCLAVE_SERVER": "", "CONCLAVE_ADMIN_TOKEN_FILE": ""])
+        #expect(try await cli(admin + ["user", "add", "alice", "--password-file", password]).status == 0)
+        let missing = try await cli(["admin", "user", "list"], environment: ["CONCLAVE_SERVER": "", "CONCLAVE_ADMIN_TOKEN_FILE": ""])
         #expect(missing.error.contains("CONCLAVE_SERVER"))
-        let audit = try cli(admin + ["audit", "--json"])
+        let audit = try await cli(admin + ["audit", "--json"])
         let entry = try #require(audit.output.split(separator: "\n").first)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: Any])
         #expect((object["after"] as? [String: Any])?["group"] as? String == "default")
-        #expect(try cli(admin + ["audit", "--verify"]).status == 0)
+        #expect(try await cli(admin + ["audit", "--verify"]).status == 0)
     }
 }

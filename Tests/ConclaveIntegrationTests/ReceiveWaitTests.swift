@@ -17,7 +17,7 @@ struct ReceiveWaitTests {
         let profile = network.root + "/profiles/bob-cli"
         let passwordFile = network.root + "/password"
         _ = FileManager.default.createFile(atPath: passwordFile, contents: Data(network.password.utf8))
-        let login = try ConclaveServerProcess.runCLI([
+        let login = try await ConclaveServerProcess.runCLI([
             "--profile", profile, "login", "--server", network.url, "--user", "bob@\(network.domain)", "--password-file", passwordFile,
         ])
         #expect(login.status == 0, "\(login.error)")
@@ -30,7 +30,7 @@ struct ReceiveWaitTests {
         try await network.restart(kill: true)
         try await alice.send("after the restart", to: direct.id)
         try await listener.waitForOutput(containing: "\"after the restart\"")
-        let ended = listener.waitForExit()
+        let ended = await listener.waitForExit()
         #expect(ended.status == 0, "\(ended.error)")
         #expect(ended.error.contains("reconnecting"))
         #expect(ended.output.components(separatedBy: "\"first\"").count == 2)
@@ -40,7 +40,7 @@ struct ReceiveWaitTests {
         try await alice.send("last", to: direct.id)
         try await second.waitForOutput(containing: "last")
         network.server.kill()  // at once: a graceful stop may keep the connection open past the wait
-        let failed = second.waitForExit()
+        let failed = await second.waitForExit()
         #expect(failed.status == 1)
         #expect(failed.error.contains("could not reconnect"))
     }
@@ -53,20 +53,21 @@ struct ReceiveWaitTests {
         _ = try await network.device("bob")
         let passwordFile = network.root + "/password"
         _ = FileManager.default.createFile(atPath: passwordFile, contents: Data(network.password.utf8))
-        func cli(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-            try ConclaveServerProcess.runCLI(["--profile", network.root + "/profiles/alice-cli"] + arguments)
+        func cli(_ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
+            try await ConclaveServerProcess.runCLI(["--profile", network.root + "/profiles/alice-cli"] + arguments)
         }
         #expect(
-            try cli(["login", "--server", network.url, "--user", "alice@\(network.domain)", "--password-file", passwordFile]).status == 0)
-        let empty = try cli(["send", "bob@\(network.domain)", ""])
+            try await cli(["login", "--server", network.url, "--user", "alice@\(network.domain)", "--password-file", passwordFile]).status
+                == 0)
+        let empty = try await cli(["send", "bob@\(network.domain)", ""])
         #expect(empty.status != 0)
         #expect(empty.error.contains("empty"))
-        #expect(try cli(["room", "create", "team", "--members", "bob@\(network.domain)"]).status == 0)
-        let again = try cli(["room", "create", "team", "--members", "bob@\(network.domain)"])
+        #expect(try await cli(["room", "create", "team", "--members", "bob@\(network.domain)"]).status == 0)
+        let again = try await cli(["room", "create", "team", "--members", "bob@\(network.domain)"])
         #expect(again.status != 0)
         #expect(again.error.contains("already in a room named team"))
-        #expect(try cli(["room", "create", "team", "--members", "bob@\(network.domain)", "--allow-duplicate-name"]).status == 0)
-        let version = try ConclaveServerProcess.runCLI(["--version"])
+        #expect(try await cli(["room", "create", "team", "--members", "bob@\(network.domain)", "--allow-duplicate-name"]).status == 0)
+        let version = try await ConclaveServerProcess.runCLI(["--version"])
         #expect(version.status == 0)
         #expect(version.output.trimmingCharacters(in: .whitespacesAndNewlines) == ConclaveVersion.current)
     }

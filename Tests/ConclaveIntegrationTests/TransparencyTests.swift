@@ -204,44 +204,44 @@ struct TransparencyTests {
         try await network.users("alice", "bob")
         let passwordFile = network.root + "/password"
         _ = FileManager.default.createFile(atPath: passwordFile, contents: Data(network.password.utf8))
-        func cli(_ profile: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-            try ConclaveServerProcess.runCLI(["--profile", network.root + "/cli-" + profile] + arguments)
+        func cli(_ profile: String, _ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
+            try await ConclaveServerProcess.runCLI(["--profile", network.root + "/cli-" + profile] + arguments)
         }
         let admin = ["admin", "--server", network.url, "--token-file", network.dataDirectory + "/admin.token"]
         for user in ["alice", "bob"] {
-            let login = try cli(
+            let login = try await cli(
                 user, ["login", "--server", network.url, "--user", "\(user)@\(network.domain)", "--password-file", passwordFile])
             #expect(login.status == 0, "\(login.error)")
         }
-        #expect(try cli("alice", ["transparency", "status"]).output.contains("no tree head accepted yet"))
-        #expect(try cli("alice", ["safety-number", "bob@\(network.domain)"]).status == 0)
-        let status = try cli("alice", ["transparency", "status"])
+        #expect(try await cli("alice", ["transparency", "status"]).output.contains("no tree head accepted yet"))
+        #expect(try await cli("alice", ["safety-number", "bob@\(network.domain)"]).status == 0)
+        let status = try await cli("alice", ["transparency", "status"])
         #expect(status.status == 0)
         #expect(status.output.contains("acme.example: 2 entries") && status.output.contains("witnesses: none (quorum required: 0)"))
-        #expect(try cli("alice", ["transparency", "status", "--json"]).output.contains("\"quorums\""))
-        let check = try cli("bob", ["transparency", "check"])
+        #expect(try await cli("alice", ["transparency", "status", "--json"]).output.contains("\"quorums\""))
+        let check = try await cli("bob", ["transparency", "check"])
         #expect(check.status == 0 && check.output.contains("as your devices published them"), "\(check.error)")
 
         let state = network.root + "/audit.json"
-        let audit = try ConclaveServerProcess.runCLI(["transparency", "audit", "--server", network.url, "--state", state])
+        let audit = try await ConclaveServerProcess.runCLI(["transparency", "audit", "--server", network.url, "--state", state])
         #expect(audit.status == 0, "\(audit.error)")
         #expect(audit.output.contains("2 entries of 2 users") && audit.output.contains("consistent with every head seen"))
 
-        let show = try ConclaveServerProcess.runCLI(admin + ["transparency", "show"])
+        let show = try await ConclaveServerProcess.runCLI(admin + ["transparency", "show"])
         #expect(show.status == 0 && show.output.contains("head: 2 entries") && show.output.contains("quorum required: 0"))
-        #expect(try ConclaveServerProcess.runCLI(admin + ["transparency", "quorum", "17"]).status != 0)
-        #expect(try ConclaveServerProcess.runCLI(admin + ["transparency", "quorum", "1"]).output.contains("quorum required: 1"))
-        #expect(try ConclaveServerProcess.runCLI(admin + ["transparency", "witness"]).status == 0)
+        #expect(try await ConclaveServerProcess.runCLI(admin + ["transparency", "quorum", "17"]).status != 0)
+        #expect(try await ConclaveServerProcess.runCLI(admin + ["transparency", "quorum", "1"]).output.contains("quorum required: 1"))
+        #expect(try await ConclaveServerProcess.runCLI(admin + ["transparency", "witness"]).status == 0)
 
         // A key the log does not hold: bob's own device raises the alarm (exit 3), and the auditor still finds the log consistent.
         try await Self.tamper(
             network, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'",
             [.blob(UserIdentityKey.generate().publicKey.rawKey)])
-        #expect(try ConclaveServerProcess.runCLI(admin + ["transparency", "quorum", "0"]).status == 0)
-        let alarm = try cli("bob", ["receive"])
+        #expect(try await ConclaveServerProcess.runCLI(admin + ["transparency", "quorum", "0"]).status == 0)
+        let alarm = try await cli("bob", ["receive"])
         #expect(alarm.output.contains("key transparency"), "\(alarm.output) \(alarm.error)")
-        #expect(try cli("bob", ["transparency", "check"]).status == 3)
-        #expect(try ConclaveServerProcess.runCLI(["transparency", "audit", "--server", network.url, "--state", state]).status == 0)
+        #expect(try await cli("bob", ["transparency", "check"]).status == 3)
+        #expect(try await ConclaveServerProcess.runCLI(["transparency", "audit", "--server", network.url, "--state", state]).status == 0)
     }
 
     /// Replaces a user's newest entry in place with one naming another key

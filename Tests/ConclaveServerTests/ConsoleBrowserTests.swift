@@ -66,7 +66,7 @@ struct ConsoleBrowserTests {
     )
     func ownerTour() async throws {
         try await TestNetwork.run(.sqlite) { network in
-            guard let driver = try ChromeDriverProcess.start(logDirectory: network.root) else { return }
+            guard let driver = try await ChromeDriverProcess.start(logDirectory: network.root) else { return }
             defer { driver.stop() }
             let created = try await network.admin.addAdministrator(
                 CreateAdministrator(name: try #require(AdminName("root")), role: .owner, password: Self.password, totp: true))
@@ -187,7 +187,7 @@ struct ConsoleBrowserTests {
     @Test("A helpdesk administrator sees no owner pages, cannot reach them, and a forged or cross-site POST is refused")
     func helpdesk() async throws {
         try await TestNetwork.run(.sqlite) { network in
-            guard let driver = try ChromeDriverProcess.start(logDirectory: network.root) else { return }
+            guard let driver = try await ChromeDriverProcess.start(logDirectory: network.root) else { return }
             defer { driver.stop() }
             _ = try await network.admin.addAdministrator(
                 CreateAdministrator(name: try #require(AdminName("helen")), role: .helpdesk, password: Self.password))

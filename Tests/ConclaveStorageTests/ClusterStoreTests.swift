@@ -172,8 +172,7 @@ import Testing
 func withSharedDatabase(
     migrated: Bool = true, _ body: @Sendable (ConclaveStore, ConclaveStore) async throws -> Void
 ) async throws {
-    guard let server = ConclaveTestSupport.Backend.postgresServer() else { return }
-    let url = try server.createDatabase()
+    guard let url = try await ConclaveTestSupport.Backend.postgresDatabase() else { return }
     let first = try PostgresDatabase(url: url, logger: testLogger)
     let second = try PostgresDatabase(url: url, logger: testLogger)
     try await first.withRunning {

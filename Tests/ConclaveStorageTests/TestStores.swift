@@ -32,8 +32,8 @@ func withStore(_ backend: Backend, _ body: @Sendable (ConclaveStore) async throw
         let database = try await SQLiteDatabase.open(path: folder.appendingPathComponent("conclave.sqlite").path, logger: testLogger)
         try await run(ConclaveStore(database: database), body)
     case .postgres:
-        guard let server = ConclaveTestSupport.Backend.postgresServer() else { return }
-        let database = try PostgresDatabase(url: try server.createDatabase(), logger: testLogger)
+        guard let url = try await ConclaveTestSupport.Backend.postgresDatabase() else { return }
+        let database = try PostgresDatabase(url: url, logger: testLogger)
         try await database.withRunning { try await run(ConclaveStore(database: database), body) }
     }
 }
