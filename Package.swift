@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "ConclaveClient", targets: ["ConclaveClient"]),
         .library(name: "ConclaveServer", targets: ["ConclaveServer"]),
         .library(name: "ConclaveStorage", targets: ["ConclaveStorage"]),
+        // The load generator's hooks into the client (Benchmarks/); `conclave` does not link them.
+        .library(name: "ConclaveBenchmarkSupport", targets: ["ConclaveBenchmarkSupport"]),
         .executable(name: "conclave", targets: ["conclave"]),
     ],
     dependencies: [
@@ -111,6 +113,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Hooks of the load generator (Benchmarks/) into the SDK, through its `package` declarations.
+        .target(name: "ConclaveBenchmarkSupport", dependencies: ["ConclaveClient", "ConclaveProtocol", "MLS"]),
         .executableTarget(
             name: "conclave",
             dependencies: [

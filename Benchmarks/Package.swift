@@ -39,6 +39,7 @@ let package = Package(
         .executableTarget(
             name: "conclave-bench",
             dependencies: [
+                .product(name: "ConclaveBenchmarkSupport", package: "Conclave"),
                 .product(name: "ConclaveClient", package: "Conclave"),
                 .product(name: "ConclaveProtocol", package: "Conclave"),
                 .product(name: "ConclaveServer", package: "Conclave"),

@@ -301,6 +301,29 @@ public actor ConclaveClient {
         try await store.setGroup(id, Array(try ConclaveJSON.encoder().encode(record)))
     }
 
+    /// Runs `body` on a conversation's group under the device's lock, and
+    /// saves the group it leaves before returning. For the benchmark hooks
+    /// (`ConclaveBenchmarkSupport`, a module of this package that the
+    /// shipped binary does not link).
+    package func withStoredGroup<T: Sendable>(
+        _ id: ConversationID, _ body: @Sendable (inout Group, SystemRandom) throws -> T
+    ) async throws -> T {
+        try await lock.withLock { try await self.updateStoredGroup(id, body) }
+    }
+
+    private func updateStoredGroup<T: Sendable>(
+        _ id: ConversationID, _ body: @Sendable (inout Group, SystemRandom) throws -> T
+    ) async throws -> T {
+        guard let (stored, original) = try await loadGroup(id) else { throw ClientError.unknownConversation(id.description) }
+        var group = original
+        let result = try body(&group, random)
+        try await saveGroup(id, stored, group)
+        return result
+    }
+
+    /// The device's session token, while it is signed in (for the same hooks).
+    package var sessionToken: String? { account?.token }
+
     /// The conversation as the user sees it: its members named from their
     /// leaves' verified certificates only.
     func conversation(_ id: ConversationID, _ stored: StoredConversation, _ group: Group) async -> Conversation {

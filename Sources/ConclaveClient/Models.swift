@@ -236,10 +236,16 @@ struct StoredConversation: Codable, Sendable {
 }
 
 /// What an application message carries inside MLS.
-struct MessageBody: Codable, Sendable {
-    var id: String
-    var text: String
-    var file: SharedFile?
+package struct MessageBody: Codable, Sendable {
+    package var id: String
+    package var text: String
+    package var file: SharedFile?
+
+    package init(id: String, text: String, file: SharedFile? = nil) {
+        self.id = id
+        self.text = text
+        self.file = file
+    }
 }
 
 extension Group {

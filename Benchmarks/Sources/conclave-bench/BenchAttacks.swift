@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
-@_spi(Benchmarks) import ConclaveClient
+import ConclaveBenchmarkSupport
+import ConclaveClient
 import ConclaveProtocol
 import ConclaveServer
 import Foundation

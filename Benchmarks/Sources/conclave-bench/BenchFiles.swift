@@ -1,6 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
-@_spi(Benchmarks) import ConclaveClient
+import ConclaveClient
 import ConclaveProtocol
 import ConclaveServer
 import Foundation

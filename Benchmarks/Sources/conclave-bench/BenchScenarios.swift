@@ -1,5 +1,6 @@
 import AsyncHTTPClient
-@_spi(Benchmarks) import ConclaveClient
+import ConclaveBenchmarkSupport
+import ConclaveClient
 import ConclaveProtocol
 import Foundation
 import NIOCore
