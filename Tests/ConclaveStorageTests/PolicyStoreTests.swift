@@ -1,5 +1,6 @@
 import ConclaveProtocol
 import ConclaveStorage
+import ConclaveTestSupport
 import Foundation
 import Testing
 
