@@ -1,5 +1,9 @@
 import ConclaveProtocol
+import ConclaveStorage
+import ConclaveTestSupport
 import Foundation
+import Logging
+import Synchronization
 import Testing
 
 @testable import ConclaveServer
@@ -34,5 +38,110 @@ import Testing
         quoted.messageId = "a\"b"
         #expect(EncodedEvent(welcome) == nil)
         #expect(EncodedEvent(quoted) == nil)
+    }
+}
+
+/// The pusher of one WebSocket, on a real store, with a recording target
+/// whose timers the test fires itself.
+@Suite struct InboxPusherTests {
+    /// Frames sent, and timers scheduled (fired by the test, not by time).
+    final class Recorder: PushTarget {
+        private struct State {
+            var frames: [Int64] = []
+            var timers: [@Sendable () -> Void] = []
+            var waiters: [(frames: Int, timers: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        }
+        private let state = Mutex(State())
+
+        func send(_ texts: [String]) async throws {
+            let events = try texts.map { try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data($0.utf8)) }
+            update { $0.frames += events.map(\.seq) }
+        }
+        func end(reason: String) async throws {}
+        func abort() {}
+        func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) { update { $0.timers.append(body) } }
+
+        var frames: [Int64] { state.withLock { $0.frames } }
+
+        /// Fires the timers scheduled so far.
+        func fireTimers() {
+            let timers = state.withLock { state in
+                defer { state.timers = [] }
+                return state.timers
+            }
+            for timer in timers { timer() }
+        }
+
+        /// Returns once at least `frames` frames were sent and `timers` timers are waiting.
+        func wait(frames: Int, timers: Int = 0) async {
+            await withCheckedContinuation { continuation in
+                let met = state.withLock { state in
+                    guard state.frames.count < frames || state.timers.count < timers else { return true }
+                    state.waiters.append((frames, timers, continuation))
+                    return false
+                }
+                if met { continuation.resume() }
+            }
+        }
+
+        private func update(_ change: (inout State) -> Void) {
+            let ready = state.withLock { state in
+                change(&state)
+                let (met, waiting) = (
+                    state.waiters.filter { state.frames.count >= $0.frames && state.timers.count >= $0.timers },
+                    state.waiters.filter { state.frames.count < $0.frames || state.timers.count < $0.timers }
+                )
+                state.waiters = waiting
+                return met.map(\.continuation)
+            }
+            for continuation in ready { continuation.resume() }
+        }
+    }
+
+    @Test("Events handed over out of order leave in order; after a gap that is never filled, the store is read once the grace ends")
+    func gapsWaitThenDrain() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conclave-pusher-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = ConclaveStore(
+            database: try await SQLiteDatabase.open(
+                path: folder.appendingPathComponent("conclave.sqlite").path, logger: Logger(label: "pusher-test")))
+        try await store.migrate()
+        let alice = try await store.addUser("alice")
+        let bob = try await store.addUser("bob")
+        let sender = MemberDevice(device: try await store.addDevice(alice), user: alice)
+        let recipient = try await store.addDevice(bob)
+        let room = try await store.addRoom(sender).id
+        try await store.commit(room, from: 0, devices: [sender, MemberDevice(device: recipient, user: bob)], added: [bob])
+        for index in 1...6 {
+            let delivery = Delivery(
+                kind: .application, data: randomBytes(64), messageID: "m\(index)", senderDevice: sender.device, sentAt: testNow(),
+                recipients: [recipient])
+            _ = try await store.appendApplication(room, epoch: 1, delivery: delivery)
+        }
+        let stored = try await store.inbox(device: recipient, after: 0, limit: 100, now: testNow())
+        #expect(stored.map(\.seq) == [1, 2, 3, 4, 5, 6])
+        func handed(_ seq: Int64) throws -> PushedEvent {
+            let event = try #require(stored.first { $0.seq == seq })
+            return PushedEvent(seq: seq, event: try #require(EncodedEvent(event)))
+        }
+
+        let recorder = Recorder()
+        let pusher = InboxPusher(
+            device: recipient, after: 0, store: store, pageBytes: 1 << 20, clock: .system, target: recorder, stillValid: { true })
+        pusher.hand(try handed(2))
+        pusher.hand(try handed(1))
+        await recorder.wait(frames: 2)
+        #expect(recorder.frames == [1, 2])
+
+        // 3 is never handed over: 4 waits for it, and nothing is sent until the grace period ends.
+        pusher.hand(try handed(4))
+        await recorder.wait(frames: 2, timers: 1)
+        #expect(recorder.frames == [1, 2])
+        recorder.fireTimers()
+        await recorder.wait(frames: 6)
+        #expect(recorder.frames == [1, 2, 3, 4, 5, 6])  // from the store, each once
+        pusher.stop()
+        try await store.close()
     }
 }

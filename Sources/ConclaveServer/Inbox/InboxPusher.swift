@@ -1,7 +1,9 @@
 import ConclaveProtocol
 import ConclaveStorage
+import Foundation
 import HummingbirdWebSocket
 import NIOCore
+import NIOWebSocket
 import Synchronization
 
 /// One WebSocket's outgoing side (issue 14): what the hub hands over waits
@@ -11,30 +13,38 @@ import Synchronization
 /// call it made for as long as it lives.
 ///
 /// At most one pushing task runs per connection, so frames leave in order.
-/// The task sends handed-over events as they are while they follow the
-/// cursor without a gap; otherwise (a wake-up, a gap, more than
-/// ``buffered`` events waiting) it reads the store from the cursor until it
-/// is drained.
+/// The task sends handed-over events in sequence order while they follow
+/// the cursor without a gap. Events after a gap wait: the missing one was
+/// usually stored in the same group commit and is handed over a moment
+/// later (the requests that a commit completes resume in any order); if it
+/// has not come after ``gapGrace``, or on a wake-up, or when more than
+/// ``buffered`` events wait, the task reads the store from the cursor until
+/// it is drained.
 final class InboxPusher: Sendable {
     /// Events a connection holds before it drops them and reads the store instead.
-    static let buffered = 64
+    static let buffered = 512
+    /// How long events after a gap wait for the missing one before the store is read.
+    static let gapGrace = Duration.milliseconds(50)
 
     let device: DeviceID
     private let store: ConclaveStore
     private let pageBytes: Int
     private let clock: ServerClock
-    private let outbound: WebSocketOutboundWriter
-    private let channel: any Channel
+    private let target: any PushTarget
     private let stillValid: @Sendable () async -> Bool
     private let state: Mutex<State>
 
     private struct State {
         var cursor: Int64
+        /// Handed over and not sent yet, in any order.
         var events: [PushedEvent] = []
         var drain = false
         var cutOff = false
         var running = false
         var stopped = false
+        /// The events waiting follow a gap: nothing to send until another
+        /// hand-over, a wake-up or the grace period's end.
+        var held = false
     }
 
     private enum Work {
@@ -43,15 +53,14 @@ final class InboxPusher: Sendable {
     }
 
     init(
-        device: DeviceID, after cursor: Int64, store: ConclaveStore, pageBytes: Int, clock: ServerClock, outbound: WebSocketOutboundWriter,
-        channel: any Channel, stillValid: @escaping @Sendable () async -> Bool
+        device: DeviceID, after cursor: Int64, store: ConclaveStore, pageBytes: Int, clock: ServerClock, target: any PushTarget,
+        stillValid: @escaping @Sendable () async -> Bool
     ) {
         self.device = device
         self.store = store
         self.pageBytes = pageBytes
         self.clock = clock
-        self.outbound = outbound
-        self.channel = channel
+        self.target = target
         self.stillValid = stillValid
         state = Mutex(State(cursor: cursor))
     }
@@ -61,6 +70,7 @@ final class InboxPusher: Sendable {
         start { state in
             if state.events.count < Self.buffered {
                 state.events.append(event)
+                state.held = false
             } else {
                 state.events = []
                 state.drain = true
@@ -100,13 +110,12 @@ final class InboxPusher: Sendable {
                     }
                     try await send(events, drain: drain)
                 case .end:
-                    try await outbound.close(.policyViolation, reason: "session ended")
-                    closeSoon()
+                    try await target.end(reason: "session ended")
                 }
             } catch {
                 // The connection is gone or the store failed: it ends, and the device reconnects and reads from its cursor.
                 state.withLock { $0.stopped = true }
-                channel.close(promise: nil)
+                target.abort()
             }
         }
     }
@@ -122,7 +131,7 @@ final class InboxPusher: Sendable {
                 state.stopped = true
                 return .end
             }
-            guard !state.events.isEmpty || state.drain else {
+            guard state.drain || (!state.events.isEmpty && !state.held) else {
                 state.running = false
                 return nil
             }
@@ -136,34 +145,133 @@ final class InboxPusher: Sendable {
 
     private func send(_ events: [PushedEvent], drain: Bool) async throws {
         var cursor = state.withLock { $0.cursor }
-        var drain = drain
-        for event in events where event.seq > cursor {
-            guard event.seq == cursor + 1 else {
-                drain = true
-                break
-            }
-            try await outbound.write(.text(event.event.text(seq: event.seq)))
-            cursor = event.seq
-        }
+        var waiting = try await sendInOrder(events, after: &cursor)
         if drain {
             let encoder = ConclaveJSON.encoder()
             while true {
                 let page = try await store.inbox(device: device, after: cursor, limit: 200, maxBytes: pageBytes, now: clock.now)
-                guard !page.isEmpty else { break }
-                for event in page {
-                    try await outbound.write(.text(String(decoding: try encoder.encode(event), as: UTF8.self)))
-                    cursor = event.seq
-                }
+                guard let last = page.last else { break }
+                try await target.send(try page.map { try Self.text(of: $0, encoder) })
+                cursor = last.seq
             }
+            waiting = try await sendInOrder(waiting, after: &cursor)
         }
-        state.withLock { $0.cursor = cursor }
+        let sent = cursor
+        let held = state.withLock { state in
+            state.cursor = sent
+            // With hand-overs that came meanwhile, look again at once; else wait for the missing event.
+            state.held = !waiting.isEmpty && state.events.isEmpty
+            state.events += waiting
+            if state.events.count > Self.buffered {
+                state.events = []
+                state.drain = true
+                state.held = false
+            }
+            return state.held
+        }
+        if held {
+            target.schedule(after: Self.gapGrace) { [weak self] in self?.graceEnded(at: sent) }
+        }
+    }
+
+    /// An event read from the store, as JSON: the same bytes as the
+    /// encoder's, without its cost, for an application message (InboxPushTests).
+    private static func text(of event: InboxEvent, _ encoder: JSONEncoder) throws -> String {
+        if let encoded = EncodedEvent(event) { return encoded.text(seq: event.seq) }
+        return String(decoding: try encoder.encode(event), as: UTF8.self)
+    }
+
+    /// Sends the events that follow the cursor without a gap, in sequence
+    /// order; returns those after a gap.
+    private func sendInOrder(_ events: [PushedEvent], after cursor: inout Int64) async throws -> [PushedEvent] {
+        let ordered = events.filter { $0.seq > cursor }.sorted { $0.seq < $1.seq }
+        var texts: [String] = []
+        var next = cursor
+        var index = ordered.startIndex
+        while index < ordered.endIndex, ordered[index].seq <= next + 1 {
+            if ordered[index].seq == next + 1 {  // (a second copy of one just taken is skipped)
+                texts.append(ordered[index].event.text(seq: ordered[index].seq))
+                next += 1
+            }
+            index += 1
+        }
+        if !texts.isEmpty {
+            try await target.send(texts)
+            cursor = next
+        }
+        return Array(ordered[index...])
+    }
+
+    /// The missing event did not come: read the store, unless the cursor
+    /// moved on meanwhile.
+    private func graceEnded(at cursor: Int64) {
+        let stuck = state.withLock { $0.held && $0.cursor == cursor }
+        if stuck { wake() }
+    }
+}
+
+/// Where a pusher's frames go: a WebSocket, or a test's recorder.
+protocol PushTarget: Sendable {
+    /// Sends text frames, one per string, in order; returns once they are
+    /// written (a client that does not read holds its pusher up).
+    func send(_ texts: [String]) async throws
+    /// Sends a close frame (policy violation) with this reason; the
+    /// connection is closed a few seconds later whatever the client does.
+    func end(reason: String) async throws
+    /// Closes the connection at once (it failed).
+    func abort()
+    /// Runs `body` once `delay` has passed.
+    func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void)
+}
+
+/// A pusher's WebSocket.
+struct WebSocketPushTarget: PushTarget {
+    let outbound: WebSocketOutboundWriter
+    let channel: any Channel
+
+    /// The frames are written to the channel in one hop to its event loop
+    /// and flushed once: a socket write for all of them, where the
+    /// WebSocket's writer makes one per frame. (No WebSocket extension is
+    /// configured, so the writer would not change them; its own frames,
+    /// pings and the close handshake, go between whole frames.) While the
+    /// channel is writable the pusher goes on at once; when it is not (the
+    /// client reads slower than it is sent to), it waits until these frames
+    /// are out.
+    func send(_ texts: [String]) async throws {
+        guard !texts.isEmpty else { return }
+        let channel = channel
+        guard channel.isWritable else {
+            try await channel.eventLoop.flatSubmit {
+                let written = channel.eventLoop.makePromise(of: Void.self)
+                Self.write(texts, to: channel, last: written)
+                return written.futureResult
+            }.get()
+            return
+        }
+        channel.eventLoop.execute { Self.write(texts, to: channel, last: nil) }
+    }
+
+    private static func write(_ texts: [String], to channel: any Channel, last: EventLoopPromise<Void>?) {
+        for (index, text) in texts.enumerated() {
+            let frame = WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: text))
+            channel.write(frame, promise: index == texts.count - 1 ? last : nil)
+        }
+        channel.flush()
     }
 
     /// After the close frame, the client has a few seconds to answer before
     /// the connection is closed anyway: a client that never answers does not
     /// keep it.
-    private func closeSoon() {
+    func end(reason: String) async throws {
+        try await outbound.close(.policyViolation, reason: reason)
         let channel = channel
         channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+    }
+
+    func abort() { channel.close(promise: nil) }
+
+    func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
+        let (seconds, attoseconds) = delay.components
+        channel.eventLoop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { body() }
     }
 }

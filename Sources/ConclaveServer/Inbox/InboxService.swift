@@ -51,8 +51,8 @@ final class InboxService: Sendable {
         outbound: WebSocketOutboundWriter, channel: any Channel
     ) async throws {
         let pusher = InboxPusher(
-            device: session.device.id, after: after, store: store, pageBytes: limits.inboxPageBytes, clock: clock, outbound: outbound,
-            channel: channel, stillValid: stillValid)
+            device: session.device.id, after: after, store: store, pageBytes: limits.inboxPageBytes, clock: clock,
+            target: WebSocketPushTarget(outbound: outbound, channel: channel), stillValid: stillValid)
         guard hub.subscribe(pusher, limit: limits.webSocketsPerDevice) else {
             try await outbound.close(.policyViolation, reason: "too many connections of this device")
             return
