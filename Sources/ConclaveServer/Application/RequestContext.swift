@@ -79,7 +79,9 @@ extension ConclaveRequestContext {
     /// A path parameter as the client meant it: percent-decoded
     /// (`bob%40acme.example` is `bob@acme.example`); a 400 when it does not decode.
     func pathParameter(_ name: String) throws -> String {
-        guard let value = try parameters.require(name).removingPercentEncoding else {
+        let raw = try parameters.require(name)
+        guard raw.utf8.contains(UInt8(ascii: "%")) else { return raw }  // nothing to decode (and no Foundation call)
+        guard let value = raw.removingPercentEncoding else {
             throw APIError.badRequest("a path parameter is not valid percent-encoding")
         }
         return value
@@ -103,6 +105,12 @@ enum JSONBody {
     /// (`additionalProperties: false`, no `null`s): a property the request
     /// type does not read back, or a `null`, is a 400 rather than ignored.
     static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        if let flat = T.self as? any FlatJSONBody.Type {
+            guard let value = try decodeFlat(flat, bytes) as? T else {
+                throw APIError.badRequest("the body is not a valid \(T.self) JSON object")
+            }
+            return value
+        }
         let value: T
         do { value = try ConclaveJSON.decoder().decode(T.self, from: Data(bytes)) } catch {
             throw APIError.badRequest("the body is not a valid \(T.self) JSON object")
@@ -116,6 +124,57 @@ enum JSONBody {
         return value
     }
 
+    /// A ``FlatJSONBody``: decoded, then its top-level properties read as
+    /// they are in the body (a decoder without the key conversion, which
+    /// would let `messageId` pass for `message_id`), with no re-encoding.
+    private static func decodeFlat<T: FlatJSONBody>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        let data = Data(bytes)
+        let value: T
+        do { value = try ConclaveJSON.decoder().decode(T.self, from: data) } catch {
+            throw APIError.badRequest("the body is not a valid \(T.self) JSON object")
+        }
+        do { _ = try JSONDecoder().decode(PropertyCheck<T>.self, from: data) } catch let problem as APIError {
+            throw problem
+        } catch {
+            throw APIError.badRequest("the body is not a valid \(T.self) JSON object")
+        }
+        return value
+    }
+
+    /// Refuses a property that is not one of `T`'s, or a null.
+    private struct PropertyCheck<T: FlatJSONBody>: Decodable {
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: PropertyName.self)
+            for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {
+                if try container.decodeNil(forKey: key) { throw APIError.badRequest(nullProperty(key.stringValue)) }
+                guard T.properties.contains(key.stringValue) else { throw APIError.badRequest(unknownProperty(key.stringValue)) }
+            }
+        }
+    }
+
+    /// Any property's name.
+    private struct PropertyName: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// The refusal of a property the request does not take.
+    static func unknownProperty(_ name: String) -> String {
+        shown(name) ? "unknown property \(name)" : "the body has a property this request does not take"
+    }
+
+    /// The refusal of a null.
+    static func nullProperty(_ name: String) -> String {
+        shown(name) ? "\(name) must not be null: leave an absent value out" : "a property is null: leave absent values out"
+    }
+
+    /// Whether a property's name is safe to repeat in an error.
+    private static func shown(_ name: String) -> Bool {
+        name.utf8.count <= 64 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_.[]".contains($0)) }
+    }
+
     /// The first property of `given` that `read` (the decoded value,
     /// encoded again) does not have, or a `null`.
     static func extraneous(_ given: Any, _ read: Any, path: String) -> String? {
@@ -123,13 +182,8 @@ enum JSONBody {
         case (let given as [String: Any], let read as [String: Any]):
             for key in given.keys.sorted() {
                 let name = path.isEmpty ? key : path + "." + key
-                let shown = name.utf8.count <= 64 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_.[]".contains($0)) }
-                if given[key] is NSNull {
-                    return shown ? "\(name) must not be null: leave an absent value out" : "a property is null: leave absent values out"
-                }
-                guard let inner = read[key] else {
-                    return shown ? "unknown property \(name)" : "the body has a property this request does not take"
-                }
+                if given[key] is NSNull { return nullProperty(name) }
+                guard let inner = read[key] else { return unknownProperty(name) }
                 if let problem = extraneous(given[key] as Any, inner, path: name) { return problem }
             }
             return nil
@@ -142,6 +196,19 @@ enum JSONBody {
             return nil
         }
     }
+}
+
+/// A request body whose JSON object has only scalars and arrays of scalars
+/// (non-optional elements): checking its top-level properties is the whole
+/// of ``JSONBody``'s check, without the generic check's parse into
+/// Foundation objects and re-encoding. The message path's body is one.
+protocol FlatJSONBody: Decodable {
+    /// Every JSON property it has (RequestBodyTests checks them against its encoding).
+    static var properties: Set<String> { get }
+}
+
+extension SendMessage: FlatJSONBody {
+    static let properties: Set<String> = ["message_id", "message", "files"]
 }
 
 /// A JSON response body.
