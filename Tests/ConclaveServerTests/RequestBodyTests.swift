@@ -4,8 +4,9 @@ import Testing
 
 @testable import ConclaveServer
 
-/// A message's body is checked without re-encoding (``FlatJSONBody``):
-/// the same refusals as the generic check, for the same bodies.
+/// The message path: its body is checked without re-encoding (``FlatJSONBody``):
+/// the same refusals as the generic check, for the same bodies; its answer
+/// is written directly (``DirectJSON``), the same bytes as the encoder.
 @Suite struct RequestBodyTests {
     private func decode(_ text: String) throws -> SendMessage { try JSONBody.decode(SendMessage.self, Array(text.utf8)) }
 
@@ -48,5 +49,12 @@ import Testing
         #expect(throws: APIError.badRequest("unknown property extra")) {
             try JSONBody.decode(InboxAck.self, Array(#"{"up_to": 0, "extra": 1}"#.utf8))
         }
+    }
+
+    @Test("The answer to a message is written as the encoder writes it", arguments: [nil, Date(millis: 1_767_225_600_123)])
+    func acceptedIsTheEncodersJSON(_ expiresAt: Date?) throws {
+        let accepted = MessageAccepted(messageId: "m-1_Z", sentAt: Date(millis: 1_767_225_599_007), expiresAt: expiresAt)
+        #expect(accepted.directJSON == String(decoding: try ConclaveJSON.encoder().encode(accepted), as: UTF8.self))
+        #expect(MessageAccepted(messageId: "a\"b", sentAt: Date(), expiresAt: nil).directJSON == nil)
     }
 }

@@ -224,7 +224,27 @@ struct JSONResponse<Value: Encodable & Sendable>: ResponseGenerator {
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
+        if let direct = (value as? any DirectJSON)?.directJSON {
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: direct)))
+        }
         return Response(
             status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try ConclaveJSON.encoder().encode(value))))
+    }
+}
+
+/// A response value whose JSON is written directly: the bytes
+/// ``ConclaveJSON/encoder()`` writes (keys sorted), without its cost, or
+/// nil when a value would need escaping (the encoder then writes it). The
+/// message path's answer is one (RequestBodyTests).
+protocol DirectJSON {
+    var directJSON: String? { get }
+}
+
+extension MessageAccepted: DirectJSON {
+    var directJSON: String? {
+        guard messageId.utf8.allSatisfy(\.isASCIIIdentifier) else { return nil }
+        var text = "{"
+        if let expiresAt { text += "\"expires_at\":\"\(ConclaveJSON.formatTimestamp(expiresAt))\"," }
+        return text + "\"message_id\":\"\(messageId)\",\"sent_at\":\"\(ConclaveJSON.formatTimestamp(sentAt))\"}"
     }
 }
