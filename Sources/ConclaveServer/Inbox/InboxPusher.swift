@@ -212,8 +212,9 @@ final class InboxPusher: Sendable {
 
 /// Where a pusher's frames go: a WebSocket, or a test's recorder.
 protocol PushTarget: Sendable {
-    /// Sends text frames, one per string, in order; returns once they are
-    /// written (a client that does not read holds its pusher up).
+    /// Sends text frames, one per string, in order; while the connection
+    /// cannot take more, returns only once they are written (a client that
+    /// does not read holds its pusher up).
     func send(_ texts: [String]) async throws
     /// Sends a close frame (policy violation) with this reason; the
     /// connection is closed a few seconds later whatever the client does.
@@ -271,7 +272,6 @@ struct WebSocketPushTarget: PushTarget {
     func abort() { channel.close(promise: nil) }
 
     func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
-        let (seconds, attoseconds) = delay.components
-        channel.eventLoop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { body() }
+        channel.eventLoop.scheduleTask(in: TimeAmount(delay)) { body() }
     }
 }
