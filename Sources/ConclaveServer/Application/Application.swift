@@ -3,7 +3,6 @@ import ConclaveStorage
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -34,7 +33,7 @@ public func buildApplication(
     if configuration.console == .mainListener { console.addRoutes(to: router) }
     var app = Application(
         router: router,
-        server: gatedServer(router: router, limits: configuration.limits, tls: tls),
+        server: gatedServer(router: router, events: api.eventStreamUpgrade, limits: configuration.limits, tls: tls),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conclave"),
         onServerRunning: { channel in
             guard let address = channel.localAddress, let port = address.port, let ip = address.ipAddress else { return }
@@ -71,7 +70,7 @@ public func buildApplication(
         console.addRoutes(to: consoleRouter)
         app.addServices(
             Application(
-                router: consoleRouter, server: gatedServer(router: consoleRouter, limits: configuration.limits, tls: tls),
+                router: consoleRouter, server: gatedServer(router: consoleRouter, events: nil, limits: configuration.limits, tls: tls),
                 configuration: .init(address: .hostname(host, port: port), serverName: "conclave-console"), logger: logger))
     }
     if let (host, port) = configuration.metricsListen {
@@ -143,18 +142,18 @@ actor Gate {
     var opened: Bool { isOpen }
 }
 
-/// HTTP/1.1 with the WebSocket upgrade, behind the connection gate: the
-/// connection limit and the time to send a first request head; later
-/// heads are bounded by the idle timeout, bodies by ``BodyDeadline`` (D24).
-func gatedServer(router: ConclaveRouter, limits: ServerLimits, tls: TLSCertificates?) -> HTTPServerBuilder {
+/// HTTP/1.1 with the `/v1/events` WebSocket upgrade (where `events` is
+/// given), behind the connection gate: the connection limit and the time
+/// to send a first request head; later heads are bounded by the idle
+/// timeout, bodies by ``BodyDeadline`` (D24).
+func gatedServer(router: ConclaveRouter, events: EventStreamUpgrade?, limits: ServerLimits, tls: TLSCertificates?) -> HTTPServerBuilder {
     let connections = ConnectionCount(limit: limits.connections)
     let headTimeout = TimeAmount.milliseconds(Int64(limits.requestHeadTimeoutSeconds * 1000))
-    let webSocketResponder = router.buildResponder()
-    let configuration = HTTP1WebSocketUpgradeChannel.Configuration(
-        http1: HTTP1Channel.Configuration(additionalChannelHandlers: [BodyDeadline(bodyTimeout: .seconds(60))], idleTimeout: headTimeout))
+    let configuration = HTTP1Channel.Configuration(
+        additionalChannelHandlers: [BodyDeadline(bodyTimeout: .seconds(60))], idleTimeout: headTimeout)
     return HTTPServerBuilder { responder in
         GatedChildChannel(
-            base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
+            base: ConclaveHTTPChannel(responder: responder, configuration: configuration, events: events),
             connections: connections, headTimeout: headTimeout, tls: tls)
     }
 }

@@ -2,25 +2,18 @@ import ConclaveProtocol
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdWebSocket
 import NIOCore
 
-/// The request context: Hummingbird's core storage, WebSocket upgrade
-/// support, and the body limit.
-public struct ConclaveRequestContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
+/// The request context: Hummingbird's core storage, the client's address
+/// and the body limit.
+public struct ConclaveRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
-    public let webSocket: WebSocketHandlerReference<Self>
     public let remoteAddress: SocketAddress?
-    /// The connection, which a WebSocket's pusher closes when the client
-    /// does not answer its close frame.
-    let channel: any Channel
     public var maxUploadSize: Int { 1 << 20 }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        webSocket = .init()
         remoteAddress = source.channel.remoteAddress
-        channel = source.channel
     }
 
     /// The client's IP address, as sign-in limits count it: the
@@ -51,14 +44,7 @@ typealias ConclaveRouter = Router<ConclaveRequestContext>
 
 extension Request {
     /// The bearer token of the `Authorization` header, if it is one.
-    var bearerToken: String? {
-        guard let value = headers[.authorization], value.hasPrefix("Bearer ") else { return nil }
-        let bytes = value.utf8.dropFirst(7)
-        let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
-        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return nil }
-        let token = bytes[first...last]
-        return token.count > 256 ? nil : String(decoding: token, as: UTF8.self)
-    }
+    var bearerToken: String? { ConclaveServer.bearerToken(authorization: headers[.authorization]) }
 
     /// Decodes a JSON body, answering 400 with a JSON error when it is not
     /// the expected shape, and 413 when it is over the context's limit.
@@ -247,4 +233,15 @@ extension MessageAccepted: DirectJSON {
         if let expiresAt { text += "\"expires_at\":\"\(ConclaveJSON.formatTimestamp(expiresAt))\"," }
         return text + "\"message_id\":\"\(messageId)\",\"sent_at\":\"\(ConclaveJSON.formatTimestamp(sentAt))\"}"
     }
+}
+
+/// The token of an `Authorization: Bearer …` value, without the spaces
+/// around it; nil for another scheme or a token over 256 bytes.
+func bearerToken(authorization value: String?) -> String? {
+    guard let value, value.hasPrefix("Bearer ") else { return nil }
+    let bytes = value.utf8.dropFirst(7)
+    let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
+    guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return nil }
+    let token = bytes[first...last]
+    return token.count > 256 ? nil : String(decoding: token, as: UTF8.self)
 }

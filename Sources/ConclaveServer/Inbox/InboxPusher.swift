@@ -1,7 +1,6 @@
 import ConclaveProtocol
 import ConclaveStorage
 import Foundation
-import HummingbirdWebSocket
 import NIOCore
 import NIOWebSocket
 import Synchronization
@@ -223,55 +222,4 @@ protocol PushTarget: Sendable {
     func abort()
     /// Runs `body` once `delay` has passed.
     func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void)
-}
-
-/// A pusher's WebSocket.
-struct WebSocketPushTarget: PushTarget {
-    let outbound: WebSocketOutboundWriter
-    let channel: any Channel
-
-    /// The frames are written to the channel in one hop to its event loop
-    /// and flushed once: a socket write for all of them, where the
-    /// WebSocket's writer makes one per frame. (No WebSocket extension is
-    /// configured, so the writer would not change them; its own frames,
-    /// pings and the close handshake, go between whole frames.) While the
-    /// channel is writable the pusher goes on at once; when it is not (the
-    /// client reads slower than it is sent to), it waits until these frames
-    /// are out.
-    func send(_ texts: [String]) async throws {
-        guard !texts.isEmpty else { return }
-        let channel = channel
-        guard channel.isWritable else {
-            try await channel.eventLoop.flatSubmit {
-                let written = channel.eventLoop.makePromise(of: Void.self)
-                Self.write(texts, to: channel, last: written)
-                return written.futureResult
-            }.get()
-            return
-        }
-        channel.eventLoop.execute { Self.write(texts, to: channel, last: nil) }
-    }
-
-    private static func write(_ texts: [String], to channel: any Channel, last: EventLoopPromise<Void>?) {
-        for (index, text) in texts.enumerated() {
-            let frame = WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: text))
-            channel.write(frame, promise: index == texts.count - 1 ? last : nil)
-        }
-        channel.flush()
-    }
-
-    /// After the close frame, the client has a few seconds to answer before
-    /// the connection is closed anyway: a client that never answers does not
-    /// keep it.
-    func end(reason: String) async throws {
-        try await outbound.close(.policyViolation, reason: reason)
-        let channel = channel
-        channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
-    }
-
-    func abort() { channel.close(promise: nil) }
-
-    func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
-        channel.eventLoop.scheduleTask(in: TimeAmount(delay)) { body() }
-    }
 }

@@ -1,6 +1,5 @@
 import ConclaveProtocol
 import Hummingbird
-import HummingbirdWebSocket
 
 /// The inbox: read and acknowledge over HTTP, or pushed on a WebSocket.
 extension ConclaveAPI {
@@ -16,26 +15,28 @@ extension ConclaveAPI {
             return JSONResponse(
                 try await inbox.acknowledge(try await request.decodeJSON(InboxAck.self, context: context), session: session))
         }
-        // The upgrade's checks and the session lookups run in short-lived tasks: the connection's task lives as long as
-        // the WebSocket and keeps the memory of the deepest call it ever made (docs/benchmarks.md, "Idle connections").
-        router.ws("/v1/events") { request, _ in
-            // A request that is not an upgrade is answered with a JSON error (401 without a valid session, else 400);
-            // a refused upgrade is a bare 400 (the WebSocket upgrade has no room for our error body): a bad token or query.
-            let token = request.bearerToken
-            _ = try await Task { try await authentication.session(token: token) }.value
-            guard request.headers[.upgrade]?.lowercased() == "websocket" else {
-                throw APIError.badRequest("this path takes a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
+        // The WebSocket upgrade itself is taken before routing (ConclaveHTTPChannel, eventStreamUpgrade); a request
+        // here is not one, and is told so with a JSON error: 401 without a valid session, else 400.
+        router.get(RouterPath(EventStreamUpgrade.path)) { request, _ -> Response in
+            _ = try await session(request)
+            throw APIError.badRequest("this path takes a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
+        }
+    }
+
+    /// Accepts a `/v1/events` upgrade with a valid session and `after` (an
+    /// integer ≥ 0, 0 when absent); anything else is refused.
+    var eventStreamUpgrade: EventStreamUpgrade {
+        EventStreamUpgrade { [authentication, inbox] token, afterText, channel in
+            guard let session = try? await authentication.session(token: token) else { return nil }
+            let after: Int64
+            if let afterText {
+                guard let value = Int64(afterText), value >= 0 else { return nil }
+                after = value
+            } else {
+                after = 0
             }
-            _ = try request.integerQuery("after", default: 0, range: 0...Int64.max)
-            return .upgrade([:])
-        } onUpgrade: { inbound, outbound, context in
-            let token = context.request.bearerToken
-            let authentication = authentication
-            guard let session = try? await Task(operation: { try await authentication.session(token: token) }).value else { return }
-            let after = try context.request.integerQuery("after", default: 0, range: 0...Int64.max)
-            try await inbox.stream(
-                session: session, after: after, stillValid: { (try? await authentication.session(token: token)) != nil }, inbound: inbound,
-                outbound: outbound, channel: context.requestContext.channel)
+            return inbox.eventStream(
+                session: session, after: after, stillValid: { (try? await authentication.session(token: token)) != nil }, channel: channel)
         }
     }
 }
