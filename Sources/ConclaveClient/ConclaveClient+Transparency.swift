@@ -9,8 +9,26 @@ import MLS
 public struct TransparencyRecord: Codable, Sendable, Hashable {
     public var heads: [String: TransparencyHeadInfo] = [:]
     public var quorums: [String: Int] = [:]
+    /// Per network, the witnesses whose cosignatures count, with the keys
+    /// pinned when they were first counted.
+    public var witnesses: [String: [String: Base64Bytes]] = [:]
+    /// Per user index (hex), the highest entry version this device was shown:
+    /// an older entry is not taken again.
+    public var versions: [String: UInt64] = [:]
     public var evidence: [TransparencyEvidence] = []
     public var selfCheck: SelfCheck?
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        heads = try container.decodeIfPresent([String: TransparencyHeadInfo].self, forKey: .heads) ?? [:]
+        quorums = try container.decodeIfPresent([String: Int].self, forKey: .quorums) ?? [:]
+        witnesses = try container.decodeIfPresent([String: [String: Base64Bytes]].self, forKey: .witnesses) ?? [:]
+        versions = try container.decodeIfPresent([String: UInt64].self, forKey: .versions) ?? [:]
+        evidence = try container.decodeIfPresent([TransparencyEvidence].self, forKey: .evidence) ?? []
+        selfCheck = try container.decodeIfPresent(SelfCheck.self, forKey: .selfCheck)
+    }
 
     /// The last check of this user's own entries.
     public struct SelfCheck: Codable, Sendable, Hashable {
@@ -30,6 +48,8 @@ extension ConclaveClient {
     static let selfCheckInterval: TimeInterval = 24 * 3600
     /// Contradicting heads kept at most.
     static let evidenceLimit = 20
+    /// The most witness cosignatures a network can require (as its server allows).
+    static let maximumQuorum = 16
 
     /// C9 (docs/client.md): an identity key counts only with an inclusion
     /// proof of its user's newest entry, naming that key, in a head of the
@@ -48,6 +68,19 @@ extension ConclaveClient {
                 leafHash: entry.leafHash, index: Int(inclusion.position), size: Int(head.size), proof: inclusion.proof.map(\.bytes),
                 root: head.root)
         else { throw ClientError.transparency("\(info.user)'s identity key is not in \(network)'s key-transparency log (the proof fails)") }
+        // An entry older than one this device was shown for the user is a replay of a key the log has since replaced.
+        var record = try await transparencyRecord()
+        let key = network.value + ":" + entry.index.map { String(format: "%02x", $0) }.joined()
+        if let seen = record.versions[key] {
+            guard entry.version >= seen else {
+                throw ClientError.transparency(
+                    "the server gave an older entry of \(network)'s log for \(info.user) (version \(entry.version), after \(seen)): "
+                        + "it is not accepted")
+            }
+            guard entry.version > seen else { return }
+        }
+        record.versions[key] = entry.version
+        try await saveTransparencyRecord(record)
     }
 
     /// Accepts a network's tree head: signed by the network's key (pinned),
@@ -63,18 +96,10 @@ extension ConclaveClient {
         let key = try await networkKey(for: network)
         guard signed.isValid(for: key) else { throw ClientError.transparency("\(network)'s tree head is not signed by its key") }
         var record = try await transparencyRecord()
-        let quorum = max(record.quorums[network.value] ?? 0, info.quorum)
-        var witnesses: Set<NetworkDomain> = []
-        for cosignature in info.witnesses where cosignature.witness != network && !witnesses.contains(cosignature.witness) {
-            guard let witnessKey = try? await networkKey(for: cosignature.witness) else { continue }
-            if cosignature.isValid(for: signed.head, key: witnessKey) { witnesses.insert(cosignature.witness) }
-        }
-        guard witnesses.count >= quorum else {
-            throw ClientError.transparency(
-                "\(network)'s tree head has \(witnesses.count) of the \(quorum) witness cosignature(s) required: it is not accepted")
-        }
+        // A signed head that contradicts one accepted before is evidence whatever its cosignatures.
         var newest = info
-        if let last = record.heads[network.value], let previous = try? last.signed() {
+        if let last = record.heads[network.value] {
+            guard let previous = try? last.signed() else { throw ClientError.localStore("the last tree head of \(network) is unreadable") }
             if let reason = try await contradiction(between: previous.head, and: signed.head, of: network) {
                 record.evidence.append(TransparencyEvidence(network: network, reason: reason, first: last, second: info, foundAt: clock()))
                 record.evidence = Array(record.evidence.suffix(Self.evidenceLimit))
@@ -83,10 +108,48 @@ extension ConclaveClient {
             }
             if previous.head.size > signed.head.size { newest = last }
         }
+        let quorum = min(max(record.quorums[network.value] ?? 0, info.quorum), Self.maximumQuorum)
+        let counted = try await countWitnesses(info.witnesses, of: signed.head, network: network, quorum: quorum, record: &record)
+        guard counted >= quorum else {
+            throw ClientError.transparency(
+                "\(network)'s tree head has \(counted) of the \(quorum) witness cosignature(s) required: it is not accepted")
+        }
         record.heads[network.value] = newest
         record.quorums[network.value] = quorum
         try await saveTransparencyRecord(record)
         return signed.head
+    }
+
+    /// The distinct witnesses whose cosignatures of `head` verify under the
+    /// keys this device pinned for them. Witnesses are pinned (at most
+    /// ``maximumQuorum``) when the device has none for the network yet, and
+    /// afterwards only while the pinned ones alone meet the quorum: a server
+    /// cannot make up witnesses to meet a quorum it does not meet
+    /// (docs/transparency.md, "What clients check").
+    private func countWitnesses(
+        _ cosignatures: [WitnessCosignature], of head: TreeHead, network: NetworkDomain, quorum: Int, record: inout TransparencyRecord
+    ) async throws -> Int {
+        var pinned = record.witnesses[network.value] ?? [:]
+        var counted: Set<NetworkDomain> = []
+        var newcomers: [NetworkDomain: NetworkPublicKey] = [:]
+        for cosignature in cosignatures.prefix(4 * Self.maximumQuorum) where cosignature.witness != network {
+            if let key = pinned[cosignature.witness.value] {
+                if cosignature.isValid(for: head, key: NetworkPublicKey(domain: cosignature.witness, rawKey: key.bytes)) {
+                    counted.insert(cosignature.witness)
+                }
+            } else if newcomers.count + pinned.count < Self.maximumQuorum, newcomers[cosignature.witness] == nil,
+                let key = try? await networkKey(for: cosignature.witness), cosignature.isValid(for: head, key: key)
+            {
+                newcomers[cosignature.witness] = key
+            }
+        }
+        guard pinned.isEmpty || counted.count >= quorum else { return counted.count }
+        for (witness, key) in newcomers {
+            pinned[witness.value] = Base64Bytes(key.rawKey)
+            counted.insert(witness)
+        }
+        if !newcomers.isEmpty { record.witnesses[network.value] = pinned }
+        return counted.count
     }
 
     /// Why two heads of one network cannot both be honest, if they cannot.
@@ -163,8 +226,18 @@ extension ConclaveClient {
         guard info.user == account.user else { throw ClientError.invalid("the server answered for another user") }
         try await checkTransparency(info)
         guard let inclusion = info.transparency, let newest = try? TransparencyEntry(tlsSerialized: inclusion.entry.bytes),
-            let head = try? inclusion.head.signed().head
+            var head = try? inclusion.head.signed().head
         else { throw ClientError.transparency("your own entry does not decode") }
+        // The entries are read up to the newest head this device accepted of its network, not only the one its own
+        // entry came in: a server that showed a newer log elsewhere must show it here too.
+        let published: TransparencyHeadInfo = try await api.get("/v1/transparency/head")
+        let latest = try await acceptHead(published, of: networkKey.domain)
+        if latest.size > head.size { head = latest }
+        if let accepted = try await transparencyRecord().heads[networkKey.domain.value].flatMap({ try? $0.signed().head }),
+            accepted.size > head.size
+        {
+            head = accepted
+        }
         if newest.identityKey != identity.publicKey.rawKey {
             problems.append("the log's newest entry for you names an identity key that is not yours")
         }

@@ -107,7 +107,7 @@ struct TransparencyTests {
     }
 
     @Test(
-        "18.3 The network shows its witness and alice two different heads of one size: the witness refuses, alice refuses the head without the quorum, and both keep the evidence"
+        "18.3 A network that drops its quorum is refused by alice; shown two heads of one size, the witness refuses and keeps the evidence, and alice, who saw the earlier log, refuses and keeps it too"
     )
     func splitView() async throws {
         guard var acme = try await ProcessNetwork.start(.sqlite, domain: "acme.example"),
@@ -128,11 +128,20 @@ struct TransparencyTests {
         #expect(try await acme.admin.setTransparencyQuorum(1).head.witnesses.map(\.witness) == [globex.networkDomain])
         _ = try await alice.safetyNumber(with: bob)  // alice accepts the cosigned head (and takes the quorum)
         #expect(try await alice.transparencyRecord().quorums["acme.example"] == 1)
+        #expect(try await alice.transparencyRecord().witnesses["acme.example"]?.keys.sorted() == ["globex.example"])
 
-        // The rogue server rewrites bob's entry in place: a head of the same size with another root. It also says no quorum is needed.
+        // The rogue server says no quorum is needed, and logs a new user's key without asking its witness.
+        try await Self.tamper(acme, "UPDATE transparency_state SET quorum = 0")
+        try await acme.restart()
+        try await acme.users("carol")
+        _ = try await acme.device("carol")
+        let unwitnessed = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: acme.address("carol")) }
+        #expect(Self.transparencyReason(unwitnessed)?.contains("0 of the 1 witness cosignature(s) required") == true)
+
+        // The witness sees that log, then the server rewrites bob's entry in place: a head of the same size, another root.
+        let sizeSeen = try #require(try await globex.admin.witnessPeers().first?.size)
         let fake = UserIdentityKey.generate()
         try await Self.rewriteNewestEntry(acme, of: "bob", identityKey: fake.publicKey.rawKey)
-        try await Self.tamper(acme, "UPDATE transparency_state SET quorum = 0")
         try await Self.tamper(acme, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'", [.blob(fake.publicKey.rawKey)])
         try await acme.restart()
 
@@ -143,14 +152,19 @@ struct TransparencyTests {
         #expect(status.evidence.count == 1)
         let evidence = try #require(status.evidence.first)
         let (first, second) = (try evidence.first.signed(), try evidence.second.signed())
-        #expect(first.head.size == second.head.size && first.head.root != second.head.root)
+        #expect(first.head.size == sizeSeen && second.head.size == sizeSeen && first.head.root != second.head.root)
         let wellKnown = try await RawHTTP(baseURL: acme.url).send(.GET, "/.well-known/conclave").decode(WellKnown.self)
         let acmeKey = NetworkPublicKey(domain: acme.networkDomain, rawKey: wellKnown.signingKey.bytes)
         #expect(first.isValid(for: acmeKey) && second.isValid(for: acmeKey))
+        // A second round finds the same contradiction and keeps no second copy.
+        _ = try await globex.admin.witnessPeers()
+        #expect(try await globex.admin.transparency().evidence.count == 1)
 
-        // alice refuses the head: no cosignature, where she was told one is required.
+        // alice refuses the rewritten log, which does not extend the head she accepted, and keeps the two heads.
         let error = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: bob) }
-        #expect(Self.transparencyReason(error)?.contains("0 of the 1 witness cosignature(s) required") == true)
+        #expect(Self.transparencyReason(error)?.contains("does not extend one it showed before") == true)
+        let kept = try await alice.transparencyRecord().evidence
+        #expect(kept.count == 1 && kept.first?.network == acme.networkDomain)
     }
 
     @Test(

@@ -46,7 +46,13 @@ struct TransparencyServiceTests {
             var entries = try await Self.entries(http)
             #expect(entries.map(\.index) == [aliceIndex, bobIndex, bobIndex])
             #expect(entries.map(\.version) == [1, 1, 2])
-            #expect(entries[0].identityKey == entries[0].identityKey && entries[1].identityKey == entries[2].identityKey)
+            // Each names its user's identity key as the store holds it (published by the user's first device).
+            let published = try await network.store.database.read { connection in
+                try await connection.query("SELECT user_name, public_key FROM user_identities", []).map { (try $0.text(0), try $0.blob(1)) }
+            }
+            let identities = Dictionary(uniqueKeysWithValues: published)
+            #expect(entries[0].identityKey == identities["alice"] && entries[1].identityKey == identities["bob"])
+            #expect(entries[2].identityKey == identities["bob"] && identities["alice"] != identities["bob"])
             // The device commitment is of exactly the approved devices, as the user's devices list them.
             let bobDevices = try await network.admin.devices(try #require(UserName("bob"))).devices.map { device in
                 (

@@ -179,7 +179,8 @@ final class TransparencyService: Sendable {
     /// the last size it saw.
     func serveHead(_ request: FederatedHeadRequest) async throws -> FederatedHeadAnswer {
         let head = try await currentHead()
-        let size = try await mirror.sync()
+        // The proof ends at the head's own size: an entry appended meanwhile must not make an honest head look inconsistent.
+        let size = try head.signed().head.size
         var proof: [Base64Bytes]?
         if let since = request.since, since > 0, since <= size, let path = await mirror.consistencyProof(from: since, to: size) {
             proof = path.map(Base64Bytes.init)
@@ -249,6 +250,7 @@ final class TransparencyService: Sendable {
         guard let signed = try? answer.head.signed(), signed.head.domain == network, signed.isValid(for: key) else {
             throw APIError(.peerInvalid, "\(network)'s tree head does not verify with its key")
         }
+        guard signed.head.size <= UInt64(Int.max) else { throw APIError(.peerInvalid, "\(network)'s tree head has an impossible size") }
         if let last {
             let reason: String?
             if signed.head.size == last.head.size {
@@ -266,7 +268,10 @@ final class TransparencyService: Sendable {
                 let evidence = TransparencyEvidence(
                     network: network, reason: reason, first: TransparencyHeadInfo(last, witnesses: [], quorum: 0), second: answer.head,
                     foundAt: clock.now)
-                try await store.addEvidence(evidence)
+                // One record per contradiction: a peer that shows it again at every round adds nothing.
+                if try await !store.evidence().contains(where: { $0.network == network && $0.second == answer.head }) {
+                    try await store.addEvidence(evidence)
+                }
                 logger.error(
                     "transparency: a peer showed contradicting tree heads", metadata: ["peer": "\(network)", "reason": "\(reason)"])
                 throw APIError(.transparencySplitView, "\(network) showed \(reason); the evidence is kept")
