@@ -231,7 +231,11 @@ extension ConclaveClient {
             else { return false }
             return approval.identityKey == key
         }
-        if approval.isValid(for: certificate, identity: UserIdentityPublicKey(rawKey: pin.key.bytes)) { return true }
+        // A pin proved in the log within the day is taken as it is; an older one is proved again first (C9), so a key
+        // the log has since replaced does not go on approving devices.
+        if pin.isFresh(at: clock()), approval.isValid(for: certificate, identity: UserIdentityPublicKey(rawKey: pin.key.bytes)) {
+            return true
+        }
         guard let key = try await contactIdentity(certificate.user) else { return false }
         return approval.identityKey == key && approval.isValid(for: certificate, identity: key)
     }
@@ -242,16 +246,18 @@ extension ConclaveClient {
     func contactIdentity(_ user: UserAddress) async throws -> UserIdentityPublicKey? {
         guard let key = try await serverIdentity(of: user) else { return nil }
         var pins = try await contactPins()
+        let now = clock()
         if let pin = pins[user.description], pin.key.bytes != key.rawKey {
             if pin.verified { throw ClientError.identityChanged(user) }
-            pins[user.description] = ContactPin(key: Base64Bytes(key.rawKey), verified: false)
+            pins[user.description] = ContactPin(key: Base64Bytes(key.rawKey), verified: false, checkedAt: now)
             let repinned = pins
             try await store.atomically {
                 try await self.saveContactPins(repinned)
                 try await self.holdEvents([.identityChanged(user)])
             }
-        } else if pins[user.description] == nil {
-            pins[user.description] = ContactPin(key: Base64Bytes(key.rawKey), verified: false)
+        } else if pins[user.description]?.isFresh(at: now) != true {
+            pins[user.description] = ContactPin(
+                key: Base64Bytes(key.rawKey), verified: pins[user.description]?.verified ?? false, checkedAt: now)
             try await saveContactPins(pins)
         }
         return key
@@ -309,7 +315,7 @@ extension ConclaveClient {
             throw ClientError.safetyNumberMismatch(user)
         }
         var pins = try await contactPins()
-        pins[user.description] = ContactPin(key: Base64Bytes(key.rawKey), verified: true)
+        pins[user.description] = ContactPin(key: Base64Bytes(key.rawKey), verified: true, checkedAt: clock())
         try await saveContactPins(pins)
     }
 

@@ -50,6 +50,12 @@ extension ConclaveClient {
     static let evidenceLimit = 20
     /// The most witness cosignatures a network can require (as its server allows).
     static let maximumQuorum = 16
+    /// How old a witness's cosignature may be and still count: witnesses
+    /// sign the newest head they saw every 10 minutes, so a head whose
+    /// cosignatures are all older was not the newest for that long.
+    static let cosignatureLifetime: TimeInterval = 24 * 3600
+    /// How far ahead of this device's clock a witness's clock may run.
+    static let cosignatureClockSkew: TimeInterval = 3600
 
     /// C9 (docs/client.md): an identity key counts only with an inclusion
     /// proof of its user's newest entry, naming that key, in a head of the
@@ -120,8 +126,9 @@ extension ConclaveClient {
         return signed.head
     }
 
-    /// The distinct witnesses whose cosignatures of `head` verify under the
-    /// keys this device pinned for them. Witnesses are pinned (at most
+    /// The distinct witnesses whose recent cosignatures of `head` (within
+    /// ``cosignatureLifetime``) verify under the keys this device pinned for
+    /// them. Witnesses are pinned (at most
     /// ``maximumQuorum``) when the device has none for the network yet, and
     /// afterwards only while the pinned ones alone meet the quorum: a server
     /// cannot make up witnesses to meet a quorum it does not meet
@@ -132,7 +139,12 @@ extension ConclaveClient {
         var pinned = record.witnesses[network.value] ?? [:]
         var counted: Set<NetworkDomain> = []
         var newcomers: [NetworkDomain: NetworkPublicKey] = [:]
-        for cosignature in cosignatures.prefix(4 * Self.maximumQuorum) where cosignature.witness != network {
+        let now = clock()
+        let recent = { (cosignature: WitnessCosignature) in
+            cosignature.date > now.addingTimeInterval(-Self.cosignatureLifetime)
+                && cosignature.date < now.addingTimeInterval(Self.cosignatureClockSkew)
+        }
+        for cosignature in cosignatures.prefix(4 * Self.maximumQuorum) where cosignature.witness != network && recent(cosignature) {
             if let key = pinned[cosignature.witness.value] {
                 if cosignature.isValid(for: head, key: NetworkPublicKey(domain: cosignature.witness, rawKey: key.bytes)) {
                     counted.insert(cosignature.witness)
@@ -229,10 +241,7 @@ extension ConclaveClient {
             var head = try? inclusion.head.signed().head
         else { throw ClientError.transparency("your own entry does not decode") }
         // The entries are read up to the newest head this device accepted of its network, not only the one its own
-        // entry came in: a server that showed a newer log elsewhere must show it here too.
-        let published: TransparencyHeadInfo = try await api.get("/v1/transparency/head")
-        let latest = try await acceptHead(published, of: networkKey.domain)
-        if latest.size > head.size { head = latest }
+        // entry came in: a server that showed it a newer log for another user's key must show that log here too.
         if let accepted = try await transparencyRecord().heads[networkKey.domain.value].flatMap({ try? $0.signed().head }),
             accepted.size > head.size
         {

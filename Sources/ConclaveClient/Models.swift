@@ -202,6 +202,17 @@ struct Account: Codable, Sendable {
 struct ContactPin: Codable, Sendable {
     var key: Base64Bytes
     var verified: Bool
+    /// When the key was last proved in its network's log (C9); nil for a
+    /// pin from before the log, which is proved at its next use.
+    var checkedAt: Date? = nil
+
+    /// How long a pin is taken without asking the log again.
+    static let recheckInterval: TimeInterval = 24 * 3600
+
+    func isFresh(at now: Date) -> Bool {
+        guard let checkedAt else { return false }
+        return now.timeIntervalSince(checkedAt) < Self.recheckInterval && checkedAt <= now.addingTimeInterval(Self.recheckInterval)
+    }
 }
 
 /// A conversation's local record: metadata and the MLS group snapshot.

@@ -157,30 +157,46 @@ public struct SignedTreeHead: Hashable, Sendable {
     }
 }
 
-/// A witness network's signature on a peer's tree head: it saw this head,
-/// checked that it extends every earlier head of that peer it saw, and will
-/// sign no other head of that size.
+/// A witness network's signature on a peer's tree head, and when it
+/// signed: it saw this head, checked that it extends every earlier head of
+/// that peer it saw, and will sign no other head of that size. A witness
+/// signs the newest head it saw, again at every round, so a recent time
+/// says the head was still the newest the witness knew of then (clients
+/// count only recent cosignatures: a server cannot keep showing a device
+/// an old head once its witnesses moved on).
 public struct WitnessCosignature: Hashable, Sendable, Codable {
     public var witness: NetworkDomain
+    /// Milliseconds since 1970, by the witness's clock.
+    public var time: UInt64
     public var signature: Base64Bytes
 
-    public init(witness: NetworkDomain, signature: Base64Bytes) {
+    public init(witness: NetworkDomain, time: UInt64, signature: Base64Bytes) {
         self.witness = witness
+        self.time = time
         self.signature = signature
     }
 
-    static let label = Array("Conclave transparency witness v1\u{0}".utf8)
+    static let label = Array("Conclave transparency witness v2\u{0}".utf8)
 
-    /// `key`'s network witnesses `head`, another network's.
-    public static func sign(_ head: TreeHead, by key: NetworkSigningKey) throws -> WitnessCosignature {
+    static func signedBytes(_ head: TreeHead, time: UInt64) -> [UInt8] {
+        label + head.tlsSerialized + withUnsafeBytes(of: time.bigEndian) { Array($0) }
+    }
+
+    /// `key`'s network witnesses `head`, another network's, at `date`.
+    public static func sign(_ head: TreeHead, at date: Date, by key: NetworkSigningKey) throws -> WitnessCosignature {
         guard head.domain != key.domain else { throw TransparencyError.wrongNetwork }
-        return WitnessCosignature(witness: key.domain, signature: Base64Bytes(try key.sign(label + head.tlsSerialized)))
+        let time = UInt64(max(0, (date.timeIntervalSince1970 * 1000).rounded(.down)))
+        return WitnessCosignature(witness: key.domain, time: time, signature: Base64Bytes(try key.sign(signedBytes(head, time: time))))
     }
 
-    /// Whether `key`, the witness's pinned key, signed `head`.
+    /// Whether `key`, the witness's pinned key, signed `head` at `time`.
     public func isValid(for head: TreeHead, key: NetworkPublicKey) -> Bool {
-        key.domain == witness && witness != head.domain && key.isValidSignature(signature.bytes, for: Self.label + head.tlsSerialized)
+        key.domain == witness && witness != head.domain
+            && key.isValidSignature(signature.bytes, for: Self.signedBytes(head, time: time))
     }
+
+    /// When the witness signed.
+    public var date: Date { Date(timeIntervalSince1970: Double(time) / 1000) }
 }
 
 public enum TransparencyError: Error, Sendable, Hashable {

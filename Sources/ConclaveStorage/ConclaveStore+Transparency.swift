@@ -132,12 +132,13 @@ extension ConclaveStore {
         try await write { connection in
             try await connection.execute(
                 """
-                INSERT INTO transparency_cosignatures (size, witness, head, signature) VALUES (?, ?, ?, ?) \
-                ON CONFLICT (size, witness) DO UPDATE SET head = excluded.head, signature = excluded.signature
+                INSERT INTO transparency_cosignatures (size, witness, head, signature, cosigned_at) VALUES (?, ?, ?, ?, ?) \
+                ON CONFLICT (size, witness) DO UPDATE SET head = excluded.head, signature = excluded.signature, \
+                cosigned_at = excluded.cosigned_at
                 """,
                 [
                     .integer(Int64(clamping: head.size)), .text(cosignature.witness.value), .blob(head.tlsSerialized),
-                    .blob(cosignature.signature.bytes),
+                    .blob(cosignature.signature.bytes), .integer(Int64(clamping: cosignature.time)),
                 ])
         }
     }
@@ -154,7 +155,8 @@ extension ConclaveStore {
                 """, [.integer(Int64(clamping: minimumSize)), .integer(Int64(max(1, quorum)))])
             guard let size = try sizes.first?.integer(0) else { return nil }
             let rows = try await connection.query(
-                "SELECT witness, head, signature FROM transparency_cosignatures WHERE size = ? ORDER BY witness", [.integer(size)])
+                "SELECT witness, head, signature, cosigned_at FROM transparency_cosignatures WHERE size = ? ORDER BY witness",
+                [.integer(size)])
             var head: TreeHead?
             var cosignatures: [WitnessCosignature] = []
             for row in rows {
@@ -164,7 +166,9 @@ extension ConclaveStore {
                 // Cosignatures of one size for another root (the log was changed under them) do not count.
                 if let head, head != stored { continue }
                 head = stored
-                cosignatures.append(WitnessCosignature(witness: witness, signature: Base64Bytes(try row.blob(2))))
+                cosignatures.append(
+                    WitnessCosignature(
+                        witness: witness, time: UInt64(clamping: try row.integer(3)), signature: Base64Bytes(try row.blob(2))))
             }
             return head.map { ($0, cosignatures) }
         }
@@ -174,11 +178,12 @@ extension ConclaveStore {
     public func cosignatures(of head: TreeHead) async throws -> [WitnessCosignature] {
         try await database.read { connection in
             try await connection.query(
-                "SELECT witness, signature FROM transparency_cosignatures WHERE size = ? AND head = ? ORDER BY witness",
+                "SELECT witness, signature, cosigned_at FROM transparency_cosignatures WHERE size = ? AND head = ? ORDER BY witness",
                 [.integer(Int64(clamping: head.size)), .blob(head.tlsSerialized)]
             ).map { row in
                 guard let witness = NetworkDomain(try row.text(0)) else { throw StoreError.corrupt("transparency_cosignatures.witness") }
-                return WitnessCosignature(witness: witness, signature: Base64Bytes(try row.blob(1)))
+                return WitnessCosignature(
+                    witness: witness, time: UInt64(clamping: try row.integer(2)), signature: Base64Bytes(try row.blob(1)))
             }
         }
     }

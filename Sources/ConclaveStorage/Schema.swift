@@ -206,6 +206,9 @@ enum Schema {
             // PostgreSQL: an application message stored in one round trip (ConclaveStore.appendApplication); SQLite runs
             // the same statements from Swift, in the writer's thread, with no round trip to save.
             dialect == .postgres ? [appendMessageFunction] : [],
+            // Witness cosignatures carry the time they were signed (docs/transparency.md: clients count recent ones only);
+            // those kept before are of the old format and count for nothing (time 0), until the witness signs again.
+            ["ALTER TABLE transparency_cosignatures ADD COLUMN cosigned_at \(int) NOT NULL DEFAULT 0"],
         ]
     }
 

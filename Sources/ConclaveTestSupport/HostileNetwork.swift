@@ -42,10 +42,22 @@ public struct HostileNetwork: Sendable {
     /// names is in a key-transparency log it keeps honestly (an entry
     /// appended the first time a user is asked for, heads signed by its key,
     /// consistency proofs on `POST /v1/federation/transparency/consistency`):
-    /// the attacks it plays are others. It answers nothing else.
-    public func servingIdentities<T: Sendable>(_ body: @Sendable (HostileNetwork) async throws -> T) async throws -> T {
+    /// the attacks it plays are others. With `heads`, it answers a
+    /// witness's `POST /v1/federation/transparency/head` with the head that
+    /// gives for the size the witness last saw, signed by its key (and no
+    /// consistency proof). It answers nothing else.
+    public func servingIdentities<T: Sendable>(
+        heads: (@Sendable (_ since: UInt64?) -> TreeHead)? = nil, _ body: @Sendable (HostileNetwork) async throws -> T
+    ) async throws -> T {
         let router = Router()
         let key = key
+        if let heads {
+            router.post("/v1/federation/transparency/head") { request, context -> Response in
+                let asked = try await request.decode(as: FederatedHeadRequest.self, context: context)
+                let head = try SignedTreeHead.sign(heads(asked.since), by: key)
+                return try Self.json(FederatedHeadAnswer(head: TransparencyHeadInfo(head, witnesses: [], quorum: 0), consistency: nil))
+            }
+        }
         let log = Mutex((tree: MerkleLog(), positions: [UserAddress: (UInt64, TransparencyEntry)]()))
         let index = TransparencyIndex(secret: Array(key.seed))
         router.post("/v1/federation/identity") { request, context -> Response in

@@ -168,6 +168,38 @@ struct TransparencyTests {
     }
 
     @Test(
+        "18.6 Where a quorum is required, a head no witness signed for over a day is refused (a server cannot keep showing an old log), and taken again once a witness signs it anew"
+    )
+    func staleHead() async throws {
+        guard let acme = try await ProcessNetwork.start(.sqlite, domain: "acme.example", testClock: true),
+            let globex = try await ProcessNetwork.start(.sqlite, domain: "globex.example", testClock: true)
+        else { return }
+        defer {
+            acme.stop()
+            globex.stop()
+        }
+        try await FederationProcessTests.pin(acme, globex)
+        try await acme.users("alice", "bob")
+        let alice = try await acme.device("alice")
+        _ = try await acme.device("bob")
+        let bob = acme.address("bob")
+        _ = try await globex.admin.witnessPeers()
+        _ = try await acme.admin.setTransparencyQuorum(1)
+        let number = try await alice.safetyNumber(with: bob)
+
+        // A day passes and the witness does not sign again: the newest cosignature alice is shown is over a day old.
+        try await acme.advanceClock(by: 25 * 3600)
+        try await globex.advanceClock(by: 25 * 3600)
+        let error = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: bob) }
+        #expect(Self.transparencyReason(error)?.contains("0 of the 1 witness cosignature(s) required") == true)
+
+        // The witness signs the same head anew: alice takes it.
+        _ = try await globex.admin.witnessPeers()
+        #expect(try await alice.safetyNumber(with: bob) == number)
+        #expect(try await alice.transparencyRecord().evidence.isEmpty)
+    }
+
+    @Test(
         "18.4 The log truncated, or an entry altered, in the database: every client that saw the earlier head refuses; the auditor reports it"
     )
     func truncatedOrAltered() async throws {

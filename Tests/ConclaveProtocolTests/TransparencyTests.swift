@@ -89,4 +89,30 @@ import Testing
         shortRoot.root = [1, 2, 3]
         #expect(throws: (any Error).self) { try TreeHead(tlsSerialized: shortRoot.tlsSerialized) }
     }
+
+    @Test("A witness's cosignature verifies for that head at its time only, under the witness's key; a network does not witness itself")
+    func cosignatures() throws {
+        let witness = NetworkSigningKey.generate(domain: try #require(NetworkDomain("globex.example")))
+        let head = TreeHead(domain: Self.domain, size: 5, root: Array(repeating: 9, count: 32), time: 1_764_547_200)
+        let when = Date(timeIntervalSince1970: 1_764_550_800.25)
+        let cosignature = try WitnessCosignature.sign(head, at: when, by: witness)
+        #expect(cosignature.witness == witness.domain && cosignature.time == 1_764_550_800_250)
+        #expect(abs(cosignature.date.timeIntervalSince(when)) < 0.001)
+        #expect(cosignature.isValid(for: head, key: witness.publicKey))
+        var later = cosignature
+        later.time += 1  // a fresher time than the witness signed
+        #expect(!later.isValid(for: head, key: witness.publicKey))
+        var other = head
+        other.size = 6
+        #expect(!cosignature.isValid(for: other, key: witness.publicKey))
+        #expect(!cosignature.isValid(for: head, key: NetworkSigningKey.generate(domain: witness.domain).publicKey))
+        var renamed = cosignature
+        renamed.witness = try #require(NetworkDomain("initech.example"))
+        #expect(!renamed.isValid(for: head, key: witness.publicKey))
+        #expect(throws: TransparencyError.wrongNetwork) {
+            try WitnessCosignature.sign(head, at: when, by: NetworkSigningKey.generate(domain: Self.domain))
+        }
+        let decoded = try JSONDecoder().decode(WitnessCosignature.self, from: try JSONEncoder().encode(cosignature))
+        #expect(decoded == cosignature)
+    }
 }

@@ -3,6 +3,7 @@ import ConclaveProtocol
 import ConclaveStorage
 import ConclaveTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// Key transparency on the server's side (issue 18, docs/transparency.md):
@@ -156,7 +157,7 @@ struct TransparencyServiceTests {
             let http = RawHTTP(baseURL: network.url)
             let signed = try await Self.head(http)
             func delivery(_ head: TreeHead, by key: NetworkSigningKey, as witness: NetworkDomain? = nil) throws -> CosignatureDelivery {
-                var cosignature = try WitnessCosignature.sign(head, by: key)
+                var cosignature = try WitnessCosignature.sign(head, at: Date(), by: key)
                 if let witness { cosignature.witness = witness }
                 return CosignatureDelivery(
                     head: Base64Bytes(head.tlsSerialized), headSignature: Base64Bytes(signed.signature), cosignature: cosignature)
@@ -183,6 +184,35 @@ struct TransparencyServiceTests {
             let info = try await http.send(.GET, "/v1/transparency/head").decode(TransparencyHeadInfo.self)
             #expect(info.witnesses.map(\.witness) == [peer.domain])
             #expect(info.witnesses.first?.isValid(for: signed.head, key: peer.key.publicKey) == true)
+        }
+    }
+
+    @Test(
+        "A peer's head of an impossible size, or smaller than one it showed, is refused by its witness, which goes on and keeps the evidence once"
+    )
+    func hostilePeerHeads() async throws {
+        try await TestNetwork.run(.sqlite) { network in
+            let domain = try #require(NetworkDomain("globex.example"))
+            // The peer's heads, one per witnessing round: an honest first one, one of size 2^63, then a smaller one (twice).
+            let sizes = Mutex<[UInt64]>([3, UInt64(Int.max) + 1, 2, 2])
+            let heads: @Sendable (UInt64?) -> TreeHead = { _ in
+                let size = sizes.withLock { $0.count > 1 ? $0.removeFirst() : $0[0] }
+                return TreeHead(domain: domain, size: size, root: Array(repeating: UInt8(truncatingIfNeeded: size), count: 32), time: 0)
+            }
+            try await HostileNetwork(domain: domain).servingIdentities(heads: heads) { peer in
+                _ = try await network.admin.addPeer(peer.domain, url: peer.url, keyFingerprint: peer.fingerprint)
+                let first = try await network.admin.witnessPeers()
+                #expect(first.first?.size == 3 && first.first?.problem == nil)
+                let huge = try await network.admin.witnessPeers()
+                #expect(huge.first?.size == 3 && huge.first?.problem?.contains("impossible size") == true)
+                #expect(try await network.admin.transparency().evidence.isEmpty)
+                let smaller = try await network.admin.witnessPeers()
+                #expect(smaller.first?.size == 3 && smaller.first?.problem?.contains("smaller than one it showed before") == true)
+                _ = try await network.admin.witnessPeers()
+                let evidence = try await network.admin.transparency().evidence
+                #expect(evidence.count == 1)
+                #expect(try evidence.first?.first.signed().head.size == 3 && evidence.first?.second.signed().head.size == 2)
+            }
         }
     }
 }

@@ -10529,11 +10529,17 @@ extension OpenAPIDocument {
       },
       "WitnessCosignature": {
         "type": "object",
-        "description": "A witness network's Ed25519 signature, by its network key, of \"Conclave transparency witness v1\\0\" followed by a TreeHead (TLS encoding).",
+        "description": "A witness network's Ed25519 signature, by its network key, of \"Conclave transparency witness v2\\0\", a TreeHead (TLS encoding) and `time` (8 bytes, big-endian). A witness signs the newest head it saw again at every round; clients count only cosignatures of the last 24 hours.",
         "properties": {
           "witness": {
             "type": "string",
             "description": "The witness network's domain."
+          },
+          "time": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "description": "When the witness signed, in milliseconds since 1970 (its clock)."
           },
           "signature": {
             "type": "string",
@@ -10542,6 +10548,7 @@ extension OpenAPIDocument {
         },
         "required": [
           "witness",
+          "time",
           "signature"
         ]
       },

@@ -279,7 +279,7 @@ final class TransparencyService: Sendable {
         }
         return CosignatureDelivery(
             head: Base64Bytes(signed.head.tlsSerialized), headSignature: Base64Bytes(signed.signature),
-            cosignature: try WitnessCosignature.sign(signed.head, by: identity.key))
+            cosignature: try WitnessCosignature.sign(signed.head, at: clock.now, by: identity.key))
     }
 
     /// Witnesses every peer and gives each its cosignature; what happened
