@@ -1,3 +1,4 @@
+@_spi(Testing) import ConclaveClient
 import ConclaveProtocol
 import ConclaveSupport
 import ConclaveTestSupport
@@ -150,6 +151,29 @@ struct OperationsProcessTests {
         // The lock went with the process: the directory serves again.
         let next = try await ConclaveServerProcess.start(directory: data)
         next.stop()
+    }
+
+    @Test("A graceful stop tells each open WebSocket (1001, the server is shutting down) and waits for it to close")
+    func shutdownClosesWebSockets() async throws {
+        guard let network = try await ProcessNetwork.start(.sqlite) else { return }
+        defer { network.stop() }
+        try await network.users("alice")
+        let alice = try await network.device("alice")
+        let token = try #require(await alice.sessionTokenForTesting)
+        // A client that reads but never answers the close frame: the server gives it 5 s, then closes.
+        let socket = try RawSocket(url: network.url)
+        try socket.send(
+            "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let upgrade = try await withDeadline(.seconds(30), "the upgrade") { await socket.receive(until: "\r\n\r\n") }
+        #expect(upgrade.hasPrefix("HTTP/1.1 101"))
+        let server = network.server
+        async let stopped: Void = offThePool { server.stop() }
+        let rest = try await withDeadline(.seconds(30), "the close frame") { await socket.readUntilClosed() }
+        try await stopped
+        #expect(rest.contains("the server is shutting down"))
+        #expect(server.stoppedGracefully)
+        #expect(server.log.contains("conclave server stopped"))
     }
 
     @Test("HTTPS from the server itself; SIGHUP loads a renewed certificate; a bad one is refused at start and kept out on reload")

@@ -200,6 +200,53 @@ struct TransparencyTests {
     }
 
     @Test(
+        "18.7 A server cannot meet its quorum with a witness of its own making: alice counts only the witnesses she pinned"
+    )
+    func madeUpWitness() async throws {
+        guard let acme = try await ProcessNetwork.start(.sqlite, domain: "acme.example"),
+            let globex = try await ProcessNetwork.start(.sqlite, domain: "globex.example")
+        else { return }
+        defer {
+            acme.stop()
+            globex.stop()
+        }
+        try await FederationProcessTests.pin(acme, globex)
+        try await acme.users("alice", "bob")
+        let alice = try await acme.device("alice")
+        _ = try await acme.device("bob")
+        _ = try await globex.admin.witnessPeers()
+        _ = try await acme.admin.setTransparencyQuorum(1)
+        _ = try await alice.safetyNumber(with: acme.address("bob"))
+        #expect(try await alice.transparencyRecord().witnesses["acme.example"]?.keys.sorted() == ["globex.example"])
+
+        // The rogue server drops its real witness and takes a peer whose key it holds as its "witness" instead.
+        let rogue = HostileNetwork(domain: try #require(NetworkDomain("initech.example")))
+        try await rogue.servingIdentities { rogue in
+            try await acme.admin.removePeer(globex.networkDomain)
+            _ = try await acme.admin.addPeer(rogue.domain, url: rogue.url, keyFingerprint: rogue.fingerprint)
+            // A key the real witness never sees: carol's, cosigned by the made-up witness.
+            try await acme.users("carol")
+            _ = try await acme.device("carol")
+            let head = try await RawHTTP(baseURL: acme.url).send(.GET, "/v1/transparency/head").decode(TransparencyHeadInfo.self)
+                .signed().head
+            let cosignature = try WitnessCosignature.sign(head, at: Date(), by: rogue.key)
+            try await Self.tamper(
+                acme, "INSERT INTO transparency_cosignatures (size, witness, head, signature, cosigned_at) VALUES (?, ?, ?, ?, ?)",
+                [
+                    .integer(Int64(head.size)), .text(rogue.domain.value), .blob(head.tlsSerialized), .blob(cosignature.signature.bytes),
+                    .integer(Int64(cosignature.time)),
+                ])
+            #expect(
+                try await RawHTTP(baseURL: acme.url).send(.GET, "/v1/transparency/head").decode(TransparencyHeadInfo.self).witnesses
+                    .map(\.witness) == [rogue.domain])
+
+            let error = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: acme.address("carol")) }
+            #expect(Self.transparencyReason(error)?.contains("0 of the 1 witness cosignature(s) required") == true)
+            #expect(try await alice.transparencyRecord().witnesses["acme.example"]?.keys.sorted() == ["globex.example"])
+        }
+    }
+
+    @Test(
         "18.4 The log truncated, or an entry altered, in the database: every client that saw the earlier head refuses; the auditor reports it"
     )
     func truncatedOrAltered() async throws {

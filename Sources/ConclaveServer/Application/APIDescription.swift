@@ -78,9 +78,16 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func record(_ request: Request, _ context: Context, status: Int, since start: ContinuousClock.Instant) {
-        let duration = ContinuousClock.now - start
         let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? Self.template($0) : nil } ?? "unmatched"
-        let method = request.method.rawValue
+        Self.record(method: request.method.rawValue, route: route, status: status, since: start, metrics: metrics, logger: logger)
+    }
+
+    /// A request's line in the access log and its sample in the metrics
+    /// (also for the WebSocket upgrades taken before routing).
+    static func record(
+        method: String, route: String, status: Int, since start: ContinuousClock.Instant, metrics: ServerMetrics, logger: Logger
+    ) {
+        let duration = ContinuousClock.now - start
         metrics.request(method: method, route: route, status: status, duration: duration)
         let milliseconds = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
         logger.info(

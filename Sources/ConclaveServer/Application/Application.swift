@@ -81,7 +81,25 @@ public func buildApplication(
                 router: metricsRouter, configuration: .init(address: .hostname(host, port: port), serverName: "conclave-metrics"),
                 logger: logger))
     }
+    // Last, so that it is the first to stop after the HTTP server: the other services (storage among them) wait for it.
+    app.addServices(EventStreamDrain(hub: api.delivery.hub))
     return app
+}
+
+/// Holds a graceful shutdown until the WebSockets, told by the HTTP
+/// server that it shuts down (1001), have closed, at most 10 s: they keep
+/// no task the server would wait for, and their last acknowledgements and
+/// pushes still use the store.
+struct EventStreamDrain: Service {
+    let hub: InboxHub
+
+    func run() async throws {
+        guard (try? await gracefulShutdown()) != nil else { return }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !hub.isEmpty, ContinuousClock.now < deadline {
+            guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
+        }
+    }
 }
 
 /// The server's storage: the store, and for PostgreSQL the pool's service,

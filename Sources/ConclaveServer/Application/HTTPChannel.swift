@@ -23,7 +23,7 @@ struct EventStreamUpgrade: Sendable {
 /// 14, an idle connection's memory). A refused upgrade (another path, a bad
 /// session or `after`) is a bare 400 and the connection closes; a
 /// malformed handshake (no `Sec-WebSocket-Key`, another version) is closed
-/// without an answer.
+/// by NIO without an answer.
 struct ConclaveHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     enum Negotiated: Sendable {
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
@@ -55,6 +55,9 @@ struct ConclaveHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         channel.eventLoop.makeCompletedFuture {
             let attempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             let accepted = NIOLoopBoundBox<EventStream?>(nil, eventLoop: channel.eventLoop)
+            // The server's shutdown notice comes once; one that comes while an upgrade is being decided is kept for the stream.
+            let quiesced = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+            try channel.pipeline.syncOperations.addHandler(QuiesceWatch(quiesced: quiesced))
             let events = events
             let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
                 maxFrameSize: Self.maxFrameSize,
@@ -77,7 +80,7 @@ struct ConclaveHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                     channel.eventLoop.makeCompletedFuture {
                         guard let stream = accepted.value else { throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget }
                         accepted.value = nil
-                        try channel.pipeline.syncOperations.addHandler(EventStreamHandler(stream: stream))
+                        try channel.pipeline.syncOperations.addHandler(EventStreamHandler(stream: stream, quiesced: quiesced.value))
                         return .eventStream
                     }
                 })
@@ -142,5 +145,21 @@ struct ConclaveHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                 HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location]))
             throw Redirected()
         }
+    }
+}
+
+/// Notes the server's shutdown notice (``ChannelShouldQuiesceEvent``) on
+/// its way down the pipeline: NIO sends it once per connection, and a
+/// WebSocket whose handler is added after it must still be told.
+private final class QuiesceWatch: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let quiesced: NIOLoopBoundBox<Bool>
+
+    init(quiesced: NIOLoopBoundBox<Bool>) { self.quiesced = quiesced }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { quiesced.value = true }
+        context.fireUserInboundEventTriggered(event)
     }
 }

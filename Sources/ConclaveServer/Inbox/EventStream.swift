@@ -122,6 +122,8 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let stream: EventStream
     private let settings: Settings
+    /// The server began to shut down before this handler was added.
+    private let quiesced: Bool
     private var phase = Phase.open
     private var unansweredPing: ByteBuffer?
     private var pingTimer: Scheduled<Void>?
@@ -129,18 +131,25 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A text or binary message arriving in several frames.
     private var message: (text: Bool, bytes: ByteBuffer)?
 
-    init(stream: EventStream, settings: Settings = Settings()) {
+    init(stream: EventStream, settings: Settings = Settings(), quiesced: Bool = false) {
         self.stream = stream
         self.settings = settings
+        self.quiesced = quiesced
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        guard !quiesced else {
+            close(context, code: .goingAway, reason: Self.shuttingDown)
+            return
+        }
         guard stream.open() else {
             close(context, code: .policyViolation, reason: "too many connections of this device")
             return
         }
         schedulePing(context)
     }
+
+    static let shuttingDown = "the server is shutting down"
 
     func handlerRemoved(context: ChannelHandlerContext) { finish() }
 
@@ -150,6 +159,9 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A frame the decoder refused is answered by NIO's protocol error handler, which sends its close frame and
+        // closes the connection: closing here at once could lose that frame.
+        guard !(error is NIOWebSocketError) else { return }
         finish()
         context.close(promise: nil)
     }
@@ -157,7 +169,7 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // The server is shutting down: the client is told, and reconnects to another process or later.
         if event is ChannelShouldQuiesceEvent {
-            close(context, code: .goingAway, reason: "the server is shutting down")
+            close(context, code: .goingAway, reason: Self.shuttingDown)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -233,6 +245,11 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch phase {
         case .open:
             phase = .closing
+            pingTimer?.cancel()
+            // The answer is written, then the connection closed; a client that does not read it loses it all the same.
+            closeTimer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: settings.closeTimeout) {
+                context.close(promise: nil)
+            }
             var data = data
             let size = data.readableBytes
             let code = data.readWebSocketErrorCode()

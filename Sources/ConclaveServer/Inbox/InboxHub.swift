@@ -35,6 +35,9 @@ final class InboxHub: Sendable {
         }
     }
 
+    /// Whether no connection is open.
+    var isEmpty: Bool { listeners.withLock { $0.isEmpty } }
+
     /// Wakes the connections of these devices: their inboxes grew.
     func notify(_ devices: Set<DeviceID>) {
         for pusher in pushers(of: devices) { pusher.wake() }

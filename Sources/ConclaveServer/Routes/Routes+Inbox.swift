@@ -1,5 +1,6 @@
 import ConclaveProtocol
 import Hummingbird
+import NIOCore
 
 /// The inbox: read and acknowledge over HTTP, or pushed on a WebSocket.
 extension ConclaveAPI {
@@ -26,17 +27,29 @@ extension ConclaveAPI {
     /// Accepts a `/v1/events` upgrade with a valid session and `after` (an
     /// integer ≥ 0, 0 when absent); anything else is refused.
     var eventStreamUpgrade: EventStreamUpgrade {
-        EventStreamUpgrade { [authentication, inbox] token, afterText, channel in
-            guard let session = try? await authentication.session(token: token) else { return nil }
-            let after: Int64
-            if let afterText {
-                guard let value = Int64(afterText), value >= 0 else { return nil }
-                after = value
-            } else {
-                after = 0
-            }
-            return inbox.eventStream(
-                session: session, after: after, stillValid: { (try? await authentication.session(token: token)) != nil }, channel: channel)
+        EventStreamUpgrade { [authentication, inbox, metrics, accessLogger] token, afterText, channel in
+            let start = ContinuousClock.now
+            let stream = await Self.eventStream(
+                authentication: authentication, inbox: inbox, token: token, after: afterText, channel: channel)
+            AccessLogMiddleware<ConclaveRequestContext>.record(
+                method: "GET", route: EventStreamUpgrade.path, status: stream == nil ? 400 : 101, since: start, metrics: metrics,
+                logger: accessLogger)
+            return stream
         }
+    }
+
+    private static func eventStream(
+        authentication: AuthenticationService, inbox: InboxService, token: String?, after afterText: String?, channel: any Channel
+    ) async -> EventStream? {
+        guard let session = try? await authentication.session(token: token) else { return nil }
+        let after: Int64
+        if let afterText {
+            guard let value = Int64(afterText), value >= 0 else { return nil }
+            after = value
+        } else {
+            after = 0
+        }
+        return inbox.eventStream(
+            session: session, after: after, stillValid: { (try? await authentication.session(token: token)) != nil }, channel: channel)
     }
 }
