@@ -246,6 +246,56 @@ struct TransparencyTests {
         }
     }
 
+    @Test("18.8 The server serves bob's older entry (same key, a proof that holds) after alice was shown a newer one: alice refuses it")
+    func replayedEntry() async throws {
+        guard let network = try await ProcessNetwork.start(.sqlite) else { return }
+        defer { network.stop() }
+        try await network.users("alice", "bob")
+        let alice = try await network.device("alice")
+        let bob = try await network.device("bob")
+        _ = try await network.device("bob", "laptop", approvedBy: bob)  // bob's second entry: the laptop approved
+        let bobAddress = network.address("bob")
+        _ = try await alice.safetyNumber(with: bobAddress)
+        // The rogue server hides bob's newest entry from its own lookup: it serves the one before, still in the log.
+        try await Self.tamper(
+            network,
+            "UPDATE transparency_log SET user_name = 'ghost' WHERE position = (SELECT max(position) FROM transparency_log WHERE user_name = 'bob')"
+        )
+        let error = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: bobAddress) }
+        #expect(Self.transparencyReason(error)?.contains("older entry") == true)
+    }
+
+    @Test(
+        "18.9 alice's pin of bob's key is proved in the log again after a day: once the log holds another key for bob, his old key no longer passes unnoticed"
+    )
+    func pinProvedAgain() async throws {
+        guard var network = try await ProcessNetwork.start(.sqlite, testClock: true) else { return }
+        defer { network.stop() }
+        try await network.users("alice", "bob")
+        let alice = try await network.device("alice")
+        let bob = try await network.device("bob")
+        let bobAddress = network.address("bob")
+        let room = try await alice.createRoom(name: "board", members: [bobAddress])
+        _ = try await bob.receive()
+        try await bob.send("first", to: room.id)
+        #expect(try await alice.receiveTexts(1) == ["first"])
+        let changed = { @Sendable (events: [ClientEvent]) in
+            events.contains { if case .identityChanged(let user) = $0 { user == bobAddress } else { false } }
+        }
+
+        // The log now holds another key for bob (the server logged one of its own); bob's device signs with his own.
+        let fake = UserIdentityKey.generate()
+        try await Self.tamper(network, "UPDATE user_identities SET public_key = ? WHERE user_name = 'bob'", [.blob(fake.publicKey.rawKey)])
+        try await network.restart()
+        // Within the day alice takes bob's leaf on her pin, proved in the log the day before...
+        try await bob.send("second", to: room.id)
+        #expect(!changed(try await alice.receive()))
+        // ...after it, she proves the pin again first, and is told bob's key changed.
+        try await network.advanceClock(by: 25 * 3600)
+        try await bob.send("third", to: room.id)
+        #expect(changed(try await alice.receive()))
+    }
+
     @Test(
         "18.4 The log truncated, or an entry altered, in the database: every client that saw the earlier head refuses; the auditor reports it"
     )
