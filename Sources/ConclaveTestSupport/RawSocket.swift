@@ -47,6 +47,19 @@ public final class RawSocket: @unchecked Sendable {  // the descriptor is used b
 
     deinit { close(descriptor) }
 
+    /// A `/v1/events` WebSocket of a device's session, upgraded by hand: a
+    /// client that reads but never writes again (it will not answer the
+    /// server's close frame). The socket and the server's answer to the
+    /// upgrade (its head).
+    public static func eventStream(_ url: String, token: String) async throws -> (socket: RawSocket, answer: String) {
+        let socket = try RawSocket(url: url)
+        try socket.send(
+            "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let answer = try await withDeadline(.seconds(30), "the upgrade") { await socket.receive(until: "\r\n\r\n") }
+        return (socket, answer)
+    }
+
     public func send(_ text: String) throws {
         let bytes = Array(text.utf8)
         let sent = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }

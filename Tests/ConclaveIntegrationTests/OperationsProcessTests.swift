@@ -161,11 +161,7 @@ struct OperationsProcessTests {
         let alice = try await network.device("alice")
         let token = try #require(await alice.sessionTokenForTesting)
         // A client that reads but never answers the close frame: the server gives it 5 s, then closes.
-        let socket = try RawSocket(url: network.url)
-        try socket.send(
-            "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        let upgrade = try await withDeadline(.seconds(30), "the upgrade") { await socket.receive(until: "\r\n\r\n") }
+        let (socket, upgrade) = try await RawSocket.eventStream(network.url, token: token)
         #expect(upgrade.hasPrefix("HTTP/1.1 101"))
         let server = network.server
         async let stopped: Void = offThePool { server.stop() }

@@ -24,6 +24,37 @@ struct TransparencyTests {
         if case .transparency(let reason)? = error { reason } else { nil }
     }
 
+    /// acme (alice and bob, a device each) and globex, pinned to each other:
+    /// globex has witnessed acme's log, acme's clients require one
+    /// cosignature, and alice has taken acme's cosigned head and pinned
+    /// globex as its witness. Nil without the server binary.
+    static func witnessedAcme(testClock: Bool = false) async throws -> (
+        acme: ProcessNetwork, globex: ProcessNetwork, alice: ConclaveClient
+    )? {
+        guard let acme = try await ProcessNetwork.start(.sqlite, domain: "acme.example", testClock: testClock) else { return nil }
+        guard let globex = try await ProcessNetwork.start(.sqlite, domain: "globex.example", testClock: testClock) else {
+            acme.stop()
+            return nil
+        }
+        do {
+            try await FederationProcessTests.pin(acme, globex)
+            try await acme.users("alice", "bob")
+            let alice = try await acme.device("alice")
+            _ = try await acme.device("bob")
+            let witnessed = try await globex.admin.witnessPeers()
+            #expect(witnessed.map(\.network) == [acme.networkDomain] && witnessed.first?.size == 2 && witnessed.first?.problem == nil)
+            #expect(try await acme.admin.setTransparencyQuorum(1).head.witnesses.map(\.witness) == [globex.networkDomain])
+            _ = try await alice.safetyNumber(with: acme.address("bob"))
+            let record = try await alice.transparencyRecord()
+            #expect(record.quorums["acme.example"] == 1 && record.witnesses["acme.example"]?.keys.sorted() == ["globex.example"])
+            return (acme, globex, alice)
+        } catch {
+            acme.stop()
+            globex.stop()
+            throw error
+        }
+    }
+
     @Test("18.1 The server serves alice an identity key for bob that is not in the log: alice refuses it")
     func keyNotInTheLog() async throws {
         guard let network = try await ProcessNetwork.start(.sqlite) else { return }
@@ -110,25 +141,14 @@ struct TransparencyTests {
         "18.3 A network that drops its quorum is refused by alice; shown two heads of one size, the witness refuses and keeps the evidence, and alice, who saw the earlier log, refuses and keeps it too"
     )
     func splitView() async throws {
-        guard var acme = try await ProcessNetwork.start(.sqlite, domain: "acme.example"),
-            let globex = try await ProcessNetwork.start(.sqlite, domain: "globex.example")
-        else { return }
+        guard let setup = try await Self.witnessedAcme() else { return }
+        var acme = setup.acme
+        let (globex, alice) = (setup.globex, setup.alice)
         defer {
             acme.stop()
             globex.stop()
         }
-        try await FederationProcessTests.pin(acme, globex)
-        try await acme.users("alice", "bob")
-        let alice = try await acme.device("alice")
-        _ = try await acme.device("bob")
         let bob = acme.address("bob")
-        // globex witnesses acme's log; acme's clients require one cosignature.
-        let witnessed = try await globex.admin.witnessPeers()
-        #expect(witnessed.map(\.network) == [acme.networkDomain] && witnessed.first?.size == 2 && witnessed.first?.problem == nil)
-        #expect(try await acme.admin.setTransparencyQuorum(1).head.witnesses.map(\.witness) == [globex.networkDomain])
-        _ = try await alice.safetyNumber(with: bob)  // alice accepts the cosigned head (and takes the quorum)
-        #expect(try await alice.transparencyRecord().quorums["acme.example"] == 1)
-        #expect(try await alice.transparencyRecord().witnesses["acme.example"]?.keys.sorted() == ["globex.example"])
 
         // The rogue server says no quorum is needed, and logs a new user's key without asking its witness.
         try await Self.tamper(acme, "UPDATE transparency_state SET quorum = 0")
@@ -171,20 +191,12 @@ struct TransparencyTests {
         "18.6 Where a quorum is required, a head no witness signed for over a day is refused (a server cannot keep showing an old log), and taken again once a witness signs it anew"
     )
     func staleHead() async throws {
-        guard let acme = try await ProcessNetwork.start(.sqlite, domain: "acme.example", testClock: true),
-            let globex = try await ProcessNetwork.start(.sqlite, domain: "globex.example", testClock: true)
-        else { return }
+        guard let (acme, globex, alice) = try await Self.witnessedAcme(testClock: true) else { return }
         defer {
             acme.stop()
             globex.stop()
         }
-        try await FederationProcessTests.pin(acme, globex)
-        try await acme.users("alice", "bob")
-        let alice = try await acme.device("alice")
-        _ = try await acme.device("bob")
         let bob = acme.address("bob")
-        _ = try await globex.admin.witnessPeers()
-        _ = try await acme.admin.setTransparencyQuorum(1)
         let number = try await alice.safetyNumber(with: bob)
 
         // A day passes and the witness does not sign again: the newest cosignature alice is shown is over a day old.
@@ -203,21 +215,11 @@ struct TransparencyTests {
         "18.7 A server cannot meet its quorum with a witness of its own making: alice counts only the witnesses she pinned"
     )
     func madeUpWitness() async throws {
-        guard let acme = try await ProcessNetwork.start(.sqlite, domain: "acme.example"),
-            let globex = try await ProcessNetwork.start(.sqlite, domain: "globex.example")
-        else { return }
+        guard let (acme, globex, alice) = try await Self.witnessedAcme() else { return }
         defer {
             acme.stop()
             globex.stop()
         }
-        try await FederationProcessTests.pin(acme, globex)
-        try await acme.users("alice", "bob")
-        let alice = try await acme.device("alice")
-        _ = try await acme.device("bob")
-        _ = try await globex.admin.witnessPeers()
-        _ = try await acme.admin.setTransparencyQuorum(1)
-        _ = try await alice.safetyNumber(with: acme.address("bob"))
-        #expect(try await alice.transparencyRecord().witnesses["acme.example"]?.keys.sorted() == ["globex.example"])
 
         // The rogue server drops its real witness and takes a peer whose key it holds as its "witness" instead.
         let rogue = HostileNetwork(domain: try #require(NetworkDomain("initech.example")))

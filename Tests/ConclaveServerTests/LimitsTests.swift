@@ -243,11 +243,7 @@ struct LimitsTests {
                 }
             }
             // A client that upgrades, then reads but never writes again: it will not answer the close frame.
-            let socket = try RawSocket(url: network.url)
-            try socket.send(
-                "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-            let upgrade = try await withDeadline(.seconds(30), "the upgrade") { await socket.receive(until: "\r\n\r\n") }
+            let (socket, upgrade) = try await RawSocket.eventStream(network.url, token: token)
             #expect(upgrade.hasPrefix("HTTP/1.1 101"))
             try await reach(1, "the WebSocket counted")
             _ = try await network.admin.suspend(UserName("alice")!)  // a literal of the test
