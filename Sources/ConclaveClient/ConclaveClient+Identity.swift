@@ -231,10 +231,21 @@ extension ConclaveClient {
             else { return false }
             return approval.identityKey == key
         }
-        // A pin proved in the log within the day is taken as it is; an older one is proved again first (C9), so a key
-        // the log has since replaced does not go on approving devices.
-        if pin.isFresh(at: clock()), approval.isValid(for: certificate, identity: UserIdentityPublicKey(rawKey: pin.key.bytes)) {
-            return true
+        if approval.isValid(for: certificate, identity: UserIdentityPublicKey(rawKey: pin.key.bytes)) {
+            // A pin proved in the log within the day is taken as it is; an older one is proved again first (C9), so a key
+            // the log has since replaced does not go on approving devices. When the log cannot be asked now (a network or
+            // its witnesses unreachable), the pin, proved before, stands: a message is not lost for it.
+            if pin.isFresh(at: clock()) { return true }
+            let key: UserIdentityPublicKey?
+            do {
+                key = try await contactIdentity(certificate.user)
+            } catch ClientError.identityChanged(let user) {
+                throw ClientError.identityChanged(user)
+            } catch {
+                return true
+            }
+            guard let key else { return false }
+            return approval.identityKey == key && approval.isValid(for: certificate, identity: key)
         }
         guard let key = try await contactIdentity(certificate.user) else { return false }
         return approval.identityKey == key && approval.isValid(for: certificate, identity: key)

@@ -107,9 +107,13 @@ extension ConclaveClient {
         if let last = record.heads[network.value] {
             guard let previous = try? last.signed() else { throw ClientError.localStore("the last tree head of \(network) is unreadable") }
             if let reason = try await contradiction(between: previous.head, and: signed.head, of: network) {
-                record.evidence.append(TransparencyEvidence(network: network, reason: reason, first: last, second: info, foundAt: clock()))
-                record.evidence = Array(record.evidence.suffix(Self.evidenceLimit))
-                try await saveTransparencyRecord(record)
+                // Kept once: the same contradicting head shown again does not push older evidence out.
+                if !record.evidence.contains(where: { $0.second.head == info.head && $0.second.signature == info.signature }) {
+                    record.evidence.append(
+                        TransparencyEvidence(network: network, reason: reason, first: last, second: info, foundAt: clock()))
+                    record.evidence = Array(record.evidence.suffix(Self.evidenceLimit))
+                    try await saveTransparencyRecord(record)
+                }
                 throw ClientError.transparency("\(network) showed \(reason): its log cannot be trusted (the evidence is kept)")
             }
             if previous.head.size > signed.head.size { newest = last }
@@ -126,42 +130,64 @@ extension ConclaveClient {
         return signed.head
     }
 
-    /// The distinct witnesses whose recent cosignatures of `head` (within
-    /// ``cosignatureLifetime``) verify under the keys this device pinned for
-    /// them. Witnesses are pinned (at most
-    /// ``maximumQuorum``) when the device has none for the network yet, and
-    /// afterwards only while the pinned ones alone meet the quorum: a server
-    /// cannot make up witnesses to meet a quorum it does not meet
-    /// (docs/transparency.md, "What clients check").
+    /// The distinct pinned witnesses whose recent cosignatures of `head`
+    /// (within ``cosignatureLifetime``) verify under the keys this device
+    /// pinned for them. A device pins a network's witnesses once: those
+    /// whose cosignatures verify on the first head of that network it sees
+    /// while a quorum is required (at most ``maximumQuorum``), and no others
+    /// afterwards, so a server cannot add witnesses of its own making to meet
+    /// a quorum later (docs/transparency.md, "Witness pins");
+    /// ``forgetWitnesses(of:)`` lets the user take the network's witnesses
+    /// anew when its administrator changed them.
     private func countWitnesses(
         _ cosignatures: [WitnessCosignature], of head: TreeHead, network: NetworkDomain, quorum: Int, record: inout TransparencyRecord
     ) async throws -> Int {
-        var pinned = record.witnesses[network.value] ?? [:]
-        var counted: Set<NetworkDomain> = []
-        var newcomers: [NetworkDomain: NetworkPublicKey] = [:]
         let now = clock()
         let recent = { (cosignature: WitnessCosignature) in
             cosignature.date > now.addingTimeInterval(-Self.cosignatureLifetime)
                 && cosignature.date < now.addingTimeInterval(Self.cosignatureClockSkew)
         }
-        for cosignature in cosignatures.prefix(4 * Self.maximumQuorum) where cosignature.witness != network && recent(cosignature) {
-            if let key = pinned[cosignature.witness.value] {
-                if cosignature.isValid(for: head, key: NetworkPublicKey(domain: cosignature.witness, rawKey: key.bytes)) {
-                    counted.insert(cosignature.witness)
-                }
-            } else if newcomers.count + pinned.count < Self.maximumQuorum, newcomers[cosignature.witness] == nil,
-                let key = try? await networkKey(for: cosignature.witness), cosignature.isValid(for: head, key: key)
-            {
-                newcomers[cosignature.witness] = key
+        let candidates = cosignatures.prefix(4 * Self.maximumQuorum).filter { $0.witness != network }
+        if let pinned = record.witnesses[network.value] {
+            var counted: Set<NetworkDomain> = []
+            var stale = 0
+            for cosignature in candidates {
+                guard let key = pinned[cosignature.witness.value],
+                    cosignature.isValid(for: head, key: NetworkPublicKey(domain: cosignature.witness, rawKey: key.bytes))
+                else { continue }
+                if recent(cosignature) { counted.insert(cosignature.witness) } else { stale += 1 }
             }
+            if counted.count < quorum, stale > 0 {
+                throw ClientError.transparency(
+                    "\(network)'s tree head was last cosigned by its witnesses over a day ago (or ahead of this device's clock): "
+                        + "its witnesses may be unreachable, or the server is showing an old log; it is not accepted")
+            }
+            return counted.count
         }
-        guard pinned.isEmpty || counted.count >= quorum else { return counted.count }
-        for (witness, key) in newcomers {
-            pinned[witness.value] = Base64Bytes(key.rawKey)
-            counted.insert(witness)
+        guard quorum > 0 else { return 0 }
+        var newcomers: [String: Base64Bytes] = [:]
+        for cosignature in candidates where recent(cosignature) && newcomers.count < Self.maximumQuorum {
+            guard newcomers[cosignature.witness.value] == nil, let key = try? await networkKey(for: cosignature.witness),
+                cosignature.isValid(for: head, key: key)
+            else { continue }
+            newcomers[cosignature.witness.value] = Base64Bytes(key.rawKey)
         }
-        if !newcomers.isEmpty { record.witnesses[network.value] = pinned }
-        return counted.count
+        guard newcomers.count >= quorum else { return newcomers.count }
+        record.witnesses[network.value] = newcomers
+        return newcomers.count
+    }
+
+    /// Forgets the witnesses this device pinned for a network: the next head
+    /// of that network it accepts pins them anew (after the network's
+    /// administrator changed its witnesses, `conclave transparency
+    /// forget-witnesses`). Whether there were any.
+    public func forgetWitnesses(of network: NetworkDomain) async throws -> Bool {
+        try await lock.withLock {
+            var record = try await self.transparencyRecord()
+            guard record.witnesses.removeValue(forKey: network.value) != nil else { return false }
+            try await self.saveTransparencyRecord(record)
+            return true
+        }
     }
 
     /// Why two heads of one network cannot both be honest, if they cannot.
@@ -264,7 +290,8 @@ extension ConclaveClient {
             }
             approved.append((device.deviceId, certificate.signatureKey.bytes))
         }
-        if newest.devices != TransparencyEntry.deviceCommitment(approved) {
+        let approvedDevices = TransparencyEntry.deviceCommitment(approved)
+        if newest.devices != approvedDevices {
             problems.append("the log's device set for you is not the devices you approved")
         }
         // Every entry since the last check, read into the frontier: it must give the head's root.
@@ -282,8 +309,14 @@ extension ConclaveClient {
                 }
                 frontier.append(leafHash: entry.leafHash)
                 guard entry.index == newest.index else { continue }
+                let position = UInt64(frontier.size - 1)
                 if entry.identityKey == identity.publicKey.rawKey {
                     sawOwnKey = true
+                    // An entry after the one the server gave as the newest: it hid that one, unless it is what the user has now.
+                    if position > inclusion.position, entry.devices != approvedDevices {
+                        problems.append(
+                            "entry \(position) of the log, newer than the one the server gave, names devices you did not approve")
+                    }
                 } else if sawOwnKey {
                     problems.append(
                         entry.identityKey.isEmpty

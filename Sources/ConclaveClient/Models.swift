@@ -211,7 +211,7 @@ struct ContactPin: Codable, Sendable {
 
     func isFresh(at now: Date) -> Bool {
         guard let checkedAt else { return false }
-        return now.timeIntervalSince(checkedAt) < Self.recheckInterval && checkedAt <= now.addingTimeInterval(Self.recheckInterval)
+        return checkedAt <= now && now.timeIntervalSince(checkedAt) < Self.recheckInterval
     }
 }
 

@@ -176,6 +176,16 @@ public struct WitnessCosignature: Hashable, Sendable, Codable {
         self.signature = signature
     }
 
+    /// A cosignature of the first format has no time: it reads as signed at
+    /// 0, and verifies no more (the time is in what is signed), so records
+    /// kept before still read.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        witness = try container.decode(NetworkDomain.self, forKey: .witness)
+        time = try container.decodeIfPresent(UInt64.self, forKey: .time) ?? 0
+        signature = try container.decode(Base64Bytes.self, forKey: .signature)
+    }
+
     static let label = Array("Conclave transparency witness v2\u{0}".utf8)
 
     static func signedBytes(_ head: TreeHead, time: UInt64) -> [UInt8] {

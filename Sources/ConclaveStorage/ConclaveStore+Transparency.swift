@@ -144,15 +144,17 @@ extension ConclaveStore {
     }
 
     /// The cosignatures of the newest head of at least `minimumSize` that
-    /// has at least `quorum` of them (the newest cosigned head when
-    /// `minimumSize` is 0).
-    public func cosignedHead(atLeast minimumSize: UInt64, quorum: Int) async throws -> (TreeHead, [WitnessCosignature])? {
+    /// has at least `quorum` of them signed at `since` or later (the newest
+    /// cosigned head when `minimumSize` is 0).
+    public func cosignedHead(atLeast minimumSize: UInt64, quorum: Int, cosignedSince since: Date = .distantPast) async throws -> (
+        TreeHead, [WitnessCosignature]
+    )? {
         try await database.read { connection in
             let sizes = try await connection.query(
                 """
-                SELECT size FROM transparency_cosignatures WHERE size >= ? GROUP BY size HAVING count(*) >= ? \
+                SELECT size FROM transparency_cosignatures WHERE size >= ? AND cosigned_at >= ? GROUP BY size HAVING count(*) >= ? \
                 ORDER BY size DESC LIMIT 1
-                """, [.integer(Int64(clamping: minimumSize)), .integer(Int64(max(1, quorum)))])
+                """, [.integer(Int64(clamping: minimumSize)), .integer(max(0, since.millis)), .integer(Int64(max(1, quorum)))])
             guard let size = try sizes.first?.integer(0) else { return nil }
             let rows = try await connection.query(
                 "SELECT witness, head, signature, cosigned_at FROM transparency_cosignatures WHERE size = ? ORDER BY witness",

@@ -12,7 +12,10 @@ struct TransparencyCommand: AsyncParsableCommand {
             log; your approved devices check daily that your own entries are what you published. See \
             docs/transparency.md.
             """,
-        subcommands: [TransparencyStatusCommand.self, TransparencyCheckCommand.self, TransparencyAuditCommand.self])
+        subcommands: [
+            TransparencyStatusCommand.self, TransparencyCheckCommand.self, TransparencyForgetWitnessesCommand.self,
+            TransparencyAuditCommand.self,
+        ])
 }
 
 struct TransparencyStatusCommand: AsyncParsableCommand {
@@ -35,6 +38,8 @@ struct TransparencyStatusCommand: AsyncParsableCommand {
                 print(
                     "  witnesses: \(witnesses.isEmpty ? "none" : witnesses.joined(separator: ", ")) (quorum required: \(record.quorums[network] ?? 0))"
                 )
+                let pinned = (record.witnesses[network] ?? [:]).keys.sorted()
+                print("  witnesses this device counts: \(pinned.isEmpty ? "none pinned yet" : pinned.joined(separator: ", "))")
             }
             if let check = record.selfCheck {
                 print(
@@ -45,6 +50,31 @@ struct TransparencyStatusCommand: AsyncParsableCommand {
             }
             for evidence in record.evidence {
                 print("evidence: \(evidence.network) showed \(evidence.reason) (\(EventPrinter.time(evidence.foundAt)))")
+            }
+        }
+    }
+}
+
+struct TransparencyForgetWitnessesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forget-witnesses",
+        abstract: "Forget the witnesses this device counts for a network; the next tree head it accepts pins them anew.",
+        discussion: """
+            A device counts the witnesses it first saw for a network, and no others, so that a server cannot add \
+            witnesses of its own. When the network's administrator has replaced its witnesses (your device then \
+            refuses its heads: "0 of the N witness cosignature(s) required"), check with them that this is so, then \
+            run this: the next head is trusted on first use, as the network's key was.
+            """)
+    @OptionGroup var options: ProfileOptions
+    @Argument(help: "The network, e.g. acme.example.") var network: String
+
+    func run() async throws {
+        guard let domain = NetworkDomain(network) else { throw ValidationError("not a network domain: \(network)") }
+        try await options.withClient(sync: false) { client in
+            if try await client.forgetWitnesses(of: domain) {
+                print("forgot the witnesses pinned for \(domain); the next tree head of \(domain) pins them anew")
+            } else {
+                print("no witnesses were pinned for \(domain)")
             }
         }
     }

@@ -114,5 +114,9 @@ import Testing
         }
         let decoded = try JSONDecoder().decode(WitnessCosignature.self, from: try JSONEncoder().encode(cosignature))
         #expect(decoded == cosignature)
+        // One of the first format (no time) still reads, as signed at 0, and verifies no more.
+        let first = #"{"witness":"globex.example","signature":"\#(Data(cosignature.signature.bytes).base64EncodedString())"}"#
+        let old = try JSONDecoder().decode(WitnessCosignature.self, from: Data(first.utf8))
+        #expect(old.time == 0 && old.witness == witness.domain && !old.isValid(for: head, key: witness.publicKey))
     }
 }

@@ -64,7 +64,13 @@ final class TransparencyService: Sendable {
     let mirror: TransparencyLogMirror
     /// The size for which witnesses were last asked to cosign at once
     /// (asked once per size, not once per request).
-    private let askedFor = Mutex<UInt64?>(nil)
+    /// The log size the witnesses were last asked to cosign at once, and when.
+    private let askedFor = Mutex<(size: UInt64, at: Date)?>(nil)
+    /// How recent a cosignature must be for this server to prove against its
+    /// head: clients count a day's (C9); the margin is for their clocks.
+    static let cosignatureFreshness: TimeInterval = 20 * 3600
+    /// How often the witnesses are asked at once for the same log size.
+    static let witnessAskInterval: TimeInterval = 600
 
     /// Entries one page of `GET /v1/transparency/entries` holds at most.
     static let pageLimit = 1000
@@ -107,26 +113,29 @@ final class TransparencyService: Sendable {
     }
 
     /// The head to prove an entry at `position` against: the newest one
-    /// when no cosignatures are required; else the newest with the quorum
-    /// that holds the entry, the witnesses asked for one at once when there
-    /// is none (and the newest head, which clients will refuse, when they
-    /// give none).
+    /// when no cosignatures are required; else the newest with the quorum of
+    /// recent cosignatures that holds the entry, the witnesses asked for one
+    /// at once when there is none (at most every 10 minutes per log size; the
+    /// newest head, which clients will refuse, when they give none).
     private func provingHead(covering position: UInt64) async throws -> (TreeHead, Int) {
         let size = try await mirror.sync()
         let quorum = try await store.transparencyQuorum()
         let newest = try await head(size: size)
         guard quorum > 0 else { return (newest, quorum) }
         if let head = try await cosignedHead(covering: position, quorum: quorum) { return (head, quorum) }
+        let now = clock.now
         let ask = askedFor.withLock { asked in
-            defer { asked = size }
-            return asked != size
+            guard asked?.size != size || now.timeIntervalSince(asked?.at ?? .distantPast) >= Self.witnessAskInterval else { return false }
+            asked = (size, now)
+            return true
         }
         if ask { await requestWitnesses() }
         return (try await cosignedHead(covering: position, quorum: quorum) ?? newest, quorum)
     }
 
     private func cosignedHead(covering position: UInt64, quorum: Int) async throws -> TreeHead? {
-        guard let (head, _) = try await store.cosignedHead(atLeast: position + 1, quorum: quorum),
+        let since = clock.now.addingTimeInterval(-Self.cosignatureFreshness)
+        guard let (head, _) = try await store.cosignedHead(atLeast: position + 1, quorum: quorum, cosignedSince: since),
             await mirror.head(size: head.size, domain: domain) == head
         else { return nil }
         return head
@@ -269,7 +278,10 @@ final class TransparencyService: Sendable {
                     network: network, reason: reason, first: TransparencyHeadInfo(last, witnesses: [], quorum: 0), second: answer.head,
                     foundAt: clock.now)
                 // One record per contradiction: a peer that shows it again at every round adds nothing.
-                if try await !store.evidence().contains(where: { $0.network == network && $0.second == answer.head }) {
+                let known = try await store.evidence().contains {
+                    $0.network == network && $0.second.head == answer.head.head && $0.second.signature == answer.head.signature
+                }
+                if !known {
                     try await store.addEvidence(evidence)
                 }
                 logger.error(
