@@ -102,6 +102,7 @@ extension ConclaveClient {
         let key = try await networkKey(for: network)
         guard signed.isValid(for: key) else { throw ClientError.transparency("\(network)'s tree head is not signed by its key") }
         var record = try await transparencyRecord()
+        let stored = record
         // A signed head that contradicts one accepted before is evidence whatever its cosignatures.
         var newest = info
         if let last = record.heads[network.value] {
@@ -126,7 +127,7 @@ extension ConclaveClient {
         }
         record.heads[network.value] = newest
         record.quorums[network.value] = quorum
-        try await saveTransparencyRecord(record)
+        if record != stored { try await saveTransparencyRecord(record) }  // most lookups change nothing: no write
         return signed.head
     }
 
