@@ -88,3 +88,85 @@ public final class RawSocket: @unchecked Sendable {  // the descriptor is used b
         }
     }
 }
+
+extension RawSocket {
+    /// Sends bytes as they are.
+    public func send(bytes: [UInt8]) throws {
+        let sent = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard sent == bytes.count else { throw TestSupportError("write failed") }
+    }
+
+    /// Reads, on a thread of its own, until `enough` holds for what was read
+    /// (or the server closes the connection, or `limit` bytes); the bytes.
+    public func receive(bytesUntil enough: @escaping @Sendable ([UInt8]) -> Bool, limit: Int = 1 << 20) async -> [UInt8] {
+        let descriptor = descriptor
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var data: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while data.count < limit, !enough(data) {
+                    let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                    if count <= 0 { break }
+                    data += buffer[0..<count]
+                }
+                continuation.resume(returning: data)
+            }
+        }
+    }
+}
+
+/// WebSocket frames (RFC 6455 §5.2) by hand, for tests that speak the
+/// protocol below a client library: a client's frames, masked or not, and
+/// the server's frames read back.
+public enum WebSocketWire {
+    public static let continuation: UInt8 = 0x0
+    public static let text: UInt8 = 0x1
+    public static let close: UInt8 = 0x8
+    public static let ping: UInt8 = 0x9
+    public static let pong: UInt8 = 0xA
+
+    /// A frame as a client sends it: masked (with a fixed key) unless told otherwise.
+    public static func frame(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, masked: Bool = true) -> [UInt8] {
+        var bytes: [UInt8] = [(fin ? 0x80 : 0) | opcode]
+        let mask: UInt8 = masked ? 0x80 : 0
+        switch payload.count {
+        case 0..<126: bytes.append(mask | UInt8(payload.count))
+        case 126..<65536: bytes += [mask | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        default: bytes += [mask | 127] + (0..<8).reversed().map { UInt8(truncatingIfNeeded: UInt64(payload.count) >> (8 * UInt64($0))) }
+        }
+        guard masked else { return bytes + payload }
+        let key: [UInt8] = [0x37, 0xFA, 0x21, 0x3D]
+        return bytes + key + payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
+    }
+
+    /// A close frame's payload: the code, then the reason.
+    public static func closePayload(_ code: UInt16, _ reason: String = "") -> [UInt8] {
+        [UInt8(code >> 8), UInt8(code & 0xFF)] + Array(reason.utf8)
+    }
+
+    /// The whole frames at the start of `bytes` (the server's, unmasked).
+    public static func frames(_ bytes: [UInt8]) -> [(opcode: UInt8, fin: Bool, payload: [UInt8])] {
+        var frames: [(opcode: UInt8, fin: Bool, payload: [UInt8])] = []
+        var index = 0
+        while index + 2 <= bytes.count {
+            var length = Int(bytes[index + 1] & 0x7F)
+            var start = index + 2
+            if length == 126 {
+                guard start + 2 <= bytes.count else { break }
+                length = Int(bytes[start]) << 8 | Int(bytes[start + 1])
+                start += 2
+            } else if length == 127 {
+                guard start + 8 <= bytes.count else { break }
+                length = bytes[start..<(start + 8)].reduce(0) { $0 << 8 | Int($1) }
+                start += 8
+            }
+            guard start + length <= bytes.count else { break }
+            frames.append((bytes[index] & 0x0F, bytes[index] & 0x80 != 0, Array(bytes[start..<(start + length)])))
+            index = start + length
+        }
+        return frames
+    }
+
+    /// Whether `bytes` hold a whole frame with this opcode.
+    public static func holds(_ opcode: UInt8, in bytes: [UInt8]) -> Bool { frames(bytes).contains { $0.opcode == opcode } }
+}
