@@ -111,6 +111,21 @@ struct EventStreamTests {
         }
     }
 
+    @Test("An upgrade asked on a connection's second request is sent to a new connection: 307 to a path of this server only")
+    func lateUpgrade() async throws {
+        try await TestNetwork.run(.sqlite) { network in
+            let socket = try RawSocket(url: network.url)
+            try socket.send(
+                "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "GET //evil.example/v1/events?after=3 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let answers = try await withDeadline(.seconds(30), "the answers") { await socket.readUntilClosed() }.lowercased()
+            #expect(answers.hasPrefix("http/1.1 200") && answers.contains("http/1.1 307"))
+            let location = try #require(answers.split(separator: "\r\n").first { $0.hasPrefix("location: ") }).dropFirst("location: ".count)
+            #expect(location.hasPrefix("/") && !location.hasPrefix("//"), "\(location)")
+        }
+    }
+
     struct Sequenced: Decodable {
         let seq: Int64
     }

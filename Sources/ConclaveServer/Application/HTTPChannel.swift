@@ -140,7 +140,9 @@ struct ConclaveHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                 try await responder(request, writer, channel)
                 return
             }
-            let location = request.uri.query.map { "\(request.uri.path)?\($0)" } ?? request.uri.path
+            // A path of the server's own: `//host/…` would send the client to another host.
+            let path = "/" + request.uri.path.drop { $0 == "/" }
+            let location = request.uri.query.map { "\(path)?\($0)" } ?? path
             try await writer.writeResponse(
                 HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location]))
             throw Redirected()
