@@ -130,6 +130,8 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeTimer: Scheduled<Void>?
     /// A text or binary message arriving in several frames.
     private var message: (text: Bool, bytes: ByteBuffer)?
+    /// A read was asked for while the connection could take no more writes.
+    private var readHeld = false
 
     init(stream: EventStream, settings: Settings = Settings(), quiesced: Bool = false) {
         self.stream = stream
@@ -182,6 +184,25 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         close(context, code: .policyViolation, reason: end.reason)
         promise?.succeed()
+    }
+
+    /// While the connection cannot take more (a client that does not read),
+    /// its frames are not read either: its pings would otherwise queue
+    /// pongs without bound.
+    func read(context: ChannelHandlerContext) {
+        guard context.channel.isWritable else {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, readHeld {
+            readHeld = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
