@@ -101,6 +101,20 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     }
 
     /// The API error code, if the server sent one.
+    /// A server, a network or its witnesses could not be reached (or
+    /// failed): nothing was proved wrong.
+    var isOutage: Bool {
+        switch self {
+        case .transport, .peerUnreachable: true
+        case .api(let status, _): status >= 500
+        case .transparency(let what): what.contains(Self.staleWitnesses)
+        default: false
+        }
+    }
+
+    /// Part of the message of a head whose witnesses last cosigned it over a day ago.
+    static let staleWitnesses = "was last cosigned by its witnesses over a day ago"
+
     public var code: ErrorCode? {
         if case .api(_, let detail) = self { return detail.code }
         return nil

@@ -233,15 +233,15 @@ extension ConclaveClient {
         }
         if approval.isValid(for: certificate, identity: UserIdentityPublicKey(rawKey: pin.key.bytes)) {
             // A pin proved in the log within the day is taken as it is; an older one is proved again first (C9), so a key
-            // the log has since replaced does not go on approving devices. When the log cannot be asked now (a network or
-            // its witnesses unreachable), the pin, proved before, stands: a message is not lost for it.
-            if pin.isFresh(at: clock()) { return true }
+            // the log has since replaced does not go on approving devices. When the log cannot be asked now (a server,
+            // a network or its witnesses unreachable), a pin proved in the last week stands, so that a message is not
+            // lost for an outage; anything the check proves wrong is thrown.
+            let now = clock()
+            if pin.isFresh(at: now) { return true }
             let key: UserIdentityPublicKey?
             do {
                 key = try await contactIdentity(certificate.user)
-            } catch ClientError.identityChanged(let user) {
-                throw ClientError.identityChanged(user)
-            } catch {
+            } catch let error as ClientError where error.isOutage && pin.isUsable(at: now) {
                 return true
             }
             guard let key else { return false }

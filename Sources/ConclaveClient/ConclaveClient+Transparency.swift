@@ -12,9 +12,12 @@ public struct TransparencyRecord: Codable, Sendable, Hashable {
     /// Per network, the witnesses whose cosignatures count, with the keys
     /// pinned when they were first counted.
     public var witnesses: [String: [String: Base64Bytes]] = [:]
-    /// Per user index (hex), the highest entry version this device was shown:
+    /// Per user (address), the highest entry version this device was shown:
     /// an older entry is not taken again.
     public var versions: [String: UInt64] = [:]
+    /// Per user (address), the index of the log their entries are under (hex),
+    /// as first shown: another one is refused.
+    public var indices: [String: String] = [:]
     public var evidence: [TransparencyEvidence] = []
     public var selfCheck: SelfCheck?
 
@@ -26,6 +29,7 @@ public struct TransparencyRecord: Codable, Sendable, Hashable {
         quorums = try container.decodeIfPresent([String: Int].self, forKey: .quorums) ?? [:]
         witnesses = try container.decodeIfPresent([String: [String: Base64Bytes]].self, forKey: .witnesses) ?? [:]
         versions = try container.decodeIfPresent([String: UInt64].self, forKey: .versions) ?? [:]
+        indices = try container.decodeIfPresent([String: String].self, forKey: .indices) ?? [:]
         evidence = try container.decodeIfPresent([TransparencyEvidence].self, forKey: .evidence) ?? []
         selfCheck = try container.decodeIfPresent(SelfCheck.self, forKey: .selfCheck)
     }
@@ -74,9 +78,17 @@ extension ConclaveClient {
                 leafHash: entry.leafHash, index: Int(inclusion.position), size: Int(head.size), proof: inclusion.proof.map(\.bytes),
                 root: head.root)
         else { throw ClientError.transparency("\(info.user)'s identity key is not in \(network)'s key-transparency log (the proof fails)") }
-        // An entry older than one this device was shown for the user is a replay of a key the log has since replaced.
+        // The user's index is the one first shown for them (a server cannot move them to a fresh index to replay an
+        // old key there), and an entry older than one this device was shown for the user is a replay of a key the log
+        // has since replaced.
         var record = try await transparencyRecord()
-        let key = network.value + ":" + entry.index.map { String(format: "%02x", $0) }.joined()
+        let key = info.user.description
+        let index = entry.index.map { String(format: "%02x", $0) }.joined()
+        if let pinned = record.indices[key], pinned != index {
+            throw ClientError.transparency(
+                "the server gave \(info.user)'s key under another index of \(network)'s log than before: it is not accepted")
+        }
+        record.indices[key] = index
         if let seen = record.versions[key] {
             guard entry.version >= seen else {
                 throw ClientError.transparency(
@@ -160,7 +172,7 @@ extension ConclaveClient {
             }
             if counted.count < quorum, stale > 0 {
                 throw ClientError.transparency(
-                    "\(network)'s tree head was last cosigned by its witnesses over a day ago (or ahead of this device's clock): "
+                    "\(network)'s tree head \(ClientError.staleWitnesses) (or ahead of this device's clock): "
                         + "its witnesses may be unreachable, or the server is showing an old log; it is not accepted")
             }
             return counted.count
@@ -309,7 +321,13 @@ extension ConclaveClient {
                     throw ClientError.transparency("an entry of the log does not decode")
                 }
                 frontier.append(leafHash: entry.leafHash)
-                guard entry.index == newest.index else { continue }
+                guard entry.index == newest.index else {
+                    // An identity key is one user's: this one under another index is served to others as someone's.
+                    if entry.identityKey == identity.publicKey.rawKey {
+                        problems.append("entry \(frontier.size - 1) of the log names your identity key under another index")
+                    }
+                    continue
+                }
                 let position = UInt64(frontier.size - 1)
                 if entry.identityKey == identity.publicKey.rawKey {
                     sawOwnKey = true

@@ -209,9 +209,17 @@ struct ContactPin: Codable, Sendable {
     /// How long a pin is taken without asking the log again.
     static let recheckInterval: TimeInterval = 24 * 3600
 
+    /// How long a pin proved before stands while the log cannot be asked.
+    static let outageGrace: TimeInterval = 7 * 24 * 3600
+
     func isFresh(at now: Date) -> Bool {
         guard let checkedAt else { return false }
         return checkedAt <= now && now.timeIntervalSince(checkedAt) < Self.recheckInterval
+    }
+
+    func isUsable(at now: Date) -> Bool {
+        guard let checkedAt else { return false }
+        return checkedAt <= now && now.timeIntervalSince(checkedAt) < Self.outageGrace
     }
 }
 

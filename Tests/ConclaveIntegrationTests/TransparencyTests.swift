@@ -277,6 +277,44 @@ struct TransparencyTests {
     }
 
     @Test(
+        "18.10 The server moves bob to an index of its own making to serve an entry there: alice, who saw his index, refuses it, and bob's device finds its key under another index"
+    )
+    func movedIndex() async throws {
+        guard let network = try await ProcessNetwork.start(.sqlite, testClock: true) else { return }
+        defer { network.stop() }
+        try await network.users("alice", "bob")
+        let alice = try await network.device("alice")
+        let bob = try await network.device("bob")
+        let bobAddress = network.address("bob")
+        #expect(Self.alarms(try await bob.receive()).isEmpty)
+        _ = try await alice.safetyNumber(with: bobAddress)
+        // The rogue server appends, as bob's newest, an entry naming his key under a fresh index, version 1.
+        let (size, bytes) = try await network.withDatabase { database in
+            try await database.read { connection in
+                let size = try #require(try await connection.query("SELECT size FROM transparency_state", []).first).integer(0)
+                let row = try #require(
+                    try await connection.query(
+                        "SELECT entry FROM transparency_log WHERE user_name = 'bob' ORDER BY position DESC LIMIT 1", []
+                    ).first)
+                return (size, try row.blob(0))
+            }
+        }
+        var moved = try TransparencyEntry(tlsSerialized: bytes)
+        moved.index = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        moved.version = 1
+        try await Self.tamper(
+            network, "INSERT INTO transparency_log (position, user_name, entry) VALUES (?, 'bob', ?)",
+            [.integer(size), .blob(moved.tlsSerialized)])
+        try await Self.tamper(network, "UPDATE transparency_state SET size = size + 1")
+
+        let error = await #expect(throws: ClientError.self) { _ = try await alice.safetyNumber(with: bobAddress) }
+        #expect(Self.transparencyReason(error)?.contains("under another index") == true)
+        try await network.advanceClock(by: 25 * 3600)
+        let alarms = Self.alarms(try await bob.receive())
+        #expect(alarms.contains { $0.contains("under another index") }, "\(alarms)")
+    }
+
+    @Test(
         "18.9 alice's pin of bob's key is proved in the log again after a day: once the log holds another key for bob, his old key no longer passes unnoticed"
     )
     func pinProvedAgain() async throws {

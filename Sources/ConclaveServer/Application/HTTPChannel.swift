@@ -140,8 +140,9 @@ struct ConclaveHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                 try await responder(request, writer, channel)
                 return
             }
-            // A path of the server's own: `//host/…` would send the client to another host.
-            let path = "/" + request.uri.path.drop { $0 == "/" }
+            // A path of the server's own: `//host/…` (or `/\host/…`, which browsers read alike) would send the client
+            // to another host.
+            let path = "/" + request.uri.path.drop { $0 == "/" || $0 == "\\" }.replacingOccurrences(of: "\\", with: "%5C")
             let location = request.uri.query.map { "\(path)?\($0)" } ?? path
             try await writer.writeResponse(
                 HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location]))

@@ -132,6 +132,8 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var message: (text: Bool, bytes: ByteBuffer)?
     /// A read was asked for while the connection could take no more writes.
     private var readHeld = false
+    /// The latest ping's data, while the connection could take no more writes.
+    private var pendingPong: ByteBuffer?
 
     init(stream: EventStream, settings: Settings = Settings(), quiesced: Bool = false) {
         self.stream = stream
@@ -198,6 +200,10 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .open = phase, let data = pendingPong {
+            pendingPong = nil
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: data)), promise: nil)
+        }
         if context.channel.isWritable, readHeld {
             readHeld = false
             context.read()
@@ -225,6 +231,11 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             receivedClose(context, frame.unmaskedData)
         case .ping:
             guard case .open = phase else { return }
+            // While the connection can take no more, only the latest ping is answered, once it can (RFC 6455 §5.5.3).
+            guard context.channel.isWritable else {
+                pendingPong = frame.unmaskedData
+                return
+            }
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
         case .pong:
             if frame.unmaskedData == unansweredPing { unansweredPing = nil }

@@ -69,6 +69,8 @@ final class TransparencyService: Sendable {
     /// How recent a cosignature must be for this server to prove against its
     /// head: clients count a day's (C9); the margin is for their clocks.
     static let cosignatureFreshness: TimeInterval = 20 * 3600
+    /// How far ahead of this server's clock a witness's clock may run.
+    static let cosignatureClockSkew: TimeInterval = 600
     /// How often the witnesses are asked at once for the same log size.
     static let witnessAskInterval: TimeInterval = 600
 
@@ -210,6 +212,10 @@ final class TransparencyService: Sendable {
         }
         guard delivery.cosignature.isValid(for: head, key: try await directory.peerKey(origin)) else {
             throw APIError.badRequest("the cosignature does not verify with \(origin)'s key")
+        }
+        // A time ahead of this server's clock would look recent here for ever (clients refuse it past an hour ahead).
+        guard delivery.cosignature.date <= clock.now.addingTimeInterval(Self.cosignatureClockSkew) else {
+            throw APIError.badRequest("the cosignature's time is ahead of this server's clock")
         }
         try await store.addCosignature(delivery.cosignature, of: head)
     }
