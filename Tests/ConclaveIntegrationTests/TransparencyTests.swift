@@ -24,6 +24,24 @@ struct TransparencyTests {
         if case .transparency(let reason)? = error { reason } else { nil }
     }
 
+    /// A network with alice and bob, a device each, bob's first sync done
+    /// (his entry checked: no alarm). Nil without the server binary.
+    static func aliceAndBob(testClock: Bool = false) async throws -> (
+        network: ProcessNetwork, alice: ConclaveClient, bob: ConclaveClient, bobAddress: UserAddress
+    )? {
+        guard let network = try await ProcessNetwork.start(.sqlite, testClock: testClock) else { return nil }
+        do {
+            try await network.users("alice", "bob")
+            let alice = try await network.device("alice")
+            let bob = try await network.device("bob")
+            #expect(Self.alarms(try await bob.receive()).isEmpty)
+            return (network, alice, bob, network.address("bob"))
+        } catch {
+            network.stop()
+            throw error
+        }
+    }
+
     /// acme (alice and bob, a device each) and globex, pinned to each other:
     /// globex has witnessed acme's log, acme's clients require one
     /// cosignature, and alice has taken acme's cosigned head and pinned
@@ -94,14 +112,11 @@ struct TransparencyTests {
         "18.2 The server logs a second key for bob and shows it to alice only: bob's device finds it at its next self-check, and alice's client sees the change"
     )
     func keyShownToOneUser() async throws {
-        guard var network = try await ProcessNetwork.start(.sqlite, testClock: true) else { return }
+        guard let setup = try await Self.aliceAndBob(testClock: true) else { return }
+        var network = setup.network
+        let (alice, bob, bobAddress) = (setup.alice, setup.bob, setup.bobAddress)
         defer { network.stop() }
-        try await network.users("alice", "bob")
-        let alice = try await network.device("alice")
-        let bob = try await network.device("bob")
-        let bobAddress = network.address("bob")
-        // bob's first sync checks his entry: as he published it.
-        #expect(Self.alarms(try await bob.receive()).isEmpty)
+        // bob's first sync checked his entry: as he published it.
         #expect(try await bob.transparencyRecord().selfCheck?.problem == nil)
         let real = try await network.withDatabase { database in
             try await database.read { connection in
@@ -259,13 +274,9 @@ struct TransparencyTests {
 
     @Test("18.8 The server serves bob's older entry (same key, a proof that holds) after alice was shown a newer one: alice refuses it")
     func replayedEntry() async throws {
-        guard let network = try await ProcessNetwork.start(.sqlite) else { return }
+        guard let (network, alice, bob, bobAddress) = try await Self.aliceAndBob() else { return }
         defer { network.stop() }
-        try await network.users("alice", "bob")
-        let alice = try await network.device("alice")
-        let bob = try await network.device("bob")
         _ = try await network.device("bob", "laptop", approvedBy: bob)  // bob's second entry: the laptop approved
-        let bobAddress = network.address("bob")
         _ = try await alice.safetyNumber(with: bobAddress)
         // The rogue server hides bob's newest entry from its own lookup: it serves the one before, still in the log.
         try await Self.tamper(
@@ -280,13 +291,8 @@ struct TransparencyTests {
         "18.10 The server moves bob to an index of its own making to serve an entry there: alice, who saw his index, refuses it, and bob's device finds its key under another index"
     )
     func movedIndex() async throws {
-        guard let network = try await ProcessNetwork.start(.sqlite, testClock: true) else { return }
+        guard let (network, alice, bob, bobAddress) = try await Self.aliceAndBob(testClock: true) else { return }
         defer { network.stop() }
-        try await network.users("alice", "bob")
-        let alice = try await network.device("alice")
-        let bob = try await network.device("bob")
-        let bobAddress = network.address("bob")
-        #expect(Self.alarms(try await bob.receive()).isEmpty)
         _ = try await alice.safetyNumber(with: bobAddress)
         // The rogue server appends, as bob's newest, an entry naming his key under a fresh index, version 1.
         let (size, bytes) = try await network.withDatabase { database in
@@ -318,12 +324,10 @@ struct TransparencyTests {
         "18.9 alice's pin of bob's key is proved in the log again after a day: once the log holds another key for bob, his old key no longer passes unnoticed"
     )
     func pinProvedAgain() async throws {
-        guard var network = try await ProcessNetwork.start(.sqlite, testClock: true) else { return }
+        guard let setup = try await Self.aliceAndBob(testClock: true) else { return }
+        var network = setup.network
+        let (alice, bob, bobAddress) = (setup.alice, setup.bob, setup.bobAddress)
         defer { network.stop() }
-        try await network.users("alice", "bob")
-        let alice = try await network.device("alice")
-        let bob = try await network.device("bob")
-        let bobAddress = network.address("bob")
         let room = try await alice.createRoom(name: "board", members: [bobAddress])
         _ = try await bob.receive()
         try await bob.send("first", to: room.id)
