@@ -146,7 +146,7 @@ extension ConclaveStore {
     /// The cosignatures of the newest head of at least `minimumSize` that
     /// has at least `quorum` of them signed at `since` or later (the newest
     /// cosigned head when `minimumSize` is 0).
-    public func cosignedHead(atLeast minimumSize: UInt64, quorum: Int, cosignedSince since: Date = .distantPast) async throws -> (
+    public func cosignedHead(atLeast minimumSize: UInt64, quorum: Int, cosignedSince since: Date) async throws -> (
         TreeHead, [WitnessCosignature]
     )? {
         try await database.read { connection in

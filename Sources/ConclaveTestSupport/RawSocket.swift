@@ -60,11 +60,7 @@ public final class RawSocket: @unchecked Sendable {  // the descriptor is used b
         return (socket, answer)
     }
 
-    public func send(_ text: String) throws {
-        let bytes = Array(text.utf8)
-        let sent = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        guard sent == bytes.count else { throw TestSupportError("write failed") }
-    }
+    public func send(_ text: String) throws { try send(bytes: Array(text.utf8)) }
 
     /// Reads until the server closes the connection (or `limit` bytes), on a
     /// thread of its own; what was read.
@@ -72,20 +68,9 @@ public final class RawSocket: @unchecked Sendable {  // the descriptor is used b
 
     /// Reads until what was read contains `text`, or the server closes the connection.
     public func receive(until text: String?, limit: Int = 1 << 20) async -> String {
-        let descriptor = descriptor
-        return await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var data: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while data.count < limit {
-                    let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                    if count <= 0 { break }
-                    data += buffer[0..<count]
-                    if let text, String(decoding: data, as: UTF8.self).contains(text) { break }
-                }
-                continuation.resume(returning: String(decoding: data, as: UTF8.self))
-            }
-        }
+        let bytes = await receive(
+            bytesUntil: { data in text.map { String(decoding: data, as: UTF8.self).contains($0) } ?? false }, limit: limit)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
