@@ -163,7 +163,7 @@ let package = Package(
             name: "ConclaveServerTests",
             dependencies: [
                 "ConclaveServer", "ConclaveClient", "ConclaveProtocol", "ConclaveStorage", "ConclaveTestSupport", "MLS", "MLSCodec",
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                "ConclaveBenchmarkSupport", .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

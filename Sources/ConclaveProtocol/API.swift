@@ -34,12 +34,46 @@ public enum ConclaveJSON {
     /// The time is rounded to the nearest millisecond and written from
     /// whole numbers, so that it reads back as the same millisecond (a
     /// formatter truncating 0.2339999… would write .233).
+    ///
+    /// Years 0000–9999 (every time ``parseTimestamp(_:)`` reads) are
+    /// written from the day count by Hinnant's `civil_from_days`, without
+    /// a formatter: a pushed message's times are written on the hot path.
     public static func formatTimestamp(_ date: Date) -> String {
-        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        let (seconds, fraction) = (millis - ((millis % 1000) + 1000) % 1000, ((millis % 1000) + 1000) % 1000)
-        let whole = Date.ISO8601FormatStyle().format(Date(timeIntervalSince1970: Double(seconds / 1000)))
-        let digits = String(fraction)
-        return whole.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
+        let scaled = (date.timeIntervalSince1970 * 1000).rounded()
+        // Beyond ±285,000 years (or not a number): the formatter's own text, whole seconds.
+        guard scaled.magnitude < 9e15 else { return Date.ISO8601FormatStyle().format(date) }
+        let millis = Int64(scaled)
+        let fraction = ((millis % 1000) + 1000) % 1000
+        let seconds = (millis - fraction) / 1000
+        let secondOfDay = ((seconds % 86_400) + 86_400) % 86_400
+        let days = (seconds - secondOfDay) / 86_400
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        guard (0...9999).contains(year) else {
+            let whole = Date.ISO8601FormatStyle().format(Date(timeIntervalSince1970: Double(seconds)))
+            return whole.dropLast() + "." + String(String(1000 + fraction).dropFirst()) + "Z"
+        }
+        var text = Array("0000-00-00T00:00:00.000Z".utf8)
+        for (value, end) in [
+            (year, 4), (month, 7), (day, 10), (secondOfDay / 3600, 13), (secondOfDay / 60 % 60, 16), (secondOfDay % 60, 19),
+            (fraction, 23),
+        ] {
+            var rest = value
+            var index = end - 1
+            while rest > 0 {
+                text[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                index -= 1
+            }
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// An RFC 3339 `date-time` (§5.6): `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`,
@@ -720,6 +754,45 @@ public struct AckResult: Codable, Sendable {
     public var removed: Int
 
     public init(removed: Int) { self.removed = removed }
+}
+
+/// An application message sent on the `/v1/events` WebSocket rather than
+/// with `POST /v1/conversations/{id}/messages` (issue 14): the same checks,
+/// the same durable store before the answer, and the same outcome, told in
+/// an ``EventStreamAnswer`` with the same `ref` (docs/server.md).
+public struct EventStreamSend: Codable, Sendable {
+    /// Chosen by the client, 1–64 characters: the answer carries it back.
+    public var ref: String
+    public var conversation: ConversationID
+    public var send: SendMessage
+
+    public init(ref: String, conversation: ConversationID, send: SendMessage) {
+        self.ref = ref
+        self.conversation = conversation
+        self.send = send
+    }
+}
+
+/// The server's answer to an ``EventStreamSend``: `accepted` (`created`
+/// false for a message id already stored, D17) or the `error` the HTTP
+/// route would have answered, with `retry_after` seconds for
+/// `rate_limited`. `ref` is absent only when the send had no usable one.
+public struct EventStreamAnswer: Codable, Sendable {
+    public var ref: String?
+    public var accepted: MessageAccepted?
+    public var created: Bool?
+    public var error: APIErrorBody.Detail?
+    public var retryAfter: Int?
+
+    public init(
+        ref: String?, accepted: MessageAccepted? = nil, created: Bool? = nil, error: APIErrorBody.Detail? = nil, retryAfter: Int? = nil
+    ) {
+        self.ref = ref
+        self.accepted = accepted
+        self.created = created
+        self.error = error
+        self.retryAfter = retryAfter
+    }
 }
 
 // MARK: - Admin API

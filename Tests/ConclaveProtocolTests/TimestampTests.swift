@@ -21,6 +21,30 @@ import Testing
         }
     }
 
+    /// Foundation's formatter counts days before October 1582 in the Julian
+    /// calendar; RFC 3339 (and ``ConclaveJSON/parseTimestamp(_:)``) in the
+    /// proleptic Gregorian one: earlier times are only read back.
+    @Test(
+        "The server writes every time of years 1583–9999 as Foundation's ISO 8601 formatter does, with milliseconds, and every time of 0000–9999 reads back"
+    )
+    func writtenAsFoundationWrites() {
+        var generator = SystemRandomNumberGenerator()
+        let edges: [Int64] = [
+            -62_167_219_200_000, -12_212_553_600_000, -1, 0, 951_782_400_000, 4_107_542_400_000, 253_402_300_799_999,
+        ]
+        for millis in edges + (0..<5_000).map({ _ in Int64.random(in: -62_167_219_200_000...253_402_300_799_999, using: &generator) }) {
+            let fraction = ((millis % 1000) + 1000) % 1000
+            let whole = Date.ISO8601FormatStyle().format(Date(timeIntervalSince1970: Double((millis - fraction) / 1000)))
+            let expected = whole.dropLast() + "." + String(String(1000 + fraction).dropFirst()) + "Z"
+            let date = Date(timeIntervalSince1970: Double(millis) / 1000)
+            if millis >= -12_212_553_600_000 { #expect(ConclaveJSON.formatTimestamp(date) == expected, "\(millis)") }
+            let read = ConclaveJSON.parseTimestamp(ConclaveJSON.formatTimestamp(date)).map {
+                Int64(($0.timeIntervalSince1970 * 1000).rounded())
+            }
+            #expect(read == millis)
+        }
+    }
+
     @Test("Anything else is refused")
     func invalid() {
         for text in [

@@ -1,8 +1,11 @@
+import ConclaveBenchmarkSupport
 @_spi(Testing) import ConclaveClient
 import ConclaveProtocol
 import ConclaveTestSupport
 import Foundation
 import Testing
+
+@testable import ConclaveServer
 
 /// The WebSocket protocol of `/v1/events` as the server's own channel
 /// handler speaks it (RFC 6455), frame by frame from a raw socket.
@@ -54,23 +57,28 @@ struct EventStreamTests {
         }
     }
 
-    @Test("A message over 4096 bytes, whole or in fragments, is closed with 1009; a continuation of nothing with 1002")
+    @Test(
+        "A message beyond a send of the largest application message, whole or in fragments, is closed with 1009; a stray continuation with 1002"
+    )
     func oversizeAndStrayFragments() async throws {
-        try await TestNetwork.run(.sqlite) { network in
-            let (_, whole) = try await Self.openStream(network)
-            try whole.send(bytes: Wire.frame(Wire.text, Array(repeating: 0x20, count: 4097)))
-            #expect(Self.closeCode(try await Self.frames(until: Wire.close, from: whole)) == 1009)
+        try await TestNetwork.run(
+            .sqlite, configure: { $0.limits.maxMessageBytes = 1024 },
+            { network in
+                let limit = EventStreamHandler.Settings.maxMessage(forMessageBytes: 1024)
+                let (_, whole) = try await Self.openStream(network)
+                try whole.send(bytes: Wire.frame(Wire.text, Array(repeating: 0x20, count: limit + 1)))
+                #expect(Self.closeCode(try await Self.frames(until: Wire.close, from: whole)) == 1009)
 
-            let token = try #require(await network.device("bob").sessionTokenForTesting)
-            let (fragments, _) = try await RawSocket.eventStream(network.url, token: token)
-            try fragments.send(bytes: Wire.frame(Wire.text, Array(repeating: 0x20, count: 3000), fin: false))
-            try fragments.send(bytes: Wire.frame(Wire.continuation, Array(repeating: 0x20, count: 3000)))
-            #expect(Self.closeCode(try await Self.frames(until: Wire.close, from: fragments)) == 1009)
+                let token = try #require(await network.device("bob").sessionTokenForTesting)
+                let (fragments, _) = try await RawSocket.eventStream(network.url, token: token)
+                try fragments.send(bytes: Wire.frame(Wire.text, Array(repeating: 0x20, count: limit / 2 + 1), fin: false))
+                try fragments.send(bytes: Wire.frame(Wire.continuation, Array(repeating: 0x20, count: limit / 2 + 1)))
+                #expect(Self.closeCode(try await Self.frames(until: Wire.close, from: fragments)) == 1009)
 
-            let (stray, _) = try await RawSocket.eventStream(network.url, token: token)
-            try stray.send(bytes: Wire.frame(Wire.continuation, Array("}".utf8)))
-            #expect(Self.closeCode(try await Self.frames(until: Wire.close, from: stray)) == 1002)
-        }
+                let (stray, _) = try await RawSocket.eventStream(network.url, token: token)
+                try stray.send(bytes: Wire.frame(Wire.continuation, Array("}".utf8)))
+                #expect(Self.closeCode(try await Self.frames(until: Wire.close, from: stray)) == 1002)
+            })
     }
 
     @Test("A client's close frame is answered with its code, and the server ends the connection")
@@ -124,6 +132,88 @@ struct EventStreamTests {
             let location = try #require(answers.split(separator: "\r\n").first { $0.hasPrefix("location: ") }).dropFirst("location: ".count)
             #expect(location.hasPrefix("/") && !location.hasPrefix("//"), "\(location)")
         }
+    }
+
+    @Test("A message sent on the WebSocket is answered once stored, reaches its recipient, and is refused as over HTTP")
+    func sendOnTheStream() async throws {
+        try await TestNetwork.run(.sqlite) { network in
+            let (alice, socket) = try await Self.openStream(network)
+            let bob = try await network.device("bob")
+            let conversation = try await alice.directConversation(with: network.address("bob")).id
+            let messages = try await alice.encryptForBenchmark("over the stream", count: 2, to: conversation)
+            func send(_ ref: String, _ message: SendMessage, to id: ConversationID = conversation) throws {
+                let frame = EventStreamSend(ref: ref, conversation: id, send: message)
+                try socket.send(bytes: Wire.frame(Wire.text, Array(try ConclaveJSON.encoder().encode(frame))))
+            }
+
+            try send("first", messages[0])
+            let first = try await Self.answer("first", from: socket)
+            #expect(first.created == true && first.accepted?.messageId == messages[0].messageId && first.error == nil)
+            // D17: the same message id again is answered as stored, not stored twice.
+            try send("again", messages[0])
+            let again = try await Self.answer("again", from: socket)
+            #expect(again.created == false && again.accepted?.sentAt == first.accepted?.sentAt)
+            let received = try await bob.receive().compactMap { event -> String? in
+                guard case .message(let message) = event else { return nil }
+                return message.text
+            }
+            #expect(received == ["over the stream"])
+
+            // Refused with the code and message the HTTP route gives, and nothing stored.
+            try send("elsewhere", messages[1], to: .random())
+            #expect(try await Self.answer("elsewhere", from: socket).error?.code == .notFound)
+            var garbled = messages[1]
+            garbled.message = Base64Bytes([0, 1, 2])
+            try send("garbled", garbled)
+            #expect(try await Self.answer("garbled", from: socket).error?.code == .invalidMLSMessage)
+            try socket.send(bytes: Wire.frame(Wire.text, Array(#"{"ref":"shape","conversation":"zz","send":{}}"#.utf8)))
+            #expect(try await Self.answer("shape", from: socket).error?.code == .badRequest)
+            try socket.send(bytes: Wire.frame(Wire.text, Array(#"{"ref":"no-body","conversation":"\#(conversation)"}"#.utf8)))
+            #expect(try await Self.answer("no-body", from: socket).error?.code == .badRequest)
+            #expect(try await bob.receive().isEmpty)
+
+            // A session that ended between two sends: the next is refused (and the connection closed).
+            _ = try await network.admin.suspend(try #require(UserName("alice")))
+            try send("after-suspension", messages[1])
+            let bytes = try await withDeadline(.seconds(30), "the refusal or the close") {
+                await socket.receive(bytesUntil: { Wire.holds(Wire.close, in: $0) })
+            }
+            let answers = Wire.frames(bytes).filter { $0.opcode == Wire.text }.compactMap {
+                try? ConclaveJSON.decoder().decode(EventStreamAnswer.self, from: Data($0.payload))
+            }
+            #expect(answers.allSatisfy { $0.error?.code == .unauthenticated })
+            // bob hears of alice's removal (the server's proposal), and of no message.
+            #expect(!(try await bob.receive()).contains { if case .message = $0 { true } else { false } })
+        }
+    }
+
+    @Test("A send without a usable ref is refused without one; a frame that is neither a send nor an acknowledgement is ignored")
+    func sendWithoutRef() async throws {
+        try await TestNetwork.run(.sqlite) { network in
+            let (_, socket) = try await Self.openStream(network)
+            try socket.send(bytes: Wire.frame(Wire.text, Array(#"{"hello":"there"}"#.utf8)))
+            try socket.send(bytes: Wire.frame(Wire.text, Array(#"{"conversation":"00","send":{}}"#.utf8)))
+            let bytes = try await withDeadline(.seconds(30), "the refusal") {
+                await socket.receive(bytesUntil: { Wire.holds(Wire.text, in: $0) })
+            }
+            let frames = Wire.frames(bytes).filter { $0.opcode == Wire.text }
+            #expect(frames.count == 1)
+            let answer = try ConclaveJSON.decoder().decode(EventStreamAnswer.self, from: Data(try #require(frames.first).payload))
+            #expect(answer.ref == nil && answer.error?.code == .badRequest)
+        }
+    }
+
+    /// The answer with this ref, among the frames the server sends.
+    static func answer(_ ref: String, from socket: RawSocket) async throws -> EventStreamAnswer {
+        let marker = #""ref":"\#(ref)""#
+        let isAnswer: @Sendable ((opcode: UInt8, fin: Bool, payload: [UInt8])) -> Bool = {
+            $0.opcode == Wire.text && String(decoding: $0.payload, as: UTF8.self).contains(marker)
+        }
+        let bytes = try await withDeadline(.seconds(30), "the answer to \(ref)") {
+            await socket.receive(bytesUntil: { Wire.frames($0).contains(where: isAnswer) })
+        }
+        let frame = try #require(Wire.frames(bytes).first(where: isAnswer))
+        return try ConclaveJSON.decoder().decode(EventStreamAnswer.self, from: Data(frame.payload))
     }
 
     struct Sequenced: Decodable {

@@ -3,6 +3,7 @@ import ConclaveStorage
 import ConclaveTestSupport
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 import Testing
 
@@ -143,5 +144,91 @@ import Testing
         #expect(recorder.frames == [1, 2, 3, 4, 5, 6])  // from the store, each once
         pusher.stop()
         try await store.close()
+    }
+}
+
+/// What a client sends on the WebSocket, read by the quick reader where it
+/// can and by `JSONDecoder` otherwise: both read every message the same.
+@Suite struct EventStreamFrameTests {
+    static let conversation = ConversationID.random()
+
+    /// What a request reads as, in words the test compares.
+    static func summary(_ request: EventStreamRequest?) -> String {
+        guard let request else { return "nothing" }
+        var text = "ack \(request.ack.map(String.init) ?? "-")"
+        switch request.send {
+        case .none: break
+        case .valid(let send)?:
+            text += " send \(send.ref) \(send.conversation) \(send.send.messageId) \(send.send.message.bytes) \(send.send.files ?? [])"
+        case .refused(let answer)?: text += " refused \(answer.text)"
+        }
+        return text
+    }
+
+    static func bySlowReader(_ text: String) -> String {
+        summary(try? ConclaveJSON.decoder().decode(EventStreamRequest.self, from: Data(text.utf8)))
+    }
+
+    static let frames: [String] = [
+        #"{"ack":42}"#, #" { "ack" : -0 } "#, #"{"ack":0042}"#, #"{"ack":4.2}"#, #"{"ack":9223372036854775808}"#, #"{"ack":"7"}"#,
+        #"{"conversation":"\#(conversation)","ref":"r-1","send":{"message":"AAEC","message_id":"m1"}}"#,
+        #"{"send":{"message_id":"m1","message":"AAEC"},"ref":"r","conversation":"\#(conversation)","ack":3}"#,
+        "{\n\t\"ref\":\"r\",\"conversation\":\"\(conversation)\",\"send\":{\"message\":\"AAEC\",\"message_id\":\"m1\"}\r\n}",
+        #"{"ref":"r","conversation":"\#(conversation)","send":{"message":"AAE","message_id":"m1"}}"#,
+        #"{"ref":"r","conversation":"\#(conversation)","send":{"message":"AA\u0045C","message_id":"m1"}}"#,
+        #"{"ref":"r","conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1","files":[]}}"#,
+        #"{"ref":"r","conversation":"\#(conversation)","send":{"message":"AAEC","messageId":"m1"}}"#,
+        #"{"ref":"r","conversation":"\#(conversation)","send":{"message":"AAEC"}}"#,
+        #"{"ref":"r","ref":"s","conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"}}"#,
+        #"{"ref":"","conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"}}"#,
+        #"{"ref":"\#(String(repeating: "r", count: 65))","conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"}}"#,
+        #"{"ref":"r","conversation":"zz","send":{"message":"AAEC","message_id":"m1"}}"#,
+        #"{"ref":"r","conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"}}x"#,
+        #"{"ref":"r","conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"},}"#,
+        #"{"ref":"r","conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"}"#,
+        #"{"ref":"é","conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"}}"#,
+        #"{"ref":7,"conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"}}"#,
+        #"{"hello":"there"}"#, #"{}"#, #"[]"#, #""ack""#, "",
+    ]
+
+    @Test("Each sample reads the same by the quick reader as by JSONDecoder")
+    func samples() {
+        for text in Self.frames {
+            #expect(Self.summary(EventStreamRequest.read(ByteBuffer(string: text))) == Self.bySlowReader(text), "\(text)")
+        }
+        // The quick reader takes the plain shapes itself.
+        for plain in Self.frames[0...1] + Self.frames[6...8] {
+            #expect(Array(plain.utf8).withUnsafeBytes { FlatJSON.object(in: $0) } != nil, "\(plain)")
+        }
+    }
+
+    @Test("Every sample with a byte changed, removed or repeated reads the same both ways")
+    func mutations() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array(#"{}[]":,\ -0123456789.eEabcdefmnrstu"#.utf8) + [0x00, 0x0A, 0x7F, 0xC3, 0xA9]
+        for _ in 0..<20_000 {
+            var bytes = Array(Self.frames.randomElement(using: &generator)?.utf8 ?? "".utf8)
+            for _ in 0..<Int.random(in: 1...3, using: &generator) where !bytes.isEmpty {
+                let index = Int.random(in: 0..<bytes.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: bytes[index] = alphabet.randomElement(using: &generator) ?? 0
+                case 1: bytes.remove(at: index)
+                default: bytes.insert(bytes[index], at: index)
+                }
+            }
+            let quick = Self.summary(EventStreamRequest.read(ByteBuffer(bytes: bytes)))
+            let slow = Self.summary(try? ConclaveJSON.decoder().decode(EventStreamRequest.self, from: Data(bytes)))
+            #expect(quick == slow, "\(String(decoding: bytes, as: UTF8.self))")
+        }
+    }
+
+    @Test("An accepted send's answer is written as the encoder writes it", arguments: [nil, Date(millis: 1_767_225_600_123)])
+    func answerText(_ expiresAt: Date?) throws {
+        for (ref, created) in [("r-1_Z", true), ("7", false), ("needs \"escaping\"", true)] {
+            let answer = EventStreamAnswer(
+                ref: ref, accepted: MessageAccepted(messageId: "m-1", sentAt: Date(millis: 1_767_225_599_007), expiresAt: expiresAt),
+                created: created)
+            #expect(answer.text == String(decoding: try ConclaveJSON.encoder().encode(answer), as: UTF8.self))
+        }
     }
 }

@@ -32,7 +32,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Members of the room, one device each (0 skips the room scenario).") var roomSize = 50
     @Option(name: .long, help: "How many of the room's members post (at most all of them).") var roomSenders = 5
     @Option(name: .long, help: "Messages posted in the room scenario; each is delivered to every other member.") var roomMessages = 2_000
-    @Option(name: .long, help: "HTTP requests in flight, one keep-alive connection each.") var concurrency = 64
+    @Option(
+        name: .long,
+        help: "Messages in flight: HTTP requests (one keep-alive connection each), or WebSocket sends shared out over the senders.")
+    var concurrency = 64
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How senders post: one HTTP request per message, or sends on a /v1/events WebSocket per sender device.",
+            valueName: BenchTransport.allCases.map(\.rawValue).joined(separator: "|"))) var sendOver = BenchTransport.http
     @Option(name: .long, help: "Idle WebSocket connections for the memory measurement.") var idle = 10_000
     @Flag(name: .long, help: "Skip the idle-connection measurement.") var skipIdle = false
     @Option(name: .long, help: "Run the server on this (empty or bench-only) PostgreSQL database instead of SQLite.") var postgres: String?
@@ -75,7 +83,9 @@ struct BenchCommand: AsyncParsableCommand {
             let build = "release build"
         #endif
         say("== conclave bench: \(build), \(ProcessInfo.processInfo.activeProcessorCount) cores, files in \(root)")
-        say("   storage: \(postgres == nil ? "SQLite (WAL, synchronous=FULL)" : "PostgreSQL"); \(concurrency) requests in flight")
+        say(
+            "   storage: \(postgres == nil ? "SQLite (WAL, synchronous=FULL)" : "PostgreSQL"); \(concurrency) messages in flight, sent over \(sendOver.rawValue)"
+        )
 
         var rows: [BenchRow] = []
         var idleResult: BenchIdleResult?
@@ -114,7 +124,7 @@ struct BenchCommand: AsyncParsableCommand {
             if messages > 0 {
                 say("== 1:1: signing in \(2 * pairs) devices, creating \(pairs) conversations, encrypting \(messages + warm) messages")
                 let scenario = try await BenchSetup.direct(network, pairs: pairs, messages: messages, warm: warm)
-                rows.append(try await BenchRunner.run(scenario, server: server, http: http, concurrency: concurrency))
+                rows.append(try await BenchRunner.run(scenario, server: server, over: sendOver, http: http, concurrency: concurrency))
             }
             if acrossProcesses, messages > 0 {
                 say("== 1:1 across processes: a second server process on the same database; posting to one, receiving from the other")
@@ -122,7 +132,8 @@ struct BenchCommand: AsyncParsableCommand {
                     directory: root + "/server", postgres: postgres, http: http, adminToken: server.adminToken, executable: serverBinary)
                 defer { second.stop() }
                 let scenario = try await BenchSetup.direct(network, pairs: pairs, messages: messages, warm: warm, prefix: "x")
-                var row = try await BenchRunner.run(scenario, server: server, receiver: second, http: http, concurrency: concurrency)
+                var row = try await BenchRunner.run(
+                    scenario, server: server, receiver: second, over: sendOver, http: http, concurrency: concurrency)
                 row.scenario = "1:1 across 2 processes"
                 rows.append(row)
             }
@@ -130,7 +141,7 @@ struct BenchCommand: AsyncParsableCommand {
                 say("== room: signing in \(roomSize) devices, creating the room, encrypting \(roomMessages + warm) messages")
                 let scenario = try await BenchSetup.room(
                     network, size: roomSize, senders: min(roomSenders, roomSize), messages: roomMessages, warm: warm)
-                rows.append(try await BenchRunner.run(scenario, server: server, http: http, concurrency: concurrency))
+                rows.append(try await BenchRunner.run(scenario, server: server, over: sendOver, http: http, concurrency: concurrency))
             }
             if !server.stop() { say("   (the server did not stop within 10 s of SIGTERM and was killed)") }
             return rows
@@ -171,3 +182,5 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension BenchTransport: ExpressibleByArgument {}

@@ -80,12 +80,28 @@ final class BenchFlag: Sendable {
     var isSet: Bool { value.load(ordering: .relaxed) }
 }
 
-/// One prepared `POST /v1/conversations/{id}/messages`: the sender's
-/// token and the JSON body, encoded before the clock starts.
+/// One prepared message: the sender's token, its conversation and the
+/// JSON body of `POST /v1/conversations/{id}/messages`, encoded before the
+/// clock starts.
 struct BenchMessage: Sendable {
-    let path: String
+    let conversation: String
     let authorization: String
     let body: ByteBuffer
+
+    var path: String { "/v1/conversations/\(conversation)/messages" }
+
+    /// The same message as a send on the sender's `/v1/events` WebSocket
+    /// (EventStreamSend), with its position as the ref.
+    func streamFrame(ref: Int) -> String {
+        #"{"conversation":"\#(conversation)","ref":"\#(ref)","send":"# + String(buffer: body) + "}"
+    }
+}
+
+/// How the senders post: one HTTP request per message, or sends on a
+/// WebSocket per sender device.
+enum BenchTransport: String, CaseIterable, Sendable {
+    case http
+    case websocket
 }
 
 /// Send and response times per message. Each slot is written by the one
@@ -154,6 +170,20 @@ final class BenchReader: @unchecked Sendable {
 enum BenchFrame {
     static let messageIDKey = Array(#""message_id":""#.utf8)
     static let seqKey = Array(#""seq":"#.utf8)
+
+    static let refKey = Array(#""ref":""#.utf8)
+
+    /// The ref of a send's answer (the bench's refs are positions), nil for another frame.
+    static func ref(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let start = find(refKey, in: bytes) else { return nil }
+        var value = 0
+        var position = start
+        while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) {
+            value = value &* 10 &+ Int(bytes[position] &- UInt8(ascii: "0"))
+            position += 1
+        }
+        return position > start ? value : nil
+    }
 
     static func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> (seq: Int64?, messageID: String?) {
         var messageID: String?
@@ -242,10 +272,21 @@ enum BenchLoad {
         }
     }
 
-    /// Posts `messages[range]` with `concurrency` requests in flight (one
-    /// keep-alive connection each), recording when each request started and
-    /// when its answer arrived.
+    /// Posts `messages[range]` over `transport` with `concurrency` messages
+    /// in flight, recording when each was sent and when its answer arrived.
     static func send(
+        _ messages: [BenchMessage], range: Range<Int>, server: String, over transport: BenchTransport, http: HTTPClient,
+        concurrency: Int, times: BenchTimes
+    ) async -> SendOutcome {
+        switch transport {
+        case .http: await post(messages, range: range, server: server, http: http, concurrency: concurrency, times: times)
+        case .websocket: await stream(messages, range: range, server: server, concurrency: concurrency, times: times)
+        }
+    }
+
+    /// One HTTP request per message, `concurrency` in flight, one
+    /// keep-alive connection each.
+    static func post(
         _ messages: [BenchMessage], range: Range<Int>, server: String, http: HTTPClient, concurrency: Int, times: BenchTimes
     ) async -> SendOutcome {
         let cursor = BenchCursor(range.lowerBound)
@@ -288,5 +329,87 @@ enum BenchLoad {
             }
             return total
         }
+    }
+
+    /// Sends on one `/v1/events` WebSocket per sender device, each with an
+    /// equal share of `concurrency` sends unanswered at a time; a device's
+    /// messages go in their order.
+    static func stream(_ messages: [BenchMessage], range: Range<Int>, server: String, concurrency: Int, times: BenchTimes) async
+        -> SendOutcome
+    {
+        var bySender: [String: [Int]] = [:]
+        for index in range { bySender[messages[index].authorization, default: []].append(index) }
+        let window = max(1, (concurrency + bySender.count - 1) / max(1, bySender.count))
+        let url = server.replacingOccurrences(of: "http://", with: "ws://") + "/v1/events"
+        return await withTaskGroup(of: SendOutcome.self) { group in
+            for (authorization, indices) in bySender {
+                let frames = indices.map { messages[$0].streamFrame(ref: $0) }
+                group.addTask {
+                    await streamOne(frames: frames, indices: indices, url: url, authorization: authorization, window: window, times: times)
+                }
+            }
+            var total = SendOutcome()
+            for await outcome in group {
+                total.accepted += outcome.accepted
+                total.failed += outcome.failed
+                total.samples = Array((total.samples + outcome.samples).prefix(3))
+            }
+            return total
+        }
+    }
+
+    /// One sender's WebSocket: writes a frame whenever fewer than `window`
+    /// wait for their answer, and reads the answers by their ref.
+    private static func streamOne(
+        frames: [String], indices: [Int], url: String, authorization: String, window: Int, times: BenchTimes
+    ) async -> SendOutcome {
+        var headers = HTTPFields()
+        headers[.authorization] = authorization
+        var logger = Logger(label: "conclave.bench.sender")
+        logger.logLevel = .critical
+        let (permits, permit) = AsyncStream.makeStream(of: Void.self)
+        final class Tally: Sendable {
+            let outcome = Mutex(SendOutcome())
+        }
+        let tally = Tally()
+        do {
+            try await WebSocketClient.connect(
+                url: url, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers), logger: logger
+            ) { inbound, outbound, _ in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        var answered = 0
+                        for try await message in inbound.messages(maxSize: 1 << 22) {
+                            guard case .text(let text) = message else { continue }
+                            var copy = text
+                            guard let ref = copy.withUTF8({ BenchFrame.ref($0) }) else { continue }  // an inbox event
+                            times.answer(ref, benchNow())
+                            tally.outcome.withLock { outcome in
+                                if text.contains(#""created":true"#) {
+                                    outcome.accepted += 1
+                                } else {
+                                    outcome.fail(String(text.prefix(200)))
+                                }
+                            }
+                            permit.yield()
+                            answered += 1
+                            if answered == frames.count { return }
+                        }
+                    }
+                    group.addTask {
+                        var waiting = permits.makeAsyncIterator()
+                        for (position, frame) in frames.enumerated() {
+                            if position >= window { _ = await waiting.next() }
+                            times.start(indices[position], benchNow())
+                            try await outbound.write(.text(frame))
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+        } catch {
+            tally.outcome.withLock { $0.fail("\(type(of: error)): \(error)") }
+        }
+        return tally.outcome.withLock { $0 }
     }
 }

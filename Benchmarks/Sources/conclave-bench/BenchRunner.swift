@@ -13,7 +13,8 @@ enum BenchRunner {
     /// (another process on the same PostgreSQL database) while the
     /// messages are posted to `server`.
     static func run(
-        _ scenario: BenchScenario, server: BenchServer, receiver: BenchServer? = nil, http: HTTPClient, concurrency: Int
+        _ scenario: BenchScenario, server: BenchServer, receiver: BenchServer? = nil, over transport: BenchTransport, http: HTTPClient,
+        concurrency: Int
     ) async throws -> BenchRow {
         let counters = BenchCounters()
         let gate = BenchGate()
@@ -43,14 +44,15 @@ enum BenchRunner {
         let times = BenchTimes(count: scenario.messages.count)
         say("   \(scenario.name): \(sockets) WebSockets open; warming up with \(scenario.warm) messages")
         let warm = await BenchLoad.send(
-            scenario.messages, range: 0..<scenario.warm, server: url, http: http, concurrency: concurrency, times: times)
+            scenario.messages, range: 0..<scenario.warm, server: url, over: transport, http: http, concurrency: concurrency, times: times)
         _ = await waitForDeliveries(counters, expected: warm.accepted * scenario.fanOut)
         let timedCount = scenario.messages.count - scenario.warm
         say("   \(scenario.name): posting \(timedCount) messages (\(timedCount * scenario.fanOut) deliveries)")
         let serverCPUBefore = server.cpuSeconds
         let benchCPUBefore = ProcessCPU.seconds(pid: "self")
         let timed = await BenchLoad.send(
-            scenario.messages, range: scenario.warm..<scenario.messages.count, server: url, http: http, concurrency: concurrency,
+            scenario.messages, range: scenario.warm..<scenario.messages.count, server: url, over: transport, http: http,
+            concurrency: concurrency,
             times: times)
         let expected = (warm.accepted + timed.accepted) * scenario.fanOut
         let complete = await waitForDeliveries(counters, expected: expected)
@@ -78,7 +80,7 @@ enum BenchRunner {
         }
         var notes: [String] = []
         if warm.failed + timed.failed > 0 {
-            notes.append("\(warm.failed + timed.failed) POSTs failed, e.g. \(warm.samples.first ?? timed.samples.first ?? "?")")
+            notes.append("\(warm.failed + timed.failed) sends failed, e.g. \(warm.samples.first ?? timed.samples.first ?? "?")")
         }
         let delivered = counters.delivered.load(ordering: .relaxed)
         if !complete { notes.append("\(expected - delivered) deliveries missing after 30 s without progress") }

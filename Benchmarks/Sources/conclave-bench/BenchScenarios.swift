@@ -149,7 +149,7 @@ enum BenchSetup {
                     index[body.messageId] = Int32(planned.count)
                     planned.append(
                         BenchMessage(
-                            path: "/v1/conversations/\(conversations[sender])/messages", authorization: encrypted[sender].authorization,
+                            conversation: "\(conversations[sender])", authorization: encrypted[sender].authorization,
                             body: ByteBuffer(bytes: try encoder.encode(body))))
                 }
             }

@@ -13,6 +13,8 @@ import NIOWebSocket
 /// the stream to serve, or nil to refuse the upgrade.
 struct EventStreamUpgrade: Sendable {
     static let path = "/v1/events"
+    /// The largest WebSocket frame a client may send: a send of the largest application message.
+    let maxFrameSize: Int
     let accept: @Sendable (_ token: String?, _ after: String?, _ channel: any Channel) async -> EventStream?
 }
 
@@ -37,9 +39,6 @@ struct ConclaveHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         let channel: any Channel
     }
 
-    /// The largest WebSocket frame a client may send (its messages are acknowledgements of a few bytes).
-    static let maxFrameSize = 1 << 14
-
     let responder: HTTPChannelHandler.Responder
     let configuration: HTTP1Channel.Configuration
     /// Nil where no stream is served (the console's own listener): every upgrade is refused.
@@ -60,7 +59,7 @@ struct ConclaveHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             try channel.pipeline.syncOperations.addHandler(QuiesceWatch(quiesced: quiesced))
             let events = events
             let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
-                maxFrameSize: Self.maxFrameSize,
+                maxFrameSize: events?.maxFrameSize ?? 1 << 14,
                 shouldUpgrade: { channel, head in
                     attempted.value = true
                     let uri = URI(head.uri)

@@ -6,16 +6,23 @@ import NIOWebSocket
 import Synchronization
 
 /// One device's `/v1/events` WebSocket, apart from the WebSocket protocol
-/// (``EventStreamHandler``): its pusher, its place in the hub, and its
-/// acknowledgements. It holds no task: pushing runs in the pusher's
-/// short-lived task, and acknowledgements are written from a task that
-/// lives only while there is one to write.
+/// (``EventStreamHandler``): its pusher, its place in the hub, its
+/// acknowledgements and the messages it sends. It holds no task: pushing
+/// runs in the pusher's short-lived task, acknowledgements are written
+/// from a task that lives only while there is one to write, and each send
+/// runs in a task of its own until it is answered.
 final class EventStream: Sendable {
+    /// Sends a message of this device as `POST /v1/conversations/{id}/messages`
+    /// would (its session checked again first): the answer, without its `ref`.
+    typealias Sender = @Sendable (ConversationID, SendMessage) async -> EventStreamAnswer
+
     let pusher: InboxPusher
+    let settings: EventStreamHandler.Settings
     private let hub: InboxHub
     private let store: ConclaveStore
     private let metrics: ServerMetrics
     private let limit: Int
+    private let sender: Sender
     private let acks = Mutex<AckState>(AckState())
 
     private struct AckState {
@@ -25,12 +32,17 @@ final class EventStream: Sendable {
         var opened = false
     }
 
-    init(pusher: InboxPusher, hub: InboxHub, store: ConclaveStore, metrics: ServerMetrics, limit: Int) {
+    init(
+        pusher: InboxPusher, settings: EventStreamHandler.Settings, hub: InboxHub, store: ConclaveStore, metrics: ServerMetrics,
+        limit: Int, sender: @escaping Sender
+    ) {
         self.pusher = pusher
+        self.settings = settings
         self.hub = hub
         self.store = store
         self.metrics = metrics
         self.limit = limit
+        self.sender = sender
     }
 
     /// Joins the hub (and starts pushing from the cursor); false when the
@@ -68,6 +80,17 @@ final class EventStream: Sendable {
         Task { await writeAcknowledgements() }
     }
 
+    /// Sends a message in a task of its own; `answered` gets the answer's
+    /// JSON text.
+    func send(_ request: EventStreamSend, answered: @escaping @Sendable (String) -> Void) {
+        let sender = sender
+        Task {
+            var answer = await sender(request.conversation, request.send)
+            answer.ref = request.ref
+            answered(answer.text)
+        }
+    }
+
     private func writeAcknowledgements() async {
         while let seq = acks.withLock({ state -> Int64? in
             guard let seq = state.pending else {
@@ -89,8 +112,9 @@ final class EventStream: Sendable {
 ///
 /// It answers pings, sends its own every `pingInterval` and closes a
 /// connection whose last ping went unanswered, assembles the client's
-/// text messages (at most `maxMessage` bytes) into acknowledgements, and
-/// runs the close handshake: a close frame from either side is answered
+/// text messages (at most `maxMessage` bytes) into acknowledgements and
+/// sends (``EventStreamSend``, at most `sendsInFlight` unanswered before
+/// it stops reading the connection), and runs the close handshake: a close frame from either side is answered
 /// and the connection closed; a client that does not answer the server's
 /// close frame loses the connection after `closeTimeout`. A frame that is
 /// not masked, carries reserved bits or has an unknown opcode is a
@@ -104,7 +128,18 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     struct Settings: Sendable {
         var pingInterval = TimeAmount.seconds(30)
         var closeTimeout = TimeAmount.seconds(5)
-        var maxMessage = 4096
+        /// The largest message a client may send: a send of the largest
+        /// application message (``maxMessage(forMessageBytes:)``).
+        var maxMessage: Int
+        /// Sends taken and not answered yet, beyond which the connection is
+        /// not read until one is answered.
+        var sendsInFlight = 64
+
+        init(maxMessageBytes: Int) { maxMessage = Self.maxMessage(forMessageBytes: maxMessageBytes) }
+
+        /// A send's JSON around an application message of `bytes` bytes,
+        /// base64: the message's 4/3, and 4 KiB for the rest.
+        static func maxMessage(forMessageBytes bytes: Int) -> Int { (bytes + 2) / 3 * 4 + 4096 }
     }
 
     /// The outbound user event that ends the stream with a close frame
@@ -130,14 +165,19 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeTimer: Scheduled<Void>?
     /// A text or binary message arriving in several frames.
     private var message: (text: Bool, bytes: ByteBuffer)?
-    /// A read was asked for while the connection could take no more writes.
+    /// A read was asked for while the connection could take no more writes,
+    /// or while `sendsInFlight` sends waited for their answer.
     private var readHeld = false
+    /// Sends taken and not answered yet.
+    private var sendsInFlight = 0
+    /// Answers are written and flushed once per turn of the event loop.
+    private var flushScheduled = false
     /// The latest ping's data, while the connection could take no more writes.
     private var pendingPong: ByteBuffer?
 
-    init(stream: EventStream, settings: Settings = Settings(), quiesced: Bool = false) {
+    init(stream: EventStream, quiesced: Bool = false) {
         self.stream = stream
-        self.settings = settings
+        self.settings = stream.settings
         self.quiesced = quiesced
     }
 
@@ -190,12 +230,23 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// While the connection cannot take more (a client that does not read),
     /// its frames are not read either: its pings would otherwise queue
-    /// pongs without bound.
+    /// pongs without bound. Nor are they while `sendsInFlight` sends wait
+    /// for their answer.
     func read(context: ChannelHandlerContext) {
-        guard context.channel.isWritable else {
+        guard mayRead(context) else {
             readHeld = true
             return
         }
+        context.read()
+    }
+
+    private func mayRead(_ context: ChannelHandlerContext) -> Bool {
+        context.channel.isWritable && sendsInFlight < settings.sendsInFlight
+    }
+
+    private func resumeReading(_ context: ChannelHandlerContext) {
+        guard readHeld, mayRead(context) else { return }
+        readHeld = false
         context.read()
     }
 
@@ -204,10 +255,7 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             pendingPong = nil
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: data)), promise: nil)
         }
-        if context.channel.isWritable, readHeld {
-            readHeld = false
-            context.read()
-        }
+        resumeReading(context)
         context.fireChannelWritabilityChanged()
     }
 
@@ -267,10 +315,52 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         message = nil
-        // Anything but an acknowledgement is ignored (docs: other frames are ignored).
-        guard current.text, let ack = try? ConclaveJSON.decoder().decode(WebSocketAck.self, from: Data(current.bytes.readableBytesView))
-        else { return }
-        stream.acknowledge(ack.ack)
+        // Anything but an acknowledgement or a send is ignored (docs/server.md).
+        guard current.text, let request = EventStreamRequest.read(current.bytes) else { return }
+        if let ack = request.ack { stream.acknowledge(ack) }
+        switch request.send {
+        case .none: break
+        case .refused(let refusal)?: answer(context, refusal.text)
+        case .valid(let send)?: take(send, context)
+        }
+    }
+
+    /// Runs a send; its answer comes back to the event loop. Sends beyond
+    /// four times `sendsInFlight` (frames read before reading stopped) are
+    /// refused at once.
+    private func take(_ send: EventStreamSend, _ context: ChannelHandlerContext) {
+        guard sendsInFlight < 4 * settings.sendsInFlight else {
+            let refusal = APIError(.rateLimited, "too many sends wait for their answer on this connection")
+            answer(context, EventStreamAnswer(ref: send.ref, error: refusal.body.error, retryAfter: 1).text)
+            return
+        }
+        sendsInFlight += 1
+        let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        stream.send(send) { text in
+            eventLoop.execute {
+                let (handler, context) = handler.value
+                handler.sendsInFlight -= 1
+                handler.answer(context, text)
+                handler.resumeReading(context)
+            }
+        }
+    }
+
+    /// Writes an answer while the stream is open; answers written in one
+    /// turn of the event loop are flushed together.
+    private func answer(_ context: ChannelHandlerContext, _ text: String) {
+        guard case .open = phase else { return }
+        context.write(
+            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: context.channel.allocator.buffer(string: text))), promise: nil)
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = handler.value
+            handler.flushScheduled = false
+            context.flush()
+        }
     }
 
     private func receivedClose(_ context: ChannelHandlerContext, _ data: ByteBuffer) {
@@ -391,9 +481,4 @@ struct EventStreamTarget: PushTarget {
     func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
         channel.eventLoop.scheduleTask(in: TimeAmount(delay)) { body() }
     }
-}
-
-/// A client's acknowledgement over the WebSocket.
-struct WebSocketAck: Decodable {
-    let ack: Int64
 }

@@ -43,11 +43,21 @@ final class InboxService: Sendable {
     /// (`stillValid`, from memory while nothing changed): a device cut off by
     /// another server process on a shared database stops receiving even if
     /// that process's signal to end the connection is lost.
-    func eventStream(session: Session, after: Int64, stillValid: @escaping @Sendable () async -> Bool, channel: any Channel) -> EventStream
-    {
+    ///
+    /// The device may also send application messages on it
+    /// (``EventStreamSend``): `send` runs each as the HTTP route would.
+    func eventStream(
+        session: Session, after: Int64, stillValid: @escaping @Sendable () async -> Bool, send: @escaping EventStream.Sender,
+        channel: any Channel
+    ) -> EventStream {
         let pusher = InboxPusher(
             device: session.device.id, after: after, store: store, pageBytes: limits.inboxPageBytes, clock: clock,
             target: EventStreamTarget(channel: channel), stillValid: stillValid)
-        return EventStream(pusher: pusher, hub: hub, store: store, metrics: metrics, limit: limits.webSocketsPerDevice)
+        return EventStream(
+            pusher: pusher, settings: streamSettings, hub: hub, store: store, metrics: metrics, limit: limits.webSocketsPerDevice,
+            sender: send)
     }
+
+    /// The WebSocket's settings under this server's limits.
+    var streamSettings: EventStreamHandler.Settings { EventStreamHandler.Settings(maxMessageBytes: limits.maxMessageBytes) }
 }

@@ -27,10 +27,9 @@ extension ConclaveAPI {
     /// Accepts a `/v1/events` upgrade with a valid session and `after` (an
     /// integer ≥ 0, 0 when absent); anything else is refused.
     var eventStreamUpgrade: EventStreamUpgrade {
-        EventStreamUpgrade { [authentication, inbox, metrics, accessLogger] token, afterText, channel in
+        EventStreamUpgrade(maxFrameSize: inbox.streamSettings.maxMessage) { [self] token, afterText, channel in
             let start = ContinuousClock.now
-            let stream = await Self.eventStream(
-                authentication: authentication, inbox: inbox, token: token, after: afterText, channel: channel)
+            let stream = await eventStream(token: token, after: afterText, channel: channel)
             AccessLogMiddleware<ConclaveRequestContext>.record(
                 method: "GET", route: EventStreamUpgrade.path, status: stream == nil ? 400 : 101, since: start, metrics: metrics,
                 logger: accessLogger)
@@ -38,9 +37,7 @@ extension ConclaveAPI {
         }
     }
 
-    private static func eventStream(
-        authentication: AuthenticationService, inbox: InboxService, token: String?, after afterText: String?, channel: any Channel
-    ) async -> EventStream? {
+    private func eventStream(token: String?, after afterText: String?, channel: any Channel) async -> EventStream? {
         guard let session = try? await authentication.session(token: token) else { return nil }
         let after: Int64
         if let afterText {
@@ -49,7 +46,30 @@ extension ConclaveAPI {
         } else {
             after = 0
         }
+        let authentication = authentication
         return inbox.eventStream(
-            session: session, after: after, stillValid: { (try? await authentication.session(token: token)) != nil }, channel: channel)
+            session: session, after: after, stillValid: { (try? await authentication.session(token: token)) != nil },
+            send: { [self] conversation, message in await send(message, to: conversation, token: token) }, channel: channel)
+    }
+
+    /// A send on the WebSocket: `POST /v1/conversations/{id}/messages`
+    /// without HTTP, the session checked again as each request would be.
+    private func send(_ message: SendMessage, to conversation: ConversationID, token: String?) async -> EventStreamAnswer {
+        do {
+            let session = try await authentication.session(token: token)
+            let (accepted, created) = try await conversations.send(conversation, message, session: session)
+            if created { metrics.messageAccepted() }
+            return EventStreamAnswer(ref: nil, accepted: accepted, created: created)
+        } catch {
+            let refusal: APIError
+            if let error = error as? APIError {
+                refusal = error
+            } else {
+                accessLogger.error("a WebSocket send failed", metadata: ["error.type": "\(type(of: error))"])
+                refusal = APIError(.internal, "internal error")
+            }
+            return EventStreamAnswer(
+                ref: nil, error: refusal.body.error, retryAfter: refusal.retryAfter ?? (refusal.code == .rateLimited ? 1 : nil))
+        }
     }
 }
