@@ -201,7 +201,11 @@ extension ConclaveStore {
         _ id: ConversationID, epoch: UInt64, generation: UInt64 = 0, delivery: Delivery, files: FileShare? = nil
     ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
         if database.dialect == .postgres, files?.files.isEmpty ?? true, delivery.remote.isEmpty {
-            return try await appendInOneStatement(id, epoch: epoch, generation: generation, delivery: delivery)
+            return try await appender.append(
+                MessageAppender.Message(conversation: id, epoch: epoch, generation: generation, delivery: delivery)
+            ) {
+                try await appendInBatch($0)
+            }
         }
         return try await writeKeepingCaches { connection in
             let key = SQLValue.blob(id.bytes)
@@ -239,30 +243,63 @@ extension ConclaveStore {
     }
 
     /// ``appendApplication(_:epoch:generation:delivery:files:)`` on
-    /// PostgreSQL, for a message with no file and no remote recipient: one
-    /// call of `conclave_append_message` (``Schema/appendMessageFunction``),
-    /// a transaction of its own.
-    private func appendInOneStatement(
-        _ id: ConversationID, epoch: UInt64, generation: UInt64, delivery: Delivery
-    ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
-        let rows = try await writeOneStatement(
-            "SELECT outcome, epoch, sent_at, expires_at, sequences FROM conclave_append_message(?, ?, ?, ?, ?, ?, ?, ?, ?, ?::TEXT[])",
-            [
-                .blob(id.bytes), .integer(Int64(clamping: epoch)), .integer(Int64(clamping: generation)), .text(delivery.kind.rawValue),
-                delivery.messageID.map(SQLValue.text) ?? .null, .blob(delivery.data),
-                delivery.senderDevice.map { .text($0.value) } ?? .null,
-                .integer(delivery.sentAt.millis), delivery.expiresAt.map { .integer($0.millis) } ?? .null,
-                .text(Self.textArray(delivery.recipients.map(\.value))),
-            ])
-        // A conflict on the message id whose row is gone by the time it is read: stored before, as D17 answers.
-        guard let row = rows.first else { return (.duplicate(sentAt: delivery.sentAt, expiresAt: nil), [:]) }
-        let times = { () throws -> (Date, Date?) in
-            (Date(millis: try row.integer(2)), try row.optionalInteger(3).map(Date.init(millis:)))
+    /// PostgreSQL, for messages with no file and no remote recipient, as
+    /// ``MessageAppender`` gathers them: one message is one call of
+    /// `conclave_append_message` (``Schema/appendMessageFunction``), several
+    /// one call of `conclave_append_messages`; either a transaction of its
+    /// own. The outcomes are in the messages' order.
+    private func appendInBatch(_ messages: [MessageAppender.Message]) async throws -> [MessageAppender.Outcome] {
+        guard messages.count > 1 else {
+            guard let message = messages.first else { return [] }
+            let rows = try await writeOneStatement(
+                "SELECT outcome, epoch, sent_at, expires_at, sequences FROM conclave_append_message(?, ?, ?, ?, ?, ?, ?, ?, ?, ?::TEXT[])",
+                [
+                    .blob(message.conversation.bytes), .integer(Int64(clamping: message.epoch)),
+                    .integer(Int64(clamping: message.generation)),
+                    .text(message.delivery.kind.rawValue), message.delivery.messageID.map(SQLValue.text) ?? .null,
+                    .blob(message.delivery.data),
+                    message.delivery.senderDevice.map { .text($0.value) } ?? .null, .integer(message.delivery.sentAt.millis),
+                    message.delivery.expiresAt.map { .integer($0.millis) } ?? .null,
+                    .text(Self.arrayLiteral(message.delivery.recipients.map(\.value))),
+                ])
+            return [try Self.appendOutcome(rows.first, from: 0, message.delivery)]
         }
-        switch try row.text(0) {
+        let deliveries = messages.map(\.delivery)
+        let rows = try await writeOneStatement(
+            """
+            SELECT item, outcome, epoch, sent_at, expires_at, sequences FROM conclave_append_messages(?::BYTEA[], ?::BIGINT[], \
+            ?::BIGINT[], ?::TEXT[], ?::TEXT[], ?::BYTEA[], ?::TEXT[], ?::BIGINT[], ?::BIGINT[], ?::TEXT[])
+            """,
+            [
+                .text(Self.arrayLiteral(messages.map { "\\x" + Hex.encode($0.conversation.bytes) })),
+                .text(Self.arrayLiteral(messages.map { String(Int64(clamping: $0.epoch)) }, quoted: false)),
+                .text(Self.arrayLiteral(messages.map { String(Int64(clamping: $0.generation)) }, quoted: false)),
+                .text(Self.arrayLiteral(deliveries.map(\.kind.rawValue))),
+                .text(Self.arrayLiteral(deliveries.map(\.messageID))),
+                .text(Self.arrayLiteral(deliveries.map { "\\x" + Hex.encode($0.data) })),
+                .text(Self.arrayLiteral(deliveries.map { $0.senderDevice?.value })),
+                .text(Self.arrayLiteral(deliveries.map { String($0.sentAt.millis) }, quoted: false)),
+                .text(Self.arrayLiteral(deliveries.map { $0.expiresAt.map { String($0.millis) } }, quoted: false)),
+                .text(Self.arrayLiteral(deliveries.map { $0.recipients.map(\.value).joined(separator: ",") })),
+            ])
+        var byItem: [Int64: SQLRow] = [:]
+        for row in rows { byItem[try row.integer(0)] = row }
+        return try messages.indices.map { try Self.appendOutcome(byItem[Int64($0 + 1)], from: 1, messages[$0].delivery) }
+    }
+
+    /// One message's outcome from its row of `conclave_append_message`
+    /// (its columns from `first` on). No row: a conflict on the message id
+    /// whose row was gone by the time it was read, stored before, as D17
+    /// answers.
+    private static func appendOutcome(_ row: SQLRow?, from first: Int, _ delivery: Delivery) throws -> MessageAppender.Outcome {
+        guard let row else { return (.duplicate(sentAt: delivery.sentAt, expiresAt: nil), [:]) }
+        let times = { () throws -> (Date, Date?) in
+            (Date(millis: try row.integer(first + 2)), try row.optionalInteger(first + 3).map(Date.init(millis:)))
+        }
+        switch try row.text(first) {
         case "stored":
             var sequences: [DeviceID: Int64] = [:]
-            for pair in try row.text(4).split(separator: ",") {
+            for pair in try row.text(first + 4).split(separator: ",") {
                 let parts = pair.split(separator: ":")
                 guard parts.count == 2, let device = DeviceID(String(parts[0])), let seq = Int64(parts[1]) else {
                     throw StoreError.corrupt("conclave_append_message.sequences")
@@ -274,7 +311,7 @@ extension ConclaveStore {
         case "duplicate":
             let (sentAt, expiresAt) = try times()
             return (.duplicate(sentAt: sentAt, expiresAt: expiresAt), [:])
-        case "wrong_epoch": return (.wrongEpoch(current: UInt64(max(0, try row.integer(1)))), [:])
+        case "wrong_epoch": return (.wrongEpoch(current: UInt64(max(0, try row.integer(first + 1)))), [:])
         case "moving": return (.moving, [:])
         case "pending": return (.pendingProposals, [:])
         case "unknown": return (.unknownConversation, [:])
@@ -282,11 +319,16 @@ extension ConclaveStore {
         }
     }
 
-    /// A PostgreSQL array literal of texts: `{"a","b"}`, each element quoted
-    /// with `"`, and `"` and `\` escaped by a backslash.
-    static func textArray(_ values: [String]) -> String {
+    /// A PostgreSQL array literal: each element quoted with `"` (`"` and
+    /// `\` escaped by a backslash), or written as it is (numbers), and nil
+    /// as `NULL`.
+    static func arrayLiteral(_ values: [String?], quoted: Bool = true) -> String {
         "{"
-            + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+            + values.map { value in
+                guard let value else { return "NULL" }
+                guard quoted else { return value }
+                return "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            }
             .joined(separator: ",") + "}"
     }
 

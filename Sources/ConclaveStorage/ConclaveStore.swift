@@ -17,6 +17,8 @@ public struct ConclaveStore: Sendable {
     public let observer = StoreObserver()
     /// Application messages' wake-ups for the other server processes, sent after their transactions committed.
     let inboxAnnouncer = InboxAnnouncer()
+    /// Application messages stored in batches, on PostgreSQL.
+    let appender = MessageAppender()
 
     public init(database: any SQLDatabase, outboxLimit: Int = 10_000) {
         self.database = database

@@ -209,6 +209,8 @@ enum Schema {
             // Witness cosignatures carry the time they were signed (docs/transparency.md: clients count recent ones only);
             // those kept before are of the old format and count for nothing (time 0), until the witness signs again.
             ["ALTER TABLE transparency_cosignatures ADD COLUMN cosigned_at \(int) NOT NULL DEFAULT 0"],
+            // Messages stored in batches on PostgreSQL (issue 14): one statement and one commit for many.
+            dialect == .postgres ? [appendMessagesFunction] : [],
         ]
     }
 
@@ -265,6 +267,95 @@ enum Schema {
             )
             SELECT string_agg(s.device_id || ':' || s.seq, ',') INTO v_sequences FROM stored s;
             RETURN QUERY SELECT 'stored'::TEXT, c.epoch, p_sent_at, v_expires, COALESCE(v_sequences, '');
+        END
+        $$
+        """
+
+    /// ``appendMessageFunction`` for a batch of messages, in one statement
+    /// and one transaction: the arrays hold the messages' arguments in
+    /// order (recipients as comma-separated device ids, which are hex), and
+    /// each result row carries its message's position from 1 (`item`); a
+    /// message without a row is a duplicate whose row went meanwhile.
+    ///
+    /// The conversations' rows and then the recipients' device rows are
+    /// locked first, each in id order, as every single message locks its
+    /// own: so batches and single messages, in any process, wait for each
+    /// other without deadlock. Each message is checked and its payload
+    /// stored in order; then each recipient device's counter moves once
+    /// for the whole batch (one row version per device, not one per
+    /// message: a room's 49 counters would otherwise be rewritten for
+    /// every message) and its inbox rows are numbered in the messages'
+    /// order.
+    static let appendMessagesFunction = """
+        CREATE FUNCTION conclave_append_messages(p_conversations BYTEA[], p_epochs BIGINT[], p_generations BIGINT[], \
+        p_kinds TEXT[], p_message_ids TEXT[], p_data BYTEA[], p_senders TEXT[], p_sent_at BIGINT[], p_expires_at BIGINT[], \
+        p_recipients TEXT[]) \
+        RETURNS TABLE (item INT, outcome TEXT, epoch BIGINT, sent_at BIGINT, expires_at BIGINT, sequences TEXT) \
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            c RECORD;
+            v_payload BIGINT;
+            v_expires BIGINT;
+            v_payloads BIGINT[] := '{}';
+            v_expiries BIGINT[] := '{}';
+        BEGIN
+            PERFORM 1 FROM conversations x WHERE x.id = ANY (p_conversations) ORDER BY x.id FOR UPDATE;
+            PERFORM 1 FROM devices d WHERE d.id = ANY (string_to_array(array_to_string(p_recipients, ','), ','))
+                ORDER BY d.id FOR NO KEY UPDATE;
+            FOR v_i IN 1 .. COALESCE(array_length(p_conversations, 1), 0) LOOP
+                v_payload := NULL;
+                v_expires := NULL;
+                SELECT x.epoch, x.message_lifetime, x.generation, x.reinit IS NOT NULL AS moving,
+                    EXISTS (SELECT 1 FROM pending_proposals q WHERE q.conversation_id = p_conversations[v_i]) AS pending
+                    INTO c FROM conversations x WHERE x.id = p_conversations[v_i];
+                IF NOT FOUND THEN
+                    RETURN QUERY SELECT v_i, 'unknown'::TEXT, 0::BIGINT, 0::BIGINT, NULL::BIGINT, ''::TEXT;
+                ELSIF c.epoch <> p_epochs[v_i] OR GREATEST(c.generation, 0) <> p_generations[v_i] OR c.moving OR c.pending THEN
+                    RETURN QUERY SELECT v_i, 'duplicate'::TEXT, c.epoch, p.sent_at, p.expires_at, ''::TEXT FROM payloads p
+                        WHERE p.conversation_id = p_conversations[v_i] AND p.sender_device = p_senders[v_i]
+                        AND p.message_id = p_message_ids[v_i];
+                    IF NOT FOUND THEN
+                        RETURN QUERY SELECT v_i, CASE WHEN c.epoch <> p_epochs[v_i] OR GREATEST(c.generation, 0) <> p_generations[v_i]
+                            THEN 'wrong_epoch' WHEN c.moving THEN 'moving' ELSE 'pending' END::TEXT, c.epoch, 0::BIGINT, NULL::BIGINT,
+                            ''::TEXT;
+                    END IF;
+                ELSE
+                    v_expires := CASE WHEN c.message_lifetime > 0 THEN p_sent_at[v_i] + c.message_lifetime * 1000
+                        ELSE p_expires_at[v_i] END;
+                    INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at)
+                        VALUES (p_conversations[v_i], p_kinds[v_i], p_message_ids[v_i], p_data[v_i], p_senders[v_i], p_sent_at[v_i],
+                        v_expires)
+                        ON CONFLICT (conversation_id, sender_device, message_id) DO NOTHING RETURNING id INTO v_payload;
+                    IF v_payload IS NULL THEN
+                        RETURN QUERY SELECT v_i, 'duplicate'::TEXT, c.epoch, p.sent_at, p.expires_at, ''::TEXT FROM payloads p
+                            WHERE p.conversation_id = p_conversations[v_i] AND p.sender_device = p_senders[v_i]
+                            AND p.message_id = p_message_ids[v_i];
+                    END IF;
+                END IF;
+                v_payloads := array_append(v_payloads, v_payload);
+                v_expiries := array_append(v_expiries, v_expires);
+            END LOOP;
+            RETURN QUERY
+            WITH wanted AS (
+                SELECT r.pos, r.device, row_number() OVER (PARTITION BY r.device ORDER BY r.pos) AS k FROM (
+                    SELECT g.pos, unnest(string_to_array(p_recipients[g.pos], ',')) AS device
+                    FROM generate_subscripts(p_conversations, 1) AS g(pos) WHERE v_payloads[g.pos] IS NOT NULL) r
+            ), counts AS (
+                SELECT w.device, count(*) AS n FROM wanted w GROUP BY w.device
+            ), bumped AS (
+                UPDATE devices d SET inbox_seq = d.inbox_seq + t.n FROM counts t WHERE d.id = t.device
+                RETURNING d.id, d.inbox_seq - t.n AS base
+            ), numbered AS (
+                SELECT w.pos, w.device, b.base + w.k AS seq FROM wanted w JOIN bumped b ON b.id = w.device
+            ), stored AS (
+                INSERT INTO inbox (device_id, seq, payload_id) SELECT m.device, m.seq, v_payloads[m.pos] FROM numbered m
+                RETURNING inbox.device_id
+            )
+            SELECT g.pos, 'stored'::TEXT, p_epochs[g.pos], p_sent_at[g.pos], v_expiries[g.pos],
+                COALESCE(string_agg(m.device || ':' || m.seq, ',' ORDER BY m.device), '')::TEXT
+            FROM generate_subscripts(p_conversations, 1) AS g(pos) LEFT JOIN numbered m ON m.pos = g.pos
+            WHERE v_payloads[g.pos] IS NOT NULL AND (SELECT count(*) FROM stored) >= 0
+            GROUP BY g.pos;
         END
         $$
         """

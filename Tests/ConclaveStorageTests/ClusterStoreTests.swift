@@ -9,9 +9,10 @@ import Testing
 /// What the hot path serves from memory, and what server processes sharing
 /// one PostgreSQL database tell each other.
 @Suite struct ClusterStoreTests {
-    @Test func recipientsAreAPostgreSQLArrayLiteral() {
-        #expect(ConclaveStore.textArray([]) == "{}")
-        #expect(ConclaveStore.textArray(["a", #"b"c"#, #"d\e"#, "f,g"]) == #"{"a","b\"c","d\\e","f,g"}"#)
+    @Test func arraysArePostgreSQLArrayLiterals() {
+        #expect(ConclaveStore.arrayLiteral([]) == "{}")
+        #expect(ConclaveStore.arrayLiteral(["a", #"b"c"#, #"d\e"#, "f,g", nil, "NULL"]) == #"{"a","b\"c","d\\e","f,g",NULL,"NULL"}"#)
+        #expect(ConclaveStore.arrayLiteral(["1", nil, "-3"], quoted: false) == "{1,NULL,-3}")
     }
 
     @Test func noticesSplitUnderTheLimitAndParseBack() throws {

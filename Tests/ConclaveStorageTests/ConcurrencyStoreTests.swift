@@ -77,6 +77,39 @@ import Testing
         }
     }
 
+    /// 60 sends at once (on PostgreSQL, stored in batches): each is answered
+    /// as it would be alone: stored, a retry of a stored id (D17), the
+    /// wrong epoch (D8), or an unknown conversation.
+    @Test(arguments: [Backend.sqlite, Backend.postgres])
+    func concurrentSendsAreAnsweredEachAsAlone(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let alice = try await store.addUser("alice")
+            let sender = MemberDevice(device: try await store.addDevice(alice), user: alice)
+            let recipient = try await store.addDevice(alice)
+            let room = try await store.addRoom(sender).id
+            let sent = testNow()
+            let outcomes = try await withThrowingTaskGroup(of: (Int, SendOutcome).self) { group in
+                for index in 0..<60 {
+                    // 0–14 new, 15–29 one id over and over, 30–44 at a wrong epoch, 45–59 to no conversation.
+                    let id = (15..<30).contains(index) ? "again" : "m-\(index)"
+                    let delivery = Delivery(
+                        kind: .application, data: randomBytes(100), messageID: id, senderDevice: sender.device, sentAt: sent,
+                        recipients: [recipient])
+                    let (conversation, epoch): (ConversationID, UInt64) = index < 30 ? (room, 0) : index < 45 ? (room, 7) : (.random(), 0)
+                    group.addTask { (index, try await store.appendApplication(conversation, epoch: epoch, delivery: delivery).outcome) }
+                }
+                return try await group.reduce(into: [Int: SendOutcome]()) { $0[$1.0] = $1.1 }
+            }
+            #expect((0..<15).allSatisfy { outcomes[$0] == .stored(sentAt: sent, expiresAt: nil) })
+            let again = (15..<30).compactMap { outcomes[$0] }
+            #expect(again.filter { $0 == .stored(sentAt: sent, expiresAt: nil) }.count == 1)
+            #expect(again.filter { $0 == .duplicate(sentAt: sent, expiresAt: nil) }.count == 14)
+            #expect((30..<45).allSatisfy { outcomes[$0] == .wrongEpoch(current: 0) })
+            #expect((45..<60).allSatisfy { outcomes[$0] == .unknownConversation })
+            #expect(try await store.allEvents(recipient).map(\.seq) == Array(1...16))
+        }
+    }
+
     /// Concurrent commits on one group from the same epoch: exactly one wins.
     @Test(arguments: [Backend.sqlite, Backend.postgres])
     func concurrentCommitsHaveOneWinner(_ backend: Backend) async throws {

@@ -331,21 +331,29 @@ enum BenchLoad {
         }
     }
 
-    /// Sends on one `/v1/events` WebSocket per sender device, each with an
-    /// equal share of `concurrency` sends unanswered at a time; a device's
-    /// messages go in their order.
+    /// Sends on one `/v1/events` WebSocket per sender device
+    /// (``BenchSocket``), each with an equal share of `concurrency` sends
+    /// unanswered at a time; a device's messages go in their order.
     static func stream(_ messages: [BenchMessage], range: Range<Int>, server: String, concurrency: Int, times: BenchTimes) async
         -> SendOutcome
     {
         var bySender: [String: [Int]] = [:]
         for index in range { bySender[messages[index].authorization, default: []].append(index) }
         let window = max(1, (concurrency + bySender.count - 1) / max(1, bySender.count))
-        let url = server.replacingOccurrences(of: "http://", with: "ws://") + "/v1/events"
+        let hostAndPort = server.replacingOccurrences(of: "http://", with: "").split(separator: ":")
+        guard hostAndPort.count == 2, let port = Int(hostAndPort[1]) else {
+            var outcome = SendOutcome()
+            outcome.fail("not an http://host:port URL: \(server)")
+            return outcome
+        }
+        let host = String(hostAndPort[0])
         return await withTaskGroup(of: SendOutcome.self) { group in
             for (authorization, indices) in bySender {
-                let frames = indices.map { messages[$0].streamFrame(ref: $0) }
+                let frames = indices.map { BenchSocket.textFrame(messages[$0].streamFrame(ref: $0)) }
                 group.addTask {
-                    await streamOne(frames: frames, indices: indices, url: url, authorization: authorization, window: window, times: times)
+                    await socketSender(
+                        frames: frames, indices: indices, host: host, port: port, authorization: authorization, window: window, times: times
+                    )
                 }
             }
             var total = SendOutcome()
@@ -356,60 +364,5 @@ enum BenchLoad {
             }
             return total
         }
-    }
-
-    /// One sender's WebSocket: writes a frame whenever fewer than `window`
-    /// wait for their answer, and reads the answers by their ref.
-    private static func streamOne(
-        frames: [String], indices: [Int], url: String, authorization: String, window: Int, times: BenchTimes
-    ) async -> SendOutcome {
-        var headers = HTTPFields()
-        headers[.authorization] = authorization
-        var logger = Logger(label: "conclave.bench.sender")
-        logger.logLevel = .critical
-        let (permits, permit) = AsyncStream.makeStream(of: Void.self)
-        final class Tally: Sendable {
-            let outcome = Mutex(SendOutcome())
-        }
-        let tally = Tally()
-        do {
-            try await WebSocketClient.connect(
-                url: url, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers), logger: logger
-            ) { inbound, outbound, _ in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        var answered = 0
-                        for try await message in inbound.messages(maxSize: 1 << 22) {
-                            guard case .text(let text) = message else { continue }
-                            var copy = text
-                            guard let ref = copy.withUTF8({ BenchFrame.ref($0) }) else { continue }  // an inbox event
-                            times.answer(ref, benchNow())
-                            tally.outcome.withLock { outcome in
-                                if text.contains(#""created":true"#) {
-                                    outcome.accepted += 1
-                                } else {
-                                    outcome.fail(String(text.prefix(200)))
-                                }
-                            }
-                            permit.yield()
-                            answered += 1
-                            if answered == frames.count { return }
-                        }
-                    }
-                    group.addTask {
-                        var waiting = permits.makeAsyncIterator()
-                        for (position, frame) in frames.enumerated() {
-                            if position >= window { _ = await waiting.next() }
-                            times.start(indices[position], benchNow())
-                            try await outbound.write(.text(frame))
-                        }
-                    }
-                    try await group.waitForAll()
-                }
-            }
-        } catch {
-            tally.outcome.withLock { $0.fail("\(type(of: error)): \(error)") }
-        }
-        return tally.outcome.withLock { $0 }
     }
 }
