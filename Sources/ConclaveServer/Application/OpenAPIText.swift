@@ -3442,7 +3442,7 @@ extension OpenAPIDocument {
       "get": {
         "operationId": "streamEvents",
         "summary": "Inbox over WebSocket",
-        "description": "A GET that upgrades to a WebSocket (send `Connection: Upgrade`, `Upgrade: websocket` and the session token in `Authorization: Bearer <token>`). Server → client: one InboxEvent JSON object per text frame (schema `InboxEvent`), first every event after `after`, then new events as they arrive, in order of `seq`. Client → server: `{\"ack\": seq}` text frames (schema `WebSocketAck`, at most 4096 bytes), with the meaning of `POST /v1/inbox/ack`; other frames are ignored. Events stay in the inbox until acknowledged, so a reconnect with `after` set to the last processed `seq` loses nothing. The server closes the connection (1008 policy violation, \"session ended\") when the device is cut off: its user suspended or deleted, or its devices reset. A device already holding its limit of WebSockets (`web_sockets_per_device`, default 4, D24) has the new one closed at once (1008, \"too many connections of this device\"). Each pushed batch holds at most `inbox_page_bytes` of messages (D23).",
+        "description": "A GET that upgrades to a WebSocket (send `Connection: Upgrade`, `Upgrade: websocket` and the session token in `Authorization: Bearer <token>`). Server → client: one InboxEvent JSON object per text frame (schema `InboxEvent`), first every event after `after`, then new events as they arrive, in order of `seq`; and one `EventStreamAnswer` per send. Client → server, text frames of at most 4 KiB plus 4/3 of `max_message_bytes` (a send of the largest message, base64): `{\"ack\": seq}` (schema `WebSocketAck`), with the meaning of `POST /v1/inbox/ack`; and sends (schema `EventStreamSend`): an application message as `POST /v1/conversations/{id}/messages` takes it, checked and stored the same way before it is answered with the same `ref` (`accepted` and `created`, or the `error` that route would give, with `retry_after` for `rate_limited`). Sends are taken concurrently, at most 64 unanswered per connection before the server stops reading it; answers come in the order sends finish, so a client that needs two messages in order sends the second after the first's answer. A send whose connection ends before its answer may or may not be stored: send it again with the same `message_id` (D17). Other frames are ignored. Events stay in the inbox until acknowledged, so a reconnect with `after` set to the last processed `seq` loses nothing. The server closes the connection (1008 policy violation, \"session ended\") when the device is cut off: its user suspended or deleted, or its devices reset. A device already holding its limit of WebSockets (`web_sockets_per_device`, default 4, D24) has the new one closed at once (1008, \"too many connections of this device\"). Each pushed batch holds at most `inbox_page_bytes` of messages (D23).",
         "tags": [
           "Inbox"
         ],
@@ -9083,7 +9083,7 @@ extension OpenAPIDocument {
       },
       "WebSocketAck": {
         "type": "object",
-        "description": "A client → server text frame on `/v1/events` (at most 4096 bytes). Frames that are not this shape are ignored.",
+        "description": "A client → server text frame on `/v1/events`: an acknowledgement. Frames that are neither this nor an `EventStreamSend` are ignored.",
         "properties": {
           "ack": {
             "type": "integer",
@@ -9095,6 +9095,60 @@ extension OpenAPIDocument {
           "ack"
         ],
         "additionalProperties": false
+      },
+      "EventStreamSend": {
+        "type": "object",
+        "description": "A client → server text frame on `/v1/events`: an application message, sent as `POST /v1/conversations/{id}/messages` would send it. It may also carry `ack`. A send without a usable `ref` is answered with `bad_request` and no `ref`; one whose `conversation` or `send` is malformed, with `bad_request` and its `ref`.",
+        "properties": {
+          "ref": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "Chosen by the client (1–64 bytes); the answer carries it back."
+          },
+          "conversation": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32,128}$",
+            "description": "The conversation's id (hex)."
+          },
+          "send": {
+            "$ref": "#/components/schemas/SendMessage"
+          },
+          "ack": {
+            "type": "integer",
+            "format": "int64",
+            "description": "As in `WebSocketAck`."
+          }
+        },
+        "required": [
+          "ref",
+          "conversation",
+          "send"
+        ]
+      },
+      "EventStreamAnswer": {
+        "type": "object",
+        "description": "A server → client text frame on `/v1/events`: the answer to an `EventStreamSend`, sent once the message is durably stored (or refused).",
+        "properties": {
+          "ref": {
+            "type": "string",
+            "description": "The send's `ref`; absent when the send had no usable one."
+          },
+          "accepted": {
+            "$ref": "#/components/schemas/MessageAccepted"
+          },
+          "created": {
+            "type": "boolean",
+            "description": "False when a message with this `message_id` was stored before (D17): the HTTP route's 200 rather than 201."
+          },
+          "error": {
+            "$ref": "#/components/schemas/ErrorDetail"
+          },
+          "retry_after": {
+            "type": "integer",
+            "description": "With `rate_limited`: seconds after which to send again."
+          }
+        }
       },
       "CreateUser": {
         "type": "object",

@@ -1,5 +1,6 @@
 import ConclaveProtocol
 import Hummingbird
+import Logging
 import NIOCore
 
 /// The inbox: read and acknowledge over HTTP, or pushed on a WebSocket.
@@ -27,17 +28,42 @@ extension ConclaveAPI {
     /// Accepts a `/v1/events` upgrade with a valid session and `after` (an
     /// integer ≥ 0, 0 when absent); anything else is refused.
     var eventStreamUpgrade: EventStreamUpgrade {
-        EventStreamUpgrade(maxFrameSize: inbox.streamSettings.maxMessage) { [self] token, afterText, channel in
+        // One for every connection: a connection's closures hold a reference to it and the token, not the services.
+        let streams = EventStreamSessions(
+            authentication: authentication, conversations: conversations, inbox: inbox, metrics: metrics, logger: accessLogger)
+        return EventStreamUpgrade(maxFrameSize: inbox.streamSettings.maxMessage) { [metrics, accessLogger] token, afterText, channel in
             let start = ContinuousClock.now
-            let stream = await eventStream(token: token, after: afterText, channel: channel)
+            let stream = await streams.open(token: token, after: afterText, channel: channel)
             AccessLogMiddleware<ConclaveRequestContext>.record(
                 method: "GET", route: EventStreamUpgrade.path, status: stream == nil ? 400 : 101, since: start, metrics: metrics,
                 logger: accessLogger)
             return stream
         }
     }
+}
 
-    private func eventStream(token: String?, after afterText: String?, channel: any Channel) async -> EventStream? {
+/// What a `/v1/events` WebSocket reaches of the server: its session, the
+/// inbox, and the messages route for its sends.
+final class EventStreamSessions: Sendable {
+    private let authentication: AuthenticationService
+    private let conversations: ConversationRequests
+    private let inbox: InboxService
+    private let metrics: ServerMetrics
+    private let logger: Logger
+
+    init(
+        authentication: AuthenticationService, conversations: ConversationRequests, inbox: InboxService, metrics: ServerMetrics,
+        logger: Logger
+    ) {
+        self.authentication = authentication
+        self.conversations = conversations
+        self.inbox = inbox
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The stream of a valid session from `after`, or nil.
+    func open(token: String?, after afterText: String?, channel: any Channel) async -> EventStream? {
         guard let session = try? await authentication.session(token: token) else { return nil }
         let after: Int64
         if let afterText {
@@ -46,9 +72,8 @@ extension ConclaveAPI {
         } else {
             after = 0
         }
-        let authentication = authentication
         return inbox.eventStream(
-            session: session, after: after, stillValid: { (try? await authentication.session(token: token)) != nil },
+            session: session, after: after, stillValid: { [self] in (try? await authentication.session(token: token)) != nil },
             send: { [self] conversation, message in await send(message, to: conversation, token: token) }, channel: channel)
     }
 
@@ -65,7 +90,7 @@ extension ConclaveAPI {
             if let error = error as? APIError {
                 refusal = error
             } else {
-                accessLogger.error("a WebSocket send failed", metadata: ["error.type": "\(type(of: error))"])
+                logger.error("a WebSocket send failed", metadata: ["error.type": "\(type(of: error))"])
                 refusal = APIError(.internal, "internal error")
             }
             return EventStreamAnswer(
