@@ -2,12 +2,16 @@ import ConclaveProtocol
 import Synchronization
 
 /// Group commit for application messages on PostgreSQL (issue 14): the
-/// messages that arrive while a batch is being stored wait, then go
+/// messages that arrive while batches are being stored wait, then go
 /// together in the next one: one statement, one transaction and one WAL
-/// flush for all of them, where each would otherwise pay its own. One
-/// batch runs at a time per server process; a batch that fails is stored
-/// again message by message, so that each message still succeeds or fails
-/// alone. No caller returns before its batch has committed.
+/// flush for all of them, where each would otherwise pay its own. At most
+/// ``concurrentBatches`` run at once per server process (so a batch held
+/// up by a locked row does not hold up every message), each of at most
+/// ``batchLimit`` messages and ``batchBytes`` of payloads. A batch that
+/// fails is stored again message by message, concurrently, so that each
+/// message still succeeds or fails alone. Past ``waitingLimit`` waiting
+/// messages, a message is stored alone at once rather than wait. No
+/// caller returns before its message's transaction has committed.
 final class MessageAppender: Sendable {
     struct Message: Sendable {
         let conversation: ConversationID
@@ -21,6 +25,12 @@ final class MessageAppender: Sendable {
 
     /// Messages in one batch at most.
     static let batchLimit = 256
+    /// Payload bytes in one batch at most (a message larger than this is a batch of its own).
+    static let batchBytes = 4 << 20
+    /// Batches stored at once at most.
+    static let concurrentBatches = 2
+    /// Messages waiting for a batch at most.
+    static let waitingLimit = 4 * batchLimit
 
     private struct Waiting {
         let message: Message
@@ -29,7 +39,7 @@ final class MessageAppender: Sendable {
 
     private struct State {
         var waiting: [Waiting] = []
-        var storing = false
+        var storing = 0
     }
 
     private let state = Mutex(State())
@@ -40,25 +50,24 @@ final class MessageAppender: Sendable {
     /// Stores `message` with the next batch (`store` stores a batch, its
     /// outcomes in order) and returns its outcome once that has committed.
     func append(_ message: Message, store: @escaping Store) async throws -> Outcome {
-        try await withCheckedThrowingContinuation { continuation in
+        if waiting >= Self.waitingLimit {
+            guard let outcome = try await store([message]).first else { throw StoreError.corrupt("a message") }
+            return outcome
+        }
+        return try await withCheckedThrowingContinuation { continuation in
             let start = state.withLock { state in
                 state.waiting.append(Waiting(message: message, continuation: continuation))
-                defer { state.storing = true }
-                return !state.storing
+                guard state.storing < Self.concurrentBatches else { return false }
+                state.storing += 1
+                return true
             }
             if start { Task { await self.storeAll(store) } }
         }
     }
 
-    private func storeAll(_ store: Store) async {
-        while true {
-            let batch = state.withLock { state -> [Waiting] in
-                let batch = Array(state.waiting.prefix(Self.batchLimit))
-                state.waiting.removeFirst(batch.count)
-                if batch.isEmpty { state.storing = false }
-                return batch
-            }
-            guard !batch.isEmpty else { return }
+    /// Stores batch after batch while messages wait.
+    private func storeAll(_ store: @escaping Store) async {
+        while let batch = nextBatch() {
             do {
                 let outcomes = try await store(batch.map(\.message))
                 guard outcomes.count == batch.count else { throw StoreError.corrupt("a batch of messages") }
@@ -68,15 +77,40 @@ final class MessageAppender: Sendable {
                     for waiting in batch { waiting.continuation.resume(throwing: error) }
                     continue
                 }
-                for waiting in batch {
-                    do {
-                        guard let outcome = try await store([waiting.message]).first else { throw StoreError.corrupt("a message") }
-                        waiting.continuation.resume(returning: outcome)
-                    } catch {
-                        waiting.continuation.resume(throwing: error)
+                await withTaskGroup(of: Void.self) { group in
+                    for waiting in batch {
+                        group.addTask {
+                            do {
+                                guard let outcome = try await store([waiting.message]).first else { throw StoreError.corrupt("a message") }
+                                waiting.continuation.resume(returning: outcome)
+                            } catch {
+                                waiting.continuation.resume(throwing: error)
+                            }
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// The next batch: the longest prefix of the waiting messages within
+    /// the limits (one message at least); nil, and one storing task fewer,
+    /// when none waits.
+    private func nextBatch() -> [Waiting]? {
+        state.withLock { state in
+            guard !state.waiting.isEmpty else {
+                state.storing -= 1
+                return nil
+            }
+            var (count, bytes) = (0, 0)
+            for waiting in state.waiting.prefix(Self.batchLimit) {
+                bytes += waiting.message.delivery.data.count
+                guard count == 0 || bytes <= Self.batchBytes else { break }
+                count += 1
+            }
+            let batch = Array(state.waiting.prefix(count))
+            state.waiting.removeFirst(count)
+            return batch
         }
     }
 }

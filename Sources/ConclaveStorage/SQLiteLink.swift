@@ -18,7 +18,8 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
     private let handle: OpaquePointer
     private var statements: [String: OpaquePointer] = [:]
     private let jobs = SQLiteJobQueue()
-    private let threadID = Mutex<pthread_t?>(nil)
+    /// The connection's thread while it runs (0 before and after).
+    private let threadID = Atomic<UInt>(0)
 
     /// Statements kept at most; past it they are finalised and prepared again.
     static let statementLimit = 256
@@ -35,10 +36,10 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
         sqlite3_extended_result_codes(handle, 1)  // tells a unique key apart from a broken reference
         self.handle = handle
         let thread = Thread {
-            self.threadID.withLock { $0 = pthread_self() }
+            self.threadID.store(UInt(pthread_self()), ordering: .releasing)
             self.jobs.run { $0.runSynchronously(on: self.asUnownedTaskExecutor()) }
             // A thread id is reused once its thread ends: a later thread of Dispatch's must not pass for this one.
-            self.threadID.withLock { $0 = nil }
+            self.threadID.store(0, ordering: .releasing)
             self.finish()
         }
         thread.name = name
@@ -59,7 +60,8 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
 
     /// Whether the caller runs on this connection's thread.
     private var isCurrent: Bool {
-        threadID.withLock { id in id.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+        let id = threadID.load(ordering: .acquiring)
+        return id != 0 && pthread_equal(pthread_t(id), pthread_self()) != 0
     }
 
     /// Runs one statement and returns its rows, on the connection's thread.

@@ -90,7 +90,7 @@ final class KeyPackageDirectory: Sendable {
     func claim(_ claim: KeyPackageClaim, session: Session) async throws -> ClaimedKeyPackages {
         let requester = session.requester
         let suites = try Self.requestedSuites(claim.cipherSuites)
-        try await claims.spend(
+        try claims.spend(
             requester: "\(requester.address)/\(requester.device)", target: claim.user == session.address ? nil : claim.user, now: clock.now)
         if claim.user.domain != identity.domain {
             return try await gateway.claimRemoteKeyPackages(claim.user, suites: suites, session: session)

@@ -164,7 +164,7 @@ final class SingleSignOn: Sendable {
             throw APIError.badRequest("code_challenge must be the base64url SHA-256 of a PKCE verifier (43 characters)")
         }
         let now = now
-        if let wait = await starts.spend(for: address, now: now) {
+        if let wait = starts.spend(for: address, now: now) {
             throw APIError(.rateLimited, "too many sign-ins started from this address", retryAfter: max(1, Int(wait.rounded(.up))))
         }
         let metadata = try await provider.metadata(issuer: settings.issuer, now: now)

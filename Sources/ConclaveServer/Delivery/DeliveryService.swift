@@ -199,7 +199,7 @@ final class DeliveryService: Sendable {
         let remote = try await store.remoteDevices(id)
         let (epoch, generation) = try DeliveryCore.checkMessage(
             request, to: id, localDevices: devices, remoteDevices: remote, by: requester, maxBytes: limits.maxMessageBytes)
-        try await spendSendBudget(requester, bytes: request.message.bytes.count)
+        try spendSendBudget(requester, bytes: request.message.bytes.count)
         let delivery = Delivery(
             kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: requester.device,
             sentAt: Date(millis: clock.now.millis), recipients: devices.filter { !requester.isLocal || $0 != requester.device },
@@ -248,13 +248,13 @@ final class DeliveryService: Sendable {
     /// D20: a device sends at most `messagesPerSecond` messages and
     /// `messageBytesPerSecond` bytes, with bursts; beyond that 429 with
     /// `Retry-After`, and nothing is stored.
-    private func spendSendBudget(_ requester: Requester, bytes: Int) async throws {
+    private func spendSendBudget(_ requester: Requester, bytes: Int) throws {
         let key = "\(requester.address)/\(requester.device)"
         let now = clock.now
-        if let wait = await messageRate.spend(for: key, now: now) {
+        if let wait = messageRate.spend(for: key, now: now) {
             throw APIError(.rateLimited, "this device sends too many messages; slow down", retryAfter: max(1, Int(wait.rounded(.up))))
         }
-        if let wait = await byteRate.spend(Double(bytes), for: key, now: now) {
+        if let wait = byteRate.spend(Double(bytes), for: key, now: now) {
             throw APIError(.rateLimited, "this device sends too many bytes; slow down", retryAfter: max(1, Int(wait.rounded(.up))))
         }
     }

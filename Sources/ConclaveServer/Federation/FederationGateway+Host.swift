@@ -119,7 +119,7 @@ extension FederationGateway {
     func serveKeyPackageClaim(_ claim: FederatedKeyPackageClaim, origin: NetworkDomain) async throws -> ClaimedKeyPackages {
         guard claim.requester.domain == origin else { throw APIError(.forbidden, "a network may only act for its own users") }
         let suites = try KeyPackageDirectory.requestedSuites(claim.cipherSuites)
-        try await claims.spend(requester: "network:\(origin)", target: identity.address(claim.user), now: clock.now)  // K4
+        try claims.spend(requester: "network:\(origin)", target: identity.address(claim.user), now: clock.now)  // K4
         guard let user = try await store.user(named: claim.user), !user.suspended,
             let policy = try await store.policies(of: [claim.user])[claim.user]
         else { throw APIError.notFound("user") }

@@ -138,8 +138,9 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         init(maxMessageBytes: Int) { maxMessage = Self.maxMessage(forMessageBytes: maxMessageBytes) }
 
         /// A send's JSON around an application message of `bytes` bytes,
-        /// base64: the message's 4/3, and 4 KiB for the rest.
-        static func maxMessage(forMessageBytes bytes: Int) -> Int { (bytes + 2) / 3 * 4 + 4096 }
+        /// base64: the message's 4/3, a tenth more for an encoder that
+        /// escapes `/` as `\/`, and 16 KiB for the rest (files included).
+        static func maxMessage(forMessageBytes bytes: Int) -> Int { (bytes + 2) / 3 * 4 / 10 * 11 + 16_384 }
     }
 
     /// The outbound user event that ends the stream with a close frame
@@ -315,8 +316,30 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         message = nil
-        // Anything but an acknowledgement or a send is ignored (docs/server.md).
-        guard current.text, let request = EventStreamRequest.read(current.bytes) else { return }
+        guard current.text else { return }  // binary messages are ignored (docs/server.md)
+        if let request = EventStreamRequest.quick(current.bytes) {
+            handle(request, context)
+            return
+        }
+        // Anything else is decoded off the event loop, and counts as a send waiting meanwhile.
+        sendsInFlight += 1
+        let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let (eventLoop, bytes) = (context.eventLoop, current.bytes)
+        Task {
+            let request = EventStreamRequest.decode(bytes)
+            eventLoop.execute {
+                let (handler, context) = handler.value
+                handler.sendsInFlight -= 1
+                if let request { handler.handle(request, context) }
+                handler.resumeReading(context)
+            }
+        }
+    }
+
+    /// An acknowledgement, a send, or both; anything else was ignored
+    /// (docs/server.md).
+    private func handle(_ request: EventStreamRequest, _ context: ChannelHandlerContext) {
+        guard case .open = phase else { return }
         if let ack = request.ack { stream.acknowledge(ack) }
         switch request.send {
         case .none: break
@@ -418,6 +441,11 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func schedulePing(_ context: ChannelHandlerContext) {
         pingTimer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: settings.pingInterval) {
             guard case .open = self.phase else { return }
+            // Reads held for sends waiting for their answer hold the client's pong too: it is not counted as missing.
+            if self.unansweredPing != nil, self.readHeld, context.channel.isWritable {
+                self.schedulePing(context)
+                return
+            }
             guard self.unansweredPing == nil else {
                 self.close(context, code: .goingAway, reason: "ping timeout")
                 context.close(promise: nil)

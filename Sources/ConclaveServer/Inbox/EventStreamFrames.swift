@@ -15,14 +15,51 @@ struct EventStreamRequest: Decodable {
     let ack: Int64?
     let send: Send?
 
-    /// The request in a text message, nil when it is not a JSON object.
-    /// The common shapes (an acknowledgement; a send without files, in
-    /// plain JSON) are read by ``FlatJSON``, which reads every message it
-    /// takes as `JSONDecoder` does; the rest by `JSONDecoder`.
-    static func read(_ bytes: ByteBuffer) -> EventStreamRequest? {
-        let flat = bytes.readableBytesView.withContiguousStorageIfAvailable { Self.quick(FlatJSON.object(in: UnsafeRawBufferPointer($0))) }
-        if let flat, let request = flat { return request }
-        return try? ConclaveJSON.decoder().decode(EventStreamRequest.self, from: Data(bytes.readableBytesView))
+    /// The request in a text message of the common shapes (an
+    /// acknowledgement; a send without files, in plain JSON), read by
+    /// ``FlatJSON``, which reads every message it takes as `JSONDecoder`
+    /// does (``decode(_:)``); nil for any other message.
+    static func quick(_ bytes: ByteBuffer) -> EventStreamRequest? {
+        let flat = bytes.readableBytesView.withContiguousStorageIfAvailable { taken(from: FlatJSON.object(in: UnsafeRawBufferPointer($0))) }
+        return flat ?? nil
+    }
+
+    /// The request in a text message, by `JSONDecoder`; nil when it is not
+    /// a JSON object. A send's body takes the properties the messages route
+    /// takes, and no null, as over HTTP.
+    static func decode(_ bytes: ByteBuffer) -> EventStreamRequest? {
+        let data = Data(bytes.readableBytesView)
+        guard let request = try? ConclaveJSON.decoder().decode(EventStreamRequest.self, from: data) else { return nil }
+        guard case .valid(let send)? = request.send else { return request }
+        // Checked by the names as they are written: the decoder's snake-case conversion would take `messageId` too.
+        do {
+            _ = try JSONDecoder().decode(SendPropertyCheck.self, from: data)
+            return request
+        } catch {
+            let message = (error as? APIError)?.message ?? "send: {message_id, message (base64), files?} is required"
+            return EventStreamRequest(
+                ack: request.ack, send: .refused(EventStreamAnswer(ref: send.ref, error: APIError.badRequest(message).body.error)))
+        }
+    }
+
+    /// The properties of a send's body: those of `SendMessage`, none null.
+    private struct SendPropertyCheck: Decodable {
+        struct Name: CodingKey {
+            let stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: any Decoder) throws {
+            let body = try decoder.container(keyedBy: Name.self).nestedContainer(keyedBy: Name.self, forKey: Name(stringValue: "send"))
+            for key in body.allKeys {
+                if try body.decodeNil(forKey: key) { throw APIError.badRequest("send.\(key.stringValue) must not be null: leave it out") }
+                guard ["message_id", "message", "files"].contains(key.stringValue) else {
+                    throw APIError.badRequest("send: unknown property \(key.stringValue.prefix(64))")
+                }
+            }
+        }
     }
 
     private init(ack: Int64?, send: Send?) {
@@ -33,7 +70,7 @@ struct EventStreamRequest: Decodable {
     /// A request whose every part is well formed, from ``FlatJSON``'s
     /// reading; nil for anything else, which `JSONDecoder` then reads (and
     /// refuses with the same words).
-    private static func quick(_ object: [String: FlatJSON.Value]?) -> EventStreamRequest? {
+    private static func taken(from object: [String: FlatJSON.Value]?) -> EventStreamRequest? {
         guard let object else { return nil }
         var ack: Int64?
         var ref: String?

@@ -18,11 +18,11 @@ struct ClaimBudget: Sendable {
     /// Spends one claim of `requester` (a device, or a peer network) on
     /// `target` (nil: the requester's own user); 429 with `Retry-After`
     /// when either budget is spent.
-    func spend(requester: String, target: UserAddress?, now: Date) async throws {
-        if let wait = await byRequester.spend(for: requester, now: now) {
+    func spend(requester: String, target: UserAddress?, now: Date) throws {
+        if let wait = byRequester.spend(for: requester, now: now) {
             throw APIError(.rateLimited, "too many key package claims; try again later", retryAfter: max(1, Int(wait.rounded(.up))))
         }
-        if let target, let wait = await byTarget.spend(for: target.description, now: now) {
+        if let target, let wait = byTarget.spend(for: target.description, now: now) {
             throw APIError(
                 .rateLimited, "too many claims of this user's key packages; try again later", retryAfter: max(1, Int(wait.rounded(.up))))
         }

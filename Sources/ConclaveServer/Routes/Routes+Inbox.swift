@@ -2,6 +2,7 @@ import ConclaveProtocol
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 /// The inbox: read and acknowledge over HTTP, or pushed on a WebSocket.
 extension ConclaveAPI {
@@ -50,6 +51,12 @@ final class EventStreamSessions: Sendable {
     private let inbox: InboxService
     private let metrics: ServerMetrics
     private let logger: Logger
+    /// Sends of each device waiting for their answer, over all its
+    /// connections: a device that closes connections with sends unanswered
+    /// and opens new ones gets no more at once than its limit.
+    private let waiting = Mutex<[DeviceID: Int]>([:])
+    /// A device's sends waiting at most; more are refused at once.
+    static let sendsPerDevice = 256
 
     init(
         authentication: AuthenticationService, conversations: ConversationRequests, inbox: InboxService, metrics: ServerMetrics,
@@ -82,6 +89,19 @@ final class EventStreamSessions: Sendable {
     private func send(_ message: SendMessage, to conversation: ConversationID, token: String?) async -> EventStreamAnswer {
         do {
             let session = try await authentication.session(token: token)
+            let device = session.device.id
+            let admitted = waiting.withLock { waiting in
+                guard waiting[device, default: 0] < Self.sendsPerDevice else { return false }
+                waiting[device, default: 0] += 1
+                return true
+            }
+            guard admitted else { throw APIError(.rateLimited, "too many sends of this device wait for their answer") }
+            defer {
+                waiting.withLock { waiting in
+                    let left = waiting[device, default: 1] - 1
+                    waiting[device] = left > 0 ? left : nil
+                }
+            }
             let (accepted, created) = try await conversations.send(conversation, message, session: session)
             if created { metrics.messageAccepted() }
             return EventStreamAnswer(ref: nil, accepted: accepted, created: created)
