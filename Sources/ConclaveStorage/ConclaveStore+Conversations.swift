@@ -271,12 +271,12 @@ extension ConclaveStore {
             ?::BIGINT[], ?::TEXT[], ?::TEXT[], ?::BYTEA[], ?::TEXT[], ?::BIGINT[], ?::BIGINT[], ?::TEXT[])
             """,
             [
-                .text(Self.arrayLiteral(messages.map { "\\x" + Hex.encode($0.conversation.bytes) })),
+                .text(Self.byteaArrayLiteral(messages.map(\.conversation.bytes))),
                 .text(Self.arrayLiteral(messages.map { String(Int64(clamping: $0.epoch)) }, quoted: false)),
                 .text(Self.arrayLiteral(messages.map { String(Int64(clamping: $0.generation)) }, quoted: false)),
                 .text(Self.arrayLiteral(deliveries.map(\.kind.rawValue))),
                 .text(Self.arrayLiteral(deliveries.map(\.messageID))),
-                .text(Self.arrayLiteral(deliveries.map { "\\x" + Hex.encode($0.data) })),
+                .text(Self.byteaArrayLiteral(deliveries.map(\.data))),
                 .text(Self.arrayLiteral(deliveries.map { $0.senderDevice?.value })),
                 .text(Self.arrayLiteral(deliveries.map { String($0.sentAt.millis) }, quoted: false)),
                 .text(Self.arrayLiteral(deliveries.map { $0.expiresAt.map { String($0.millis) } }, quoted: false)),
@@ -321,15 +321,49 @@ extension ConclaveStore {
 
     /// A PostgreSQL array literal: each element quoted with `"` (`"` and
     /// `\` escaped by a backslash), or written as it is (numbers), and nil
-    /// as `NULL`.
+    /// as `NULL`. Written byte by byte: a batch's literals are written for
+    /// every batch of messages.
     static func arrayLiteral(_ values: [String?], quoted: Bool = true) -> String {
-        "{"
-            + values.map { value in
-                guard let value else { return "NULL" }
-                guard quoted else { return value }
-                return "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        bytes.reserveCapacity(values.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            guard let value else {
+                bytes += "NULL".utf8
+                continue
             }
-            .joined(separator: ",") + "}"
+            guard quoted else {
+                bytes += value.utf8
+                continue
+            }
+            bytes.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+                bytes.append(byte)
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// A PostgreSQL `BYTEA[]` literal: each element `"\\x…"`, the value in
+    /// hex (the backslash escaped for the array's syntax).
+    static func byteaArrayLiteral(_ values: [[UInt8]]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        bytes.reserveCapacity(values.reduce(2) { $0 + 2 * $1.count + 6 })
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += #""\\x"#.utf8
+            for byte in value {
+                bytes.append(digits[Int(byte >> 4)])
+                bytes.append(digits[Int(byte & 0x0F)])
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The message with this delivery's id from its sender, if one is stored (D17).

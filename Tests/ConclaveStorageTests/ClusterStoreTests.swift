@@ -13,6 +13,7 @@ import Testing
         #expect(ConclaveStore.arrayLiteral([]) == "{}")
         #expect(ConclaveStore.arrayLiteral(["a", #"b"c"#, #"d\e"#, "f,g", nil, "NULL"]) == #"{"a","b\"c","d\\e","f,g",NULL,"NULL"}"#)
         #expect(ConclaveStore.arrayLiteral(["1", nil, "-3"], quoted: false) == "{1,NULL,-3}")
+        #expect(ConclaveStore.byteaArrayLiteral([[0x00, 0xAB], [], [0xFF]]) == #"{"\\x00ab","\\x","\\xff"}"#)
     }
 
     @Test func noticesSplitUnderTheLimitAndParseBack() throws {
