@@ -201,11 +201,13 @@ extension ConclaveStore {
         _ id: ConversationID, epoch: UInt64, generation: UInt64 = 0, delivery: Delivery, files: FileShare? = nil
     ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
         if database.dialect == .postgres, files?.files.isEmpty ?? true, delivery.remote.isEmpty {
-            return try await appender.append(
-                MessageAppender.Message(conversation: id, epoch: epoch, generation: generation, delivery: delivery)
-            ) {
-                try await appendInBatch($0)
+            let message = MessageAppender.Message(conversation: id, epoch: epoch, generation: generation, delivery: delivery)
+            // A batch tells its messages apart by sender and id: a message without either is stored alone.
+            guard delivery.messageID != nil, delivery.senderDevice != nil else {
+                guard let outcome = try await appendInBatch([message]).first else { throw StoreError.corrupt("a message") }
+                return outcome
             }
+            return try await appender.append(message) { try await appendInBatch($0) }
         }
         return try await writeKeepingCaches { connection in
             let key = SQLValue.blob(id.bytes)

@@ -274,72 +274,70 @@ enum Schema {
     /// ``appendMessageFunction`` for a batch of messages, in one statement
     /// and one transaction: the arrays hold the messages' arguments in
     /// order (recipients as comma-separated device ids, which are hex), and
-    /// each result row carries its message's position from 1 (`item`); a
-    /// message without a row is a duplicate whose row went meanwhile.
+    /// each result row carries its message's position from 1 (`item`). Every
+    /// message has a message id and a sender (the store sends others alone).
     ///
     /// The conversations' rows and then the recipients' device rows are
     /// locked first, each in id order, as every single message locks its
     /// own: so batches and single messages, in any process, wait for each
-    /// other without deadlock. Each message is checked and its payload
-    /// stored in order; then each recipient device's counter moves once
-    /// for the whole batch (one row version per device, not one per
-    /// message: a room's 49 counters would otherwise be rewritten for
-    /// every message) and its inbox rows are numbered in the messages'
-    /// order.
+    /// other without deadlock. Then one statement does for the whole batch
+    /// what the single function does per message, set by set: it checks
+    /// each message against its conversation; stores the payloads of those
+    /// that pass, in order (of several with one id, the first; the others
+    /// are its duplicates, D17); moves each recipient device's counter once
+    /// (one row version per device, not one per message) and numbers its
+    /// inbox rows in the messages' order; and answers each message as the
+    /// single function would: `stored`, `duplicate` (a message of this id
+    /// stored before or earlier in the batch, whatever the epoch now is),
+    /// `wrong_epoch`, `moving`, `pending` or `unknown`.
     static let appendMessagesFunction = """
         CREATE FUNCTION conclave_append_messages(p_conversations BYTEA[], p_epochs BIGINT[], p_generations BIGINT[], \
         p_kinds TEXT[], p_message_ids TEXT[], p_data BYTEA[], p_senders TEXT[], p_sent_at BIGINT[], p_expires_at BIGINT[], \
         p_recipients TEXT[]) \
         RETURNS TABLE (item INT, outcome TEXT, epoch BIGINT, sent_at BIGINT, expires_at BIGINT, sequences TEXT) \
         LANGUAGE plpgsql AS $$
-        DECLARE
-            c RECORD;
-            v_payload BIGINT;
-            v_expires BIGINT;
-            v_payloads BIGINT[] := '{}';
-            v_expiries BIGINT[] := '{}';
+        #variable_conflict use_column
         BEGIN
             PERFORM 1 FROM conversations x WHERE x.id = ANY (p_conversations) ORDER BY x.id FOR UPDATE;
             PERFORM 1 FROM devices d WHERE d.id = ANY (string_to_array(array_to_string(p_recipients, ','), ','))
                 ORDER BY d.id FOR NO KEY UPDATE;
-            FOR v_i IN 1 .. COALESCE(array_length(p_conversations, 1), 0) LOOP
-                v_payload := NULL;
-                v_expires := NULL;
-                SELECT x.epoch, x.message_lifetime, x.generation, x.reinit IS NOT NULL AS moving,
-                    EXISTS (SELECT 1 FROM pending_proposals q WHERE q.conversation_id = p_conversations[v_i]) AS pending
-                    INTO c FROM conversations x WHERE x.id = p_conversations[v_i];
-                IF NOT FOUND THEN
-                    RETURN QUERY SELECT v_i, 'unknown'::TEXT, 0::BIGINT, 0::BIGINT, NULL::BIGINT, ''::TEXT;
-                ELSIF c.epoch <> p_epochs[v_i] OR GREATEST(c.generation, 0) <> p_generations[v_i] OR c.moving OR c.pending THEN
-                    RETURN QUERY SELECT v_i, 'duplicate'::TEXT, c.epoch, p.sent_at, p.expires_at, ''::TEXT FROM payloads p
-                        WHERE p.conversation_id = p_conversations[v_i] AND p.sender_device = p_senders[v_i]
-                        AND p.message_id = p_message_ids[v_i];
-                    IF NOT FOUND THEN
-                        RETURN QUERY SELECT v_i, CASE WHEN c.epoch <> p_epochs[v_i] OR GREATEST(c.generation, 0) <> p_generations[v_i]
-                            THEN 'wrong_epoch' WHEN c.moving THEN 'moving' ELSE 'pending' END::TEXT, c.epoch, 0::BIGINT, NULL::BIGINT,
-                            ''::TEXT;
-                    END IF;
-                ELSE
-                    v_expires := CASE WHEN c.message_lifetime > 0 THEN p_sent_at[v_i] + c.message_lifetime * 1000
-                        ELSE p_expires_at[v_i] END;
-                    INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at)
-                        VALUES (p_conversations[v_i], p_kinds[v_i], p_message_ids[v_i], p_data[v_i], p_senders[v_i], p_sent_at[v_i],
-                        v_expires)
-                        ON CONFLICT (conversation_id, sender_device, message_id) DO NOTHING RETURNING id INTO v_payload;
-                    IF v_payload IS NULL THEN
-                        RETURN QUERY SELECT v_i, 'duplicate'::TEXT, c.epoch, p.sent_at, p.expires_at, ''::TEXT FROM payloads p
-                            WHERE p.conversation_id = p_conversations[v_i] AND p.sender_device = p_senders[v_i]
-                            AND p.message_id = p_message_ids[v_i];
-                    END IF;
-                END IF;
-                v_payloads := array_append(v_payloads, v_payload);
-                v_expiries := array_append(v_expiries, v_expires);
-            END LOOP;
             RETURN QUERY
-            WITH wanted AS (
+            WITH input AS (
+                SELECT g.pos, p_conversations[g.pos] AS conversation, p_message_ids[g.pos] AS message_id,
+                    p_senders[g.pos] AS sender
+                FROM generate_subscripts(p_conversations, 1) AS g(pos)
+            ), checked AS (
+                SELECT i.pos, x.id IS NULL AS unknown, COALESCE(x.epoch, 0) AS current_epoch, x.message_lifetime,
+                    (x.epoch <> p_epochs[i.pos] OR GREATEST(x.generation, 0) <> p_generations[i.pos]) AS wrong_epoch,
+                    x.reinit IS NOT NULL AS moving,
+                    EXISTS (SELECT 1 FROM pending_proposals q WHERE q.conversation_id = i.conversation) AS pending
+                FROM input i LEFT JOIN conversations x ON x.id = i.conversation
+            ), passing AS (
+                SELECT c.pos, c.message_lifetime FROM checked c
+                WHERE NOT c.unknown AND NOT c.wrong_epoch AND NOT c.moving AND NOT c.pending
+            ), inserted AS (
+                INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at)
+                SELECT p_conversations[a.pos], p_kinds[a.pos], p_message_ids[a.pos], p_data[a.pos], p_senders[a.pos], p_sent_at[a.pos],
+                    CASE WHEN a.message_lifetime > 0 THEN p_sent_at[a.pos] + a.message_lifetime * 1000 ELSE p_expires_at[a.pos] END
+                FROM passing a ORDER BY a.pos
+                ON CONFLICT (conversation_id, sender_device, message_id) DO NOTHING
+                RETURNING payloads.id, payloads.conversation_id, payloads.sender_device, payloads.message_id, payloads.sent_at,
+                    payloads.expires_at
+            ), stored AS (
+                SELECT DISTINCT ON (n.id) a.pos, n.id, n.sent_at, n.expires_at
+                FROM inserted n JOIN input i ON i.conversation = n.conversation_id AND i.sender = n.sender_device
+                    AND i.message_id = n.message_id
+                JOIN passing a ON a.pos = i.pos
+                ORDER BY n.id, a.pos
+            ), earlier AS (
+                SELECT i.pos, COALESCE(n.sent_at, p.sent_at) AS sent_at, COALESCE(n.expires_at, p.expires_at) AS expires_at
+                FROM input i
+                LEFT JOIN inserted n ON n.conversation_id = i.conversation AND n.sender_device = i.sender AND n.message_id = i.message_id
+                LEFT JOIN payloads p ON p.conversation_id = i.conversation AND p.sender_device = i.sender AND p.message_id = i.message_id
+                WHERE n.id IS NOT NULL OR p.id IS NOT NULL
+            ), wanted AS (
                 SELECT r.pos, r.device, row_number() OVER (PARTITION BY r.device ORDER BY r.pos) AS k FROM (
-                    SELECT g.pos, unnest(string_to_array(p_recipients[g.pos], ',')) AS device
-                    FROM generate_subscripts(p_conversations, 1) AS g(pos) WHERE v_payloads[g.pos] IS NOT NULL) r
+                    SELECT s.pos, unnest(string_to_array(p_recipients[s.pos], ',')) AS device FROM stored s) r
             ), counts AS (
                 SELECT w.device, count(*) AS n FROM wanted w GROUP BY w.device
             ), bumped AS (
@@ -347,15 +345,25 @@ enum Schema {
                 RETURNING d.id, d.inbox_seq - t.n AS base
             ), numbered AS (
                 SELECT w.pos, w.device, b.base + w.k AS seq FROM wanted w JOIN bumped b ON b.id = w.device
-            ), stored AS (
-                INSERT INTO inbox (device_id, seq, payload_id) SELECT m.device, m.seq, v_payloads[m.pos] FROM numbered m
+            ), delivered AS (
+                INSERT INTO inbox (device_id, seq, payload_id) SELECT m.device, m.seq, s.id FROM numbered m JOIN stored s ON s.pos = m.pos
                 RETURNING inbox.device_id
+            ), sequenced AS (
+                SELECT s.pos, COALESCE(string_agg(m.device || ':' || m.seq, ',' ORDER BY m.device), '') AS list
+                FROM stored s LEFT JOIN numbered m ON m.pos = s.pos GROUP BY s.pos
             )
-            SELECT g.pos, 'stored'::TEXT, p_epochs[g.pos], p_sent_at[g.pos], v_expiries[g.pos],
-                COALESCE(string_agg(m.device || ':' || m.seq, ',' ORDER BY m.device), '')::TEXT
-            FROM generate_subscripts(p_conversations, 1) AS g(pos) LEFT JOIN numbered m ON m.pos = g.pos
-            WHERE v_payloads[g.pos] IS NOT NULL AND (SELECT count(*) FROM stored) >= 0
-            GROUP BY g.pos;
+            SELECT c.pos,
+                (CASE WHEN c.unknown THEN 'unknown' WHEN s.pos IS NOT NULL THEN 'stored' WHEN e.pos IS NOT NULL THEN 'duplicate'
+                    WHEN c.wrong_epoch THEN 'wrong_epoch' WHEN c.moving THEN 'moving' WHEN c.pending THEN 'pending'
+                    ELSE 'duplicate' END)::TEXT,
+                c.current_epoch,
+                CASE WHEN s.pos IS NOT NULL THEN s.sent_at WHEN e.pos IS NOT NULL AND NOT c.unknown THEN e.sent_at
+                    WHEN c.unknown OR c.wrong_epoch OR c.moving OR c.pending THEN 0::BIGINT ELSE p_sent_at[c.pos] END,
+                CASE WHEN s.pos IS NOT NULL THEN s.expires_at WHEN e.pos IS NOT NULL AND NOT c.unknown THEN e.expires_at END,
+                COALESCE(q.list, '')::TEXT
+            FROM checked c LEFT JOIN stored s ON s.pos = c.pos LEFT JOIN earlier e ON e.pos = c.pos AND s.pos IS NULL
+                LEFT JOIN sequenced q ON q.pos = c.pos
+            WHERE (SELECT count(*) FROM delivered) >= 0;
         END
         $$
         """

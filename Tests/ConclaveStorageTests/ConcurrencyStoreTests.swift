@@ -107,6 +107,24 @@ import Testing
             #expect((30..<45).allSatisfy { outcomes[$0] == .wrongEpoch(current: 0) })
             #expect((45..<60).allSatisfy { outcomes[$0] == .unknownConversation })
             #expect(try await store.allEvents(recipient).map(\.seq) == Array(1...16))
+
+            // Retries of stored ids, at the right epoch or a wrong one, beside new messages: the retries are answered as
+            // the first time (D17), with its time, and only the new messages reach the inbox.
+            let later = sent.addingTimeInterval(5)
+            let second = try await withThrowingTaskGroup(of: (Int, SendOutcome).self) { group in
+                for index in 0..<30 {
+                    let id = index < 20 ? "m-\(index % 10)" : "n-\(index)"
+                    let delivery = Delivery(
+                        kind: .application, data: randomBytes(100), messageID: id, senderDevice: sender.device, sentAt: later,
+                        recipients: [recipient])
+                    let epoch: UInt64 = index < 10 ? 7 : 0
+                    group.addTask { (index, try await store.appendApplication(room, epoch: epoch, delivery: delivery).outcome) }
+                }
+                return try await group.reduce(into: [Int: SendOutcome]()) { $0[$1.0] = $1.1 }
+            }
+            #expect((0..<20).allSatisfy { second[$0] == .duplicate(sentAt: sent, expiresAt: nil) })
+            #expect((20..<30).allSatisfy { second[$0] == .stored(sentAt: later, expiresAt: nil) })
+            #expect(try await store.allEvents(recipient).map(\.seq) == Array(1...26))
         }
     }
 
