@@ -145,11 +145,10 @@ final class BenchReader: @unchecked Sendable {
         receipts.reserveCapacity(1024)
     }
 
-    /// Records a frame; returns the acknowledgement to send, when one is due.
-    func take(_ text: String) -> String? {
+    /// Records a frame's text; returns the acknowledgement to send, when one is due.
+    func take(_ text: UnsafeBufferPointer<UInt8>) -> String? {
         let at = benchNow()
-        var copy = text
-        let (seq, messageID) = copy.withUTF8 { BenchFrame.scan($0) }
+        let (seq, messageID) = BenchFrame.scan(text)
         if let seq { lastSeq = max(lastSeq, seq) }
         if let messageID, let message = index[messageID] {
             receipts.append((message, at))
@@ -224,11 +223,11 @@ enum BenchFrame {
 /// The load generator's two halves: devices holding `/v1/events`
 /// WebSockets, and senders posting prepared messages.
 enum BenchLoad {
-    /// Holds one `/v1/events` WebSocket with a device's token until `gate`
-    /// opens (or the server ends it). With a reader, every frame is counted
-    /// and acknowledged in batches; without one, frames are only drained
-    /// (so that the server's pings are answered).
-    static func hold(server: String, token: String, gate: BenchGate, counters: BenchCounters, reader: BenchReader?) async {
+    /// Holds one idle `/v1/events` WebSocket with a device's token until
+    /// `gate` opens (or the server ends it), draining its frames (so that
+    /// the server's pings are answered). A task, not a thread: thousands
+    /// are held at once.
+    static func hold(server: String, token: String, gate: BenchGate, counters: BenchCounters) async {
         var headers = HTTPFields()
         headers[.authorization] = "Bearer \(token)"
         var logger = Logger(label: "conclave.bench.events")
@@ -238,15 +237,12 @@ enum BenchLoad {
         do {
             try await WebSocketClient.connect(
                 url: url, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers), logger: logger
-            ) { inbound, outbound, _ in
+            ) { inbound, _, _ in
                 entered.set()
                 counters.opened.add(1, ordering: .relaxed)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        for try await message in inbound.messages(maxSize: 1 << 22) {
-                            guard let reader, case .text(let text) = message, let ack = reader.take(text) else { continue }
-                            try await outbound.write(.text(ack))
-                        }
+                        for try await _ in inbound.messages(maxSize: 1 << 22) {}
                     }
                     group.addTask { await gate.wait() }
                     _ = try await group.next()
@@ -257,6 +253,13 @@ enum BenchLoad {
             if !entered.isSet { counters.failed.add(1, ordering: .relaxed) }
         }
         if entered.isSet, !gate.isOpen { counters.dropped.add(1, ordering: .relaxed) }
+    }
+
+    /// The host and port of the server's `http://host:port` URL.
+    static func hostAndPort(_ server: String) throws -> (String, Int) {
+        let parts = server.replacingOccurrences(of: "http://", with: "").split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw BenchError("not an http://host:port URL: \(server)") }
+        return (String(parts[0]), port)
     }
 
     /// What the senders saw.
@@ -340,13 +343,15 @@ enum BenchLoad {
         var bySender: [String: [Int]] = [:]
         for index in range { bySender[messages[index].authorization, default: []].append(index) }
         let window = max(1, (concurrency + bySender.count - 1) / max(1, bySender.count))
-        let hostAndPort = server.replacingOccurrences(of: "http://", with: "").split(separator: ":")
-        guard hostAndPort.count == 2, let port = Int(hostAndPort[1]) else {
+        let host: String
+        let port: Int
+        do {
+            (host, port) = try hostAndPort(server)
+        } catch {
             var outcome = SendOutcome()
-            outcome.fail("not an http://host:port URL: \(server)")
+            outcome.fail("\(error)")
             return outcome
         }
-        let host = String(hostAndPort[0])
         return await withTaskGroup(of: SendOutcome.self) { group in
             for (authorization, indices) in bySender {
                 let frames = indices.map { BenchSocket.textFrame(messages[$0].streamFrame(ref: $0)) }

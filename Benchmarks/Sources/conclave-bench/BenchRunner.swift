@@ -20,11 +20,13 @@ enum BenchRunner {
         let gate = BenchGate()
         let readers = scenario.recipients.map { _ in BenchReader(index: scenario.index, counters: counters) }
         let url = server.url
-        let holdURL = (receiver ?? server).url
+        let (host, port) = try BenchLoad.hostAndPort((receiver ?? server).url)
         let holders = Task {
             await withTaskGroup(of: Void.self) { group in
                 for (token, reader) in zip(scenario.recipients, readers) {
-                    group.addTask { await BenchLoad.hold(server: holdURL, token: token, gate: gate, counters: counters, reader: reader) }
+                    group.addTask {
+                        await BenchLoad.receive(host: host, port: port, token: token, gate: gate, counters: counters, reader: reader)
+                    }
                 }
             }
         }
@@ -114,7 +116,7 @@ enum BenchRunner {
                         try? await Task.sleep(for: .milliseconds(1))
                     }
                     let token = tokens[launched % tokens.count]
-                    group.addTask { await BenchLoad.hold(server: url, token: token, gate: gate, counters: counters, reader: nil) }
+                    group.addTask { await BenchLoad.hold(server: url, token: token, gate: gate, counters: counters) }
                 }
             }
         }

@@ -4,19 +4,21 @@ import Foundation
     import Glibc
 #endif
 
-/// The load generator's cheapest sender: a `/v1/events` WebSocket on a
-/// blocking socket of its own thread, its frames masked before the clock
-/// starts, as many written in one `write` as the window allows. A client
-/// library writes and flushes each frame with a system call of its own,
-/// which on a shared 2-core machine costs the server CPU it would
-/// otherwise measure.
-final class BenchSocket {
+/// The load generator's cheapest WebSocket: `/v1/events` on a blocking
+/// socket of its own thread. A sender's frames are masked before the clock
+/// starts and as many written in one `write` as the window allows; a
+/// recipient reads all the frames a `read` brings. A client library takes
+/// a task switch per frame and writes and flushes each with a system call
+/// of its own, which on a shared 2-core machine costs the server CPU it
+/// would otherwise measure.
+final class BenchSocket: @unchecked Sendable {  // read and written by its thread only; `shutDown` touches the descriptor alone
     private let descriptor: Int32
     /// Bytes read and not yet taken as whole frames.
     private var pending: [UInt8] = []
     private var start = 0
 
-    /// Connects to `host:port` (IPv4) and completes the upgrade with `token`.
+    /// Connects to `host:port` (IPv4) and completes the upgrade with
+    /// `token` (the `Authorization` header's value).
     init(host: String, port: Int, token: String) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw BenchError("socket() failed") }
@@ -54,6 +56,9 @@ final class BenchSocket {
     }
 
     deinit { close(descriptor) }
+
+    /// Ends the connection from another thread: a blocked read returns.
+    func shutDown() { _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR)) }
 
     /// A client's text frame (masked, with a zero key: RFC 6455 asks the
     /// key of a browser to be unpredictable, and the server cannot tell).
@@ -170,5 +175,38 @@ extension BenchLoad {
                 continuation.resume(returning: outcome)
             }
         }
+    }
+
+    /// A recipient's WebSocket on a ``BenchSocket`` and a thread of its
+    /// own until `gate` opens: every frame is counted by `reader` and
+    /// acknowledged in batches.
+    static func receive(
+        host: String, port: Int, token: String, gate: BenchGate, counters: BenchCounters, reader: BenchReader
+    ) async {
+        let socket: BenchSocket
+        do {
+            socket = try BenchSocket(host: host, port: port, token: "Bearer \(token)")
+        } catch {
+            counters.failed.add(1, ordering: .relaxed)
+            return
+        }
+        counters.opened.add(1, ordering: .relaxed)
+        let ended = Task {
+            await gate.wait()
+            socket.shutDown()
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                while let frames = try? socket.frames() {
+                    for frame in frames where frame.opcode == 0x1 {
+                        guard let ack = frame.payload.withUnsafeBufferPointer({ reader.take($0) }) else { continue }
+                        try? socket.write(BenchSocket.textFrame(ack))
+                    }
+                }
+                continuation.resume()
+            }
+        }
+        if !gate.isOpen { counters.dropped.add(1, ordering: .relaxed) }
+        ended.cancel()
     }
 }
