@@ -200,9 +200,11 @@ extension ConclaveStore {
     public func appendApplication(
         _ id: ConversationID, epoch: UInt64, generation: UInt64 = 0, delivery: Delivery, files: FileShare? = nil
     ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
-        if database.dialect == .postgres, files?.files.isEmpty ?? true, delivery.remote.isEmpty {
+        // A message with no file and no remote recipient goes with others in a batch (``MessageAppender``). A batch
+        // tells its messages apart by sender and id: on PostgreSQL a message without either is stored alone.
+        if files?.files.isEmpty ?? true, delivery.remote.isEmpty {
             let message = MessageAppender.Message(conversation: id, epoch: epoch, generation: generation, delivery: delivery)
-            // A batch tells its messages apart by sender and id: a message without either is stored alone.
+            if database.dialect == .sqlite { return try await appender.append(message) { try await appendBatchOnSQLite($0) } }
             guard delivery.messageID != nil, delivery.senderDevice != nil else {
                 guard let outcome = try await appendInBatch([message]).first else { throw StoreError.corrupt("a message") }
                 return outcome
@@ -242,6 +244,76 @@ extension ConclaveStore {
             let sequences = try await Self.fanOut(connection, payload: payload, to: timed.recipients, deviceLock: deviceLock, origin: nil)
             return (.stored(sentAt: timed.sentAt, expiresAt: timed.expiresAt), sequences)
         }
+    }
+
+    /// ``appendApplication(_:epoch:generation:delivery:files:)`` on SQLite
+    /// for messages with no file and no remote recipient, as
+    /// ``MessageAppender`` gathers them, in one transaction: each
+    /// conversation's state read once, each message checked and its
+    /// payload stored in order as it would be alone, then the recipients'
+    /// counters moved and inbox rows written for all of them at once
+    /// (``fanOut(_:batch:)``). The outcomes are in the messages' order.
+    private func appendBatchOnSQLite(_ messages: [MessageAppender.Message]) async throws -> [MessageAppender.Outcome] {
+        try await writeKeepingCaches { connection in
+            var states: [ConversationID: ConversationState] = [:]
+            var unknown = Set<ConversationID>()
+            var outcomes: [MessageAppender.Outcome] = []
+            var stored: [(index: Int, payload: SQLValue, recipients: [DeviceID])] = []
+            for message in messages {
+                let id = message.conversation
+                if states[id] == nil, !unknown.contains(id) {
+                    if let state = try await Self.conversationState(connection, id) { states[id] = state } else { unknown.insert(id) }
+                }
+                guard let state = states[id] else {
+                    outcomes.append((.unknownConversation, [:]))
+                    continue
+                }
+                if let refusal = state.refusal(epoch: message.epoch, generation: message.generation) {
+                    outcomes.append((try await Self.storedMessage(connection, id, message.delivery) ?? refusal, [:]))
+                    continue
+                }
+                var timed = message.delivery
+                if state.lifetime > 0 { timed.expiresAt = timed.sentAt.addingTimeInterval(TimeInterval(state.lifetime)) }
+                guard let payload = try await Self.insertPayload(connection, timed, conversation: id, unlessDuplicate: true) else {
+                    let duplicate = try await Self.storedMessage(connection, id, timed) ?? .duplicate(sentAt: timed.sentAt, expiresAt: nil)
+                    outcomes.append((duplicate, [:]))
+                    continue
+                }
+                stored.append((outcomes.count, payload, timed.recipients))
+                outcomes.append((.stored(sentAt: timed.sentAt, expiresAt: timed.expiresAt), [:]))
+            }
+            let sequences = try await Self.fanOut(connection, batch: stored.map { ($0.payload, $0.recipients) })
+            for (entry, numbered) in zip(stored, sequences) { outcomes[entry.index].sequences = numbered }
+            return outcomes
+        }
+    }
+
+    /// What decides whether a conversation takes an application message now.
+    struct ConversationState {
+        let epoch: UInt64
+        let generation: UInt64
+        let lifetime: Int64
+        let moving: Bool
+        let pending: Bool
+
+        /// The refusal of a message at `epoch` of `generation`, nil when it is taken.
+        func refusal(epoch wanted: UInt64, generation wantedGeneration: UInt64) -> SendOutcome? {
+            epoch != wanted || generation != wantedGeneration
+                ? .wrongEpoch(current: epoch) : moving ? .moving : pending ? .pendingProposals : nil
+        }
+    }
+
+    static func conversationState(_ connection: any SQLConnection, _ id: ConversationID) async throws -> ConversationState? {
+        let key = SQLValue.blob(id.bytes)
+        let rows = try await connection.query(
+            """
+            SELECT epoch, message_lifetime, EXISTS (SELECT 1 FROM pending_proposals WHERE conversation_id = ?), generation, \
+            reinit IS NOT NULL FROM conversations WHERE id = ?
+            """, [key, key])
+        guard let row = rows.first else { return nil }
+        return ConversationState(
+            epoch: UInt64(try row.integer(0)), generation: UInt64(max(0, try row.integer(3))), lifetime: try row.integer(1),
+            moving: try row.integer(4) != 0, pending: try row.integer(2) != 0)
     }
 
     /// ``appendApplication(_:epoch:generation:delivery:files:)`` on
@@ -480,6 +552,58 @@ extension ConclaveStore {
         let values = Array(repeating: "(?, ?, ?)", count: sequences.count).joined(separator: ", ")
         try await connection.execute("INSERT INTO inbox (device_id, seq, payload_id) VALUES \(values)", binds)
         if let origin { try await announce(.inbox(Array(numbered.keys)), from: origin, on: connection) }
+        return numbered
+    }
+
+    /// ``fanOut(_:payload:to:deviceLock:origin:)`` for a batch of stored
+    /// messages on SQLite, in two statements whatever the batch's size:
+    /// each recipient device's counter moves once by its count of
+    /// messages, and its inbox rows are numbered in the messages' order
+    /// (devices gone meanwhile get none). Both statements take their
+    /// values as JSON (device ids are hex), so their text, and their
+    /// prepared statements, do not change with the batch. Returns each
+    /// message's sequence numbers, in order.
+    static func fanOut(_ connection: any SQLConnection, batch: [(payload: SQLValue, recipients: [DeviceID])]) async throws
+        -> [[DeviceID: Int64]]
+    {
+        var counts: [DeviceID: Int64] = [:]
+        let recipients = batch.map { entry in
+            var seen = Set<DeviceID>()
+            return entry.recipients.filter { seen.insert($0).inserted }
+        }
+        for devices in recipients { for device in devices { counts[device, default: 0] += 1 } }
+        guard !counts.isEmpty else { return batch.map { _ in [:] } }
+        let countsJSON = "{" + counts.map { #""\#($0.key.value)":\#($0.value)"# }.joined(separator: ",") + "}"
+        let moved = try await connection.query(
+            """
+            UPDATE devices SET inbox_seq = inbox_seq + (SELECT value FROM json_each(?) WHERE key = devices.id) \
+            WHERE id IN (SELECT key FROM json_each(?)) RETURNING id, inbox_seq
+            """, [.text(countsJSON), .text(countsJSON)])
+        var next: [DeviceID: Int64] = [:]
+        for row in moved {
+            guard let device = DeviceID(try row.text(0)), let count = counts[device] else { throw StoreError.corrupt("devices.id") }
+            next[device] = try row.integer(1) - count
+        }
+        var rows: [String] = []
+        var numbered: [[DeviceID: Int64]] = []
+        for (entry, devices) in zip(batch, recipients) {
+            guard case .integer(let payload) = entry.payload else { throw StoreError.corrupt("payloads.id") }
+            var sequences: [DeviceID: Int64] = [:]
+            for device in devices {
+                guard let last = next[device] else { continue }
+                next[device] = last + 1
+                sequences[device] = last + 1
+                rows.append(#"["\#(device.value)",\#(last + 1),\#(payload)]"#)
+            }
+            numbered.append(sequences)
+        }
+        if !rows.isEmpty {
+            try await connection.execute(
+                """
+                INSERT INTO inbox (device_id, seq, payload_id) \
+                SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)
+                """, [.text("[" + rows.joined(separator: ",") + "]")])
+        }
         return numbered
     }
 

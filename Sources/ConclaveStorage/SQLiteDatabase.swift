@@ -1,6 +1,11 @@
 import ConclaveProtocol
+import Dispatch
 import Logging
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The embedded default: one SQLite file in WAL mode, `synchronous=FULL`
 /// so that a committed transaction survives a crash of the process or the
@@ -14,7 +19,12 @@ import Synchronization
 /// SQLite transaction and share one fsync (one writer task writes batch after
 /// batch while any are queued); a batch in which one job fails
 /// runs again job by job, so each still commits or rolls back on its own.
-/// No caller returns before its COMMIT is durable.
+/// No caller returns before its COMMIT is durable: the writer commits
+/// with `synchronous=NORMAL` (in WAL mode: consistent after a crash, the
+/// WAL not yet flushed) and goes on with the next batch while a
+/// ``WALSync`` flushes the WAL (`fdatasync`) and only then tells the
+/// batch's callers. So the flush of one batch overlaps the writing of
+/// the next, instead of the writer waiting for the disk between batches.
 public final class SQLiteDatabase: SQLDatabase {
     public let dialect = SQLDialect.sqlite
     private let writer: SQLiteLink
@@ -23,12 +33,14 @@ public final class SQLiteDatabase: SQLDatabase {
     /// writer task is running.
     private let queue = Mutex<(jobs: [WriteJob], writing: Bool)>((jobs: [], writing: false))
     private let readerCursor = RoundRobin()
+    private let walSync: WALSync
 
     public static func open(path: String, readers readerCount: Int = 2, logger: Logger) async throws -> SQLiteDatabase {
         let writer = try SQLiteLink(path: path, name: "sqlite-writer")
         var readers: [SQLiteLink] = []
         do {
-            for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"] {
+            // NORMAL: a commit does not flush the WAL itself; WALSync does, before any caller is told (see above).
+            for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"] {
                 _ = try await writer.query(pragma, [])
             }
             for index in 0..<max(1, readerCount) {
@@ -42,12 +54,13 @@ public final class SQLiteDatabase: SQLDatabase {
             for link in [writer] + readers { link.close() }
             throw error
         }
-        return SQLiteDatabase(writer: writer, readers: readers)
+        return SQLiteDatabase(writer: writer, readers: readers, walSync: WALSync(path: path + "-wal"))
     }
 
-    private init(writer: SQLiteLink, readers: [SQLiteLink]) {
+    private init(writer: SQLiteLink, readers: [SQLiteLink], walSync: WALSync) {
         self.writer = writer
         self.readers = readers
+        self.walSync = walSync
     }
 
     /// Queues the transaction for the writer task (starting one if none
@@ -96,7 +109,7 @@ public final class SQLiteDatabase: SQLDatabase {
                 try await connection.execute("BEGIN IMMEDIATE")
                 for job in jobs { try await job.run(connection) }
                 try await connection.execute("COMMIT")
-                for job in jobs { job.finish(nil) }
+                walSync.finish(jobs)
                 return
             } catch {
                 try? await connection.execute("ROLLBACK")
@@ -111,7 +124,7 @@ public final class SQLiteDatabase: SQLDatabase {
             try await connection.execute("BEGIN IMMEDIATE")
             try await job.run(connection)
             try await connection.execute("COMMIT")
-            job.finish(nil)
+            walSync.finish([job])
         } catch {
             try? await connection.execute("ROLLBACK")
             job.finish(error)
@@ -140,7 +153,68 @@ public final class SQLiteDatabase: SQLDatabase {
     public func exclusively(lock key: Int64, _ body: @Sendable () async throws -> Void) async throws { try await body() }
 
     public func close() async throws {
+        await walSync.drain()
         for link in [writer] + readers { link.close() }
+    }
+}
+
+/// Flushes the WAL of committed batches and only then tells their callers
+/// that they committed: one `fdatasync` for every batch committed since
+/// the last, on a serial queue of its own (a thread of Dispatch's blocks
+/// on the disk, not the writer). A failed flush is every waiting caller's
+/// error: their transactions may not survive a crash of the machine.
+final class WALSync: Sendable {
+    private let path: String
+    private let queue = DispatchQueue(label: "conclave.sqlite.wal-sync")
+    private let waiting = Mutex<[WriteJob]>([])
+    /// The WAL file, opened at the first flush, and opened again if SQLite replaced it.
+    private let file = Mutex<(descriptor: Int32, inode: UInt64)?>(nil)
+
+    init(path: String) { self.path = path }
+
+    deinit { file.withLock { $0.map { _ = Glibc.close($0.descriptor) } } }
+
+    /// The jobs' batch has committed: they are told once the WAL is flushed.
+    func finish(_ jobs: [WriteJob]) {
+        waiting.withLock { $0.append(contentsOf: jobs) }
+        queue.async { self.flush() }
+    }
+
+    /// Waits until every batch committed so far has been flushed and told.
+    func drain() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async { continuation.resume() }
+        }
+    }
+
+    private func flush() {
+        let jobs = waiting.withLock { jobs in
+            defer { jobs = [] }
+            return jobs
+        }
+        guard !jobs.isEmpty else { return }
+        let error = syncFile()
+        for job in jobs { job.finish(error) }
+    }
+
+    private func syncFile() -> (any Error)? {
+        file.withLock { file -> (any Error)? in
+            var status = stat()
+            guard stat(path, &status) == 0 else { return StoreError.database("SQLite: the WAL file is missing") }
+            if let open = file, open.inode != UInt64(status.st_ino) {
+                _ = Glibc.close(open.descriptor)
+                file = nil
+            }
+            if file == nil {
+                let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+                guard descriptor >= 0 else { return StoreError.database("SQLite: cannot open the WAL file to flush it") }
+                file = (descriptor, UInt64(status.st_ino))
+            }
+            guard let descriptor = file?.descriptor, fdatasync(descriptor) == 0 else {
+                return StoreError.database("SQLite: flushing the WAL failed (errno \(errno))")
+            }
+            return nil
+        }
     }
 }
 
