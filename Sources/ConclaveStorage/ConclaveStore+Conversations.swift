@@ -576,9 +576,9 @@ extension ConclaveStore {
         let countsJSON = "{" + counts.map { #""\#($0.key.value)":\#($0.value)"# }.joined(separator: ",") + "}"
         let moved = try await connection.query(
             """
-            UPDATE devices SET inbox_seq = inbox_seq + (SELECT value FROM json_each(?) WHERE key = devices.id) \
-            WHERE id IN (SELECT key FROM json_each(?)) RETURNING id, inbox_seq
-            """, [.text(countsJSON), .text(countsJSON)])
+            UPDATE devices SET inbox_seq = inbox_seq + c.value FROM json_each(?) AS c WHERE devices.id = c.key \
+            RETURNING devices.id, devices.inbox_seq
+            """, [.text(countsJSON)])
         var next: [DeviceID: Int64] = [:]
         for row in moved {
             guard let device = DeviceID(try row.text(0)), let count = counts[device] else { throw StoreError.corrupt("devices.id") }

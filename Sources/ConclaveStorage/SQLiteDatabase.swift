@@ -7,9 +7,9 @@ import Synchronization
     import Glibc
 #endif
 
-/// The embedded default: one SQLite file in WAL mode, `synchronous=FULL`
-/// so that a committed transaction survives a crash of the process or the
-/// machine. One writer connection (SQLite allows one writer at a time) and a
+/// The embedded default: one SQLite file in WAL mode, every acknowledged
+/// transaction flushed to disk, so that it survives a crash of the process
+/// or the machine. One writer connection (SQLite allows one writer at a time) and a
 /// few reader connections that WAL lets run beside it, each an
 /// ``SQLiteLink`` with a thread of its own: a batch of transactions runs on
 /// the writer's thread in one hop, its statements prepared once.
@@ -25,6 +25,11 @@ import Synchronization
 /// ``WALSync`` flushes the WAL (`fdatasync`) and only then tells the
 /// batch's callers. So the flush of one batch overlaps the writing of
 /// the next, instead of the writer waiting for the disk between batches.
+/// A read waits, before it returns, until every batch committed when it
+/// ended is flushed too: nothing a power cut could still take back is
+/// acted on (a log head signed, a commit fetched, a deletion obeyed). A
+/// flush that fails is final: every later transaction and read fails, and
+/// the server must be restarted (the kernel reports a failed write once).
 public final class SQLiteDatabase: SQLDatabase {
     public let dialect = SQLDialect.sqlite
     private let writer: SQLiteLink
@@ -54,7 +59,15 @@ public final class SQLiteDatabase: SQLDatabase {
             for link in [writer] + readers { link.close() }
             throw error
         }
-        return SQLiteDatabase(writer: writer, readers: readers, walSync: WALSync(path: path + "-wal"))
+        do {
+            // A first write creates the WAL, whose name SQLite gives (it resolves links in the database's path).
+            _ = try await writer.query("PRAGMA user_version", [])
+            let sync = try WALSync(path: try await writer.walPath())
+            return SQLiteDatabase(writer: writer, readers: readers, walSync: sync)
+        } catch {
+            for link in [writer] + readers { link.close() }
+            throw error
+        }
     }
 
     private init(writer: SQLiteLink, readers: [SQLiteLink], walSync: WALSync) {
@@ -66,6 +79,7 @@ public final class SQLiteDatabase: SQLDatabase {
     /// Queues the transaction for the writer task (starting one if none
     /// runs) and waits until its batch has committed (or it failed).
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) async throws -> T) async throws -> T {
+        try walSync.check()
         let result = WriteResult<T>()
         let job = WriteJob { connection in result.set(try await body(connection)) }
         let startWriter = queue.withLock { queue -> Bool in
@@ -108,8 +122,7 @@ public final class SQLiteDatabase: SQLDatabase {
             do {
                 try await connection.execute("BEGIN IMMEDIATE")
                 for job in jobs { try await job.run(connection) }
-                try await connection.execute("COMMIT")
-                walSync.finish(jobs)
+                try await commit(jobs, connection)
                 return
             } catch {
                 try? await connection.execute("ROLLBACK")
@@ -123,12 +136,25 @@ public final class SQLiteDatabase: SQLDatabase {
         do {
             try await connection.execute("BEGIN IMMEDIATE")
             try await job.run(connection)
-            try await connection.execute("COMMIT")
-            walSync.finish([job])
+            try await commit([job], connection)
         } catch {
             try? await connection.execute("ROLLBACK")
             job.finish(error)
         }
+    }
+
+    /// Commits a batch; its jobs are told once the WAL is flushed. The
+    /// batch is numbered before its COMMIT, so that a read that sees it
+    /// waits for that flush.
+    private func commit(_ jobs: [WriteJob], _ connection: SQLiteTransaction) async throws {
+        let batch = walSync.committing()
+        do {
+            try await connection.execute("COMMIT")
+        } catch {
+            walSync.ended(batch, jobs: [])
+            throw error
+        }
+        walSync.ended(batch, jobs: jobs)
     }
 
     /// One statement in the writer's next batch.
@@ -138,7 +164,9 @@ public final class SQLiteDatabase: SQLDatabase {
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLConnection) async throws -> T) async throws -> T {
         let reader = readers[readerCursor.next(modulo: readers.count)]
-        return try await withTaskExecutorPreference(reader) { try await body(SQLiteTransaction(link: reader)) }
+        let value = try await withTaskExecutorPreference(reader) { try await body(SQLiteTransaction(link: reader)) }
+        try await walSync.waitUntilFlushed()
+        return value
     }
 
     /// One server process owns the file.
@@ -153,7 +181,8 @@ public final class SQLiteDatabase: SQLDatabase {
     public func exclusively(lock key: Int64, _ body: @Sendable () async throws -> Void) async throws { try await body() }
 
     public func close() async throws {
-        await walSync.drain()
+        // A last, empty transaction: every batch before it has committed and been flushed once it returns.
+        _ = try? await transaction { _ in }
         for link in [writer] + readers { link.close() }
     }
 }
@@ -161,59 +190,94 @@ public final class SQLiteDatabase: SQLDatabase {
 /// Flushes the WAL of committed batches and only then tells their callers
 /// that they committed: one `fdatasync` for every batch committed since
 /// the last, on a serial queue of its own (a thread of Dispatch's blocks
-/// on the disk, not the writer). A failed flush is every waiting caller's
-/// error: their transactions may not survive a crash of the machine.
+/// on the disk, not the writer). Batches are numbered as they commit, in
+/// order (one writer); reads wait for the batches committed when they
+/// ended. A failed flush fails every waiting caller and read, and every
+/// later one: the kernel reports a failed write once, so a later flush
+/// could succeed over a gap in the WAL.
 final class WALSync: Sendable {
-    private let path: String
+    private struct State {
+        /// Batches whose COMMIT has begun, and those whose COMMIT has ended.
+        var begun: UInt64 = 0
+        var ended: UInt64 = 0
+        /// Batches covered by a completed flush.
+        var flushed: UInt64 = 0
+        var jobs: [(batch: UInt64, job: WriteJob)] = []
+        var readers: [(batch: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        var failure: StoreError?
+    }
+
     private let queue = DispatchQueue(label: "conclave.sqlite.wal-sync")
-    private let waiting = Mutex<[WriteJob]>([])
-    /// The WAL file, opened at the first flush, and opened again if SQLite replaced it.
-    private let file = Mutex<(descriptor: Int32, inode: UInt64)?>(nil)
+    private let state = Mutex(State())
+    private let descriptor: Int32
 
-    init(path: String) { self.path = path }
+    /// Opens the WAL file at `path` (as SQLite names it) for flushing.
+    init(path: String) throws {
+        descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw StoreError.database("SQLite: cannot open the WAL file to flush it") }
+    }
 
-    deinit { file.withLock { $0.map { _ = Glibc.close($0.descriptor) } } }
+    deinit { _ = Glibc.close(descriptor) }
 
-    /// The jobs' batch has committed: they are told once the WAL is flushed.
-    func finish(_ jobs: [WriteJob]) {
-        waiting.withLock { $0.append(contentsOf: jobs) }
+    /// Reads waiting for a flush (tests).
+    var waitingReads: Int { state.withLock { $0.readers.count } }
+
+    /// Throws once a flush has failed.
+    func check() throws {
+        if let failure = state.withLock({ $0.failure }) { throw failure }
+    }
+
+    /// A batch's COMMIT begins: its number.
+    func committing() -> UInt64 {
+        state.withLock { state in
+            state.begun += 1
+            return state.begun
+        }
+    }
+
+    /// The batch's COMMIT ended (its jobs, none if it failed): they are
+    /// told once the WAL is flushed.
+    func ended(_ batch: UInt64, jobs: [WriteJob]) {
+        state.withLock { state in
+            state.ended = batch
+            state.jobs += jobs.map { (batch, $0) }
+        }
         queue.async { self.flush() }
     }
 
-    /// Waits until every batch committed so far has been flushed and told.
-    func drain() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            queue.async { continuation.resume() }
+    /// Waits until every batch whose COMMIT had begun by now is flushed.
+    func waitUntilFlushed() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let outcome = state.withLock { state -> Result<Void, StoreError>? in
+                if let failure = state.failure { return .failure(failure) }
+                guard state.flushed < state.begun else { return .success(()) }
+                state.readers.append((state.begun, continuation))
+                return nil
+            }
+            if let outcome { continuation.resume(with: outcome) }
         }
     }
 
     private func flush() {
-        let jobs = waiting.withLock { jobs in
-            defer { jobs = [] }
-            return jobs
+        let target = state.withLock { $0.ended }
+        guard target > state.withLock({ $0.flushed }) else { return }
+        var result: Int32
+        repeat { result = fdatasync(descriptor) } while result != 0 && errno == EINTR
+        let failure = result == 0 ? nil : StoreError.database("SQLite: flushing the WAL failed (errno \(errno)); restart the server")
+        let (jobs, readers) = state.withLock { state in
+            if let failure { state.failure = state.failure ?? failure }
+            state.flushed = failure == nil ? target : state.flushed
+            let failed = state.failure != nil
+            let jobs = state.jobs.filter { failed || $0.batch <= target }
+            state.jobs.removeAll { failed || $0.batch <= target }
+            let readers = state.readers.filter { failed || $0.batch <= target }
+            state.readers.removeAll { failed || $0.batch <= target }
+            return (jobs.map(\.job), readers.map(\.continuation))
         }
-        guard !jobs.isEmpty else { return }
-        let error = syncFile()
+        let error = state.withLock { $0.failure }
         for job in jobs { job.finish(error) }
-    }
-
-    private func syncFile() -> (any Error)? {
-        file.withLock { file -> (any Error)? in
-            var status = stat()
-            guard stat(path, &status) == 0 else { return StoreError.database("SQLite: the WAL file is missing") }
-            if let open = file, open.inode != UInt64(status.st_ino) {
-                _ = Glibc.close(open.descriptor)
-                file = nil
-            }
-            if file == nil {
-                let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-                guard descriptor >= 0 else { return StoreError.database("SQLite: cannot open the WAL file to flush it") }
-                file = (descriptor, UInt64(status.st_ino))
-            }
-            guard let descriptor = file?.descriptor, fdatasync(descriptor) == 0 else {
-                return StoreError.database("SQLite: flushing the WAL failed (errno \(errno))")
-            }
-            return nil
+        for reader in readers {
+            if let error { reader.resume(throwing: error) } else { reader.resume() }
         }
     }
 }

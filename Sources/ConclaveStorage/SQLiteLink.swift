@@ -76,6 +76,16 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
         }
     }
 
+    /// The path of the connection's write-ahead log, as SQLite names it.
+    func walPath() async throws -> String {
+        try await withTaskExecutorPreference(self) {
+            guard self.isCurrent, let main = sqlite3_db_filename(self.handle, "main"), let wal = sqlite3_filename_wal(main) else {
+                throw StoreError.database("SQLite: the database has no WAL file name")
+            }
+            return String(cString: wal)
+        }
+    }
+
     /// Stops the thread once the jobs queued so far have run; the
     /// connection closes on it.
     func close() { jobs.stop() }
