@@ -273,6 +273,17 @@ enum BenchLoad {
             failed += 1
             if samples.count < 3 { samples.append(text) }
         }
+
+        /// The outcomes of a group's tasks, together.
+        static func sum(of group: inout TaskGroup<SendOutcome>) async -> SendOutcome {
+            var total = SendOutcome()
+            for await outcome in group {
+                total.accepted += outcome.accepted
+                total.failed += outcome.failed
+                total.samples = Array((total.samples + outcome.samples).prefix(3))
+            }
+            return total
+        }
     }
 
     /// Posts `messages[range]` over `transport` with `concurrency` messages
@@ -324,13 +335,7 @@ enum BenchLoad {
                     return outcome
                 }
             }
-            var total = SendOutcome()
-            for await outcome in group {
-                total.accepted += outcome.accepted
-                total.failed += outcome.failed
-                total.samples = Array((total.samples + outcome.samples).prefix(3))
-            }
-            return total
+            return await SendOutcome.sum(of: &group)
         }
     }
 
@@ -361,13 +366,7 @@ enum BenchLoad {
                     )
                 }
             }
-            var total = SendOutcome()
-            for await outcome in group {
-                total.accepted += outcome.accepted
-                total.failed += outcome.failed
-                total.samples = Array((total.samples + outcome.samples).prefix(3))
-            }
-            return total
+            return await SendOutcome.sum(of: &group)
         }
     }
 }
