@@ -6,7 +6,7 @@ import Testing
 @testable import ConclaveStorage
 
 /// The group commit of messages on PostgreSQL, with a store of the test's
-/// own that records its batches, holds the first two (the most that run at
+/// own that records its batches, holds the first ones (as many as run at
 /// once) until the test lets them go, and fails on one message.
 @Suite struct MessageAppenderTests {
     final class Recorder: Sendable {
@@ -55,18 +55,21 @@ import Testing
         }
     }
 
+    /// One message per batch that runs at once, each held by the store.
+    static let first = (0..<MessageAppender.concurrentBatches).map { Self.message("first-\($0)") }
+
     @Test("Messages that arrive while batches are stored go in the next; a failing batch is stored again message by message")
     func batchesAndFallBack() async throws {
         let (appender, recorder) = (MessageAppender(), Recorder())
-        let outcomes = try await Self.run(
-            appender, recorder, first: [Self.message("first"), Self.message("second")],
-            rest: ["a", "poison", "b", "c"].map { Self.message($0) })
-        #expect(outcomes == ["first": true, "second": true, "a": true, "poison": false, "b": true, "c": true])
+        let outcomes = try await Self.run(appender, recorder, first: Self.first, rest: ["a", "poison", "b", "c"].map { Self.message($0) })
+        let held = Self.first.count
+        #expect(outcomes.filter { !$0.key.hasPrefix("first") } == ["a": true, "poison": false, "b": true, "c": true])
+        #expect(outcomes.count == held + 4 && outcomes.filter { $0.key.hasPrefix("first") }.values.allSatisfy { $0 })
         let batches = recorder.batches.withLock { $0 }
-        #expect(batches.count == 7)
-        #expect(Set(batches.prefix(2)) == [["first"], ["second"]])
-        #expect(Set(batches[2]) == ["a", "poison", "b", "c"])
-        #expect(batches[3...].map(\.count) == [1, 1, 1, 1])
+        #expect(batches.count == held + 5)
+        #expect(batches.prefix(held).allSatisfy { $0.count == 1 && $0[0].hasPrefix("first") })
+        #expect(Set(batches[held]) == ["a", "poison", "b", "c"])
+        #expect(batches[(held + 1)...].map(\.count) == [1, 1, 1, 1])
     }
 
     @Test("A batch holds at most batchBytes of payloads, and at least one message")
@@ -74,14 +77,14 @@ import Testing
         let (appender, recorder) = (MessageAppender(), Recorder())
         let third = MessageAppender.batchBytes / 3
         let outcomes = try await Self.run(
-            appender, recorder, first: [Self.message("first"), Self.message("second")],
+            appender, recorder, first: Self.first,
             rest: [
                 Self.message("a", bytes: third), Self.message("b", bytes: third), Self.message("c", bytes: third),
                 Self.message("d", bytes: third), Self.message("huge", bytes: MessageAppender.batchBytes + 1),
             ])
-        #expect(outcomes.values.allSatisfy { $0 } && outcomes.count == 7)
+        #expect(outcomes.values.allSatisfy { $0 } && outcomes.count == Self.first.count + 5)
         // The messages queue in any order (each is appended by a task of its own): the limits hold whatever it is.
-        let batches = recorder.batches.withLock { $0 }.dropFirst(2)
+        let batches = recorder.batches.withLock { $0 }.dropFirst(Self.first.count)
         let sizes = ["a": third, "b": third, "c": third, "d": third, "huge": MessageAppender.batchBytes + 1]
         #expect(batches.flatMap { $0 }.sorted() == ["a", "b", "c", "d", "huge"])
         #expect(batches.allSatisfy { $0.count == 1 || $0.reduce(0) { $0 + (sizes[$1] ?? 0) } <= MessageAppender.batchBytes })
