@@ -138,6 +138,16 @@ enum JSONBody {
         }
     }
 
+    /// ``PropertyCheck`` for a `T` inside another body (an object from
+    /// `JSONSerialization`, whose keys are as written): a property that is
+    /// not one of `T`'s, or a null, is a 400.
+    static func checkProperties<T: FlatJSONBody>(of type: T.Type, in object: [String: Any]) throws {
+        for key in object.keys.sorted() {
+            if object[key] is NSNull { throw APIError.badRequest(nullProperty(key)) }
+            guard T.properties.contains(key) else { throw APIError.badRequest(unknownProperty(key)) }
+        }
+    }
+
     /// Any property's name.
     private struct PropertyName: CodingKey {
         let stringValue: String

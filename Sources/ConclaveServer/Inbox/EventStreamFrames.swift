@@ -33,32 +33,13 @@ struct EventStreamRequest: Decodable {
         guard case .valid(let send)? = request.send else { return request }
         // Checked by the names as they are written: the decoder's snake-case conversion would take `messageId` too.
         do {
-            _ = try JSONDecoder().decode(SendPropertyCheck.self, from: data)
+            let body = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["send"] as? [String: Any]
+            try JSONBody.checkProperties(of: SendMessage.self, in: body ?? [:])
             return request
         } catch {
-            let message = (error as? APIError)?.message ?? "send: {message_id, message (base64), files?} is required"
+            let message = "send: " + ((error as? APIError)?.message ?? "{message_id, message (base64), files?} is required")
             return EventStreamRequest(
                 ack: request.ack, send: .refused(EventStreamAnswer(ref: send.ref, error: APIError.badRequest(message).body.error)))
-        }
-    }
-
-    /// The properties of a send's body: those of `SendMessage`, none null.
-    private struct SendPropertyCheck: Decodable {
-        struct Name: CodingKey {
-            let stringValue: String
-            var intValue: Int? { nil }
-            init(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-
-        init(from decoder: any Decoder) throws {
-            let body = try decoder.container(keyedBy: Name.self).nestedContainer(keyedBy: Name.self, forKey: Name(stringValue: "send"))
-            for key in body.allKeys {
-                if try body.decodeNil(forKey: key) { throw APIError.badRequest("send.\(key.stringValue) must not be null: leave it out") }
-                guard ["message_id", "message", "files"].contains(key.stringValue) else {
-                    throw APIError.badRequest("send: unknown property \(key.stringValue.prefix(64))")
-                }
-            }
         }
     }
 
