@@ -250,37 +250,44 @@ extension ConclaveStore {
     /// for messages with no file and no remote recipient, as
     /// ``MessageAppender`` gathers them, in one transaction: each
     /// conversation's state read once, each message checked and its
-    /// payload stored in order as it would be alone, then the recipients'
-    /// counters moved and inbox rows written for all of them at once
-    /// (``fanOut(_:batch:)``). The outcomes are in the messages' order.
+    /// payload stored as it would be alone, then the recipients' counters
+    /// moved and their inbox runs written for all of them at once
+    /// (``fanOut(_:batch:)``). The messages are stored conversation by
+    /// conversation (in the order of each one's first message, and in
+    /// their own order within it), so that each recipient's entries of one
+    /// conversation have consecutive payload ids and make one run. The
+    /// outcomes are in the messages' order.
     private func appendBatchOnSQLite(_ messages: [MessageAppender.Message]) async throws -> [MessageAppender.Outcome] {
-        try await writeKeepingCaches { connection in
+        var first: [ConversationID: Int] = [:]
+        for (index, message) in messages.enumerated() where first[message.conversation] == nil { first[message.conversation] = index }
+        let order = messages.indices.sorted {
+            (first[messages[$0].conversation, default: $0], $0) < (first[messages[$1].conversation, default: $1], $1)
+        }
+        return try await writeKeepingCaches { connection in
             var states: [ConversationID: ConversationState] = [:]
             var unknown = Set<ConversationID>()
-            var outcomes: [MessageAppender.Outcome] = []
+            var outcomes = [MessageAppender.Outcome](repeating: (.unknownConversation, [:]), count: messages.count)
             var stored: [(index: Int, payload: SQLValue, recipients: [DeviceID])] = []
-            for message in messages {
+            for index in order {
+                let message = messages[index]
                 let id = message.conversation
                 if states[id] == nil, !unknown.contains(id) {
                     if let state = try await Self.conversationState(connection, id) { states[id] = state } else { unknown.insert(id) }
                 }
-                guard let state = states[id] else {
-                    outcomes.append((.unknownConversation, [:]))
-                    continue
-                }
+                guard let state = states[id] else { continue }
                 if let refusal = state.refusal(epoch: message.epoch, generation: message.generation) {
-                    outcomes.append((try await Self.storedMessage(connection, id, message.delivery) ?? refusal, [:]))
+                    outcomes[index] = (try await Self.storedMessage(connection, id, message.delivery) ?? refusal, [:])
                     continue
                 }
                 var timed = message.delivery
                 if state.lifetime > 0 { timed.expiresAt = timed.sentAt.addingTimeInterval(TimeInterval(state.lifetime)) }
                 guard let payload = try await Self.insertPayload(connection, timed, conversation: id, unlessDuplicate: true) else {
                     let duplicate = try await Self.storedMessage(connection, id, timed) ?? .duplicate(sentAt: timed.sentAt, expiresAt: nil)
-                    outcomes.append((duplicate, [:]))
+                    outcomes[index] = (duplicate, [:])
                     continue
                 }
-                stored.append((outcomes.count, payload, timed.recipients))
-                outcomes.append((.stored(sentAt: timed.sentAt, expiresAt: timed.expiresAt), [:]))
+                stored.append((index, payload, timed.recipients))
+                outcomes[index] = (.stored(sentAt: timed.sentAt, expiresAt: timed.expiresAt), [:])
             }
             let sequences = try await Self.fanOut(connection, batch: stored.map { ($0.payload, $0.recipients) })
             for (entry, numbered) in zip(stored, sequences) { outcomes[entry.index].sequences = numbered }
@@ -555,14 +562,20 @@ extension ConclaveStore {
         return numbered
     }
 
+    /// The most entries one inbox run holds: the runs that cover a payload
+    /// start at most this many payload ids before it.
+    static let runLimit: Int64 = 256
+
     /// ``fanOut(_:payload:to:deviceLock:origin:)`` for a batch of stored
     /// messages on SQLite, in two statements whatever the batch's size:
     /// each recipient device's counter moves once by its count of
-    /// messages, and its inbox rows are numbered in the messages' order
-    /// (devices gone meanwhile get none). Both statements take their
-    /// values as JSON (device ids are hex), so their text, and their
-    /// prepared statements, do not change with the batch. Returns each
-    /// message's sequence numbers, in order.
+    /// messages, its entries are numbered in the messages' order (devices
+    /// gone meanwhile get none), and each stretch of them whose sequence
+    /// numbers and payload ids both follow on is written as one inbox run
+    /// (of at most ``runLimit`` entries), not one inbox row per entry. Both
+    /// statements take their values as JSON (device ids are hex), so their
+    /// text, and their prepared statements, do not change with the batch.
+    /// Returns each message's sequence numbers, in order.
     static func fanOut(_ connection: any SQLConnection, batch: [(payload: SQLValue, recipients: [DeviceID])]) async throws
         -> [[DeviceID: Int64]]
     {
@@ -584,7 +597,8 @@ extension ConclaveStore {
             guard let device = DeviceID(try row.text(0)), let count = counts[device] else { throw StoreError.corrupt("devices.id") }
             next[device] = try row.integer(1) - count
         }
-        var rows: [String] = []
+        var runs: [String] = []
+        var open: [DeviceID: InboxRun] = [:]
         var numbered: [[DeviceID: Int64]] = []
         for (entry, devices) in zip(batch, recipients) {
             guard case .integer(let payload) = entry.payload else { throw StoreError.corrupt("payloads.id") }
@@ -593,18 +607,35 @@ extension ConclaveStore {
                 guard let last = next[device] else { continue }
                 next[device] = last + 1
                 sequences[device] = last + 1
-                rows.append(#"["\#(device.value)",\#(last + 1),\#(payload)]"#)
+                if let run = open[device], run.firstPayload + run.entries == payload, run.entries < runLimit {
+                    open[device]?.entries += 1
+                } else {
+                    if let run = open[device] { runs.append(run.json(device)) }
+                    open[device] = InboxRun(seq: last + 1, entries: 1, firstPayload: payload)
+                }
             }
             numbered.append(sequences)
         }
-        if !rows.isEmpty {
+        runs += open.map { $0.value.json($0.key) }
+        if !runs.isEmpty {
             try await connection.execute(
                 """
-                INSERT INTO inbox (device_id, seq, payload_id) \
-                SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)
-                """, [.text("[" + rows.joined(separator: ",") + "]")])
+                INSERT INTO inbox_runs (device_id, seq, entries, first_payload) \
+                SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]') \
+                FROM json_each(?)
+                """, [.text("[" + runs.joined(separator: ",") + "]")])
         }
         return numbered
+    }
+
+    /// Entries of a device's inbox with consecutive sequence numbers
+    /// (from `seq`) and consecutive payload ids (from `firstPayload`).
+    struct InboxRun {
+        var seq: Int64
+        var entries: Int64
+        var firstPayload: Int64
+
+        func json(_ device: DeviceID) -> String { #"["\#(device.value)",\#(seq),\#(entries),\#(firstPayload)]"# }
     }
 
     /// The members of other networks (rows that name a user by address).
@@ -681,17 +712,36 @@ extension ConclaveStore {
 // MARK: - Inbox
 
 extension ConclaveStore {
+    /// A device's inbox entries after a sequence number, as `(seq,
+    /// payload_id)`: its inbox rows, and the entries of its inbox runs
+    /// whose payloads are still stored. Takes the device and the sequence
+    /// number as binds, twice.
+    static let inboxEntries = """
+        SELECT i.seq, i.payload_id FROM inbox i WHERE i.device_id = ? AND i.seq > ? \
+        UNION ALL SELECT r.seq + (q.id - r.first_payload), q.id FROM inbox_runs r \
+        JOIN payloads q ON q.id >= r.first_payload AND q.id < r.first_payload + r.entries \
+        WHERE r.device_id = ? AND r.seq + r.entries - 1 > ?
+        """
+
+    /// True for a payload no inbox row and no inbox run refers to (in a
+    /// statement on `payloads`).
+    static let unreferenced = """
+        NOT EXISTS (SELECT 1 FROM inbox WHERE payload_id = payloads.id) AND NOT EXISTS (SELECT 1 FROM inbox_runs r \
+        WHERE r.first_payload <= payloads.id AND r.first_payload > payloads.id - \(runLimit) AND r.first_payload + r.entries > payloads.id)
+        """
+
     /// A device's inbox after `seq`, oldest first, leaving out expired
     /// payloads: at most `limit` events and, past the first, at most
     /// `maxBytes` of messages (D23). The sizes are read first, so a page of
     /// large messages never loads more than it returns.
     public func inbox(device: DeviceID, after seq: Int64, limit: Int, maxBytes: Int = .max, now: Date) async throws -> [InboxEvent] {
-        try await database.read { connection in
+        let entries: [SQLValue] = [.text(device.value), .integer(seq), .text(device.value), .integer(seq)]
+        return try await database.read { connection in
             let sizes = try await connection.query(
                 """
-                SELECT i.seq, \(dataLength)(p.data) FROM inbox i JOIN payloads p ON p.id = i.payload_id \
-                WHERE i.device_id = ? AND i.seq > ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY i.seq LIMIT ?
-                """, [.text(device.value), .integer(seq), .integer(now.millis), .integer(Int64(limit))])
+                SELECT e.seq, \(dataLength)(p.data) FROM (\(Self.inboxEntries)) e JOIN payloads p ON p.id = e.payload_id \
+                WHERE e.seq > ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY e.seq LIMIT ?
+                """, entries + [.integer(seq), .integer(now.millis), .integer(Int64(limit))])
             var last: Int64?
             var total = 0
             for row in sizes {
@@ -702,10 +752,10 @@ extension ConclaveStore {
             guard let last else { return [] }
             let rows = try await connection.query(
                 """
-                SELECT i.seq, p.kind, p.conversation_id, p.data, p.message_id, p.sent_at, p.expires_at, c.kind, c.name \
-                FROM inbox i JOIN payloads p ON p.id = i.payload_id LEFT JOIN conversations c ON c.id = p.conversation_id \
-                WHERE i.device_id = ? AND i.seq > ? AND i.seq <= ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY i.seq
-                """, [.text(device.value), .integer(seq), .integer(last), .integer(now.millis)])
+                SELECT e.seq, p.kind, p.conversation_id, p.data, p.message_id, p.sent_at, p.expires_at, c.kind, c.name \
+                FROM (\(Self.inboxEntries)) e JOIN payloads p ON p.id = e.payload_id LEFT JOIN conversations c ON c.id = p.conversation_id \
+                WHERE e.seq > ? AND e.seq <= ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY e.seq
+                """, entries + [.integer(seq), .integer(last), .integer(now.millis)])
             return try rows.map { row in
                 guard let kind = InboxEventKind(rawValue: try row.text(1)), let conversation = ConversationID(bytes: try row.blob(2)) else {
                     throw StoreError.corrupt("payloads")
@@ -724,36 +774,93 @@ extension ConclaveStore {
     /// The SQL function giving a blob's length in bytes.
     var dataLength: String { database.dialect == .postgres ? "octet_length" : "length" }
 
-    /// Deletes a device's inbox entries up to `seq`; payloads no inbox
-    /// refers to any more go with them.
-    /// Inbox entries not yet acknowledged, over all devices.
+    /// Inbox entries not yet acknowledged, over all devices (an inbox
+    /// run's entries whose payloads expired meanwhile count until it goes).
     public func inboxDepth() async throws -> Int {
-        try await database.read { connection in Int(try await connection.query("SELECT COUNT(*) FROM inbox", []).first?.integer(0) ?? 0) }
+        try await database.read { connection in
+            let rows = try await connection.query(
+                "SELECT CAST((SELECT COUNT(*) FROM inbox) + COALESCE((SELECT SUM(entries) FROM inbox_runs), 0) AS BIGINT)", [])
+            return Int(try rows.first?.integer(0) ?? 0)
+        }
     }
 
+    /// Deletes a device's inbox entries up to `seq` (its rows, its runs
+    /// that end there, and the start of the run it falls in); payloads no
+    /// inbox refers to any more go with them. Returns how many entries
+    /// went whose payloads were still stored.
     public func acknowledge(device: DeviceID, upTo seq: Int64) async throws -> Int {
         try await writeKeepingCaches { connection in
+            let key = SQLValue.text(device.value)
             let removed = try await connection.query(
-                "DELETE FROM inbox WHERE device_id = ? AND seq <= ? RETURNING payload_id", [.text(device.value), .integer(seq)])
+                "DELETE FROM inbox WHERE device_id = ? AND seq <= ? RETURNING payload_id", [key, .integer(seq)])
             let payloads = Array(Set(removed.compactMap { $0.values.first }))
             for batch in stride(from: 0, to: payloads.count, by: 500) {
                 let part = Array(payloads[batch..<min(batch + 500, payloads.count)])
                 let marks = Array(repeating: "?", count: part.count).joined(separator: ", ")
-                try await connection.execute(
-                    "DELETE FROM payloads WHERE id IN (\(marks)) AND NOT EXISTS (SELECT 1 FROM inbox WHERE payload_id = payloads.id)", part)
+                try await connection.execute("DELETE FROM payloads WHERE id IN (\(marks)) AND \(Self.unreferenced)", part)
             }
-            return removed.count
+            var count = removed.count
+            let runs = try await connection.query(
+                "SELECT seq, entries, first_payload FROM inbox_runs WHERE device_id = ? AND seq <= ?", [key, .integer(seq)])
+            guard !runs.isEmpty else { return count }
+            try await connection.execute(
+                "DELETE FROM inbox_runs WHERE device_id = ? AND seq + entries - 1 <= ?", [key, .integer(seq)])
+            try await connection.execute(
+                """
+                UPDATE inbox_runs SET entries = entries - (? + 1 - seq), first_payload = first_payload + (? + 1 - seq), seq = ? + 1 \
+                WHERE device_id = ? AND seq <= ? AND seq + entries - 1 > ?
+                """, [.integer(seq), .integer(seq), .integer(seq), key, .integer(seq), .integer(seq)])
+            for run in runs {
+                let (start, entries, first) = (try run.integer(0), try run.integer(1), try run.integer(2))
+                let last = first + min(entries, seq + 1 - start) - 1
+                count += Int(try await Self.releaseRun(connection, from: first, through: last))
+            }
+            return count
         }
     }
 
-    /// Deletes expired payloads (and their inbox entries), payloads no
-    /// inbox refers to, and expired federation nonces. Returns how many
-    /// payloads went.
+    /// After a run's entries `first...last` (payload ids) were deleted:
+    /// deletes the payloads among them that no inbox row or run still
+    /// refers to, reading the rows and runs that overlap the stretch once
+    /// rather than once per payload. Returns how many of them were stored.
+    static func releaseRun(_ connection: any SQLConnection, from first: Int64, through last: Int64) async throws -> Int64 {
+        let stored = try await connection.query(
+            "SELECT COUNT(*) FROM payloads WHERE id >= ? AND id <= ?", [.integer(first), .integer(last)])
+        var kept: [ClosedRange<Int64>] = []
+        let runs = try await connection.query(
+            "SELECT first_payload, entries FROM inbox_runs WHERE first_payload > ? AND first_payload <= ? AND first_payload + entries > ?",
+            [.integer(first - runLimit), .integer(last), .integer(first)])
+        for run in runs {
+            let (start, entries) = (try run.integer(0), try run.integer(1))
+            if entries > 0 { kept.append(max(first, start)...min(last, start + entries - 1)) }
+        }
+        let rows = try await connection.query(
+            "SELECT payload_id FROM inbox WHERE payload_id >= ? AND payload_id <= ?", [.integer(first), .integer(last)])
+        for row in rows { kept.append(try row.integer(0)...(try row.integer(0))) }
+        var from = first
+        for range in kept.sorted(by: { $0.lowerBound < $1.lowerBound }) + [(last + 1)...(last + 1)] {
+            if range.lowerBound > from {
+                try await connection.execute(
+                    "DELETE FROM payloads WHERE id >= ? AND id <= ?", [.integer(from), .integer(min(last, range.lowerBound - 1))])
+            }
+            from = max(from, range.upperBound + 1)
+        }
+        return try stored.first?.integer(0) ?? 0
+    }
+
+    /// Deletes expired payloads (and their inbox rows, and the inbox runs
+    /// left with no payload), payloads no inbox refers to, and expired
+    /// federation nonces. Returns how many payloads went.
     public func sweep(now: Date) async throws -> Int {
         try await writeKeepingCaches { connection in
             let expired = try await connection.query(
-                "DELETE FROM payloads WHERE (expires_at IS NOT NULL AND expires_at <= ?) OR NOT EXISTS (SELECT 1 FROM inbox WHERE payload_id = payloads.id) RETURNING id",
+                "DELETE FROM payloads WHERE (expires_at IS NOT NULL AND expires_at <= ?) OR (\(Self.unreferenced)) RETURNING id",
                 [.integer(now.millis)])
+            try await connection.execute(
+                """
+                DELETE FROM inbox_runs WHERE NOT EXISTS (SELECT 1 FROM payloads \
+                WHERE id >= inbox_runs.first_payload AND id < inbox_runs.first_payload + inbox_runs.entries)
+                """, [])
             try await connection.execute("DELETE FROM federation_nonces WHERE expires_at <= ?", [.integer(now.millis)])
             return expired.count
         }

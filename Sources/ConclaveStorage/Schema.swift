@@ -211,6 +211,16 @@ enum Schema {
             ["ALTER TABLE transparency_cosignatures ADD COLUMN cosigned_at \(int) NOT NULL DEFAULT 0"],
             // Messages stored in batches on PostgreSQL (issue 14): one statement and one commit for many.
             dialect == .postgres ? [appendMessagesFunction] : [],
+            // Inbox runs (issue 14): a batch of messages gives each recipient device one row per stretch of its entries
+            // whose sequence numbers and payload ids both follow on, instead of one inbox row per entry. A run holds
+            // at most ConclaveStore.runLimit entries, so the runs that cover a payload start at most that far before it.
+            [
+                """
+                CREATE TABLE inbox_runs (device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE, seq \(int) NOT NULL, \
+                entries \(int) NOT NULL, first_payload \(int) NOT NULL, PRIMARY KEY (device_id, seq))
+                """,
+                "CREATE INDEX inbox_runs_payload ON inbox_runs(first_payload)",
+            ],
         ]
     }
 

@@ -114,7 +114,7 @@ import Testing
             #expect(try await store.count("payloads") == 1)
             #expect(try await store.acknowledge(device: group.b1, upTo: 3) == 1)
             #expect(try await store.count("payloads") == 0)
-            #expect(try await store.count("inbox") == 0)
+            #expect(try await store.inboxDepth() == 0)
             #expect(try await store.acknowledge(device: group.b1, upTo: 3) == 0)
 
             // Numbers are never reused after an acknowledgement.
@@ -141,7 +141,7 @@ import Testing
 
             #expect(try await store.sweep(now: after) == 1)
             #expect(try await store.count("payloads") == 1)
-            #expect(try await store.count("inbox") == 2)
+            #expect(try await store.inboxDepth() == 2)
             #expect(try await store.allEvents(group.b1, now: now).map(\.messageId) == ["lasting"])
 
             // A payload whose recipients are all gone is swept as an orphan.

@@ -15,7 +15,7 @@ import Testing
             let versions = try await store.database.read { connection in
                 try await connection.query("SELECT version FROM schema_version", []).map { try $0.integer(0) }
             }
-            #expect(versions == [14])  // the newest migration: messages stored in batches on PostgreSQL
+            #expect(versions == [15])  // the newest migration: inbox runs
             #expect(try await store.user(named: alice) != nil)
         }
     }
