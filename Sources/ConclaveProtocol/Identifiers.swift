@@ -137,6 +137,10 @@ public struct ConversationID: TextIdentifier {
     private init(unchecked bytes: [UInt8]) { self.bytes = bytes }
 
     public var description: String { Hex.encode(bytes) }
+
+    /// The bytes hashed at once, not one `UInt8` at a time as the derived
+    /// hash would (conversation ids key the server's caches and batches).
+    public func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
 }
 
 /// An identifier written as text: parsed (and validated) from its text form,
