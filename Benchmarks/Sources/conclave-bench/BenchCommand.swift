@@ -25,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
             WebSockets and its memory per connection is measured (VmRSS from /proc). The load generator shares the \
             machine with the server. A benchmark, not a test: it fails only when its machinery does.
             """,
-        subcommands: [AttackBenchCommand.self, FileBenchCommand.self])
+        subcommands: [AttackBenchCommand.self, FileBenchCommand.self, HoldIdleCommand.self])
 
     @Option(name: .long, help: "1:1 conversations, each with a sending and a receiving device.") var pairs = 20
     @Option(name: .long, help: "Messages posted in the 1:1 scenario, spread over the pairs (0 skips it).") var messages = 20_000
@@ -43,6 +43,12 @@ struct BenchCommand: AsyncParsableCommand {
             valueName: BenchTransport.allCases.map(\.rawValue).joined(separator: "|"))) var sendOver = BenchTransport.http
     @Option(name: .long, help: "Idle WebSocket connections for the memory measurement.") var idle = 10_000
     @Flag(name: .long, help: "Skip the idle-connection measurement.") var skipIdle = false
+    @Option(
+        name: .long,
+        help: """
+            With --postgres: spread the idle connections over this many server processes on the database, each share opened \
+            by a client process of its own (for a machine whose open-file limit per process is below --idle).
+            """) var idleProcesses = 1
     @Option(name: .long, help: "Run the server on this (empty or bench-only) PostgreSQL database instead of SQLite.") var postgres: String?
     @Flag(
         name: .long,
@@ -60,17 +66,22 @@ struct BenchCommand: AsyncParsableCommand {
         guard roomSenders >= 1 else { throw ValidationError("--room-senders must be at least 1") }
         guard (1...4096).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 4096") }
         guard !acrossProcesses || postgres != nil else { throw ValidationError("--across-processes needs --postgres") }
+        guard (1...16).contains(idleProcesses) else { throw ValidationError("--idle-processes must be 1 to 16") }
+        guard idleProcesses == 1 || postgres != nil else { throw ValidationError("--idle-processes needs --postgres") }
     }
 
     func run() async throws {
         let root = directory ?? NSTemporaryDirectory() + "conclave-bench-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let wantedFiles = (skipIdle ? 0 : idle) + 4096
+        // The idle connections of one process (a server, and the client process holding its share; the servers and the
+        // clients inherit this process's limit) against the open-file limit, with room for everything else.
+        let perProcess = ((skipIdle ? 0 : idle) + idleProcesses - 1) / idleProcesses
+        let wantedFiles = perProcess + 4096
         let fileLimit = OpenFileLimit.raise(to: wantedFiles)
         var idleCount = skipIdle ? 0 : idle
         var notes: [String] = []
-        if fileLimit < wantedFiles {
-            idleCount = max(0, min(idle, fileLimit - 1024))
+        if fileLimit < wantedFiles, (fileLimit - 1024) * idleProcesses < idleCount {
+            idleCount = max(0, (fileLimit - 1024) * idleProcesses)
             notes.append(
                 "the open-file limit could not be raised to \(wantedFiles) (it is \(fileLimit)): idle connections capped at \(idleCount)")
         }
@@ -163,16 +174,40 @@ struct BenchCommand: AsyncParsableCommand {
         let server = try await BenchServer.start(
             directory: root + "/server", postgres: postgres, http: http, limits: limits, executable: serverBinary)
         say("   server pid \(server.pid) on \(server.url)")
+        var others: [BenchServer] = []
+        defer { for other in others { other.stop() } }
         do {
+            for _ in 1..<idleProcesses {
+                others.append(
+                    try await BenchServer.run(
+                        directory: root + "/server", postgres: postgres, http: http, adminToken: server.adminToken,
+                        executable: serverBinary))
+            }
             let network = BenchNetwork(server: server, root: root)
-            let devices = try await network.devices((0..<max(1, (count + 999) / 1_000)).map { "idle\($0)" })
+            // Each process's share over devices of its own, up to 1,000 connections each.
+            let share: Int = (count + idleProcesses - 1) / idleProcesses
+            let perDevice = [Int](repeating: (share + 999) / 1_000, count: idleProcesses)
+            let names: [String] = (0..<max(1, perDevice.reduce(0, +))).map { "idle\($0)" }
+            let devices = try await network.devices(names)
             var tokens: [String] = []
             for device in devices {
                 guard let token = await device.sessionTokenForBenchmark else { throw BenchError("an idle device did not sign in") }
                 tokens.append(token)
                 await device.close()
             }
-            let result = try await BenchRunner.idle(count: count, tokens: tokens, server: server)
+            let result: BenchIdleResult
+            if others.isEmpty {
+                result = try await BenchRunner.idle(count: count, tokens: tokens, server: server)
+            } else {
+                var shares: [[String]] = []
+                var next = 0
+                for devices in perDevice {
+                    shares.append(Array(tokens[next..<min(tokens.count, next + devices)]))
+                    next += devices
+                }
+                result = try await BenchRunner.idle(count: count, tokens: shares, servers: [server] + others, root: root)
+            }
+            for other in others { other.stop() }
             if !server.stop() { say("   (the server did not stop within 10 s of SIGTERM and was killed)") }
             return result
         } catch {

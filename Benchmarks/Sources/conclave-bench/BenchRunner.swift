@@ -109,17 +109,7 @@ enum BenchRunner {
         let url = server.url
         say("   idle: opening \(count) WebSockets")
         let started = benchNow()
-        let holders = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for launched in 0..<count {
-                    while launched - counters.opened.load(ordering: .relaxed) - counters.failed.load(ordering: .relaxed) >= 200 {
-                        try? await Task.sleep(for: .milliseconds(1))
-                    }
-                    let token = tokens[launched % tokens.count]
-                    group.addTask { await BenchLoad.hold(server: url, token: token, gate: gate, counters: counters) }
-                }
-            }
-        }
+        let holders = openIdle(count: count, tokens: tokens, url: url, counters: counters, gate: gate)
         _ = await waitUntil(seconds: 600) { counters.opened.load(ordering: .relaxed) + counters.failed.load(ordering: .relaxed) >= count }
         let openSeconds = Double(benchNow() - started) / 1e9
         try await Task.sleep(for: .seconds(2))
@@ -232,9 +222,13 @@ struct BenchIdleResult: Sendable {
     var residentAfter: Int?
     var filesBefore: Int?
     var filesAfter: Int?
+    /// Server processes (on one PostgreSQL) the connections were spread over.
+    var processes = 1
 
     var line: String {
-        var text = "idle: \(grouped(held)) of \(grouped(requested)) WebSockets held (up to 1,000 per device; opened in "
+        var text = "idle: \(grouped(held)) of \(grouped(requested)) WebSockets held"
+        if processes > 1 { text += " over \(processes) server processes (memory and descriptors summed)" }
+        text += " (up to 1,000 per device; opened in "
         text += String(format: "%.1f s", openSeconds) + ", \(grouped(failed)) failed): server RSS \(mebibytes(residentBefore)) → "
         text += mebibytes(residentAfter)
         if let before = residentBefore, let after = residentAfter, held > 0 {
