@@ -165,7 +165,9 @@ struct HoldIdleCommand: AsyncParsableCommand {
         let counters = BenchCounters()
         let gate = BenchGate()
         let holders = BenchRunner.openIdle(count: count, tokens: tokens, url: url, counters: counters, gate: gate)
-        _ = await BenchRunner.waitUntil(seconds: 600) { counters.opened.load(ordering: .relaxed) + counters.failed.load(ordering: .relaxed) >= count }
+        _ = await BenchRunner.waitUntil(seconds: 600) {
+            counters.opened.load(ordering: .relaxed) + counters.failed.load(ordering: .relaxed) >= count
+        }
         say("opened \(counters.opened.load(ordering: .relaxed)) failed \(counters.failed.load(ordering: .relaxed))")
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread.detachNewThread {
