@@ -258,11 +258,17 @@ extension ConclaveStore {
     /// conversation have consecutive payload ids and make one run. The
     /// outcomes are in the messages' order.
     private func appendBatchOnSQLite(_ messages: [MessageAppender.Message]) async throws -> [MessageAppender.Outcome] {
-        var first: [ConversationID: Int] = [:]
-        for (index, message) in messages.enumerated() where first[message.conversation] == nil { first[message.conversation] = index }
-        let order = messages.indices.sorted {
-            (first[messages[$0].conversation, default: $0], $0) < (first[messages[$1].conversation, default: $1], $1)
+        var groups: [[Int]] = []
+        var group: [ConversationID: Int] = [:]
+        for (index, message) in messages.enumerated() {
+            if let known = group[message.conversation] {
+                groups[known].append(index)
+            } else {
+                group[message.conversation] = groups.count
+                groups.append([index])
+            }
         }
+        let order = groups.joined()
         return try await writeKeepingCaches { connection in
             var states: [ConversationID: ConversationState] = [:]
             var unknown = Set<ConversationID>()

@@ -7,6 +7,10 @@ import Logging
 import NIOCore
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Monotonic time in nanoseconds, for the load generator's timestamps.
 func benchNow() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
@@ -204,19 +208,24 @@ enum BenchFrame {
         return (seq, messageID)
     }
 
-    /// The position just after the first occurrence of `key`.
+    static let createdKey = Array(#""created":true"#.utf8)
+
+    /// The position just after the first occurrence of `key`: `memchr`
+    /// finds each candidate for its first byte (a `"`, which the event's
+    /// base64, before the fields read here, does not hold), `memcmp` checks it.
     static func find(_ key: [UInt8], in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard key.count <= bytes.count, let first = key.first else { return nil }
-        var position = 0
-        while position + key.count <= bytes.count {
-            if bytes[position] == first {
-                var matched = 1
-                while matched < key.count, bytes[position + matched] == key[matched] { matched += 1 }
-                if matched == key.count { return position + key.count }
+        guard let base = bytes.baseAddress, let first = key.first, key.count <= bytes.count else { return nil }
+        return key.withUnsafeBytes { needle -> Int? in
+            guard let needle = needle.baseAddress else { return nil }
+            var position = 0
+            while position + key.count <= bytes.count {
+                guard let found = memchr(base + position, Int32(first), bytes.count - key.count + 1 - position) else { return nil }
+                position = UnsafeRawPointer(found) - UnsafeRawPointer(base)
+                if memcmp(base + position, needle, key.count) == 0 { return position + key.count }
+                position += 1
             }
-            position += 1
+            return nil
         }
-        return nil
     }
 }
 

@@ -16,6 +16,8 @@ final class BenchSocket: @unchecked Sendable {  // read and written by its threa
     /// Bytes read and not yet taken as whole frames.
     private var pending: [UInt8] = []
     private var start = 0
+    /// What one `read` fills, kept from read to read.
+    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
 
     /// Connects to `host:port` (IPv4) and completes the upgrade with
     /// `token` (the `Authorization` header's value).
@@ -88,7 +90,6 @@ final class BenchSocket: @unchecked Sendable {  // read and written by its threa
             pending.removeSubrange(..<start)
             start = 0
         }
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
         let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
         guard count > 0 else { return false }
         pending += buffer[0..<count]
@@ -162,7 +163,7 @@ extension BenchLoad {
                             guard let ref else { continue }  // an inbox event of the sender's own
                             times.answer(ref, now)
                             answered += 1
-                            if frame.payload.firstRange(of: Array(#""created":true"#.utf8)) != nil {
+                            if frame.payload.withUnsafeBufferPointer({ BenchFrame.find(BenchFrame.createdKey, in: $0) }) != nil {
                                 outcome.accepted += 1
                             } else {
                                 outcome.fail(String(decoding: frame.payload.prefix(200), as: UTF8.self))
