@@ -811,15 +811,16 @@ extension ConclaveStore {
             guard !runs.isEmpty else { return count }
             try await connection.execute(
                 "DELETE FROM inbox_runs WHERE device_id = ? AND seq + entries - 1 <= ?", [key, .integer(seq)])
-            try await connection.execute(
-                """
-                UPDATE inbox_runs SET entries = entries - (? + 1 - seq), first_payload = first_payload + (? + 1 - seq), seq = ? + 1 \
-                WHERE device_id = ? AND seq <= ? AND seq + entries - 1 > ?
-                """, [.integer(seq), .integer(seq), .integer(seq), key, .integer(seq), .integer(seq)])
             for run in runs {
                 let (start, entries, first) = (try run.integer(0), try run.integer(1), try run.integer(2))
-                let last = first + min(entries, seq + 1 - start) - 1
-                count += Int(try await Self.releaseRun(connection, from: first, through: last))
+                guard start >= 1, entries >= 1 else { throw StoreError.corrupt("inbox_runs") }
+                let taken = min(entries, seq - start + 1)  // (seq may be Int64.max: start is at least 1)
+                if taken < entries {  // the run `seq` falls in keeps its end
+                    try await connection.execute(
+                        "UPDATE inbox_runs SET seq = ?, entries = ?, first_payload = ? WHERE device_id = ? AND seq = ?",
+                        [.integer(start + taken), .integer(entries - taken), .integer(first + taken), key, .integer(start)])
+                }
+                count += Int(try await Self.releaseRun(connection, from: first, through: first + taken - 1))
             }
             return count
         }
