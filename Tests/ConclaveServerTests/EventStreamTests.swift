@@ -3,6 +3,7 @@ import ConclaveBenchmarkSupport
 import ConclaveProtocol
 import ConclaveTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @testable import ConclaveServer
@@ -184,6 +185,122 @@ struct EventStreamTests {
             #expect(answers.allSatisfy { $0.error?.code == .unauthenticated })
             // bob hears of alice's removal (the server's proposal), and of no message.
             #expect(!(try await bob.receive()).contains { if case .message = $0 { true } else { false } })
+        }
+    }
+
+    @Test("A device's sends waiting for their answer, over all its WebSockets, are capped; those beyond are refused at once")
+    func sendsPerDeviceAreCapped() async throws {
+        // Fewer sends per connection than a connection may have waiting (64): every frame is read while the writer is held.
+        let (connections, perConnection) = (5, 60)
+        try await TestNetwork.run(
+            .sqlite,
+            configure: {
+                $0.limits = .unthrottled
+                $0.limits.webSocketsPerDevice = connections
+            }
+        ) { network in
+            try await network.users("alice", "bob")
+            let alice = try await network.device("alice")
+            _ = try await network.device("bob")
+            let token = try #require(await alice.sessionTokenForTesting)
+            let conversation = try await alice.directConversation(with: network.address("bob")).id
+            let messages = try await alice.encryptForBenchmark("held", count: connections * perConnection, to: conversation)
+
+            // The writer is held: every send that is admitted waits for it.
+            let (entered, enteredSignal) = AsyncStream<Void>.makeStream()
+            let (release, releaseSignal) = AsyncStream<Void>.makeStream()
+            defer { releaseSignal.finish() }  // also when the test fails: the server must close its store
+            let holder = Task {
+                try await network.store.database.transaction { _ in
+                    enteredSignal.yield()
+                    for await _ in release { break }
+                }
+            }
+            for await _ in entered { break }
+
+            let expectedRefusals = connections * perConnection - EventStreamSessions.sendsPerDevice
+            let refusals = RefusalCount(connections: connections, enough: expectedRefusals)
+            var readers: [Task<[EventStreamAnswer], any Error>] = []
+            for index in 0..<connections {
+                let (socket, answer) = try await RawSocket.eventStream(network.url, token: token)
+                #expect(answer.hasPrefix("HTTP/1.1 101"))
+                var frames: [UInt8] = []
+                for (offset, message) in messages[(index * perConnection)..<((index + 1) * perConnection)].enumerated() {
+                    let send = EventStreamSend(ref: "\(index)-\(offset)", conversation: conversation, send: message)
+                    frames += Wire.frame(Wire.text, Array(try ConclaveJSON.encoder().encode(send)))
+                }
+                try socket.send(bytes: frames)
+                readers.append(
+                    Task {
+                        let bytes = await socket.receive(bytesUntil: { bytes in
+                            let answers = Self.answers(in: bytes)
+                            refusals.set(index, answers.filter { $0.error != nil }.count)
+                            return answers.count >= perConnection
+                        })
+                        return Self.answers(in: bytes)
+                    })
+            }
+            try await withDeadline(.seconds(60), "the refusals") { await refusals.reached() }
+            #expect(refusals.total == expectedRefusals)  // and nothing was answered as stored: the writer is held
+
+            releaseSignal.finish()
+            try await holder.value
+            var answers: [EventStreamAnswer] = []
+            for reader in readers { answers += try await withDeadline(.seconds(60), "every answer") { try await reader.value } }
+            #expect(answers.count == connections * perConnection)
+            #expect(answers.filter { $0.created == true }.count == EventStreamSessions.sendsPerDevice)
+            let refused = answers.filter { $0.error != nil }
+            #expect(refused.count == expectedRefusals)
+            #expect(refused.allSatisfy { $0.error?.code == .rateLimited })
+        }
+    }
+
+    /// The send answers among the frames read so far (a frame cut off at the end is left out).
+    static func answers(in bytes: [UInt8]) -> [EventStreamAnswer] {
+        Wire.frames(bytes).filter { $0.opcode == Wire.text }.compactMap {
+            try? ConclaveJSON.decoder().decode(EventStreamAnswer.self, from: Data($0.payload))
+        }.filter { $0.ref != nil }
+    }
+
+    /// Refusals seen on each connection, and a wait until they add up to `enough`.
+    final class RefusalCount: Sendable {
+        private let state: Mutex<(counts: [Int], waiter: CheckedContinuation<Void, Never>?)>
+        private let enough: Int
+
+        init(connections: Int, enough: Int) {
+            state = Mutex((Array(repeating: 0, count: connections), nil))
+            self.enough = enough
+        }
+
+        var total: Int { state.withLock { $0.counts.reduce(0, +) } }
+
+        func set(_ connection: Int, _ count: Int) {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.counts[connection] = count
+                guard state.counts.reduce(0, +) >= enough else { return nil }
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+
+        /// Returns once the refusals add up to `enough`, or the task is cancelled.
+        func reached() async {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let done = state.withLock { state -> Bool in
+                        guard state.counts.reduce(0, +) < enough, !Task.isCancelled else { return true }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if done { continuation.resume() }
+                }
+            } onCancel: {
+                state.withLock { state in
+                    defer { state.waiter = nil }
+                    return state.waiter
+                }?.resume()
+            }
         }
     }
 
