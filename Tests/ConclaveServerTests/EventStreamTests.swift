@@ -192,13 +192,11 @@ struct EventStreamTests {
     func sendsPerDeviceAreCapped() async throws {
         // Fewer sends per connection than a connection may have waiting (64): every frame is read while the writer is held.
         let (connections, perConnection) = (5, 60)
-        try await TestNetwork.run(
-            .sqlite,
-            configure: {
-                $0.limits = .unthrottled
-                $0.limits.webSocketsPerDevice = connections
-            }
-        ) { network in
+        let configure: @Sendable (inout ServerConfiguration) -> Void = {
+            $0.limits = .unthrottled
+            $0.limits.webSocketsPerDevice = connections
+        }
+        try await TestNetwork.run(.sqlite, configure: configure) { network in
             try await network.users("alice", "bob")
             let alice = try await network.device("alice")
             _ = try await network.device("bob")
