@@ -718,16 +718,32 @@ extension ConclaveStore {
 // MARK: - Inbox
 
 extension ConclaveStore {
-    /// A device's inbox entries after a sequence number, as `(seq,
-    /// payload_id)`: its inbox rows, and the entries of its inbox runs
-    /// whose payloads are still stored. Takes the device and the sequence
-    /// number as binds, twice.
-    static let inboxEntries = """
-        SELECT i.seq, i.payload_id FROM inbox i WHERE i.device_id = ? AND i.seq > ? \
-        UNION ALL SELECT r.seq + (q.id - r.first_payload), q.id FROM inbox_runs r \
-        JOIN payloads q ON q.id >= r.first_payload AND q.id < r.first_payload + r.entries \
-        WHERE r.device_id = ? AND r.seq + r.entries - 1 > ?
-        """
+    /// A page of a device's inbox: its inbox rows and the entries of its
+    /// inbox runs after a sequence number (and up to another, with
+    /// `through`), whose payloads are stored and not expired, oldest first,
+    /// at most a limit of them; `columns` of `p` (the payload) and `c` (its
+    /// conversation) after the sequence number. Each half reads at most
+    /// the limit in sequence order from its own index and looks up only
+    /// the payloads it returns, so a page costs the same whatever the size
+    /// of the inbox or of the payloads table. Binds: the device, the
+    /// sequence number (twice for runs), the upper bound with `through`,
+    /// the time, the limit; for rows, then runs, then the limit again.
+    static func inboxPage(_ columns: String, through: Bool) -> String {
+        let live = "(p.expires_at IS NULL OR p.expires_at > ?)"
+        let runSeq = "r.seq + (p.id - r.first_payload)"
+        return """
+            SELECT * FROM (SELECT i.seq AS seq, \(columns) FROM inbox i JOIN payloads p ON p.id = i.payload_id \
+            LEFT JOIN conversations c ON c.id = p.conversation_id \
+            WHERE i.device_id = ? AND i.seq > ?\(through ? " AND i.seq <= ?" : "") AND \(live) ORDER BY i.seq LIMIT ?) AS page_rows \
+            UNION ALL \
+            SELECT * FROM (SELECT \(runSeq) AS seq, \(columns) FROM inbox_runs r \
+            JOIN payloads p ON p.id >= r.first_payload AND p.id < r.first_payload + r.entries \
+            LEFT JOIN conversations c ON c.id = p.conversation_id \
+            WHERE r.device_id = ? AND r.seq + r.entries - 1 > ? AND \(runSeq) > ?\(through ? " AND \(runSeq) <= ?" : "") AND \(live) \
+            ORDER BY r.seq, p.id LIMIT ?) AS page_runs \
+            ORDER BY seq LIMIT ?
+            """
+    }
 
     /// True for a payload no inbox row and no inbox run refers to (in a
     /// statement on `payloads`).
@@ -741,13 +757,12 @@ extension ConclaveStore {
     /// `maxBytes` of messages (D23). The sizes are read first, so a page of
     /// large messages never loads more than it returns.
     public func inbox(device: DeviceID, after seq: Int64, limit: Int, maxBytes: Int = .max, now: Date) async throws -> [InboxEvent] {
-        let entries: [SQLValue] = [.text(device.value), .integer(seq), .text(device.value), .integer(seq)]
+        let (key, after) = (SQLValue.text(device.value), SQLValue.integer(seq))
+        let (time, count) = (SQLValue.integer(now.millis), SQLValue.integer(Int64(limit)))
         return try await database.read { connection in
             let sizes = try await connection.query(
-                """
-                SELECT e.seq, \(dataLength)(p.data) FROM (\(Self.inboxEntries)) e JOIN payloads p ON p.id = e.payload_id \
-                WHERE e.seq > ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY e.seq LIMIT ?
-                """, entries + [.integer(seq), .integer(now.millis), .integer(Int64(limit))])
+                Self.inboxPage("\(dataLength)(p.data) AS size", through: false),
+                [key, after, time, count, key, after, after, time, count, count])
             var last: Int64?
             var total = 0
             for row in sizes {
@@ -756,12 +771,14 @@ extension ConclaveStore {
                 last = try row.integer(0)
             }
             guard let last else { return [] }
+            let through = SQLValue.integer(last)
             let rows = try await connection.query(
-                """
-                SELECT e.seq, p.kind, p.conversation_id, p.data, p.message_id, p.sent_at, p.expires_at, c.kind, c.name \
-                FROM (\(Self.inboxEntries)) e JOIN payloads p ON p.id = e.payload_id LEFT JOIN conversations c ON c.id = p.conversation_id \
-                WHERE e.seq > ? AND e.seq <= ? AND (p.expires_at IS NULL OR p.expires_at > ?) ORDER BY e.seq
-                """, entries + [.integer(seq), .integer(last), .integer(now.millis)])
+                Self.inboxPage(
+                    """
+                    p.kind AS payload_kind, p.conversation_id, p.data, p.message_id, p.sent_at, p.expires_at, \
+                    c.kind AS conversation_kind, c.name
+                    """, through: true),
+                [key, after, through, time, count, key, after, after, through, time, count, count])
             return try rows.map { row in
                 guard let kind = InboxEventKind(rawValue: try row.text(1)), let conversation = ConversationID(bytes: try row.blob(2)) else {
                     throw StoreError.corrupt("payloads")
