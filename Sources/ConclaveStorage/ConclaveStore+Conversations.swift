@@ -718,23 +718,31 @@ extension ConclaveStore {
 // MARK: - Inbox
 
 extension ConclaveStore {
-    /// A page of a device's inbox: its inbox rows and the entries of its
-    /// inbox runs after a sequence number (and up to another, with
-    /// `through`), whose payloads are stored and not expired, oldest first,
-    /// at most a limit of them; `columns` of `p` (the payload) and `c` (its
-    /// conversation) after the sequence number. Each half reads at most
-    /// the limit in sequence order from its own index and looks up only
-    /// the payloads it returns, so a page costs the same whatever the size
-    /// of the inbox or of the payloads table. Binds: the device, the
-    /// sequence number (twice for runs), the upper bound with `through`,
-    /// the time, the limit; for rows, then runs, then the limit again.
-    static func inboxPage(_ columns: String, through: Bool) -> String {
+    /// A page of a device's inbox: its inbox rows (and, with `runs`, the
+    /// entries of its inbox runs) after a sequence number (and up to
+    /// another, with `through`), whose payloads are stored and not expired,
+    /// oldest first, at most a limit of them; `columns` of `p` (the
+    /// payload) and `c` (its conversation) after the sequence number. Each
+    /// half reads at most the limit in sequence order from its own index
+    /// and looks up only the payloads it returns, so a page costs the same
+    /// whatever the size of the inbox or of the payloads table. Binds
+    /// (``inboxPageBinds(device:after:through:now:limit:runs:)``): the
+    /// device, the sequence number, the upper bound with `through`, the
+    /// time, the limit; with runs, the same for them (the sequence number
+    /// twice), then the limit again.
+    static func inboxPage(_ columns: String, through: Bool, runs: Bool) -> String {
         let live = "(p.expires_at IS NULL OR p.expires_at > ?)"
+        let rows = """
+            SELECT i.seq AS seq, \(columns) FROM inbox i JOIN payloads p ON p.id = i.payload_id \
+            LEFT JOIN conversations c ON c.id = p.conversation_id \
+            WHERE i.device_id = ? AND i.seq > ?\(through ? " AND i.seq <= ?" : "") AND \(live) ORDER BY i.seq LIMIT ?
+            """
+        // PostgreSQL plans a statement each time it runs: the union of both halves costs milliseconds to plan, so it
+        // is asked for only by a device that has runs (on SQLite, which writes them, the plan is kept).
+        guard runs else { return rows }
         let runSeq = "r.seq + (p.id - r.first_payload)"
         return """
-            SELECT * FROM (SELECT i.seq AS seq, \(columns) FROM inbox i JOIN payloads p ON p.id = i.payload_id \
-            LEFT JOIN conversations c ON c.id = p.conversation_id \
-            WHERE i.device_id = ? AND i.seq > ?\(through ? " AND i.seq <= ?" : "") AND \(live) ORDER BY i.seq LIMIT ?) AS page_rows \
+            SELECT * FROM (\(rows)) AS page_rows \
             UNION ALL \
             SELECT * FROM (SELECT \(runSeq) AS seq, \(columns) FROM inbox_runs r \
             JOIN payloads p ON p.id >= r.first_payload AND p.id < r.first_payload + r.entries \
@@ -743,6 +751,16 @@ extension ConclaveStore {
             ORDER BY r.seq, p.id LIMIT ?) AS page_runs \
             ORDER BY seq LIMIT ?
             """
+    }
+
+    /// The binds of ``inboxPage(_:through:runs:)``.
+    static func inboxPageBinds(device: DeviceID, after: Int64, through: Int64?, now: Date, limit: Int, runs: Bool) -> [SQLValue] {
+        let (key, seq, time, count) = (
+            SQLValue.text(device.value), SQLValue.integer(after), SQLValue.integer(now.millis), SQLValue.integer(Int64(limit))
+        )
+        let bound = through.map { [SQLValue.integer($0)] } ?? []
+        let rows = [key, seq] + bound + [time, count]
+        return runs ? rows + [key, seq, seq] + bound + [time, count, count] : rows
     }
 
     /// True for a payload no inbox row and no inbox run refers to (in a
@@ -757,12 +775,11 @@ extension ConclaveStore {
     /// `maxBytes` of messages (D23). The sizes are read first, so a page of
     /// large messages never loads more than it returns.
     public func inbox(device: DeviceID, after seq: Int64, limit: Int, maxBytes: Int = .max, now: Date) async throws -> [InboxEvent] {
-        let (key, after) = (SQLValue.text(device.value), SQLValue.integer(seq))
-        let (time, count) = (SQLValue.integer(now.millis), SQLValue.integer(Int64(limit)))
-        return try await database.read { connection in
+        try await database.read { connection in
+            let runs = try await !connection.query("SELECT 1 FROM inbox_runs WHERE device_id = ? LIMIT 1", [.text(device.value)]).isEmpty
             let sizes = try await connection.query(
-                Self.inboxPage("\(dataLength)(p.data) AS size", through: false),
-                [key, after, time, count, key, after, after, time, count, count])
+                Self.inboxPage("\(dataLength)(p.data) AS size", through: false, runs: runs),
+                Self.inboxPageBinds(device: device, after: seq, through: nil, now: now, limit: limit, runs: runs))
             var last: Int64?
             var total = 0
             for row in sizes {
@@ -771,14 +788,13 @@ extension ConclaveStore {
                 last = try row.integer(0)
             }
             guard let last else { return [] }
-            let through = SQLValue.integer(last)
             let rows = try await connection.query(
                 Self.inboxPage(
                     """
                     p.kind AS payload_kind, p.conversation_id, p.data, p.message_id, p.sent_at, p.expires_at, \
                     c.kind AS conversation_kind, c.name
-                    """, through: true),
-                [key, after, through, time, count, key, after, after, through, time, count, count])
+                    """, through: true, runs: runs),
+                Self.inboxPageBinds(device: device, after: seq, through: last, now: now, limit: limit, runs: runs))
             return try rows.map { row in
                 guard let kind = InboxEventKind(rawValue: try row.text(1)), let conversation = ConversationID(bytes: try row.blob(2)) else {
                     throw StoreError.corrupt("payloads")
