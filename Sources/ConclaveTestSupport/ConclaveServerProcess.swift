@@ -82,11 +82,35 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
     }
 
     /// Starts the server on an initialised directory and waits until it
-    /// logs that it listens (or exits).
+    /// logs that it listens (or exits). A port picked here may be taken by
+    /// another test's connection before the server binds it: then another
+    /// is picked. A server that exits first is reported with its last lines.
     public static func start(
         directory: String, postgres: String? = nil, port: Int? = nil, extraArguments: [String] = [], environment: [String: String] = [:]
     ) async throws -> ConclaveServerProcess {
-        guard let port = port ?? LoopbackPort.free() else { throw ConclaveServerProcessError("no free port on 127.0.0.1") }
+        var attempt = 0
+        while true {
+            attempt += 1
+            guard let chosen = port ?? LoopbackPort.free() else { throw ConclaveServerProcessError("no free port on 127.0.0.1") }
+            let server = try launch(
+                directory: directory, postgres: postgres, port: chosen, extraArguments: extraArguments, environment: environment)
+            do {
+                try await server.output.waitForMarker()
+                return server
+            } catch {
+                server.process.waitUntilExit()
+                server.output.waitUntilDrained()
+                let log = server.log
+                if port == nil, attempt < 3, log.contains("Address already in use") { continue }
+                let tail = log.split(separator: "\n").suffix(12).joined(separator: "\n")
+                throw ConclaveServerProcessError("\(error) (exit status \(server.exitStatus)); its last lines:\n\(tail)")
+            }
+        }
+    }
+
+    private static func launch(
+        directory: String, postgres: String?, port: Int, extraArguments: [String], environment: [String: String]
+    ) throws -> ConclaveServerProcess {
         let logFile = directory + "/server-\(port)-\(UUID().uuidString.prefix(6)).log"
         guard FileManager.default.createFile(atPath: logFile, contents: nil), let log = FileHandle(forWritingAtPath: logFile) else {
             throw ConclaveServerProcessError("cannot write \(logFile)")
@@ -105,7 +129,6 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
             process: process, url: "\(scheme)://127.0.0.1:\(port)", port: port, directory: directory, logFile: logFile, log: log, pipe: pipe
         )
         try process.run()
-        try await server.output.waitForMarker()
         return server
     }
 

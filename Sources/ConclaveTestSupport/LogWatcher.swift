@@ -16,13 +16,17 @@ final class LogWatcher: Sendable {
 
     private let state = Mutex(State())
     private let signal = DispatchSemaphore(value: 0)
+    /// Signalled once the output has been read to its end.
+    private let drained = DispatchSemaphore(value: 0)
     let marker: String
 
     init(copyingTo log: FileHandle, from pipe: Pipe, marker: String) {
         self.marker = marker
         // The output is read to its end on a thread of its own, which keeps the pipe open until then
         // (a FileHandle readabilityHandler whose handle goes away first corrupts Dispatch's event loop).
+        let drained = drained
         Thread { [weak self] in
+            defer { drained.signal() }
             var tail = ""
             while true {
                 let data = pipe.fileHandleForReading.availableData
@@ -35,6 +39,12 @@ final class LogWatcher: Sendable {
                 if text.contains(marker) { self?.finish(nil) }
             }
         }.start()
+    }
+
+    /// Waits (at most `timeout`) until the output has been read to its
+    /// end, so that the log holds the process's last words.
+    func waitUntilDrained(timeout: TimeInterval = 5) {
+        if drained.wait(timeout: .now() + timeout) == .success { drained.signal() }
     }
 
     /// Called when the process ends.
