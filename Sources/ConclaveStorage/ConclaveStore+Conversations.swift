@@ -197,21 +197,42 @@ extension ConclaveStore {
     /// message. The caches stay: nothing they hold changes. The other server
     /// processes are not told here: the caller announces the recipients
     /// with ``announceInbox(_:)`` once the message is stored.
+    ///
+    /// `stored` is told the outcome once the message has committed, before
+    /// this returns: for a message stored in a batch, on the batch's task
+    /// and in its order (``MessageAppender``), which is where a server
+    /// hands a batch's messages to their recipients' connections in order.
     public func appendApplication(
-        _ id: ConversationID, epoch: UInt64, generation: UInt64 = 0, delivery: Delivery, files: FileShare? = nil
+        _ id: ConversationID, epoch: UInt64, generation: UInt64 = 0, delivery: Delivery, files: FileShare? = nil,
+        stored: StoredHandler? = nil
     ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
         // A message with no file and no remote recipient goes with others in a batch (``MessageAppender``). A batch
         // tells its messages apart by sender and id: on PostgreSQL a message without either is stored alone.
         if files?.files.isEmpty ?? true, delivery.remote.isEmpty {
-            let message = MessageAppender.Message(conversation: id, epoch: epoch, generation: generation, delivery: delivery)
+            let message = MessageAppender.Message(
+                conversation: id, epoch: epoch, generation: generation, delivery: delivery, stored: stored)
             if database.dialect == .sqlite { return try await appender.append(message) { try await appendBatchOnSQLite($0) } }
             guard delivery.messageID != nil, delivery.senderDevice != nil else {
                 guard let outcome = try await appendInBatch([message]).first else { throw StoreError.corrupt("a message") }
+                stored?(outcome.outcome, outcome.sequences)
                 return outcome
             }
             return try await appender.append(message) { try await appendInBatch($0) }
         }
-        return try await writeKeepingCaches { connection in
+        let outcome = try await appendAlone(id, epoch: epoch, generation: generation, delivery: delivery, files: files)
+        stored?(outcome.outcome, outcome.sequences)
+        return outcome
+    }
+
+    /// Told a message's outcome and its recipients' sequence numbers once it has committed.
+    public typealias StoredHandler = @Sendable (_ outcome: SendOutcome, _ sequences: [DeviceID: Int64]) -> Void
+
+    /// ``appendApplication(_:epoch:generation:delivery:files:stored:)`` for a
+    /// message with files or remote recipients: a transaction of its own.
+    private func appendAlone(
+        _ id: ConversationID, epoch: UInt64, generation: UInt64, delivery: Delivery, files: FileShare?
+    ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
+        try await writeKeepingCaches { connection in
             let key = SQLValue.blob(id.bytes)
             let rows = try await connection.query(
                 """
@@ -246,7 +267,7 @@ extension ConclaveStore {
         }
     }
 
-    /// ``appendApplication(_:epoch:generation:delivery:files:)`` on SQLite
+    /// ``appendApplication(_:epoch:generation:delivery:files:stored:)`` on SQLite
     /// for messages with no file and no remote recipient, as
     /// ``MessageAppender`` gathers them, in one transaction: each
     /// conversation's state read once, each message checked and its
@@ -329,7 +350,7 @@ extension ConclaveStore {
             moving: try row.integer(4) != 0, pending: try row.integer(2) != 0)
     }
 
-    /// ``appendApplication(_:epoch:generation:delivery:files:)`` on
+    /// ``appendApplication(_:epoch:generation:delivery:files:stored:)`` on
     /// PostgreSQL, for messages with no file and no remote recipient, as
     /// ``MessageAppender`` gathers them: one message is one call of
     /// `conclave_append_message` (``Schema/appendMessageFunction``), several

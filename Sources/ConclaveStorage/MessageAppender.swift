@@ -12,12 +12,21 @@ import Synchronization
 /// message still succeeds or fails alone. Past ``waitingLimit`` waiting
 /// messages, a message is stored alone at once rather than wait. No
 /// caller returns before its message's transaction has committed.
+///
+/// Once a batch has committed, its messages' ``Message/stored`` handlers
+/// are told their outcomes on the batch's task, in the batch's order, and
+/// only then do the callers resume: the server hands the messages to their
+/// recipients' connections there, so that a connection gets a batch's
+/// messages together and in sequence order, not one by one from as many
+/// resumed tasks in any order.
 final class MessageAppender: Sendable {
     struct Message: Sendable {
         let conversation: ConversationID
         let epoch: UInt64
         let generation: UInt64
         let delivery: Delivery
+        /// Told the message's outcome once it has committed, before its caller resumes.
+        var stored: ConclaveStore.StoredHandler?
     }
 
     typealias Outcome = (outcome: SendOutcome, sequences: [DeviceID: Int64])
@@ -50,10 +59,7 @@ final class MessageAppender: Sendable {
     /// Stores `message` with the next batch (`store` stores a batch, its
     /// outcomes in order) and returns its outcome once that has committed.
     func append(_ message: Message, store: @escaping Store) async throws -> Outcome {
-        if waiting >= Self.waitingLimit {
-            guard let outcome = try await store([message]).first else { throw StoreError.corrupt("a message") }
-            return outcome
-        }
+        if waiting >= Self.waitingLimit { return try await Self.storeAlone(message, store) }
         return try await withCheckedThrowingContinuation { continuation in
             let start = state.withLock { state in
                 state.waiting.append(Waiting(message: message, continuation: continuation))
@@ -71,6 +77,7 @@ final class MessageAppender: Sendable {
             do {
                 let outcomes = try await store(batch.map(\.message))
                 guard outcomes.count == batch.count else { throw StoreError.corrupt("a batch of messages") }
+                for (waiting, outcome) in zip(batch, outcomes) { waiting.message.stored?(outcome.outcome, outcome.sequences) }
                 for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(returning: outcome) }
             } catch {
                 guard batch.count > 1 else {
@@ -81,8 +88,7 @@ final class MessageAppender: Sendable {
                     for waiting in batch {
                         group.addTask {
                             do {
-                                guard let outcome = try await store([waiting.message]).first else { throw StoreError.corrupt("a message") }
-                                waiting.continuation.resume(returning: outcome)
+                                waiting.continuation.resume(returning: try await Self.storeAlone(waiting.message, store))
                             } catch {
                                 waiting.continuation.resume(throwing: error)
                             }
@@ -91,6 +97,13 @@ final class MessageAppender: Sendable {
                 }
             }
         }
+    }
+
+    /// Stores one message as a batch of its own and tells its handler.
+    private static func storeAlone(_ message: Message, _ store: Store) async throws -> Outcome {
+        guard let outcome = try await store([message]).first else { throw StoreError.corrupt("a message") }
+        message.stored?(outcome.outcome, outcome.sequences)
+        return outcome
     }
 
     /// The next batch: the longest prefix of the waiting messages within

@@ -14,6 +14,28 @@ import Testing
         let held = Mutex<[CheckedContinuation<Void, Never>]>([])
     }
 
+    /// Which messages' handlers were told, and which callers had resumed by
+    /// then. The first handler told gives a caller that was resumed too
+    /// early half a second to show itself (a caller resumed after the
+    /// handlers cannot: that wait runs out).
+    final class Handlers: Sendable {
+        let resumed = Mutex<Set<String>>([])
+        let callerResumed = DispatchSemaphore(value: 0)
+        let told = Mutex<[(id: String, resumedThen: Set<String>)]>([])
+
+        func handled(_ message: MessageAppender.Message) -> MessageAppender.Message {
+            var message = message
+            let id = message.delivery.messageID ?? ""
+            message.stored = { outcome, _ in
+                guard case .stored = outcome else { return }
+                if self.told.withLock({ $0.isEmpty }) { _ = self.callerResumed.wait(timeout: .now() + 0.5) }
+                let snapshot = self.resumed.withLock { $0 }
+                self.told.withLock { $0.append((id, snapshot)) }
+            }
+            return message
+        }
+    }
+
     static func message(_ id: String, bytes: Int = 1) -> MessageAppender.Message {
         MessageAppender.Message(
             conversation: .random(), epoch: 0, generation: 0,
@@ -70,6 +92,54 @@ import Testing
         #expect(batches.prefix(held).allSatisfy { $0.count == 1 && $0[0].hasPrefix("first") })
         #expect(Set(batches[held]) == ["a", "poison", "b", "c"])
         #expect(batches[(held + 1)...].map(\.count) == [1, 1, 1, 1])
+    }
+
+    /// Appends `first` until each is held, then `rest` (each caller noting
+    /// when it resumes), then lets the held batches go.
+    static func runTold(
+        _ appender: MessageAppender, _ recorder: Recorder, _ handlers: Handlers, rest: [MessageAppender.Message]
+    ) async throws {
+        let store = Self.store(recorder)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, message) in Self.first.enumerated() {
+                group.addTask { _ = try? await appender.append(message, store: store) }
+                while recorder.held.withLock({ $0.count }) <= index { await Task.yield() }
+            }
+            for message in rest {
+                group.addTask {
+                    guard (try? await appender.append(message, store: store)) != nil else { return }
+                    handlers.resumed.withLock { _ = $0.insert(message.delivery.messageID ?? "") }
+                    handlers.callerResumed.signal()
+                }
+            }
+            while appender.waiting < rest.count { await Task.yield() }
+            for continuation in recorder.held.withLock({ $0 }) { continuation.resume() }
+            try await group.waitForAll()
+        }
+    }
+
+    @Test("A batch stored whole tells its messages' handlers on its task, in its order, before any of its callers resumes")
+    func storedHandlersOfAWholeBatch() async throws {
+        let (appender, recorder, handlers) = (MessageAppender(), Recorder(), Handlers())
+        let rest = (0..<40).map { handlers.handled(Self.message("m\($0)")) }
+        try await Self.runTold(appender, recorder, handlers, rest: rest)
+        let batch = try #require(recorder.batches.withLock { $0 }.last)
+        let told = handlers.told.withLock { $0 }
+        #expect(batch.count == rest.count)
+        #expect(told.map(\.id) == batch, "told in the batch's order")
+        #expect(told.allSatisfy { $0.resumedThen.isEmpty }, "before any caller of the batch resumed")
+    }
+
+    @Test("A batch that failed and is stored message by message tells each stored message's handler before its caller resumes")
+    func storedHandlersAfterAFailedBatch() async throws {
+        let (appender, recorder, handlers) = (MessageAppender(), Recorder(), Handlers())
+        let rest = ["a", "b", "poison", "c", "d"].map { handlers.handled(Self.message($0)) }
+        try await Self.runTold(appender, recorder, handlers, rest: rest)
+        let told = handlers.told.withLock { $0 }
+        #expect(recorder.batches.withLock { $0 }.contains { $0.count == 5 }, "the five went in one batch first")
+        #expect(handlers.resumed.withLock { $0 } == ["a", "b", "c", "d"])
+        #expect(Set(told.map(\.id)) == ["a", "b", "c", "d"] && told.count == 4)
+        #expect(told.allSatisfy { !$0.resumedThen.contains($0.id) })
     }
 
     @Test("A batch holds at most batchBytes of payloads, and at least one message")

@@ -213,22 +213,28 @@ final class DeliveryService: Sendable {
                     + delivery.remote.map { FileReader(device: $0.device, user: $0.user) })
         }
         let (outcome, sequences): (SendOutcome, [DeviceID: Int64])
-        do {
-            (outcome, sequences) = try await store.appendApplication(
-                id, epoch: epoch, generation: generation, delivery: delivery, files: share)
-        } catch StoreError.conflict("files") {
-            throw APIError(.fileIncomplete, "a shared file must be completely uploaded, and shared by no other message")
-        }
-        switch outcome {
-        case .stored(let sentAt, let expiresAt):
+        // Handed to the recipients' connections as soon as it is stored (with the rest of its batch, in order).
+        let hub = hub
+        let message = request.message
+        let messageID = request.messageId
+        let handOver: ConclaveStore.StoredHandler = { outcome, sequences in
+            guard case .stored(let sentAt, let expiresAt) = outcome else { return }
             let event = InboxEvent(
-                seq: 0, kind: .application, conversation: id, message: request.message, messageId: request.messageId, sentAt: sentAt,
-                expiresAt: expiresAt)
+                seq: 0, kind: .application, conversation: id, message: message, messageId: messageID, sentAt: sentAt, expiresAt: expiresAt)
             if let encoded = EncodedEvent(event) {
                 hub.push(encoded, sequences: sequences)
             } else {
                 hub.notify(Set(sequences.keys))
             }
+        }
+        do {
+            (outcome, sequences) = try await store.appendApplication(
+                id, epoch: epoch, generation: generation, delivery: delivery, files: share, stored: handOver)
+        } catch StoreError.conflict("files") {
+            throw APIError(.fileIncomplete, "a shared file must be completely uploaded, and shared by no other message")
+        }
+        switch outcome {
+        case .stored(let sentAt, let expiresAt):
             try await store.announceInbox(sequences.keys)  // the recipients' connections held by other server processes
             return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), true)
         case .duplicate(let sentAt, let expiresAt):  // D17: told again, in case the first try stopped before it told them
