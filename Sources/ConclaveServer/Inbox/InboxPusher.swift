@@ -13,12 +13,12 @@ import Synchronization
 ///
 /// At most one pushing task runs per connection, so frames leave in order.
 /// The task sends handed-over events in sequence order while they follow
-/// the cursor without a gap. Events after a gap wait: the missing one was
-/// usually stored in the same group commit and is handed over a moment
-/// later (the requests that a commit completes resume in any order); if it
-/// has not come after ``gapGrace``, or on a wake-up, or when more than
-/// ``buffered`` events wait, the task reads the store from the cursor until
-/// it is drained.
+/// the cursor without a gap. A batch of messages is handed over in its
+/// order by the batch itself; events after a gap wait: the missing one was
+/// usually stored by the other batch that ran at the same time, or alone,
+/// and is handed over a moment later; if it has not come after
+/// ``gapGrace``, or on a wake-up, or when more than ``buffered`` events
+/// wait, the task reads the store from the cursor until it is drained.
 final class InboxPusher: Sendable {
     /// Events a connection holds before it drops them and reads the store instead.
     static let buffered = 512
