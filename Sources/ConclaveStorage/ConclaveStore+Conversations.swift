@@ -796,19 +796,31 @@ extension ConclaveStore {
     /// `maxBytes` of messages (D23). The sizes are read first, so a page of
     /// large messages never loads more than it returns.
     public func inbox(device: DeviceID, after seq: Int64, limit: Int, maxBytes: Int = .max, now: Date) async throws -> [InboxEvent] {
+        try await readInbox(device: device, after: seq, limit: limit, maxBytes: maxBytes, now: now).events
+    }
+
+    /// ``inbox(device:after:limit:maxBytes:now:)``, and whether the page
+    /// held everything there was when it was read (fewer than `limit`
+    /// events, none left out for `maxBytes`): a reader that drains the inbox
+    /// need not read it once more to find it empty.
+    public func readInbox(
+        device: DeviceID, after seq: Int64, limit: Int, maxBytes: Int = .max, now: Date
+    ) async throws -> (events: [InboxEvent], drained: Bool) {
         try await database.read { connection in
             let runs = try await !connection.query("SELECT 1 FROM inbox_runs WHERE device_id = ? LIMIT 1", [.text(device.value)]).isEmpty
             let sizes = try await connection.query(
                 Self.inboxPage("\(dataLength)(p.data) AS size", through: false, runs: runs),
                 Self.inboxPageBinds(device: device, after: seq, through: nil, now: now, limit: limit, runs: runs))
             var last: Int64?
-            var total = 0
+            var (total, taken) = (0, 0)
             for row in sizes {
                 total += Int(try row.integer(1))
                 if last != nil, total > maxBytes { break }
                 last = try row.integer(0)
+                taken += 1
             }
-            guard let last else { return [] }
+            let drained = sizes.count < limit && taken == sizes.count
+            guard let last else { return ([], drained) }
             let rows = try await connection.query(
                 Self.inboxPage(
                     """
@@ -816,7 +828,7 @@ extension ConclaveStore {
                     c.kind AS conversation_kind, c.name
                     """, through: true, runs: runs),
                 Self.inboxPageBinds(device: device, after: seq, through: last, now: now, limit: limit, runs: runs))
-            return try rows.map { row in
+            let events = try rows.map { row in
                 guard let kind = InboxEventKind(rawValue: try row.text(1)), let conversation = ConversationID(bytes: try row.blob(2)) else {
                     throw StoreError.corrupt("payloads")
                 }
@@ -828,6 +840,7 @@ extension ConclaveStore {
                     conversationKind: isWelcome ? try row.optionalText(7).flatMap(ConversationKind.init(rawValue:)) : nil,
                     name: isWelcome ? try row.optionalText(8) : nil)
             }
+            return (events, drained)
         }
     }
 

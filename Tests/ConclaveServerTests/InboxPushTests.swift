@@ -73,15 +73,24 @@ import Testing
             for timer in timers { timer() }
         }
 
-        /// Returns once at least `frames` frames were sent and `timers` timers are waiting.
+        /// Returns once at least `frames` frames were sent and `timers`
+        /// timers are waiting, or when the waiting task is cancelled.
         func wait(frames: Int, timers: Int = 0) async {
-            await withCheckedContinuation { continuation in
-                let met = state.withLock { state in
-                    guard state.frames.count < frames || state.timers.count < timers else { return true }
-                    state.waiters.append((frames, timers, continuation))
-                    return false
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let met = state.withLock { state in
+                        guard !Task.isCancelled, state.frames.count < frames || state.timers.count < timers else { return true }
+                        state.waiters.append((frames, timers, continuation))
+                        return false
+                    }
+                    if met { continuation.resume() }
                 }
-                if met { continuation.resume() }
+            } onCancel: {
+                let waiting = state.withLock { state in
+                    defer { state.waiters = [] }
+                    return state.waiters.map(\.continuation)
+                }
+                for continuation in waiting { continuation.resume() }
             }
         }
 
@@ -143,6 +152,15 @@ import Testing
         await recorder.wait(frames: 6)
         #expect(recorder.frames == [1, 2, 3, 4, 5, 6])  // from the store, each once
         pusher.stop()
+
+        // A wake-up reads the store page after page until a page holds the rest: here each page is cut by its bytes.
+        let reader = Recorder()
+        let catchingUp = InboxPusher(
+            device: recipient, after: 0, store: store, pageBytes: 100, clock: .system, target: reader, stillValid: { true })
+        catchingUp.wake()
+        try await withDeadline(.seconds(30), "every page read") { await reader.wait(frames: 6) }
+        #expect(reader.frames == [1, 2, 3, 4, 5, 6])
+        catchingUp.stop()
         try await store.close()
     }
 }

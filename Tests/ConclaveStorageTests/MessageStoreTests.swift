@@ -106,6 +106,15 @@ import Testing
             #expect(try await store.allEvents(group.b1).map(\.seq) == [1, 2, 3])
             #expect(try await store.inbox(device: group.b1, after: 0, limit: 2, now: testNow()).map(\.seq) == [1, 2])
             #expect(try await store.inbox(device: group.b1, after: 2, limit: 2, now: testNow()).map(\.messageId) == ["m-3"])
+            // A page says whether it held the rest of the inbox: not when it is full, or cut short by its bytes.
+            let full = try await store.readInbox(device: group.b1, after: 0, limit: 3, now: testNow())
+            #expect(full.events.map(\.seq) == [1, 2, 3] && !full.drained)
+            let rest = try await store.readInbox(device: group.b1, after: 0, limit: 4, now: testNow())
+            #expect(rest.events.map(\.seq) == [1, 2, 3] && rest.drained)
+            let cut = try await store.readInbox(device: group.b1, after: 0, limit: 4, maxBytes: 1, now: testNow())
+            #expect(cut.events.map(\.seq) == [1] && !cut.drained)
+            let empty = try await store.readInbox(device: group.b1, after: 3, limit: 4, now: testNow())
+            #expect(empty.events.isEmpty && empty.drained)
 
             #expect(try await store.acknowledge(device: group.b1, upTo: 2) == 2)
             #expect(try await store.allEvents(group.b1).map(\.seq) == [3])

@@ -148,10 +148,13 @@ final class InboxPusher: Sendable {
         if drain {
             let encoder = ConclaveJSON.encoder()
             while true {
-                let page = try await store.inbox(device: device, after: cursor, limit: 200, maxBytes: pageBytes, now: clock.now)
-                guard let last = page.last else { break }
-                try await target.send(try page.map { try Self.text(of: $0, encoder) })
-                cursor = last.seq
+                let page = try await store.readInbox(device: device, after: cursor, limit: 200, maxBytes: pageBytes, now: clock.now)
+                if let last = page.events.last {
+                    try await target.send(try page.events.map { try Self.text(of: $0, encoder) })
+                    cursor = last.seq
+                }
+                // What is stored after this read is handed over, or wakes the connection, again.
+                if page.drained || page.events.isEmpty { break }
             }
             waiting = try await sendInOrder(waiting, after: &cursor)
         }
