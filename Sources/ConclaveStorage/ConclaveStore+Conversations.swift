@@ -213,9 +213,7 @@ extension ConclaveStore {
                 conversation: id, epoch: epoch, generation: generation, delivery: delivery, stored: stored)
             if database.dialect == .sqlite { return try await appender.append(message) { try await appendBatchOnSQLite($0) } }
             guard delivery.messageID != nil, delivery.senderDevice != nil else {
-                guard let outcome = try await appendInBatch([message]).first else { throw StoreError.corrupt("a message") }
-                stored?(outcome.outcome, outcome.sequences)
-                return outcome
+                return try await MessageAppender.storeAlone(message) { try await appendInBatch($0) }
             }
             return try await appender.append(message) { try await appendInBatch($0) }
         }

@@ -100,7 +100,7 @@ final class MessageAppender: Sendable {
     }
 
     /// Stores one message as a batch of its own and tells its handler.
-    private static func storeAlone(_ message: Message, _ store: Store) async throws -> Outcome {
+    static func storeAlone(_ message: Message, _ store: Store) async throws -> Outcome {
         guard let outcome = try await store([message]).first else { throw StoreError.corrupt("a message") }
         message.stored?(outcome.outcome, outcome.sequences)
         return outcome

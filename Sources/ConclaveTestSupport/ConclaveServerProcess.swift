@@ -98,9 +98,12 @@ public final class ConclaveServerProcess: @unchecked Sendable {  // the Process 
                 try await server.output.waitForMarker()
                 return server
             } catch {
-                server.process.waitUntilExit()
-                server.output.waitUntilDrained()
-                let log = server.log
+                // Its last words: off the cooperative pool, as every blocking wait here.
+                let log = try await offThePool {
+                    server.process.waitUntilExit()
+                    server.output.waitUntilDrained()
+                    return server.log
+                }
                 if port == nil, attempt < 3, log.contains("Address already in use") { continue }
                 let tail = log.split(separator: "\n").suffix(12).joined(separator: "\n")
                 throw ConclaveServerProcessError("\(error) (exit status \(server.exitStatus)); its last lines:\n\(tail)")

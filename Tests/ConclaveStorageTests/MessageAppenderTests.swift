@@ -58,9 +58,12 @@ import Testing
     }
 
     /// Appends `first` one by one until each is held, then `rest`, then lets
-    /// the held batches go; which messages were stored.
+    /// the held batches go; which messages were stored. Each caller of
+    /// `rest` that resumes with its message stored tells `handlers`.
+    @discardableResult
     static func run(
-        _ appender: MessageAppender, _ recorder: Recorder, first: [MessageAppender.Message], rest: [MessageAppender.Message]
+        _ appender: MessageAppender, _ recorder: Recorder, first: [MessageAppender.Message], rest: [MessageAppender.Message],
+        handlers: Handlers? = nil
     ) async throws -> [String: Bool] {
         let store = Self.store(recorder)
         return try await withThrowingTaskGroup(of: (String, Bool).self) { group in
@@ -69,7 +72,15 @@ import Testing
                 while recorder.held.withLock({ $0.count }) <= index { await Task.yield() }
             }
             for message in rest {
-                group.addTask { (message.delivery.messageID ?? "", (try? await appender.append(message, store: store)) != nil) }
+                group.addTask {
+                    let id = message.delivery.messageID ?? ""
+                    guard (try? await appender.append(message, store: store)) != nil else { return (id, false) }
+                    if let handlers {
+                        handlers.resumed.withLock { _ = $0.insert(id) }
+                        handlers.callerResumed.signal()
+                    }
+                    return (id, true)
+                }
             }
             while appender.waiting < rest.count { await Task.yield() }
             for continuation in recorder.held.withLock({ $0 }) { continuation.resume() }
@@ -94,35 +105,11 @@ import Testing
         #expect(batches[(held + 1)...].map(\.count) == [1, 1, 1, 1])
     }
 
-    /// Appends `first` until each is held, then `rest` (each caller noting
-    /// when it resumes), then lets the held batches go.
-    static func runTold(
-        _ appender: MessageAppender, _ recorder: Recorder, _ handlers: Handlers, rest: [MessageAppender.Message]
-    ) async throws {
-        let store = Self.store(recorder)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (index, message) in Self.first.enumerated() {
-                group.addTask { _ = try? await appender.append(message, store: store) }
-                while recorder.held.withLock({ $0.count }) <= index { await Task.yield() }
-            }
-            for message in rest {
-                group.addTask {
-                    guard (try? await appender.append(message, store: store)) != nil else { return }
-                    handlers.resumed.withLock { _ = $0.insert(message.delivery.messageID ?? "") }
-                    handlers.callerResumed.signal()
-                }
-            }
-            while appender.waiting < rest.count { await Task.yield() }
-            for continuation in recorder.held.withLock({ $0 }) { continuation.resume() }
-            try await group.waitForAll()
-        }
-    }
-
     @Test("A batch stored whole tells its messages' handlers on its task, in its order, before any of its callers resumes")
     func storedHandlersOfAWholeBatch() async throws {
         let (appender, recorder, handlers) = (MessageAppender(), Recorder(), Handlers())
         let rest = (0..<40).map { handlers.handled(Self.message("m\($0)")) }
-        try await Self.runTold(appender, recorder, handlers, rest: rest)
+        try await Self.run(appender, recorder, first: Self.first, rest: rest, handlers: handlers)
         let batch = try #require(recorder.batches.withLock { $0 }.last)
         let told = handlers.told.withLock { $0 }
         #expect(batch.count == rest.count)
@@ -134,7 +121,7 @@ import Testing
     func storedHandlersAfterAFailedBatch() async throws {
         let (appender, recorder, handlers) = (MessageAppender(), Recorder(), Handlers())
         let rest = ["a", "b", "poison", "c", "d"].map { handlers.handled(Self.message($0)) }
-        try await Self.runTold(appender, recorder, handlers, rest: rest)
+        try await Self.run(appender, recorder, first: Self.first, rest: rest, handlers: handlers)
         let told = handlers.told.withLock { $0 }
         #expect(recorder.batches.withLock { $0 }.contains { $0.count == 5 }, "the five went in one batch first")
         #expect(handlers.resumed.withLock { $0 } == ["a", "b", "c", "d"])
