@@ -4,6 +4,7 @@ import ConclaveTestSupport
 import Foundation
 import Logging
 import NIOCore
+import NIOWebSocket
 import Synchronization
 import Testing
 
@@ -22,8 +23,8 @@ import Testing
             var numbered = event
             numbered.seq = seq
             let expected = String(decoding: try ConclaveJSON.encoder().encode(numbered), as: UTF8.self)
-            #expect(encoded.text(seq: seq) == expected)
-            let decoded = try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data(encoded.text(seq: seq).utf8))
+            #expect(String(buffer: encoded.json(seq: seq)) == expected)
+            let decoded = try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data(encoded.json(seq: seq).readableBytesView))
             #expect(decoded.seq == seq && decoded.message == numbered.message && decoded.messageId == numbered.messageId)
         }
     }
@@ -54,8 +55,8 @@ import Testing
         }
         private let state = Mutex(State())
 
-        func send(_ texts: [String]) async throws {
-            let events = try texts.map { try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data($0.utf8)) }
+        func send(_ frames: [ByteBuffer]) async throws {
+            let events = try frames.map { try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data($0.readableBytesView)) }
             update { $0.frames += events.map(\.seq) }
         }
         func end(reason: String) async throws {}
@@ -178,7 +179,7 @@ import Testing
         case .none: break
         case .valid(let send)?:
             text += " send \(send.ref) \(send.conversation) \(send.send.messageId) \(send.send.message.bytes) \(send.send.files ?? [])"
-        case .refused(let answer)?: text += " refused \(answer.text)"
+        case .refused(let answer)?: text += " refused \(String(buffer: answer.json))"
         }
         return text
     }
@@ -221,7 +222,7 @@ import Testing
         }
         // The quick reader takes the plain shapes itself.
         for plain in Self.frames[0...1] + Self.frames[6...8] {
-            #expect(Array(plain.utf8).withUnsafeBytes { FlatJSON.object(in: $0) } != nil, "\(plain)")
+            #expect(EventStreamRequest.quick(ByteBuffer(string: plain)) != nil, "\(plain)")
         }
     }
 
@@ -251,7 +252,23 @@ import Testing
             let answer = EventStreamAnswer(
                 ref: ref, accepted: MessageAccepted(messageId: "m-1", sentAt: Date(millis: 1_767_225_599_007), expiresAt: expiresAt),
                 created: created)
-            #expect(answer.text == String(decoding: try ConclaveJSON.encoder().encode(answer), as: UTF8.self))
+            #expect(String(buffer: answer.json) == String(decoding: try ConclaveJSON.encoder().encode(answer), as: UTF8.self))
+        }
+    }
+
+    @Test("A frame's payload is unmasked as NIO unmasks it, after what the message already holds, at every length and offset")
+    func unmasking() {
+        for length in 0..<40 {
+            for held in [0, 1, 3, 8] {
+                let key = WebSocketMaskingKey.random()
+                let payload = ByteBuffer(bytes: (0..<length).map { _ in UInt8.random(in: 0...255) })
+                var message = ByteBuffer(bytes: Array(repeating: 7, count: held))
+                message.moveReaderIndex(forwardBy: held / 2)  // a message buffer need not start at its storage's start
+                let before = Array(message.readableBytesView)
+                message.writeUnmasked(payload, key: key)
+                let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: key, data: payload)
+                #expect(Array(message.readableBytesView) == before + Array(frame.unmaskedData.readableBytesView), "\(length) \(held)")
+            }
         }
     }
 }

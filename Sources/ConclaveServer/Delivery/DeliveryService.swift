@@ -22,8 +22,15 @@ final class DeliveryService: Sendable {
     let groups = GroupCache()
     let limits: ServerLimits
     /// D20: each device's message and byte budgets.
-    private let messageRate: RateLimiter<String>
-    private let byteRate: RateLimiter<String>
+    private let messageRate: RateLimiter<SendingDevice>
+    private let byteRate: RateLimiter<SendingDevice>
+
+    /// A device's budget is kept by its user's address and its id (device
+    /// ids of other networks are theirs to choose).
+    private struct SendingDevice: Hashable, Sendable {
+        let user: UserAddress
+        let device: DeviceID
+    }
     let logger: Logger
 
     init(
@@ -255,7 +262,7 @@ final class DeliveryService: Sendable {
     /// `messageBytesPerSecond` bytes, with bursts; beyond that 429 with
     /// `Retry-After`, and nothing is stored.
     private func spendSendBudget(_ requester: Requester, bytes: Int) throws {
-        let key = "\(requester.address)/\(requester.device)"
+        let key = SendingDevice(user: requester.address, device: requester.device)
         let now = clock.now
         if let wait = messageRate.spend(for: key, now: now) {
             throw APIError(.rateLimited, "this device sends too many messages; slow down", retryAfter: max(1, Int(wait.rounded(.up))))

@@ -81,13 +81,13 @@ final class EventStream: Sendable {
     }
 
     /// Sends a message in a task of its own; `answered` gets the answer's
-    /// JSON text.
-    func send(_ request: EventStreamSend, answered: @escaping @Sendable (String) -> Void) {
+    /// JSON.
+    func send(_ request: EventStreamSend, answered: @escaping @Sendable (ByteBuffer) -> Void) {
         let sender = sender
         Task {
             var answer = await sender(request.conversation, request.send)
             answer.ref = request.ref
-            answered(answer.text)
+            answered(answer.json)
         }
     }
 
@@ -305,12 +305,12 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             close(context, code: .protocolError, reason: nil)  // a continuation of nothing, or a new message inside one
             return
         }
-        var data = frame.unmaskedData
-        guard current.bytes.readableBytes + data.readableBytes <= settings.maxMessage else {
+        guard let key = frame.maskKey else { return }  // (every frame without one was refused in channelRead)
+        guard current.bytes.readableBytes + frame.data.readableBytes <= settings.maxMessage else {
             close(context, code: .messageTooLarge, reason: nil)
             return
         }
-        current.bytes.writeBuffer(&data)
+        current.bytes.writeUnmasked(frame.data, key: key)
         guard frame.fin else {
             message = current
             return
@@ -343,7 +343,7 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let ack = request.ack { stream.acknowledge(ack) }
         switch request.send {
         case .none: break
-        case .refused(let refusal)?: answer(context, refusal.text)
+        case .refused(let refusal)?: answer(context, refusal.json)
         case .valid(let send)?: take(send, context)
         }
     }
@@ -354,17 +354,17 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func take(_ send: EventStreamSend, _ context: ChannelHandlerContext) {
         guard sendsInFlight < 4 * settings.sendsInFlight else {
             let refusal = APIError(.rateLimited, "too many sends wait for their answer on this connection")
-            answer(context, EventStreamAnswer(ref: send.ref, error: refusal.body.error, retryAfter: 1).text)
+            answer(context, EventStreamAnswer(ref: send.ref, error: refusal.body.error, retryAfter: 1).json)
             return
         }
         sendsInFlight += 1
         let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        stream.send(send) { text in
+        stream.send(send) { json in
             eventLoop.execute {
                 let (handler, context) = handler.value
                 handler.sendsInFlight -= 1
-                handler.answer(context, text)
+                handler.answer(context, json)
                 handler.resumeReading(context)
             }
         }
@@ -372,10 +372,9 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes an answer while the stream is open; answers written in one
     /// turn of the event loop are flushed together.
-    private func answer(_ context: ChannelHandlerContext, _ text: String) {
+    private func answer(_ context: ChannelHandlerContext, _ json: ByteBuffer) {
         guard case .open = phase else { return }
-        context.write(
-            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: context.channel.allocator.buffer(string: text))), promise: nil)
+        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: json)), promise: nil)
         guard !flushScheduled else { return }
         flushScheduled = true
         let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -478,24 +477,23 @@ struct EventStreamTarget: PushTarget {
     /// and flushed once: a socket write for all of them. While the channel
     /// is writable the pusher goes on at once; when it is not (the client
     /// reads slower than it is sent to), it waits until these frames are out.
-    func send(_ texts: [String]) async throws {
-        guard !texts.isEmpty else { return }
+    func send(_ frames: [ByteBuffer]) async throws {
+        guard !frames.isEmpty else { return }
         let channel = channel
         guard channel.isWritable else {
             try await channel.eventLoop.flatSubmit {
                 let written = channel.eventLoop.makePromise(of: Void.self)
-                Self.write(texts, to: channel, last: written)
+                Self.write(frames, to: channel, last: written)
                 return written.futureResult
             }.get()
             return
         }
-        channel.eventLoop.execute { Self.write(texts, to: channel, last: nil) }
+        channel.eventLoop.execute { Self.write(frames, to: channel, last: nil) }
     }
 
-    private static func write(_ texts: [String], to channel: any Channel, last: EventLoopPromise<Void>?) {
-        for (index, text) in texts.enumerated() {
-            let frame = WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: text))
-            channel.write(frame, promise: index == texts.count - 1 ? last : nil)
+    private static func write(_ frames: [ByteBuffer], to channel: any Channel, last: EventLoopPromise<Void>?) {
+        for (index, data) in frames.enumerated() {
+            channel.write(WebSocketFrame(fin: true, opcode: .text, data: data), promise: index == frames.count - 1 ? last : nil)
         }
         channel.flush()
     }
@@ -508,5 +506,33 @@ struct EventStreamTarget: PushTarget {
 
     func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
         channel.eventLoop.scheduleTask(in: TimeAmount(delay)) { body() }
+    }
+}
+
+extension ByteBuffer {
+    /// Appends a client frame's payload without its masking key (RFC 6455
+    /// §5.3), eight bytes at a time (NIO's `unmaskedData` goes byte by byte).
+    mutating func writeUnmasked(_ payload: ByteBuffer, key: WebSocketMaskingKey) {
+        let offset = writerIndex - readerIndex
+        let count = payload.readableBytes
+        var payload = payload
+        writeBuffer(&payload)
+        var mask: UInt64 = 0
+        withUnsafeMutableBytes(of: &mask) { mask in
+            for index in 0..<8 { mask[index] = key[index % 4] }
+        }
+        withUnsafeMutableReadableBytes { all in
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: all[offset..<(offset + count)])
+            var index = 0
+            while index + 8 <= count {
+                let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) ^ mask
+                bytes.storeBytes(of: word, toByteOffset: index, as: UInt64.self)
+                index += 8
+            }
+            while index < count {
+                bytes[index] ^= key[index % 4]
+                index += 1
+            }
+        }
     }
 }

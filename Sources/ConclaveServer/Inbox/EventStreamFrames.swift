@@ -17,11 +17,13 @@ struct EventStreamRequest: Decodable {
 
     /// The request in a text message of the common shapes (an
     /// acknowledgement; a send without files, in plain JSON), read by
-    /// ``FlatJSON``, which reads every message it takes as `JSONDecoder`
-    /// does (``decode(_:)``); nil for any other message.
+    /// ``QuickRequestReader``, which reads every message it takes as
+    /// `JSONDecoder` does (``decode(_:)``); nil for any other message.
     static func quick(_ bytes: ByteBuffer) -> EventStreamRequest? {
-        let flat = bytes.readableBytesView.withContiguousStorageIfAvailable { taken(from: FlatJSON.object(in: UnsafeRawBufferPointer($0))) }
-        return flat ?? nil
+        let request = bytes.readableBytesView.withContiguousStorageIfAvailable {
+            QuickRequestReader.request(in: UnsafeRawBufferPointer($0))
+        }
+        return request ?? nil
     }
 
     /// The request in a text message, by `JSONDecoder`; nil when it is not
@@ -43,39 +45,9 @@ struct EventStreamRequest: Decodable {
         }
     }
 
-    private init(ack: Int64?, send: Send?) {
+    fileprivate init(ack: Int64?, send: Send?) {
         self.ack = ack
         self.send = send
-    }
-
-    /// A request whose every part is well formed, from ``FlatJSON``'s
-    /// reading; nil for anything else, which `JSONDecoder` then reads (and
-    /// refuses with the same words).
-    private static func taken(from object: [String: FlatJSON.Value]?) -> EventStreamRequest? {
-        guard let object else { return nil }
-        var ack: Int64?
-        var ref: String?
-        var conversation: ConversationID?
-        var send: SendMessage?
-        for (key, value) in object {
-            switch (key, value) {
-            case ("ack", .integer(let value)): ack = value
-            case ("ref", .string(let value)) where (1...64).contains(value.utf8.count): ref = value
-            case ("conversation", .string(let value)): conversation = ConversationID(value)
-            case ("send", .object(let fields)):
-                guard fields.count == 2, case .string(let id)? = fields["message_id"], case .string(let text)? = fields["message"],
-                    let message = Data(base64Encoded: text)
-                else { return nil }
-                send = SendMessage(messageId: id, message: Base64Bytes(Array(message)))
-            default: return nil
-            }
-        }
-        switch (ref, conversation, send) {
-        case (nil, nil, nil): return ack.map { EventStreamRequest(ack: $0, send: nil) }
-        case (let ref?, let conversation?, let send?):
-            return EventStreamRequest(ack: ack, send: .valid(EventStreamSend(ref: ref, conversation: conversation, send: send)))
-        default: return nil
-        }
     }
 
     private enum Keys: String, CodingKey {
@@ -114,112 +86,168 @@ extension EventStreamAnswer {
     /// The answer's JSON, as `ConclaveJSON.encoder()` writes it. An
     /// accepted message whose ref and id need no escaping (D17 ids never
     /// do) is written directly, like ``EncodedEvent``.
-    var text: String {
+    var json: ByteBuffer {
         if let accepted, let created, error == nil, retryAfter == nil, let ref, ref.utf8.allSatisfy(\.isASCIIIdentifier),
             accepted.messageId.utf8.allSatisfy(\.isASCIIIdentifier)
         {
-            var text = #"{"accepted":{"#
-            if let expiresAt = accepted.expiresAt { text += #""expires_at":""# + ConclaveJSON.formatTimestamp(expiresAt) + #"","# }
-            text += #""message_id":""# + accepted.messageId + #"","sent_at":""# + ConclaveJSON.formatTimestamp(accepted.sentAt)
-            return text + #""},"created":"# + (created ? "true" : "false") + #","ref":""# + ref + #""}"#
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(128 + ref.utf8.count + accepted.messageId.utf8.count)
+            buffer.writeStaticString(#"{"accepted":{"#)
+            if let expiresAt = accepted.expiresAt {
+                buffer.writeStaticString(#""expires_at":""#)
+                buffer.writeString(ConclaveJSON.formatTimestamp(expiresAt))
+                buffer.writeStaticString(#"","#)
+            }
+            buffer.writeStaticString(#""message_id":""#)
+            buffer.writeString(accepted.messageId)
+            buffer.writeStaticString(#"","sent_at":""#)
+            buffer.writeString(ConclaveJSON.formatTimestamp(accepted.sentAt))
+            buffer.writeStaticString(created ? #""},"created":true,"ref":""# : #""},"created":false,"ref":""#)
+            buffer.writeString(ref)
+            buffer.writeStaticString(#""}"#)
+            return buffer
         }
         // An answer of strings, numbers and dates always encodes.
-        return (try? ConclaveJSON.encoder().encode(self)).map { String(decoding: $0, as: UTF8.self) }
-            ?? #"{"error":{"code":"internal","message":"internal error"}}"#
+        let encoded = (try? ConclaveJSON.encoder().encode(self)) ?? Data(#"{"error":{"code":"internal","message":"internal error"}}"#.utf8)
+        return ByteBuffer(bytes: encoded)
     }
 }
 
-/// A strict reader of the plain JSON most clients write: one object whose
-/// values are strings without escapes, integers, or objects of those (one
-/// level deep), with JSON's whitespace between tokens. It gives nil for
-/// anything else, to be read by `JSONDecoder`: escapes, bytes beyond
-/// ASCII, control characters, numbers that are not integers of 64 bits,
-/// arrays, literals, deeper objects, a key twice, or anything after the
-/// object. So whatever it reads, `JSONDecoder` reads the same way.
-enum FlatJSON {
-    enum Value: Equatable {
-        case string(String)
-        case integer(Int64)
-        case object([String: Value])
-    }
+/// A strict reader of the plain JSON most clients write on the stream: one
+/// object of `ack` (an integer), `ref`, `conversation` (strings) and `send`
+/// (an object of exactly `message_id` and `message`, both strings), with
+/// JSON's whitespace between tokens, read in one pass without building a
+/// dictionary. It gives nil for anything else, to be read by `JSONDecoder`:
+/// another key, a key twice, strings with escapes, bytes beyond ASCII or
+/// control characters, numbers that are not integers of 64 bits, a value
+/// of another type or one the request refuses (a `ref` outside 1 to 64
+/// bytes, a conversation id that is not one, a message that is not
+/// base64), a send without its `ref` and `conversation`, or anything after
+/// the object. So whatever it reads, `JSONDecoder` reads the same way
+/// (EventStreamFrameTests).
+struct QuickRequestReader {
+    private let bytes: UnsafeRawBufferPointer
+    private var position = 0
 
-    static func object(in bytes: UnsafeRawBufferPointer) -> [String: Value]? {
-        var reader = Reader(bytes: bytes)
-        guard let object = reader.object(depth: 0) else { return nil }
+    static func request(in bytes: UnsafeRawBufferPointer) -> EventStreamRequest? {
+        var reader = QuickRequestReader(bytes: bytes)
+        guard let request = reader.request() else { return nil }
         reader.skipSpace()
-        return reader.position == bytes.count ? object : nil
+        return reader.position == bytes.count ? request : nil
     }
 
-    private struct Reader {
-        let bytes: UnsafeRawBufferPointer
-        var position = 0
+    private init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-        mutating func skipSpace() {
-            while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
-        }
-
-        mutating func take(_ byte: UInt8) -> Bool {
+    private mutating func request() -> EventStreamRequest? {
+        var ack: Int64?
+        var ref: String?
+        var conversation: ConversationID?
+        var send: SendMessage?
+        guard take(UInt8(ascii: "{")), !take(UInt8(ascii: "}")) else { return nil }
+        repeat {
             skipSpace()
-            guard position < bytes.count, bytes[position] == byte else { return false }
+            guard let key = string(), take(UInt8(ascii: ":")) else { return nil }
+            skipSpace()
+            // Every value taken is non-nil: a key seen before is refused.
+            if matches(key, "ack") {
+                guard ack == nil, let value = integer() else { return nil }
+                ack = value
+            } else if matches(key, "ref") {
+                guard ref == nil, let value = string(), (1...64).contains(value.count) else { return nil }
+                ref = text(value)
+            } else if matches(key, "conversation") {
+                guard conversation == nil, let value = string(), let id = ConversationID(text(value)) else { return nil }
+                conversation = id
+            } else if matches(key, "send") {
+                guard send == nil, let value = sendMessage() else { return nil }
+                send = value
+            } else {
+                return nil
+            }
+        } while take(UInt8(ascii: ","))
+        guard take(UInt8(ascii: "}")) else { return nil }
+        switch (ref, conversation, send) {
+        case (nil, nil, nil): return ack.map { EventStreamRequest(ack: $0, send: nil) }
+        case (let ref?, let conversation?, let send?):
+            return EventStreamRequest(ack: ack, send: .valid(EventStreamSend(ref: ref, conversation: conversation, send: send)))
+        default: return nil
+        }
+    }
+
+    /// `{"message_id": …, "message": …}` in either order, the message base64.
+    private mutating func sendMessage() -> SendMessage? {
+        guard take(UInt8(ascii: "{")) else { return nil }
+        var id: Range<Int>?
+        var message: Range<Int>?
+        repeat {
+            skipSpace()
+            guard let key = string(), take(UInt8(ascii: ":")) else { return nil }
+            skipSpace()
+            if matches(key, "message_id") {
+                guard id == nil, let value = string() else { return nil }
+                id = value
+            } else if matches(key, "message") {
+                guard message == nil, let value = string() else { return nil }
+                message = value
+            } else {
+                return nil
+            }
+        } while take(UInt8(ascii: ","))
+        guard take(UInt8(ascii: "}")), let id, let message, let data = Data(base64Encoded: text(message)) else { return nil }
+        return SendMessage(messageId: text(id), message: Base64Bytes(Array(data)))
+    }
+
+    private mutating func skipSpace() {
+        while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+    }
+
+    private mutating func take(_ byte: UInt8) -> Bool {
+        skipSpace()
+        guard position < bytes.count, bytes[position] == byte else { return false }
+        position += 1
+        return true
+    }
+
+    private func matches(_ range: Range<Int>, _ key: StaticString) -> Bool {
+        range.count == key.utf8CodeUnitCount && key.withUTF8Buffer { key in zip(key, bytes[range]).allSatisfy { $0 == $1 } }
+    }
+
+    private func text(_ range: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    /// A string of printable ASCII without escapes: the range of its contents.
+    private mutating func string() -> Range<Int>? {
+        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
+        let start = position + 1
+        var end = start
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
+            guard (0x20...0x7E).contains(bytes[end]), bytes[end] != UInt8(ascii: "\\") else { return nil }
+            end += 1
+        }
+        guard end < bytes.count else { return nil }
+        position = end + 1
+        return start..<end
+    }
+
+    /// `-?(0|[1-9][0-9]*)` within Int64, not followed by a fraction or exponent.
+    private mutating func integer() -> Int64? {
+        guard position < bytes.count else { return nil }
+        let negative = bytes[position] == UInt8(ascii: "-")
+        if negative { position += 1 }
+        let start = position
+        var value: Int64 = 0
+        while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) {
+            let digit = Int64(bytes[position] - UInt8(ascii: "0"))
+            let (times, overflowed) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflowedAgain) = times.addingReportingOverflow(negative ? -digit : digit)
+            guard !overflowed, !overflowedAgain else { return nil }
+            value = sum
             position += 1
-            return true
         }
-
-        mutating func object(depth: Int) -> [String: Value]? {
-            guard take(UInt8(ascii: "{")) else { return nil }
-            var object: [String: Value] = [:]
-            if take(UInt8(ascii: "}")) { return object }
-            repeat {
-                skipSpace()
-                guard let key = string(), take(UInt8(ascii: ":")), let value = value(depth: depth), object[key] == nil else { return nil }
-                object[key] = value
-            } while take(UInt8(ascii: ","))
-            return take(UInt8(ascii: "}")) ? object : nil
-        }
-
-        mutating func value(depth: Int) -> Value? {
-            skipSpace()
-            guard position < bytes.count else { return nil }
-            switch bytes[position] {
-            case UInt8(ascii: "\""): return string().map(Value.string)
-            case UInt8(ascii: "{"): return depth == 0 ? object(depth: 1).map(Value.object) : nil
-            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return integer().map(Value.integer)
-            default: return nil
-            }
-        }
-
-        /// A string of printable ASCII without escapes.
-        mutating func string() -> String? {
-            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
-            let start = position + 1
-            var end = start
-            while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
-                guard (0x20...0x7E).contains(bytes[end]), bytes[end] != UInt8(ascii: "\\") else { return nil }
-                end += 1
-            }
-            guard end < bytes.count else { return nil }
-            position = end + 1
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
-        }
-
-        /// `-?(0|[1-9][0-9]*)` within Int64, not followed by a fraction or exponent.
-        mutating func integer() -> Int64? {
-            let negative = bytes[position] == UInt8(ascii: "-")
-            if negative { position += 1 }
-            let start = position
-            var value: Int64 = 0
-            while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) {
-                let digit = Int64(bytes[position] - UInt8(ascii: "0"))
-                let (times, overflowed) = value.multipliedReportingOverflow(by: 10)
-                let (sum, overflowedAgain) = times.addingReportingOverflow(negative ? -digit : digit)
-                guard !overflowed, !overflowedAgain else { return nil }
-                value = sum
-                position += 1
-            }
-            let digits = position - start
-            guard digits > 0, digits == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
-            if position < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[position]) { return nil }
-            return value
-        }
+        let digits = position - start
+        guard digits > 0, digits == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
+        if position < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[position]) { return nil }
+        return value
     }
 }

@@ -1,5 +1,6 @@
 import ConclaveProtocol
 import Foundation
+import NIOCore
 import Synchronization
 
 /// The live WebSocket connections, by device. A message that was just
@@ -75,7 +76,7 @@ final class InboxHub: Sendable {
 /// sequence number, which comes last (keys are sorted, as
 /// ``ConclaveJSON/encoder()`` writes them, and the same bytes).
 struct EncodedEvent: Sendable {
-    private let prefix: String
+    private let prefix: ByteBuffer
 
     /// An application message, written directly: every field is base64,
     /// hex, a timestamp or a message id of `A-Z a-z 0-9 - _` (D17), none of
@@ -85,16 +86,40 @@ struct EncodedEvent: Sendable {
         guard event.kind == .application, event.conversationKind == nil, event.name == nil,
             event.messageId.map({ $0.utf8.allSatisfy(\.isASCIIIdentifier) }) ?? true
         else { return nil }
-        var text = "{\"conversation\":\"\(event.conversation)\","
-        if let expiresAt = event.expiresAt { text += "\"expires_at\":\"\(ConclaveJSON.formatTimestamp(expiresAt))\"," }
-        text += "\"kind\":\"application\",\"message\":\"\(Data(event.message.bytes).base64EncodedString())\","
-        if let messageId = event.messageId { text += "\"message_id\":\"\(messageId)\"," }
-        text += "\"sent_at\":\"\(ConclaveJSON.formatTimestamp(event.sentAt))\",\"seq\":"
-        prefix = text
+        let message = Data(event.message.bytes).base64EncodedString()
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(message.utf8.count + (event.messageId?.utf8.count ?? 0) + 192)
+        buffer.writeStaticString(#"{"conversation":""#)
+        buffer.writeString(event.conversation.description)
+        buffer.writeStaticString(#"","#)
+        if let expiresAt = event.expiresAt {
+            buffer.writeStaticString(#""expires_at":""#)
+            buffer.writeString(ConclaveJSON.formatTimestamp(expiresAt))
+            buffer.writeStaticString(#"","#)
+        }
+        buffer.writeStaticString(#""kind":"application","message":""#)
+        buffer.writeString(message)
+        buffer.writeStaticString(#"","#)
+        if let messageId = event.messageId {
+            buffer.writeStaticString(#""message_id":""#)
+            buffer.writeString(messageId)
+            buffer.writeStaticString(#"","#)
+        }
+        buffer.writeStaticString(#""sent_at":""#)
+        buffer.writeString(ConclaveJSON.formatTimestamp(event.sentAt))
+        buffer.writeStaticString(#"","seq":"#)
+        prefix = buffer
     }
 
     /// The event's JSON with this sequence number.
-    func text(seq: Int64) -> String { prefix + String(seq) + "}" }
+    func json(seq: Int64) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(prefix.readableBytes + 21)
+        buffer.writeImmutableBuffer(prefix)
+        buffer.writeString(String(seq))
+        buffer.writeStaticString("}")
+        return buffer
+    }
 }
 
 /// One recipient's copy of a pushed event.
