@@ -16,7 +16,7 @@ import Synchronization
 /// there first when it is called from anywhere else.
 final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `statements` are used on `thread` only
     private let handle: OpaquePointer
-    private var statements: [String: OpaquePointer] = [:]
+    private var statements: [StatementKey: OpaquePointer] = [:]
     private let jobs = SQLiteJobQueue()
     /// The connection's thread while it runs (0 before and after).
     private let threadID = Atomic<UInt>(0)
@@ -155,7 +155,8 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
 
     /// The statement for `sql`, prepared once and kept.
     private func prepared(_ sql: String) throws -> OpaquePointer {
-        if let statement = statements[sql] { return statement }
+        let key = StatementKey(sql: sql)
+        if let statement = statements[key] { return statement }
         if statements.count >= Self.statementLimit {
             for statement in statements.values { sqlite3_finalize(statement) }
             statements = [:]
@@ -163,8 +164,38 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
         var statement: OpaquePointer?
         let code = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard code == SQLITE_OK, let statement else { throw error(code) }
-        statements[sql] = statement
+        statements[key] = statement
         return statement
+    }
+
+    /// A statement's text as the key of its prepared statement. Every
+    /// statement runs through this lookup on the writer's thread, and its
+    /// text runs to hundreds of bytes: hashing every byte of it (as
+    /// `String` does) cost more than the lookup is worth (issue 14). The
+    /// hash takes the length and 16 bytes spread over the text; two keys
+    /// are equal only when their texts are byte for byte (as SQLite reads
+    /// them).
+    struct StatementKey: Hashable {
+        let sql: String
+
+        static func == (left: StatementKey, right: StatementKey) -> Bool {
+            let (left, right) = (left.sql.utf8, right.sql.utf8)
+            guard left.count == right.count else { return false }
+            let same = left.withContiguousStorageIfAvailable { left in
+                right.withContiguousStorageIfAvailable { right in
+                    guard let leftStart = left.baseAddress, let rightStart = right.baseAddress else { return left.isEmpty }
+                    return memcmp(leftStart, rightStart, left.count) == 0
+                }
+            }
+            return (same ?? nil) ?? left.elementsEqual(right)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            let bytes = sql.utf8
+            hasher.combine(bytes.count)
+            guard !bytes.isEmpty else { return }
+            for step in 0..<16 { hasher.combine(bytes[bytes.index(bytes.startIndex, offsetBy: step * (bytes.count - 1) / 15)]) }
+        }
     }
 
     /// A typed error with SQLite's own words (never a bound value).

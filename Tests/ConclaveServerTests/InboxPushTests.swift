@@ -19,11 +19,16 @@ import Testing
             seq: 0, kind: .application, conversation: .random(), message: Base64Bytes((0..<300).map { UInt8($0 % 256) }),
             messageId: "m-1_Z", sentAt: Date(millis: 1_767_225_599_007), expiresAt: expiresAt)
         let encoded = try #require(EncodedEvent(event))
+        // Written before the message is stored, and given its lifetime after.
+        var unstored = event
+        unstored.expiresAt = nil
+        let drafted = try #require(EncodedEvent.Draft(unstored)).event(expiresAt: expiresAt)
         for seq: Int64 in [1, 42, .max] {
             var numbered = event
             numbered.seq = seq
             let expected = String(decoding: try ConclaveJSON.encoder().encode(numbered), as: UTF8.self)
             #expect(String(buffer: encoded.json(seq: seq)) == expected)
+            #expect(String(buffer: drafted.json(seq: seq)) == expected)
             let decoded = try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data(encoded.json(seq: seq).readableBytesView))
             #expect(decoded.seq == seq && decoded.message == numbered.message && decoded.messageId == numbered.messageId)
         }

@@ -188,4 +188,26 @@ import Testing
             #expect(outcomes.allSatisfy { $0 })
         }
     }
+
+    /// Prepared statements are found by a hash of a text's length and a
+    /// few of its bytes: statements that differ only in other bytes are
+    /// still each prepared and run as themselves.
+    @Test func statementsThatDifferOutsideTheHashedBytesRunAsThemselves() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conclave-statements-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let database = try await SQLiteDatabase.open(path: folder.appendingPathComponent("conclave.sqlite").path, logger: testLogger)
+        // 100 texts of 237 bytes, alike but for the digits at 39 and 40 (the hash samples bytes 0, 15, 31, 47, …).
+        let texts = (0..<100).map { value in
+            "SELECT " + String(repeating: "0 + ", count: 8) + String(format: "%02d", value) + String(repeating: " + 0", count: 49)
+        }
+        #expect(Set(texts.map(\.utf8.count)).count == 1)
+        for _ in 0..<2 {
+            for (value, text) in texts.enumerated() {
+                let rows = try await database.read { try await $0.query(text, []) }
+                #expect(try rows.first?.integer(0) == Int64(value), "\(text)")
+            }
+        }
+        try await database.close()
+    }
 }

@@ -221,15 +221,19 @@ final class DeliveryService: Sendable {
         }
         let (outcome, sequences): (SendOutcome, [DeviceID: Int64])
         // Handed to the recipients' connections as soon as it is stored (with the rest of its batch, in order).
+        // Written here, in the sender's task, so that the batch only joins the parts (but for a lifetime).
         let hub = hub
-        let message = request.message
-        let messageID = request.messageId
+        let (message, messageID) = (request.message, request.messageId)
+        let draft = { @Sendable (sentAt: Date) in
+            EncodedEvent.Draft(
+                InboxEvent(
+                    seq: 0, kind: .application, conversation: id, message: message, messageId: messageID, sentAt: sentAt, expiresAt: nil))
+        }
+        let drafted = draft(delivery.sentAt)
         let handOver: ConclaveStore.StoredHandler = { outcome, sequences in
             guard case .stored(let sentAt, let expiresAt) = outcome else { return }
-            let event = InboxEvent(
-                seq: 0, kind: .application, conversation: id, message: message, messageId: messageID, sentAt: sentAt, expiresAt: expiresAt)
-            if let encoded = EncodedEvent(event) {
-                hub.push(encoded, sequences: sequences)
+            if let written = sentAt == delivery.sentAt ? drafted : draft(sentAt) {
+                hub.push(written.event(expiresAt: expiresAt), sequences: sequences)
             } else {
                 hub.notify(Set(sequences.keys))
             }

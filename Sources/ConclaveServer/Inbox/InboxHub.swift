@@ -83,32 +83,63 @@ struct EncodedEvent: Sendable {
     /// which JSON escapes. Nil for anything else: connections then read the
     /// event from the store.
     init?(_ event: InboxEvent) {
-        guard event.kind == .application, event.conversationKind == nil, event.name == nil,
-            event.messageId.map({ $0.utf8.allSatisfy(\.isASCIIIdentifier) }) ?? true
-        else { return nil }
-        let message = Data(event.message.bytes).base64EncodedString()
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(message.utf8.count + (event.messageId?.utf8.count ?? 0) + 192)
-        buffer.writeStaticString(#"{"conversation":""#)
-        buffer.writeString(event.conversation.description)
-        buffer.writeStaticString(#"","#)
-        if let expiresAt = event.expiresAt {
-            buffer.writeStaticString(#""expires_at":""#)
-            buffer.writeString(ConclaveJSON.formatTimestamp(expiresAt))
-            buffer.writeStaticString(#"","#)
+        guard let draft = Draft(event) else { return nil }
+        self = draft.event(expiresAt: event.expiresAt)
+    }
+
+    private init(prefix: ByteBuffer) { self.prefix = prefix }
+
+    /// An event written before it is stored, but for its lifetime, which
+    /// the conversation decides as it is stored: the sender's task writes
+    /// the message's base64, and the batch that stores it (one task for
+    /// all its messages) only joins the parts.
+    struct Draft: Sendable {
+        /// `{"conversation":"…",`
+        private let head: ByteBuffer
+        /// `"kind":"application",…,"seq":`
+        private let tail: ByteBuffer
+
+        /// The event without its `expires_at` (which is left out); nil as
+        /// for ``EncodedEvent/init(_:)``.
+        init?(_ event: InboxEvent) {
+            guard event.kind == .application, event.conversationKind == nil, event.name == nil,
+                event.messageId.map({ $0.utf8.allSatisfy(\.isASCIIIdentifier) }) ?? true
+            else { return nil }
+            var head = ByteBuffer()
+            head.reserveCapacity(56)
+            head.writeStaticString(#"{"conversation":""#)
+            head.writeString(event.conversation.description)
+            head.writeStaticString(#"","#)
+            let message = Data(event.message.bytes).base64EncodedString()
+            var tail = ByteBuffer()
+            tail.reserveCapacity(message.utf8.count + (event.messageId?.utf8.count ?? 0) + 96)
+            tail.writeStaticString(#""kind":"application","message":""#)
+            tail.writeString(message)
+            tail.writeStaticString(#"","#)
+            if let messageId = event.messageId {
+                tail.writeStaticString(#""message_id":""#)
+                tail.writeString(messageId)
+                tail.writeStaticString(#"","#)
+            }
+            tail.writeStaticString(#""sent_at":""#)
+            tail.writeString(ConclaveJSON.formatTimestamp(event.sentAt))
+            tail.writeStaticString(#"","seq":"#)
+            (self.head, self.tail) = (head, tail)
         }
-        buffer.writeStaticString(#""kind":"application","message":""#)
-        buffer.writeString(message)
-        buffer.writeStaticString(#"","#)
-        if let messageId = event.messageId {
-            buffer.writeStaticString(#""message_id":""#)
-            buffer.writeString(messageId)
-            buffer.writeStaticString(#"","#)
+
+        /// The event with this lifetime.
+        func event(expiresAt: Date?) -> EncodedEvent {
+            var prefix = ByteBuffer()
+            prefix.reserveCapacity(head.readableBytes + tail.readableBytes + 40)
+            prefix.writeImmutableBuffer(head)
+            if let expiresAt {
+                prefix.writeStaticString(#""expires_at":""#)
+                prefix.writeString(ConclaveJSON.formatTimestamp(expiresAt))
+                prefix.writeStaticString(#"","#)
+            }
+            prefix.writeImmutableBuffer(tail)
+            return EncodedEvent(prefix: prefix)
         }
-        buffer.writeStaticString(#""sent_at":""#)
-        buffer.writeString(ConclaveJSON.formatTimestamp(event.sentAt))
-        buffer.writeStaticString(#"","seq":"#)
-        prefix = buffer
     }
 
     /// The event's JSON with this sequence number.
