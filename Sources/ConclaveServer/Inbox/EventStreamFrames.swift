@@ -143,29 +143,26 @@ struct QuickRequestReader {
         var ref: String?
         var conversation: ConversationID?
         var send: SendMessage?
-        guard take(UInt8(ascii: "{")), !take(UInt8(ascii: "}")) else { return nil }
-        repeat {
-            skipSpace()
-            guard let key = string(), take(UInt8(ascii: ":")) else { return nil }
-            skipSpace()
-            // Every value taken is non-nil: a key seen before is refused.
-            if matches(key, "ack") {
-                guard ack == nil, let value = integer() else { return nil }
+        // Every value taken is non-nil: a key seen before is refused.
+        let read = Self.members(of: &self) { reader, key in
+            if reader.matches(key, "ack") {
+                guard ack == nil, let value = reader.integer() else { return false }
                 ack = value
-            } else if matches(key, "ref") {
-                guard ref == nil, let value = string(), (1...64).contains(value.count) else { return nil }
-                ref = text(value)
-            } else if matches(key, "conversation") {
-                guard conversation == nil, let value = string(), let id = ConversationID(text(value)) else { return nil }
+            } else if reader.matches(key, "ref") {
+                guard ref == nil, let value = reader.string(), (1...64).contains(value.count) else { return false }
+                ref = reader.text(value)
+            } else if reader.matches(key, "conversation") {
+                guard conversation == nil, let value = reader.string(), let id = ConversationID(reader.text(value)) else { return false }
                 conversation = id
-            } else if matches(key, "send") {
-                guard send == nil, let value = sendMessage() else { return nil }
+            } else if reader.matches(key, "send") {
+                guard send == nil, let value = reader.sendMessage() else { return false }
                 send = value
             } else {
-                return nil
+                return false
             }
-        } while take(UInt8(ascii: ","))
-        guard take(UInt8(ascii: "}")) else { return nil }
+            return true
+        }
+        guard read else { return nil }
         switch (ref, conversation, send) {
         case (nil, nil, nil): return ack.map { EventStreamRequest(ack: $0, send: nil) }
         case (let ref?, let conversation?, let send?):
@@ -176,25 +173,37 @@ struct QuickRequestReader {
 
     /// `{"message_id": …, "message": …}` in either order, the message base64.
     private mutating func sendMessage() -> SendMessage? {
-        guard take(UInt8(ascii: "{")) else { return nil }
         var id: Range<Int>?
         var message: Range<Int>?
-        repeat {
-            skipSpace()
-            guard let key = string(), take(UInt8(ascii: ":")) else { return nil }
-            skipSpace()
-            if matches(key, "message_id") {
-                guard id == nil, let value = string() else { return nil }
+        let read = Self.members(of: &self) { reader, key in
+            if reader.matches(key, "message_id") {
+                guard id == nil, let value = reader.string() else { return false }
                 id = value
-            } else if matches(key, "message") {
-                guard message == nil, let value = string() else { return nil }
+            } else if reader.matches(key, "message") {
+                guard message == nil, let value = reader.string() else { return false }
                 message = value
             } else {
-                return nil
+                return false
             }
-        } while take(UInt8(ascii: ","))
-        guard take(UInt8(ascii: "}")), let id, let message, let data = Data(base64Encoded: text(message)) else { return nil }
+            return true
+        }
+        guard read, let id, let message, let data = Data(base64Encoded: text(message)) else { return nil }
         return SendMessage(messageId: text(id), message: Base64Bytes(Array(data)))
+    }
+
+    /// An object of one member or more, each value read by `member` from
+    /// its key (false: the object is refused).
+    private static func members(
+        of reader: inout QuickRequestReader, _ member: (inout QuickRequestReader, Range<Int>) -> Bool
+    ) -> Bool {
+        guard reader.take(UInt8(ascii: "{")) else { return false }
+        repeat {
+            reader.skipSpace()
+            guard let key = reader.string(), reader.take(UInt8(ascii: ":")) else { return false }
+            reader.skipSpace()
+            guard member(&reader, key) else { return false }
+        } while reader.take(UInt8(ascii: ","))
+        return reader.take(UInt8(ascii: "}"))
     }
 
     private mutating func skipSpace() {
