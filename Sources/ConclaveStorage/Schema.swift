@@ -221,6 +221,9 @@ enum Schema {
                 """,
                 "CREATE INDEX inbox_runs_payload ON inbox_runs(first_payload)",
             ],
+            // Only payloads that expire are indexed by expiry (issue 14): by default messages have no lifetime, and an
+            // index entry for each of them was written with it and deleted with it for nothing.
+            ["DROP INDEX payloads_expiry", "CREATE INDEX payloads_expiry ON payloads(expires_at) WHERE expires_at IS NOT NULL"],
         ]
     }
 
