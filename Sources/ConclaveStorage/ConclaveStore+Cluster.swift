@@ -89,6 +89,9 @@ extension ConclaveStore {
     /// notification transaction. A process that stops between the commit
     /// and this call has not answered the sender, who sends again: the
     /// duplicate is announced then (D17).
+    /// Whether ``announceInbox(_:)`` has other processes to tell.
+    public var announcesInbox: Bool { clusterOrigin != nil }
+
     public func announceInbox(_ devices: some Sequence<DeviceID>) async throws {
         guard let origin = clusterOrigin else { return }
         let database = database

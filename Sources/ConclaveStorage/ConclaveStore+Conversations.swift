@@ -52,6 +52,16 @@ extension ConclaveStore {
         return host
     }
 
+    /// ``conversationHost(_:)`` if memory holds it; nil when it does not.
+    public func conversationHostInMemory(_ id: ConversationID) -> ConversationHost? { caches.host(id) }
+
+    /// The conversation's devices of this network and of others, if memory
+    /// holds them; nil when it does not (``memberDevices(_:)``,
+    /// ``remoteDevices(_:)``).
+    public func memberDevicesInMemory(_ id: ConversationID) -> (local: [MemberDevice], remote: [RemoteDevice])? {
+        caches.members(id).map { ($0.local, $0.remote) }
+    }
+
     /// The 1:1 conversation between two users, if there is one.
     public func directConversation(key: String) async throws -> ConversationID? {
         try await database.read { connection in
@@ -206,20 +216,44 @@ extension ConclaveStore {
         _ id: ConversationID, epoch: UInt64, generation: UInt64 = 0, delivery: Delivery, files: FileShare? = nil,
         stored: StoredHandler? = nil
     ) async throws -> (outcome: SendOutcome, sequences: [DeviceID: Int64]) {
-        // A message with no file and no remote recipient goes with others in a batch (``MessageAppender``). A batch
-        // tells its messages apart by sender and id: on PostgreSQL a message without either is stored alone.
-        if files?.files.isEmpty ?? true, delivery.remote.isEmpty {
-            let message = MessageAppender.Message(
-                conversation: id, epoch: epoch, generation: generation, delivery: delivery, stored: stored)
-            if database.dialect == .sqlite { return try await appender.append(message) { try await appendBatchOnSQLite($0) } }
-            guard delivery.messageID != nil, delivery.senderDevice != nil else {
-                return try await MessageAppender.storeAlone(message) { try await appendInBatch($0) }
-            }
-            return try await appender.append(message) { try await appendInBatch($0) }
+        guard files?.files.isEmpty ?? true, delivery.remote.isEmpty else {
+            let outcome = try await appendAlone(id, epoch: epoch, generation: generation, delivery: delivery, files: files)
+            stored?(outcome.outcome, outcome.sequences)
+            return outcome
         }
-        let outcome = try await appendAlone(id, epoch: epoch, generation: generation, delivery: delivery, files: files)
-        stored?(outcome.outcome, outcome.sequences)
-        return outcome
+        return try await withCheckedThrowingContinuation { continuation in
+            appendApplication(id, epoch: epoch, generation: generation, delivery: delivery, stored: stored) {
+                continuation.resume(with: $0)
+            }
+        }
+    }
+
+    /// ``appendApplication(_:epoch:generation:delivery:files:stored:)`` for a
+    /// message with no file and no remote recipient (`delivery.remote` is
+    /// not read), without waiting: `done` is told the outcome once the
+    /// message has committed, after `stored`. Such a message goes with
+    /// others in a batch (``MessageAppender``); a batch tells its messages
+    /// apart by sender and id, so on PostgreSQL a message without either is
+    /// stored alone.
+    public func appendApplication(
+        _ id: ConversationID, epoch: UInt64, generation: UInt64, delivery: Delivery, stored: StoredHandler?,
+        done: @escaping @Sendable (Result<(outcome: SendOutcome, sequences: [DeviceID: Int64]), any Error>) -> Void
+    ) {
+        let message = MessageAppender.Message(conversation: id, epoch: epoch, generation: generation, delivery: delivery, stored: stored)
+        guard database.dialect == .sqlite || (delivery.messageID != nil && delivery.senderDevice != nil) else {
+            let store = batchStore
+            Task {
+                do { done(.success(try await MessageAppender.storeAlone(message, store))) } catch { done(.failure(error)) }
+            }
+            return
+        }
+        appender.append(message, store: batchStore, done: done)
+    }
+
+    /// How this database stores a batch of messages.
+    private var batchStore: MessageAppender.Store {
+        if database.dialect == .sqlite { return { messages in try await self.appendBatchOnSQLite(messages) } }
+        return { messages in try await self.appendBatchOnPostgreSQL(messages) }
     }
 
     /// Told a message's outcome and its recipients' sequence numbers once it has committed.
@@ -354,7 +388,7 @@ extension ConclaveStore {
     /// `conclave_append_message` (``Schema/appendMessageFunction``), several
     /// one call of `conclave_append_messages`; either a transaction of its
     /// own. The outcomes are in the messages' order.
-    private func appendInBatch(_ messages: [MessageAppender.Message]) async throws -> [MessageAppender.Outcome] {
+    private func appendBatchOnPostgreSQL(_ messages: [MessageAppender.Message]) async throws -> [MessageAppender.Outcome] {
         guard messages.count > 1 else {
             guard let message = messages.first else { return [] }
             let rows = try await writeOneStatement(

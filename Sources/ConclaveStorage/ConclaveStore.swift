@@ -341,6 +341,12 @@ extension ConclaveStore {
         return (found.device, found.user)
     }
 
+    /// ``session(tokenHash:now:)`` if memory holds it; nil when it does not
+    /// (ask the database then, with ``session(tokenHash:now:)``).
+    public func sessionInMemory(tokenHash: [UInt8], now: Date) -> (device: DeviceRecord, user: UserRecord)? {
+        caches.session(tokenHash, now: now).map { ($0.device, $0.user) }
+    }
+
     /// Whether the token names a session that has expired (of a device
     /// that still exists, of a user who is not suspended).
     public func sessionExpired(tokenHash: [UInt8], now: Date) async throws -> Bool {

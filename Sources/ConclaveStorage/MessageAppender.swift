@@ -15,10 +15,13 @@ import Synchronization
 ///
 /// Once a batch has committed, its messages' ``Message/stored`` handlers
 /// are told their outcomes on the batch's task, in the batch's order, and
-/// only then do the callers resume: the server hands the messages to their
+/// only then are the callers told: the server hands the messages to their
 /// recipients' connections there, so that a connection gets a batch's
 /// messages together and in sequence order, not one by one from as many
-/// resumed tasks in any order.
+/// resumed tasks in any order. A caller is told by a closure
+/// (``append(_:store:done:)``), so that a message needs no task of its own
+/// while it waits (a send on a WebSocket), or resumes its task
+/// (``append(_:store:)``).
 final class MessageAppender: Sendable {
     struct Message: Sendable {
         let conversation: ConversationID
@@ -31,6 +34,8 @@ final class MessageAppender: Sendable {
 
     typealias Outcome = (outcome: SendOutcome, sequences: [DeviceID: Int64])
     typealias Store = @Sendable ([Message]) async throws -> [Outcome]
+    /// Told a message's outcome once its batch has committed, or its error.
+    typealias Done = @Sendable (Result<Outcome, any Error>) -> Void
 
     /// Messages in one batch at most.
     static let batchLimit = 256
@@ -43,7 +48,7 @@ final class MessageAppender: Sendable {
 
     private struct Waiting {
         let message: Message
-        let continuation: CheckedContinuation<Outcome, any Error>
+        let done: Done
     }
 
     private struct State {
@@ -59,15 +64,25 @@ final class MessageAppender: Sendable {
     /// Stores `message` with the next batch (`store` stores a batch, its
     /// outcomes in order) and returns its outcome once that has committed.
     func append(_ message: Message, store: @escaping Store) async throws -> Outcome {
-        if waiting >= Self.waitingLimit { return try await Self.storeAlone(message, store) }
-        return try await withCheckedThrowingContinuation { continuation in
-            let start = state.withLock { state in
-                state.waiting.append(Waiting(message: message, continuation: continuation))
-                guard state.storing < Self.concurrentBatches else { return false }
-                state.storing += 1
-                return true
-            }
-            if start { Task { await self.storeAll(store) } }
+        try await withCheckedThrowingContinuation { continuation in
+            append(message, store: store) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Stores `message` with the next batch and tells `done` its outcome
+    /// once that has committed: the caller does not wait.
+    func append(_ message: Message, store: @escaping Store, done: @escaping Done) {
+        let start = state.withLock { state -> Bool? in
+            guard state.waiting.count < Self.waitingLimit else { return nil }
+            state.waiting.append(Waiting(message: message, done: done))
+            guard state.storing < Self.concurrentBatches else { return false }
+            state.storing += 1
+            return true
+        }
+        switch start {
+        case nil: Task { done(await Self.result { try await Self.storeAlone(message, store) }) }
+        case true?: Task { await self.storeAll(store) }
+        case false?: break
         }
     }
 
@@ -78,25 +93,23 @@ final class MessageAppender: Sendable {
                 let outcomes = try await store(batch.map(\.message))
                 guard outcomes.count == batch.count else { throw StoreError.corrupt("a batch of messages") }
                 for (waiting, outcome) in zip(batch, outcomes) { waiting.message.stored?(outcome.outcome, outcome.sequences) }
-                for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(returning: outcome) }
+                for (waiting, outcome) in zip(batch, outcomes) { waiting.done(.success(outcome)) }
             } catch {
                 guard batch.count > 1 else {
-                    for waiting in batch { waiting.continuation.resume(throwing: error) }
+                    for waiting in batch { waiting.done(.failure(error)) }
                     continue
                 }
                 await withTaskGroup(of: Void.self) { group in
                     for waiting in batch {
-                        group.addTask {
-                            do {
-                                waiting.continuation.resume(returning: try await Self.storeAlone(waiting.message, store))
-                            } catch {
-                                waiting.continuation.resume(throwing: error)
-                            }
-                        }
+                        group.addTask { waiting.done(await Self.result { try await Self.storeAlone(waiting.message, store) }) }
                     }
                 }
             }
         }
+    }
+
+    private static func result(_ body: () async throws -> Outcome) async -> Result<Outcome, any Error> {
+        do { return .success(try await body()) } catch { return .failure(error) }
     }
 
     /// Stores one message as a batch of its own and tells its handler.

@@ -14,9 +14,9 @@ import Synchronization
 /// write dropped it: each read notes the generation before it asks the
 /// database, and its answer is kept only if no write ended meanwhile.
 ///
-/// One process owns a database's caches: several server processes on one
-/// PostgreSQL would each need the others' writes to drop them (not built:
-/// docs/operations.md).
+/// Several server processes on one PostgreSQL drop each other's caches:
+/// a write that drops them here tells the others, inside its transaction
+/// (``ClusterSignal/invalidate``).
 public final class StoreCaches: Sendable {
     private struct State {
         var generation: UInt64 = 0

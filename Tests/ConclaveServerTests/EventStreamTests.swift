@@ -173,6 +173,15 @@ struct EventStreamTests {
             #expect(try await Self.answer("no-body", from: socket).error?.code == .badRequest)
             #expect(try await bob.receive().isEmpty)
 
+            // D8: a message of an epoch the conversation has left is refused, the first time after the commit dropped
+            // what memory held of it, and again from memory.
+            _ = try await alice.setSettings(ConversationSettings(messageLifetime: 600), in: conversation)
+            for ref in ["stale", "stale-again"] {
+                try send(ref, messages[1])
+                #expect(try await Self.answer(ref, from: socket).error?.code == .wrongEpoch)
+            }
+            #expect(!(try await bob.receive()).contains { if case .message = $0 { true } else { false } })
+
             // A session that ended between two sends: the next is refused (and the connection closed).
             _ = try await network.admin.suspend(try #require(UserName("alice")))
             try send("after-suspension", messages[1])

@@ -5,9 +5,9 @@ import Testing
 
 @testable import ConclaveStorage
 
-/// The group commit of messages on PostgreSQL, with a store of the test's
-/// own that records its batches, holds the first ones (as many as run at
-/// once) until the test lets them go, and fails on one message.
+/// The group commit of messages (SQLite and PostgreSQL), with a store of
+/// the test's own that records its batches, holds the first ones (as many
+/// as run at once) until the test lets them go, and fails on one message.
 @Suite struct MessageAppenderTests {
     final class Recorder: Sendable {
         let batches = Mutex<[[String]]>([])
@@ -146,5 +146,88 @@ import Testing
         #expect(batches.flatMap { $0 }.sorted() == ["a", "b", "c", "d", "huge"])
         #expect(batches.allSatisfy { $0.count == 1 || $0.reduce(0) { $0 + (sizes[$1] ?? 0) } <= MessageAppender.batchBytes })
         #expect(batches.contains(["huge"]))
+    }
+
+    /// Callers told by a closure (a send on a WebSocket), and stored
+    /// handlers, in the order they were told.
+    final class Callers: Sendable {
+        /// `stored id` for a handler, `done id` or `failed id` for a caller.
+        let log = Mutex<[String]>([])
+        private let all = Mutex<(expected: Int, told: Int, waiter: CheckedContinuation<Void, Never>?)>((0, 0, nil))
+
+        init(expecting count: Int) { all.withLock { $0.expected = count } }
+
+        func done(_ id: String) -> MessageAppender.Done {
+            { result in
+                self.log.withLock { $0.append(((try? result.get()) != nil ? "done " : "failed ") + id) }
+                let waiter = self.all.withLock { all in
+                    all.told += 1
+                    return all.told == all.expected ? all.waiter : nil
+                }
+                waiter?.resume()
+            }
+        }
+
+        func handled(_ message: MessageAppender.Message) -> MessageAppender.Message {
+            var message = message
+            let id = message.delivery.messageID ?? ""
+            message.stored = { _, _ in self.log.withLock { $0.append("stored " + id) } }
+            return message
+        }
+
+        /// Returns once every expected caller was told.
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                let ready = all.withLock { all in
+                    guard all.told < all.expected else { return true }
+                    all.waiter = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        }
+    }
+
+    @Test("Callers told by a closure are told once their batch committed, after its handlers, in its order; a failed message alone")
+    func callersToldByAClosure() async throws {
+        let (appender, recorder) = (MessageAppender(), Recorder())
+        let store = Self.store(recorder)
+        let ids = ["a", "b", "poison", "c"]
+        let callers = Callers(expecting: Self.first.count + ids.count)
+        for (index, message) in Self.first.enumerated() {
+            appender.append(message, store: store, done: callers.done(message.delivery.messageID ?? ""))
+            while recorder.held.withLock({ $0.count }) <= index { await Task.yield() }
+        }
+        for id in ids { appender.append(callers.handled(Self.message(id)), store: store, done: callers.done(id)) }
+        #expect(appender.waiting == ids.count, "queued without waiting")
+        #expect(callers.log.withLock { $0.isEmpty }, "nobody is told before a batch committed")
+        for continuation in recorder.held.withLock({ $0 }) { continuation.resume() }
+        await callers.wait()
+        let log = callers.log.withLock { $0 }
+        #expect(log.filter { $0.hasPrefix("failed") } == ["failed poison"])
+        #expect(log.filter { $0.hasPrefix("done") }.count == Self.first.count + 3, "each caller told once")
+        for id in ["a", "b", "c"] {
+            let (stored, done) = (log.firstIndex(of: "stored " + id), log.firstIndex(of: "done " + id))
+            #expect(stored != nil && done != nil && (stored ?? 0) < (done ?? 0), "\(id): its handler, then its caller")
+        }
+    }
+
+    @Test("Past waitingLimit waiting messages, a message is stored alone at once, without waiting for a batch")
+    func storedAloneWhenTooManyWait() async throws {
+        let (appender, recorder) = (MessageAppender(), Recorder())
+        let store = Self.store(recorder)
+        let callers = Callers(expecting: 1)
+        for (index, message) in Self.first.enumerated() {
+            appender.append(message, store: store) { _ in }
+            while recorder.held.withLock({ $0.count }) <= index { await Task.yield() }
+        }
+        for index in 0..<MessageAppender.waitingLimit { appender.append(Self.message("w\(index)"), store: store) { _ in } }
+        appender.append(Self.message("over"), store: store, done: callers.done("over"))
+        await callers.wait()
+        #expect(callers.log.withLock { $0 } == ["done over"])
+        #expect(appender.waiting == MessageAppender.waitingLimit, "the others still wait for the held batches")
+        #expect(recorder.batches.withLock { $0 }.last == ["over"])
+        for continuation in recorder.held.withLock({ $0 }) { continuation.resume() }
+        while appender.waiting > 0 { await Task.yield() }
     }
 }

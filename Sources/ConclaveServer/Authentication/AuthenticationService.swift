@@ -56,6 +56,13 @@ final class AuthenticationService: Sendable {
         return Session(device: found.device, user: found.user, address: identity.address(found.user.name))
     }
 
+    /// ``session(token:)`` if memory holds it; nil when it does not, or
+    /// when there is no valid session (``session(token:)`` tells which).
+    func sessionFromMemory(token: String?) -> Session? {
+        guard let token, let found = store.sessionInMemory(tokenHash: Tokens.hash(token), now: clock.now) else { return nil }
+        return Session(device: found.device, user: found.user, address: identity.address(found.user.name))
+    }
+
     /// Whether this is the bootstrap administrator token of `server init`
     /// (constant-time compare of its hash).
     func isBootstrapToken(_ token: String) -> Bool { constantTimeEquals(Tokens.hash(token), adminTokenHash) }

@@ -53,6 +53,19 @@ struct ConversationRequests: Sendable {
         return try await delivery.acceptMessage(id, request, requester: session.requester)
     }
 
+    /// ``send(_:_:session:)`` without a task, for a conversation that
+    /// memory knows is hosted here
+    /// (``DeliveryService/acceptMessageFromMemory(_:_:requester:answered:)``);
+    /// false, with nothing done, when the message must be sent with
+    /// ``send(_:_:session:)``.
+    func sendFromMemory(
+        _ id: ConversationID, _ request: SendMessage, session: Session,
+        answered: @escaping @Sendable (Result<(MessageAccepted, created: Bool), any Error>) -> Void
+    ) -> Bool {
+        guard gateway.isHostedHereInMemory(id) else { return false }
+        return delivery.acceptMessageFromMemory(id, request, requester: session.requester, answered: answered)
+    }
+
     func leave(_ id: ConversationID, session: Session) async throws {
         if let host = try await gateway.remoteHost(id, session: session) {
             _ = try await gateway.relay(.leave, of: id, to: host, FederationGateway.Empty?.none, session: session, as: [String: Bool].self)

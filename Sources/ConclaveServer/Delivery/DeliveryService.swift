@@ -204,13 +204,8 @@ final class DeliveryService: Sendable {
     {
         let devices = try await store.memberDevices(id).map(\.device)
         let remote = try await store.remoteDevices(id)
-        let (epoch, generation) = try DeliveryCore.checkMessage(
-            request, to: id, localDevices: devices, remoteDevices: remote, by: requester, maxBytes: limits.maxMessageBytes)
-        try spendSendBudget(requester, bytes: request.message.bytes.count)
-        let delivery = Delivery(
-            kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: requester.device,
-            sentAt: Date(millis: clock.now.millis), recipients: devices.filter { !requester.isLocal || $0 != requester.device },
-            remote: remote.filter { $0 != requester.remoteDevice })
+        let message = try prepareMessage(id, request, requester: requester, localDevices: devices, remoteDevices: remote)
+        let delivery = message.delivery
         var share: FileShare?
         if let shared = request.files, !shared.isEmpty {  // S5
             try await files.checkShareable(shared, in: id, messageID: request.messageId, requester: requester)
@@ -220,8 +215,86 @@ final class DeliveryService: Sendable {
                     + delivery.remote.map { FileReader(device: $0.device, user: $0.user) })
         }
         let (outcome, sequences): (SendOutcome, [DeviceID: Int64])
+        do {
+            (outcome, sequences) = try await store.appendApplication(
+                id, epoch: message.epoch, generation: message.generation, delivery: delivery, files: share, stored: message.handOver)
+        } catch StoreError.conflict("files") {
+            throw APIError(.fileIncomplete, "a shared file must be completely uploaded, and shared by no other message")
+        }
+        try await store.announceInbox(Self.announced(outcome, sequences, delivery))
+        return try Self.accepted(outcome, messageID: request.messageId)
+    }
+
+    /// ``acceptMessage(_:_:requester:)`` without a task, when memory holds
+    /// the conversation's devices and the message has no file and no
+    /// recipient of another network: checked at once, and `answered` told
+    /// once it has committed (a refusal at once). False, with nothing done,
+    /// otherwise: call ``acceptMessage(_:_:requester:)`` then.
+    func acceptMessageFromMemory(
+        _ id: ConversationID, _ request: SendMessage, requester: Requester,
+        answered: @escaping @Sendable (Result<(MessageAccepted, created: Bool), any Error>) -> Void
+    ) -> Bool {
+        guard request.files?.isEmpty ?? true, let members = store.memberDevicesInMemory(id), members.remote.isEmpty else { return false }
+        let message: PreparedMessage
+        do {
+            message = try prepareMessage(
+                id, request, requester: requester, localDevices: members.local.map(\.device), remoteDevices: [])
+        } catch {
+            answered(.failure(error))
+            return true
+        }
+        let (store, delivery, messageID) = (store, message.delivery, request.messageId)
+        store.appendApplication(
+            id, epoch: message.epoch, generation: message.generation, delivery: delivery, stored: message.handOver
+        ) { result in
+            let (answer, announced): ((MessageAccepted, created: Bool), [DeviceID])
+            do {
+                let (outcome, sequences) = try result.get()
+                (answer, announced) = (try Self.accepted(outcome, messageID: messageID), Self.announced(outcome, sequences, delivery))
+            } catch {
+                answered(.failure(error))
+                return
+            }
+            guard store.announcesInbox, !announced.isEmpty else {
+                answered(.success(answer))
+                return
+            }
+            Task {
+                do {
+                    try await store.announceInbox(announced)
+                    answered(.success(answer))
+                } catch {
+                    answered(.failure(error))
+                }
+            }
+        }
+        return true
+    }
+
+    /// A message checked and ready to store.
+    private struct PreparedMessage {
+        let epoch: UInt64
+        let generation: UInt64
+        let delivery: Delivery
+        /// Hands the message to its recipients' connections once stored.
+        let handOver: ConclaveStore.StoredHandler
+    }
+
+    /// Checks a message (D15, D16, D19, D25) and spends the sender's budget
+    /// (D20): what to store, and how it is handed to its recipients.
+    private func prepareMessage(
+        _ id: ConversationID, _ request: SendMessage, requester: Requester, localDevices devices: [DeviceID],
+        remoteDevices remote: [RemoteDevice]
+    ) throws -> PreparedMessage {
+        let (epoch, generation) = try DeliveryCore.checkMessage(
+            request, to: id, localDevices: devices, remoteDevices: remote, by: requester, maxBytes: limits.maxMessageBytes)
+        try spendSendBudget(requester, bytes: request.message.bytes.count)
+        let delivery = Delivery(
+            kind: .application, data: request.message.bytes, messageID: request.messageId, senderDevice: requester.device,
+            sentAt: Date(millis: clock.now.millis), recipients: devices.filter { !requester.isLocal || $0 != requester.device },
+            remote: remote.filter { $0 != requester.remoteDevice })
         // Handed to the recipients' connections as soon as it is stored (with the rest of its batch, in order).
-        // Written here, in the sender's task, so that the batch only joins the parts (but for a lifetime).
+        // Written here, before it is stored, so that the batch only joins the parts (but for a lifetime).
         let hub = hub
         let (message, messageID) = (request.message, request.messageId)
         let draft = { @Sendable (sentAt: Date) in
@@ -238,19 +311,28 @@ final class DeliveryService: Sendable {
                 hub.notify(Set(sequences.keys))
             }
         }
-        do {
-            (outcome, sequences) = try await store.appendApplication(
-                id, epoch: epoch, generation: generation, delivery: delivery, files: share, stored: handOver)
-        } catch StoreError.conflict("files") {
-            throw APIError(.fileIncomplete, "a shared file must be completely uploaded, and shared by no other message")
+        return PreparedMessage(epoch: epoch, generation: generation, delivery: delivery, handOver: handOver)
+    }
+
+    /// The devices whose connections on other server processes are told of
+    /// a message: its recipients once stored; again for a retry (D17), in
+    /// case the first try stopped before it told them.
+    private static func announced(_ outcome: SendOutcome, _ sequences: [DeviceID: Int64], _ delivery: Delivery) -> [DeviceID] {
+        switch outcome {
+        case .stored: Array(sequences.keys)
+        case .duplicate: delivery.recipients
+        case .wrongEpoch, .pendingProposals, .moving, .unknownConversation: []
         }
+    }
+
+    /// The answer to a message's sender (201 stored, 200 a retry), or its
+    /// refusal.
+    private static func accepted(_ outcome: SendOutcome, messageID: String) throws(APIError) -> (MessageAccepted, created: Bool) {
         switch outcome {
         case .stored(let sentAt, let expiresAt):
-            try await store.announceInbox(sequences.keys)  // the recipients' connections held by other server processes
-            return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), true)
-        case .duplicate(let sentAt, let expiresAt):  // D17: told again, in case the first try stopped before it told them
-            try await store.announceInbox(delivery.recipients)
-            return (MessageAccepted(messageId: request.messageId, sentAt: sentAt, expiresAt: expiresAt), false)
+            return (MessageAccepted(messageId: messageID, sentAt: sentAt, expiresAt: expiresAt), true)
+        case .duplicate(let sentAt, let expiresAt):
+            return (MessageAccepted(messageId: messageID, sentAt: sentAt, expiresAt: expiresAt), false)
         case .wrongEpoch(let current):  // D8
             throw APIError(.wrongEpoch, "the conversation is at another epoch", currentEpoch: current)
         case .pendingProposals:  // D11

@@ -56,6 +56,10 @@ final class FederationGateway: Sendable {
         return host
     }
 
+    /// Whether memory knows the conversation is hosted here (false: ask
+    /// ``remoteHost(_:session:)``).
+    func isHostedHereInMemory(_ id: ConversationID) -> Bool { store.conversationHostInMemory(id) == .local }
+
     /// Sends a client's request on to the conversation's host, signed, for
     /// this session's device; the host's answer (or refusal) comes back.
     func relay<Request: Codable & Sendable, Response: Decodable>(

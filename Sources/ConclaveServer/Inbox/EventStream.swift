@@ -9,12 +9,14 @@ import Synchronization
 /// (``EventStreamHandler``): its pusher, its place in the hub, its
 /// acknowledgements and the messages it sends. It holds no task: pushing
 /// runs in the pusher's short-lived task, acknowledgements are written
-/// from a task that lives only while there is one to write, and each send
-/// runs in a task of its own until it is answered.
+/// from a task that lives only while there is one to write, and a send is
+/// checked on the event loop and answered once its batch has committed
+/// (in a task of its own only when something must be read first).
 final class EventStream: Sendable {
     /// Sends a message of this device as `POST /v1/conversations/{id}/messages`
-    /// would (its session checked again first): the answer, without its `ref`.
-    typealias Sender = @Sendable (ConversationID, SendMessage) async -> EventStreamAnswer
+    /// would (its session checked again first), and tells the answer,
+    /// without its `ref`, to the closure it is given.
+    typealias Sender = @Sendable (ConversationID, SendMessage, _ answered: @escaping @Sendable (EventStreamAnswer) -> Void) -> Void
 
     let pusher: InboxPusher
     let settings: EventStreamHandler.Settings
@@ -80,12 +82,10 @@ final class EventStream: Sendable {
         Task { await writeAcknowledgements() }
     }
 
-    /// Sends a message in a task of its own; `answered` gets the answer's
-    /// JSON.
+    /// Sends a message; `answered` gets the answer's JSON.
     func send(_ request: EventStreamSend, answered: @escaping @Sendable (ByteBuffer) -> Void) {
-        let sender = sender
-        Task {
-            var answer = await sender(request.conversation, request.send)
+        sender(request.conversation, request.send) { answer in
+            var answer = answer
             answer.ref = request.ref
             answered(answer.json)
         }

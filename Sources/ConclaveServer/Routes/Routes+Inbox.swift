@@ -81,40 +81,75 @@ final class EventStreamSessions: Sendable {
         }
         return inbox.eventStream(
             session: session, after: after, stillValid: { [self] in (try? await authentication.session(token: token)) != nil },
-            send: { [self] conversation, message in await send(message, to: conversation, token: token) }, channel: channel)
+            send: { [self] conversation, message, answered in send(message, to: conversation, token: token, answered: answered) },
+            channel: channel)
     }
 
     /// A send on the WebSocket: `POST /v1/conversations/{id}/messages`
     /// without HTTP, the session checked again as each request would be.
-    private func send(_ message: SendMessage, to conversation: ConversationID, token: String?) async -> EventStreamAnswer {
-        do {
-            let session = try await authentication.session(token: token)
-            let device = session.device.id
-            let admitted = waiting.withLock { waiting in
-                guard waiting[device, default: 0] < Self.sendsPerDevice else { return false }
-                waiting[device, default: 0] += 1
-                return true
-            }
-            guard admitted else { throw APIError(.rateLimited, "too many sends of this device wait for their answer") }
-            defer {
-                waiting.withLock { waiting in
-                    let left = waiting[device, default: 1] - 1
-                    waiting[device] = left > 0 ? left : nil
-                }
-            }
-            let (accepted, created) = try await conversations.send(conversation, message, session: session)
-            if created { metrics.messageAccepted() }
-            return EventStreamAnswer(ref: nil, accepted: accepted, created: created)
-        } catch {
-            let refusal: APIError
-            if let error = error as? APIError {
-                refusal = error
-            } else {
-                logger.error("a WebSocket send failed", metadata: ["error.type": "\(type(of: error))"])
-                refusal = APIError(.internal, "internal error")
-            }
-            return EventStreamAnswer(
-                ref: nil, error: refusal.body.error, retryAfter: refusal.retryAfter ?? (refusal.code == .rateLimited ? 1 : nil))
+    /// From memory, on the connection's event loop and without a task of
+    /// its own, when memory holds what the send needs (the usual case);
+    /// else in a task that reads it first.
+    private func send(
+        _ message: SendMessage, to conversation: ConversationID, token: String?,
+        answered: @escaping @Sendable (EventStreamAnswer) -> Void
+    ) {
+        if let session = authentication.sessionFromMemory(token: token) {
+            send(message, to: conversation, session: session, answered: answered)
+            return
         }
+        Task {
+            do {
+                send(message, to: conversation, session: try await authentication.session(token: token), answered: answered)
+            } catch {
+                answered(refusal(error))
+            }
+        }
+    }
+
+    private func send(
+        _ message: SendMessage, to conversation: ConversationID, session: Session,
+        answered: @escaping @Sendable (EventStreamAnswer) -> Void
+    ) {
+        let device = session.device.id
+        let admitted = waiting.withLock { waiting in
+            guard waiting[device, default: 0] < Self.sendsPerDevice else { return false }
+            waiting[device, default: 0] += 1
+            return true
+        }
+        guard admitted else {
+            answered(refusal(APIError(.rateLimited, "too many sends of this device wait for their answer")))
+            return
+        }
+        let done = { @Sendable [self] (result: Result<(MessageAccepted, created: Bool), any Error>) in
+            waiting.withLock { waiting in
+                let left = waiting[device, default: 1] - 1
+                waiting[device] = left > 0 ? left : nil
+            }
+            switch result {
+            case .success(let (accepted, created)):
+                if created { metrics.messageAccepted() }
+                answered(EventStreamAnswer(ref: nil, accepted: accepted, created: created))
+            case .failure(let error):
+                answered(refusal(error))
+            }
+        }
+        if conversations.sendFromMemory(conversation, message, session: session, answered: done) { return }
+        Task {
+            do { done(.success(try await conversations.send(conversation, message, session: session))) } catch { done(.failure(error)) }
+        }
+    }
+
+    /// A refused send's answer.
+    private func refusal(_ error: any Error) -> EventStreamAnswer {
+        let refused: APIError
+        if let error = error as? APIError {
+            refused = error
+        } else {
+            logger.error("a WebSocket send failed", metadata: ["error.type": "\(type(of: error))"])
+            refused = APIError(.internal, "internal error")
+        }
+        return EventStreamAnswer(
+            ref: nil, error: refused.body.error, retryAfter: refused.retryAfter ?? (refused.code == .rateLimited ? 1 : nil))
     }
 }
