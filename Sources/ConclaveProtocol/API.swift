@@ -152,7 +152,11 @@ public struct Base64Bytes: Hashable, Sendable, Codable {
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
+        var text = try decoder.singleValueContainer().decode(String.self)
+        if let bytes = text.withUTF8({ Base64Text.decodeCanonical(UnsafeRawBufferPointer($0)) }) {
+            self.bytes = bytes
+            return
+        }
         guard let data = Data(base64Encoded: text) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not base64"))
         }
@@ -161,7 +165,7 @@ public struct Base64Bytes: Hashable, Sendable, Codable {
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
-        try container.encode(Data(bytes).base64EncodedString())
+        try container.encode(Base64Text.encode(bytes))
     }
 }
 

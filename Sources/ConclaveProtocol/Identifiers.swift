@@ -169,13 +169,24 @@ extension TextIdentifier {
 /// Lowercase hexadecimal.
 public enum Hex {
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+        let bytes = Array(bytes)
+        return String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            bytes.withUnsafeBytes { encode($0, into: UnsafeMutableRawBufferPointer(out)) }
+            return bytes.count * 2
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Writes the lowercase hex of `bytes` at the start of `out`, which
+    /// holds at least twice as many bytes.
+    public static func encode(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count >= bytes.count * 2, "hex: the output is too short")
+        func digit(_ value: UInt8) -> UInt8 { value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") - 10 + value }
+        var index = 0
+        for byte in bytes {
+            out[index] = digit(byte >> 4)
+            out[index + 1] = digit(byte & 0x0f)
+            index += 2
+        }
     }
 
     public static func decode(_ text: String) -> [UInt8]? {

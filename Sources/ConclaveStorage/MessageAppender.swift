@@ -134,6 +134,10 @@ final class MessageAppender: Sendable {
                 guard count == 0 || bytes <= Self.batchBytes else { break }
                 count += 1
             }
+            guard count < state.waiting.count else {  // all of them: handed over whole, not copied
+                defer { state.waiting = [] }
+                return state.waiting
+            }
             let batch = Array(state.waiting.prefix(count))
             state.waiting.removeFirst(count)
             return batch

@@ -20,9 +20,19 @@ import Synchronization
 public final class StoreCaches: Sendable {
     private struct State {
         var generation: UInt64 = 0
-        var sessions: [[UInt8]: CachedSession] = [:]
+        var sessions: [TokenHash: CachedSession] = [:]
         var members: [ConversationID: ConversationMembers] = [:]
         var hosts: [ConversationID: ConversationHost] = [:]
+    }
+
+    /// A session token's hash as a key: hashed as one run of bytes (an
+    /// array of bytes is hashed byte by byte).
+    struct TokenHash: Hashable {
+        let bytes: [UInt8]
+
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+        func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
     }
 
     struct CachedSession: Sendable {
@@ -60,13 +70,13 @@ public final class StoreCaches: Sendable {
 
     func session(_ tokenHash: [UInt8], now: Date) -> CachedSession? {
         state.withLock { state in
-            guard let session = state.sessions[tokenHash], session.expiresAt > now else { return nil }
+            guard let session = state.sessions[TokenHash(tokenHash)], session.expiresAt > now else { return nil }
             return session
         }
     }
 
     func keep(session: CachedSession, for tokenHash: [UInt8], readAt generation: UInt64) {
-        keep(session, for: tokenHash, in: \.sessions, readAt: generation)
+        keep(session, for: TokenHash(tokenHash), in: \.sessions, readAt: generation)
     }
 
     func host(_ id: ConversationID) -> ConversationHost? {

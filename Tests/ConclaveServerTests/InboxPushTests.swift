@@ -34,6 +34,22 @@ import Testing
         }
     }
 
+    @Test("Integers, base64 and hex written into a buffer are what String, Foundation and Hex write")
+    func bufferWriters() {
+        for value: Int64 in [0, 1, 9, 10, 42, 99_999, -1, -10, .max, .min] {
+            var buffer = ByteBuffer()
+            buffer.writeDecimal(value)
+            #expect(String(buffer: buffer) == String(value))
+        }
+        for length in [0, 1, 2, 3, 31, 32, 33, 64] {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            var buffer = ByteBuffer(string: "x")
+            buffer.writeBase64(bytes)
+            buffer.writeHex(bytes)
+            #expect(String(buffer: buffer) == "x" + Data(bytes).base64EncodedString() + bytes.map { String(format: "%02x", $0) }.joined())
+        }
+    }
+
     /// Anything but an application message with a plain id is left to the store.
     @Test func otherEventsAreNotEncodedHere() {
         let message = InboxEvent(

@@ -90,8 +90,7 @@ extension EventStreamAnswer {
         if let accepted, let created, error == nil, retryAfter == nil, let ref, ref.utf8.allSatisfy(\.isASCIIIdentifier),
             accepted.messageId.utf8.allSatisfy(\.isASCIIIdentifier)
         {
-            var buffer = ByteBuffer()
-            buffer.reserveCapacity(128 + ref.utf8.count + accepted.messageId.utf8.count)
+            var buffer = ByteBufferAllocator().buffer(capacity: 128 + ref.utf8.count + accepted.messageId.utf8.count)
             buffer.writeStaticString(#"{"accepted":{"#)
             if let expiresAt = accepted.expiresAt {
                 buffer.writeStaticString(#""expires_at":""#)
@@ -122,9 +121,9 @@ extension EventStreamAnswer {
 /// control characters, numbers that are not integers of 64 bits, a value
 /// of another type or one the request refuses (a `ref` outside 1 to 64
 /// bytes, a conversation id that is not one, a message that is not
-/// base64), a send without its `ref` and `conversation`, or anything after
-/// the object. So whatever it reads, `JSONDecoder` reads the same way
-/// (EventStreamFrameTests).
+/// canonical base64), a send without its `ref` and `conversation`, or
+/// anything after the object. So whatever it reads, `JSONDecoder` reads
+/// the same way (EventStreamFrameTests).
 struct QuickRequestReader {
     private let bytes: UnsafeRawBufferPointer
     private var position = 0
@@ -187,8 +186,9 @@ struct QuickRequestReader {
             }
             return true
         }
-        guard read, let id, let message, let data = Data(base64Encoded: text(message)) else { return nil }
-        return SendMessage(messageId: text(id), message: Base64Bytes(Array(data)))
+        guard read, let id, let message, let bytes = Base64Text.decodeCanonical(UnsafeRawBufferPointer(rebasing: self.bytes[message]))
+        else { return nil }
+        return SendMessage(messageId: text(id), message: Base64Bytes(bytes))
     }
 
     /// An object of one member or more, each value read by `member` from

@@ -74,9 +74,13 @@ final class InboxHub: Sendable {
 
 /// An inbox event encoded once for all its recipients: its JSON up to the
 /// sequence number, which comes last (keys are sorted, as
-/// ``ConclaveJSON/encoder()`` writes them, and the same bytes).
+/// ``ConclaveJSON/encoder()`` writes them, and the same bytes), in the
+/// parts its ``Draft`` wrote and the lifetime between them, joined once per
+/// recipient with its sequence number.
 struct EncodedEvent: Sendable {
-    private let prefix: ByteBuffer
+    private let draft: Draft
+    /// The lifetime's member, `"expires_at":"…",`, or nothing.
+    private let expiry: ByteBuffer?
 
     /// An application message, written directly: every field is base64,
     /// hex, a timestamp or a message id of `A-Z a-z 0-9 - _` (D17), none of
@@ -87,17 +91,20 @@ struct EncodedEvent: Sendable {
         self = draft.event(expiresAt: event.expiresAt)
     }
 
-    private init(prefix: ByteBuffer) { self.prefix = prefix }
+    private init(draft: Draft, expiry: ByteBuffer?) {
+        self.draft = draft
+        self.expiry = expiry
+    }
 
     /// An event written before it is stored, but for its lifetime, which
-    /// the conversation decides as it is stored: the sender's task writes
-    /// the message's base64, and the batch that stores it (one task for
-    /// all its messages) only joins the parts.
+    /// the conversation decides as it is stored: the sender writes the
+    /// message's base64, and the batch that stores it (one task for all its
+    /// messages) adds the lifetime.
     struct Draft: Sendable {
         /// `{"conversation":"…",`
-        private let head: ByteBuffer
+        fileprivate let head: ByteBuffer
         /// `"kind":"application",…,"seq":`
-        private let tail: ByteBuffer
+        fileprivate let tail: ByteBuffer
 
         /// The event without its `expires_at` (which is left out); nil as
         /// for ``EncodedEvent/init(_:)``.
@@ -105,16 +112,15 @@ struct EncodedEvent: Sendable {
             guard event.kind == .application, event.conversationKind == nil, event.name == nil,
                 event.messageId.map({ $0.utf8.allSatisfy(\.isASCIIIdentifier) }) ?? true
             else { return nil }
-            var head = ByteBuffer()
-            head.reserveCapacity(56)
+            let conversation = event.conversation.bytes
+            var head = ByteBufferAllocator().buffer(capacity: 20 + 2 * conversation.count)
             head.writeStaticString(#"{"conversation":""#)
-            head.writeString(event.conversation.description)
+            head.writeHex(conversation)
             head.writeStaticString(#"","#)
-            let message = Data(event.message.bytes).base64EncodedString()
-            var tail = ByteBuffer()
-            tail.reserveCapacity(message.utf8.count + (event.messageId?.utf8.count ?? 0) + 96)
+            var tail = ByteBufferAllocator().buffer(
+                capacity: Base64Text.encodedCount(event.message.bytes.count) + (event.messageId?.utf8.count ?? 0) + 96)
             tail.writeStaticString(#""kind":"application","message":""#)
-            tail.writeString(message)
+            tail.writeBase64(event.message.bytes)
             tail.writeStaticString(#"","#)
             if let messageId = event.messageId {
                 tail.writeStaticString(#""message_id":""#)
@@ -129,27 +135,64 @@ struct EncodedEvent: Sendable {
 
         /// The event with this lifetime.
         func event(expiresAt: Date?) -> EncodedEvent {
-            var prefix = ByteBuffer()
-            prefix.reserveCapacity(head.readableBytes + tail.readableBytes + 40)
-            prefix.writeImmutableBuffer(head)
-            if let expiresAt {
-                prefix.writeStaticString(#""expires_at":""#)
-                prefix.writeString(ConclaveJSON.formatTimestamp(expiresAt))
-                prefix.writeStaticString(#"","#)
-            }
-            prefix.writeImmutableBuffer(tail)
-            return EncodedEvent(prefix: prefix)
+            EncodedEvent(
+                draft: self,
+                expiry: expiresAt.map { expiresAt in
+                    var expiry = ByteBufferAllocator().buffer(capacity: 40)
+                    expiry.writeStaticString(#""expires_at":""#)
+                    expiry.writeString(ConclaveJSON.formatTimestamp(expiresAt))
+                    expiry.writeStaticString(#"","#)
+                    return expiry
+                })
         }
     }
 
     /// The event's JSON with this sequence number.
     func json(seq: Int64) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(prefix.readableBytes + 21)
-        buffer.writeImmutableBuffer(prefix)
-        buffer.writeString(String(seq))
+        var buffer = ByteBufferAllocator().buffer(
+            capacity: draft.head.readableBytes + (expiry?.readableBytes ?? 0) + draft.tail.readableBytes + 21)
+        buffer.writeImmutableBuffer(draft.head)
+        if let expiry { buffer.writeImmutableBuffer(expiry) }
+        buffer.writeImmutableBuffer(draft.tail)
+        buffer.writeDecimal(seq)
         buffer.writeStaticString("}")
         return buffer
+    }
+}
+
+extension ByteBuffer {
+    /// Appends the standard base64 of `bytes` (``Base64Text``).
+    mutating func writeBase64(_ bytes: [UInt8]) {
+        let count = Base64Text.encodedCount(bytes.count)
+        writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+            bytes.withUnsafeBytes { Base64Text.encode($0, into: out) }
+            return count
+        }
+    }
+
+    /// Appends the lowercase hex of `bytes`.
+    mutating func writeHex(_ bytes: [UInt8]) {
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * bytes.count) { out in
+            bytes.withUnsafeBytes { Hex.encode($0, into: out) }
+            return 2 * bytes.count
+        }
+    }
+
+    /// Appends `value` in decimal, as JSON writes an integer.
+    mutating func writeDecimal(_ value: Int64) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in  // Int64.min: a sign and 19 digits
+            var (rest, index) = (value.magnitude, digits.count)
+            repeat {
+                index -= 1
+                digits[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            if value < 0 {
+                index -= 1
+                digits[index] = UInt8(ascii: "-")
+            }
+            writeBytes(UnsafeBufferPointer(rebasing: digits[index...]))
+        }
     }
 }
 

@@ -28,13 +28,18 @@ final class RateLimiter<Key: Hashable & Sendable>: Sendable {
     /// spends nothing and returns the seconds until it would.
     func spend(_ cost: Double = 1, for key: Key, now: Date) -> TimeInterval? {
         buckets.withLock { buckets in
-            var bucket = refilled(buckets[key], now: now)
-            guard bucket.tokens >= cost else { return (cost - bucket.tokens) / rate }
-            bucket.tokens -= cost
-            buckets[key] = bucket
+            let wait = spend(cost, from: &buckets[key, default: Bucket(tokens: burst, updated: now)], now: now)
             if buckets.count > capacity { prune(&buckets, now: now) }
-            return nil
+            return wait
         }
+    }
+
+    /// One lookup of the key: its bucket is refilled and spent in place.
+    private func spend(_ cost: Double, from bucket: inout Bucket, now: Date) -> TimeInterval? {
+        bucket = refilled(bucket, now: now)
+        guard bucket.tokens >= cost else { return (cost - bucket.tokens) / rate }
+        bucket.tokens -= cost
+        return nil
     }
 
     private func refilled(_ bucket: Bucket?, now: Date) -> Bucket {

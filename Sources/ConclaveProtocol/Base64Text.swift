@@ -1,0 +1,95 @@
+/// Standard base64 with padding (RFC 4648 §4), written as
+/// `Data.base64EncodedString()` writes it and read without a `String` or
+/// a `Data` in between: a message's bytes are encoded and decoded once per
+/// send on the server's hot path (issue 14).
+public enum Base64Text {
+    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Each byte's value in the alphabet; 0xFF for a byte outside it.
+    private static let values: [UInt8] = {
+        var values = [UInt8](repeating: 0xFF, count: 256)
+        for (value, character) in alphabet.enumerated() { values[Int(character)] = UInt8(value) }
+        return values
+    }()
+
+    private static let pad = UInt8(ascii: "=")
+
+    /// The length of the encoding of `count` bytes.
+    public static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
+
+    /// Writes the encoding of `bytes` at the start of `out`, which holds at
+    /// least ``encodedCount(_:)`` bytes.
+    public static func encode(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count >= encodedCount(bytes.count), "base64: the output is too short")
+        alphabet.withUnsafeBufferPointer { alphabet in
+            func character(_ value: UInt32) -> UInt8 { alphabet[Int(value & 63)] }
+            var (input, output) = (0, 0)
+            while input + 3 <= bytes.count {
+                let value = UInt32(bytes[input]) << 16 | UInt32(bytes[input + 1]) << 8 | UInt32(bytes[input + 2])
+                out[output] = character(value >> 18)
+                out[output + 1] = character(value >> 12)
+                out[output + 2] = character(value >> 6)
+                out[output + 3] = character(value)
+                (input, output) = (input + 3, output + 4)
+            }
+            let left = bytes.count - input
+            guard left > 0 else { return }
+            let value = UInt32(bytes[input]) << 16 | (left == 2 ? UInt32(bytes[input + 1]) << 8 : 0)
+            out[output] = character(value >> 18)
+            out[output + 1] = character(value >> 12)
+            out[output + 2] = left == 2 ? character(value >> 6) : pad
+            out[output + 3] = pad
+        }
+    }
+
+    /// The encoding of `bytes`.
+    public static func encode(_ bytes: [UInt8]) -> String {
+        let count = encodedCount(bytes.count)
+        return String(unsafeUninitializedCapacity: count) { out in
+            bytes.withUnsafeBytes { encode($0, into: UnsafeMutableRawBufferPointer(out)) }
+            return count
+        }
+    }
+
+    /// The bytes whose encoding `text` is exactly: a multiple of four
+    /// characters of the alphabet, at most two `=` at the end, and no bit
+    /// set beyond the last byte. Nil for anything else — which
+    /// `Data(base64Encoded:)` may still read (and reads the same way where
+    /// this does).
+    public static func decodeCanonical(_ text: UnsafeRawBufferPointer) -> [UInt8]? {
+        let length = text.count
+        guard length.isMultiple(of: 4) else { return nil }
+        guard length > 0 else { return [] }
+        let padding = text[length - 1] != pad ? 0 : text[length - 2] != pad ? 1 : 2
+        let count = length / 4 * 3 - padding
+        return values.withUnsafeBufferPointer { values -> [UInt8]? in
+            var valid = true
+            let bytes = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+                initialized = 0
+                var (input, output) = (0, 0)
+                while input < length {
+                    // The last group's pad characters count as zero bits; any other `=` is outside the alphabet.
+                    let isLast = input + 4 == length
+                    let third = isLast && padding == 2 ? 0 : values[Int(text[input + 2])]
+                    let fourth = isLast && padding >= 1 ? 0 : values[Int(text[input + 3])]
+                    let (first, second) = (values[Int(text[input])], values[Int(text[input + 1])])
+                    guard (first | second | third | fourth) & 0xC0 == 0 else {
+                        valid = false
+                        return
+                    }
+                    let value = UInt32(first) << 18 | UInt32(second) << 12 | UInt32(third) << 6 | UInt32(fourth)
+                    let group = isLast ? 3 - padding : 3
+                    // Canonical: the bits past the last byte are zero.
+                    guard !isLast || value & ((1 << (8 * (3 - group))) - 1) == 0 else {
+                        valid = false
+                        return
+                    }
+                    for index in 0..<group { out[output + index] = UInt8(truncatingIfNeeded: value >> (16 - 8 * index)) }
+                    (input, output) = (input + 4, output + group)
+                }
+                initialized = count
+            }
+            return valid ? bytes : nil
+        }
+    }
+}
