@@ -56,10 +56,11 @@ final class AuthenticationService: Sendable {
         return Session(device: found.device, user: found.user, address: identity.address(found.user.name))
     }
 
-    /// ``session(token:)`` if memory holds it; nil when it does not, or
-    /// when there is no valid session (``session(token:)`` tells which).
-    func sessionFromMemory(token: String?) -> Session? {
-        guard let token, let found = store.sessionInMemory(tokenHash: Tokens.hash(token), now: clock.now) else { return nil }
+    /// ``session(token:)`` of the token with this hash (`Tokens.hash`) if
+    /// memory holds it; nil when it does not, or when there is no valid
+    /// session (``session(token:)`` tells which).
+    func sessionFromMemory(tokenHash: [UInt8]) -> Session? {
+        guard let found = store.sessionInMemory(tokenHash: tokenHash, now: clock.now) else { return nil }
         return Session(device: found.device, user: found.user, address: identity.address(found.user.name))
     }
 

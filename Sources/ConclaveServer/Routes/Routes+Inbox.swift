@@ -71,7 +71,7 @@ final class EventStreamSessions: Sendable {
 
     /// The stream of a valid session from `after`, or nil.
     func open(token: String?, after afterText: String?, channel: any Channel) async -> EventStream? {
-        guard let session = try? await authentication.session(token: token) else { return nil }
+        guard let token, let session = try? await authentication.session(token: token) else { return nil }
         let after: Int64
         if let afterText {
             guard let value = Int64(afterText), value >= 0 else { return nil }
@@ -79,10 +79,12 @@ final class EventStreamSessions: Sendable {
         } else {
             after = 0
         }
+        let tokenHash = Tokens.hash(token)
         return inbox.eventStream(
             session: session, after: after, stillValid: { [self] in (try? await authentication.session(token: token)) != nil },
-            send: { [self] conversation, message, answered in send(message, to: conversation, token: token, answered: answered) },
-            channel: channel)
+            send: { [self] conversation, message, answered in
+                send(message, to: conversation, token: token, tokenHash: tokenHash, answered: answered)
+            }, channel: channel)
     }
 
     /// A send on the WebSocket: `POST /v1/conversations/{id}/messages`
@@ -91,10 +93,10 @@ final class EventStreamSessions: Sendable {
     /// its own, when memory holds what the send needs (the usual case);
     /// else in a task that reads it first.
     private func send(
-        _ message: SendMessage, to conversation: ConversationID, token: String?,
+        _ message: SendMessage, to conversation: ConversationID, token: String, tokenHash: [UInt8],
         answered: @escaping @Sendable (EventStreamAnswer) -> Void
     ) {
-        if let session = authentication.sessionFromMemory(token: token) {
+        if let session = authentication.sessionFromMemory(tokenHash: tokenHash) {
             send(message, to: conversation, session: session, answered: answered)
             return
         }
