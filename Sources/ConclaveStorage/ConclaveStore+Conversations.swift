@@ -638,9 +638,11 @@ extension ConclaveStore {
     static func fanOut(_ connection: any SQLConnection, batch: [(payload: SQLValue, recipients: [DeviceID])]) async throws
         -> [[DeviceID: Int64]]
     {
-        var counts: [DeviceID: Int64] = [:]
+        // (Sets and dictionaries are made at their size: a room's message has dozens of recipients.)
+        var counts = [DeviceID: Int64](minimumCapacity: batch.first?.recipients.count ?? 0)
         let recipients = batch.map { entry in
-            var seen = Set<DeviceID>()
+            guard entry.recipients.count > 1 else { return entry.recipients }
+            var seen = Set<DeviceID>(minimumCapacity: entry.recipients.count)
             return entry.recipients.filter { seen.insert($0).inserted }
         }
         for devices in recipients { for device in devices { counts[device, default: 0] += 1 } }
@@ -651,17 +653,18 @@ extension ConclaveStore {
             UPDATE devices SET inbox_seq = inbox_seq + c.value FROM json_each(?) AS c WHERE devices.id = c.key \
             RETURNING devices.id, devices.inbox_seq
             """, [.text(countsJSON)])
-        var next: [DeviceID: Int64] = [:]
+        var next = [DeviceID: Int64](minimumCapacity: counts.count)
         for row in moved {
             guard let device = DeviceID(try row.text(0)), let count = counts[device] else { throw StoreError.corrupt("devices.id") }
             next[device] = try row.integer(1) - count
         }
         var runs: [String] = []
-        var open: [DeviceID: InboxRun] = [:]
+        var open = [DeviceID: InboxRun](minimumCapacity: counts.count)
         var numbered: [[DeviceID: Int64]] = []
+        numbered.reserveCapacity(batch.count)
         for (entry, devices) in zip(batch, recipients) {
             guard case .integer(let payload) = entry.payload else { throw StoreError.corrupt("payloads.id") }
-            var sequences: [DeviceID: Int64] = [:]
+            var sequences = [DeviceID: Int64](minimumCapacity: devices.count)
             for device in devices {
                 guard let last = next[device] else { continue }
                 next[device] = last + 1

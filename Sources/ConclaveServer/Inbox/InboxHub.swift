@@ -54,7 +54,12 @@ final class InboxHub: Sendable {
     /// own sequence number.
     func push(_ event: EncodedEvent, sequences: [DeviceID: Int64]) {
         let targets = listeners.withLock { listeners in
-            sequences.flatMap { device, seq in (listeners[device]?.values).map { $0.map { ($0, seq) } } ?? [] }
+            var targets: [(InboxPusher, Int64)] = []
+            targets.reserveCapacity(sequences.count)
+            for (device, seq) in sequences {
+                for pusher in listeners[device]?.values ?? [:].values { targets.append((pusher, seq)) }
+            }
+            return targets
         }
         for (pusher, seq) in targets { pusher.hand(PushedEvent(seq: seq, event: event)) }
     }
