@@ -63,30 +63,39 @@ public enum Base64Text {
         let padding = text[length - 1] != pad ? 0 : text[length - 2] != pad ? 1 : 2
         let count = length / 4 * 3 - padding
         return values.withUnsafeBufferPointer { values -> [UInt8]? in
+            func value(_ offset: Int) -> UInt32 { UInt32(values[Int(text[offset])]) }
             var valid = true
             let bytes = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
                 initialized = 0
                 var (input, output) = (0, 0)
-                while input < length {
-                    // The last group's pad characters count as zero bits; any other `=` is outside the alphabet.
-                    let isLast = input + 4 == length
-                    let third = isLast && padding == 2 ? 0 : values[Int(text[input + 2])]
-                    let fourth = isLast && padding >= 1 ? 0 : values[Int(text[input + 3])]
-                    let (first, second) = (values[Int(text[input])], values[Int(text[input + 1])])
+                // Every group but the last: four characters of the alphabet (a byte outside it is 0xFF), three bytes.
+                while input + 4 < length {
+                    let (first, second, third, fourth) = (value(input), value(input + 1), value(input + 2), value(input + 3))
                     guard (first | second | third | fourth) & 0xC0 == 0 else {
                         valid = false
                         return
                     }
-                    let value = UInt32(first) << 18 | UInt32(second) << 12 | UInt32(third) << 6 | UInt32(fourth)
-                    let group = isLast ? 3 - padding : 3
-                    // Canonical: the bits past the last byte are zero.
-                    guard !isLast || value & ((1 << (8 * (3 - group))) - 1) == 0 else {
-                        valid = false
-                        return
-                    }
-                    for index in 0..<group { out[output + index] = UInt8(truncatingIfNeeded: value >> (16 - 8 * index)) }
-                    (input, output) = (input + 4, output + group)
+                    let group = first << 18 | second << 12 | third << 6 | fourth
+                    out[output] = UInt8(truncatingIfNeeded: group >> 16)
+                    out[output + 1] = UInt8(truncatingIfNeeded: group >> 8)
+                    out[output + 2] = UInt8(truncatingIfNeeded: group)
+                    (input, output) = (input + 4, output + 3)
                 }
+                // The last: its pad characters count as zero bits, and the bits past its last byte must be zero.
+                let third = padding == 2 ? 0 : value(input + 2)
+                let fourth = padding >= 1 ? 0 : value(input + 3)
+                let (first, second) = (value(input), value(input + 1))
+                guard (first | second | third | fourth) & 0xC0 == 0 else {
+                    valid = false
+                    return
+                }
+                let group = first << 18 | second << 12 | third << 6 | fourth
+                let kept = 3 - padding
+                guard group & ((1 << (8 * padding)) - 1) == 0 else {
+                    valid = false
+                    return
+                }
+                for index in 0..<kept { out[output + index] = UInt8(truncatingIfNeeded: group >> (16 - 8 * index)) }
                 initialized = count
             }
             return valid ? bytes : nil

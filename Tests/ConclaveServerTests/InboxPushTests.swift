@@ -227,7 +227,29 @@ import Testing
         #"{"ref":"é","conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"}}"#,
         #"{"ref":7,"conversation":"\#(conversation)","send":{"message":"AAEC","message_id":"m1"}}"#,
         #"{"hello":"there"}"#, #"{}"#, #"[]"#, #""ack""#, "",
+        // A message of some length: its base64 is read eight bytes at a time.
+        #"{"ref":"long","conversation":"\#(conversation)","send":{"message":"\#(Base64Text.encode((0..<200).map { UInt8($0) }))","message_id":"m2"}}"#,
     ]
+
+    @Test("Eight bytes are read as plain string bytes exactly when each is printable ASCII other than a quote and a backslash")
+    func plainWords() {
+        func isPlain(_ byte: UInt8) -> Bool { (0x20...0x7E).contains(byte) && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") }
+        func word(_ bytes: [UInt8]) -> UInt64 { bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } }
+        let base = Array("aZ09+/=~".utf8)
+        #expect(QuickRequestReader.plain(word(base)))
+        for position in 0..<8 {
+            for byte in UInt8.min...UInt8.max {
+                var bytes = base
+                bytes[position] = byte
+                #expect(QuickRequestReader.plain(word(bytes)) == isPlain(byte), "byte \(byte) at \(position)")
+                // And beside a byte that is refused, or one next to every boundary.
+                for other in [0x1F, 0x20, 0x21, 0x22, 0x5B, 0x5C, 0x5D, 0x7E, 0x7F, 0x80, 0xFF] as [UInt8] {
+                    bytes[(position + 3) % 8] = other
+                    #expect(QuickRequestReader.plain(word(bytes)) == bytes.allSatisfy(isPlain), "\(bytes)")
+                }
+            }
+        }
+    }
 
     @Test("Each sample reads the same by the quick reader as by JSONDecoder")
     func samples() {

@@ -230,6 +230,8 @@ struct QuickRequestReader {
         guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
         let start = position + 1
         var end = start
+        // Eight bytes at a time while none of them ends the string or is refused (a message's base64 is most of a send).
+        while end + 8 <= bytes.count, Self.plain(bytes.loadUnaligned(fromByteOffset: end, as: UInt64.self)) { end += 8 }
         while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
             guard (0x20...0x7E).contains(bytes[end]), bytes[end] != UInt8(ascii: "\\") else { return nil }
             end += 1
@@ -237,6 +239,19 @@ struct QuickRequestReader {
         guard end < bytes.count else { return nil }
         position = end + 1
         return start..<end
+    }
+
+    /// Whether all eight bytes of `word` are printable ASCII (0x20–0x7E)
+    /// other than `"` and `\\`: no byte below 0x20, none above 0x7E, and
+    /// no byte equal to either (the classic tests for a zero byte, on the
+    /// word shifted or XORed).
+    static func plain(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZero(_ value: UInt64) -> Bool { (value &- ones) & ~value & highs != 0 }
+        let below = (word &- ones &* 0x20) & ~word & highs  // a byte under 0x20 (or with its high bit set)
+        let above = (word &+ ones &* (0x7F - 0x7E)) | word  // a byte over 0x7E sets its high bit
+        return below == 0 && above & highs == 0 && !hasZero(word ^ (ones &* 0x22)) && !hasZero(word ^ (ones &* 0x5C))
     }
 
     /// `-?(0|[1-9][0-9]*)` within Int64, not followed by a fraction or exponent.
