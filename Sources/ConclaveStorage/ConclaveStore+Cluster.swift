@@ -79,6 +79,9 @@ extension ConclaveStore {
         }
     }
 
+    /// Whether ``announceInbox(_:)`` has other processes to tell.
+    public var announcesInbox: Bool { clusterOrigin != nil }
+
     /// Tells the other server processes that these devices' inboxes grew
     /// (nothing on a database one process owns), and returns once they have
     /// been told. Used for application messages, after their transaction
@@ -89,9 +92,6 @@ extension ConclaveStore {
     /// notification transaction. A process that stops between the commit
     /// and this call has not answered the sender, who sends again: the
     /// duplicate is announced then (D17).
-    /// Whether ``announceInbox(_:)`` has other processes to tell.
-    public var announcesInbox: Bool { clusterOrigin != nil }
-
     public func announceInbox(_ devices: some Sequence<DeviceID>) async throws {
         guard let origin = clusterOrigin else { return }
         let database = database

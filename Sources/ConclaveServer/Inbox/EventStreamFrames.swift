@@ -242,9 +242,9 @@ struct QuickRequestReader {
     }
 
     /// Whether all eight bytes of `word` are printable ASCII (0x20–0x7E)
-    /// other than `"` and `\\`: no byte below 0x20, none above 0x7E, and
-    /// no byte equal to either (the classic tests for a zero byte, on the
-    /// word shifted or XORed).
+    /// other than `"` and `\`: no byte below 0x20, none above 0x7E, and
+    /// no byte equal to either (the classic tests for a byte below a bound,
+    /// above one, and for a zero byte in the word XORed with each).
     static func plain(_ word: UInt64) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
