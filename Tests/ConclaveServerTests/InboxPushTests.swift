@@ -4,6 +4,7 @@ import ConclaveTestSupport
 import Foundation
 import Logging
 import NIOCore
+import NIOEmbedded
 import NIOWebSocket
 import Synchronization
 import Testing
@@ -27,9 +28,9 @@ import Testing
             var numbered = event
             numbered.seq = seq
             let expected = String(decoding: try ConclaveJSON.encoder().encode(numbered), as: UTF8.self)
-            #expect(String(buffer: encoded.json(seq: seq)) == expected)
-            #expect(String(buffer: drafted.json(seq: seq)) == expected)
-            let decoded = try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data(encoded.json(seq: seq).readableBytesView))
+            #expect(String(buffer: encoded.frame(seq: seq).json) == expected)
+            #expect(String(buffer: drafted.frame(seq: seq).json) == expected)
+            let decoded = try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data(encoded.frame(seq: seq).json.readableBytesView))
             #expect(decoded.seq == seq && decoded.message == numbered.message && decoded.messageId == numbered.messageId)
         }
     }
@@ -76,8 +77,8 @@ import Testing
         }
         private let state = Mutex(State())
 
-        func send(_ frames: [ByteBuffer]) async throws {
-            let events = try frames.map { try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data($0.readableBytesView)) }
+        func send(_ frames: [TextFrame]) async throws {
+            let events = try frames.map { try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data($0.json.readableBytesView)) }
             update { $0.frames += events.map(\.seq) }
         }
         func end(reason: String) async throws {}
@@ -200,7 +201,7 @@ import Testing
         case .none: break
         case .valid(let send)?:
             text += " send \(send.ref) \(send.conversation) \(send.send.messageId) \(send.send.message.bytes) \(send.send.files ?? [])"
-        case .refused(let answer)?: text += " refused \(String(buffer: answer.json))"
+        case .refused(let answer)?: text += " refused \(String(buffer: answer.frame.json))"
         }
         return text
     }
@@ -295,7 +296,28 @@ import Testing
             let answer = EventStreamAnswer(
                 ref: ref, accepted: MessageAccepted(messageId: "m-1", sentAt: Date(millis: 1_767_225_599_007), expiresAt: expiresAt),
                 created: created)
-            #expect(String(buffer: answer.json) == String(decoding: try ConclaveJSON.encoder().encode(answer), as: UTF8.self))
+            #expect(String(buffer: answer.frame.json) == String(decoding: try ConclaveJSON.encoder().encode(answer), as: UTF8.self))
+        }
+    }
+
+    @Test("A text frame is the bytes NIO's encoder writes for its JSON, header and JSON, at every size of header")
+    func textFrames() throws {
+        for count in [0, 1, 125, 126, 127, 4096, 65_535, 65_536, 70_000] {
+            let json = ByteBuffer(bytes: (0..<count).map { _ in UInt8.random(in: 0...255) })
+            let channel = EmbeddedChannel(handler: WebSocketFrameEncoder())
+            try channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: json)).wait()
+            var encoded = ByteBuffer()
+            while var part = try channel.readOutbound(as: ByteBuffer.self) { encoded.writeBuffer(&part) }
+            // Written whole, and by parts of a size the frame did not know.
+            let whole = TextFrame(json: json.readableBytesView)
+            let parts = TextFrame(capacity: 10) { buffer in
+                for start in stride(from: 0, to: count, by: 1000) {
+                    buffer.writeImmutableBuffer(json.getSlice(at: start, length: min(1000, count - start)) ?? ByteBuffer())
+                }
+            }
+            #expect(whole.bytes == encoded && parts.bytes == encoded, "\(count)")
+            #expect(whole.json == json && parts.json == json, "\(count)")
+            _ = try channel.finish()
         }
     }
 

@@ -82,12 +82,12 @@ final class EventStream: Sendable {
         Task { await writeAcknowledgements() }
     }
 
-    /// Sends a message; `answered` gets the answer's JSON.
-    func send(_ request: EventStreamSend, answered: @escaping @Sendable (ByteBuffer) -> Void) {
+    /// Sends a message; `answered` gets the answer's frame.
+    func send(_ request: EventStreamSend, answered: @escaping @Sendable (TextFrame) -> Void) {
         sender(request.conversation, request.send) { answer in
             var answer = answer
             answer.ref = request.ref
-            answered(answer.json)
+            answered(answer.frame)
         }
     }
 
@@ -120,9 +120,13 @@ final class EventStream: Sendable {
 /// not masked, carries reserved bits or has an unknown opcode is a
 /// protocol error (1002). The pusher's frames come down the pipeline
 /// through this handler, and stop once a close frame was sent.
+///
+/// The pusher's frames and the answers to sends are ``TextFrame``s, header
+/// included: they go to the socket past NIO's `WebSocketFrameEncoder`, in
+/// the same order as the frames this handler writes through it.
 final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
-    typealias OutboundIn = WebSocketFrame
+    typealias OutboundIn = TextFrame
     typealias OutboundOut = WebSocketFrame
 
     struct Settings: Sendable {
@@ -175,6 +179,9 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var flushScheduled = false
     /// The latest ping's data, while the connection could take no more writes.
     private var pendingPong: ByteBuffer?
+    /// The context of NIO's frame encoder: what is written through it goes
+    /// straight to the socket.
+    private var socket: ChannelHandlerContext?
 
     init(stream: EventStream, quiesced: Bool = false) {
         self.stream = stream
@@ -187,6 +194,11 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             close(context, code: .goingAway, reason: Self.shuttingDown)
             return
         }
+        guard let socket = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self) else {
+            close(context, code: .unexpectedServerError, reason: nil)
+            return
+        }
+        self.socket = socket
         guard stream.open() else {
             close(context, code: .policyViolation, reason: "too many connections of this device")
             return
@@ -261,11 +273,11 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .open = phase else {
+        guard case .open = phase, let socket else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        context.write(data, promise: promise)
+        socket.write(NIOAny(unwrapOutboundIn(data).bytes), promise: promise)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -343,7 +355,7 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let ack = request.ack { stream.acknowledge(ack) }
         switch request.send {
         case .none: break
-        case .refused(let refusal)?: answer(context, refusal.json)
+        case .refused(let refusal)?: answer(context, refusal.frame)
         case .valid(let send)?: take(send, context)
         }
     }
@@ -354,17 +366,17 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func take(_ send: EventStreamSend, _ context: ChannelHandlerContext) {
         guard sendsInFlight < 4 * settings.sendsInFlight else {
             let refusal = APIError(.rateLimited, "too many sends wait for their answer on this connection")
-            answer(context, EventStreamAnswer(ref: send.ref, error: refusal.body.error, retryAfter: 1).json)
+            answer(context, EventStreamAnswer(ref: send.ref, error: refusal.body.error, retryAfter: 1).frame)
             return
         }
         sendsInFlight += 1
         let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        stream.send(send) { json in
+        stream.send(send) { frame in
             eventLoop.execute {
                 let (handler, context) = handler.value
                 handler.sendsInFlight -= 1
-                handler.answer(context, json)
+                handler.answer(context, frame)
                 handler.resumeReading(context)
             }
         }
@@ -372,9 +384,9 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes an answer while the stream is open; answers written in one
     /// turn of the event loop are flushed together.
-    private func answer(_ context: ChannelHandlerContext, _ json: ByteBuffer) {
-        guard case .open = phase else { return }
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: json)), promise: nil)
+    private func answer(_ context: ChannelHandlerContext, _ frame: TextFrame) {
+        guard case .open = phase, let socket else { return }
+        socket.write(NIOAny(frame.bytes), promise: nil)
         guard !flushScheduled else { return }
         flushScheduled = true
         let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -477,7 +489,7 @@ struct EventStreamTarget: PushTarget {
     /// and flushed once: a socket write for all of them. While the channel
     /// is writable the pusher goes on at once; when it is not (the client
     /// reads slower than it is sent to), it waits until these frames are out.
-    func send(_ frames: [ByteBuffer]) async throws {
+    func send(_ frames: [TextFrame]) async throws {
         guard !frames.isEmpty else { return }
         let channel = channel
         guard channel.isWritable else {
@@ -491,9 +503,9 @@ struct EventStreamTarget: PushTarget {
         channel.eventLoop.execute { Self.write(frames, to: channel, last: nil) }
     }
 
-    private static func write(_ frames: [ByteBuffer], to channel: any Channel, last: EventLoopPromise<Void>?) {
-        for (index, data) in frames.enumerated() {
-            channel.write(WebSocketFrame(fin: true, opcode: .text, data: data), promise: index == frames.count - 1 ? last : nil)
+    private static func write(_ frames: [TextFrame], to channel: any Channel, last: EventLoopPromise<Void>?) {
+        for (index, frame) in frames.enumerated() {
+            channel.write(frame, promise: index == frames.count - 1 ? last : nil)
         }
         channel.flush()
     }

@@ -82,33 +82,86 @@ struct EventStreamRequest: Decodable {
     }
 }
 
-extension EventStreamAnswer {
-    /// The answer's JSON, as `ConclaveJSON.encoder()` writes it. An
-    /// accepted message whose ref and id need no escaping (D17 ids never
-    /// do) is written directly, like ``EncodedEvent``.
+/// A text frame the server sends (RFC 6455 §5.2: final, not masked): its
+/// header and its JSON in one buffer, written to the socket as it is, so
+/// that a frame is one allocation and one part of a socket write, not two
+/// as NIO's `WebSocketFrameEncoder` writes it (a header of its own).
+struct TextFrame: Sendable {
+    /// The header, then the JSON.
+    let bytes: ByteBuffer
+
+    /// The largest header: a 64-bit length.
+    private static let maxHeader = 10
+
+    /// A frame of the JSON `write` appends (with room for about `capacity`
+    /// bytes of it): the JSON is written after room for the largest header,
+    /// and the header then just before it, once its length is known.
+    init(capacity: Int, _ write: (inout ByteBuffer) -> Void) {
+        var buffer = ByteBufferAllocator().buffer(capacity: Self.maxHeader + capacity)
+        buffer.moveWriterIndex(forwardBy: Self.maxHeader)
+        buffer.moveReaderIndex(forwardBy: Self.maxHeader)
+        write(&buffer)
+        let count = buffer.readableBytes
+        let start: Int
+        switch count {
+        case ..<126:
+            start = buffer.readerIndex - 2
+            buffer.setInteger(UInt8(count), at: start + 1)
+        case ...0xFFFF:
+            start = buffer.readerIndex - 4
+            buffer.setInteger(UInt8(126), at: start + 1)
+            buffer.setInteger(UInt16(count), at: start + 2)
+        default:
+            start = buffer.readerIndex - 10
+            buffer.setInteger(UInt8(127), at: start + 1)
+            buffer.setInteger(UInt64(count), at: start + 2)
+        }
+        buffer.setInteger(UInt8(0x81), at: start)  // FIN, text
+        buffer.moveReaderIndex(to: start)
+        bytes = buffer
+    }
+
+    /// A frame of this JSON.
+    init(json: some Collection<UInt8>) {
+        self.init(capacity: json.count) { $0.writeBytes(json) }
+    }
+
+    /// The JSON, without the header.
     var json: ByteBuffer {
+        var json = bytes
+        let second = json.getInteger(at: json.readerIndex + 1, as: UInt8.self) ?? 0
+        json.moveReaderIndex(forwardBy: second < 126 ? 2 : second == 126 ? 4 : 10)
+        return json
+    }
+}
+
+extension EventStreamAnswer {
+    /// The answer as a text frame; its JSON as `ConclaveJSON.encoder()`
+    /// writes it. An accepted message whose ref and id need no escaping
+    /// (D17 ids never do) is written directly, like ``EncodedEvent``.
+    var frame: TextFrame {
         if let accepted, let created, error == nil, retryAfter == nil, let ref, ref.utf8.allSatisfy(\.isASCIIIdentifier),
             accepted.messageId.utf8.allSatisfy(\.isASCIIIdentifier)
         {
-            var buffer = ByteBufferAllocator().buffer(capacity: 128 + ref.utf8.count + accepted.messageId.utf8.count)
-            buffer.writeStaticString(#"{"accepted":{"#)
-            if let expiresAt = accepted.expiresAt {
-                buffer.writeStaticString(#""expires_at":""#)
-                buffer.writeString(ConclaveJSON.formatTimestamp(expiresAt))
-                buffer.writeStaticString(#"","#)
+            return TextFrame(capacity: 128 + ref.utf8.count + accepted.messageId.utf8.count) { buffer in
+                buffer.writeStaticString(#"{"accepted":{"#)
+                if let expiresAt = accepted.expiresAt {
+                    buffer.writeStaticString(#""expires_at":""#)
+                    buffer.writeString(ConclaveJSON.formatTimestamp(expiresAt))
+                    buffer.writeStaticString(#"","#)
+                }
+                buffer.writeStaticString(#""message_id":""#)
+                buffer.writeString(accepted.messageId)
+                buffer.writeStaticString(#"","sent_at":""#)
+                buffer.writeString(ConclaveJSON.formatTimestamp(accepted.sentAt))
+                buffer.writeStaticString(created ? #""},"created":true,"ref":""# : #""},"created":false,"ref":""#)
+                buffer.writeString(ref)
+                buffer.writeStaticString(#""}"#)
             }
-            buffer.writeStaticString(#""message_id":""#)
-            buffer.writeString(accepted.messageId)
-            buffer.writeStaticString(#"","sent_at":""#)
-            buffer.writeString(ConclaveJSON.formatTimestamp(accepted.sentAt))
-            buffer.writeStaticString(created ? #""},"created":true,"ref":""# : #""},"created":false,"ref":""#)
-            buffer.writeString(ref)
-            buffer.writeStaticString(#""}"#)
-            return buffer
         }
         // An answer of strings, numbers and dates always encodes.
         let encoded = (try? ConclaveJSON.encoder().encode(self)) ?? Data(#"{"error":{"code":"internal","message":"internal error"}}"#.utf8)
-        return ByteBuffer(bytes: encoded)
+        return TextFrame(json: encoded)
     }
 }
 

@@ -81,7 +81,7 @@ final class InboxHub: Sendable {
 /// sequence number, which comes last (keys are sorted, as
 /// ``ConclaveJSON/encoder()`` writes them, and the same bytes), in the
 /// parts its ``Draft`` wrote and the lifetime between them, joined once per
-/// recipient with its sequence number.
+/// recipient with its sequence number into the frame that recipient gets.
 struct EncodedEvent: Sendable {
     private let draft: Draft
     /// The lifetime's member, `"expires_at":"…",`, or nothing.
@@ -152,16 +152,15 @@ struct EncodedEvent: Sendable {
         }
     }
 
-    /// The event's JSON with this sequence number.
-    func json(seq: Int64) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(
-            capacity: draft.head.readableBytes + (expiry?.readableBytes ?? 0) + draft.tail.readableBytes + 21)
-        buffer.writeImmutableBuffer(draft.head)
-        if let expiry { buffer.writeImmutableBuffer(expiry) }
-        buffer.writeImmutableBuffer(draft.tail)
-        buffer.writeDecimal(seq)
-        buffer.writeStaticString("}")
-        return buffer
+    /// The event with this sequence number, as a text frame.
+    func frame(seq: Int64) -> TextFrame {
+        TextFrame(capacity: draft.head.readableBytes + (expiry?.readableBytes ?? 0) + draft.tail.readableBytes + 21) { buffer in
+            buffer.writeImmutableBuffer(draft.head)
+            if let expiry { buffer.writeImmutableBuffer(expiry) }
+            buffer.writeImmutableBuffer(draft.tail)
+            buffer.writeDecimal(seq)
+            buffer.writeStaticString("}")
+        }
     }
 }
 

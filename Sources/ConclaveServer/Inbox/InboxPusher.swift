@@ -150,7 +150,7 @@ final class InboxPusher: Sendable {
             while true {
                 let page = try await store.readInbox(device: device, after: cursor, limit: 200, maxBytes: pageBytes, now: clock.now)
                 if let last = page.events.last {
-                    try await target.send(try page.events.map { try Self.json(of: $0, encoder) })
+                    try await target.send(try page.events.map { try Self.frame(of: $0, encoder) })
                     cursor = last.seq
                 }
                 // What is stored after this read is handed over, or wakes the connection, again.
@@ -176,23 +176,24 @@ final class InboxPusher: Sendable {
         }
     }
 
-    /// An event read from the store, as JSON: the same bytes as the
-    /// encoder's, without its cost, for an application message (InboxPushTests).
-    private static func json(of event: InboxEvent, _ encoder: JSONEncoder) throws -> ByteBuffer {
-        if let encoded = EncodedEvent(event) { return encoded.json(seq: event.seq) }
-        return ByteBuffer(bytes: try encoder.encode(event))
+    /// An event read from the store, as a text frame: its JSON the same
+    /// bytes as the encoder's, without its cost, for an application message
+    /// (InboxPushTests).
+    private static func frame(of event: InboxEvent, _ encoder: JSONEncoder) throws -> TextFrame {
+        if let encoded = EncodedEvent(event) { return encoded.frame(seq: event.seq) }
+        return TextFrame(json: try encoder.encode(event))
     }
 
     /// Sends the events that follow the cursor without a gap, in sequence
     /// order; returns those after a gap.
     private func sendInOrder(_ events: [PushedEvent], after cursor: inout Int64) async throws -> [PushedEvent] {
         let ordered = events.filter { $0.seq > cursor }.sorted { $0.seq < $1.seq }
-        var frames: [ByteBuffer] = []
+        var frames: [TextFrame] = []
         var next = cursor
         var index = ordered.startIndex
         while index < ordered.endIndex, ordered[index].seq <= next + 1 {
             if ordered[index].seq == next + 1 {  // (a second copy of one just taken is skipped)
-                frames.append(ordered[index].event.json(seq: ordered[index].seq))
+                frames.append(ordered[index].event.frame(seq: ordered[index].seq))
                 next += 1
             }
             index += 1
@@ -214,10 +215,10 @@ final class InboxPusher: Sendable {
 
 /// Where a pusher's frames go: a WebSocket, or a test's recorder.
 protocol PushTarget: Sendable {
-    /// Sends text frames, one per buffer of JSON, in order; while the
-    /// connection cannot take more, returns only once they are written (a
-    /// client that does not read holds its pusher up).
-    func send(_ frames: [ByteBuffer]) async throws
+    /// Sends text frames, in order; while the connection cannot take more,
+    /// returns only once they are written (a client that does not read
+    /// holds its pusher up).
+    func send(_ frames: [TextFrame]) async throws
     /// Sends a close frame (policy violation) with this reason; the
     /// connection is closed a few seconds later whatever the client does.
     func end(reason: String) async throws
