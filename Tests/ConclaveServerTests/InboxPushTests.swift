@@ -28,9 +28,11 @@ import Testing
             var numbered = event
             numbered.seq = seq
             let expected = String(decoding: try ConclaveJSON.encoder().encode(numbered), as: UTF8.self)
-            #expect(String(buffer: encoded.frame(seq: seq).json) == expected)
-            #expect(String(buffer: drafted.frame(seq: seq).json) == expected)
-            let decoded = try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data(encoded.frame(seq: seq).json.readableBytesView))
+            var frames = TextFrames()
+            encoded.append(seq: seq, to: &frames)
+            drafted.append(seq: seq, to: &frames)
+            #expect(frames.jsons.map { String(buffer: $0) } == [expected, expected])
+            let decoded = try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data(frames.jsons[0].readableBytesView))
             #expect(decoded.seq == seq && decoded.message == numbered.message && decoded.messageId == numbered.messageId)
         }
     }
@@ -72,20 +74,26 @@ import Testing
     final class Recorder: PushTarget {
         private struct State {
             var frames: [Int64] = []
+            var sends: [Int] = []
             var timers: [@Sendable () -> Void] = []
             var waiters: [(frames: Int, timers: Int, continuation: CheckedContinuation<Void, Never>)] = []
         }
         private let state = Mutex(State())
 
-        func send(_ frames: [TextFrame]) async throws {
-            let events = try frames.map { try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data($0.json.readableBytesView)) }
-            update { $0.frames += events.map(\.seq) }
+        func send(_ frames: TextFrames) async throws {
+            let events = try frames.jsons.map { try ConclaveJSON.decoder().decode(InboxEvent.self, from: Data($0.readableBytesView)) }
+            update { state in
+                state.frames += events.map(\.seq)
+                state.sends.append(frames.bytes.readableBytes)
+            }
         }
         func end(reason: String) async throws {}
         func abort() {}
         func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) { update { $0.timers.append(body) } }
 
         var frames: [Int64] { state.withLock { $0.frames } }
+        /// The bytes of each send.
+        var sends: [Int] { state.withLock { $0.sends } }
 
         /// Fires the timers scheduled so far.
         func fireTimers() {
@@ -131,11 +139,9 @@ import Testing
         }
     }
 
-    @Test("Events handed over out of order leave in order; after a gap that is never filled, the store is read once the grace ends")
-    func gapsWaitThenDrain() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conclave-pusher-\(UUID().uuidString)")
+    /// A store in `folder` where one device has `count` messages of `bytes` bytes in its inbox.
+    static func inbox(in folder: URL, count: Int, bytes: Int) async throws -> (ConclaveStore, DeviceID, [InboxEvent]) {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
         let store = ConclaveStore(
             database: try await SQLiteDatabase.open(
                 path: folder.appendingPathComponent("conclave.sqlite").path, logger: Logger(label: "pusher-test")))
@@ -146,14 +152,22 @@ import Testing
         let recipient = try await store.addDevice(bob)
         let room = try await store.addRoom(sender).id
         try await store.commit(room, from: 0, devices: [sender, MemberDevice(device: recipient, user: bob)], added: [bob])
-        for index in 1...6 {
+        for index in 1...count {
             let delivery = Delivery(
-                kind: .application, data: randomBytes(64), messageID: "m\(index)", senderDevice: sender.device, sentAt: testNow(),
+                kind: .application, data: randomBytes(bytes), messageID: "m\(index)", senderDevice: sender.device, sentAt: testNow(),
                 recipients: [recipient])
             _ = try await store.appendApplication(room, epoch: 1, delivery: delivery)
         }
-        let stored = try await store.inbox(device: recipient, after: 0, limit: 100, now: testNow())
-        #expect(stored.map(\.seq) == [1, 2, 3, 4, 5, 6])
+        let stored = try await store.inbox(device: recipient, after: 0, limit: count, now: testNow())
+        #expect(stored.map(\.seq) == Array(1...Int64(count)))
+        return (store, recipient, stored)
+    }
+
+    @Test("Events handed over out of order leave in order; after a gap that is never filled, the store is read once the grace ends")
+    func gapsWaitThenDrain() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conclave-pusher-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (store, recipient, stored) = try await Self.inbox(in: folder, count: 6, bytes: 64)
         func handed(_ seq: Int64) throws -> PushedEvent {
             let event = try #require(stored.first { $0.seq == seq })
             return PushedEvent(seq: seq, event: try #require(EncodedEvent(event)))
@@ -186,6 +200,31 @@ import Testing
         catchingUp.stop()
         try await store.close()
     }
+
+    @Test("Many events go out in buffers of about 32 KiB, handed over or read from the store: each event once, in order")
+    func largeHandOversAreSentInChunks() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conclave-pusher-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (store, recipient, stored) = try await Self.inbox(in: folder, count: 120, bytes: 1000)
+        let handed = Recorder()
+        let pusher = InboxPusher(
+            device: recipient, after: 0, store: store, pageBytes: 1 << 20, clock: .system, target: handed, stillValid: { true })
+        for event in stored.reversed() { pusher.hand(PushedEvent(seq: event.seq, event: try #require(EncodedEvent(event)))) }
+        try await withDeadline(.seconds(30), "every event handed over") { await handed.wait(frames: 120) }
+        let read = Recorder()
+        let reader = InboxPusher(
+            device: recipient, after: 0, store: store, pageBytes: 1 << 20, clock: .system, target: read, stillValid: { true })
+        reader.wake()
+        try await withDeadline(.seconds(30), "every event read") { await read.wait(frames: 120) }
+        for recorder in [handed, read] {
+            #expect(recorder.frames == Array(1...120))
+            // 120 frames of about 1.4 KB: at least four buffers, none much beyond the limit.
+            #expect(recorder.sends.count >= 4 && recorder.sends.allSatisfy { $0 < InboxPusher.chunkBytes + 2048 }, "\(recorder.sends)")
+        }
+        pusher.stop()
+        reader.stop()
+        try await store.close()
+    }
 }
 
 /// What a client sends on the WebSocket, read by the quick reader where it
@@ -201,7 +240,7 @@ import Testing
         case .none: break
         case .valid(let send)?:
             text += " send \(send.ref) \(send.conversation) \(send.send.messageId) \(send.send.message.bytes) \(send.send.files ?? [])"
-        case .refused(let answer)?: text += " refused \(String(buffer: answer.frame.json))"
+        case .refused(let answer)?: text += " refused \(String(buffer: answer.frame.jsons.first ?? ByteBuffer()))"
         }
         return text
     }
@@ -296,29 +335,36 @@ import Testing
             let answer = EventStreamAnswer(
                 ref: ref, accepted: MessageAccepted(messageId: "m-1", sentAt: Date(millis: 1_767_225_599_007), expiresAt: expiresAt),
                 created: created)
-            #expect(String(buffer: answer.frame.json) == String(decoding: try ConclaveJSON.encoder().encode(answer), as: UTF8.self))
+            #expect(String(buffer: answer.frame.jsons.first ?? ByteBuffer()) == String(decoding: try ConclaveJSON.encoder().encode(answer), as: UTF8.self))
         }
     }
 
-    @Test("A text frame is the bytes NIO's encoder writes for its JSON, header and JSON, at every size of header")
+    @Test("Text frames are the bytes NIO's encoder writes for their JSON, at every size of header, one after another")
     func textFrames() throws {
-        for count in [0, 1, 125, 126, 127, 4096, 65_535, 65_536, 70_000] {
+        let counts = [0, 1, 125, 126, 127, 4096, 65_535, 65_536, 70_000]
+        let channel = EmbeddedChannel(handler: WebSocketFrameEncoder())
+        var all = TextFrames()
+        var allEncoded = ByteBuffer()
+        for count in counts {
             let json = ByteBuffer(bytes: (0..<count).map { _ in UInt8.random(in: 0...255) })
-            let channel = EmbeddedChannel(handler: WebSocketFrameEncoder())
             try channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: json)).wait()
             var encoded = ByteBuffer()
             while var part = try channel.readOutbound(as: ByteBuffer.self) { encoded.writeBuffer(&part) }
             // Written whole, and by parts of a size the frame did not know.
-            let whole = TextFrame(json: json.readableBytesView)
-            let parts = TextFrame(capacity: 10) { buffer in
+            let whole = TextFrames(json: json.readableBytesView)
+            let parts = TextFrames(capacity: 10) { buffer in
                 for start in stride(from: 0, to: count, by: 1000) {
                     buffer.writeImmutableBuffer(json.getSlice(at: start, length: min(1000, count - start)) ?? ByteBuffer())
                 }
             }
             #expect(whole.bytes == encoded && parts.bytes == encoded, "\(count)")
-            #expect(whole.json == json && parts.json == json, "\(count)")
-            _ = try channel.finish()
+            #expect(whole.jsons == [json] && parts.jsons == [json] && whole.count == 1, "\(count)")
+            all.append(json: json.readableBytesView)
+            allEncoded.writeImmutableBuffer(encoded)
         }
+        #expect(all.bytes == allEncoded && all.count == counts.count)
+        #expect(all.jsons.map(\.readableBytes) == counts)
+        _ = try channel.finish()
     }
 
     @Test("A frame's payload is unmasked as NIO unmasks it, after what the message already holds, at every length and offset")

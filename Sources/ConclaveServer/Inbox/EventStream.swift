@@ -83,7 +83,7 @@ final class EventStream: Sendable {
     }
 
     /// Sends a message; `answered` gets the answer's frame.
-    func send(_ request: EventStreamSend, answered: @escaping @Sendable (TextFrame) -> Void) {
+    func send(_ request: EventStreamSend, answered: @escaping @Sendable (TextFrames) -> Void) {
         sender(request.conversation, request.send) { answer in
             var answer = answer
             answer.ref = request.ref
@@ -121,12 +121,12 @@ final class EventStream: Sendable {
 /// protocol error (1002). The pusher's frames come down the pipeline
 /// through this handler, and stop once a close frame was sent.
 ///
-/// The pusher's frames and the answers to sends are ``TextFrame``s, header
+/// The pusher's frames and the answers to sends are ``TextFrames``, headers
 /// included: they go to the socket past NIO's `WebSocketFrameEncoder`, in
 /// the same order as the frames this handler writes through it.
 final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
-    typealias OutboundIn = TextFrame
+    typealias OutboundIn = TextFrames
     typealias OutboundOut = WebSocketFrame
 
     struct Settings: Sendable {
@@ -384,7 +384,7 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes an answer while the stream is open; answers written in one
     /// turn of the event loop are flushed together.
-    private func answer(_ context: ChannelHandlerContext, _ frame: TextFrame) {
+    private func answer(_ context: ChannelHandlerContext, _ frame: TextFrames) {
         guard case .open = phase, let socket else { return }
         socket.write(NIOAny(frame.bytes), promise: nil)
         guard !flushScheduled else { return }
@@ -486,28 +486,17 @@ struct EventStreamTarget: PushTarget {
     let channel: any Channel
 
     /// The frames are written to the channel in one hop to its event loop
-    /// and flushed once: a socket write for all of them. While the channel
-    /// is writable the pusher goes on at once; when it is not (the client
-    /// reads slower than it is sent to), it waits until these frames are out.
-    func send(_ frames: [TextFrame]) async throws {
+    /// and flushed: one buffer, one socket write. While the channel is
+    /// writable the pusher goes on at once; when it is not (the client reads
+    /// slower than it is sent to), it waits until these frames are out.
+    func send(_ frames: TextFrames) async throws {
         guard !frames.isEmpty else { return }
         let channel = channel
         guard channel.isWritable else {
-            try await channel.eventLoop.flatSubmit {
-                let written = channel.eventLoop.makePromise(of: Void.self)
-                Self.write(frames, to: channel, last: written)
-                return written.futureResult
-            }.get()
+            try await channel.writeAndFlush(frames)
             return
         }
-        channel.eventLoop.execute { Self.write(frames, to: channel, last: nil) }
-    }
-
-    private static func write(_ frames: [TextFrame], to channel: any Channel, last: EventLoopPromise<Void>?) {
-        for (index, frame) in frames.enumerated() {
-            channel.write(frame, promise: index == frames.count - 1 ? last : nil)
-        }
-        channel.flush()
+        channel.writeAndFlush(frames, promise: nil)
     }
 
     func end(reason: String) async throws {

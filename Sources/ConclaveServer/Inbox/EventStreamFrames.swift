@@ -82,56 +82,91 @@ struct EventStreamRequest: Decodable {
     }
 }
 
-/// A text frame the server sends (RFC 6455 §5.2: final, not masked): its
-/// header and its JSON in one buffer, written to the socket as it is, so
-/// that a frame is one allocation and one part of a socket write, not two
-/// as NIO's `WebSocketFrameEncoder` writes it (a header of its own).
-struct TextFrame: Sendable {
-    /// The header, then the JSON.
-    let bytes: ByteBuffer
+/// Text frames the server sends (RFC 6455 §5.2: final, not masked), one
+/// after another in one buffer, headers included: written to the socket as
+/// they are, past NIO's `WebSocketFrameEncoder`, which writes each frame as
+/// two parts of a socket write (a header in a buffer of its own, then the
+/// payload). A pusher's events for one connection are one buffer, not one
+/// per event.
+struct TextFrames: Sendable {
+    /// The frames, each its header then its JSON.
+    private(set) var bytes: ByteBuffer
+    /// How many frames `bytes` holds.
+    private(set) var count = 0
 
     /// The largest header: a 64-bit length.
     private static let maxHeader = 10
 
-    /// A frame of the JSON `write` appends (with room for about `capacity`
-    /// bytes of it): the JSON is written after room for the largest header,
-    /// and the header then just before it, once its length is known.
+    /// No frame yet, with room for about `capacity` bytes of them.
+    init(capacity: Int = 0) { bytes = ByteBufferAllocator().buffer(capacity: capacity) }
+
+    /// One frame of the JSON `write` appends (about `capacity` bytes).
     init(capacity: Int, _ write: (inout ByteBuffer) -> Void) {
-        var buffer = ByteBufferAllocator().buffer(capacity: Self.maxHeader + capacity)
-        buffer.moveWriterIndex(forwardBy: Self.maxHeader)
-        buffer.moveReaderIndex(forwardBy: Self.maxHeader)
-        write(&buffer)
-        let count = buffer.readableBytes
-        let start: Int
-        switch count {
-        case ..<126:
-            start = buffer.readerIndex - 2
-            buffer.setInteger(UInt8(count), at: start + 1)
-        case ...0xFFFF:
-            start = buffer.readerIndex - 4
-            buffer.setInteger(UInt8(126), at: start + 1)
-            buffer.setInteger(UInt16(count), at: start + 2)
-        default:
-            start = buffer.readerIndex - 10
-            buffer.setInteger(UInt8(127), at: start + 1)
-            buffer.setInteger(UInt64(count), at: start + 2)
-        }
-        buffer.setInteger(UInt8(0x81), at: start)  // FIN, text
-        buffer.moveReaderIndex(to: start)
-        bytes = buffer
+        self.init(capacity: Self.maxHeader + capacity)
+        append(capacity: capacity, write)
     }
 
-    /// A frame of this JSON.
+    /// One frame of this JSON.
     init(json: some Collection<UInt8>) {
         self.init(capacity: json.count) { $0.writeBytes(json) }
     }
 
-    /// The JSON, without the header.
-    var json: ByteBuffer {
-        var json = bytes
-        let second = json.getInteger(at: json.readerIndex + 1, as: UInt8.self) ?? 0
-        json.moveReaderIndex(forwardBy: second < 126 ? 2 : second == 126 ? 4 : 10)
-        return json
+    var isEmpty: Bool { count == 0 }
+
+    /// Appends a frame of this JSON.
+    mutating func append(json: some Collection<UInt8>) {
+        append(capacity: json.count) { $0.writeBytes(json) }
+    }
+
+    /// Appends a frame of the JSON `write` appends (about `capacity`
+    /// bytes): the JSON is written after room for the largest header, then
+    /// the header before it once its length is known (the JSON moved up to
+    /// meet a shorter one).
+    mutating func append(capacity: Int, _ write: (inout ByteBuffer) -> Void) {
+        bytes.reserveCapacity(minimumWritableBytes: Self.maxHeader + capacity)
+        let start = bytes.writerIndex
+        bytes.moveWriterIndex(forwardBy: Self.maxHeader)
+        write(&bytes)
+        let length = bytes.writerIndex - start - Self.maxHeader
+        let header = length < 126 ? 2 : length <= 0xFFFF ? 4 : Self.maxHeader
+        if header < Self.maxHeader {
+            let offset = start - bytes.readerIndex
+            bytes.withUnsafeMutableReadableBytes { all in  // (the regions overlap: copyMemory moves)
+                UnsafeMutableRawBufferPointer(rebasing: all[(offset + header)...]).copyMemory(
+                    from: UnsafeRawBufferPointer(rebasing: all[(offset + Self.maxHeader)..<(offset + Self.maxHeader + length)]))
+            }
+        }
+        bytes.setInteger(UInt8(0x81), at: start)  // FIN, text
+        switch header {
+        case 2:
+            bytes.setInteger(UInt8(length), at: start + 1)
+        case 4:
+            bytes.setInteger(UInt8(126), at: start + 1)
+            bytes.setInteger(UInt16(length), at: start + 2)
+        default:
+            bytes.setInteger(UInt8(127), at: start + 1)
+            bytes.setInteger(UInt64(length), at: start + 2)
+        }
+        bytes.moveWriterIndex(to: start + header + length)
+        count += 1
+    }
+
+    /// Each frame's JSON, in order.
+    var jsons: [ByteBuffer] {
+        var rest = bytes
+        var jsons: [ByteBuffer] = []
+        while let second = rest.getInteger(at: rest.readerIndex + 1, as: UInt8.self) {
+            let (header, length): (Int, Int?) =
+                switch second {
+                case ..<126: (2, Int(second))
+                case 126: (4, rest.getInteger(at: rest.readerIndex + 2, as: UInt16.self).map(Int.init))
+                default: (10, rest.getInteger(at: rest.readerIndex + 2, as: UInt64.self).flatMap { Int(exactly: $0) })
+                }
+            guard let length, rest.readableBytes >= header + length else { break }
+            rest.moveReaderIndex(forwardBy: header)
+            jsons.append(rest.readSlice(length: length) ?? ByteBuffer())
+        }
+        return jsons
     }
 }
 
@@ -139,11 +174,11 @@ extension EventStreamAnswer {
     /// The answer as a text frame; its JSON as `ConclaveJSON.encoder()`
     /// writes it. An accepted message whose ref and id need no escaping
     /// (D17 ids never do) is written directly, like ``EncodedEvent``.
-    var frame: TextFrame {
+    var frame: TextFrames {
         if let accepted, let created, error == nil, retryAfter == nil, let ref, ref.utf8.allSatisfy(\.isASCIIIdentifier),
             accepted.messageId.utf8.allSatisfy(\.isASCIIIdentifier)
         {
-            return TextFrame(capacity: 128 + ref.utf8.count + accepted.messageId.utf8.count) { buffer in
+            return TextFrames(capacity: 128 + ref.utf8.count + accepted.messageId.utf8.count) { buffer in
                 buffer.writeStaticString(#"{"accepted":{"#)
                 if let expiresAt = accepted.expiresAt {
                     buffer.writeStaticString(#""expires_at":""#)
@@ -161,7 +196,7 @@ extension EventStreamAnswer {
         }
         // An answer of strings, numbers and dates always encodes.
         let encoded = (try? ConclaveJSON.encoder().encode(self)) ?? Data(#"{"error":{"code":"internal","message":"internal error"}}"#.utf8)
-        return TextFrame(json: encoded)
+        return TextFrames(json: encoded)
     }
 }
 

@@ -152,9 +152,12 @@ struct EncodedEvent: Sendable {
         }
     }
 
-    /// The event with this sequence number, as a text frame.
-    func frame(seq: Int64) -> TextFrame {
-        TextFrame(capacity: draft.head.readableBytes + (expiry?.readableBytes ?? 0) + draft.tail.readableBytes + 21) { buffer in
+    /// The event's JSON at most (with the longest sequence number).
+    var jsonBytes: Int { draft.head.readableBytes + (expiry?.readableBytes ?? 0) + draft.tail.readableBytes + 21 }
+
+    /// Appends the event with this sequence number as a text frame.
+    func append(seq: Int64, to frames: inout TextFrames) {
+        frames.append(capacity: jsonBytes) { buffer in
             buffer.writeImmutableBuffer(draft.head)
             if let expiry { buffer.writeImmutableBuffer(expiry) }
             buffer.writeImmutableBuffer(draft.tail)

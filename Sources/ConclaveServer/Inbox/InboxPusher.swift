@@ -24,6 +24,10 @@ final class InboxPusher: Sendable {
     static let buffered = 512
     /// How long events after a gap wait for the missing one before the store is read.
     static let gapGrace = Duration.milliseconds(50)
+    /// Frames are sent in buffers of about this size at most: the allocator
+    /// gives a larger buffer fresh pages each time, which fault in as they
+    /// are written (a fifth of the cost of writing a room's frames).
+    static let chunkBytes = 32 << 10
 
     let device: DeviceID
     private let store: ConclaveStore
@@ -150,7 +154,12 @@ final class InboxPusher: Sendable {
             while true {
                 let page = try await store.readInbox(device: device, after: cursor, limit: 200, maxBytes: pageBytes, now: clock.now)
                 if let last = page.events.last {
-                    try await target.send(try page.events.map { try Self.frame(of: $0, encoder) })
+                    var frames = TextFrames(capacity: Self.chunkBytes + 1024)
+                    for event in page.events {
+                        try Self.append(event, to: &frames, encoder)
+                        try await sendIfFull(&frames)
+                    }
+                    if !frames.isEmpty { try await target.send(frames) }
                     cursor = last.seq
                 }
                 // What is stored after this read is handed over, or wakes the connection, again.
@@ -176,33 +185,44 @@ final class InboxPusher: Sendable {
         }
     }
 
-    /// An event read from the store, as a text frame: its JSON the same
+    /// Appends an event read from the store as a text frame: its JSON the same
     /// bytes as the encoder's, without its cost, for an application message
     /// (InboxPushTests).
-    private static func frame(of event: InboxEvent, _ encoder: JSONEncoder) throws -> TextFrame {
-        if let encoded = EncodedEvent(event) { return encoded.frame(seq: event.seq) }
-        return TextFrame(json: try encoder.encode(event))
+    private static func append(_ event: InboxEvent, to frames: inout TextFrames, _ encoder: JSONEncoder) throws {
+        if let encoded = EncodedEvent(event) {
+            encoded.append(seq: event.seq, to: &frames)
+        } else {
+            frames.append(json: try encoder.encode(event))
+        }
     }
 
     /// Sends the events that follow the cursor without a gap, in sequence
     /// order; returns those after a gap.
     private func sendInOrder(_ events: [PushedEvent], after cursor: inout Int64) async throws -> [PushedEvent] {
         let ordered = events.filter { $0.seq > cursor }.sorted { $0.seq < $1.seq }
-        var frames: [TextFrame] = []
+        var frames = TextFrames(capacity: min(ordered.reduce(0) { $0 + $1.event.jsonBytes + 10 }, Self.chunkBytes + 1024))
         var next = cursor
         var index = ordered.startIndex
         while index < ordered.endIndex, ordered[index].seq <= next + 1 {
             if ordered[index].seq == next + 1 {  // (a second copy of one just taken is skipped)
-                frames.append(ordered[index].event.frame(seq: ordered[index].seq))
+                ordered[index].event.append(seq: ordered[index].seq, to: &frames)
                 next += 1
+                try await sendIfFull(&frames)
             }
             index += 1
         }
-        if !frames.isEmpty {
-            try await target.send(frames)
-            cursor = next
-        }
+        if !frames.isEmpty { try await target.send(frames) }
+        cursor = next
         return Array(ordered[index...])
+    }
+
+    /// Sends the frames once they hold ``chunkBytes``, and starts a new
+    /// buffer. (A failed send ends the connection: the cursor is moved only
+    /// once every frame was sent.)
+    private func sendIfFull(_ frames: inout TextFrames) async throws {
+        guard frames.bytes.readableBytes >= Self.chunkBytes else { return }
+        try await target.send(frames)
+        frames = TextFrames(capacity: Self.chunkBytes + 1024)
     }
 
     /// The missing event did not come: read the store, unless the cursor
@@ -218,7 +238,7 @@ protocol PushTarget: Sendable {
     /// Sends text frames, in order; while the connection cannot take more,
     /// returns only once they are written (a client that does not read
     /// holds its pusher up).
-    func send(_ frames: [TextFrame]) async throws
+    func send(_ frames: TextFrames) async throws
     /// Sends a close frame (policy violation) with this reason; the
     /// connection is closed a few seconds later whatever the client does.
     func end(reason: String) async throws
