@@ -36,4 +36,15 @@ static inline int conclave_set_mmap_threshold(int bytes) {
 #endif
 }
 
+/// Has the C allocator keep up to `bytes` of freed memory at the top of each heap rather than give it back to
+/// the system at once (glibc's M_TRIM_THRESHOLD, which also stops the thresholds from moving); elsewhere nothing.
+static inline int conclave_set_trim_threshold(int bytes) {
+#if defined(__linux__)
+    return mallopt(-1 /* M_TRIM_THRESHOLD */, bytes);
+#else
+    (void)bytes;
+    return 0;
+#endif
+}
+
 #endif

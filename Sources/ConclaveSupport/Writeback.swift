@@ -10,13 +10,4 @@ public enum Writeback {
     public static func start(_ descriptor: Int32, offset: Int64, count: Int) {
         _ = conclave_start_writeback(descriptor, offset, Int64(count))
     }
-
-    /// Has the C allocator give buffers of `bytes` or more back to the
-    /// system as soon as they are freed (glibc; nothing elsewhere). A
-    /// process that moves large files calls it once at start: glibc's
-    /// moving threshold otherwise keeps freed pieces in per-thread arenas,
-    /// and the process grows with every arena.
-    public static func returnLargeBuffers(atLeast bytes: Int) {
-        _ = conclave_set_mmap_threshold(Int32(bytes))
-    }
 }

@@ -31,9 +31,7 @@ struct Conclave: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
-        // A client's file pieces (a MiB or more) go straight back to the system when freed. Not the server's: it
-        // reuses its buffers, and a fixed threshold would turn each reallocation into a fresh mapping.
-        if !(command is ServerRun) { Writeback.returnLargeBuffers(atLeast: 1 << 20) }
+        if command is ServerRun { MemoryAllocator.configureForServer() } else { MemoryAllocator.configureForClient() }
         do {
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()
