@@ -335,7 +335,8 @@ import Testing
             let answer = EventStreamAnswer(
                 ref: ref, accepted: MessageAccepted(messageId: "m-1", sentAt: Date(millis: 1_767_225_599_007), expiresAt: expiresAt),
                 created: created)
-            #expect(String(buffer: answer.frame.jsons.first ?? ByteBuffer()) == String(decoding: try ConclaveJSON.encoder().encode(answer), as: UTF8.self))
+            let expected = String(decoding: try ConclaveJSON.encoder().encode(answer), as: UTF8.self)
+            #expect(answer.frame.jsons.map { String(buffer: $0) } == [expected])
         }
     }
 
