@@ -340,6 +340,22 @@ import Testing
         }
     }
 
+    @Test("Answers added before the event loop takes them go in one buffer, in order; the event loop is asked once per take")
+    func answersAreTakenTogether() {
+        let answers = (1...4).map { index in
+            let accepted = MessageAccepted(messageId: "m-\(index)", sentAt: Date(millis: 1_767_225_599_007), expiresAt: nil)
+            return EventStreamAnswer(ref: "r\(index)", accepted: accepted, created: true)
+        }
+        let queue = AnswerQueue()
+        #expect(answers.prefix(3).map(queue.add) == [true, false, false])
+        let taken = queue.take()
+        #expect(taken.count == 3)
+        #expect(taken.jsons == answers.prefix(3).flatMap(\.frame.jsons))
+        #expect(queue.add(answers[3]))
+        #expect(queue.take().jsons == answers[3].frame.jsons)
+        #expect(queue.take().isEmpty)
+    }
+
     @Test("Text frames are the bytes NIO's encoder writes for their JSON, at every size of header, one after another")
     func textFrames() throws {
         let counts = [0, 1, 125, 126, 127, 4096, 65_535, 65_536, 70_000]

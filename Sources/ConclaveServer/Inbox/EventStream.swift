@@ -82,12 +82,12 @@ final class EventStream: Sendable {
         Task { await writeAcknowledgements() }
     }
 
-    /// Sends a message; `answered` gets the answer's frame.
-    func send(_ request: EventStreamSend, answered: @escaping @Sendable (TextFrames) -> Void) {
+    /// Sends a message; `answered` gets the answer, with the send's `ref`.
+    func send(_ request: EventStreamSend, answered: @escaping @Sendable (EventStreamAnswer) -> Void) {
         sender(request.conversation, request.send) { answer in
             var answer = answer
             answer.ref = request.ref
-            answered(answer.frame)
+            answered(answer)
         }
     }
 
@@ -175,6 +175,8 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readHeld = false
     /// Sends taken and not answered yet.
     private var sendsInFlight = 0
+    /// Their answers, once their batches have committed, until the event loop writes them.
+    private let answers = AnswerQueue()
     /// Answers are written and flushed once per turn of the event loop.
     private var flushScheduled = false
     /// The latest ping's data, while the connection could take no more writes.
@@ -371,18 +373,24 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         sendsInFlight += 1
         let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        stream.send(send) { frame in
+        let (eventLoop, answers) = (context.eventLoop, answers)
+        // A batch answers many sends at once: those of this connection wait in the queue and go in one write.
+        stream.send(send) { answer in
+            guard answers.add(answer) else { return }
             eventLoop.execute {
                 let (handler, context) = handler.value
-                handler.sendsInFlight -= 1
-                handler.answer(context, frame)
+                let frames = answers.take()
+                handler.sendsInFlight -= frames.count
+                if case .open = handler.phase, let socket = handler.socket {
+                    socket.write(NIOAny(frames.bytes), promise: nil)
+                    context.flush()
+                }
                 handler.resumeReading(context)
             }
         }
     }
 
-    /// Writes an answer while the stream is open; answers written in one
+    /// Writes a refusal while the stream is open; those written in one
     /// turn of the event loop are flushed together.
     private func answer(_ context: ChannelHandlerContext, _ frame: TextFrames) {
         guard case .open = phase, let socket else { return }
@@ -477,6 +485,38 @@ final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         closeTimer?.cancel()
         closeTimer = nil
         stream.close()
+    }
+}
+
+/// The answers to a connection's sends, added by the batches that stored
+/// them (off the event loop) and taken by the event loop: the answers a
+/// batch gives one connection are one buffer and one write, not one hop to
+/// the event loop and one write each.
+final class AnswerQueue: Sendable {
+    private struct State {
+        var frames = TextFrames()
+        /// The event loop was asked to take the answers and has not yet.
+        var asked = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Adds an answer; true when the event loop must be asked to take the
+    /// answers (the first since it last took them).
+    func add(_ answer: EventStreamAnswer) -> Bool {
+        state.withLock { state in
+            answer.append(to: &state.frames)
+            defer { state.asked = true }
+            return !state.asked
+        }
+    }
+
+    /// The answers added since the last time, in order.
+    func take() -> TextFrames {
+        state.withLock { state in
+            defer { state = State() }
+            return state.frames
+        }
     }
 }
 

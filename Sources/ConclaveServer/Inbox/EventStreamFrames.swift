@@ -171,14 +171,22 @@ struct TextFrames: Sendable {
 }
 
 extension EventStreamAnswer {
-    /// The answer as a text frame; its JSON as `ConclaveJSON.encoder()`
-    /// writes it. An accepted message whose ref and id need no escaping
-    /// (D17 ids never do) is written directly, like ``EncodedEvent``.
+    /// The answer as a text frame (``append(to:)``).
     var frame: TextFrames {
+        var frames = TextFrames(capacity: 192)
+        append(to: &frames)
+        return frames
+    }
+
+    /// Appends the answer as a text frame; its JSON as
+    /// `ConclaveJSON.encoder()` writes it. An accepted message whose ref and
+    /// id need no escaping (D17 ids never do) is written directly, like
+    /// ``EncodedEvent``.
+    func append(to frames: inout TextFrames) {
         if let accepted, let created, error == nil, retryAfter == nil, let ref, ref.utf8.allSatisfy(\.isASCIIIdentifier),
             accepted.messageId.utf8.allSatisfy(\.isASCIIIdentifier)
         {
-            return TextFrames(capacity: 128 + ref.utf8.count + accepted.messageId.utf8.count) { buffer in
+            frames.append(capacity: 128 + ref.utf8.count + accepted.messageId.utf8.count) { buffer in
                 buffer.writeStaticString(#"{"accepted":{"#)
                 if let expiresAt = accepted.expiresAt {
                     buffer.writeStaticString(#""expires_at":""#)
@@ -193,10 +201,11 @@ extension EventStreamAnswer {
                 buffer.writeString(ref)
                 buffer.writeStaticString(#""}"#)
             }
+            return
         }
         // An answer of strings, numbers and dates always encodes.
-        let encoded = (try? ConclaveJSON.encoder().encode(self)) ?? Data(#"{"error":{"code":"internal","message":"internal error"}}"#.utf8)
-        return TextFrames(json: encoded)
+        frames.append(
+            json: (try? ConclaveJSON.encoder().encode(self)) ?? Data(#"{"error":{"code":"internal","message":"internal error"}}"#.utf8))
     }
 }
 
