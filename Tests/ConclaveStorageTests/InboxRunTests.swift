@@ -141,4 +141,51 @@ import Testing
             #expect(try await store.allEvents(group.b2).map(\.message.bytes) == stored.map(\.data))
         }
     }
+
+    @Test("Batches on PostgreSQL write inbox runs: each device reads every message once, from few rows; a recipient named twice counts once")
+    func postgresBatchesWriteRuns() async throws {
+        try await withStore(.postgres) { store in
+            let group = try await Group(store)
+            // A second conversation of the same devices: each batch holds messages of both.
+            let (alice, bob) = (try #require(UserName("alice")), try #require(UserName("bob")))
+            let creator = MemberDevice(device: group.a, user: alice)
+            let other = try await store.addRoom(creator).id
+            let members = [creator, MemberDevice(device: group.b1, user: bob), MemberDevice(device: group.b2, user: bob)]
+            try #require(try await store.commit(other, from: 0, devices: members, added: [bob]).outcome == .applied)
+            let count = 600
+            let sent = (0..<count).map { ("m-\($0)", randomBytes(32)) }
+            let outcomes = try await withThrowingTaskGroup(of: SendOutcome.self) { tasks in
+                // Appended without waiting, so that they wait for each other and go in batches.
+                for (index, (id, data)) in sent.enumerated() {
+                    let delivery = Delivery(
+                        kind: .application, data: data, messageID: id, senderDevice: group.a, sentAt: testNow(),
+                        recipients: [group.b1, group.b2, group.b1])
+                    let room = index % 2 == 0 ? group.room : other
+                    let outcome = AsyncThrowingStream<SendOutcome, any Error> { continuation in
+                        store.appendApplication(room, epoch: 1, generation: 0, delivery: delivery, stored: nil) { result in
+                            continuation.yield(with: result.map(\.outcome))
+                            continuation.finish()
+                        }
+                    }
+                    tasks.addTask { try await outcome.first { _ in true } ?? .unknownConversation }
+                }
+                return try await tasks.reduce(into: [SendOutcome]()) { $0.append($1) }
+            }
+            #expect(outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
+            let bytes = Dictionary(uniqueKeysWithValues: sent)
+            for device in [group.b1, group.b2] {
+                let events = try await store.allEvents(device)
+                #expect(events.map(\.seq) == Array(1...Int64(count)))
+                #expect(Set(events.compactMap(\.messageId)).count == count)
+                #expect(events.allSatisfy { bytes[$0.messageId ?? ""] == $0.message.bytes })
+            }
+            let (rows, runs, longest) = try await store.database.read { connection in
+                let rows = try await connection.query("SELECT COUNT(*) FROM inbox", [])
+                let runs = try await connection.query("SELECT COUNT(*), MAX(entries) FROM inbox_runs", [])
+                return (try rows.first?.integer(0) ?? -1, try runs.first?.integer(0) ?? -1, try runs.first?.integer(1) ?? -1)
+            }
+            // A batch of one message writes inbox rows (conclave_append_message); every other batch, runs.
+            #expect(runs > 0 && runs + rows < Int64(count) / 2 && longest <= ConclaveStore.runLimit, "\(rows) rows, \(runs) runs")
+        }
+    }
 }
