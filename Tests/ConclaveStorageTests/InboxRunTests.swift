@@ -142,7 +142,7 @@ import Testing
         }
     }
 
-    @Test("Batches on PostgreSQL write inbox runs: each device reads every message once, from few rows; a recipient named twice, once")
+    @Test("Batches on PostgreSQL write inbox runs: each device reads every message once, from few rows; a recipient named twice counts once")
     func postgresBatchesWriteRuns() async throws {
         try await withStore(.postgres) { store in
             let group = try await Group(store)
