@@ -913,7 +913,6 @@ extension ConclaveStore {
             guard !runs.isEmpty else { return count }
             try await connection.execute(
                 "DELETE FROM inbox_runs WHERE device_id = ? AND seq + entries - 1 <= ?", [key, .integer(seq)])
-            var released: [ClosedRange<Int64>] = []
             for run in runs {
                 let (start, entries, first) = (try run.integer(0), try run.integer(1), try run.integer(2))
                 guard start >= 1, entries >= 1 else { throw StoreError.corrupt("inbox_runs") }
@@ -923,60 +922,37 @@ extension ConclaveStore {
                         "UPDATE inbox_runs SET seq = ?, entries = ?, first_payload = ? WHERE device_id = ? AND seq = ?",
                         [.integer(start + taken), .integer(entries - taken), .integer(first + taken), key, .integer(start)])
                 }
-                released.append(first...(first + taken - 1))
-            }
-            for part in stride(from: 0, to: released.count, by: 200) {  // (each stretch is two binds of a statement)
-                count += Int(try await Self.releaseRuns(connection, Array(released[part..<min(part + 200, released.count)])))
+                count += Int(try await Self.releaseRun(connection, from: first, through: first + taken - 1))
             }
             return count
         }
     }
 
-    /// After runs' entries (these stretches of payload ids, which do not
-    /// overlap) were deleted: deletes the payloads among them that no inbox
-    /// row or run still refers to, reading the rows and runs that overlap
-    /// them once for all of them, rather than once per payload or per run.
-    /// Returns how many of them were stored.
-    static func releaseRuns(_ connection: any SQLConnection, _ released: [ClosedRange<Int64>]) async throws -> Int64 {
-        let ranges = released.sorted { $0.lowerBound < $1.lowerBound }
-        guard let low = ranges.first?.lowerBound, let high = ranges.map(\.upperBound).max() else { return 0 }
-        func within(_ ranges: [ClosedRange<Int64>]) -> (sql: String, binds: [SQLValue]) {
-            (
-                ranges.map { _ in "(id >= ? AND id <= ?)" }.joined(separator: " OR "),
-                ranges.flatMap { [SQLValue.integer($0.lowerBound), .integer($0.upperBound)] }
-            )
-        }
-        let all = within(ranges)
-        let stored = try await connection.query("SELECT COUNT(*) FROM payloads WHERE \(all.sql)", all.binds)
+    /// After a run's entries `first...last` (payload ids) were deleted:
+    /// deletes the payloads among them that no inbox row or run still
+    /// refers to, reading the rows and runs that overlap the stretch once
+    /// rather than once per payload. Returns how many of them were stored.
+    static func releaseRun(_ connection: any SQLConnection, from first: Int64, through last: Int64) async throws -> Int64 {
+        let stored = try await connection.query(
+            "SELECT COUNT(*) FROM payloads WHERE id >= ? AND id <= ?", [.integer(first), .integer(last)])
         var kept: [ClosedRange<Int64>] = []
         let runs = try await connection.query(
             "SELECT first_payload, entries FROM inbox_runs WHERE first_payload > ? AND first_payload <= ? AND first_payload + entries > ?",
-            [.integer(low - runLimit), .integer(high), .integer(low)])
+            [.integer(first - runLimit), .integer(last), .integer(first)])
         for run in runs {
             let (start, entries) = (try run.integer(0), try run.integer(1))
-            if entries > 0 { kept.append(start...(start + entries - 1)) }
+            if entries > 0 { kept.append(max(first, start)...min(last, start + entries - 1)) }
         }
         let rows = try await connection.query(
-            "SELECT payload_id FROM inbox WHERE payload_id >= ? AND payload_id <= ?", [.integer(low), .integer(high)])
+            "SELECT payload_id FROM inbox WHERE payload_id >= ? AND payload_id <= ?", [.integer(first), .integer(last)])
         for row in rows { kept.append(try row.integer(0)...(try row.integer(0))) }
-        kept.sort { $0.lowerBound < $1.lowerBound }
-        // Each released stretch, less what is kept, in stretches to delete.
-        var gone: [ClosedRange<Int64>] = []
-        var next = kept.startIndex
-        for range in ranges {
-            var from = range.lowerBound
-            while next < kept.endIndex, kept[next].upperBound < range.lowerBound { next += 1 }
-            var index = next
-            while index < kept.endIndex, kept[index].lowerBound <= range.upperBound {
-                if kept[index].lowerBound > from { gone.append(from...(kept[index].lowerBound - 1)) }
-                from = max(from, kept[index].upperBound + 1)
-                index += 1
+        var from = first
+        for range in kept.sorted(by: { $0.lowerBound < $1.lowerBound }) + [(last + 1)...(last + 1)] {
+            if range.lowerBound > from {
+                try await connection.execute(
+                    "DELETE FROM payloads WHERE id >= ? AND id <= ?", [.integer(from), .integer(min(last, range.lowerBound - 1))])
             }
-            if from <= range.upperBound { gone.append(from...range.upperBound) }
-        }
-        for part in stride(from: 0, to: gone.count, by: 200) {
-            let some = within(Array(gone[part..<min(part + 200, gone.count)]))
-            try await connection.execute("DELETE FROM payloads WHERE \(some.sql)", some.binds)
+            from = max(from, range.upperBound + 1)
         }
         return try stored.first?.integer(0) ?? 0
     }

@@ -224,9 +224,6 @@ enum Schema {
             // Only payloads that expire are indexed by expiry (issue 14): by default messages have no lifetime, and an
             // index entry for each of them was written with it and deleted with it for nothing.
             ["DROP INDEX payloads_expiry", "CREATE INDEX payloads_expiry ON payloads(expires_at) WHERE expires_at IS NOT NULL"],
-            // PostgreSQL's batches write inbox runs too (issue 14): one row per stretch of a device's entries, not one
-            // per entry, each with its two foreign-key checks (a third of the batch function's time).
-            dialect == .postgres ? [appendMessagesFunction] : [],
         ]
     }
 
@@ -300,17 +297,14 @@ enum Schema {
     /// what the single function does per message, set by set: it checks
     /// each message against its conversation; stores the payloads of those
     /// that pass, in order (of several with one id, the first; the others
-    /// are its duplicates, D17), conversation by conversation so that each
-    /// one's payload ids follow on; moves each recipient device's counter
-    /// once (one row version per device, not one per message), numbers its
-    /// entries in payload order and writes them as inbox runs (stretches
-    /// whose sequence numbers and payload ids both follow on, of at most
-    /// ``ConclaveStore/runLimit`` entries, as on SQLite); and answers each
-    /// message as the single function would: `stored`, `duplicate` (a
-    /// message of this id stored before or earlier in the batch, whatever
-    /// the epoch now is), `wrong_epoch`, `moving`, `pending` or `unknown`.
+    /// are its duplicates, D17); moves each recipient device's counter once
+    /// (one row version per device, not one per message) and numbers its
+    /// inbox rows in the messages' order; and answers each message as the
+    /// single function would: `stored`, `duplicate` (a message of this id
+    /// stored before or earlier in the batch, whatever the epoch now is),
+    /// `wrong_epoch`, `moving`, `pending` or `unknown`.
     static let appendMessagesFunction = """
-        CREATE OR REPLACE FUNCTION conclave_append_messages(p_conversations BYTEA[], p_epochs BIGINT[], p_generations BIGINT[], \
+        CREATE FUNCTION conclave_append_messages(p_conversations BYTEA[], p_epochs BIGINT[], p_generations BIGINT[], \
         p_kinds TEXT[], p_message_ids TEXT[], p_data BYTEA[], p_senders TEXT[], p_sent_at BIGINT[], p_expires_at BIGINT[], \
         p_recipients TEXT[]) \
         RETURNS TABLE (item INT, outcome TEXT, epoch BIGINT, sent_at BIGINT, expires_at BIGINT, sequences TEXT) \
@@ -326,19 +320,19 @@ enum Schema {
                     p_senders[g.pos] AS sender
                 FROM generate_subscripts(p_conversations, 1) AS g(pos)
             ), checked AS (
-                SELECT i.pos, i.conversation, x.id IS NULL AS unknown, COALESCE(x.epoch, 0) AS current_epoch, x.message_lifetime,
+                SELECT i.pos, x.id IS NULL AS unknown, COALESCE(x.epoch, 0) AS current_epoch, x.message_lifetime,
                     (x.epoch <> p_epochs[i.pos] OR GREATEST(x.generation, 0) <> p_generations[i.pos]) AS wrong_epoch,
                     x.reinit IS NOT NULL AS moving,
                     EXISTS (SELECT 1 FROM pending_proposals q WHERE q.conversation_id = i.conversation) AS pending
                 FROM input i LEFT JOIN conversations x ON x.id = i.conversation
             ), passing AS (
-                SELECT c.pos, c.message_lifetime, min(c.pos) OVER (PARTITION BY c.conversation) AS first_pos FROM checked c
+                SELECT c.pos, c.message_lifetime FROM checked c
                 WHERE NOT c.unknown AND NOT c.wrong_epoch AND NOT c.moving AND NOT c.pending
             ), inserted AS (
                 INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at)
                 SELECT p_conversations[a.pos], p_kinds[a.pos], p_message_ids[a.pos], p_data[a.pos], p_senders[a.pos], p_sent_at[a.pos],
                     CASE WHEN a.message_lifetime > 0 THEN p_sent_at[a.pos] + a.message_lifetime * 1000 ELSE p_expires_at[a.pos] END
-                FROM passing a ORDER BY a.first_pos, a.pos
+                FROM passing a ORDER BY a.pos
                 ON CONFLICT (conversation_id, sender_device, message_id) DO NOTHING
                 RETURNING payloads.id, payloads.conversation_id, payloads.sender_device, payloads.message_id, payloads.sent_at,
                     payloads.expires_at
@@ -355,25 +349,18 @@ enum Schema {
                 LEFT JOIN payloads p ON p.conversation_id = i.conversation AND p.sender_device = i.sender AND p.message_id = i.message_id
                 WHERE n.id IS NOT NULL OR p.id IS NOT NULL
             ), wanted AS (
-                SELECT r.pos, r.payload, r.device, row_number() OVER (PARTITION BY r.device ORDER BY r.payload) AS k FROM (
-                    SELECT DISTINCT s.pos, s.id AS payload, unnest(string_to_array(p_recipients[s.pos], ',')) AS device
-                    FROM stored s) r
+                SELECT r.pos, r.device, row_number() OVER (PARTITION BY r.device ORDER BY r.pos) AS k FROM (
+                    SELECT s.pos, unnest(string_to_array(p_recipients[s.pos], ',')) AS device FROM stored s) r
             ), counts AS (
                 SELECT w.device, count(*) AS n FROM wanted w GROUP BY w.device
             ), bumped AS (
                 UPDATE devices d SET inbox_seq = d.inbox_seq + t.n FROM counts t WHERE d.id = t.device
                 RETURNING d.id, d.inbox_seq - t.n AS base
             ), numbered AS (
-                SELECT w.pos, w.payload, w.device, b.base + w.k AS seq FROM wanted w JOIN bumped b ON b.id = w.device
-            ), islands AS (
-                SELECT m.device, m.seq, m.payload, m.payload - m.seq AS island,
-                    m.seq - min(m.seq) OVER (PARTITION BY m.device, m.payload - m.seq) AS place
-                FROM numbered m
+                SELECT w.pos, w.device, b.base + w.k AS seq FROM wanted w JOIN bumped b ON b.id = w.device
             ), delivered AS (
-                INSERT INTO inbox_runs (device_id, seq, entries, first_payload)
-                SELECT i.device, min(i.seq), count(*), min(i.payload) FROM islands i
-                GROUP BY i.device, i.island, i.place / \(ConclaveStore.runLimit)
-                RETURNING inbox_runs.device_id
+                INSERT INTO inbox (device_id, seq, payload_id) SELECT m.device, m.seq, s.id FROM numbered m JOIN stored s ON s.pos = m.pos
+                RETURNING inbox.device_id
             ), sequenced AS (
                 SELECT s.pos, COALESCE(string_agg(m.device || ':' || m.seq, ',' ORDER BY m.device), '') AS list
                 FROM stored s LEFT JOIN numbered m ON m.pos = s.pos GROUP BY s.pos

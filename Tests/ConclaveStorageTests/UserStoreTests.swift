@@ -15,7 +15,7 @@ import Testing
             let versions = try await store.database.read { connection in
                 try await connection.query("SELECT version FROM schema_version", []).map { try $0.integer(0) }
             }
-            #expect(versions == [17])  // the newest migration: PostgreSQL batches write inbox runs (on SQLite, nothing)
+            #expect(versions == [16])  // the newest migration: the expiry index of payloads that expire
             #expect(try await store.user(named: alice) != nil)
         }
     }
