@@ -25,24 +25,14 @@ static inline int conclave_start_writeback(int fd, long long offset, long long c
 #endif
 }
 
-/// Has the C allocator hand every allocation of at least `bytes` to the system (mmap) and give it back
-/// when freed (glibc's M_MMAP_THRESHOLD, which also stops the threshold from moving); elsewhere nothing.
-static inline int conclave_set_mmap_threshold(int bytes) {
+/// Sets one of the C allocator's options (glibc's mallopt: M_TRIM_THRESHOLD is -1, M_MMAP_THRESHOLD -3; setting
+/// either stops glibc from moving both); elsewhere nothing.
+static inline int conclave_set_malloc_option(int option, int value) {
 #if defined(__linux__)
-    return mallopt(-3 /* M_MMAP_THRESHOLD */, bytes);
+    return mallopt(option, value);
 #else
-    (void)bytes;
-    return 0;
-#endif
-}
-
-/// Has the C allocator keep up to `bytes` of freed memory at the top of each heap rather than give it back to
-/// the system at once (glibc's M_TRIM_THRESHOLD, which also stops the thresholds from moving); elsewhere nothing.
-static inline int conclave_set_trim_threshold(int bytes) {
-#if defined(__linux__)
-    return mallopt(-1 /* M_TRIM_THRESHOLD */, bytes);
-#else
-    (void)bytes;
+    (void)option;
+    (void)value;
     return 0;
 #endif
 }

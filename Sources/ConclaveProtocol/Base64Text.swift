@@ -63,39 +63,36 @@ public enum Base64Text {
         let padding = text[length - 1] != pad ? 0 : text[length - 2] != pad ? 1 : 2
         let count = length / 4 * 3 - padding
         return values.withUnsafeBufferPointer { values -> [UInt8]? in
-            func value(_ offset: Int) -> UInt32 { UInt32(values[Int(text[offset])]) }
+            // The group of four characters at `input`, its last `padding` (pad characters) counted as zero bits; nil
+            // when a character is outside the alphabet (its value is 0xFF).
+            func decodeGroup(at input: Int, padding: Int) -> UInt32? {
+                func value(_ offset: Int) -> UInt32 { UInt32(values[Int(text[input + offset])]) }
+                let (first, second) = (value(0), value(1))
+                let (third, fourth) = (padding == 2 ? 0 : value(2), padding >= 1 ? 0 : value(3))
+                guard (first | second | third | fourth) & 0xC0 == 0 else { return nil }
+                return first << 18 | second << 12 | third << 6 | fourth
+            }
             var valid = true
             let bytes = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
                 initialized = 0
                 var (input, output) = (0, 0)
-                // Every group but the last: four characters of the alphabet (a byte outside it is 0xFF), three bytes.
+                // Every group but the last: three bytes.
                 while input + 4 < length {
-                    let (first, second, third, fourth) = (value(input), value(input + 1), value(input + 2), value(input + 3))
-                    guard (first | second | third | fourth) & 0xC0 == 0 else {
+                    guard let group = decodeGroup(at: input, padding: 0) else {
                         valid = false
                         return
                     }
-                    let group = first << 18 | second << 12 | third << 6 | fourth
                     out[output] = UInt8(truncatingIfNeeded: group >> 16)
                     out[output + 1] = UInt8(truncatingIfNeeded: group >> 8)
                     out[output + 2] = UInt8(truncatingIfNeeded: group)
                     (input, output) = (input + 4, output + 3)
                 }
-                // The last: its pad characters count as zero bits, and the bits past its last byte must be zero.
-                let third = padding == 2 ? 0 : value(input + 2)
-                let fourth = padding >= 1 ? 0 : value(input + 3)
-                let (first, second) = (value(input), value(input + 1))
-                guard (first | second | third | fourth) & 0xC0 == 0 else {
+                // The last: the bits past its last byte must be zero.
+                guard let group = decodeGroup(at: input, padding: padding), group & ((1 << (8 * padding)) - 1) == 0 else {
                     valid = false
                     return
                 }
-                let group = first << 18 | second << 12 | third << 6 | fourth
-                let kept = 3 - padding
-                guard group & ((1 << (8 * padding)) - 1) == 0 else {
-                    valid = false
-                    return
-                }
-                for index in 0..<kept { out[output + index] = UInt8(truncatingIfNeeded: group >> (16 - 8 * index)) }
+                for index in 0..<(3 - padding) { out[output + index] = UInt8(truncatingIfNeeded: group >> (16 - 8 * index)) }
                 initialized = count
             }
             return valid ? bytes : nil

@@ -4,12 +4,16 @@ import CConclaveSystem
 /// process's start. glibc's thresholds start low and move with the largest
 /// mapped buffer freed; setting either fixes both.
 public enum MemoryAllocator {
+    /// glibc's `M_TRIM_THRESHOLD` and `M_MMAP_THRESHOLD` (`<malloc.h>`).
+    private static let trimThreshold: Int32 = -1
+    private static let mmapThreshold: Int32 = -3
+
     /// For a client moving large files: buffers of a MiB or more go back to
     /// the system as soon as they are freed. glibc's moving threshold
     /// otherwise keeps freed pieces in per-thread arenas, and the process
     /// grows with every arena.
     public static func configureForClient() {
-        _ = conclave_set_mmap_threshold(1 << 20)
+        _ = conclave_set_malloc_option(mmapThreshold, 1 << 20)
     }
 
     /// For the server: buffers under 4 MiB come from the heaps, and each
@@ -19,7 +23,7 @@ public enum MemoryAllocator {
     /// given back to the system and their pages faulted in again for the
     /// next ones: 5 % of the server's time in a room-50 run.
     public static func configureForServer() {
-        _ = conclave_set_mmap_threshold(4 << 20)
-        _ = conclave_set_trim_threshold(8 << 20)
+        _ = conclave_set_malloc_option(mmapThreshold, 4 << 20)
+        _ = conclave_set_malloc_option(trimThreshold, 8 << 20)
     }
 }

@@ -368,8 +368,10 @@ import Testing
             var encoded = ByteBuffer()
             while var part = try channel.readOutbound(as: ByteBuffer.self) { encoded.writeBuffer(&part) }
             // Written whole, and by parts of a size the frame did not know.
-            let whole = TextFrames(json: json.readableBytesView)
-            let parts = TextFrames(capacity: 10) { buffer in
+            var whole = TextFrames()
+            whole.append(json: json.readableBytesView)
+            var parts = TextFrames()
+            parts.append(capacity: 10) { buffer in
                 for start in stride(from: 0, to: count, by: 1000) {
                     buffer.writeImmutableBuffer(json.getSlice(at: start, length: min(1000, count - start)) ?? ByteBuffer())
                 }
@@ -398,5 +400,25 @@ import Testing
                 #expect(Array(message.readableBytesView) == before + Array(frame.unmaskedData.readableBytesView), "\(length) \(held)")
             }
         }
+    }
+}
+
+extension TextFrames {
+    /// Each frame's JSON, in order.
+    var jsons: [ByteBuffer] {
+        var rest = bytes
+        var jsons: [ByteBuffer] = []
+        while let second = rest.getInteger(at: rest.readerIndex + 1, as: UInt8.self) {
+            let (header, length): (Int, Int?) =
+                switch second {
+                case ..<126: (2, Int(second))
+                case 126: (4, rest.getInteger(at: rest.readerIndex + 2, as: UInt16.self).map(Int.init))
+                default: (10, rest.getInteger(at: rest.readerIndex + 2, as: UInt64.self).flatMap { Int(exactly: $0) })
+                }
+            guard let length, rest.readableBytes >= header + length else { break }
+            rest.moveReaderIndex(forwardBy: header)
+            jsons.append(rest.readSlice(length: length) ?? ByteBuffer())
+        }
+        return jsons
     }
 }

@@ -100,17 +100,6 @@ struct TextFrames: Sendable {
     /// No frame yet, with room for about `capacity` bytes of them.
     init(capacity: Int = 0) { bytes = ByteBufferAllocator().buffer(capacity: capacity) }
 
-    /// One frame of the JSON `write` appends (about `capacity` bytes).
-    init(capacity: Int, _ write: (inout ByteBuffer) -> Void) {
-        self.init(capacity: Self.maxHeader + capacity)
-        append(capacity: capacity, write)
-    }
-
-    /// One frame of this JSON.
-    init(json: some Collection<UInt8>) {
-        self.init(capacity: json.count) { $0.writeBytes(json) }
-    }
-
     var isEmpty: Bool { count == 0 }
 
     /// Appends a frame of this JSON.
@@ -149,24 +138,6 @@ struct TextFrames: Sendable {
         }
         bytes.moveWriterIndex(to: start + header + length)
         count += 1
-    }
-
-    /// Each frame's JSON, in order.
-    var jsons: [ByteBuffer] {
-        var rest = bytes
-        var jsons: [ByteBuffer] = []
-        while let second = rest.getInteger(at: rest.readerIndex + 1, as: UInt8.self) {
-            let (header, length): (Int, Int?) =
-                switch second {
-                case ..<126: (2, Int(second))
-                case 126: (4, rest.getInteger(at: rest.readerIndex + 2, as: UInt16.self).map(Int.init))
-                default: (10, rest.getInteger(at: rest.readerIndex + 2, as: UInt64.self).flatMap { Int(exactly: $0) })
-                }
-            guard let length, rest.readableBytes >= header + length else { break }
-            rest.moveReaderIndex(forwardBy: header)
-            jsons.append(rest.readSlice(length: length) ?? ByteBuffer())
-        }
-        return jsons
     }
 }
 

@@ -154,7 +154,7 @@ final class InboxPusher: Sendable {
             while true {
                 let page = try await store.readInbox(device: device, after: cursor, limit: 200, maxBytes: pageBytes, now: clock.now)
                 if let last = page.events.last {
-                    var frames = TextFrames(capacity: Self.chunkBytes + 1024)
+                    var frames = Self.chunk()
                     for event in page.events {
                         try Self.append(event, to: &frames, encoder)
                         try await sendIfFull(&frames)
@@ -200,7 +200,7 @@ final class InboxPusher: Sendable {
     /// order; returns those after a gap.
     private func sendInOrder(_ events: [PushedEvent], after cursor: inout Int64) async throws -> [PushedEvent] {
         let ordered = events.filter { $0.seq > cursor }.sorted { $0.seq < $1.seq }
-        var frames = TextFrames(capacity: min(ordered.reduce(0) { $0 + $1.event.jsonBytes + 10 }, Self.chunkBytes + 1024))
+        var frames = Self.chunk(expecting: ordered.reduce(0) { $0 + $1.event.jsonBytes + 10 })
         var next = cursor
         var index = ordered.startIndex
         while index < ordered.endIndex, ordered[index].seq <= next + 1 {
@@ -222,7 +222,13 @@ final class InboxPusher: Sendable {
     private func sendIfFull(_ frames: inout TextFrames) async throws {
         guard frames.bytes.readableBytes >= Self.chunkBytes else { return }
         try await target.send(frames)
-        frames = TextFrames(capacity: Self.chunkBytes + 1024)
+        frames = Self.chunk()
+    }
+
+    /// A buffer for frames, with room for a chunk (and the frame that fills
+    /// it), or for `bytes` when that is less.
+    private static func chunk(expecting bytes: Int = .max) -> TextFrames {
+        TextFrames(capacity: min(bytes, chunkBytes + 1024))
     }
 
     /// The missing event did not come: read the store, unless the cursor
