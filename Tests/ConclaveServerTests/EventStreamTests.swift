@@ -14,6 +14,21 @@ import Testing
 struct EventStreamTests {
     typealias Wire = WebSocketWire
 
+    /// A network whose WebSockets are pinged once an hour: a raw socket
+    /// answers no ping, and a test that runs long beside the rest of the
+    /// suite must not be closed for it (pings have a test of their own).
+    static func run(
+        _ configure: @escaping @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        _ body: @Sendable (TestNetwork) async throws -> Void
+    ) async throws {
+        try await TestNetwork.run(
+            .sqlite,
+            configure: {
+                $0.limits.webSocketPingSeconds = 3_600
+                configure(&$0)
+            }, body)
+    }
+
     /// alice's device, and a raw WebSocket of its session.
     static func openStream(_ network: TestNetwork) async throws -> (alice: ConclaveClient, socket: RawSocket) {
         try await network.users("alice", "bob")
@@ -39,7 +54,7 @@ struct EventStreamTests {
 
     @Test("A ping is answered with a pong of the same data")
     func pingPong() async throws {
-        try await TestNetwork.run(.sqlite) { network in
+        try await Self.run { network in
             let (_, socket) = try await Self.openStream(network)
             try socket.send(bytes: Wire.frame(Wire.ping, Array("are you there".utf8)))
             let pong = try await Self.frames(until: Wire.pong, from: socket).first { $0.opcode == Wire.pong }
@@ -47,9 +62,35 @@ struct EventStreamTests {
         }
     }
 
+    @Test("The server pings: a client that answers stays open, one that does not is closed with 1001 at the next ping")
+    func pingTimeout() async throws {
+        // A pong must arrive before the next ping: 4 s leaves room for a test process loaded by the rest of the suite.
+        let configure: @Sendable (inout ServerConfiguration) -> Void = { $0.limits.webSocketPingSeconds = 4 }
+        try await TestNetwork.run(.sqlite, configure: configure) { network in
+            let (alice, socket) = try await Self.openStream(network)
+            // Two pings answered, each with its own data: the connection stays open.
+            var answered: [[UInt8]] = []
+            while answered.count < 2 {
+                let ping = try #require(try await Self.frames(until: Wire.ping, from: socket).first { $0.opcode == Wire.ping })
+                #expect(ping.payload.count == 16 && !answered.contains(ping.payload))
+                try socket.send(bytes: Wire.frame(Wire.pong, ping.payload))
+                answered.append(ping.payload)
+            }
+            // The next one goes unanswered: the one after it is not sent, the connection is closed instead.
+            let frames = try await Self.frames(until: Wire.close, from: socket)
+            #expect(Self.closeCode(frames) == 1001)
+            #expect(frames.filter { $0.opcode == Wire.ping }.count == 1)
+            #expect(String(decoding: frames.last?.payload.dropFirst(2) ?? [], as: UTF8.self) == "ping timeout")
+            #expect(try await withDeadline(.seconds(30), "the close") { await socket.readUntilClosed() }.isEmpty)
+            // The device itself is not cut off: a new connection opens.
+            let token = try #require(await alice.sessionTokenForTesting)
+            #expect(try await RawSocket.eventStream(network.url, token: token).answer.hasPrefix("HTTP/1.1 101"))
+        }
+    }
+
     @Test("A frame that is not masked is a protocol error: close 1002, and the connection ends")
     func unmaskedFrame() async throws {
-        try await TestNetwork.run(.sqlite) { network in
+        try await Self.run { network in
             let (_, socket) = try await Self.openStream(network)
             try socket.send(bytes: Wire.frame(Wire.text, Array(#"{"ack": 1}"#.utf8), masked: false))
             #expect(Self.closeCode(try await Self.frames(until: Wire.close, from: socket)) == 1002)
@@ -62,8 +103,8 @@ struct EventStreamTests {
         "A message beyond a send of the largest application message, whole or in fragments, is closed with 1009; a stray continuation with 1002"
     )
     func oversizeAndStrayFragments() async throws {
-        try await TestNetwork.run(
-            .sqlite, configure: { $0.limits.maxMessageBytes = 1024 },
+        try await Self.run(
+            { $0.limits.maxMessageBytes = 1024 },
             { network in
                 let limit = EventStreamHandler.Settings.maxMessage(forMessageBytes: 1024)
                 let (_, whole) = try await Self.openStream(network)
@@ -84,7 +125,7 @@ struct EventStreamTests {
 
     @Test("A client's close frame is answered with its code, and the server ends the connection")
     func clientClose() async throws {
-        try await TestNetwork.run(.sqlite) { network in
+        try await Self.run { network in
             let (_, socket) = try await Self.openStream(network)
             try socket.send(bytes: Wire.frame(Wire.close, Wire.closePayload(1000, "bye")))
             #expect(Self.closeCode(try await Self.frames(until: Wire.close, from: socket)) == 1000)
@@ -94,7 +135,7 @@ struct EventStreamTests {
 
     @Test("An acknowledgement sent in two fragments, with a ping between them, is taken: the event leaves the inbox")
     func fragmentedAcknowledgement() async throws {
-        try await TestNetwork.run(.sqlite) { network in
+        try await Self.run { network in
             let (alice, socket) = try await Self.openStream(network)
             let bob = try await network.device("bob")
             _ = try await bob.directConversation(with: network.address("alice"))
@@ -122,7 +163,7 @@ struct EventStreamTests {
 
     @Test("An upgrade asked on a connection's second request is sent to a new connection: 307 to a path of this server only")
     func lateUpgrade() async throws {
-        try await TestNetwork.run(.sqlite) { network in
+        try await Self.run { network in
             let socket = try RawSocket(url: network.url)
             try socket.send(
                 "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -137,7 +178,7 @@ struct EventStreamTests {
 
     @Test("A message sent on the WebSocket is answered once stored, reaches its recipient, and is refused as over HTTP")
     func sendOnTheStream() async throws {
-        try await TestNetwork.run(.sqlite) { network in
+        try await Self.run { network in
             let (alice, socket) = try await Self.openStream(network)
             let bob = try await network.device("bob")
             let conversation = try await alice.directConversation(with: network.address("bob")).id
@@ -205,7 +246,7 @@ struct EventStreamTests {
             $0.limits = .unthrottled
             $0.limits.webSocketsPerDevice = connections
         }
-        try await TestNetwork.run(.sqlite, configure: configure) { network in
+        try await Self.run(configure) { network in
             try await network.users("alice", "bob")
             let alice = try await network.device("alice")
             _ = try await network.device("bob")
@@ -313,7 +354,7 @@ struct EventStreamTests {
 
     @Test("A send without a usable ref is refused without one; a frame that is neither a send nor an acknowledgement is ignored")
     func sendWithoutRef() async throws {
-        try await TestNetwork.run(.sqlite) { network in
+        try await Self.run { network in
             let (_, socket) = try await Self.openStream(network)
             try socket.send(bytes: Wire.frame(Wire.text, Array(#"{"hello":"there"}"#.utf8)))
             try socket.send(bytes: Wire.frame(Wire.text, Array(#"{"conversation":"00","send":{}}"#.utf8)))

@@ -184,6 +184,28 @@ struct LimitsTests {
         }
     }
 
+    @Test("11.10: a kept-alive connection silent for idle_timeout_seconds is closed, a later head that never ends too")
+    func idleConnections() async throws {
+        // The first head's timeout (an hour) does not apply after the first request: the idle timeout (5 s) does.
+        let configure: @Sendable (inout ServerConfiguration) -> Void = {
+            $0.limits.requestHeadTimeoutSeconds = 3_600
+            $0.limits.idleTimeoutSeconds = 5
+        }
+        try await TestNetwork.run(.sqlite, configure: configure) { network in
+            let silent = try RawSocket(url: network.url)
+            try silent.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let read = try await withDeadline(.seconds(30), "the server closing a silent connection") { await silent.readUntilClosed() }
+            #expect(read.hasPrefix("HTTP/1.1 200") && read.components(separatedBy: "HTTP/1.1").count == 2)
+
+            let slow = try RawSocket(url: network.url)
+            try slow.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n")
+            let answers = try await withDeadline(.seconds(30), "the server closing a half-sent second head") {
+                await slow.readUntilClosed()
+            }
+            #expect(answers.hasPrefix("HTTP/1.1 200") && answers.components(separatedBy: "HTTP/1.1").count == 2)
+        }
+    }
+
     @Test("11.10: past the connection limit a connection is answered 503; a device holds at most its WebSockets")
     func connectionLimits() async throws {
         let configure: @Sendable (inout ServerConfiguration) -> Void = { configuration in
@@ -226,7 +248,9 @@ struct LimitsTests {
 
     @Test("11.10: a cut-off device's WebSocket gets its close frame (1008), and is released even if its client never answers")
     func silentClientIsReleased() async throws {
-        try await TestNetwork.run(.sqlite) { network in
+        // No ping in the test's time: this client would not answer it.
+        let configure: @Sendable (inout ServerConfiguration) -> Void = { $0.limits.webSocketPingSeconds = 3_600 }
+        try await TestNetwork.run(.sqlite, configure: configure) { network in
             try await network.users("alice")
             let alice = try await network.device("alice")
             let token = try #require(await alice.sessionTokenForTesting)
@@ -417,15 +441,19 @@ struct LimitsTests {
             let text = written.trimmingCharacters(in: .whitespacesAndNewlines).dropLast() + ", " + extra + "}"
             try text.write(toFile: directory.configurationFile, atomically: true, encoding: .utf8)
         }
-        try configure(#""limits": {"max_message_bytes": 131072, "messages_per_second": 5}, "trusted_proxies": ["10.0.0.2"]"#)
+        let limitsGiven = #""limits": {"max_message_bytes": 131072, "messages_per_second": 5, "web_socket_ping_seconds": 45}"#
+        try configure(limitsGiven + #", "trusted_proxies": ["10.0.0.2"]"#)
         let settings = try directory.settings()
         let limits = try #require(settings.limits)
         #expect(limits.maxMessageBytes == 131_072)
         #expect(limits.messagesPerSecond == 5)
+        #expect(limits.webSocketPingSeconds == 45)
         #expect(limits.connections == ServerLimits().connections)
         #expect(settings.trustedProxies == ["10.0.0.2"])
         try configure(#""limits": {"max_message_bytes": 10}"#)
         let error = try #require(throws: DataDirectory.Failure.self) { try directory.settings() }
         #expect(error.description.contains("limits.max_message_bytes"))
+        try configure(#""limits": {"web_socket_ping_seconds": 0.5}"#)
+        #expect(throws: DataDirectory.Failure.self) { try directory.settings() }
     }
 }

@@ -162,13 +162,15 @@ actor Gate {
 
 /// HTTP/1.1 with the `/v1/events` WebSocket upgrade (where `events` is
 /// given), behind the connection gate: the connection limit and the time
-/// to send a first request head; later heads are bounded by the idle
-/// timeout, bodies by ``BodyDeadline`` (D24).
+/// to send a first request head; later heads and the silence between
+/// requests are bounded by the idle timeout, bodies by ``BodyDeadline``
+/// (D24). A WebSocket has its own pings instead.
 func gatedServer(router: ConclaveRouter, events: EventStreamUpgrade?, limits: ServerLimits, tls: TLSCertificates?) -> HTTPServerBuilder {
     let connections = ConnectionCount(limit: limits.connections)
     let headTimeout = TimeAmount.milliseconds(Int64(limits.requestHeadTimeoutSeconds * 1000))
     let configuration = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [BodyDeadline(bodyTimeout: .seconds(60))], idleTimeout: headTimeout)
+        additionalChannelHandlers: [BodyDeadline(bodyTimeout: .seconds(60))],
+        idleTimeout: .milliseconds(Int64(limits.idleTimeoutSeconds * 1000)))
     return HTTPServerBuilder { responder in
         GatedChildChannel(
             base: ConclaveHTTPChannel(responder: responder, configuration: configuration, events: events),

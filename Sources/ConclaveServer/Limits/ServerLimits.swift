@@ -41,6 +41,9 @@ public struct ServerLimits: Codable, Sendable, Hashable {
     /// Seconds a client has to send a whole request head; seconds of silence before a connection closes.
     public var requestHeadTimeoutSeconds = 10.0
     public var idleTimeoutSeconds = 120.0
+    /// Seconds between the server's pings on a WebSocket; a client that has
+    /// not answered one by the next is closed (1001).
+    public var webSocketPingSeconds = 30.0
     /// Open federation mode: seconds between two first-use checks of one
     /// network, and the time every first-use answer takes (so that its
     /// timing tells nothing of the URL's host or port).
@@ -57,7 +60,7 @@ public struct ServerLimits: Codable, Sendable, Hashable {
         case signInFailuresPerAddress, signInFailuresPerName, signInWindowSeconds, passwordHashThreads, passwordHashQueue
         case keyPackageClaimsPerRequester, keyPackageClaimsPerTarget, keyPackageStock, outboxPerPeer, outboxMaxAgeSeconds
         case connections, webSocketsPerDevice, requestHeadTimeoutSeconds, idleTimeoutSeconds, firstUseCheckIntervalSeconds
-        case firstUseAnswerSeconds, uploadTimeoutSeconds
+        case firstUseAnswerSeconds, uploadTimeoutSeconds, webSocketPingSeconds
     }
 
     /// Reads the keys given; the others keep their defaults. A value out of
@@ -92,6 +95,7 @@ public struct ServerLimits: Codable, Sendable, Hashable {
         try read(.webSocketsPerDevice, \.webSocketsPerDevice, 1...1_000)
         try read(.requestHeadTimeoutSeconds, \.requestHeadTimeoutSeconds, 1...3_600)
         try read(.idleTimeoutSeconds, \.idleTimeoutSeconds, 5...86_400)
+        try read(.webSocketPingSeconds, \.webSocketPingSeconds, 1...3_600)
         try read(.firstUseCheckIntervalSeconds, \.firstUseCheckIntervalSeconds, 1...86_400)
         try read(.firstUseAnswerSeconds, \.firstUseAnswerSeconds, 0.1...30)
         try read(.uploadTimeoutSeconds, \.uploadTimeoutSeconds, 60...(30 * 86_400))
