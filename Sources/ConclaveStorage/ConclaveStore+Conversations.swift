@@ -575,10 +575,10 @@ extension ConclaveStore {
         _ connection: any SQLConnection, _ delivery: Delivery, conversation: ConversationID, unlessDuplicate: Bool
     ) async throws -> SQLValue? {
         let conflict = unlessDuplicate ? " ON CONFLICT (conversation_id, sender_device, message_id) DO NOTHING" : ""
-        let payload = try await connection.query(
+        let payload = try await connection.insertReturningID(
             """
             INSERT INTO payloads (conversation_id, kind, message_id, data, sender_device, sent_at, expires_at) \
-            VALUES (?, ?, ?, ?, ?, ?, ?)\(conflict) RETURNING id
+            VALUES (?, ?, ?, ?, ?, ?, ?)\(conflict)
             """,
             [
                 .blob(conversation.bytes), .text(delivery.kind.rawValue), delivery.messageID.map(SQLValue.text) ?? .null,
@@ -586,7 +586,7 @@ extension ConclaveStore {
                 delivery.senderDevice.map { .text($0.value) } ?? .null, .integer(delivery.sentAt.millis),
                 delivery.expiresAt.map { .integer($0.millis) } ?? .null,
             ])
-        return payload.first?.values.first
+        return payload.map(SQLValue.integer)
     }
 
     /// One inbox entry per recipient device that still exists, each with

@@ -58,9 +58,20 @@ public enum SQLDialect: String, Sendable {
 /// A connection inside one transaction.
 public protocol SQLConnection: Sendable {
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
+
+    /// Runs an `INSERT` (which may end in `ON CONFLICT … DO NOTHING`) into a
+    /// table whose key is an integer `id`, and returns the new row's id, or
+    /// nil when it inserted nothing.
+    func insertReturningID(_ sql: String, _ binds: [SQLValue]) async throws -> Int64?
 }
 
 extension SQLConnection {
+    /// `RETURNING id`. (SQLite reads the id of the row it inserted instead:
+    /// its `RETURNING` costs as much again as the insert.)
+    public func insertReturningID(_ sql: String, _ binds: [SQLValue]) async throws -> Int64? {
+        try await query(sql + " RETURNING id", binds).first?.integer(0)
+    }
+
     public func execute(_ sql: String, _ binds: [SQLValue] = []) async throws {
         _ = try await query(sql, binds)
     }

@@ -45,7 +45,11 @@ public final class SQLiteDatabase: SQLDatabase {
         var readers: [SQLiteLink] = []
         do {
             // NORMAL: a commit does not flush the WAL itself; WALSync does, before any caller is told (see above).
-            for pragma in ["PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"] {
+            // secure_delete: what is deleted (acknowledged or expired ciphertext) is overwritten, whatever the build's default.
+            for pragma in [
+                "PRAGMA busy_timeout=10000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
+                "PRAGMA secure_delete=ON",
+            ] {
                 _ = try await writer.query(pragma, [])
             }
             for index in 0..<max(1, readerCount) {
@@ -340,4 +344,6 @@ struct SQLiteTransaction: SQLConnection {
     let link: SQLiteLink
 
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] { try await link.query(sql, binds) }
+
+    func insertReturningID(_ sql: String, _ binds: [SQLValue]) async throws -> Int64? { try await link.insert(sql, binds) }
 }

@@ -65,14 +65,21 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
     }
 
     /// Runs one statement and returns its rows, on the connection's thread.
-    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+    func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] { try await onThread { try self.run(sql, binds) } }
+
+    /// Runs one `INSERT` and returns the id of the row it inserted, nil if
+    /// it inserted none (``SQLConnection/insertReturningID(_:_:)``).
+    func insert(_ sql: String, _ binds: [SQLValue]) async throws -> Int64? { try await onThread { try self.runInsert(sql, binds) } }
+
+    /// Runs `body` on the connection's thread: at once when the caller is on it.
+    private func onThread<T: Sendable>(_ body: @Sendable () throws -> T) async throws -> T {
         guard !jobs.isStopped else { throw StoreError.database("SQLite: the database is closed") }
-        if isCurrent { return try run(sql, binds) }
+        if isCurrent { return try body() }
         return try await withTaskExecutorPreference(self) {
             // Closed meanwhile: the job runs on one of Dispatch's threads, which must not touch the connection (its
             // thread may be finalising the statements at this moment).
             guard self.isCurrent else { throw StoreError.database("SQLite: the database is closed") }
-            return try self.run(sql, binds)
+            return try body()
         }
     }
 
@@ -98,6 +105,13 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
 
     // MARK: On the thread
 
+    /// An `INSERT` without `RETURNING`: the count of rows it changed, and the
+    /// last row id, are the connection's own, read right after it on this thread.
+    private func runInsert(_ sql: String, _ binds: [SQLValue]) throws -> Int64? {
+        _ = try run(sql, binds)
+        return sqlite3_changes(handle) > 0 ? sqlite3_last_insert_rowid(handle) : nil
+    }
+
     private func run(_ sql: String, _ binds: [SQLValue]) throws -> [SQLRow] {
         let statement = try prepared(sql)
         defer {
@@ -110,9 +124,12 @@ final class SQLiteLink: TaskExecutor, @unchecked Sendable {  // `handle` and `st
             switch value {
             case .null: code = sqlite3_bind_null(statement, index)
             case .integer(let number): code = sqlite3_bind_int64(statement, index, number)
-            case .text(let text):
-                code = text.utf8CString.withUnsafeBufferPointer {
-                    conclave_sqlite3_bind_text(statement, index, $0.baseAddress, Int32($0.count - 1))
+            case .text(let text) where text.isEmpty:
+                code = conclave_sqlite3_bind_text(statement, index, "", 0)  // a pointer even so: a null one would bind NULL
+            case .text(var text):
+                // The string's own UTF-8, not a copy of it (SQLite copies it).
+                code = text.withUTF8 { utf8 in
+                    utf8.withMemoryRebound(to: CChar.self) { conclave_sqlite3_bind_text(statement, index, $0.baseAddress, Int32($0.count)) }
                 }
             case .blob(let bytes):
                 // An empty blob needs a pointer too: a null one would bind NULL.

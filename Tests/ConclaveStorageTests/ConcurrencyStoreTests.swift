@@ -210,4 +210,36 @@ import Testing
         }
         try await database.close()
     }
+    /// An insert that returns its row's id (SQLite reads it from the
+    /// connection rather than through `RETURNING`): a new id each time, nil
+    /// when `ON CONFLICT DO NOTHING` inserted nothing (and not the previous
+    /// row's id), and texts bound as they are, the empty one as '' not NULL.
+    @Test(arguments: [Backend.sqlite, Backend.postgres])
+    func insertsReturnTheirRowsID(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let key = store.database.dialect == .sqlite ? "INTEGER PRIMARY KEY" : "BIGSERIAL PRIMARY KEY"
+            let insert = "INSERT INTO scratch (name, note) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+            let ids = try await store.database.transaction { connection in
+                try await connection.execute("CREATE TABLE scratch (id \(key), name TEXT NOT NULL UNIQUE, note TEXT)")
+                let first = try await connection.insertReturningID(insert, [.text("a"), .text("")])
+                let second = try await connection.insertReturningID(insert, [.text("b"), .text("été ✓")])
+                let again = try await connection.insertReturningID(insert, [.text("a"), .text("other")])
+                return [first, second, again]
+            }
+            #expect(ids[0] != nil && ids[1] != nil && ids[0] != ids[1] && ids[2] == nil)
+            let rows = try await store.database.read { try await $0.query("SELECT id, note, note IS NULL FROM scratch ORDER BY name", []) }
+            #expect(try rows.map { try $0.integer(0) } == ids.prefix(2).compactMap { $0 })
+            #expect(try rows.map { try $0.text(1) } == ["", "été ✓"])
+            #expect(try rows.map { try $0.integer(2) } == [0, 0])
+        }
+    }
+
+    /// SQLite overwrites what is deleted (acknowledged and expired
+    /// ciphertext), whatever the default of the library it was built with.
+    @Test func sqliteOverwritesWhatItDeletes() async throws {
+        try await withStore(.sqlite) { store in
+            let rows = try await store.database.transaction { try await $0.query("PRAGMA secure_delete", []) }
+            #expect(try rows.first?.integer(0) == 1)
+        }
+    }
 }
