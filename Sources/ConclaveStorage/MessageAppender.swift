@@ -23,13 +23,26 @@ import Synchronization
 /// while it waits (a send on a WebSocket), or resumes its task
 /// (``append(_:store:)``).
 final class MessageAppender: Sendable {
-    struct Message: Sendable {
+    /// A class: a message passes through several arrays on its way to a
+    /// batch, and a copy of it is then one reference, not one per part of
+    /// its delivery.
+    final class Message: Sendable {
         let conversation: ConversationID
         let epoch: UInt64
         let generation: UInt64
         let delivery: Delivery
         /// Told the message's outcome once it has committed, before its caller resumes.
-        var stored: ConclaveStore.StoredHandler?
+        let stored: ConclaveStore.StoredHandler?
+
+        init(
+            conversation: ConversationID, epoch: UInt64, generation: UInt64, delivery: Delivery, stored: ConclaveStore.StoredHandler? = nil
+        ) {
+            self.conversation = conversation
+            self.epoch = epoch
+            self.generation = generation
+            self.delivery = delivery
+            self.stored = stored
+        }
     }
 
     typealias Outcome = (outcome: SendOutcome, sequences: [DeviceID: Int64])

@@ -24,15 +24,13 @@ import Testing
         let told = Mutex<[(id: String, resumedThen: Set<String>)]>([])
 
         func handled(_ message: MessageAppender.Message) -> MessageAppender.Message {
-            var message = message
             let id = message.delivery.messageID ?? ""
-            message.stored = { outcome, _ in
+            return message.storing { outcome, _ in
                 guard case .stored = outcome else { return }
                 if self.told.withLock({ $0.isEmpty }) { _ = self.callerResumed.wait(timeout: .now() + 0.5) }
                 let snapshot = self.resumed.withLock { $0 }
                 self.told.withLock { $0.append((id, snapshot)) }
             }
-            return message
         }
     }
 
@@ -169,10 +167,8 @@ import Testing
         }
 
         func handled(_ message: MessageAppender.Message) -> MessageAppender.Message {
-            var message = message
             let id = message.delivery.messageID ?? ""
-            message.stored = { _, _ in self.log.withLock { $0.append("stored " + id) } }
-            return message
+            return message.storing { _, _ in self.log.withLock { $0.append("stored " + id) } }
         }
 
         /// Returns once every expected caller was told.
@@ -229,5 +225,12 @@ import Testing
         #expect(recorder.batches.withLock { $0 }.last == ["over"])
         for continuation in recorder.held.withLock({ $0 }) { continuation.resume() }
         while appender.waiting > 0 { await Task.yield() }
+    }
+}
+
+extension MessageAppender.Message {
+    /// This message with a handler told its outcome once stored.
+    func storing(_ handler: @escaping ConclaveStore.StoredHandler) -> MessageAppender.Message {
+        MessageAppender.Message(conversation: conversation, epoch: epoch, generation: generation, delivery: delivery, stored: handler)
     }
 }
