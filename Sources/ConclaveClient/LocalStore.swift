@@ -15,6 +15,8 @@ import SQLiteNIO
 actor LocalStore {
     private let connection: SQLiteConnection
     private let key: SymmetricKey
+    /// Held while the store is open: one client per profile.
+    private var lock: ProfileLock?
     /// Whether a transaction is open on the connection, and the tasks
     /// waiting for it to end.
     private var inTransaction = false
@@ -29,6 +31,7 @@ actor LocalStore {
         } catch {
             throw ClientError.localStore("cannot create the profile directory")
         }
+        let lock = try await ProfileLock.take(directory: directory)
         let keyFile = directory + "/profile.key"
         let key: SymmetricKey
         if let data = files.contents(atPath: keyFile) {
@@ -66,16 +69,19 @@ actor LocalStore {
         } catch {
             throw ClientError.localStore("cannot open profile.sqlite")
         }
-        return LocalStore(connection: connection, key: key)
+        return LocalStore(connection: connection, key: key, lock: lock)
     }
 
-    private init(connection: SQLiteConnection, key: SymmetricKey) {
+    private init(connection: SQLiteConnection, key: SymmetricKey, lock: ProfileLock) {
         self.connection = connection
         self.key = key
+        self.lock = lock
     }
 
+    /// Closes the file, then lets another client open the profile.
     func close() async {
         try? await connection.close()
+        lock = nil
     }
 
     deinit {
@@ -107,7 +113,13 @@ actor LocalStore {
     }
 
     private func run(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
-        do { return try await connection.query(sql, binds) } catch { throw ClientError.localStore("SQLite: \(sql.prefix(30))…") }
+        do {
+            return try await connection.query(sql, binds)
+        } catch {
+            // SQLite's own reason (busy, full, corrupt…): it names no value, only what went wrong.
+            let reason = (error as? SQLiteError).map { " (\($0.message))" } ?? ""
+            throw ClientError.localStore("SQLite: \(sql.prefix(30))…\(reason)")
+        }
     }
 
     // MARK: Transactions

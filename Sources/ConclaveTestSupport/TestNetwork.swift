@@ -126,8 +126,7 @@ public struct TestNetwork: NetworkFixture {
         configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestNetwork) async throws -> T
     ) async throws -> T? {
-        let root = NSTemporaryDirectory() + "conclave-test-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let root = try TestDirectories.make("conclave-test-")
         var postgresURL: String?
         if backend == .postgres {
             guard let url = try await Backend.postgresDatabase() else { return nil }
@@ -199,8 +198,7 @@ public struct ProcessNetwork: NetworkFixture {
     public static func start(
         _ backend: Backend, domain: String = "acme.example", testClock: Bool = false, limits: ServerLimits? = nil
     ) async throws -> ProcessNetwork? {
-        let root = NSTemporaryDirectory() + "conclave-e2e-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let root = try TestDirectories.make("conclave-e2e-")
         var postgresURL: String?
         if backend == .postgres {
             guard let url = try await Backend.postgresDatabase() else { return nil }
@@ -286,8 +284,7 @@ public struct ClusterNetwork: NetworkFixture {
     /// cannot run here.
     public static func start(processes: Int = 2, domain: String = "acme.example") async throws -> ClusterNetwork? {
         guard let postgresURL = try await Backend.postgresDatabase() else { return nil }
-        let root = NSTemporaryDirectory() + "conclave-cluster-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let root = try TestDirectories.make("conclave-cluster-")
         let token = try await ConclaveServerProcess.initialise(directory: root + "/server", network: domain)
         // Started together, so that their migrations run at once (they take turns, ConclaveStore.migrate).
         let servers = try await withThrowingTaskGroup(of: ConclaveServerProcess.self) { group in

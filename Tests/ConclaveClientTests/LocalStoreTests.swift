@@ -36,6 +36,24 @@ import Testing
         await again.close()
     }
 
+    /// One client per profile: a second store on it waits a little for
+    /// the first, then is refused with a message that says why; once the
+    /// first closes (or its process ends), the profile opens again.
+    @Test func aProfileOpensOnceAtATime() async throws {
+        let directory = Self.profile()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try await LocalStore.open(directory: directory)
+        let refusal = await #expect(throws: ClientError.self) { _ = try await LocalStore.open(directory: directory) }
+        #expect(refusal?.description.contains("in use by another conclave client") == true)
+        // The lock is the file's, not the process's: a second lock in this process is refused at once when told not to wait.
+        await #expect(throws: ClientError.self) { _ = try await ProfileLock.take(directory: directory, patience: .zero) }
+        await first.close()
+        let second = try await LocalStore.open(directory: directory)
+        try await second.setMeta("after", [1])
+        #expect(try await second.meta("after") == [1])
+        await second.close()
+    }
+
     @Test func anotherKeyOrABadKeyFileIsRefused() async throws {
         let directory = Self.profile()
         defer { try? FileManager.default.removeItem(atPath: directory) }

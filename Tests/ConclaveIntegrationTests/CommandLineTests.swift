@@ -10,7 +10,7 @@ import Testing
 struct CommandLineTests {
     @Test("server init, admin, login, send, room, receive --json")
     func cli() async throws {
-        let root = NSTemporaryDirectory() + "conclave-cli-\(UUID().uuidString.prefix(8))"
+        let root = TestDirectories.reserve("conclave-cli-")
         let data = root + "/server"
         let token = try await ConclaveServerProcess.initialise(directory: data, network: "acme.example")
         #expect(!token.isEmpty)
@@ -208,7 +208,7 @@ struct CommandLineTests {
 
     @Test("conclave demo, the README's main command, passes every step")
     func demo() async throws {
-        let directory = NSTemporaryDirectory() + "conclave-demo-test-\(UUID().uuidString.prefix(8))"
+        let directory = TestDirectories.reserve("conclave-demo-test-")
         let result = try await ConclaveServerProcess.runCLI(["demo", "--directory", directory])
         #expect(result.status == 0, "\(result.output.suffix(2000))\n\(result.error.suffix(2000))")
         #expect(result.output.contains("== every step passed"))

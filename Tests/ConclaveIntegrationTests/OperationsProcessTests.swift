@@ -9,9 +9,9 @@ import Testing
 /// processes: backups, the data directory's lock, signals, logs, TLS.
 @Suite(.serialized)
 struct OperationsProcessTests {
-    let root = NSTemporaryDirectory() + "conclave-ops-\(UUID().uuidString.prefix(8))"
+    let root: String
 
-    init() throws { try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true) }
+    init() throws { root = try TestDirectories.make("conclave-ops-") }
 
     /// `root/server`, initialised for acme.example.
     func initialisedDataDirectory() async throws -> String {

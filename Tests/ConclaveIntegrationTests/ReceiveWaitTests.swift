@@ -36,9 +36,10 @@ struct ReceiveWaitTests {
         #expect(ended.output.components(separatedBy: "\"first\"").count == 2)
 
         // Down for good: the wait ends with status 1 and says why. The kill must come within the wait, after the CLI's
-        // start, which takes seconds on a loaded two-core runner: the message is sent first, and the wait is long.
+        // start, which takes seconds on a loaded two-core runner (and this test's own turn to run, more): the message is
+        // sent first, and the wait is long.
         try await alice.send("last", to: direct.id)
-        let second = try CLIProcess(["--profile", profile, "receive", "--wait", "30s"])
+        let second = try CLIProcess(["--profile", profile, "receive", "--wait", "60s"])
         try await second.waitForOutput(containing: "last")
         network.server.kill()  // at once: a graceful stop may keep the connection open past the wait
         let failed = await second.waitForExit()
