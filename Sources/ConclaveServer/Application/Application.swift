@@ -167,10 +167,9 @@ actor Gate {
 /// (D24). A WebSocket has its own pings instead.
 func gatedServer(router: ConclaveRouter, events: EventStreamUpgrade?, limits: ServerLimits, tls: TLSCertificates?) -> HTTPServerBuilder {
     let connections = ConnectionCount(limit: limits.connections)
-    let headTimeout = TimeAmount.milliseconds(Int64(limits.requestHeadTimeoutSeconds * 1000))
+    let headTimeout = TimeAmount(seconds: limits.requestHeadTimeoutSeconds)
     let configuration = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [BodyDeadline(bodyTimeout: .seconds(60))],
-        idleTimeout: .milliseconds(Int64(limits.idleTimeoutSeconds * 1000)))
+        additionalChannelHandlers: [BodyDeadline(bodyTimeout: .seconds(60))], idleTimeout: TimeAmount(seconds: limits.idleTimeoutSeconds))
     return HTTPServerBuilder { responder in
         GatedChildChannel(
             base: ConclaveHTTPChannel(responder: responder, configuration: configuration, events: events),

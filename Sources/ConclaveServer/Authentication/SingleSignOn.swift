@@ -54,7 +54,7 @@ final class SingleSignOn: Sendable {
         store: ConclaveStore, identity: NetworkIdentity, audit: AuditRecorder, authentication: AuthenticationService, admin: AdminService,
         providerTimeout: TimeInterval, logger: Logger
     ) {
-        self.provider = OpenIDProvider(timeout: .milliseconds(Int64(providerTimeout * 1000)))
+        self.provider = OpenIDProvider(timeout: .init(seconds: providerTimeout))
         self.store = store
         self.identity = identity
         self.audit = audit

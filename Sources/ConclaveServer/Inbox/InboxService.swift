@@ -61,7 +61,7 @@ final class InboxService: Sendable {
     /// The WebSocket's settings under this server's limits.
     var streamSettings: EventStreamHandler.Settings {
         var settings = EventStreamHandler.Settings(maxMessageBytes: limits.maxMessageBytes)
-        settings.pingInterval = .milliseconds(Int64(limits.webSocketPingSeconds * 1_000))
+        settings.pingInterval = TimeAmount(seconds: limits.webSocketPingSeconds)
         return settings
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 /// Every bound the server puts on what one party may cost it
 /// (docs/admin-guide.md lists them with their defaults). Set in
@@ -114,4 +115,9 @@ public struct ServerLimits: Codable, Sendable, Hashable {
         limits.keyPackageClaimsPerTarget = 1_000_000
         return limits
     }
+}
+
+extension TimeAmount {
+    /// A setting given in seconds (a fraction allowed), to the millisecond.
+    init(seconds: Double) { self = .milliseconds(Int64(seconds * 1_000)) }
 }
